@@ -1,0 +1,121 @@
+/**
+ * Every error code hookd can produce, in one place. HTTP answers, logs and run records carry
+ * these codes; tests assert codes, never message text. Messages are templates: `%s` is filled
+ * from the arguments in order.
+ */
+const definitions = {
+  // configuration
+  HOOKD_CONFIG_NOT_FOUND: { status: 500, message: "config file not found: %s" },
+  HOOKD_CONFIG_COMPILE: { status: 500, message: "config %s does not compile: %s" },
+  HOOKD_CONFIG_EXPORT: { status: 500, message: "config %s must `export default defineConfig({...})`, got %s" },
+  HOOKD_CONFIG_INVALID: { status: 500, message: "config %s: %s" },
+
+  // HTTP ingress
+  HOOKD_HTTP_UNAUTHORIZED: { status: 401, message: "missing or wrong Authorization: Bearer token" },
+  HOOKD_HTTP_NOT_FOUND: { status: 404, message: "no route %s %s" },
+  HOOKD_HTTP_BODY_TOO_LARGE: { status: 413, message: "request body is larger than %s bytes" },
+  HOOKD_HTTP_UNSUPPORTED_MEDIA_TYPE: {
+    status: 415,
+    message: "unsupported content type %s: send application/json or application/x-www-form-urlencoded",
+  },
+  HOOKD_HTTP_MALFORMED_BODY: { status: 400, message: "request body could not be parsed: %s" },
+  HOOKD_HTTP_SHUTTING_DOWN: { status: 503, message: "hookd is stopping and accepts no new events" },
+  HOOKD_HTTP_NOT_READY: { status: 503, message: "hookd is not ready: %s" },
+
+  // events and actions
+  HOOKD_EVENT_UNKNOWN: { status: 404, message: "unknown event %s: it is not in the catalog (GET /api/catalog lists them)" },
+  HOOKD_EVENT_INVALID: { status: 400, message: "event %s does not match its schema" },
+  HOOKD_EVENT_IDEMPOTENCY_CONFLICT: {
+    status: 422,
+    message: "Idempotency-Key %s was already used for a different body (first event %s)",
+  },
+  HOOKD_EVENT_EMIT_DEPTH: { status: 400, message: "emit chain deeper than %s events: %s is cut to stop an emit loop" },
+  HOOKD_ACTION_UNKNOWN: { status: 404, message: "unknown action %s: no loaded plugin declares it" },
+  HOOKD_RUN_NOT_FOUND: { status: 404, message: "no run %s" },
+  HOOKD_RUN_NOT_RETRIABLE: { status: 409, message: "run %s is %s: only failed or dead runs can be retried" },
+
+  // plugins: compile and load
+  HOOKD_PLUGIN_COMPILE: { status: 500, message: "plugin %s does not compile: %s" },
+  HOOKD_PLUGIN_NODE_BUILTIN: {
+    status: 500,
+    message: "imports the Node built-in \"%s\": plugins run in an isolate without Node APIs; use ctx.fetch, ctx.kv and ctx.log",
+  },
+  HOOKD_PLUGIN_LOAD: { status: 500, message: "plugin %s failed while loading: %s" },
+  HOOKD_PLUGIN_UNKNOWN_EVENT: { status: 500, message: "plugin %s subscribes to %s, which is not in the catalog" },
+  HOOKD_PLUGIN_NOT_LOADED: { status: 503, message: "plugin %s is not loaded" },
+  HOOKD_PLUGIN_TYPECHECK: { status: 500, message: "type errors: %s" },
+
+  // runs (a handler, route or action executing in the sandbox)
+  HOOKD_RUN_FAILED: { status: 500, message: "%s" },
+  HOOKD_RUN_TIMEOUT: { status: 500, message: "run exceeded its wall time of %s ms" },
+  HOOKD_RUN_MEMORY: { status: 500, message: "run exceeded the isolate memory limit of %s MB" },
+  HOOKD_RUN_ABORTED: { status: 500, message: "run aborted: %s" },
+  HOOKD_RUN_NO_HANDLER: { status: 500, message: "plugin %s has no handler for %s" },
+  HOOKD_RUN_INPUT_INVALID: { status: 400, message: "input of action %s does not match its schema" },
+
+  // the host API a plugin calls through ctx
+  HOOKD_FETCH_NOT_ALLOWED: { status: 403, message: "fetch to %s is not allowed: the plugin declares %s" },
+  HOOKD_FETCH_FAILED: { status: 502, message: "fetch to %s failed: %s" },
+  HOOKD_KV_INVALID: { status: 400, message: "kv: %s" },
+  HOOKD_HOST_CALL_UNKNOWN: { status: 400, message: "unknown host call %s" },
+
+  // the sandbox process
+  HOOKD_SANDBOX_CRASHED: { status: 500, message: "the sandbox process exited (%s) while the run was in flight" },
+  HOOKD_SANDBOX_UNAVAILABLE: { status: 503, message: "the sandbox process is not running" },
+
+  // store
+  HOOKD_STORE_UNSUPPORTED: { status: 500, message: "unsupported store url %s: use sqlite:<path> or postgres://..." },
+  HOOKD_STORE_LEASE_LOST: { status: 409, message: "delivery %s: lease lost, a newer attempt owns it" },
+
+  // CLI
+  HOOKD_CLI_USAGE: { status: 400, message: "%s" },
+  HOOKD_CLI_DAEMON_UNREACHABLE: { status: 503, message: "no hookd daemon answers at %s (%s)" },
+} as const satisfies Record<string, { status: number; message: string }>;
+
+export type HookdErrorCode = keyof typeof definitions;
+
+/** The registry itself, for tests and for the documentation of codes. */
+export const errorCodes: Readonly<Record<HookdErrorCode, { status: number; message: string }>> = definitions;
+
+export interface HookdErrorOptions {
+  cause?: unknown;
+  /** Structured details (zod issues, locations) that travel with the error into the HTTP answer. */
+  issues?: unknown[];
+  /** Overrides the whole message when the template does not fit. */
+  message?: string;
+}
+
+/** An error with a stable `HOOKD_*` code and the HTTP status it maps to. */
+export class HookdError extends Error {
+  readonly code: HookdErrorCode;
+  readonly statusCode: number;
+  readonly issues: unknown[] | undefined;
+
+  constructor(code: HookdErrorCode, args: ReadonlyArray<string | number> = [], options: HookdErrorOptions = {}) {
+    super(options.message ?? formatMessage(definitions[code].message, args), { cause: options.cause });
+    this.name = "HookdError";
+    this.code = code;
+    this.statusCode = definitions[code].status;
+    this.issues = options.issues;
+  }
+
+  /** The JSON body hookd answers with: `{"error": {"code", "message", "issues"?}}`. */
+  toJSON(): { error: { code: HookdErrorCode; message: string; issues?: unknown[] } } {
+    return {
+      error: { code: this.code, message: this.message, ...(this.issues ? { issues: this.issues } : {}) },
+    };
+  }
+}
+
+export function hookdError(code: HookdErrorCode, ...args: Array<string | number>): HookdError {
+  return new HookdError(code, args);
+}
+
+export function isHookdError(value: unknown, code?: HookdErrorCode): value is HookdError {
+  return value instanceof HookdError && (code === undefined || value.code === code);
+}
+
+function formatMessage(template: string, args: ReadonlyArray<string | number>): string {
+  let i = 0;
+  return template.replace(/%s/g, () => (i < args.length ? String(args[i++]) : "%s"));
+}

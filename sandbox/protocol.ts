@@ -1,0 +1,108 @@
+/**
+ * The narrow interface between the daemon (core/) and the isolate host (sandbox/). Everything
+ * crossing it is plain data, so the same messages travel in-process or over IPC to the
+ * supervised sandbox process.
+ */
+import type { RunError, RunOutcome } from "../core/store/types.ts";
+
+export interface PluginLimits {
+  memoryMb: number;
+  timeoutMs: number;
+  maxConcurrentRuns: number;
+}
+
+/** A compiled plugin version, ready to load into an isolate. */
+export interface PluginSpec {
+  plugin: string;
+  version: number;
+  /** Path of the plugin's source, for messages. */
+  file: string;
+  code: string;
+  /** esbuild's source map (JSON), to map errors back to the TypeScript source. */
+  sourceMap?: string | undefined;
+  limits: PluginLimits;
+}
+
+/** What a plugin declared while loading: `plugin({...})`, `on(...)`, `action(...)`. */
+export interface PluginManifest {
+  events: string[];
+  actions: string[];
+  options: PluginOptions;
+  loadMs: number;
+}
+
+export interface PluginOptions {
+  fetch?: string[];
+  secrets?: string[];
+  timeoutMs?: number;
+  memoryMb?: number;
+  maxConcurrentRuns?: number;
+}
+
+export interface RunRequest {
+  runId: string;
+  plugin: string;
+  version: number;
+  kind: "event" | "action";
+  /** Event name, or action name. */
+  name: string;
+  /** Event payload, or action input. */
+  payload: unknown;
+  meta: RunMeta;
+}
+
+/** `ctx.event` inside the isolate, plus what the host needs to attribute host calls. */
+export interface RunMeta {
+  eventId: string;
+  eventName: string;
+  receivedAt: number;
+  attempt: number;
+  depth: number;
+}
+
+/** Host services the isolates call through `ctx`; fetch is served in the sandbox itself. */
+export interface HostServices {
+  log(record: PluginLogRecord): void;
+  kv(plugin: string, op: "get" | "set" | "delete" | "list", args: unknown[]): Promise<unknown>;
+  emit(plugin: string, from: RunMeta, name: string, payload: unknown): Promise<{ id: string }>;
+}
+
+export interface PluginLogRecord {
+  plugin: string;
+  level: "debug" | "info" | "warn" | "error";
+  msg?: string | undefined;
+  fields?: Record<string, unknown> | undefined;
+  runId?: string | undefined;
+  eventId?: string | undefined;
+  event?: string | undefined;
+}
+
+/** The sandbox as the daemon sees it; in-process or in a supervised child process. */
+export interface Sandbox {
+  load(spec: PluginSpec): Promise<PluginManifest>;
+  /** Retires a version: runs in flight finish there, then its isolate is disposed. */
+  unload(plugin: string, version: number): Promise<void>;
+  run(request: RunRequest): Promise<RunOutcome>;
+  close(): Promise<void>;
+}
+
+export type { RunError, RunOutcome };
+
+/** Daemon -> sandbox process. */
+export type ToSandbox =
+  | { t: "init"; secrets: Record<string, string | undefined> }
+  | { t: "load"; spec: PluginSpec }
+  | { t: "unload"; plugin: string; version: number }
+  | { t: "run"; request: RunRequest }
+  | { t: "hostReply"; callId: number; ok: true; value: unknown }
+  | { t: "hostReply"; callId: number; ok: false; error: RunError };
+
+/** Sandbox process -> daemon. */
+export type FromSandbox =
+  | { t: "ready" }
+  | { t: "loaded"; plugin: string; version: number; manifest: PluginManifest }
+  | { t: "loadFailed"; plugin: string; version: number; error: RunError }
+  | { t: "unloaded"; plugin: string; version: number }
+  | { t: "result"; runId: string; outcome: RunOutcome }
+  | { t: "log"; record: PluginLogRecord }
+  | { t: "hostCall"; callId: number; plugin: string; op: "kv" | "emit"; args: unknown[] };

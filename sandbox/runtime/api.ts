@@ -1,0 +1,112 @@
+/**
+ * `hookd`: the API a plugin imports. These are the types editors check plugins against; at
+ * run time the compiler maps this module to the in-isolate runtime (sandbox/runtime/shim.ts).
+ *
+ * The catalog's types come from the project's events.config.ts through `Register`, which
+ * `hookd types` fills in a declaration file:
+ *
+ *   declare module "hookd" { interface Register { config: typeof import("./events.config.ts").default } }
+ */
+import type { z } from "zod";
+
+export { z } from "zod";
+
+/** Filled by module augmentation with the project's config; see the file comment. */
+// eslint-disable-next-line @typescript-eslint/no-empty-interface
+export interface Register {}
+
+type RegisteredEvents = Register extends { config: { events: infer E } } ? E : Record<string, z.ZodType>;
+
+/** A name of the catalog: `on("deal.closed", ...)` with a typo is a type error. */
+export type EventName = keyof RegisteredEvents & string;
+
+/** The payload a handler receives: the schema's output (ids coerced to numbers). */
+export type EventPayload<K extends EventName> = RegisteredEvents[K] extends z.ZodType ? z.output<RegisteredEvents[K]> : never;
+
+/** What `ctx.emit` takes: the schema's input, validated like an HTTP request. */
+export type EventInput<K extends EventName> = RegisteredEvents[K] extends z.ZodType ? z.input<RegisteredEvents[K]> : never;
+
+/** pino's call shapes: `log.info("msg")` or `log.info({ fields }, "msg")`. */
+export interface PluginLogger {
+  debug(fields: object, msg?: string): void;
+  debug(msg: string): void;
+  info(fields: object, msg?: string): void;
+  info(msg: string): void;
+  warn(fields: object, msg?: string): void;
+  warn(msg: string): void;
+  error(fields: object, msg?: string): void;
+  error(msg: string): void;
+}
+
+/** The plugin's own persistent key-value store; values are JSON. */
+export interface PluginKv {
+  get<T = unknown>(key: string): Promise<T | undefined>;
+  set(key: string, value: unknown): Promise<void>;
+  delete(key: string): Promise<boolean>;
+  /** Keys that start with `prefix`, in order. */
+  list(prefix?: string, limit?: number): Promise<string[]>;
+}
+
+export interface FetchInit {
+  method?: string;
+  headers?: Record<string, string>;
+  body?: string;
+}
+
+export interface FetchResponse {
+  readonly status: number;
+  readonly statusText: string;
+  readonly ok: boolean;
+  readonly url: string;
+  readonly headers: Readonly<Record<string, string>> & { get(name: string): string | null };
+  text(): Promise<string>;
+  json<T = unknown>(): Promise<T>;
+}
+
+/** Everything a handler can reach besides its payload. */
+export interface Ctx {
+  /** The event this run handles; `attempt` starts at 1. */
+  readonly event: { readonly id: string; readonly name: string; readonly receivedAt: string; readonly attempt: number };
+  readonly log: PluginLogger;
+  /** Only the secrets the plugin declared in `plugin({ secrets })`. */
+  readonly secrets: Readonly<Record<string, string | undefined>>;
+  readonly kv: PluginKv;
+  /** Reaches only URLs matching the plugin's `plugin({ fetch })` patterns. */
+  fetch(url: string, init?: FetchInit): Promise<FetchResponse>;
+  /** Publishes a new event through the same validation as the HTTP ingress. */
+  emit<K extends EventName>(name: K, payload: EventInput<K>): Promise<{ id: string }>;
+}
+
+export interface PluginOptions {
+  /** URL patterns `ctx.fetch` may reach; `*` matches any characters. */
+  fetch?: string[];
+  /** Names of secrets exposed as `ctx.secrets`. */
+  secrets?: string[];
+  /** Wall time of one run (overrides the config's sandbox.timeoutMs). */
+  timeoutMs?: number;
+  /** Heap limit of this plugin's isolate (overrides sandbox.memoryMb). */
+  memoryMb?: number;
+  /** Runs of this plugin executing at once. */
+  maxConcurrentRuns?: number;
+}
+
+type Awaitable<T> = T | Promise<T>;
+
+/** Subscribes a handler to a catalog event. */
+export declare function on<K extends EventName>(name: K, handler: (event: EventPayload<K>, ctx: Ctx) => Awaitable<void>): void;
+
+/** Declares an action: started by a route, by hand (`POST /actions/{name}`), or by a handler. */
+export declare function action<S extends z.ZodType>(
+  name: string,
+  spec: { input: S },
+  handler: (input: z.output<S>, ctx: Ctx) => Awaitable<void>,
+): void;
+export declare function action(name: string, handler: (input: unknown, ctx: Ctx) => Awaitable<void>): void;
+
+/** Declares the plugin's capabilities and limits; call it once, at the top level. */
+export declare function plugin(options: PluginOptions): PluginOptions;
+
+/** Throw it to dead-letter the run at once instead of retrying. */
+export declare class NonRetriableError extends Error {
+  readonly retriable: false;
+}

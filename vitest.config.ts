@@ -1,0 +1,15 @@
+import { defineConfig } from "vitest/config";
+
+// Isolates need --no-node-snapshot on Node 20+, and a forked pool so each test file
+// gets a process of its own (a crashed isolate host must not take the runner down).
+export default defineConfig({
+  test: {
+    pool: "forks",
+    execArgv: ["--no-node-snapshot"],
+    include: ["test/**/*.test.ts"],
+    testTimeout: 30_000,
+    hookTimeout: 60_000,
+    fileParallelism: true,
+    maxWorkers: 2,
+  },
+});
