@@ -19,6 +19,7 @@ const definitions = {
     message: "unsupported content type %s: send application/json or application/x-www-form-urlencoded",
   },
   HOOKD_HTTP_MALFORMED_BODY: { status: 400, message: "request body could not be parsed: %s" },
+  HOOKD_HTTP_BAD_REQUEST: { status: 400, message: "%s" },
   HOOKD_HTTP_SHUTTING_DOWN: { status: 503, message: "hookd is stopping and accepts no new events" },
   HOOKD_HTTP_NOT_READY: { status: 503, message: "hookd is not ready: %s" },
 
@@ -66,6 +67,9 @@ const definitions = {
   // store
   HOOKD_STORE_UNSUPPORTED: { status: 500, message: "unsupported store url %s: use sqlite:<path> or postgres://..." },
   HOOKD_STORE_LEASE_LOST: { status: 409, message: "delivery %s: lease lost, a newer attempt owns it" },
+
+  // anything else: a bug in hookd, never the sender's fault
+  HOOKD_INTERNAL: { status: 500, message: "internal error: %s" },
 
   // CLI
   HOOKD_CLI_USAGE: { status: 400, message: "%s" },

@@ -13,7 +13,7 @@ import { SourceMapper } from "./source-map.ts";
 
 export interface IsolateHostOptions {
   services: HostServices;
-  /** Values for declared secrets; a plugin sees only the names it declares. */
+  /** Values for declared secrets (else the environment); a plugin sees only the names it declares. */
   secrets?: Record<string, string | undefined>;
   fetchLimits?: FetchLimits;
   /** Log lines one run may write; the rest are dropped with one warning. */
@@ -39,12 +39,12 @@ export class IsolateHost implements Sandbox {
   }
 
   async load(spec: PluginSpec): Promise<PluginManifest> {
-    const isolate = new PluginIsolate({
+    const isolate: PluginIsolate = new PluginIsolate({
       spec,
       bootstrapCode: await runtimeBootstrapCode(),
-      secrets: this.secrets,
+      secret: (name) => this.secrets[name] ?? process.env[name],
       sourceMapper: this.sourceMapper,
-      onHostCall: (op, args, run) => this.serveHostCall(isolate, op, args, run),
+      onHostCall: (op, args, run): Promise<unknown> => this.serveHostCall(isolate, op, args, run),
       onLog: (line, run) => this.forwardLog(line, run),
     });
     const manifest = await isolate.start();

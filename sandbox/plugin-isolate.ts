@@ -18,7 +18,8 @@ export type HostLogHandler = (line: Record<string, unknown>, run: RunRequest) =>
 export interface PluginIsolateOptions {
   spec: PluginSpec;
   bootstrapCode: string;
-  secrets: Record<string, string | undefined>;
+  /** The value of a secret the plugin declared. */
+  secret: (name: string) => string | undefined;
   sourceMapper: SourceMapper;
   onHostCall: HostCallHandler;
   onLog: HostLogHandler;
@@ -67,6 +68,8 @@ export class PluginIsolate {
     const started = performance.now();
     await this.acquireSlot();
     try {
+      // A run queued before retire() still finishes on this version, rebuilding it if a
+      // timeout or out-of-memory disposed the isolate meanwhile.
       if (!this.dispatch || this.isolate?.isDisposed) await this.start();
       return await this.runInIsolate(request, started);
     } catch (error) {
@@ -85,7 +88,7 @@ export class PluginIsolate {
   /** Stops taking runs; disposes once the runs in flight have finished. */
   retire(): Promise<void> {
     this.retired = true;
-    if (this.inflight.size === 0) {
+    if (this.idle) {
       this.kill("retired");
       return Promise.resolve();
     }
@@ -126,10 +129,10 @@ export class PluginIsolate {
       const context = await isolate.createContext();
       const hostRef = new ivm.Reference(this.hostCall);
       const runtime = (await context.evalClosure(
-        `${this.options.bootstrapCode}\nconst d = __hookdRuntime.install($0, $1); return { dispatch: d, finishLoading: d.finishLoading };`,
-        [hostRef, JSON.stringify(this.options.secrets)],
+        `${this.options.bootstrapCode}\nconst d = __hookdRuntime.install($0); return { dispatch: d, finishLoading: d.finishLoading, setSecrets: d.setSecrets };`,
+        [hostRef],
         { result: { reference: true }, timeout: this.limits.timeoutMs },
-      )) as ivm.Reference<{ dispatch: (json: string) => Promise<string>; finishLoading: () => string }>;
+      )) as ivm.Reference<{ dispatch: (json: string) => Promise<string>; finishLoading: () => string; setSecrets: (json: string) => void }>;
       const script = await isolate.compileScript(this.spec.code, { filename: scriptFilename(this.spec) });
       try {
         await script.run(context, { timeout: this.limits.timeoutMs });
@@ -142,6 +145,13 @@ export class PluginIsolate {
         actions: string[];
         options: PluginOptions;
       };
+      // Secrets go in only now that the plugin has said which ones it needs.
+      const declaredSecrets: Record<string, string | undefined> = {};
+      for (const name of declared.options.secrets ?? []) {
+        if (typeof name === "string") declaredSecrets[name] = this.options.secret(name);
+      }
+      const setSecrets = (await runtime.get("setSecrets", { reference: true })) as ivm.Reference<(json: string) => void>;
+      await setSecrets.apply(undefined, [JSON.stringify(declaredSecrets)], { arguments: { copy: true } });
       this.context = context;
       this.dispatch = (await runtime.get("dispatch", { reference: true })) as ivm.Reference<(json: string) => Promise<string>>;
       return { ...declared, loadMs: 0 };
@@ -235,7 +245,12 @@ export class PluginIsolate {
     this.pendingStarts--;
     const next = this.waiting.shift();
     if (next) next();
-    else if (this.retired && this.inflight.size === 0 && this.pendingStarts === 0) this.drained?.();
+    else if (this.retired && this.idle) this.drained?.();
+  }
+
+  /** No run in flight, starting, or queued for a slot. */
+  private get idle(): boolean {
+    return this.inflight.size === 0 && this.pendingStarts === 0 && this.waiting.length === 0;
   }
 
   private kill(reason: KillReason): void {

@@ -7,7 +7,7 @@
  * platform's operator statuses (e.g. Online, Offline, custom ones), so `status` is free text.
  * The handler fires when the status changes manually, or automatically to Offline when the
  * operator logs out, stays inactive longer than the admin's limit, or the company's
- * ELMA365 Service license expires: those are the four `reason`s.
+ * service license expires: those are the four `reason`s.
  *
  * Seed 001: a session is a dialogue with a client in a chat line; it has an operator (who may
  * start processes from the session page) and may create a lead when it is created. The seed

@@ -32,12 +32,13 @@ const COPY_IN = { arguments: { copy: true } } as const;
 const COPY_IN_OUT = { arguments: { copy: true }, result: { promise: true, copy: true } } as const;
 
 /** Installs the runtime; returns the dispatcher the host calls for every run. */
-export function install(host: HostReference, secretsJson: string): (requestJson: string) => Promise<string> {
+export function install(host: HostReference): (requestJson: string) => Promise<string> {
   const handlers = new Map<string, AnyHandler[]>();
   const actions = new Map<string, { input?: SafeParseSchema; fn: AnyHandler }>();
   let options: Record<string, unknown> = {};
   let loading = true;
-  const allSecrets = JSON.parse(secretsJson) as Record<string, string | undefined>;
+  // Only the secrets the plugin declared, handed over by the host after it loaded.
+  let secrets: Readonly<Record<string, string | undefined>> = Object.freeze({});
 
   class NonRetriableError extends Error {
     readonly retriable = false;
@@ -109,9 +110,6 @@ export function install(host: HostReference, secretsJson: string): (requestJson:
 
   function makeContext(request: RunRequestJson) {
     const runId = request.runId;
-    const declared = Array.isArray(options.secrets) ? (options.secrets as unknown[]) : [];
-    const secrets: Record<string, string | undefined> = {};
-    for (const name of declared) if (typeof name === "string") secrets[name] = allSecrets[name];
     return Object.freeze({
       event: Object.freeze({
         id: request.meta.eventId,
@@ -120,7 +118,7 @@ export function install(host: HostReference, secretsJson: string): (requestJson:
         attempt: request.meta.attempt,
       }),
       log: makeLogger(runId, request),
-      secrets: Object.freeze(secrets),
+      secrets,
       kv: Object.freeze({
         get: (key: string) => callHost("kv.get", runId, [key]),
         set: (key: string, value: unknown) => callHost("kv.set", runId, [key, value === undefined ? null : value]).then(() => undefined),
@@ -187,8 +185,12 @@ export function install(host: HostReference, secretsJson: string): (requestJson:
     return JSON.stringify({ events: [...handlers.keys()], actions: [...actions.keys()], options });
   }
 
-  // The host reaches these two through the returned object; plugin code cannot.
-  return Object.assign(dispatch, { finishLoading }) as (requestJson: string) => Promise<string>;
+  function setSecrets(json: string): void {
+    secrets = Object.freeze(JSON.parse(json) as Record<string, string | undefined>);
+  }
+
+  // The host reaches these through the returned function; plugin code cannot.
+  return Object.assign(dispatch, { finishLoading, setSecrets }) as (requestJson: string) => Promise<string>;
 }
 
 function toPlainFields(value: unknown): Record<string, unknown> | undefined {
@@ -199,7 +201,7 @@ function toPlainFields(value: unknown): Record<string, unknown> | undefined {
 
 function describeThrown(thrown: unknown): { code: string; message: string; stack?: string; name?: string } {
   if (thrown instanceof Error) {
-    const code = typeof (thrown as { code?: unknown }).code === "string" ? (thrown as { code: string }).code : "HOOKD_RUN_FAILED";
+    const code = typeof (thrown as { code?: unknown }).code === "string" ? (thrown as unknown as { code: string }).code : "HOOKD_RUN_FAILED";
     return { code, name: thrown.name, message: thrown.message, stack: typeof thrown.stack === "string" ? thrown.stack : undefined };
   }
   let message: string;

@@ -1,0 +1,154 @@
+/**
+ * `hookd check` and `hookd types`: compile the config and every plugin, type-check them against
+ * the catalog with the TypeScript compiler, and list which plugin handles which event.
+ */
+import { existsSync } from "node:fs";
+import { writeFile } from "node:fs/promises";
+import path from "node:path";
+import ts from "typescript";
+import { compilePlugin } from "./compile/compile-plugin.ts";
+import { loadConfig, type LoadConfigOptions } from "./config/load.ts";
+import { HookdError } from "./errors.ts";
+import { discoverPlugins } from "./plugins/discover.ts";
+import { SandboxSupervisor } from "../sandbox/supervisor.ts";
+import type { PluginManifest } from "../sandbox/protocol.ts";
+
+/** The declaration file that registers the project's catalog with the `hookd` module. */
+export function envDeclarationPath(configFile: string): string {
+  return path.join(path.dirname(configFile), "hookd-env.d.ts");
+}
+
+export async function writeEnvDeclaration(configFile: string): Promise<string> {
+  const target = envDeclarationPath(configFile);
+  const importPath = `./${path.basename(configFile)}`;
+  await writeFile(
+    target,
+    `// Written by \`hookd types\`: gives editors the catalog's types for \`import ... from "hookd"\`.
+import type config from "${importPath}";
+
+declare module "hookd" {
+  interface Register {
+    config: typeof config;
+  }
+}
+`,
+  );
+  return target;
+}
+
+interface Problem {
+  where: string;
+  code: string;
+  message: string;
+}
+
+export async function checkProject(options: LoadConfigOptions, out: NodeJS.WritableStream): Promise<number> {
+  const config = await loadConfig(options);
+  const root = path.dirname(config.plugins.dir);
+  const problems: Problem[] = [];
+  if (!existsSync(envDeclarationPath(config.file))) await writeEnvDeclaration(config.file);
+
+  const entries = await discoverPlugins(config.plugins.dir);
+  const compiled = new Map<string, Awaited<ReturnType<typeof compilePlugin>>>();
+  for (const entry of entries) {
+    try {
+      compiled.set(entry.name, await compilePlugin(entry.file, { root }));
+    } catch (error) {
+      const e = error as HookdError;
+      problems.push({ where: path.relative(root, entry.file), code: e.code, message: e.message });
+    }
+  }
+
+  for (const diagnostic of typeCheck(config.file, entries.map((e) => e.file))) problems.push(diagnostic);
+
+  // Load what compiled, in a real sandbox, to learn what each plugin subscribes to.
+  const manifests = new Map<string, PluginManifest>();
+  if (compiled.size > 0) {
+    const sandbox = new SandboxSupervisor({
+      secrets: {},
+      services: {
+        log: () => undefined,
+        kv: async () => null,
+        emit: async () => ({ id: "check" }),
+      },
+    });
+    try {
+      for (const [name, result] of compiled) {
+        const entry = entries.find((e) => e.name === name)!;
+        try {
+          const manifest = await sandbox.load({
+            plugin: name,
+            version: 1,
+            file: path.relative(root, entry.file),
+            code: result.code,
+            sourceMap: result.sourceMap,
+            limits: config.sandbox,
+          });
+          manifests.set(name, manifest);
+          for (const event of manifest.events) {
+            if (!(event in config.events)) {
+              problems.push({ where: path.relative(root, entry.file), code: "HOOKD_PLUGIN_UNKNOWN_EVENT", message: `subscribes to unknown event ${event}` });
+            }
+          }
+        } catch (error) {
+          const e = error as { code?: string; message?: string; location?: string };
+          problems.push({ where: e.location ?? path.relative(root, entry.file), code: e.code ?? "HOOKD_PLUGIN_LOAD", message: e.message ?? String(error) });
+        }
+      }
+    } finally {
+      await sandbox.close();
+    }
+  }
+
+  out.write(`config  ${path.relative(process.cwd(), config.file) || config.file}: ${Object.keys(config.events).length} events, ${config.routes.length} routes, ${config.webhooks.length} webhooks\n`);
+  out.write(`plugins ${path.relative(process.cwd(), config.plugins.dir) || "."}: ${entries.length} found, ${manifests.size} loaded\n\n`);
+  for (const [name, manifest] of manifests) {
+    const handles = [...manifest.events.map((e) => `on ${e}`), ...manifest.actions.map((a) => `action ${a}`)];
+    out.write(`  ${name.padEnd(28)} ${handles.join(", ") || "(handles nothing)"}\n`);
+  }
+  for (const route of config.routes) out.write(`  ${"(route)".padEnd(28)} on ${route.on} -> action ${route.run}\n`);
+  for (const hook of config.webhooks) out.write(`  ${"(webhook)".padEnd(28)} on ${hook.on} -> ${hook.method} ${hook.url}\n`);
+  if (problems.length > 0) {
+    out.write(`\n${problems.length} problem${problems.length === 1 ? "" : "s"}:\n`);
+    for (const p of problems) out.write(`  ${p.where}: ${p.code}: ${p.message}\n`);
+    return 1;
+  }
+  out.write("\nno problems\n");
+  return 0;
+}
+
+/** Type errors in the config and plugin files, with the project's own tsconfig when it has one. */
+function typeCheck(configFile: string, pluginFiles: string[]): Problem[] {
+  const dir = path.dirname(configFile);
+  const tsconfigPath = ts.findConfigFile(dir, ts.sys.fileExists, "tsconfig.json");
+  let compilerOptions: ts.CompilerOptions = {
+    strict: true,
+    noEmit: true,
+    target: ts.ScriptTarget.ES2022,
+    module: ts.ModuleKind.ESNext,
+    moduleResolution: ts.ModuleResolutionKind.Bundler,
+    allowImportingTsExtensions: true,
+    skipLibCheck: true,
+  };
+  if (tsconfigPath) {
+    const read = ts.readConfigFile(tsconfigPath, ts.sys.readFile);
+    const parsed = ts.parseJsonConfigFileContent(read.config, ts.sys, path.dirname(tsconfigPath));
+    compilerOptions = { ...parsed.options, noEmit: true };
+  }
+  const rootNames = [configFile, envDeclarationPath(configFile), ...pluginFiles].filter((f) => existsSync(f));
+  const program = ts.createProgram({ rootNames, options: compilerOptions });
+  const checked = new Set(rootNames.map((f) => path.resolve(f)));
+  return ts
+    .getPreEmitDiagnostics(program)
+    .filter((d) => d.file === undefined || checked.has(path.resolve(d.file.fileName)))
+    .map((d) => {
+      const message = ts.flattenDiagnosticMessageText(d.messageText, "\n");
+      if (!d.file || d.start === undefined) return { where: "(project)", code: "HOOKD_PLUGIN_TYPECHECK", message };
+      const { line, character } = d.file.getLineAndCharacterOfPosition(d.start);
+      return {
+        where: `${path.relative(process.cwd(), d.file.fileName)}:${line + 1}:${character + 1}`,
+        code: "HOOKD_PLUGIN_TYPECHECK",
+        message: `TS${d.code}: ${message}`,
+      };
+    });
+}

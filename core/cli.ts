@@ -1,0 +1,221 @@
+/**
+ * The `hookd` command. `start` and `dev` run the daemon in the foreground; the other commands
+ * talk to a running daemon over its HTTP API, or work on the project's files.
+ */
+import { readFile } from "node:fs/promises";
+import path from "node:path";
+import { parseArgs } from "node:util";
+import { loadConfig, type LoadConfigOptions } from "./config/load.ts";
+import { Daemon } from "./daemon.ts";
+import { HookdError } from "./errors.ts";
+import { createLogger } from "./log.ts";
+import { checkProject, envDeclarationPath, writeEnvDeclaration } from "./check.ts";
+
+const USAGE = `hookd — run TypeScript event handlers in V8 isolates
+
+Usage:
+  hookd start [--config F] [--plugins DIR] [--data DIR]   run the daemon (JSON logs, hot reload)
+  hookd dev   [--config F] [--plugins DIR] [--data DIR]   the same with readable logs
+  hookd emit <event> [json | @file | -]                   send an event to the running daemon
+  hookd run <action> [json | @file | -]                   start an action by hand
+  hookd runs [--status pending|running|done|dead|failed] [--plugin P] [--event E] [--limit N]
+  hookd retry <run id>                                    run a failed or dead run again
+  hookd check [--config F] [--plugins DIR]                compile and type-check config and plugins
+  hookd types [--config F]                                write the editor types for the catalog
+
+Client commands find the daemon through --url, HOOKD_URL, or the config's server settings;
+the token comes from --token, HOOKD_TOKEN or the config.`;
+
+const OPTIONS = {
+  config: { type: "string" },
+  plugins: { type: "string" },
+  data: { type: "string" },
+  url: { type: "string" },
+  token: { type: "string" },
+  status: { type: "string" },
+  plugin: { type: "string" },
+  event: { type: "string" },
+  limit: { type: "string" },
+  help: { type: "boolean", short: "h" },
+} as const;
+
+export async function main(argv: string[]): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({ args: argv, options: OPTIONS, allowPositionals: true });
+  } catch (error) {
+    process.stderr.write(`${(error as Error).message}\n\n${USAGE}\n`);
+    return 2;
+  }
+  const { values, positionals } = parsed;
+  const [command, ...args] = positionals;
+  if (values.help || command === undefined || command === "help") {
+    process.stdout.write(`${USAGE}\n`);
+    return command === undefined && !values.help ? 2 : 0;
+  }
+  const configOptions: LoadConfigOptions = { configFile: values.config, pluginsDir: values.plugins, dataDir: values.data };
+  try {
+    switch (command) {
+      case "start":
+      case "dev":
+        return await runDaemon(configOptions, command === "dev");
+      case "emit":
+        return await postJson(values, `/events/${encodeURIComponent(required(args[0], "hookd emit <event> [json]"))}`, await readBody(args[1]));
+      case "run":
+        return await postJson(values, `/actions/${encodeURIComponent(required(args[0], "hookd run <action> [json]"))}`, await readBody(args[1]));
+      case "runs":
+        return await listRuns(values);
+      case "retry":
+        return await postJson(values, `/api/runs/${encodeURIComponent(required(args[0], "hookd retry <run id>"))}/retry`, undefined);
+      case "check":
+        return await checkProject(configOptions, process.stdout);
+      case "types": {
+        const config = await loadConfig(configOptions);
+        await writeEnvDeclaration(config.file);
+        process.stdout.write(`wrote ${path.relative(process.cwd(), envDeclarationPath(config.file))}\n`);
+        return 0;
+      }
+      default:
+        process.stderr.write(`unknown command "${command}"\n\n${USAGE}\n`);
+        return 2;
+    }
+  } catch (error) {
+    if (error instanceof HookdError) {
+      process.stderr.write(`${error.code}: ${error.message}\n`);
+      return 1;
+    }
+    throw error;
+  }
+}
+
+async function runDaemon(configOptions: LoadConfigOptions, dev: boolean): Promise<number> {
+  const config = await loadConfig(configOptions);
+  const logger = createLogger({ level: dev && config.log.level === "info" ? "debug" : config.log.level, pretty: dev });
+  const daemon = await Daemon.start({ config, logger });
+  let signals = 0;
+  const stopped = new Promise<number>((resolve) => {
+    const onSignal = (signal: NodeJS.Signals) => {
+      signals++;
+      if (signals > 1) {
+        // A second signal: the operator wants out now. Accepted events are on disk already.
+        logger.warn({ signal }, "second signal: exiting at once");
+        process.exit(1);
+      }
+      logger.info({ signal }, "stopping: draining runs in flight");
+      daemon.stop().then(
+        () => resolve(0),
+        (error: unknown) => {
+          logger.error({ err: error }, "stop failed");
+          resolve(1);
+        },
+      );
+    };
+    process.on("SIGTERM", onSignal);
+    process.on("SIGINT", onSignal);
+  });
+  const code = await stopped;
+  logger.flush?.();
+  return code;
+}
+
+interface ClientValues {
+  url?: string | undefined;
+  token?: string | undefined;
+  config?: string | undefined;
+  status?: string | undefined;
+  plugin?: string | undefined;
+  event?: string | undefined;
+  limit?: string | undefined;
+}
+
+async function daemonEndpoint(values: ClientValues): Promise<{ url: string; token: string | undefined }> {
+  const token = values.token ?? process.env.HOOKD_TOKEN;
+  const explicit = values.url ?? process.env.HOOKD_URL;
+  if (explicit) return { url: explicit.replace(/\/$/, ""), token };
+  try {
+    const config = await loadConfig({ configFile: values.config });
+    const host = config.server.host === "0.0.0.0" || config.server.host === "::" ? "127.0.0.1" : config.server.host;
+    return { url: `http://${host.includes(":") ? `[${host}]` : host}:${config.server.port}`, token: token ?? config.server.token };
+  } catch (error) {
+    if (error instanceof HookdError && error.code === "HOOKD_CONFIG_NOT_FOUND") {
+      return { url: `http://127.0.0.1:${process.env.HOOKD_PORT ?? 8711}`, token };
+    }
+    throw error;
+  }
+}
+
+async function request(values: ClientValues, pathname: string, init: RequestInit): Promise<{ status: number; body: unknown }> {
+  const { url, token } = await daemonEndpoint(values);
+  const headers: Record<string, string> = { ...(init.headers as Record<string, string> | undefined) };
+  if (token) headers.authorization = `Bearer ${token}`;
+  let response: Response;
+  try {
+    response = await fetch(`${url}${pathname}`, { ...init, headers, signal: AbortSignal.timeout(30_000) });
+  } catch (error) {
+    throw new HookdError("HOOKD_CLI_DAEMON_UNREACHABLE", [url, (error as Error).cause ? String((error as Error).cause) : (error as Error).message]);
+  }
+  const text = await response.text();
+  let body: unknown = text;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    // not JSON: shown as text
+  }
+  return { status: response.status, body };
+}
+
+async function postJson(values: ClientValues, pathname: string, body: string | undefined): Promise<number> {
+  const init: RequestInit = body === undefined ? { method: "POST" } : { method: "POST", body, headers: { "content-type": "application/json" } };
+  const { status, body: answer } = await request(values, pathname, init);
+  const out = status < 400 ? process.stdout : process.stderr;
+  out.write(`${typeof answer === "string" ? answer : JSON.stringify(answer, null, 2)}\n`);
+  return status < 400 ? 0 : 1;
+}
+
+async function listRuns(values: ClientValues): Promise<number> {
+  const query = new URLSearchParams();
+  for (const key of ["status", "plugin", "event", "limit"] as const) if (values[key]) query.set(key, values[key]!);
+  const { status, body } = await request(values, `/api/runs?${query}`, { method: "GET" });
+  if (status >= 400) {
+    process.stderr.write(`${JSON.stringify(body)}\n`);
+    return 1;
+  }
+  const runs = (body as { runs: Array<Record<string, unknown>> }).runs;
+  if (runs.length === 0) {
+    process.stdout.write("no runs\n");
+    return 0;
+  }
+  for (const run of runs) {
+    const error = run.lastError as { code?: string; message?: string } | null;
+    process.stdout.write(
+      `${String(run.id).padStart(6)}  ${String(run.status).padEnd(8)} ${String(run.plugin).padEnd(24)} ${String(run.eventName).padEnd(28)} attempts ${run.attempts}/${run.maxAttempts}${error ? `  ${error.code}: ${error.message}` : ""}\n`,
+    );
+  }
+  return 0;
+}
+
+/** `json`, `@file` or `-` (standard input); nothing means `{}`. */
+async function readBody(arg: string | undefined): Promise<string> {
+  let text: string;
+  if (arg === undefined) text = "{}";
+  else if (arg === "-") text = await readStdin();
+  else if (arg.startsWith("@")) text = await readFile(arg.slice(1), "utf8");
+  else text = arg;
+  try {
+    JSON.parse(text);
+  } catch (error) {
+    throw new HookdError("HOOKD_CLI_USAGE", [`the payload is not JSON: ${(error as Error).message}`]);
+  }
+  return text;
+}
+
+async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks).toString("utf8");
+}
+
+function required(value: string | undefined, usage: string): string {
+  if (!value) throw new HookdError("HOOKD_CLI_USAGE", [`usage: ${usage}`]);
+  return value;
+}

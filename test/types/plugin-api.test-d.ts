@@ -1,0 +1,34 @@
+// Compiled by `tsc --noEmit` (npm test): the plugin API is typed from the catalog.
+import { on, action, z, type EventPayload } from "hookd";
+
+on("deal.close", (event) => {
+  const summa: string = event.summa;
+  const did: number = event.did;
+  void summa;
+  void did;
+});
+
+// @ts-expect-error a typo in the event name is a type error
+on("deal.closed", () => undefined);
+
+on("deal.close", (event) => {
+  // @ts-expect-error the payload has no such field
+  void event.amount;
+});
+
+action("typed", { input: z.object({ n: z.number() }) }, (input) => {
+  const n: number = input.n;
+  void n;
+});
+
+on("user.operator_status.changed", (event, ctx) => {
+  const reason: "manual" | "logout" | "inactivity" | "license_expired" = event.reason;
+  void reason;
+  // @ts-expect-error emit checks the payload against the catalog
+  void ctx.emit("task.add", { id: "not-a-number-shape", autor: { bad: true } });
+  void ctx.emit("task.add", { id: 1, autor: "2" });
+});
+
+type Closed = EventPayload<"deal.close">;
+const sample: Closed = { did: 1, autor: 2, summa: "10.00", status: "won" };
+void sample;
