@@ -8,6 +8,11 @@
  */
 import { z } from "zod";
 
+/** A union's own message: zod's default for a failed union is a bare "Invalid input". */
+function unionError(expected: string) {
+  return { error: (issue: { input?: unknown }) => (issue.input === undefined ? "required" : `expected ${expected}`) };
+}
+
 /** An integer sent as a JSON number or as a numeric string ("12", " -3 "); "", "abc", 1.5 fail. */
 export function int() {
   return z.union([
@@ -18,7 +23,7 @@ export function int() {
       .regex(/^-?\d+$/, "expected an integer")
       .transform(Number)
       .pipe(z.number().int("integer out of the safe range")),
-  ]);
+  ], unionError("an integer (a number or a numeric string)"));
 }
 
 /**
@@ -36,7 +41,7 @@ export function intList() {
           .sort(([a], [b]) => Number(a) - Number(b))
           .map(([, v]) => v),
       ),
-  ]);
+  ], unionError("a list of integers"));
 }
 
 /** A PHP "array" of changed parameters: an object with string keys, or a plain list. */
@@ -61,7 +66,7 @@ export function maybeInt() {
 
 /** A string; a JSON number is accepted and turned into its text (numbers, UIDs, invoice numbers). */
 export function str() {
-  return z.union([z.string(), z.number().transform(String)]);
+  return z.union([z.string(), z.number().transform(String)], unionError("a string"));
 }
 
 /** An optional string that may be sent as null or not at all; yields string | undefined. */
@@ -80,7 +85,7 @@ export function decimal() {
       .trim()
       .regex(/^-?\d+(?:\.\d+)?$/, "expected a decimal amount like 10340.00"),
     z.number().transform(String),
-  ]);
+  ], unionError("a decimal amount like 10340.00"));
 }
 
 /** An ISO-8601 date-time with a zone: "2025-05-26T16:15:30Z" or "...+04:00". */

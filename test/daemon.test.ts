@@ -1,0 +1,195 @@
+// The real daemon on a free port: events in over HTTP, handlers run in isolates, results out.
+import { createServer, type Server } from "node:http";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { TestDaemon, TestProject } from "./helpers/daemon.ts";
+
+describe("daemon end to end", () => {
+  const project = new TestProject({ fixtures: ["basic"] });
+  const daemon = new TestDaemon(project);
+
+  beforeAll(async () => {
+    await daemon.start();
+  });
+  afterAll(async () => {
+    await daemon.stop();
+    project.remove();
+  });
+
+  it("accepts a valid event with 202 and runs the subscribed handler with the typed payload", async () => {
+    const { status, body } = await daemon.post("deal.close", { did: "12", autor: 3, summa: "1500.00", status: "won" });
+    expect(status).toBe(202);
+    expect(body.id).toMatch(/^[0-9a-f-]{36}$/);
+    const line = await daemon.waitForLog((l) => l.msg === "recorder handled" && l.eventId === body.id);
+    expect(line.payload).toEqual({ did: 12, autor: 3, summa: "1500.00", status: "won" });
+    expect(line.types).toEqual({ did: "number", autor: "number" });
+    expect(line).toMatchObject({ plugin: "recorder", event: "deal.close", runId: expect.any(String), attempt: 1 });
+  });
+
+  it("accepts PHP-style form bodies with arrays", async () => {
+    const response = await daemon.fetch("/events/client.import", {
+      method: "POST",
+      headers: { "content-type": "application/x-www-form-urlencoded" },
+      body: "clids[]=101&clids[]=102&pids[]=7&autor=3&user=4",
+    });
+    expect(response.status).toBe(202);
+    const { id } = (await response.json()) as { id: string };
+    const line = await daemon.waitForLog((l) => l.msg === "recorder handled" && l.eventId === id);
+    expect(line.payload).toEqual({ clids: [101, 102], pids: [7], autor: 3, user: 4 });
+  });
+
+  it("runs every plugin subscribed to an event", async () => {
+    const { body } = await daemon.post("deal.close", { did: 77, autor: 1, summa: "1", status: "won" });
+    await daemon.waitForLog((l) => l.msg === "recorder handled" && l.eventId === body.id);
+    const second = await daemon.waitForLog((l) => l.msg === "second handled" && l.eventId === body.id);
+    expect(second.did).toBe(77);
+  });
+
+  it("delivers ctx.emit to another plugin through the same validation", async () => {
+    const { body } = await daemon.post("test.ping", { n: 123 });
+    const emitted = await daemon.waitForLog((l) => l.msg === "emitter emitted" && l.eventId === body.id);
+    const seen = await daemon.waitForLog((l) => l.msg === "task seen" && l.eventId === emitted.emitted);
+    // autor arrived as "5" and was coerced like an HTTP payload would be.
+    expect(seen.task).toEqual({ id: 123, autor: 5 });
+    const stored = await daemon.getJson(`/api/events?name=task.add`);
+    expect(stored.events.find((e: { id: string }) => e.id === emitted.emitted)).toMatchObject({ source: "emit", parentId: body.id, depth: 1 });
+  });
+
+  it("refuses ctx.fetch to URLs the plugin did not declare", async () => {
+    const { body } = await daemon.post("test.ping", { n: 7 });
+    const refused = await daemon.waitForLogs((l) => l.msg === "fetch refused" && l.eventId === body.id, 3);
+    expect(refused.map((l) => l.code)).toEqual(["HOOKD_FETCH_NOT_ALLOWED", "HOOKD_FETCH_NOT_ALLOWED", "HOOKD_FETCH_NOT_ALLOWED"]);
+    expect(daemon.logs.some((l) => l.msg === "fetch was allowed")).toBe(false);
+  });
+
+  it("starts a route's action with the mapped input, leaving unmapped fields empty", async () => {
+    const { status, body } = await daemon.post("user.operator_status.changed", {
+      userId: "op-1",
+      status: "offline",
+      reason: "logout",
+      changedAt: "2026-11-21T10:00:00Z",
+    });
+    expect(status).toBe(202);
+    const ran = await daemon.waitForLog((l) => l.msg === "notify ran" && l.eventId === body.id);
+    expect(ran.input).toEqual({ operator: "op-1", status: "offline", fixed: 7 });
+  });
+
+  it("starts an action by hand and rejects an unknown one with 404", async () => {
+    const started = await daemon.fetch("/actions/notify", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ operator: "op-2", status: "online", fixed: 1, supervisor: "boss" }),
+    });
+    expect(started.status).toBe(202);
+    const { id } = (await started.json()) as { id: string };
+    const ran = await daemon.waitForLog((l) => l.msg === "notify ran" && l.eventId === id);
+    expect(ran.input).toMatchObject({ supervisor: "boss" });
+
+    const unknown = await daemon.fetch("/actions/nope", { method: "POST", headers: { "content-type": "application/json" }, body: "{}" });
+    expect(unknown.status).toBe(404);
+    expect(((await unknown.json()) as any).error.code).toBe("HOOKD_ACTION_UNKNOWN");
+  });
+
+  it("returns the first id for a repeated Idempotency-Key and 422 for a different body", async () => {
+    const payload = { did: 500, autor: 1, summa: "5", status: "won" };
+    const first = await daemon.post("deal.close", payload, { "idempotency-key": "crm-500" });
+    const again = await daemon.post("deal.close", payload, { "idempotency-key": "crm-500" });
+    expect(first.status).toBe(202);
+    expect(again.status).toBe(202);
+    expect(again.body.id).toBe(first.body.id);
+    const conflict = await daemon.post("deal.close", { ...payload, summa: "6" }, { "idempotency-key": "crm-500" });
+    expect(conflict.status).toBe(422);
+    expect(conflict.body.error.code).toBe("HOOKD_EVENT_IDEMPOTENCY_CONFLICT");
+    const runs = await daemon.getJson(`/api/runs?eventId=${first.body.id}`);
+    // recorder and second: one delivery each, not two.
+    expect(runs.runs).toHaveLength(2);
+  });
+
+  it("serves every event's JSON Schema at /api/catalog", async () => {
+    const catalog = await daemon.getJson("/api/catalog");
+    expect(Object.keys(catalog.events)).toHaveLength(80);
+    expect(catalog.events["deal.close"]).toMatchObject({ type: "object", required: expect.arrayContaining(["did", "summa"]) });
+  });
+
+  it("lists plugins with their state and subscriptions", async () => {
+    const { plugins } = await daemon.getJson("/api/plugins");
+    const recorder = plugins.find((p: { name: string }) => p.name === "recorder");
+    expect(recorder).toMatchObject({ state: "loaded", version: 1, events: ["deal.close", "client.import"], lastError: null });
+  });
+
+  it("answers health and readiness", async () => {
+    expect((await daemon.fetch("/healthz")).status).toBe(200);
+    expect(await daemon.getJson("/readyz")).toEqual({ status: "ready" });
+  });
+});
+
+describe("daemon restarts", () => {
+  let sink: Server;
+  let sinkUrl = "";
+  let hang = true;
+  const received: Array<{ did: number; eventId: string; attempt: number }> = [];
+
+  beforeAll(async () => {
+    sink = createServer((request, response) => {
+      let body = "";
+      request.on("data", (chunk) => (body += chunk));
+      request.on("end", () => {
+        if (hang) return; // never answers: the run is still in flight when the daemon dies
+        received.push(JSON.parse(body));
+        response.end("ok");
+      });
+    });
+    await new Promise<void>((resolve) => sink.listen(0, "127.0.0.1", resolve));
+    const address = sink.address();
+    sinkUrl = `http://127.0.0.1:${typeof address === "object" && address ? address.port : 0}`;
+  });
+  afterAll(async () => {
+    sink.closeAllConnections();
+    await new Promise((resolve) => sink.close(resolve));
+  });
+
+  it("keeps ctx.kv across a restart", async () => {
+    const project = new TestProject({ fixtures: ["basic"] });
+    try {
+      const first = await new TestDaemon(project).start();
+      const written = await first.post("test.ping", { n: 1 });
+      await first.waitForLog((l) => l.msg === "kv written" && l.eventId === written.body.id);
+      await first.stop();
+      const second = await new TestDaemon(project).start();
+      const read = await second.post("test.ping", { n: 2 });
+      const line = await second.waitForLog((l) => l.msg === "kv read" && l.eventId === read.body.id);
+      expect(line.answer).toEqual({ value: 42, at: written.body.id });
+      expect(line.keys).toEqual(["answer"]);
+      await second.stop();
+    } finally {
+      project.remove();
+    }
+  });
+
+  it("runs after a crash the handlers of events it accepted but had not finished", async () => {
+    const project = new TestProject({ fixtures: ["sink"] });
+    try {
+      const env = { SINK_URL: sinkUrl };
+      const first = await new TestDaemon(project).start({ env });
+      const ids: string[] = [];
+      for (let did = 1; did <= 5; did++) {
+        const { status, body } = await first.post("deal.close", { did, autor: 1, summa: "1", status: "won" });
+        expect(status).toBe(202);
+        ids.push(body.id);
+      }
+      // Give the runs time to start (and hang on the sink), then crash the daemon.
+      await new Promise((r) => setTimeout(r, 300));
+      await first.kill();
+      expect(received).toHaveLength(0);
+
+      hang = false;
+      const second = await new TestDaemon(project).start({ env });
+      await second.waitForLogs((l) => l.msg === "forwarded", 5, 15_000);
+      expect(new Set(received.map((r) => r.eventId))).toEqual(new Set(ids));
+      const runs = await second.getJson("/api/runs?plugin=forwarder");
+      expect(runs.runs.every((r: { status: string }) => r.status === "done")).toBe(true);
+      await second.stop();
+    } finally {
+      project.remove();
+    }
+  });
+});

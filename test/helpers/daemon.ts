@@ -1,0 +1,181 @@
+/**
+ * Starts the real daemon (`bin/hookd.js start`) as a child process on a free port, in a
+ * temporary project folder, and reads its JSON log lines back for assertions.
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+
+export const REPO = fileURLToPath(new URL("../..", import.meta.url));
+export const BIN = path.join(REPO, "bin/hookd.js");
+export const FIXTURES = path.join(REPO, "test/fixtures");
+
+export type LogLine = Record<string, unknown> & { msg?: string; level?: number };
+
+/** The default test config: the shipped catalog, a few routes, fast retries. */
+export const DEFAULT_CONFIG = `
+import { defineConfig, z } from "hookd/config";
+import { catalog } from "hookd/catalog";
+export default defineConfig({
+  events: { ...catalog, "test.ping": z.object({ n: z.number().int() }) },
+  routes: [{ on: "user.operator_status.changed", run: "notify", input: { operator: "userId", status: "status", fixed: { value: 7 } } }],
+  server: { bodyLimit: 64 * 1024 },
+  delivery: { backoffMs: 50, maxBackoffMs: 200, maxAttempts: 3 },
+  sandbox: { timeoutMs: 3000 },
+});
+`;
+
+export interface ProjectOptions {
+  /** Fixture folder names under test/fixtures/plugins, copied into plugins/. */
+  fixtures?: string[];
+  /** Extra plugin files: relative path under plugins/ -> source. */
+  files?: Record<string, string>;
+  config?: string;
+}
+
+export class TestProject {
+  readonly dir: string;
+  readonly pluginsDir: string;
+
+  constructor(options: ProjectOptions = {}) {
+    this.dir = mkdtempSync(path.join(tmpdir(), "hookd-test-"));
+    this.pluginsDir = path.join(this.dir, "plugins");
+    mkdirSync(this.pluginsDir, { recursive: true });
+    writeFileSync(path.join(this.dir, "events.config.ts"), options.config ?? DEFAULT_CONFIG);
+    for (const fixture of options.fixtures ?? []) {
+      cpSync(path.join(FIXTURES, "plugins", fixture), this.pluginsDir, { recursive: true });
+    }
+    for (const [file, source] of Object.entries(options.files ?? {})) this.write(file, source);
+  }
+
+  write(file: string, source: string): void {
+    const target = path.join(this.pluginsDir, file);
+    mkdirSync(path.dirname(target), { recursive: true });
+    writeFileSync(target, source);
+  }
+
+  remove(): void {
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+export interface StartOptions {
+  env?: Record<string, string>;
+  args?: string[];
+  /** How long to wait for "hookd ready". */
+  timeoutMs?: number;
+}
+
+export class TestDaemon {
+  readonly logs: LogLine[] = [];
+  url = "";
+  private child: ChildProcess | undefined;
+  private waiters: Array<{ match: (line: LogLine) => boolean; resolve: (line: LogLine) => void }> = [];
+  private stderr = "";
+  private exited: Promise<number | null> = Promise.resolve(null);
+
+  constructor(readonly project: TestProject) {}
+
+  async start(options: StartOptions = {}): Promise<this> {
+    const child = spawn(process.execPath, [BIN, "start", "--config", path.join(this.project.dir, "events.config.ts"), ...(options.args ?? [])], {
+      cwd: this.project.dir,
+      env: { ...process.env, HOOKD_PORT: "0", HOOKD_HOST: "127.0.0.1", HOOKD_LOG_LEVEL: "debug", NODE_OPTIONS: "", ...options.env },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    this.child = child;
+    this.exited = new Promise((resolve) => child.once("exit", (code) => resolve(code)));
+    let buffered = "";
+    child.stdout!.setEncoding("utf8").on("data", (chunk: string) => {
+      buffered += chunk;
+      let newline: number;
+      while ((newline = buffered.indexOf("\n")) >= 0) {
+        const text = buffered.slice(0, newline);
+        buffered = buffered.slice(newline + 1);
+        let line: LogLine;
+        try {
+          line = JSON.parse(text) as LogLine;
+        } catch {
+          line = { msg: text, raw: true };
+        }
+        this.logs.push(line);
+        this.waiters = this.waiters.filter((w) => (w.match(line) ? (w.resolve(line), false) : true));
+      }
+    });
+    child.stderr!.setEncoding("utf8").on("data", (chunk: string) => (this.stderr += chunk));
+    const ready = await Promise.race([
+      this.waitForLog((l) => l.msg === "hookd ready", options.timeoutMs ?? 30_000),
+      this.exited.then((code) => {
+        throw new Error(`daemon exited with ${code} before ready:\n${this.stderr}\n${this.logs.map((l) => JSON.stringify(l)).join("\n")}`);
+      }),
+    ]);
+    this.url = String(ready.url);
+    return this;
+  }
+
+  /** Resolves with the first log line (past or future) that matches. */
+  waitForLog(match: (line: LogLine) => boolean, timeoutMs = 10_000): Promise<LogLine> {
+    const seen = this.logs.find(match);
+    if (seen) return Promise.resolve(seen);
+    return new Promise((resolve, reject) => {
+      const waiter = { match, resolve: (line: LogLine) => (clearTimeout(timer), resolve(line)) };
+      const timer = setTimeout(() => {
+        this.waiters = this.waiters.filter((w) => w !== waiter);
+        reject(new Error(`no matching log line within ${timeoutMs} ms; last lines:\n${this.logs.slice(-15).map((l) => JSON.stringify(l)).join("\n")}\n${this.stderr}`));
+      }, timeoutMs);
+      this.waiters.push(waiter);
+    });
+  }
+
+  /** Waits until `count` lines match. */
+  async waitForLogs(match: (line: LogLine) => boolean, count: number, timeoutMs = 10_000): Promise<LogLine[]> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const found = this.logs.filter(match);
+      if (found.length >= count) return found;
+      if (Date.now() > deadline) throw new Error(`only ${found.length} of ${count} matching log lines within ${timeoutMs} ms`);
+      await new Promise((r) => setTimeout(r, 25));
+    }
+  }
+
+  fetch(pathname: string, init: RequestInit = {}): Promise<Response> {
+    return fetch(`${this.url}${pathname}`, init);
+  }
+
+  /** POSTs a JSON event; returns status and parsed body. */
+  async post(name: string, body: unknown, headers: Record<string, string> = {}): Promise<{ status: number; body: any }> {
+    const response = await this.fetch(`/events/${name}`, {
+      method: "POST",
+      headers: { "content-type": "application/json", ...headers },
+      body: typeof body === "string" ? body : JSON.stringify(body),
+    });
+    return { status: response.status, body: await response.json().catch(() => null) };
+  }
+
+  async getJson(pathname: string, headers: Record<string, string> = {}): Promise<any> {
+    const response = await this.fetch(pathname, { headers });
+    return response.json();
+  }
+
+  /** SIGTERM and wait (graceful); SIGKILL after the timeout. */
+  async stop(timeoutMs = 15_000): Promise<number | null> {
+    if (!this.child || this.child.exitCode !== null || this.child.signalCode !== null) return this.child?.exitCode ?? null;
+    this.child.kill("SIGTERM");
+    const timer = setTimeout(() => this.child?.kill("SIGKILL"), timeoutMs);
+    const code = await this.exited;
+    clearTimeout(timer);
+    return code;
+  }
+
+  /** SIGKILL: the crash case. Kills the sandbox child too (it exits when its parent goes). */
+  async kill(): Promise<void> {
+    if (!this.child || this.child.exitCode !== null || this.child.signalCode !== null) return;
+    this.child.kill("SIGKILL");
+    await this.exited;
+  }
+
+  get pid(): number | undefined {
+    return this.child?.pid;
+  }
+}
