@@ -40,6 +40,8 @@ export function createHttpServer(deps: HttpDeps): FastifyInstance {
     return503OnClosing: true,
   });
 
+  // Events are JSON or forms; fastify's default text/plain parser would let a string through.
+  app.removeContentTypeParser("text/plain");
   app.register(formbody, {
     bodyLimit: deps.bodyLimit,
     // PHP forms send arrays as `clids[]=1&clids[]=2` and maps as `newparam[title]=x`.
