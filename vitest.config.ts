@@ -11,5 +11,7 @@ export default defineConfig({
     hookTimeout: 60_000,
     fileParallelism: true,
     maxWorkers: 2,
+    // In CI, also a JSON report: .ci/run prints its totals as the closing line.
+    reporters: process.env.CI ? ["default", ["json", { outputFile: "test/artifacts/vitest.json" }]] : ["default"],
   },
 });

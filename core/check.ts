@@ -5,6 +5,7 @@
 import { existsSync } from "node:fs";
 import { writeFile } from "node:fs/promises";
 import path from "node:path";
+import { fileURLToPath } from "node:url";
 import ts from "typescript";
 import { compilePlugin } from "./compile/compile-plugin.ts";
 import { loadConfig, type LoadConfigOptions } from "./config/load.ts";
@@ -35,6 +36,12 @@ declare module "hookd" {
   );
   return target;
 }
+
+const OWN_FILES = {
+  api: fileURLToPath(new URL("../sandbox/runtime/api.ts", import.meta.url)),
+  config: fileURLToPath(new URL("./config/define.ts", import.meta.url)),
+  catalog: fileURLToPath(new URL("./catalog/index.ts", import.meta.url)),
+};
 
 interface Problem {
   where: string;
@@ -134,6 +141,15 @@ function typeCheck(configFile: string, pluginFiles: string[]): Problem[] {
     const read = ts.readConfigFile(tsconfigPath, ts.sys.readFile);
     const parsed = ts.parseJsonConfigFileContent(read.config, ts.sys, path.dirname(tsconfigPath));
     compilerOptions = { ...parsed.options, noEmit: true };
+  }
+  // A project without hookd in its node_modules (a config in /etc/hookd, say) still type-checks:
+  // `hookd`, `hookd/config` and `hookd/catalog` resolve to this installation's own files.
+  const resolvesHookd = ts.resolveModuleName("hookd", configFile, compilerOptions, ts.sys).resolvedModule !== undefined;
+  if (!resolvesHookd) {
+    compilerOptions = {
+      ...compilerOptions,
+      paths: { ...compilerOptions.paths, hookd: [OWN_FILES.api], "hookd/config": [OWN_FILES.config], "hookd/catalog": [OWN_FILES.catalog] },
+    };
   }
   const rootNames = [configFile, envDeclarationPath(configFile), ...pluginFiles].filter((f) => existsSync(f));
   const program = ts.createProgram({ rootNames, options: compilerOptions });

@@ -5,11 +5,12 @@
 import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { parseArgs } from "node:util";
-import { loadConfig, type LoadConfigOptions } from "./config/load.ts";
-import { Daemon } from "./daemon.ts";
+import type { LoadConfigOptions } from "./config/load.ts";
 import { HookdError } from "./errors.ts";
-import { createLogger } from "./log.ts";
-import { checkProject, envDeclarationPath, writeEnvDeclaration } from "./check.ts";
+
+// Each command loads only what it needs: a client command must not pay for the daemon's
+// modules (fastify, isolated-vm, TypeScript) at every call.
+const loadConfig = async (options: LoadConfigOptions) => (await import("./config/load.ts")).loadConfig(options);
 
 const USAGE = `hookd — run TypeScript event handlers in V8 isolates
 
@@ -68,8 +69,9 @@ export async function main(argv: string[]): Promise<number> {
       case "retry":
         return await postJson(values, `/api/runs/${encodeURIComponent(required(args[0], "hookd retry <run id>"))}/retry`, undefined);
       case "check":
-        return await checkProject(configOptions, process.stdout);
+        return await (await import("./check.ts")).checkProject(configOptions, process.stdout);
       case "types": {
+        const { envDeclarationPath, writeEnvDeclaration } = await import("./check.ts");
         const config = await loadConfig(configOptions);
         await writeEnvDeclaration(config.file);
         process.stdout.write(`wrote ${path.relative(process.cwd(), envDeclarationPath(config.file))}\n`);
@@ -89,6 +91,7 @@ export async function main(argv: string[]): Promise<number> {
 }
 
 async function runDaemon(configOptions: LoadConfigOptions, dev: boolean): Promise<number> {
+  const [{ Daemon }, { createLogger }] = await Promise.all([import("./daemon.ts"), import("./log.ts")]);
   const config = await loadConfig(configOptions);
   const logger = createLogger({ level: dev && config.log.level === "info" ? "debug" : config.log.level, pretty: dev });
   const daemon = await Daemon.start({ config, logger });

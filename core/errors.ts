@@ -69,7 +69,7 @@ const definitions = {
   HOOKD_STORE_LEASE_LOST: { status: 409, message: "delivery %s: lease lost, a newer attempt owns it" },
 
   // anything else: a bug in hookd, never the sender's fault
-  HOOKD_INTERNAL: { status: 500, message: "internal error: %s" },
+  HOOKD_DAEMON_INTERNAL: { status: 500, message: "internal error: %s" },
 
   // CLI
   HOOKD_CLI_USAGE: { status: 400, message: "%s" },

@@ -189,7 +189,7 @@ function toHookdError(error: unknown, bodyLimit: number): HookdError {
   if (error instanceof SyntaxError || status === 400) return new HookdError("HOOKD_HTTP_MALFORMED_BODY", [message], { cause: error });
   if (status === 413) return new HookdError("HOOKD_HTTP_BODY_TOO_LARGE", [bodyLimit], { cause: error });
   if (status === 415) return new HookdError("HOOKD_HTTP_UNSUPPORTED_MEDIA_TYPE", [extractMediaType(message)], { cause: error });
-  return new HookdError("HOOKD_INTERNAL", [message], { cause: error });
+  return new HookdError("HOOKD_DAEMON_INTERNAL", [message], { cause: error });
 }
 
 function extractMediaType(message: string): string {
