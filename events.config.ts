@@ -27,8 +27,40 @@ export default defineConfig({
     },
   ],
 
+  // events.php's webhooks, without code: a closed deal goes to another system as a PHP-style
+  // form POST, signed with the Standard Webhooks headers (secret: HOOKD_WEBHOOK_SECRET) and
+  // retried for a day and a half. Off until DEAL_WEBHOOK_URL names the receiver
+  // (e.g. https://crm.example/hook.php), so a fresh checkout sends nothing anywhere.
+  webhooks: process.env.DEAL_WEBHOOK_URL
+    ? [
+        {
+          on: "deal.close",
+          url: process.env.DEAL_WEBHOOK_URL,
+          method: "POST",
+          format: "form",
+          map: { deal: "did", amount: "summa", status: "status", author: "autor" },
+        },
+      ]
+    : [],
+
+  // The telephony server writes local times without a zone; name its zone to get offsets:
+  // oktell: { timezone: "Europe/Moscow" },
+
   server: { host: "127.0.0.1", port: 8711, token: process.env.HOOKD_TOKEN },
   plugins: { dir: "./plugins" },
   sandbox: { memoryMb: 64, timeoutMs: 5000 },
-  store: { url: "sqlite:./data/hookd.db" },
+  // synchronous: "FULL" (default) fsyncs every accepted event before its 202; "NORMAL" survives a
+  // crash of hookd but can lose the last events on power loss; "OFF" can also corrupt the file.
+  store: { url: "sqlite:./data/hookd.db", synchronous: "FULL" },
+
+  // Retries, dead letters and order. A handler gets the events of one deal (one client, one
+  // task...) one at a time, in the order they arrived; the shipped catalog declares those keys,
+  // your own events declare theirs here. Finished events are pruned after a week (dead letters
+  // after 30 days). A plugin can override the retries: plugin({ retry: { maxAttempts: 10 } }).
+  delivery: {
+    maxAttempts: 5,
+    backoffMs: 1000,
+    orderBy: { "shop.order.paid": "orderId" },
+    retention: { doneMs: 7 * 24 * 3_600_000, deadMs: 30 * 24 * 3_600_000 },
+  },
 });

@@ -3,39 +3,19 @@
  * the catalog with the TypeScript compiler, and list which plugin handles which event.
  */
 import { existsSync } from "node:fs";
-import { writeFile } from "node:fs/promises";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import ts from "typescript";
 import { compilePlugin } from "./compile/compile-plugin.ts";
 import { loadConfig, type LoadConfigOptions } from "./config/load.ts";
 import { HookdError } from "./errors.ts";
+import { envDeclarationPath, writeEnvDeclaration } from "./env-types.ts";
 import { discoverPlugins } from "./plugins/discover.ts";
 import { SandboxSupervisor } from "../sandbox/supervisor.ts";
 import type { PluginManifest } from "../sandbox/protocol.ts";
 
-/** The declaration file that registers the project's catalog with the `hookd` module. */
-export function envDeclarationPath(configFile: string): string {
-  return path.join(path.dirname(configFile), "hookd-env.d.ts");
-}
-
-export async function writeEnvDeclaration(configFile: string): Promise<string> {
-  const target = envDeclarationPath(configFile);
-  const importPath = `./${path.basename(configFile)}`;
-  await writeFile(
-    target,
-    `// Written by \`hookd types\`: gives editors the catalog's types for \`import ... from "hookd"\`.
-import type config from "${importPath}";
-
-declare module "hookd" {
-  interface Register {
-    config: typeof config;
-  }
-}
-`,
-  );
-  return target;
-}
+// The editor types live in env-types.ts (no TypeScript compiler needed to write them).
+export { envDeclarationPath, writeEnvDeclaration } from "./env-types.ts";
 
 const OWN_FILES = {
   api: fileURLToPath(new URL("../sandbox/runtime/api.ts", import.meta.url)),
@@ -53,7 +33,7 @@ export async function checkProject(options: LoadConfigOptions, out: NodeJS.Writa
   const config = await loadConfig(options);
   const root = path.dirname(config.plugins.dir);
   const problems: Problem[] = [];
-  if (!existsSync(envDeclarationPath(config.file))) await writeEnvDeclaration(config.file);
+  await writeEnvDeclaration(config.file);
 
   const entries = await discoverPlugins(config.plugins.dir);
   const compiled = new Map<string, Awaited<ReturnType<typeof compilePlugin>>>();

@@ -19,10 +19,17 @@ Usage:
   hookd dev   [--config F] [--plugins DIR] [--data DIR]   the same with readable logs
   hookd emit <event> [json | @file | -]                   send an event to the running daemon
   hookd run <action> [json | @file | -]                   start an action by hand
-  hookd runs [--status pending|running|done|dead|failed] [--plugin P] [--event E] [--limit N]
+  hookd runs [--status pending|running|done|dead|failed] [--plugin P] [--event E] [--replay ID] [--limit N]
   hookd retry <run id>                                    run a failed or dead run again
+  hookd status [--json]                                   the running daemon: plugins, queue, dead letters,
+                                                          recent errors (exit 1 when it is not ready)
+  hookd replay --event <name> --since <time> [--until <time>] [--plugin P] [--detach]
+                                                          run stored events' handlers again, with progress
+                                                          (time: ISO-8601, epoch ms, or ago: 30m, 2h, 7d)
   hookd check [--config F] [--plugins DIR]                compile and type-check config and plugins
   hookd types [--config F]                                write the editor types for the catalog
+  hookd init [dir]                                        scaffold a project (config, example plugin and
+                                                          its tests, tsconfig, npm scripts, systemd unit)
 
 Client commands find the daemon through --url, HOOKD_URL, or the config's server settings;
 the token comes from --token, HOOKD_TOKEN or the config.`;
@@ -37,6 +44,11 @@ const OPTIONS = {
   plugin: { type: "string" },
   event: { type: "string" },
   limit: { type: "string" },
+  replay: { type: "string" },
+  since: { type: "string" },
+  until: { type: "string" },
+  detach: { type: "boolean" },
+  json: { type: "boolean" },
   help: { type: "boolean", short: "h" },
 } as const;
 
@@ -66,12 +78,23 @@ export async function main(argv: string[]): Promise<number> {
         return await postJson(values, `/actions/${encodeURIComponent(required(args[0], "hookd run <action> [json]"))}`, await readBody(args[1]));
       case "runs":
         return await listRuns(values);
+      case "status":
+        return await showStatus(values);
       case "retry":
         return await postJson(values, `/api/runs/${encodeURIComponent(required(args[0], "hookd retry <run id>"))}/retry`, undefined);
+      case "replay": {
+        const { runReplayCommand } = await import("./delivery/replay-command.ts");
+        return await runReplayCommand(values, (pathname, init) => request(values, pathname, init), process.stdout);
+      }
       case "check":
         return await (await import("./check.ts")).checkProject(configOptions, process.stdout);
+      case "init": {
+        const { describeInit, initProject } = await import("./init.ts");
+        process.stdout.write(describeInit(await initProject(args[0] ?? "."), process.cwd()));
+        return 0;
+      }
       case "types": {
-        const { envDeclarationPath, writeEnvDeclaration } = await import("./check.ts");
+        const { envDeclarationPath, writeEnvDeclaration } = await import("./env-types.ts");
         const config = await loadConfig(configOptions);
         await writeEnvDeclaration(config.file);
         process.stdout.write(`wrote ${path.relative(process.cwd(), envDeclarationPath(config.file))}\n`);
@@ -91,11 +114,30 @@ export async function main(argv: string[]): Promise<number> {
 }
 
 async function runDaemon(configOptions: LoadConfigOptions, dev: boolean): Promise<number> {
-  const [{ Daemon }, { createLogger }] = await Promise.all([import("./daemon.ts"), import("./log.ts")]);
+  // NOTIFY_SOCKET and WATCHDOG_* are taken out of the environment before anything starts a
+  // child process (esbuild, the sandbox): only the daemon speaks to systemd.
+  const systemd = (await import("./ops/sd-notify.ts")).takeSystemdEnv();
+  const [{ Daemon }, { createLogger }, { ServiceNotifications }, { readyStatus, reloadOnSighup }] = await Promise.all([
+    import("./daemon.ts"),
+    import("./log.ts"),
+    import("./ops/systemd.ts"),
+    import("./ops/sighup.ts"),
+  ]);
   const config = await loadConfig(configOptions);
   const logger = createLogger({ level: dev && config.log.level === "info" ? "debug" : config.log.level, pretty: dev });
-  const daemon = await Daemon.start({ config, logger });
+  // A no-op outside systemd (no NOTIFY_SOCKET).
+  const service = new ServiceNotifications({ logger, systemd });
+  // `hookd dev` keeps the editor types current: written at start and after each config reload.
+  if (dev) await writeEnvTypes(config.file);
+  const reloadLines = dev ? await devReloadLines() : {};
   let signals = 0;
+  // The stop signals are handled from before the daemon starts: without a handler, a SIGTERM
+  // that arrives while it starts (or just after "hookd ready") would kill it undrained. A stop
+  // requested during start-up waits for the start, then drains.
+  // A SIGHUP meanwhile has nothing to do (the files are being read now) but must not kill it.
+  const hupWhileStarting = () => logger.info({ signal: "SIGHUP" }, "reload requested during start-up: the config being loaded is current");
+  process.on("SIGHUP", hupWhileStarting);
+  const starting = Daemon.start({ config, logger, ...reloadLines });
   const stopped = new Promise<number>((resolve) => {
     const onSignal = (signal: NodeJS.Signals) => {
       signals++;
@@ -105,7 +147,8 @@ async function runDaemon(configOptions: LoadConfigOptions, dev: boolean): Promis
         process.exit(1);
       }
       logger.info({ signal }, "stopping: draining runs in flight");
-      daemon.stop().then(
+      service.stopping(`stopping on ${signal}: draining runs in flight`);
+      starting.then((daemon) => daemon.stop()).then(
         () => resolve(0),
         (error: unknown) => {
           logger.error({ err: error }, "stop failed");
@@ -116,9 +159,47 @@ async function runDaemon(configOptions: LoadConfigOptions, dev: boolean): Promis
     process.on("SIGTERM", onSignal);
     process.on("SIGINT", onSignal);
   });
+  // HOOKD_EXIT_WITH_PARENT=1: stop, draining as on SIGTERM, once the process that started hookd
+  // is gone (it was reparented). For supervisors and test runners that may die without
+  // stopping their children.
+  if (process.env.HOOKD_EXIT_WITH_PARENT === "1") {
+    const parent = process.ppid;
+    const watch = setInterval(() => {
+      if (process.ppid === parent) return;
+      clearInterval(watch);
+      process.kill(process.pid, "SIGTERM");
+    }, 1000);
+    watch.unref();
+  }
+  const daemon = await starting;
+  reloadOnSighup({ daemon, service, logger, stopping: () => signals > 0 });
+  process.off("SIGHUP", hupWhileStarting);
+  await service.ready({ status: readyStatus(daemon), withholdWatchdog: () => daemon.readiness.storeUnwritableReason() });
   const code = await stopped;
+  await service.close();
   logger.flush?.();
   return code;
+}
+
+/** `hookd dev` prints one readable line per plugin or config reload. */
+async function devReloadLines() {
+  const { formatConfigReloadLine, formatReloadLine } = await import("./plugins/reload-line.ts");
+  return {
+    onPluginReload: (result: Parameters<typeof formatReloadLine>[0]) => process.stdout.write(`${formatReloadLine(result)}\n`),
+    onConfigReload: (result: Parameters<typeof formatConfigReloadLine>[0]) => {
+      process.stdout.write(`${formatConfigReloadLine(result)}\n`);
+      if (result.ok) void writeEnvTypes(result.file);
+    },
+  };
+}
+
+/** Writes hookd-env.d.ts when it is missing or stale; a failure only costs editor types. */
+async function writeEnvTypes(configFile: string): Promise<void> {
+  try {
+    await (await import("./env-types.ts")).writeEnvDeclaration(configFile);
+  } catch (error) {
+    process.stderr.write(`could not write the editor types (hookd-env.d.ts): ${(error as Error).message}\n`);
+  }
 }
 
 interface ClientValues {
@@ -129,6 +210,7 @@ interface ClientValues {
   plugin?: string | undefined;
   event?: string | undefined;
   limit?: string | undefined;
+  replay?: string | undefined;
 }
 
 async function daemonEndpoint(values: ClientValues): Promise<{ url: string; token: string | undefined }> {
@@ -175,9 +257,22 @@ async function postJson(values: ClientValues, pathname: string, body: string | u
   return status < 400 ? 0 : 1;
 }
 
+async function showStatus(values: ClientValues & { json?: boolean | undefined }): Promise<number> {
+  const { status, body } = await request(values, "/api/status", { method: "GET" });
+  if (status >= 400) {
+    process.stderr.write(`${JSON.stringify(body)}\n`);
+    return 1;
+  }
+  const report = body as import("./ops/status.ts").DaemonStatus;
+  if (values.json) process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
+  else process.stdout.write((await import("./ops/status.ts")).formatStatus(report, (await daemonEndpoint(values)).url));
+  return report.ready ? 0 : 1;
+}
+
 async function listRuns(values: ClientValues): Promise<number> {
   const query = new URLSearchParams();
   for (const key of ["status", "plugin", "event", "limit"] as const) if (values[key]) query.set(key, values[key]!);
+  if (values.replay) query.set("replayId", values.replay);
   const { status, body } = await request(values, `/api/runs?${query}`, { method: "GET" });
   if (status >= 400) {
     process.stderr.write(`${JSON.stringify(body)}\n`);

@@ -4,13 +4,26 @@
  *   HTTP ingress -> intake (validate) -> store (group commit) -> dispatcher -> sandbox -> store.
  */
 import type { FastifyInstance } from "fastify";
+import { loadConfig } from "./config/load.ts";
 import type { ResolvedConfig } from "./config/settings.ts";
+import { ConfigWatcher, type ConfigChanges, type ConfigReloadResult } from "./config/watch.ts";
+import { ConsoleHub } from "./console/hub.ts";
+import { consoleRoutes } from "./console/routes.ts";
+import { CircuitBreaker } from "./delivery/circuit-breaker.ts";
 import { Dispatcher } from "./delivery/dispatcher.ts";
+import { Replayer } from "./delivery/replay.ts";
+import { RetentionPruner } from "./delivery/retention.ts";
+import { retryPolicyFor } from "./delivery/retry-policy.ts";
 import { createHttpServer } from "./ingress/http.ts";
 import { EventIntake } from "./ingress/intake.ts";
+import { oktellIngress } from "./ingress/oktell.ts";
+import { webhookApi } from "./webhooks/api.ts";
+import { WebhookDeliveries } from "./webhooks/deliveries.ts";
 import type { Logger } from "./log.ts";
 import { createMetrics, type Metrics } from "./metrics.ts";
-import { PluginManager } from "./plugins/manager.ts";
+import { Readiness } from "./ops/readiness.ts";
+import { collectStatus, type DaemonStatus } from "./ops/status.ts";
+import { PluginManager, type ReloadResult } from "./plugins/manager.ts";
 import { openStore } from "./store/open.ts";
 import type { Store } from "./store/types.ts";
 import { IsolateHost } from "../sandbox/isolate-host.ts";
@@ -28,30 +41,55 @@ export interface DaemonOptions {
   sandbox?: "process" | "inline";
   /** Watch the plugins folder and the config (default: the config's plugins.watch). */
   watch?: boolean;
+  /** Called after every plugin load, reload, failed attempt and removal (`hookd dev` prints it). */
+  onPluginReload?: (result: ReloadResult) => void;
+  /** Called after every config reload, applied or refused. */
+  onConfigReload?: (result: ConfigReloadResult) => void;
   /** Time running runs get to finish on stop. */
   drainMs?: number;
 }
 
 export class Daemon {
-  readonly config: ResolvedConfig;
+  /** Replaced by a config reload; everything reads it through getters, so the next event sees it. */
+  private currentConfig: ResolvedConfig;
   readonly store: Store;
   readonly plugins: PluginManager;
   readonly intake: EventIntake;
   readonly dispatcher: Dispatcher;
+  /** Pauses plugins whose runs keep failing (`sandbox.breaker`). */
+  readonly breaker: CircuitBreaker;
+  /** Outbound webhooks: their deliveries, endpoint health and sending. */
+  readonly webhooks: WebhookDeliveries;
+  readonly replayer: Replayer;
+  private readonly pruner: RetentionPruner;
   readonly metrics: Metrics;
+  /** Store writable, sandbox up, plugins loaded: /readyz and the systemd watchdog ask it. */
+  readonly readiness: Readiness;
   readonly http: FastifyInstance;
+  /** The live console's stream: what happens here reaches the open `GET /` pages. */
+  readonly console: ConsoleHub;
+  private readonly startedAt = Date.now();
   private readonly sandbox: Sandbox;
   private readonly log: Logger;
   private watcher: PluginWatcher | undefined;
+  private configWatcher: ConfigWatcher | undefined;
+  private lastConfigReload: ConfigReloadResult | undefined;
   private ready = false;
   private stopping: Promise<void> | undefined;
 
   private constructor(private readonly options: DaemonOptions, store: Store) {
     const config = options.config;
-    this.config = config;
+    this.currentConfig = config;
     this.store = store;
     this.log = options.logger.child({ component: "daemon" });
-    this.metrics = createMetrics({ deliveriesByStatus: () => store.countByStatus() });
+    this.metrics = createMetrics({
+      deliveriesByStatus: () => store.countByStatus(),
+      oldestPendingAt: () => store.oldestPendingAt(),
+      isolateHeap: () => isolateHeapOf(this.sandbox),
+      pluginStates: () => this.plugins.list(),
+    });
+    this.console = new ConsoleHub({ store, plugins: () => this.plugins.list() });
+    this.readiness = new Readiness({ lifecycle: () => this.notReadyReason(), checkStoreWritable: () => store.checkWritable() });
 
     const pluginLog = options.logger.child({ component: "plugin" });
     const services: HostServices = {
@@ -85,24 +123,53 @@ export class Daemon {
       });
     }
 
-    this.plugins = new PluginManager({
-      sandbox: this.sandbox,
-      dir: config.plugins.dir,
-      root: pluginsRoot(config),
-      limits: config.sandbox,
-      catalog: () => this.config.events,
+    this.breaker = new CircuitBreaker({
+      settings: () => this.config.sandbox.breaker,
       logger: options.logger,
       onChange: () => this.dispatcher?.wake(),
     });
 
+    this.plugins = new PluginManager({
+      sandbox: this.sandbox,
+      dir: config.plugins.dir,
+      root: pluginsRoot(config),
+      limits: () => this.config.sandbox,
+      catalog: () => this.config.events,
+      logger: options.logger,
+      onChange: () => this.dispatcher?.wake(),
+      onReload: (result) => {
+        if (result.outcome !== "removed") this.metrics.reloads.inc({ plugin: result.plugin, outcome: result.ok ? "ok" : "error" });
+        // A new version deserves a fresh start, not the pause its predecessor earned.
+        if (result.ok && result.outcome === "reloaded") this.breaker.reset(result.plugin);
+        this.console.pluginsChanged();
+        options.onPluginReload?.(result);
+      },
+      countPendingRuns: async (keys) => {
+        const counts = await Promise.all(keys.map((plugin) => store.listRuns({ status: "pending", plugin, limit: 1000 })));
+        return counts.reduce((sum, runs) => sum + runs.length, 0);
+      },
+      quietReloadLogs: options.onPluginReload !== undefined,
+      health: (plugin) => this.breaker.health(plugin),
+    });
+
+    this.webhooks = new WebhookDeliveries({
+      store,
+      webhooks: () => this.config.webhooks,
+      settings: () => this.config.webhookDelivery,
+      logger: options.logger,
+      onEndpointsChanged: () => this.dispatcher?.wake(),
+    });
+
     this.intake = new EventIntake({
       store,
+      webhookTargets: (name, payload) => this.webhooks.targetsFor(name, payload),
       plugins: this.plugins,
       catalog: () => this.config.events,
       routes: () => this.config.routes,
       delivery: () => this.config.delivery,
-      onAccepted: ({ name, source }) => {
+      onAccepted: ({ name, id, source }) => {
         this.metrics.eventsAccepted.inc({ event: name, source });
+        this.console.eventAccepted(id);
         this.dispatcher.wake();
       },
       onRejected: ({ name, reason }) => this.metrics.eventsRejected.inc({ event: name, reason }),
@@ -113,26 +180,43 @@ export class Daemon {
       sandbox: this.sandbox,
       plugins: this.plugins,
       delivery: () => this.config.delivery,
+      retryPolicy: (plugin) => retryPolicyFor(this.config.delivery, this.plugins.declaredOptions(plugin)?.retry),
       // Long enough for the slowest run; live runs renew it, so it only matters after a crash.
       leaseMs: () => this.config.sandbox.timeoutMs * 2 + 10_000,
       logger: options.logger,
-      onRunFinished: ({ delivery, plugin, outcome, status }) => {
-        this.metrics.runs.inc({ plugin, kind: delivery.kind, outcome: status === "pending" ? "retry" : status });
-        this.metrics.runDuration.observe({ plugin }, outcome.durationMs / 1000);
+      isPaused: (plugin) => this.breaker.isPaused(plugin),
+      onRunFinished: (info) => {
+        this.metrics.recordRun(info);
+        this.breaker.record(info);
+        this.console.runFinished(info);
       },
+      webhooks: this.webhooks,
     });
+
+    this.replayer = new Replayer({ store, intake: this.intake, plugins: this.plugins, onScheduled: () => this.dispatcher.wake() });
+    this.pruner = new RetentionPruner({ store, retention: () => this.config.delivery.retention, logger: options.logger });
 
     this.http = createHttpServer({
       intake: this.intake,
+      replayer: this.replayer,
       store,
       plugins: this.plugins,
       metrics: this.metrics,
       catalog: () => this.config.events,
       token: () => this.config.server.token,
       bodyLimit: config.server.bodyLimit,
-      notReadyReason: () => this.notReadyReason(),
+      notReadyReason: () => this.readiness.notReadyReason(),
+      status: () => this.status(),
       stopping: () => this.stopping !== undefined,
-      onRetried: () => this.dispatcher.wake(),
+      routeGroups: [
+        oktellIngress({ intake: this.intake, logger: options.logger, timezone: () => this.config.oktell.timezone, stopping: () => this.stopping !== undefined }),
+        webhookApi(this.webhooks),
+        consoleRoutes({ hub: this.console, token: () => this.config.server.token }),
+      ],
+      onRetried: (run) => {
+        this.metrics.retries.inc({ plugin: run.plugin, trigger: "manual" });
+        this.dispatcher.wake();
+      },
     });
   }
 
@@ -161,17 +245,33 @@ export class Daemon {
     return `http://${host.includes(":") ? `[${host}]` : host}:${port}`;
   }
 
+  /** What `GET /api/status` and `hookd status` show: plugins, queue, dead letters, recent errors. */
+  status(): Promise<DaemonStatus> {
+    const sandbox = this.sandbox;
+    return collectStatus({
+      store: this.store,
+      plugins: () => this.plugins.list(),
+      notReadyReason: () => this.readiness.notReadyReason(),
+      sandbox: sandbox instanceof SandboxSupervisor ? () => ({ running: sandbox.running, restarts: sandbox.restarts }) : undefined,
+      startedAt: this.startedAt,
+    });
+  }
+
   /**
-   * Graceful stop: refuse new events (503), let runs in flight finish within the drain budget,
-   * commit what is pending, close the store (WAL checkpoint). Leases of runs still running are
-   * released by the next start.
+   * Graceful stop: refuse new events (503), let runs in flight finish within the drain budget
+   * (`delivery.drainMs`), give the leases of runs still going back (they run again at the next
+   * start, attempt not counted), commit what is pending, close the store (WAL checkpoint).
    */
   stop(): Promise<void> {
     this.stopping ??= (async () => {
       this.ready = false;
       await this.watcher?.close();
-      const left = await this.dispatcher.stop(this.options.drainMs ?? 10_000);
-      if (left > 0) this.log.warn({ runs: left }, "runs still in flight at stop; they run again after the next start");
+      await this.configWatcher?.close();
+      await this.pruner.stop();
+      const left = await this.dispatcher.stop(this.options.drainMs ?? this.config.delivery.drainMs);
+      this.webhooks.stop();
+      this.breaker.close();
+      if (left > 0) this.log.warn({ runs: left }, "runs still in flight at stop; their leases are released and they run again after the next start");
       await this.http.close();
       await this.sandbox.close();
       await this.store.close();
@@ -183,16 +283,17 @@ export class Daemon {
   private async boot(): Promise<void> {
     if (this.sandbox instanceof SandboxSupervisor) await this.sandbox.start();
     const results = await this.plugins.loadAll();
-    for (const result of results) this.metrics.reloads.inc({ plugin: result.plugin, outcome: result.ok ? "ok" : "error" });
+    await this.webhooks.start();
     this.dispatcher.start();
+    // Other instances' events and freed keys (PostgreSQL NOTIFY): claim them now, not at the next sweep.
+    this.store.onRemoteWork?.(() => this.dispatcher.wake());
+    this.pruner.start();
     await this.http.listen({ host: this.config.server.host, port: this.config.server.port });
     if (this.options.watch ?? this.config.plugins.watch) {
-      this.watcher = new PluginWatcher({
-        plugins: this.plugins,
-        logger: this.options.logger,
-        onReload: (result) => this.metrics.reloads.inc({ plugin: result.plugin, outcome: result.ok ? "ok" : "error" }),
-      });
+      this.watcher = new PluginWatcher({ plugins: this.plugins, logger: this.options.logger });
       await this.watcher.start();
+      this.configWatcher = this.createConfigWatcher();
+      await this.configWatcher.start();
     }
     this.ready = true;
     const loaded = results.filter((r) => r.ok).length;
@@ -200,6 +301,49 @@ export class Daemon {
       { url: this.url, plugins: loaded, failed: results.length - loaded, store: redactUrl(this.config.store.url), config: this.config.file },
       "hookd ready",
     );
+  }
+
+  /**
+   * SIGHUP (`systemctl reload hookd`): the config is loaded again through the same ConfigWatcher
+   * that follows file changes (one reload path, also when watching is off), then every plugin of
+   * the folder. Resolves once both are in force; a config that fails to load leaves the previous
+   * one serving and comes back as `config.ok: false`.
+   */
+  async reload(): Promise<{ config: ConfigReloadResult | undefined; plugins: ReloadResult[] }> {
+    this.configWatcher ??= this.createConfigWatcher();
+    this.lastConfigReload = undefined;
+    await this.configWatcher.reload();
+    const config = this.lastConfigReload;
+    const plugins = await this.plugins.loadAll();
+    return { config, plugins };
+  }
+
+  private createConfigWatcher(): ConfigWatcher {
+    return new ConfigWatcher({
+      current: () => this.config,
+      // Same file; folders kept as they are (they only change with a restart).
+      load: () => loadConfig({ configFile: this.config.file, pluginsDir: this.config.plugins.dir, dataDir: this.config.dataDir }),
+      apply: (next, changes) => this.applyConfig(next, changes),
+      logger: this.options.logger,
+      quietLogs: this.options.onConfigReload !== undefined,
+      onReload: (result) => {
+        this.lastConfigReload = result;
+        this.metrics.configReloads.inc({ outcome: result.ok ? "ok" : "error" });
+        this.options.onConfigReload?.(result);
+      },
+    });
+  }
+
+  /** The config in force; a config reload replaces it. */
+  get config(): ResolvedConfig {
+    return this.currentConfig;
+  }
+
+  /** Puts a reloaded config in force; plugins load again when the catalog or limits changed. */
+  private async applyConfig(next: ResolvedConfig, changes: ConfigChanges): Promise<void> {
+    this.currentConfig = next;
+    if (changes.reloadPlugins) await this.plugins.loadAll();
+    this.dispatcher.wake();
   }
 
   private notReadyReason(): string | undefined {
@@ -218,6 +362,12 @@ export class Daemon {
 /** Paths in plugin messages are shown relative to the plugins folder's parent. */
 function pluginsRoot(config: ResolvedConfig): string {
   return config.plugins.dir.replace(/[\\/][^\\/]+[\\/]?$/, "") || config.plugins.dir;
+}
+
+/** Heap per plugin version, where the sandbox can tell (the in-process host can; see metrics). */
+async function isolateHeapOf(sandbox: Sandbox): Promise<ReadonlyArray<{ plugin: string; bytes: number }>> {
+  const withHeap = sandbox as Partial<Pick<IsolateHost, "heapUsage">>;
+  return typeof withHeap.heapUsage === "function" ? withHeap.heapUsage() : [];
 }
 
 function redactUrl(url: string): string {

@@ -34,6 +34,21 @@ const definitions = {
   HOOKD_ACTION_UNKNOWN: { status: 404, message: "unknown action %s: no loaded plugin declares it" },
   HOOKD_RUN_NOT_FOUND: { status: 404, message: "no run %s" },
   HOOKD_RUN_NOT_RETRIABLE: { status: 409, message: "run %s is %s: only failed or dead runs can be retried" },
+  HOOKD_REPLAY_PLUGIN_UNKNOWN: { status: 404, message: "cannot replay to plugin %s: it is not loaded" },
+  HOOKD_REPLAY_NO_TARGETS: { status: 409, message: "nothing handles %s%s now: a replay would run nothing" },
+
+  // the telephony XML ingress (POST /ingest/oktell)
+  HOOKD_OKTELL_ENCODING: {
+    status: 400,
+    message: "unsupported XML encoding %s: send UTF-16 (LE or BE, with or without BOM) or UTF-8",
+  },
+  HOOKD_OKTELL_MALFORMED: { status: 400, message: "the XML body is not well-formed: %s" },
+  HOOKD_OKTELL_NO_EVENT: { status: 400, message: "no <event> in the body: %s" },
+
+  // outbound webhooks
+  HOOKD_WEBHOOK_FAILED: { status: 502, message: "webhook %s %s failed: %s" },
+  HOOKD_WEBHOOK_NOT_FOUND: { status: 404, message: "no webhook endpoint %s (GET /api/webhooks lists them)" },
+  HOOKD_WEBHOOK_DISABLED: { status: 503, message: "webhook endpoint %s is disabled: %s" },
 
   // plugins: compile and load
   HOOKD_PLUGIN_COMPILE: { status: 500, message: "plugin %s does not compile: %s" },
@@ -45,20 +60,30 @@ const definitions = {
   HOOKD_PLUGIN_UNKNOWN_EVENT: { status: 500, message: "plugin %s subscribes to %s, which is not in the catalog" },
   HOOKD_PLUGIN_NOT_LOADED: { status: 503, message: "plugin %s is not loaded" },
   HOOKD_PLUGIN_TYPECHECK: { status: 500, message: "type errors: %s" },
+  HOOKD_PLUGIN_OPTIONS_INVALID: { status: 500, message: "plugin({ %s }) is invalid: %s" },
+  HOOKD_PLUGIN_PAUSED: { status: 503, message: "plugin %s is paused after %s failed runs in a row; it runs again after %s" },
 
   // runs (a handler, route or action executing in the sandbox)
   HOOKD_RUN_FAILED: { status: 500, message: "%s" },
   HOOKD_RUN_TIMEOUT: { status: 500, message: "run exceeded its wall time of %s ms" },
   HOOKD_RUN_MEMORY: { status: 500, message: "run exceeded the isolate memory limit of %s MB" },
   HOOKD_RUN_ABORTED: { status: 500, message: "run aborted: %s" },
+  HOOKD_RUN_CPU: { status: 500, message: "run exceeded its CPU time of %s ms" },
+  HOOKD_RUN_STACK_OVERFLOW: { status: 500, message: "run exceeded the call stack size: %s" },
+  HOOKD_RUN_EMIT_LIMIT: { status: 429, message: "run emitted more than %s events" },
+  HOOKD_RUN_LOG_LIMIT: { status: 429, message: "run wrote more than %s of logs: further lines are dropped" },
   HOOKD_RUN_NO_HANDLER: { status: 500, message: "plugin %s has no handler for %s" },
   HOOKD_RUN_INPUT_INVALID: { status: 400, message: "input of action %s does not match its schema" },
 
   // the host API a plugin calls through ctx
   HOOKD_FETCH_NOT_ALLOWED: { status: 403, message: "fetch to %s is not allowed: the plugin declares %s" },
   HOOKD_FETCH_FAILED: { status: 502, message: "fetch to %s failed: %s" },
+  HOOKD_FETCH_TOO_LARGE: { status: 502, message: "fetch to %s: response exceeds the limit of %s bytes" },
+  HOOKD_FETCH_TIMEOUT: { status: 504, message: "fetch to %s: no complete answer within %s ms" },
   HOOKD_KV_INVALID: { status: 400, message: "kv: %s" },
+  HOOKD_KV_LIMIT: { status: 413, message: "kv: %s" },
   HOOKD_HOST_CALL_UNKNOWN: { status: 400, message: "unknown host call %s" },
+  HOOKD_HOST_CALL_INVALID: { status: 400, message: "host call %s refused: %s" },
 
   // the sandbox process
   HOOKD_SANDBOX_CRASHED: { status: 500, message: "the sandbox process exited (%s) while the run was in flight" },
@@ -73,6 +98,13 @@ const definitions = {
 
   // CLI
   HOOKD_CLI_USAGE: { status: 400, message: "%s" },
+  HOOKD_INIT_CONFLICT: { status: 409, message: "%s already has %s: hookd init writes into an empty folder or one without these files" },
+
+  // the plugin authors' test kit (hookd/testing)
+  HOOKD_TESTING_NODE_FLAGS: {
+    status: 500,
+    message: "isolates in this process need node's --no-node-snapshot flag: in vitest.config.ts set test.pool to \"forks\" and test.execArgv to [\"--no-node-snapshot\"]",
+  },
   HOOKD_CLI_DAEMON_UNREACHABLE: { status: 503, message: "no hookd daemon answers at %s (%s)" },
 } as const satisfies Record<string, { status: number; message: string }>;
 

@@ -1,6 +1,8 @@
 /**
  * Seed 004 (the CRM's events.php): when a deal is closed, log it, keep a running total per
- * author, and forward it to another system when DEAL_FORWARD_URL is set.
+ * author, and forward it to another system when DEAL_FORWARD_URL is set. Forwarding needs no
+ * code at all when a webhook does it: see the deal.close webhook in events.config.ts
+ * (DEAL_WEBHOOK_URL), signed and retried by hookd itself.
  */
 import { on, plugin } from "hookd";
 

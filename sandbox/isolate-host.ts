@@ -1,51 +1,88 @@
 /**
  * The isolate host: every loaded plugin version in its own isolate, and the host side of the
- * ctx API. It implements the Sandbox interface in-process; the sandbox process (worker.ts) wraps
- * it so the daemon can keep it at arm's length.
+ * ctx API with each plugin's limits (log volume, kv value size and key count, emits per run,
+ * fetch size and time). It implements the Sandbox interface in-process; the sandbox process
+ * (worker.ts) wraps it so the daemon can keep it at arm's length.
  */
 import { HookdError } from "../core/errors.ts";
 import type { RunOutcome } from "../core/store/types.ts";
-import { defaultFetchLimits, fetchForPlugin, type FetchLimits, type PluginFetchInit } from "./host-fetch.ts";
+import { defaultFetchLimits, fetchForPlugin, type PluginFetchInit } from "./host-fetch.ts";
 import { PluginIsolate } from "./plugin-isolate.ts";
 import type { HostServices, PluginLogRecord, PluginManifest, PluginSpec, RunRequest, Sandbox } from "./protocol.ts";
 import { runtimeBootstrapCode } from "./runtime/build.ts";
+import { SecretResolver } from "./secrets.ts";
 import { SourceMapper } from "./source-map.ts";
 
 export interface IsolateHostOptions {
   services: HostServices;
-  /** Values for declared secrets (else the environment); a plugin sees only the names it declares. */
+  /** The config's secrets (see sandbox/secrets.ts for who may read which). */
   secrets?: Record<string, string | undefined>;
-  fetchLimits?: FetchLimits;
-  /** Log lines one run may write; the rest are dropped with one warning. */
-  maxLogLinesPerRun?: number;
-  /** Largest ctx.kv value, as JSON bytes. */
-  maxKvValueBytes?: number;
+  /** Redirects one fetch may follow. */
+  maxRedirects?: number;
+  /**
+   * Replaces the network under ctx.fetch (the `hookd/testing` kit fakes responses with it);
+   * URL patterns, redirects, size and time limits still apply as in production.
+   */
+  fetchOverride?: typeof fetch;
+  /** Read secrets missing from `secrets` from the environment (default true; the test kit turns it off). */
+  environmentSecrets?: boolean;
+  /**
+   * An isolate was lost for good (V8 could not stop it after it exhausted its memory): its
+   * thread and heap stay taken until the process ends, so the owner should replace the process.
+   */
+  onCatastrophe?: (info: { plugin: string; version: number; message: string }) => void;
 }
 
 const LOG_LEVELS = new Set(["debug", "info", "warn", "error"]);
+/** A log message longer than this is cut. */
+const MAX_LOG_MESSAGE_CHARS = 8192;
+
+/** What one run has used of its budgets, counted on the host whatever the runtime says. */
+interface RunUsage {
+  logLines: number;
+  logChars: number;
+  logWarned: boolean;
+  emits: number;
+}
 
 export class IsolateHost implements Sandbox {
   private readonly versions = new Map<string, Map<number, PluginIsolate>>();
+  /** Loads under way, so a run sent right behind its plugin's load waits for it. */
+  private readonly loading = new Map<string, Promise<unknown>>();
   private readonly sourceMapper = new SourceMapper();
-  private readonly logLines = new Map<string, number>();
-  private secrets: Record<string, string | undefined>;
+  private readonly usage = new Map<string, RunUsage>();
+  /** Keys each plugin holds in kv, counted once and then kept up to date. */
+  private readonly kvKeyCounts = new Map<string, Promise<number>>();
+  private secrets: SecretResolver;
 
   constructor(private readonly options: IsolateHostOptions) {
-    this.secrets = options.secrets ?? {};
+    this.secrets = this.secretResolver(options.secrets ?? {});
   }
 
   setSecrets(secrets: Record<string, string | undefined>): void {
-    this.secrets = secrets;
+    this.secrets = this.secretResolver(secrets);
   }
 
-  async load(spec: PluginSpec): Promise<PluginManifest> {
+  load(spec: PluginSpec): Promise<PluginManifest> {
+    const key = `${spec.plugin}@${spec.version}`;
+    const loaded = this.loadVersion(spec);
+    this.loading.set(key, loaded);
+    const forget = () => {
+      if (this.loading.get(key) === loaded) this.loading.delete(key);
+    };
+    loaded.then(forget, forget);
+    return loaded;
+  }
+
+  private async loadVersion(spec: PluginSpec): Promise<PluginManifest> {
     const isolate: PluginIsolate = new PluginIsolate({
       spec,
       bootstrapCode: await runtimeBootstrapCode(),
-      secret: (name) => this.secrets[name] ?? process.env[name],
+      secret: (name) => this.secrets.resolve(spec.plugin, name),
       sourceMapper: this.sourceMapper,
-      onHostCall: (op, args, run): Promise<unknown> => this.serveHostCall(isolate, op, args, run),
-      onLog: (line, run) => this.forwardLog(line, run),
+      onHostCall: (op, args, run, signal): Promise<unknown> => this.serveHostCall(isolate, op, args, run, signal),
+      onLog: (line, run, chars) => this.forwardLog(isolate, line, run, chars),
+      onCatastrophe: (message) => this.options.onCatastrophe?.({ plugin: spec.plugin, version: spec.version, message }),
     });
     const manifest = await isolate.start();
     let byVersion = this.versions.get(spec.plugin);
@@ -65,17 +102,25 @@ export class IsolateHost implements Sandbox {
     await isolate.retire();
   }
 
-  run(request: RunRequest): Promise<RunOutcome> {
+  /** `payloadJson`, when given, is the payload as JSON text (what the sandbox process receives). */
+  async run(request: RunRequest, payloadJson?: string): Promise<RunOutcome> {
+    const pending = this.loading.get(`${request.plugin}@${request.version}`);
+    if (pending) await pending.catch(() => undefined);
     const isolate = this.versions.get(request.plugin)?.get(request.version);
     if (!isolate) {
-      return Promise.resolve({
+      return {
         ok: false,
         retriable: true,
         durationMs: 0,
         error: { code: "HOOKD_PLUGIN_NOT_LOADED", message: `plugin ${request.plugin} version ${request.version} is not loaded` },
-      });
+      };
     }
-    return isolate.run(request).finally(() => this.logLines.delete(request.runId));
+    this.usage.set(request.runId, { logLines: 0, logChars: 0, logWarned: false, emits: 0 });
+    try {
+      return await isolate.run(request, payloadJson);
+    } finally {
+      this.usage.delete(request.runId);
+    }
   }
 
   /** Heap in use per loaded plugin version, for metrics. */
@@ -90,63 +135,138 @@ export class IsolateHost implements Sandbox {
     return usage;
   }
 
+  /** Times each loaded plugin's isolate was disposed to end a run and rebuilt. */
+  isolateRestarts(): Record<string, number> {
+    const counts: Record<string, number> = {};
+    for (const [plugin, byVersion] of this.versions) {
+      for (const isolate of byVersion.values()) counts[plugin] = (counts[plugin] ?? 0) + isolate.kills;
+    }
+    return counts;
+  }
+
   async close(): Promise<void> {
     for (const byVersion of this.versions.values()) for (const isolate of byVersion.values()) isolate.dispose();
     this.versions.clear();
   }
 
-  private async serveHostCall(isolate: PluginIsolate, op: string, args: unknown[], run: RunRequest): Promise<unknown> {
+  private async serveHostCall(isolate: PluginIsolate, op: string, args: unknown[], run: RunRequest, signal: AbortSignal): Promise<unknown> {
     const plugin = run.plugin;
+    const limits = isolate.limits;
     switch (op) {
       case "kv.get":
         return this.options.services.kv(plugin, "get", [checkKey(args[0])]);
       case "kv.set": {
         const key = checkKey(args[0]);
-        const json = JSON.stringify(args[1] ?? null);
-        const max = this.options.maxKvValueBytes ?? 256 * 1024;
-        if (Buffer.byteLength(json) > max) throw new HookdError("HOOKD_KV_INVALID", [`value of ${key} is larger than ${max} bytes`]);
-        return this.options.services.kv(plugin, "set", [key, args[1] ?? null]);
+        const value = args[1] ?? null;
+        const bytes = Buffer.byteLength(JSON.stringify(value));
+        if (bytes > limits.kvMaxValueBytes) throw new HookdError("HOOKD_KV_LIMIT", [`value of ${key} is ${bytes} bytes, more than the limit of ${limits.kvMaxValueBytes}`]);
+        return this.setWithinKeyLimit(plugin, key, value, limits.kvMaxKeys);
       }
-      case "kv.delete":
-        return this.options.services.kv(plugin, "delete", [checkKey(args[0])]);
+      case "kv.delete": {
+        const deleted = await this.options.services.kv(plugin, "delete", [checkKey(args[0])]);
+        if (deleted === true) this.adjustKeyCount(plugin, -1);
+        return deleted;
+      }
       case "kv.list": {
         const prefix = typeof args[0] === "string" ? args[0] : "";
         const limit = Math.min(Math.max(Number(args[1]) || 100, 1), 1000);
         return this.options.services.kv(plugin, "list", [prefix, limit]);
       }
       case "emit": {
+        const usage = this.usage.get(run.runId);
+        if (usage && ++usage.emits > limits.maxEmitsPerRun) throw new HookdError("HOOKD_RUN_EMIT_LIMIT", [limits.maxEmitsPerRun]);
         if (typeof args[0] !== "string") throw new HookdError("HOOKD_EVENT_UNKNOWN", [String(args[0])]);
         return this.options.services.emit(plugin, run.meta, args[0], args[1]);
       }
       case "fetch": {
-        const patterns = isolate.manifest?.options.fetch ?? [];
+        const patterns = (isolate.manifest?.options.fetch ?? []).filter((pattern): pattern is string => typeof pattern === "string");
         const init = (typeof args[1] === "object" && args[1] !== null ? args[1] : {}) as PluginFetchInit;
-        const limits = this.options.fetchLimits ?? defaultFetchLimits;
-        // A fetch never outlives the run's own wall time.
-        return fetchForPlugin(patterns, String(args[0]), init, { ...limits, timeoutMs: Math.min(limits.timeoutMs, isolate.limits.timeoutMs) });
+        const limits = {
+          maxResponseBytes: isolate.limits.fetchMaxBytes,
+          // A fetch never outlives the run's own wall time (the run's end aborts it, too).
+          timeoutMs: Math.min(isolate.limits.fetchTimeoutMs, isolate.limits.timeoutMs),
+          maxRedirects: this.options.maxRedirects ?? defaultFetchLimits.maxRedirects,
+        };
+        return fetchForPlugin(patterns, String(args[0]), init, limits, this.options.fetchOverride, signal);
       }
       default:
         throw new HookdError("HOOKD_HOST_CALL_UNKNOWN", [op]);
     }
   }
 
-  private forwardLog(line: Record<string, unknown>, run: RunRequest): void {
-    const count = (this.logLines.get(run.runId) ?? 0) + 1;
-    this.logLines.set(run.runId, count);
-    const max = this.options.maxLogLinesPerRun ?? 1000;
-    if (count > max + 1) return;
+  /** Refuses a new key past the plugin's key limit; overwriting a key is always fine. */
+  private async setWithinKeyLimit(plugin: string, key: string, value: unknown, maxKeys: number): Promise<unknown> {
+    const services = this.options.services;
+    const exists = (await services.kv(plugin, "get", [key])) !== undefined;
+    if (exists) return services.kv(plugin, "set", [key, value]);
+    const count = await this.keyCount(plugin, maxKeys);
+    if (count >= maxKeys) throw new HookdError("HOOKD_KV_LIMIT", [`the plugin holds ${maxKeys} keys, its limit: delete some before adding ${key}`]);
+    this.adjustKeyCount(plugin, 1);
+    try {
+      return await services.kv(plugin, "set", [key, value]);
+    } catch (error) {
+      this.adjustKeyCount(plugin, -1);
+      throw error;
+    }
+  }
+
+  private keyCount(plugin: string, maxKeys: number): Promise<number> {
+    let count = this.kvKeyCounts.get(plugin);
+    if (!count) {
+      // Counted by listing up to one past the limit: enough to tell whether one more fits.
+      count = this.options.services.kv(plugin, "list", ["", maxKeys + 1]).then((keys) => (Array.isArray(keys) ? keys.length : 0));
+      count.catch(() => this.kvKeyCounts.delete(plugin));
+      this.kvKeyCounts.set(plugin, count);
+    }
+    return count;
+  }
+
+  private adjustKeyCount(plugin: string, delta: number): void {
+    const count = this.kvKeyCounts.get(plugin);
+    if (count) this.kvKeyCounts.set(plugin, count.then((n) => Math.max(0, n + delta)));
+  }
+
+  private forwardLog(isolate: PluginIsolate, line: Record<string, unknown>, run: RunRequest, chars: number): void {
+    const usage = this.usage.get(run.runId);
+    if (!usage) return;
+    const { maxLogLinesPerRun, maxLogBytesPerRun } = isolate.limits;
+    usage.logLines++;
+    usage.logChars += chars;
     const base = { plugin: run.plugin, runId: run.runId, eventId: run.meta.eventId, event: run.meta.eventName };
-    const record: PluginLogRecord =
-      count === max + 1
-        ? { ...base, level: "warn", msg: `log limit of ${max} lines per run reached: further lines of this run are dropped` }
-        : {
-            ...base,
-            level: LOG_LEVELS.has(line.level as string) ? (line.level as PluginLogRecord["level"]) : "info",
-            msg: typeof line.msg === "string" ? line.msg.slice(0, 8192) : undefined,
-            fields: typeof line.fields === "object" && line.fields !== null ? (line.fields as Record<string, unknown>) : undefined,
-          };
+    if (usage.logLines > maxLogLinesPerRun || usage.logChars > maxLogBytesPerRun) {
+      if (usage.logWarned) return;
+      usage.logWarned = true;
+      const limit = usage.logLines > maxLogLinesPerRun ? `${maxLogLinesPerRun} lines` : `${maxLogBytesPerRun} bytes`;
+      this.options.services.log({
+        ...base,
+        level: "warn",
+        msg: `log limit of ${limit} per run reached: further lines of this run are dropped`,
+        fields: { code: "HOOKD_RUN_LOG_LIMIT" },
+      });
+      return;
+    }
+    const record: PluginLogRecord = {
+      ...base,
+      level: LOG_LEVELS.has(line.level as string) ? (line.level as PluginLogRecord["level"]) : "info",
+      msg: typeof line.msg === "string" ? line.msg.slice(0, MAX_LOG_MESSAGE_CHARS) : undefined,
+      fields: ownFields(line.fields),
+    };
     this.options.services.log(record);
   }
+
+  private secretResolver(configured: Record<string, string | undefined>): SecretResolver {
+    return new SecretResolver({ configured, environment: this.options.environmentSecrets === false ? undefined : process.env });
+  }
+}
+
+/** Fields of the log line hookd writes itself; a plugin's own are dropped rather than forge them. */
+const RESERVED_FIELDS = new Set(["level", "time", "pid", "hostname", "msg", "component", "plugin", "runId", "eventId", "event", "v"]);
+
+function ownFields(fields: unknown): Record<string, unknown> | undefined {
+  if (typeof fields !== "object" || fields === null || Array.isArray(fields)) return undefined;
+  const own: Record<string, unknown> = {};
+  for (const [name, value] of Object.entries(fields)) if (!RESERVED_FIELDS.has(name)) own[name] = value;
+  return own;
 }
 
 function checkKey(key: unknown): string {

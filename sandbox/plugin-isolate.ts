@@ -1,19 +1,31 @@
 /**
  * One plugin version in one V8 isolate: create it, run the runtime bootstrap and the plugin's
- * bundle, then run handlers with a wall-time watchdog. A run that times out or exhausts memory
- * disposes the isolate (the only way to stop code stuck after an `await`); the next run
- * rebuilds it from the same code.
+ * bundle, then run handlers under watch. The host ends a run that exceeds its wall time (awaited
+ * continuations and host calls included) or its CPU time by disposing the isolate, the only way
+ * to stop code stuck after an `await`; the next run rebuilds it from the same code.
+ *
+ * Some out-of-memory paths leave V8 unable to stop the isolate at all (isolated-vm reports them
+ * as catastrophic errors; left unhandled they abort the process). The isolate is then abandoned:
+ * its runs fail at once, the next run gets a new isolate, and the owner is told, so that it can
+ * replace the whole process (the abandoned isolate's thread and heap stay taken until then).
  */
 import ivm from "isolated-vm";
-import type { RunOutcome } from "../core/store/types.ts";
-import type { PluginLimits, PluginManifest, PluginOptions, PluginSpec, RunRequest } from "./protocol.ts";
+import { HookdError } from "../core/errors.ts";
+import type { RunError, RunOutcome } from "../core/store/types.ts";
+import { jsonProblem } from "./json-guard.ts";
+import { baseLimits, DEFAULT_LOAD_TIMEOUT_MS, resolveLimits, runtimeLimits, type ResolvedLimits } from "./limits.ts";
+import type { PluginManifest, PluginOptions, PluginSpec, RunRequest } from "./protocol.ts";
+import { limitError, plainHostError, pluginError, type LimitReason } from "./run-errors.ts";
 import { errorFromIsolate, type SourceMapper } from "./source-map.ts";
 
-const COPY_IN_OUT = { arguments: { copy: true }, result: { promise: true, copy: true } } as const;
+// Requests and replies are strings, which cross as they are: asking isolated-vm to copy them
+// (its structured-clone path) costs more than the run itself.
+const STRING_IN_PROMISED_STRING_OUT = { result: { promise: true } } as const;
 
-/** Host calls an isolate makes; `run` is the run the call belongs to (undefined once it ended). */
-export type HostCallHandler = (op: string, args: unknown[], run: RunRequest) => Promise<unknown>;
-export type HostLogHandler = (line: Record<string, unknown>, run: RunRequest) => void;
+/** Host calls an isolate makes, for a run in flight; `signal` aborts when the run ends. */
+export type HostCallHandler = (op: string, args: unknown[], run: RunRequest, signal: AbortSignal) => Promise<unknown>;
+/** One log line of a run; `chars` is the length of its JSON. */
+export type HostLogHandler = (line: Record<string, unknown>, run: RunRequest, chars: number) => void;
 
 export interface PluginIsolateOptions {
   spec: PluginSpec;
@@ -23,28 +35,61 @@ export interface PluginIsolateOptions {
   sourceMapper: SourceMapper;
   onHostCall: HostCallHandler;
   onLog: HostLogHandler;
+  /** V8 lost control of this isolate: its memory and thread are gone for good. */
+  onCatastrophe?: (message: string) => void;
 }
 
-type KillReason = "timeout" | "memory" | "retired" | "closed";
+type KillReason = LimitReason | "retired" | "closed";
+
+/** One run in flight: settled once, by its result or by whatever ended the isolate first. */
+interface LiveRun {
+  request: RunRequest;
+  started: number;
+  cpuStart: bigint;
+  wallTimer: NodeJS.Timeout;
+  /** Made on the first host call that can be aborted (most runs never make one). */
+  abort: AbortController | undefined;
+  settle: (outcome: RunOutcome) => void;
+}
+
+/** One build of the isolate; a kill or a catastrophe ends it and a new one is built. */
+interface Generation {
+  isolate: ivm.Isolate;
+  /** Rejects when the isolate is killed or lost, so nothing waits on it forever. */
+  ended: Promise<never>;
+  end: (reason: KillReason) => void;
+  reason: KillReason | undefined;
+  catastrophic: boolean;
+}
+
+/**
+ * A host reply for a run that has ended: it never arrives, so no plugin code wakes up outside a
+ * run. A new promise each time, so that what waits on it is collected with it.
+ */
+function never(): Promise<never> {
+  return new Promise<never>(() => undefined);
+}
 
 export class PluginIsolate {
   readonly spec: PluginSpec;
   manifest: PluginManifest | undefined;
   /** Limits in force: the config's, overridden by the plugin's own `plugin({...})`. */
-  limits: PluginLimits;
-  private isolate: ivm.Isolate | undefined;
-  private context: ivm.Context | undefined;
+  limits: ResolvedLimits;
+  /** Times the isolate was disposed to end a run (timeout, CPU, memory) and rebuilt. */
+  kills = 0;
+  private generation: Generation | undefined;
   private dispatch: ivm.Reference<(json: string) => Promise<string>> | undefined;
   private starting: Promise<PluginManifest> | undefined;
-  private readonly inflight = new Map<string, RunRequest>();
+  private readonly live = new Map<string, LiveRun>();
   private readonly waiting: Array<() => void> = [];
-  private killReason: KillReason | undefined;
+  private pendingStarts = 0;
+  private cpuTimer: NodeJS.Timeout | undefined;
   private retired = false;
   private drained: (() => void) | undefined;
 
   constructor(private readonly options: PluginIsolateOptions) {
     this.spec = options.spec;
-    this.limits = { ...options.spec.limits };
+    this.limits = baseLimits(options.spec.limits);
   }
 
   /** Builds the isolate and runs the plugin's top level; resolves with what it declared. */
@@ -56,30 +101,27 @@ export class PluginIsolate {
   }
 
   get runsInFlight(): number {
-    return this.inflight.size;
+    return this.live.size;
   }
 
   async heapUsedBytes(): Promise<number | undefined> {
-    if (!this.isolate || this.isolate.isDisposed) return undefined;
-    return (await this.isolate.getHeapStatistics()).used_heap_size;
+    const isolate = this.generation?.isolate;
+    if (!isolate || isolate.isDisposed || this.generation?.reason) return undefined;
+    return (await isolate.getHeapStatistics()).used_heap_size;
   }
 
-  async run(request: RunRequest): Promise<RunOutcome> {
+  async run(request: RunRequest, payloadJson?: string): Promise<RunOutcome> {
     const started = performance.now();
     await this.acquireSlot();
     try {
       // A run queued before retire() still finishes on this version, rebuilding it if a
-      // timeout or out-of-memory disposed the isolate meanwhile.
-      if (!this.dispatch || this.isolate?.isDisposed) await this.start();
-      return await this.runInIsolate(request, started);
+      // limit disposed the isolate meanwhile.
+      if (!this.dispatch || this.generation?.reason) await this.start();
+      return await this.runInIsolate(request, started, payloadJson ?? JSON.stringify(request.payload) ?? "null");
     } catch (error) {
       // The isolate could not be (re)built: the run fails and is retried later.
-      return {
-        ok: false,
-        retriable: true,
-        durationMs: performance.now() - started,
-        error: { code: "HOOKD_PLUGIN_LOAD", message: error instanceof Error ? error.message : String(error) },
-      };
+      const raw = error as { code?: unknown; message?: unknown };
+      return fail(started, { code: typeof raw?.code === "string" ? raw.code : "HOOKD_PLUGIN_LOAD", message: typeof raw?.message === "string" ? raw.message : String(error) }, true);
     } finally {
       this.releaseSlot();
     }
@@ -107,127 +149,272 @@ export class PluginIsolate {
 
   private async build(): Promise<PluginManifest> {
     const started = performance.now();
-    let manifest = await this.evaluate(this.limits.memoryMb);
-    const declaredMemory = manifest.options.memoryMb;
-    // The heap limit is fixed when an isolate is created: a plugin that declares its own
-    // memoryMb is evaluated once more in an isolate of that size.
-    if (declaredMemory !== undefined && declaredMemory !== this.limits.memoryMb) {
-      manifest = await this.evaluate(declaredMemory);
-    }
-    this.limits = mergeLimits(this.spec.limits, manifest.options);
-    manifest.loadMs = performance.now() - started;
-    this.manifest = manifest;
-    return manifest;
-  }
-
-  private async evaluate(memoryMb: number): Promise<PluginManifest> {
-    this.kill("closed");
-    this.killReason = undefined;
-    const isolate = new ivm.Isolate({ memoryLimit: memoryMb });
-    this.isolate = isolate;
+    const firstBuild = this.manifest === undefined;
     try {
-      const context = await isolate.createContext();
-      const hostRef = new ivm.Reference(this.hostCall);
-      const runtime = (await context.evalClosure(
-        `${this.options.bootstrapCode}\nconst d = __hookdRuntime.install($0); return { dispatch: d, finishLoading: d.finishLoading, setSecrets: d.setSecrets };`,
-        [hostRef],
-        { result: { reference: true }, timeout: this.limits.timeoutMs },
-      )) as ivm.Reference<{ dispatch: (json: string) => Promise<string>; finishLoading: () => string; setSecrets: (json: string) => void }>;
-      const script = await isolate.compileScript(this.spec.code, { filename: scriptFilename(this.spec) });
-      try {
-        await script.run(context, { timeout: this.limits.timeoutMs });
-      } catch (error) {
-        throw errorFromIsolate(error, this.spec, this.options.sourceMapper, "HOOKD_PLUGIN_LOAD");
+      let manifest = await this.evaluate(this.limits.memoryMb);
+      let limits = resolveLimits(this.spec.limits, manifest.options, this.spec.file);
+      // The heap limit is fixed when an isolate is created: a plugin that declares its own
+      // memoryMb is evaluated once more in an isolate of that size (later rebuilds start there).
+      if (firstBuild && limits.memoryMb !== this.limits.memoryMb) {
+        this.limits = limits;
+        manifest = await this.evaluate(limits.memoryMb);
+        limits = resolveLimits(this.spec.limits, manifest.options, this.spec.file);
       }
-      const finishLoading = (await runtime.get("finishLoading", { reference: true })) as ivm.Reference<() => string>;
-      const declared = JSON.parse((await finishLoading.apply(undefined, [], { result: { copy: true } })) as string) as {
-        events: string[];
-        actions: string[];
-        options: PluginOptions;
-      };
-      // Secrets go in only now that the plugin has said which ones it needs.
-      const declaredSecrets: Record<string, string | undefined> = {};
-      for (const name of declared.options.secrets ?? []) {
-        if (typeof name === "string") declaredSecrets[name] = this.options.secret(name);
-      }
-      const setSecrets = (await runtime.get("setSecrets", { reference: true })) as ivm.Reference<(json: string) => void>;
-      await setSecrets.apply(undefined, [JSON.stringify(declaredSecrets)], { arguments: { copy: true } });
-      this.context = context;
-      this.dispatch = (await runtime.get("dispatch", { reference: true })) as ivm.Reference<(json: string) => Promise<string>>;
-      return { ...declared, loadMs: 0 };
+      this.limits = limits;
+      manifest.loadMs = performance.now() - started;
+      this.manifest = manifest;
+      return manifest;
     } catch (error) {
-      if (!isolate.isDisposed) isolate.dispose();
+      this.kill("closed");
       throw error;
     }
   }
 
-  private async runInIsolate(request: RunRequest, started: number): Promise<RunOutcome> {
-    const isolate = this.isolate!;
-    const dispatch = this.dispatch!;
-    this.inflight.set(request.runId, request);
-    let timedOut = false;
-    const watchdog = setTimeout(() => {
-      timedOut = true;
-      this.kill("timeout");
-    }, this.limits.timeoutMs);
+  /**
+   * Creates an isolate and runs the runtime and the plugin's top level in it, within the load
+   * time (`sandbox.loadTimeoutMs`): top-level code that loops or exhausts memory fails the load.
+   */
+  private async evaluate(memoryMb: number): Promise<PluginManifest> {
+    this.kill("closed");
+    const generation = this.newGeneration(memoryMb);
+    const { isolate } = generation;
+    // The config's load time, not the plugin's run time: a plugin that asks for short runs
+    // still gets the usual time to be built again on a busy machine.
+    const deadline = setTimeout(() => this.endGeneration(generation, "timeout"), this.loadBudgetMs);
+    const step = <T>(promise: Promise<T>): Promise<T> => Promise.race([promise, generation.ended]);
     try {
-      const reply = (await dispatch.apply(undefined, [JSON.stringify(request)], {
-        ...COPY_IN_OUT,
-        timeout: this.limits.timeoutMs,
-      })) as string;
-      const parsed = JSON.parse(reply) as { ok: boolean; retriable?: boolean; error?: { code: string; message: string; stack?: string; issues?: unknown[] } };
-      const durationMs = performance.now() - started;
-      if (parsed.ok) return { ok: true, durationMs };
-      const mapped = errorFromIsolate(parsed.error, this.spec, this.options.sourceMapper, "HOOKD_RUN_FAILED");
-      return { ok: false, durationMs, retriable: parsed.retriable !== false, error: mapped };
+      const context = await step(isolate.createContext());
+      const hostRef = new ivm.Reference(this.hostCall);
+      const runtime = (await step(
+        context.evalClosure(
+          `${this.options.bootstrapCode}\nconst d = __hookdRuntime.install($0); return { dispatch: d, finishLoading: d.finishLoading, setSecrets: d.setSecrets };`,
+          [hostRef],
+          { result: { reference: true } },
+        ),
+      )) as ivm.Reference<{ dispatch: (json: string) => Promise<string>; finishLoading: () => string; setSecrets: (json: string) => void }>;
+      const script = await step(isolate.compileScript(this.spec.code, { filename: scriptFilename(this.spec) }));
+      try {
+        await step(script.run(context));
+      } catch (error) {
+        throw generation.reason ? this.loadLimitError(generation) : errorFromIsolate(error, this.spec, this.options.sourceMapper, "HOOKD_PLUGIN_LOAD");
+      }
+      const finishLoading = (await step(runtime.get("finishLoading", { reference: true }))) as ivm.Reference<() => string>;
+      const declared = JSON.parse((await step(finishLoading.apply(undefined, [], { result: { copy: true } }))) as string) as {
+        events: string[];
+        actions: string[];
+        options: PluginOptions;
+        actionInputs?: Record<string, unknown>;
+      };
+      // Secrets go in only now that the plugin has said which ones it needs.
+      const declaredSecrets: Record<string, string | undefined> = {};
+      for (const name of Array.isArray(declared.options.secrets) ? declared.options.secrets : []) {
+        if (typeof name === "string") declaredSecrets[name] = this.options.secret(name);
+      }
+      const setSecrets = (await step(runtime.get("setSecrets", { reference: true }))) as ivm.Reference<(json: string) => void>;
+      await step(setSecrets.apply(undefined, [JSON.stringify(declaredSecrets)], { arguments: { copy: true } }));
+      this.dispatch = (await step(runtime.get("dispatch", { reference: true }))) as ivm.Reference<(json: string) => Promise<string>>;
+      return { ...declared, loadMs: 0 };
     } catch (error) {
-      const durationMs = performance.now() - started;
-      const reason = timedOut ? "timeout" : isolate.isDisposed ? (this.killReason ?? "memory") : undefined;
-      if (reason === "timeout") {
-        return { ok: false, durationMs, retriable: true, error: { code: "HOOKD_RUN_TIMEOUT", message: `run exceeded its wall time of ${this.limits.timeoutMs} ms` } };
-      }
-      if (reason === "memory" || isMemoryError(error)) {
-        this.killReason ??= "memory";
-        return { ok: false, durationMs, retriable: true, error: { code: "HOOKD_RUN_MEMORY", message: `run exceeded the isolate memory limit of ${this.limits.memoryMb} MB` } };
-      }
-      if (reason !== undefined) {
-        return { ok: false, durationMs, retriable: true, error: { code: "HOOKD_RUN_ABORTED", message: `run aborted: the isolate was disposed (${reason}) while it ran` } };
-      }
-      return { ok: false, durationMs, retriable: true, error: errorFromIsolate(error, this.spec, this.options.sourceMapper, "HOOKD_RUN_FAILED") };
+      this.endGeneration(generation, generation.reason ?? "closed");
+      if (generation.reason && generation.reason !== "closed" && generation.reason !== "retired") throw this.loadLimitError(generation);
+      throw error;
     } finally {
-      clearTimeout(watchdog);
-      this.inflight.delete(request.runId);
+      clearTimeout(deadline);
     }
   }
 
-  /** The one host function an isolate can call; it never throws into the isolate. */
-  private readonly hostCall = (op: string, json: string): Promise<string> | undefined => {
-    let parsed: { runId?: string; args?: unknown[] } & Record<string, unknown>;
+  private get loadBudgetMs(): number {
+    return this.spec.limits.loadTimeoutMs ?? DEFAULT_LOAD_TIMEOUT_MS;
+  }
+
+  private loadLimitError(generation: Generation): HookdError {
+    const reason = generation.reason as LimitReason;
+    const limits = reason === "timeout" ? { ...this.limits, timeoutMs: this.loadBudgetMs } : this.limits;
+    const detail = limitError(reason, limits).message.replace(/^run /, "");
+    return new HookdError("HOOKD_PLUGIN_LOAD", [this.spec.file, `its top-level code ${detail}`]);
+  }
+
+  private newGeneration(memoryMb: number): Generation {
+    let end!: (reason: KillReason) => void;
+    const generation = {} as Generation;
+    generation.ended = new Promise<never>((_, reject) => {
+      end = (reason) => {
+        if (generation.reason) return;
+        generation.reason = reason;
+        reject(new Error(`isolate ended: ${reason}`));
+      };
+    });
+    generation.ended.catch(() => undefined);
+    generation.end = end;
+    generation.reason = undefined;
+    generation.catastrophic = false;
+    generation.isolate = new ivm.Isolate({
+      memoryLimit: memoryMb,
+      onCatastrophicError: (message) => this.catastrophe(generation, message),
+    });
+    this.generation = generation;
+    this.dispatch = undefined;
+    return generation;
+  }
+
+  private async runInIsolate(request: RunRequest, started: number, payloadJson: string): Promise<RunOutcome> {
+    const generation = this.generation!;
+    const dispatch = this.dispatch!;
+    let settle!: (outcome: RunOutcome) => void;
+    const outcome = new Promise<RunOutcome>((resolve) => (settle = resolve));
+    const live: LiveRun = {
+      request,
+      started,
+      cpuStart: cpuTimeOf(generation.isolate),
+      wallTimer: setTimeout(() => this.limitExceeded(generation, live, "timeout"), this.limits.timeoutMs),
+      abort: undefined,
+      settle: (result) => {
+        if (!this.live.delete(request.runId)) return;
+        clearTimeout(live.wallTimer);
+        live.abort?.abort();
+        if (this.live.size === 0) this.stopCpuWatch();
+        settle(result);
+      },
+    };
+    this.live.set(request.runId, live);
+    this.watchCpu();
+
+    // The payload is spliced in as text: it may arrive as JSON already, and is never parsed here.
+    const { payload: _payload, ...rest } = request;
+    const payload = `{"payload":${payloadJson},${JSON.stringify({ ...rest, limits: runtimeLimits(this.limits) }).slice(1)}`;
     try {
-      parsed = JSON.parse(json) as typeof parsed;
+      dispatch.apply(undefined, [payload], STRING_IN_PROMISED_STRING_OUT).then(
+        (reply) => live.settle(this.readReply(reply, started)),
+        (error: unknown) => live.settle(this.classifyRejection(generation, live, error)),
+      );
+    } catch (error) {
+      live.settle(this.classifyRejection(generation, live, error));
+    }
+    return outcome;
+  }
+
+  /** The runtime's answer; a plugin that subverted its own runtime gets a failed run, nothing more. */
+  private readReply(reply: unknown, started: number): RunOutcome {
+    let parsed: { ok?: unknown; retriable?: unknown; error?: unknown };
+    try {
+      parsed = JSON.parse(String(reply)) as typeof parsed;
     } catch {
-      return Promise.resolve(JSON.stringify({ ok: false, error: { code: "HOOKD_HOST_CALL_UNKNOWN", message: "malformed host call" } }));
+      parsed = {};
     }
-    const run = typeof parsed.runId === "string" ? this.inflight.get(parsed.runId) : undefined;
-    if (op === "log") {
-      if (run) this.options.onLog(parsed, run);
-      return undefined;
+    if (parsed === null || typeof parsed !== "object" || typeof parsed.ok !== "boolean") {
+      return fail(started, { code: "HOOKD_RUN_FAILED", message: "the plugin's runtime returned a malformed result (were built-ins replaced?)" }, true);
     }
-    if (!run) {
-      return Promise.resolve(
-        JSON.stringify({ ok: false, error: { code: "HOOKD_RUN_ABORTED", message: "ctx was used after its run finished" } }),
+    if (parsed.ok) return { ok: true, durationMs: performance.now() - started };
+    const error = pluginError(parsed.error, this.spec, this.options.sourceMapper, this.limits);
+    const retriable = parsed.retriable !== false && error.code !== "HOOKD_RUN_STACK_OVERFLOW";
+    return fail(started, error, retriable);
+  }
+
+  private classifyRejection(generation: Generation, live: LiveRun, error: unknown): RunOutcome {
+    // isolated-vm disposes an isolate that reached its heap limit by itself.
+    if (!generation.reason && (generation.isolate.isDisposed || isMemoryError(error))) {
+      this.limitExceeded(generation, live, "memory");
+      return fail(live.started, limitError("memory", this.limits), true);
+    }
+    if (generation.reason) return fail(live.started, { code: "HOOKD_RUN_ABORTED", message: `the isolate was disposed (${generation.reason}) while the run was in flight` }, true);
+    return fail(live.started, pluginError(error, this.spec, this.options.sourceMapper, this.limits), true);
+  }
+
+  /**
+   * A run exceeded a limit: it fails with that limit's code, the isolate is disposed, and any
+   * other run of this plugin in the same isolate fails as aborted (it is retried).
+   */
+  private limitExceeded(generation: Generation, culprit: LiveRun, reason: LimitReason): void {
+    if (generation.reason || this.generation !== generation) return;
+    this.kills++;
+    culprit.settle(fail(culprit.started, limitError(reason, this.limits), reason !== "catastrophic"));
+    this.endGeneration(generation, reason);
+    for (const other of [...this.live.values()]) {
+      other.settle(
+        fail(other.started, { code: "HOOKD_RUN_ABORTED", message: `the isolate was disposed because run ${culprit.request.runId} exceeded a limit (${reason})` }, true),
       );
     }
-    return this.options
-      .onHostCall(op, Array.isArray(parsed.args) ? parsed.args : [], run)
-      .then(
-        (value) => JSON.stringify({ ok: true, value: value === undefined ? null : value }),
-        (error: unknown) => JSON.stringify({ ok: false, error: plainError(error) }),
+  }
+
+  /** V8 lost this isolate: every run in it fails now; the owner replaces the process. */
+  private catastrophe(generation: Generation, message: string): void {
+    if (generation.catastrophic) return;
+    generation.catastrophic = true;
+    if (this.generation === generation) {
+      this.kills++;
+      this.dispatch = undefined;
+      // Retrying would only take down another isolate the same way.
+      for (const live of [...this.live.values()]) live.settle(fail(live.started, limitError("catastrophic", this.limits), false));
+    }
+    generation.end("catastrophic");
+    this.stopCpuWatch();
+    this.options.onCatastrophe?.(message);
+  }
+
+  private endGeneration(generation: Generation, reason: KillReason): void {
+    generation.end(reason);
+    if (this.generation === generation) this.dispatch = undefined;
+    // An isolate V8 gave up on is left alone: disposing it would wait on a thread that never returns.
+    if (reason !== "catastrophic" && !generation.isolate.isDisposed) generation.isolate.dispose();
+  }
+
+  /** Samples the isolate's CPU clock while runs are in flight. */
+  private watchCpu(): void {
+    if (this.cpuTimer) return;
+    const every = Math.max(5, Math.min(50, Math.floor(this.limits.cpuTimeMs / 4)));
+    this.cpuTimer = setInterval(() => {
+      const generation = this.generation;
+      if (!generation || generation.reason || generation.isolate.isDisposed) return;
+      const now = cpuTimeOf(generation.isolate);
+      const limit = BigInt(this.limits.cpuTimeMs) * 1_000_000n;
+      // Runs of one isolate take turns on its thread, so the oldest run's share is the largest.
+      for (const live of this.live.values()) {
+        if (now - live.cpuStart > limit) {
+          this.limitExceeded(generation, live, "cpu");
+          return;
+        }
+      }
+    }, every);
+    this.cpuTimer.unref();
+  }
+
+  private stopCpuWatch(): void {
+    clearInterval(this.cpuTimer);
+    this.cpuTimer = undefined;
+  }
+
+  /** The one host function an isolate can call; it never throws into the isolate. */
+  private readonly hostCall = (op: unknown, json: unknown): Promise<string> | undefined => {
+    try {
+      if (typeof op !== "string" || typeof json !== "string") return reply({ code: "HOOKD_HOST_CALL_INVALID", message: "host calls take two strings", retriable: false });
+      const problem = jsonProblem(json);
+      const runId = problem ? runIdOf(json) : undefined;
+      let parsed: { runId?: unknown; args?: unknown } & Record<string, unknown> = {};
+      if (!problem) parsed = JSON.parse(json) as typeof parsed;
+      const live = this.live.get(String(problem ? runId : parsed.runId));
+      if (op === "log") {
+        if (live) {
+          const line = problem ? { level: "warn", msg: `log line dropped: ${problem}`, fields: { code: "HOOKD_HOST_CALL_INVALID" } } : parsed;
+          this.options.onLog(line, live.request, json.length);
+        }
+        return undefined;
+      }
+      if (!live) return never();
+      if (problem) return reply({ code: "HOOKD_HOST_CALL_INVALID", message: `${op}: ${problem}`, retriable: false });
+      const still = () => this.live.get(live.request.runId) === live;
+      live.abort ??= new AbortController();
+      return this.options.onHostCall(op, Array.isArray(parsed.args) ? parsed.args : [], live.request, live.abort.signal).then(
+        // `value` left out when undefined: `ctx.kv.get` of a missing key is undefined, not null.
+        (value) => (still() ? JSON.stringify({ ok: true, value }) : never()),
+        (error: unknown) => (still() ? JSON.stringify({ ok: false, error: plainHostError(error) }) : never()),
       );
+    } catch {
+      return reply({ code: "HOOKD_HOST_CALL_INVALID", message: "malformed host call", retriable: false });
+    }
   };
 
   private acquireSlot(): Promise<void> {
-    if (this.inflight.size + this.pendingStarts < this.limits.maxConcurrentRuns) {
+    if (this.live.size + this.pendingStarts < this.limits.maxConcurrentRuns) {
       this.pendingStarts++;
       return Promise.resolve();
     }
@@ -239,8 +426,6 @@ export class PluginIsolate {
     });
   }
 
-  private pendingStarts = 0;
-
   private releaseSlot(): void {
     this.pendingStarts--;
     const next = this.waiting.shift();
@@ -250,25 +435,36 @@ export class PluginIsolate {
 
   /** No run in flight, starting, or queued for a slot. */
   private get idle(): boolean {
-    return this.inflight.size === 0 && this.pendingStarts === 0 && this.waiting.length === 0;
+    return this.live.size === 0 && this.pendingStarts === 0 && this.waiting.length === 0;
   }
 
   private kill(reason: KillReason): void {
-    if (this.isolate && !this.isolate.isDisposed) {
-      this.killReason = reason;
-      this.isolate.dispose();
-    }
+    const generation = this.generation;
+    if (generation && !generation.reason) this.endGeneration(generation, reason);
     this.dispatch = undefined;
-    this.context = undefined;
   }
 }
 
-function mergeLimits(base: PluginLimits, declared: PluginOptions): PluginLimits {
-  return {
-    memoryMb: declared.memoryMb ?? base.memoryMb,
-    timeoutMs: declared.timeoutMs ?? base.timeoutMs,
-    maxConcurrentRuns: declared.maxConcurrentRuns ?? base.maxConcurrentRuns,
-  };
+function fail(started: number, error: RunError, retriable: boolean): RunOutcome {
+  return { ok: false, durationMs: performance.now() - started, retriable, error };
+}
+
+function reply(error: { code: string; message: string; retriable?: false }): Promise<string> {
+  return Promise.resolve(JSON.stringify({ ok: false, error }));
+}
+
+/** The run id of a host call too large or too deep to parse: it leads the JSON the runtime writes. */
+function runIdOf(json: string): string | undefined {
+  return /^\{"runId":"([^"\\]{1,100})"/.exec(json)?.[1];
+}
+
+/** The isolate's CPU clock; 0 once it is gone. */
+function cpuTimeOf(isolate: ivm.Isolate): bigint {
+  try {
+    return isolate.cpuTime;
+  } catch {
+    return 0n;
+  }
 }
 
 function isMemoryError(error: unknown): boolean {
@@ -278,11 +474,4 @@ function isMemoryError(error: unknown): boolean {
 /** The name stack frames carry; the source mapper turns it back into the plugin's .ts path. */
 export function scriptFilename(spec: PluginSpec): string {
   return `hookd-plugin://${spec.plugin}@${spec.version}.js`;
-}
-
-/** Host errors cross into the isolate as code and message only: no host stack or paths. */
-function plainError(error: unknown): { code: string; message: string } {
-  const code = typeof (error as { code?: unknown })?.code === "string" ? (error as { code: string }).code : "HOOKD_RUN_FAILED";
-  const message = error instanceof Error ? error.message : String(error);
-  return { code, message };
 }

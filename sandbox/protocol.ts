@@ -1,14 +1,28 @@
 /**
  * The narrow interface between the daemon (core/) and the isolate host (sandbox/). Everything
- * crossing it is plain data, so the same messages travel in-process or over IPC to the
+ * crossing it is plain data, so the same messages travel in-process or over a socket to the
  * supervised sandbox process.
  */
 import type { RunError, RunOutcome } from "../core/store/types.ts";
 
+/**
+ * The config's sandbox limits, handed to every plugin version (a plugin may override each in
+ * `plugin({...})`; sandbox/limits.ts resolves and checks them). Those left out take defaults.
+ */
 export interface PluginLimits {
   memoryMb: number;
   timeoutMs: number;
   maxConcurrentRuns: number;
+  cpuTimeMs?: number;
+  maxLogLinesPerRun?: number;
+  maxLogBytesPerRun?: number;
+  fetchTimeoutMs?: number;
+  fetchMaxBytes?: number;
+  kvMaxValueBytes?: number;
+  kvMaxKeys?: number;
+  maxEmitsPerRun?: number;
+  /** Time the top-level code gets when the isolate is built (config only: it runs before `plugin({...})` is known). */
+  loadTimeoutMs?: number;
 }
 
 /** A compiled plugin version, ready to load into an isolate. */
@@ -29,6 +43,8 @@ export interface PluginManifest {
   actions: string[];
   options: PluginOptions;
   loadMs: number;
+  /** Each action's input as JSON Schema (zod's input side), for host-side checks of manual starts. */
+  actionInputs?: Record<string, unknown>;
 }
 
 export interface PluginOptions {
@@ -37,6 +53,16 @@ export interface PluginOptions {
   timeoutMs?: number;
   memoryMb?: number;
   maxConcurrentRuns?: number;
+  cpuTimeMs?: number;
+  maxLogLinesPerRun?: number;
+  maxLogBytesPerRun?: number;
+  fetchTimeoutMs?: number;
+  fetchMaxBytes?: number;
+  kvMaxValueBytes?: number;
+  kvMaxKeys?: number;
+  maxEmitsPerRun?: number;
+  /** Retry policy overrides, checked by core/delivery/retry-policy.ts. */
+  retry?: { maxAttempts?: number; backoffMs?: number; maxBackoffMs?: number };
 }
 
 export interface RunRequest {
@@ -93,9 +119,10 @@ export type ToSandbox =
   | { t: "init"; secrets: Record<string, string | undefined> }
   | { t: "load"; spec: PluginSpec }
   | { t: "unload"; plugin: string; version: number }
-  | { t: "run"; request: RunRequest }
+  /** The payload travels as JSON text: the sandbox process hands it to the isolate without parsing it. */
+  | { t: "run"; request: Omit<RunRequest, "payload">; payload: string }
   | { t: "hostReply"; callId: number; ok: true; value: unknown }
-  | { t: "hostReply"; callId: number; ok: false; error: RunError };
+  | { t: "hostReply"; callId: number; ok: false; error: RunError & { issues?: unknown[] } };
 
 /** Sandbox process -> daemon. */
 export type FromSandbox =
@@ -105,4 +132,6 @@ export type FromSandbox =
   | { t: "unloaded"; plugin: string; version: number }
   | { t: "result"; runId: string; outcome: RunOutcome }
   | { t: "log"; record: PluginLogRecord }
+  /** V8 lost an isolate for good: the process should be replaced (its runs were already failed). */
+  | { t: "catastrophe"; plugin: string; version: number; message: string }
   | { t: "hostCall"; callId: number; plugin: string; op: "kv" | "emit"; args: unknown[] };

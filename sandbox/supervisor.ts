@@ -1,90 +1,87 @@
 /**
- * The daemon's side of the sandbox process: forks it, batches messages to it, answers its host
- * calls, and restarts it when it dies. Runs in flight when it dies fail with
- * HOOKD_SANDBOX_CRASHED (the delivery rules retry them); loaded plugins are loaded again.
+ * The daemon's side of the sandbox: keeps one sandbox process serving, restarts it with backoff
+ * when it dies (runs in flight fail with HOOKD_SANDBOX_CRASHED and the delivery rules retry
+ * them), and loads the plugins into it again.
+ *
+ * A process that lost an isolate for good (V8 could not stop an out-of-memory isolate) still
+ * works but cannot be trusted to last: it is replaced without a gap. A new process starts and
+ * loads every plugin while the old one keeps serving; then new runs go to the new one and the
+ * old one finishes what it has in flight and is killed. Nobody else's run is lost.
  */
-import { fork, type ChildProcess } from "node:child_process";
-import { fileURLToPath } from "node:url";
 import { HookdError } from "../core/errors.ts";
 import type { RunOutcome } from "../core/store/types.ts";
-import { MessageBatcher } from "./batching.ts";
-import type { FromSandbox, HostServices, PluginManifest, PluginSpec, RunError, RunRequest, Sandbox, ToSandbox } from "./protocol.ts";
-
-const WORKER = fileURLToPath(new URL("./worker.ts", import.meta.url));
-const TSX_LOADER = import.meta.resolve("tsx");
+import type { HostServices, PluginManifest, PluginSpec, RunError, RunRequest, Sandbox } from "./protocol.ts";
+import { SandboxProcess } from "./sandbox-process.ts";
 
 export interface SupervisorOptions {
   services: HostServices;
   secrets: Record<string, string | undefined>;
-  /** Called after the process died and was started again (plugins reloaded). */
+  /** Called after the process died and was started again, or was replaced (plugins reloaded). */
   onRestart?: (info: { restarts: number; reason: string }) => void;
   /** Called when a plugin that was loaded fails to load again after a restart. */
   onReloadFailed?: (spec: PluginSpec, error: RunError) => void;
 }
 
-interface PendingLoad {
-  resolve: (manifest: PluginManifest) => void;
-  reject: (error: unknown) => void;
-}
+/** A process being replaced gets at least this long, past its longest run's wall time, to finish. */
+const DRAIN_MARGIN_MS = 2000;
 
 export class SandboxSupervisor implements Sandbox {
-  private child: ChildProcess | undefined;
-  private outbox: MessageBatcher<ToSandbox> | undefined;
-  private ready: Promise<void> | undefined;
-  private readonly loads = new Map<string, PendingLoad>();
-  private readonly runs = new Map<string, (outcome: RunOutcome) => void>();
-  private readonly unloads = new Map<string, () => void>();
-  /** What is loaded now, to load again after a restart. */
-  private readonly loaded = new Map<string, PluginSpec>();
-  /** Loads sent but not answered yet, to send again if the process dies meanwhile. */
-  private readonly loadingSpecs = new Map<string, PluginSpec>();
+  private current: SandboxProcess | undefined;
+  private ready: Promise<SandboxProcess> | undefined;
+  /** A replacement under way: loads wait for it, runs keep going to the current process. */
+  private replacing: Promise<void> | undefined;
+  private readonly draining = new Set<SandboxProcess>();
+  /** What is loaded now, to load again after a restart; with what each version declared. */
+  private readonly loaded = new Map<string, { spec: PluginSpec; manifest: PluginManifest | undefined }>();
   private closing = false;
   private restartDelayMs = 100;
+  /** Times the process died and was started again, or was replaced. */
   restarts = 0;
 
   constructor(private readonly options: SupervisorOptions) {}
 
   /** Starts the process and waits for it to say it is ready. */
-  start(): Promise<void> {
-    this.ready ??= this.spawn();
-    return this.ready;
+  async start(): Promise<void> {
+    this.ready ??= this.launch();
+    await this.ready;
   }
 
   get running(): boolean {
-    return this.child !== undefined && this.child.exitCode === null && !this.closing;
+    return this.current !== undefined && this.current.alive && !this.closing;
   }
 
   get pid(): number | undefined {
-    return this.child?.pid;
+    return this.current?.pid;
   }
 
   async load(spec: PluginSpec): Promise<PluginManifest> {
-    await this.start();
-    const key = `${spec.plugin}@${spec.version}`;
-    this.loadingSpecs.set(key, spec);
-    try {
-      const manifest = await new Promise<PluginManifest>((resolve, reject) => {
-        this.loads.set(key, { resolve, reject });
-        this.send({ t: "load", spec });
-      });
-      this.loaded.set(key, spec);
-      return manifest;
-    } finally {
-      this.loadingSpecs.delete(key);
+    const key = keyOf(spec.plugin, spec.version);
+    // A process that dies while loading (the plugin's own doing, or not) gets the load again.
+    for (let attempt = 1; ; attempt++) {
+      const process = await this.serving();
+      try {
+        let manifest = await process.load(spec);
+        // The process was replaced while this load ran: the new one needs the version too.
+        const current = this.current;
+        if (current && current !== process && current.alive && !current.loadedKeys.has(key)) manifest = await current.load(spec);
+        this.loaded.set(key, { spec, manifest });
+        return manifest;
+      } catch (error) {
+        if (process.alive || this.closing || attempt >= 3) throw error;
+      }
     }
   }
 
   async unload(plugin: string, version: number): Promise<void> {
-    const key = `${plugin}@${version}`;
-    if (!this.loaded.delete(key) || !this.running) return;
-    await new Promise<void>((resolve) => {
-      this.unloads.set(key, resolve);
-      this.send({ t: "unload", plugin, version });
-    });
+    if (!this.loaded.delete(keyOf(plugin, version))) return;
+    await this.replacing;
+    const process = this.current;
+    if (process?.alive) await process.unload(plugin, version);
   }
 
   run(request: RunRequest): Promise<RunOutcome> {
-    if (!this.running) {
+    const process = this.current;
+    if (!process?.alive || this.closing) {
       return Promise.resolve({
         ok: false,
         retriable: true,
@@ -92,160 +89,149 @@ export class SandboxSupervisor implements Sandbox {
         error: { code: "HOOKD_SANDBOX_UNAVAILABLE", message: "the sandbox process is not running" },
       });
     }
-    return new Promise((resolve) => {
-      this.runs.set(request.runId, resolve);
-      this.send({ t: "run", request });
-    });
+    return process.run(request);
   }
 
   async close(): Promise<void> {
     this.closing = true;
-    const child = this.child;
-    if (!child || child.exitCode !== null) return;
-    this.outbox?.flush();
-    const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
-    child.disconnect();
-    const timer = setTimeout(() => child.kill("SIGKILL"), 3000);
-    await exited;
-    clearTimeout(timer);
+    const all = [...this.draining, ...(this.current ? [this.current] : [])];
+    await Promise.all(all.map((process) => (process.tainted ? (process.kill(), Promise.resolve()) : process.close())));
   }
 
-  private send(message: ToSandbox): void {
-    this.outbox?.send(message);
+  /** The process that takes loads: the current one, once any restart or replacement is done. */
+  private async serving(): Promise<SandboxProcess> {
+    this.ready ??= this.launch();
+    await this.replacing;
+    const process = await this.ready;
+    if (process.alive || this.closing) return process;
+    // Died meanwhile: wait for the restart already scheduled.
+    return this.serving();
   }
 
-  private spawn(): Promise<void> {
-    const child = fork(WORKER, [], {
-      execArgv: ["--no-node-snapshot", "--import", TSX_LOADER],
-      stdio: ["ignore", "inherit", "inherit", "ipc"],
-      env: process.env,
-    });
-    this.child = child;
-    this.outbox = new MessageBatcher((batch) => {
-      if (child.connected) child.send(batch);
-    });
-    this.outbox.send({ t: "init", secrets: this.options.secrets });
-    const ready = new Promise<void>((resolve, reject) => {
-      const onEarlyExit = (code: number | null, signal: NodeJS.Signals | null) =>
-        reject(new HookdError("HOOKD_SANDBOX_UNAVAILABLE", [], { message: `the sandbox process exited at start (${signal ?? code})` }));
-      child.once("exit", onEarlyExit);
-      child.on("message", (batch: FromSandbox[]) => {
-        for (const message of batch) {
-          if (message.t === "ready") {
-            child.off("exit", onEarlyExit);
-            this.restartDelayMs = 100;
-            resolve();
-          } else this.handle(message);
-        }
-      });
-    });
-    child.once("exit", (code, signal) => this.onExit(child, signal ?? String(code)));
-    return ready;
+  /** Starts a process, loads every loaded plugin into it, and makes it the current one. */
+  private async launch(): Promise<SandboxProcess> {
+    const process = this.spawn();
+    await process.ready;
+    this.current = process;
+    this.restartDelayMs = 100;
+    await this.reloadInto(process);
+    return process;
   }
 
-  private handle(message: FromSandbox): void {
-    switch (message.t) {
-      case "loaded":
-      case "loadFailed": {
-        const key = `${message.plugin}@${message.version}`;
-        const pending = this.loads.get(key);
-        this.loads.delete(key);
-        if (message.t === "loaded") pending?.resolve(message.manifest);
-        else if (pending) pending.reject(message.error);
-        else {
-          // A reload after a restart failed: the plugin stays out until it is loaded again.
-          const spec = this.loaded.get(key);
-          this.loaded.delete(key);
-          if (spec) this.options.onReloadFailed?.(spec, message.error);
-        }
-        return;
-      }
-      case "unloaded": {
-        const key = `${message.plugin}@${message.version}`;
-        this.unloads.get(key)?.();
-        this.unloads.delete(key);
-        return;
-      }
-      case "result": {
-        const resolve = this.runs.get(message.runId);
-        this.runs.delete(message.runId);
-        resolve?.(message.outcome);
-        return;
-      }
-      case "log":
-        this.options.services.log(message.record);
-        return;
-      case "hostCall":
-        void this.serveHostCall(message.callId, message.plugin, message.op, message.args);
-        return;
-      case "ready":
-        return;
+  private spawn(): SandboxProcess {
+    return new SandboxProcess({
+      services: this.options.services,
+      secrets: this.options.secrets,
+      onExit: (process, reason) => this.onExit(process, reason),
+      onCatastrophe: (process, info) => this.replace(process, `an isolate of plugin ${info.plugin} was lost: ${info.message}`),
+    });
+  }
+
+  /**
+   * Loads what is loaded; a version that fails now is dropped and reported. Versions loaded
+   * elsewhere meanwhile are picked up by the next pass.
+   */
+  private async reloadInto(process: SandboxProcess): Promise<void> {
+    const tried = new Set<string>();
+    for (;;) {
+      const missing = [...this.loaded.entries()].filter(([key]) => !process.loadedKeys.has(key) && !tried.has(key));
+      if (missing.length === 0 || !process.alive) return;
+      await Promise.all(
+        missing.map(async ([key, { spec }]) => {
+          tried.add(key);
+          try {
+            const manifest = await process.load(spec);
+            const entry = this.loaded.get(key);
+            if (entry) entry.manifest = manifest;
+          } catch (error) {
+            if (!process.alive) return;
+            this.loaded.delete(key);
+            this.options.onReloadFailed?.(spec, toRunError(error));
+          }
+        }),
+      );
     }
   }
 
-  private async serveHostCall(callId: number, plugin: string, op: "kv" | "emit", args: unknown[]): Promise<void> {
-    try {
-      let value: unknown;
-      if (op === "kv") {
-        const [kvOp, ...rest] = args as ["get" | "set" | "delete" | "list", ...unknown[]];
-        value = await this.options.services.kv(plugin, kvOp, rest);
-      } else {
-        const [from, name, payload] = args as [RunRequest["meta"], string, unknown];
-        value = await this.options.services.emit(plugin, from, name, payload);
-      }
-      this.send({ t: "hostReply", callId, ok: true, value: value === undefined ? null : value });
-    } catch (error) {
-      const raw = error as { code?: unknown; message?: unknown; issues?: unknown };
-      this.send({
-        t: "hostReply",
-        callId,
-        ok: false,
-        error: {
-          code: typeof raw.code === "string" ? raw.code : "HOOKD_RUN_FAILED",
-          message: typeof raw.message === "string" ? raw.message : String(error),
-        },
-      });
-    }
+  private onExit(process: SandboxProcess, reason: string): void {
+    this.draining.delete(process);
+    // During a replacement the new process takes over anyway (or, failing that, see replace()).
+    if (process !== this.current || this.closing || this.replacing) return;
+    this.scheduleRestart(reason);
   }
 
-  private onExit(child: ChildProcess, reason: string): void {
-    if (child !== this.child) return;
-    this.outbox?.discard();
-    const crashed: RunOutcome = {
-      ok: false,
-      retriable: true,
-      durationMs: 0,
-      error: { code: "HOOKD_SANDBOX_CRASHED", message: `the sandbox process exited (${reason}) while the run was in flight` },
-    };
-    for (const resolve of this.runs.values()) resolve(crashed);
-    this.runs.clear();
-    for (const resolve of this.unloads.values()) resolve();
-    this.unloads.clear();
-    if (this.closing) return;
-
-    // Loads that were waiting are sent again to the new process; loaded plugins are reloaded.
-    const waiting = [...this.loads.entries()];
-    this.loads.clear();
+  private scheduleRestart(reason: string): void {
     const delay = this.restartDelayMs;
     this.restartDelayMs = Math.min(this.restartDelayMs * 2, 5000);
-    setTimeout(() => {
-      if (this.closing) return;
-      this.restarts++;
-      this.ready = this.spawn();
-      this.ready.then(
-        () => {
-          for (const spec of this.loaded.values()) this.send({ t: "load", spec });
-          for (const [key, pending] of waiting) {
-            const spec = this.loadingSpecs.get(key);
-            if (spec) {
-              this.loads.set(key, pending);
-              this.send({ t: "load", spec });
-            } else pending.reject(new HookdError("HOOKD_SANDBOX_CRASHED", [reason]));
-          }
-          this.options.onRestart?.({ restarts: this.restarts, reason });
-        },
-        () => undefined,
-      );
-    }, delay).unref();
+    const restarted = new Promise<void>((resolve) => setTimeout(resolve, delay).unref()).then(() => this.launch());
+    this.ready = restarted;
+    restarted.then(
+      () => {
+        this.restarts++;
+        this.options.onRestart?.({ restarts: this.restarts, reason });
+      },
+      () => {
+        // It died at start too: try again, with a longer delay.
+        if (!this.closing && this.ready === restarted) this.scheduleRestart(reason);
+      },
+    );
   }
+
+  /** Replaces a process that still works but lost an isolate, without a gap in service. */
+  private replace(old: SandboxProcess, reason: string): void {
+    if (old !== this.current || this.replacing || this.closing) return;
+    this.replacing = (async () => {
+      const next = this.spawn();
+      try {
+        await next.ready;
+        await this.reloadInto(next);
+      } catch {
+        // The new process did not come up: the old one keeps serving; the next loss tries again.
+        next.kill();
+        return;
+      }
+      if (this.closing) return next.kill();
+      this.current = next;
+      this.ready = Promise.resolve(next);
+      this.draining.add(old);
+      void this.retire(old);
+      this.restarts++;
+      this.options.onRestart?.({ restarts: this.restarts, reason: `replaced: ${reason}` });
+    })().finally(() => {
+      this.replacing = undefined;
+      // The old process died while its replacement failed to come up: start over.
+      if (this.current && !this.current.alive && !this.closing) this.scheduleRestart("the sandbox process exited while being replaced");
+    });
+  }
+
+  /** Lets a replaced process finish its runs (each bounded by its own wall time), then kills it. */
+  private async retire(process: SandboxProcess): Promise<void> {
+    const deadline = new Promise<void>((resolve) => setTimeout(resolve, this.longestRunMs() + DRAIN_MARGIN_MS).unref());
+    await Promise.race([process.idle(), deadline]);
+    this.draining.delete(process);
+    process.kill();
+  }
+
+  private longestRunMs(): number {
+    let longest = 0;
+    for (const { spec, manifest } of this.loaded.values()) {
+      const declared = manifest?.options.timeoutMs;
+      longest = Math.max(longest, spec.limits.timeoutMs, typeof declared === "number" ? declared : 0);
+    }
+    return longest;
+  }
+}
+
+function keyOf(plugin: string, version: number): string {
+  return `${plugin}@${version}`;
+}
+
+function toRunError(error: unknown): RunError {
+  if (error instanceof HookdError) return { code: error.code, message: error.message };
+  const raw = error as { code?: unknown; message?: unknown; location?: unknown };
+  return {
+    code: typeof raw?.code === "string" ? raw.code : "HOOKD_PLUGIN_LOAD",
+    message: typeof raw?.message === "string" ? raw.message : String(error),
+    ...(typeof raw?.location === "string" ? { location: raw.location } : {}),
+  };
 }

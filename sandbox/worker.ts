@@ -1,20 +1,49 @@
 /**
  * The sandbox process: runs every plugin isolate, away from the process that accepts and stores
- * events. If an isolate takes V8 down with it (some out-of-memory paths abort the process), only
- * this process dies; the daemon's supervisor restarts it and reloads the plugins.
+ * events. If an isolate takes V8 down with it, only this process dies; the daemon's supervisor
+ * restarts it and reloads the plugins.
+ *
+ * The out-of-memory paths isolated-vm cannot recover from are caught before they abort the
+ * process: the isolate is abandoned (its runs fail with HOOKD_RUN_MEMORY) and the supervisor is
+ * asked to replace this process, which keeps finishing the other plugins' runs meanwhile. Such a
+ * process cannot exit normally any more (Node waits for the lost isolate's thread), so it ends
+ * itself with SIGKILL.
  */
-import { MessageBatcher } from "./batching.ts";
+import { fstatSync } from "node:fs";
+import { Socket } from "node:net";
+import { LineChannel, sandboxCodec } from "./channel.ts";
 import { IsolateHost } from "./isolate-host.ts";
 import type { FromSandbox, RunError, ToSandbox } from "./protocol.ts";
 
-if (typeof process.send !== "function") {
-  console.error("sandbox/worker.ts is started by the hookd daemon, not by hand");
+if (!isSocket(3)) {
+  console.error("sandbox/worker.ts is started by the hookd daemon (with a socket on fd 3), not by hand");
   process.exit(2);
 }
+const socket = new Socket({ fd: 3, readable: true, writable: true });
 
-const outbox = new MessageBatcher<FromSandbox>((batch) => {
-  if (process.connected) process.send!(batch);
-});
+/** Set once an isolate was lost: from then on the process ends only by SIGKILL. */
+let isolateLost = false;
+
+function exitNow(code: number): never {
+  if (isolateLost) process.kill(process.pid, "SIGKILL");
+  process.exit(code);
+}
+
+const outbox = new LineChannel<ToSandbox, FromSandbox>(
+  socket,
+  sandboxCodec,
+  (message) => handle(message),
+  (message, error) => {
+    // A result that cannot travel still has to end its run on the daemon's side.
+    if (message.t === "result") {
+      outbox.send({
+        t: "result",
+        runId: message.runId,
+        outcome: { ok: false, retriable: true, durationMs: message.outcome.durationMs, error: { code: "HOOKD_RUN_FAILED", message: `the run's result could not be sent: ${String(error)}` } },
+      });
+    }
+  },
+);
 const hostCalls = new Map<number, { resolve: (value: unknown) => void; reject: (error: unknown) => void }>();
 let nextCallId = 1;
 
@@ -31,6 +60,10 @@ const host = new IsolateHost({
     log: (record) => outbox.send({ t: "log", record }),
     kv: (plugin, op, args) => callDaemon(plugin, "kv", [op, ...args]),
     emit: (plugin, from, name, payload) => callDaemon(plugin, "emit", [from, name, payload]) as Promise<{ id: string }>,
+  },
+  onCatastrophe: ({ plugin, version, message }) => {
+    isolateLost = true;
+    outbox.send({ t: "catastrophe", plugin, version, message });
   },
 });
 
@@ -53,28 +86,38 @@ function handle(message: ToSandbox): void {
       );
       return;
     case "run":
-      void host.run(message.request).then((outcome) => outbox.send({ t: "result", runId: message.request.runId, outcome }));
+      void host.run({ ...message.request, payload: undefined }, message.payload).then((outcome) => outbox.send({ t: "result", runId: message.request.runId, outcome }));
       return;
     case "hostReply": {
       const call = hostCalls.get(message.callId);
       hostCalls.delete(message.callId);
       if (!call) return;
       if (message.ok) call.resolve(message.value);
-      else call.reject(Object.assign(new Error(message.error.message), { code: message.error.code }));
+      else call.reject(Object.assign(new Error(message.error.message), { code: message.error.code, issues: message.error.issues }));
       return;
     }
   }
 }
 
-process.on("message", (batch: ToSandbox[]) => {
-  for (const message of batch) handle(message);
+// The daemon closed the socket, or is gone: nothing is left to run for.
+socket.on("close", () => {
+  if (isolateLost) exitNow(0);
+  void host.close().finally(() => exitNow(0));
 });
-// The daemon is gone: nothing is left to run for.
-process.on("disconnect", () => {
-  void host.close().finally(() => process.exit(0));
+process.on("uncaughtException", (error) => {
+  console.error("hookd sandbox process: uncaught exception", error);
+  exitNow(70);
 });
 
 outbox.send({ t: "ready" });
+
+function isSocket(fd: number): boolean {
+  try {
+    return fstatSync(fd).isSocket();
+  } catch {
+    return false;
+  }
+}
 
 function toRunError(error: unknown): RunError {
   const raw = error as { code?: unknown; message?: unknown; location?: unknown; stack?: unknown };

@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { TestDaemon, TestProject } from "./helpers/daemon.ts";
 
 describe("daemon end to end", () => {
-  const project = new TestProject({ fixtures: ["basic"] });
+  const project = new TestProject({ fixtures: ["basic", "uses-fs"] });
   const daemon = new TestDaemon(project);
 
   beforeAll(async () => {
@@ -114,6 +114,22 @@ describe("daemon end to end", () => {
     const { plugins } = await daemon.getJson("/api/plugins");
     const recorder = plugins.find((p: { name: string }) => p.name === "recorder");
     expect(recorder).toMatchObject({ state: "loaded", version: 1, events: ["deal.close", "client.import"], lastError: null });
+  });
+
+  it("reports a plugin that imports a Node built-in as failed, naming the file, while the others serve", async () => {
+    const { plugins } = await daemon.getJson("/api/plugins");
+    const usesFs = plugins.find((p: { name: string }) => p.name === "uses-fs");
+    expect(usesFs).toMatchObject({ state: "failed", version: null, events: [] });
+    expect(usesFs.lastError.code).toBe("HOOKD_PLUGIN_NODE_BUILTIN");
+    expect(usesFs.lastError.message).toContain("plugins/uses-fs.ts");
+    expect(usesFs.lastError.location).toMatch(/^plugins\/uses-fs\.ts:1:\d+$/);
+    const logged = await daemon.waitForLog((l) => l.plugin === "uses-fs" && l.code === "HOOKD_PLUGIN_NODE_BUILTIN");
+    expect(logged.level).toBe(50);
+    // Its deal.close subscription never registered: recorder and second are the only runs.
+    const { body } = await daemon.post("deal.close", { did: 5, autor: 1, summa: "1", status: "won" });
+    await daemon.waitForLog((l) => l.msg === "second handled" && l.eventId === body.id);
+    const runs = await daemon.getJson(`/api/runs?eventId=${body.id}`);
+    expect(runs.runs.map((r: { plugin: string }) => r.plugin).sort()).toEqual(["recorder", "second"]);
   });
 
   it("answers health and readiness", async () => {

@@ -34,27 +34,23 @@ export interface CompileIssue {
 
 export async function compilePlugin(entry: string, options: CompileOptions): Promise<CompiledPlugin> {
   const started = performance.now();
-  let result: esbuild.BuildResult<{ write: false; metafile: true }>;
+  // The `hookd` shim re-exports zod, and linking zod's hundreds of modules costs esbuild tens of
+  // milliseconds per build even when tree shaking drops all of it: most plugins never use `z`.
+  // So the first build puts a stand-in where zod would be; only a bundle that still refers to
+  // it (or fails) is built again with the real zod. That keeps a hot reload in single-digit ms.
+  let result: esbuild.BuildResult<{ write: false; metafile: true }> | undefined;
   try {
-    result = await esbuild.build({
-      entryPoints: [entry],
-      absWorkingDir: options.root,
-      outdir: options.root,
-      bundle: true,
-      write: false,
-      metafile: true,
-      format: "iife",
-      platform: "neutral",
-      mainFields: ["module", "main"],
-      conditions: ["import", "default"],
-      target: "es2022",
-      sourcemap: "external",
-      sourcesContent: false,
-      logLevel: "silent",
-      plugins: [isolateResolver()],
-    });
+    result = await bundle(entry, options, "stand-in");
   } catch (error) {
-    throw compileError(entry, options.root, error);
+    // A real mistake in the plugin fails the same way with zod: report it without a second build.
+    if (!JSON.stringify((error as { errors?: unknown }).errors ?? "").includes(ZOD_STAND_IN)) throw compileError(entry, options.root, error);
+  }
+  if (!result || result.outputFiles.some((file) => file.path.endsWith(".js") && file.text.includes(ZOD_STAND_IN))) {
+    try {
+      result = await bundle(entry, options, "zod");
+    } catch (error) {
+      throw compileError(entry, options.root, error);
+    }
   }
   const code = result.outputFiles.find((file) => file.path.endsWith(".js"))!.text;
   const sourceMap = result.outputFiles.find((file) => file.path.endsWith(".js.map"))?.text ?? "";
@@ -65,11 +61,42 @@ export async function compilePlugin(entry: string, options: CompileOptions): Pro
   return { code, sourceMap, inputs, compileMs: performance.now() - started };
 }
 
-function isolateResolver(): esbuild.Plugin {
+/** Marks the stand-in for zod; a bundle that contains it uses zod. */
+const ZOD_STAND_IN = "hookd-zod-stand-in";
+
+function bundle(entry: string, options: CompileOptions, zod: "zod" | "stand-in"): Promise<esbuild.BuildResult<{ write: false; metafile: true }>> {
+  return esbuild.build({
+    entryPoints: [entry],
+    absWorkingDir: options.root,
+    outdir: options.root,
+    bundle: true,
+    write: false,
+    metafile: true,
+    format: "iife",
+    platform: "neutral",
+    mainFields: ["module", "main"],
+    conditions: ["import", "default"],
+    target: "es2022",
+    sourcemap: "external",
+    sourcesContent: false,
+    logLevel: "silent",
+    plugins: [isolateResolver(zod)],
+  });
+}
+
+function isolateResolver(zod: "zod" | "stand-in"): esbuild.Plugin {
   return {
     name: "hookd-isolate-resolver",
     setup(build) {
       build.onResolve({ filter: /^hookd$/ }, () => ({ path: SHIM }));
+      if (zod === "stand-in") {
+        // Pure, so tree shaking drops it unless the plugin really refers to `z`.
+        build.onResolve({ filter: /^zod(\/.*)?$/ }, () => ({ path: "zod", namespace: ZOD_STAND_IN }));
+        build.onLoad({ filter: /.*/, namespace: ZOD_STAND_IN }, () => ({
+          contents: `export const z = /* @__PURE__ */ Symbol("${ZOD_STAND_IN}");\nexport default z;\n`,
+          loader: "js",
+        }));
+      }
       // Plugins share hookd's zod, so `import { z } from "zod"` works without installing it.
       build.onResolve({ filter: /^zod(\/.*)?$/ }, async (args) => {
         if (args.pluginData === "hookd-zod") return undefined;

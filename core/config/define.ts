@@ -34,6 +34,27 @@ export interface WebhookConfig<EventName extends string = string> {
   secret?: string;
 }
 
+export interface WebhookDeliverySettings {
+  /**
+   * Delays of the retries after the first attempt, which goes at once. Default (Svix's):
+   * 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h. A `Retry-After` answer can only lengthen a wait.
+   * An endpoint whose message fails over the whole schedule is disabled (GET /api/webhooks).
+   */
+  retryScheduleMs?: number[];
+  /** How long one attempt waits for an answer (default 15 s). */
+  timeoutMs?: number;
+  /** Signing secret of webhooks that set none; defaults to HOOKD_WEBHOOK_SECRET. */
+  secret?: string;
+}
+
+export interface OktellSettings {
+  /**
+   * Zone of the telephony server's local dates ("Europe/Moscow", "UTC", "+03:00"): its
+   * `12.07.2008 18:35:06` becomes `2008-07-12T18:35:06+04:00`. Without it dates stay zone-less.
+   */
+  timezone?: string;
+}
+
 export interface ServerSettings {
   host?: string;
   port?: number;
@@ -56,6 +77,23 @@ export interface SandboxSettings {
   timeoutMs?: number;
   /** Runs of one plugin executing at once. */
   maxConcurrentRuns?: number;
+  /** Time a plugin's top-level code gets each time its isolate is built. */
+  loadTimeoutMs?: number;
+  /** CPU time of one run (the isolate's own clock: waiting for host calls does not count). */
+  cpuTimeMs?: number;
+  /** Log lines and bytes one run may write; the rest is dropped with one warning. */
+  maxLogLinesPerRun?: number;
+  maxLogBytesPerRun?: number;
+  /** `ctx.fetch`: time for the whole answer, and its largest body. */
+  fetchTimeoutMs?: number;
+  fetchMaxBytes?: number;
+  /** `ctx.kv`: largest value (JSON bytes) and most keys per plugin. */
+  kvMaxValueBytes?: number;
+  kvMaxKeys?: number;
+  /** Events one run may publish with `ctx.emit`. */
+  maxEmitsPerRun?: number;
+  /** A plugin failing `failures` runs in a row is paused for `coolDownMs` (doubling while it keeps failing). */
+  breaker?: { failures?: number; coolDownMs?: number };
 }
 
 export interface StoreSettings {
@@ -79,6 +117,22 @@ export interface DeliverySettings {
   concurrency?: number;
   /** Longest chain of ctx.emit before it is cut as a loop. */
   maxEmitDepth?: number;
+  /**
+   * Per-key order: event name or `prefix.*` -> payload field (`{ "shop.order.*": "orderId" }`).
+   * A handler gets the events with one key one at a time, in acceptance order; other keys run
+   * concurrently. Added to the shipped catalog's keys (`deal.*` by `did`, `client.*` by `clid`...);
+   * `false` switches one off.
+   */
+  orderBy?: Record<string, string | false>;
+  /** Time runs in flight get to finish on SIGTERM before their leases are released (default 10 s). */
+  drainMs?: number;
+  /** How long finished events are kept before they are pruned; 0 keeps them forever. */
+  retention?: {
+    /** Events whose deliveries are all done (default 7 days). */
+    doneMs?: number;
+    /** Events with dead letters (default 30 days). */
+    deadMs?: number;
+  };
 }
 
 /** The whole events.config.ts. Every setting but `events` has a default. */
@@ -86,13 +140,19 @@ export interface HookdConfig<Events extends EventCatalog = EventCatalog> {
   events: Events;
   routes?: Array<RouteConfig<keyof Events & string>>;
   webhooks?: Array<WebhookConfig<keyof Events & string>>;
+  webhookDelivery?: WebhookDeliverySettings;
+  oktell?: OktellSettings;
   server?: ServerSettings;
   plugins?: PluginSettings;
   sandbox?: SandboxSettings;
   store?: StoreSettings;
   delivery?: DeliverySettings;
   log?: { level?: "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent" };
-  /** Values for plugins' declared secrets; a name missing here is read from the environment. */
+  /**
+   * Values for plugins' declared secrets; a name missing here is read from the environment
+   * (never a `HOOKD_*` variable). `"billing:STRIPE_KEY"` is STRIPE_KEY for the plugin billing
+   * only: no other plugin can read that name, from here or from the environment.
+   */
   secrets?: Record<string, string | undefined>;
 }
 

@@ -64,6 +64,8 @@ export async function loadConfig(options: LoadConfigOptions = {}): Promise<Resol
     events: settings.events,
     routes: settings.routes,
     webhooks: settings.webhooks,
+    webhookDelivery: settings.webhookDelivery,
+    oktell: settings.oktell,
     server: settings.server,
     plugins: { dir: pluginsDir, watch: settings.plugins.watch },
     sandbox: settings.sandbox,

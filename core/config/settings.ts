@@ -4,6 +4,10 @@
  */
 import { z } from "zod";
 import type { EventCatalog, RouteConfig, WebhookConfig } from "./define.ts";
+import { catalogOrderBy } from "../delivery/order-keys.ts";
+import { isValidTimezone } from "../ingress/oktell-time.ts";
+import { DEFAULT_RETRY_SCHEDULE_MS } from "../webhooks/schedule.ts";
+import { secretProblem } from "../webhooks/signing.ts";
 
 const logLevel = z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]);
 
@@ -27,10 +31,25 @@ export const settingsSchema = z.object({
         method: z.enum(["GET", "POST"]).default("POST"),
         format: z.enum(["json", "form"]).default("json"),
         map: z.record(z.string(), z.string()).optional(),
-        secret: z.string().min(1).optional(),
+        secret: z.string().min(1).refine((s) => secretProblem(s) === undefined, "a whsec_ secret must be base64 after the prefix").optional(),
       }),
     )
     .default([]),
+  // How webhooks are retried and signed (core/webhooks): the first attempt goes at once, then
+  // one retry after each delay of the schedule (Svix's by default).
+  webhookDelivery: z
+    .object({
+      retryScheduleMs: z.array(z.number().int().min(0).max(7 * 24 * 3_600_000)).max(30).default([...DEFAULT_RETRY_SCHEDULE_MS]),
+      timeoutMs: z.number().int().min(100).max(120_000).default(15_000),
+      secret: z.string().min(1).refine((s) => secretProblem(s) === undefined, "a whsec_ secret must be base64 after the prefix").optional(),
+    })
+    .prefault({}),
+  // The telephony ingress: the zone of the server's local dates (none: dates stay zone-less).
+  oktell: z
+    .object({
+      timezone: z.string().refine(isValidTimezone, "expected an IANA time zone (Europe/Moscow), UTC, or an offset like +03:00").optional(),
+    })
+    .prefault({}),
   server: z
     .object({
       host: z.string().min(1).default("127.0.0.1"),
@@ -45,6 +64,24 @@ export const settingsSchema = z.object({
       memoryMb: z.number().int().min(8).max(4096).default(64),
       timeoutMs: z.number().int().min(10).max(15 * 60_000).default(5000),
       maxConcurrentRuns: z.number().int().min(1).max(1000).default(16),
+      // Time a plugin's top-level code gets each time its isolate is built.
+      loadTimeoutMs: z.number().int().min(10).max(15 * 60_000).default(5000),
+      // The rest are per-plugin limits too (sandbox/limits.ts); a plugin may override each one.
+      cpuTimeMs: z.number().int().min(10).max(15 * 60_000).default(2000),
+      maxLogLinesPerRun: z.number().int().min(1).max(1_000_000).default(1000),
+      maxLogBytesPerRun: z.number().int().min(1024).max(256 * 1024 * 1024).default(1024 * 1024),
+      fetchTimeoutMs: z.number().int().min(10).max(15 * 60_000).default(10_000),
+      fetchMaxBytes: z.number().int().min(1).max(256 * 1024 * 1024).default(1024 * 1024),
+      kvMaxValueBytes: z.number().int().min(1).max(64 * 1024 * 1024).default(256 * 1024),
+      kvMaxKeys: z.number().int().min(1).max(10_000_000).default(10_000),
+      maxEmitsPerRun: z.number().int().min(0).max(100_000).default(100),
+      // A plugin whose runs keep failing is paused (its deliveries wait), then tried again.
+      breaker: z
+        .object({
+          failures: z.number().int().min(1).max(1000).default(5),
+          coolDownMs: z.number().int().min(100).max(24 * 3_600_000).default(30_000),
+        })
+        .prefault({}),
     })
     .prefault({}),
   store: z
@@ -60,6 +97,20 @@ export const settingsSchema = z.object({
       maxBackoffMs: z.number().int().min(0).default(60 * 60_000),
       concurrency: z.number().int().min(1).max(10_000).default(64),
       maxEmitDepth: z.number().int().min(1).max(100).default(8),
+      // Per-key order: the shipped catalog's keys, then the config's own (false switches one off).
+      orderBy: z
+        .record(z.string().regex(/^[a-z][a-z0-9_]*(\.[a-z0-9_]+)*(\.\*)?$/, "an event name or a `prefix.*` pattern"), z.union([z.string().min(1), z.literal(false)]))
+        .default({})
+        .transform((own) => ({ ...catalogOrderBy, ...own })),
+      /** Time runs in flight get to finish when the daemon stops (SIGTERM). */
+      drainMs: z.number().int().min(0).max(15 * 60_000).default(10_000),
+      // How long finished events are kept; 0 keeps them forever.
+      retention: z
+        .object({
+          doneMs: z.number().int().min(0).default(7 * 24 * 3_600_000),
+          deadMs: z.number().int().min(0).default(30 * 24 * 3_600_000),
+        })
+        .prefault({}),
     })
     .prefault({}),
   log: z.object({ level: logLevel.default("info") }).prefault({}),
@@ -77,6 +128,8 @@ export interface ResolvedConfig {
   events: EventCatalog;
   routes: RouteConfig[];
   webhooks: Array<Required<Omit<WebhookConfig, "map" | "secret">> & Pick<WebhookConfig, "map" | "secret">>;
+  webhookDelivery: Settings["webhookDelivery"];
+  oktell: Settings["oktell"];
   server: Settings["server"];
   plugins: { dir: string; watch: boolean };
   sandbox: Settings["sandbox"];

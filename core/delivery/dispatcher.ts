@@ -2,13 +2,19 @@
  * Runs what the store says must run: claims ready deliveries with a lease, sends each to the
  * sandbox on the plugin's current version, and records the outcome (done, retry later with
  * backoff, or dead). The store is the queue, so a restart picks up exactly where it stopped.
+ *
+ * A sandbox process crash fails every run in flight at once, though one run caused it. Those
+ * runs get their attempt back and become crash suspects, which run one at a time with nothing
+ * beside them: the innocent ones pass, and the run that kills the process again is the only one
+ * charged for it, until it is dead-lettered.
  */
 import type { Settings } from "../config/settings.ts";
 import type { Logger } from "../log.ts";
-import type { PluginManager } from "../plugins/manager.ts";
+import { ACTION_KEY_PREFIX, type PluginManager } from "../plugins/manager.ts";
 import type { ClaimedDelivery, DeliveryResult, RunOutcome, Store } from "../store/types.ts";
 import type { RunRequest, Sandbox } from "../../sandbox/protocol.ts";
 import { retryDelayMs } from "./backoff.ts";
+import type { RetryPolicy } from "./retry-policy.ts";
 
 export interface RunFinished {
   delivery: ClaimedDelivery;
@@ -22,21 +28,42 @@ export interface DispatcherOptions {
   sandbox: Sandbox;
   plugins: PluginManager;
   delivery: () => Settings["delivery"];
+  /** The retry policy of a plugin (its own overrides on the config's defaults). */
+  retryPolicy?: (plugin: string) => RetryPolicy;
   /** How long a claim holds a delivery before another claim may take it over. */
   leaseMs: () => number;
   logger: Logger;
   now?: () => number;
   onRunFinished?: (info: RunFinished) => void;
+  /** Sends `kind: "webhook"` deliveries (they need no sandbox); adds their claim keys. */
+  webhooks?: { claimKeys(): readonly string[]; run(delivery: ClaimedDelivery): Promise<RunOutcome> };
+  /** A plugin paused by the circuit breaker: its deliveries (and its actions') stay pending. */
+  isPaused?: (plugin: string) => boolean;
 }
 
 const LEASE_SWEEP_MS = 5000;
+/** A run that found no sandbox (restarting) or no loaded version waits this long, uncharged. */
+const UNAVAILABLE_RETRY_MS = 500;
+/** Failures that say nothing about the handler: its attempt is given back. */
+const NOT_THE_HANDLERS_FAULT = new Set(["HOOKD_SANDBOX_UNAVAILABLE", "HOOKD_PLUGIN_NOT_LOADED"]);
 
 export class Dispatcher {
   private readonly inflight = new Map<number, { delivery: ClaimedDelivery; done: Promise<void> }>();
+  /** Finishes queued and not committed yet (their runs' slots are free already). */
+  private readonly finishing = new Set<Promise<void>>();
   private pumping = false;
+  private pumpScheduled = false;
   private again = false;
+  /** A crash suspect is running: nothing else is claimed until it finishes. */
+  private suspectRunning = false;
+  /** When the next crash suspect is due (null: none; undefined: ask the store). */
+  private suspectDueAt: number | null | undefined;
+  private suspectKeys: readonly string[] | undefined;
+  /** Ask the store when the next delivery is due (after a restart, a timer, a plugin change). */
+  private dueCheck = true;
   private stopped = true;
   private dueTimer: NodeJS.Timeout | undefined;
+  private dueTimerAt = Number.POSITIVE_INFINITY;
   private sweepTimer: NodeJS.Timeout | undefined;
   private readonly log: Logger;
   private readonly now: () => number;
@@ -52,6 +79,8 @@ export class Dispatcher {
 
   start(): void {
     this.stopped = false;
+    this.dueCheck = true;
+    this.suspectDueAt = undefined;
     this.sweepTimer = setInterval(() => void this.maintainLeases(), LEASE_SWEEP_MS).unref();
     this.wake();
   }
@@ -63,54 +92,117 @@ export class Dispatcher {
       this.again = true;
       return;
     }
-    void this.pump();
+    // Runs finishing together (their results arrive in one batch) wake it once, not once each.
+    if (this.pumpScheduled) return;
+    this.pumpScheduled = true;
+    setImmediate(() => {
+      this.pumpScheduled = false;
+      if (this.pumping) this.again = true;
+      else if (!this.stopped) void this.pump();
+    });
   }
 
-  /** Stops claiming; waits up to `budgetMs` for runs in flight. Returns how many were left running. */
+  /**
+   * Stops claiming; waits up to `budgetMs` for runs in flight, then gives the leases of runs
+   * still going back to the store (pending, attempt not counted), so they run again at the next
+   * start without waiting for a lease to expire. Returns how many were left running.
+   */
   async stop(budgetMs: number): Promise<number> {
     this.stopped = true;
     clearTimeout(this.dueTimer);
     clearInterval(this.sweepTimer);
-    if (this.inflight.size === 0) return 0;
+    if (this.inflight.size === 0) {
+      await Promise.allSettled([...this.finishing]);
+      return 0;
+    }
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([
       Promise.allSettled([...this.inflight.values()].map((run) => run.done)),
       new Promise((resolve) => (timer = setTimeout(resolve, budgetMs))),
     ]);
     clearTimeout(timer);
-    return this.inflight.size;
+    await Promise.allSettled([...this.finishing]);
+    const left = [...this.inflight.values()].map(({ delivery }) => ({ id: delivery.id, leaseToken: delivery.leaseToken }));
+    if (left.length > 0) {
+      await this.options.store.releaseDeliveries(left, this.now()).catch((error: unknown) => {
+        this.log.warn({ err: error }, "releasing leases at stop failed; they expire on their own");
+      });
+    }
+    return left.length;
   }
 
+  /**
+   * Claims what is ready, up to the concurrency. Under load this runs once per finished batch,
+   * so it reads nothing but the claim itself: retry times come from decide(), crash suspects are
+   * tracked here, and the store is asked for the next due time only when that may have changed
+   * behind this process's back (start, a plugin change, a timer, every lease sweep).
+   */
   private async pump(): Promise<void> {
     this.pumping = true;
     try {
       do {
         this.again = false;
         const keys = this.claimKeys();
+        if (keys.length === 0 || this.suspectRunning) continue;
+        if (await this.suspectIsDue(keys)) {
+          // Let the runs in flight finish, then run the suspect alone.
+          if (this.inflight.size > 0) continue;
+          this.suspectDueAt = undefined;
+          const claimed = await this.claim(keys, 1, true);
+          if (claimed[0]) {
+            this.suspectRunning = true;
+            this.execute(claimed[0]);
+            continue;
+          }
+        }
         let free = this.options.delivery().concurrency - this.inflight.size;
-        while (free > 0 && !this.stopped && keys.length > 0) {
-          const claimed = await this.options.store.claimDeliveries({
-            limit: free,
-            leaseMs: this.options.leaseMs(),
-            now: this.now(),
-            plugins: keys,
-          });
+        while (free > 0 && !this.stopped) {
+          const claimed = await this.claim(keys, free, false);
           if (claimed.length === 0) break;
           for (const delivery of claimed) this.execute(delivery);
           free = this.options.delivery().concurrency - this.inflight.size;
         }
       } while (this.again && !this.stopped);
+      if (this.dueCheck && !this.stopped) {
+        this.dueCheck = false;
+        const next = await this.options.store.nextDueAt(this.claimKeys());
+        // Due already but not claimed: held back by capacity or by an earlier delivery of the
+        // same key; a finishing run wakes the dispatcher for those.
+        if (next !== null && next > this.now()) this.wakeAt(next);
+      }
     } catch (error) {
       this.log.error({ err: error }, "claiming deliveries failed; retrying shortly");
-      this.scheduleWake(1000);
+      this.dueCheck = true;
+      this.wakeAt(this.now() + 1000);
     } finally {
       this.pumping = false;
     }
-    await this.scheduleNextDue();
+  }
+
+  private async claim(keys: readonly string[], limit: number, suspects: boolean): Promise<ClaimedDelivery[]> {
+    const claimed = await this.options.store.claimDeliveries({ limit, leaseMs: this.options.leaseMs(), now: this.now(), plugins: keys, suspects });
+    if (!this.stopped || claimed.length === 0) return claimed;
+    // Stopped while the claim was committing: hand them straight back.
+    await this.options.store.releaseDeliveries(claimed, this.now());
+    return [];
+  }
+
+  private async suspectIsDue(keys: readonly string[]): Promise<boolean> {
+    if (this.suspectDueAt === undefined || !sameKeys(keys, this.suspectKeys)) {
+      this.suspectKeys = keys;
+      this.dueCheck = true;
+      this.suspectDueAt = await this.options.store.nextDueAt(keys, true);
+      if (this.suspectDueAt !== null && this.suspectDueAt > this.now()) this.wakeAt(this.suspectDueAt);
+    }
+    return this.suspectDueAt !== null && this.suspectDueAt <= this.now();
   }
 
   private claimKeys(): readonly string[] {
-    return this.options.plugins.claimKeys();
+    const webhooks = this.options.webhooks?.claimKeys() ?? [];
+    const keys = webhooks.length === 0 ? this.options.plugins.claimKeys() : [...this.options.plugins.claimKeys(), ...webhooks];
+    const isPaused = this.options.isPaused;
+    if (!isPaused) return keys;
+    return keys.filter((key) => !isPaused(key.startsWith(ACTION_KEY_PREFIX) ? (this.options.plugins.actionOwner(key.slice(ACTION_KEY_PREFIX.length)) ?? "") : key));
   }
 
   private execute(delivery: ClaimedDelivery): void {
@@ -118,6 +210,10 @@ export class Dispatcher {
       .catch((error: unknown) => this.log.error({ err: error, runId: String(delivery.id) }, "recording a run failed"))
       .finally(() => {
         this.inflight.delete(delivery.id);
+        if (delivery.suspect) {
+          this.suspectRunning = false;
+          this.suspectDueAt = undefined;
+        }
         this.wake();
       });
     this.inflight.set(delivery.id, { delivery, done: run });
@@ -128,12 +224,23 @@ export class Dispatcher {
     try {
       const until = this.now() + this.options.leaseMs();
       await Promise.all([...this.inflight.values()].map(({ delivery }) => this.options.store.renewLease(delivery.id, delivery.leaseToken, until)));
-      if ((await this.options.store.releaseExpiredLeases(this.now())) > 0) this.wake();
+      await this.options.store.releaseExpiredLeases(this.now());
+      // The safety net: whatever became due without a wake (another instance's work, a clock
+      // jump) is found at the latest one sweep later.
+      this.dueCheck = true;
+      this.suspectDueAt = undefined;
+      this.wake();
     } catch (error) {
       this.log.warn({ err: error }, "lease maintenance failed; next sweep retries");
     }
   }
 
+  /**
+   * Runs a delivery. Resolves once the outcome is known and its finish is queued: the run's slot
+   * is free from then on, while the finish commits with the next group commit. A delivery after
+   * it with the same key stays unclaimable until that commit (the claim checks the store), and
+   * the commit wakes the dispatcher to claim it.
+   */
   private async runDelivery(delivery: ClaimedDelivery): Promise<void> {
     const isAction = delivery.kind === "route" || delivery.kind === "action";
     const plugin = isAction ? this.options.plugins.actionOwner(delivery.target) : delivery.plugin;
@@ -156,7 +263,9 @@ export class Dispatcher {
               depth: delivery.event.depth,
             },
           };
-    const outcome: RunOutcome = request
+    const outcome: RunOutcome = delivery.kind === "webhook" && this.options.webhooks
+      ? await this.options.webhooks.run(delivery)
+      : request
       ? await this.options.sandbox.run(request)
       : {
           ok: false,
@@ -164,10 +273,26 @@ export class Dispatcher {
           durationMs: 0,
           error: { code: "HOOKD_PLUGIN_NOT_LOADED", message: `plugin ${plugin ?? delivery.plugin} is not loaded` },
         };
-    const result = this.decide(delivery, outcome);
-    const kept = await this.options.store.finishDelivery(delivery.id, delivery.leaseToken, result);
+    const result = this.decide(delivery, plugin ?? delivery.plugin, outcome);
+    if (result.suspect) this.suspectDueAt = undefined;
+    const finishing = this.options.store
+      .finishDelivery(delivery.id, delivery.leaseToken, result)
+      .then(
+        (kept) => this.recordFinish(delivery, plugin ?? delivery.plugin, outcome, result, kept),
+        (error: unknown) => this.log.error({ err: error, runId: String(delivery.id) }, "recording a run failed; its lease expires and it runs again"),
+      )
+      .finally(() => this.finishing.delete(finishing));
+    this.finishing.add(finishing);
+  }
+
+  private recordFinish(delivery: ClaimedDelivery, plugin: string, outcome: RunOutcome, result: DeliveryResult, kept: boolean): void {
+    // A suspect's state changed only now that its finish committed: look at the store again.
+    if (kept && (result.suspect || delivery.suspect)) this.suspectDueAt = undefined;
+    if (kept && result.status === "pending") this.wakeAt(result.nextAt!);
+    // Deliveries waiting for this one's key (or a crash suspect) can go now.
+    if (kept) this.wake();
     const fields = {
-      plugin: plugin ?? delivery.plugin,
+      plugin,
       event: delivery.event.name,
       eventId: delivery.event.id,
       runId: String(delivery.id),
@@ -175,43 +300,64 @@ export class Dispatcher {
       durationMs: Math.round(outcome.durationMs * 10) / 10,
     };
     if (!kept) {
-      this.log.warn({ ...fields, code: "HOOKD_STORE_LEASE_LOST" }, "run finished after its lease was lost; its outcome is discarded");
+      // At stop, the leases of runs cut short were released on purpose: not worth a warning.
+      this.log[this.stopped ? "debug" : "warn"]({ ...fields, code: "HOOKD_STORE_LEASE_LOST" }, "run finished after its lease was lost; its outcome is discarded");
       return;
     }
     if (outcome.ok) this.log.debug(fields, "run done");
-    else {
+    else if (result.refundAttempt) {
+      this.log[result.suspect ? "warn" : "debug"](
+        { ...fields, code: outcome.error.code, suspect: result.suspect ?? delivery.suspect },
+        result.suspect ? "run lost with the sandbox process; it runs again alone, attempt not counted" : `run not started: ${outcome.error.message}; it runs again, attempt not counted`,
+      );
+    } else {
       const level = result.status === "dead" ? "error" : "warn";
       this.log[level](
         { ...fields, code: outcome.error.code, location: outcome.error.location, status: result.status, nextAt: result.status === "pending" ? new Date(result.nextAt!).toISOString() : undefined },
         result.status === "dead" ? `run dead-lettered: ${outcome.error.message}` : `run failed, will retry: ${outcome.error.message}`,
       );
     }
-    this.options.onRunFinished?.({ delivery, plugin: plugin ?? delivery.plugin, outcome, status: result.status });
+    this.options.onRunFinished?.({ delivery, plugin, outcome, status: result.status });
   }
 
-  private decide(delivery: ClaimedDelivery, outcome: RunOutcome): DeliveryResult {
+  private decide(delivery: ClaimedDelivery, plugin: string, outcome: RunOutcome): DeliveryResult {
     const now = this.now();
     if (outcome.ok) return { status: "done", now, durationMs: outcome.durationMs };
-    const settings = this.options.delivery();
-    if (!outcome.retriable || delivery.attempt >= delivery.maxAttempts) {
-      return { status: "dead", now, durationMs: outcome.durationMs, error: outcome.error };
+    const { durationMs, error } = outcome;
+    if (NOT_THE_HANDLERS_FAULT.has(error.code)) {
+      return { status: "pending", now, durationMs, error, nextAt: now + UNAVAILABLE_RETRY_MS, refundAttempt: true };
     }
-    const nextAt = now + retryDelayMs(delivery.attempt, settings.backoffMs, settings.maxBackoffMs);
-    return { status: "pending", now, durationMs: outcome.durationMs, error: outcome.error, nextAt };
+    if (error.code === "HOOKD_SANDBOX_CRASHED" && !delivery.suspect) {
+      return { status: "pending", now, durationMs, error, nextAt: now, refundAttempt: true, suspect: true };
+    }
+    if (!outcome.retriable || delivery.attempt >= delivery.maxAttempts) return { status: "dead", now, durationMs, error };
+    const policy = this.retryPolicy(plugin);
+    const nextAt = now + (outcome.retryAfterMs ?? retryDelayMs(delivery.attempt, policy.backoffMs, policy.maxBackoffMs));
+    return { status: "pending", now, durationMs, error, nextAt };
   }
 
-  private async scheduleNextDue(): Promise<void> {
-    if (this.stopped) return;
-    const next = await this.options.store.nextDueAt(this.claimKeys()).catch(() => null);
-    if (next === null) return;
-    const delay = next - this.now();
-    // Due but not claimed: held back by capacity or by an earlier delivery of the same key.
-    // A finishing run wakes the dispatcher anyway; this is only the safety net.
-    this.scheduleWake(delay > 0 ? delay : 250);
+  private retryPolicy(plugin: string): RetryPolicy {
+    const policy = this.options.retryPolicy?.(plugin);
+    if (policy) return policy;
+    const { maxAttempts, backoffMs, maxBackoffMs } = this.options.delivery();
+    return { maxAttempts, backoffMs, maxBackoffMs };
   }
 
-  private scheduleWake(delayMs: number): void {
+  /** Wakes the dispatcher at `at` (the earliest of the times asked for wins). */
+  private wakeAt(at: number): void {
+    if (this.stopped || (this.dueTimer !== undefined && this.dueTimerAt <= at)) return;
     clearTimeout(this.dueTimer);
-    this.dueTimer = setTimeout(() => this.wake(), Math.min(delayMs, 2 ** 31 - 1)).unref();
+    this.dueTimerAt = at;
+    this.dueTimer = setTimeout(() => {
+      this.dueTimer = undefined;
+      this.dueTimerAt = Number.POSITIVE_INFINITY;
+      // Only the earliest time had a timer: ask the store for the one after it.
+      this.dueCheck = true;
+      this.wake();
+    }, Math.min(Math.max(at - this.now(), 0), 2 ** 31 - 1)).unref();
   }
+}
+
+function sameKeys(a: readonly string[], b: readonly string[] | undefined): boolean {
+  return b !== undefined && a.length === b.length && a.every((key, i) => key === b[i]);
 }

@@ -3,16 +3,22 @@
  * inspection API. Every error answers `{"error": {"code": "HOOKD_...", "message", "issues"?}}`.
  */
 import { createHash, timingSafeEqual } from "node:crypto";
+import { hostname } from "node:os";
 import formbody from "@fastify/formbody";
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
 import qs from "qs";
 import { z } from "zod";
 import type { EventCatalog } from "../config/define.ts";
+import { admitConsoleRequest } from "../console/auth.ts";
 import { HookdError, isHookdError } from "../errors.ts";
 import type { Metrics } from "../metrics.ts";
 import type { PluginManager } from "../plugins/manager.ts";
-import type { DeliveryStatus, Store } from "../store/types.ts";
+import type { DeliveryRecord, DeliveryStatus, Store } from "../store/types.ts";
 import type { EventIntake } from "./intake.ts";
+import type { Replayer } from "../delivery/replay.ts";
+
+/** Which daemon answers: `HOOKD_INSTANCE_ID`, or hostname:pid. */
+export const INSTANCE_ID = process.env.HOOKD_INSTANCE_ID || `${hostname()}:${process.pid}`;
 
 export interface HttpDeps {
   intake: EventIntake;
@@ -23,10 +29,15 @@ export interface HttpDeps {
   token: () => string | undefined;
   bodyLimit: number;
   /** Why the daemon is not ready, or undefined when it is. */
-  notReadyReason: () => string | undefined;
+  notReadyReason: () => string | undefined | Promise<string | undefined>;
+  /** `GET /api/status`: plugins, queue, dead letters and recent errors in one answer. */
+  status: () => Promise<unknown>;
   stopping: () => boolean;
   /** Called after a manual retry put a delivery back to pending. */
-  onRetried: () => void;
+  onRetried: (run: DeliveryRecord) => void;
+  replayer: Replayer;
+  /** Route groups kept in their own modules (the telephony ingress, the webhook API), each in its own scope. */
+  routeGroups?: ReadonlyArray<(scope: FastifyInstance) => Promise<void>>;
 }
 
 const PUBLIC_PATHS = new Set(["/healthz", "/readyz"]);
@@ -51,11 +62,14 @@ export function createHttpServer(deps: HttpDeps): FastifyInstance {
   app.addHook("onRequest", async (request) => {
     const token = deps.token();
     if (token === undefined || PUBLIC_PATHS.has(request.routeOptions.url ?? "")) return;
-    if (!bearerMatches(request.headers.authorization, token)) throw new HookdError("HOOKD_HTTP_UNAUTHORIZED");
+    // A browser on the console shows the token as a cookie instead (core/console/auth.ts).
+    if (!bearerMatches(request.headers.authorization, token) && !admitConsoleRequest(request, token)) throw new HookdError("HOOKD_HTTP_UNAUTHORIZED");
   });
 
   app.setErrorHandler((error, _request, reply) => sendError(reply, toHookdError(error, deps.bodyLimit)));
   app.setNotFoundHandler((request, reply) => sendError(reply, new HookdError("HOOKD_HTTP_NOT_FOUND", [request.method, request.url])));
+  // Registered after the auth hook and the error handler, which their scopes inherit.
+  for (const group of deps.routeGroups ?? []) app.register(group);
 
   app.post<{ Params: { name: string } }>(
     "/events/:name",
@@ -97,7 +111,7 @@ export function createHttpServer(deps: HttpDeps): FastifyInstance {
 
   app.get("/healthz", async () => ({ status: "ok" }));
   app.get("/readyz", async (_request, reply) => {
-    const reason = deps.notReadyReason();
+    const reason = await deps.notReadyReason();
     if (reason !== undefined) return sendError(reply, new HookdError("HOOKD_HTTP_NOT_READY", [reason]));
     return { status: "ready" };
   });
@@ -106,18 +120,23 @@ export function createHttpServer(deps: HttpDeps): FastifyInstance {
     return deps.metrics.registry.metrics();
   });
 
-  app.get("/api/plugins", async () => ({ plugins: deps.plugins.list() }));
+  app.get("/api/status", async () => deps.status());
 
+  // Several instances behind one balancer each answer for their own plugins folder and sandbox.
+  app.get("/api/plugins", async () => ({ instance: INSTANCE_ID, plugins: await deps.plugins.listWithPendingRuns() }));
+
+  // History pages newest first; `next` is the URL of the following page (null on the last one).
   app.get<{ Querystring: Record<string, string | undefined> }>("/api/events", async (request) => {
     const q = request.query;
-    return {
-      events: await deps.store.listEvents({
-        name: q.name,
-        since: q.since === undefined ? undefined : parseTime(q.since, "since"),
-        limit: optionalInt(q.limit, "limit"),
-        before: q.before === undefined ? undefined : Number.isNaN(Number(q.before)) ? undefined : Number(q.before),
-      }),
-    };
+    const limit = pageLimit(q.limit);
+    const events = await deps.store.listEvents({
+      name: q.name,
+      since: optionalTime(q.since, "since"),
+      until: optionalTime(q.until, "until"),
+      limit,
+      before: optionalInt(q.before, "before"),
+    });
+    return { events, next: nextPage("/api/events", q, events.length === limit ? events.at(-1)?.seq : undefined) };
   });
 
   app.get<{ Querystring: Record<string, string | undefined> }>("/api/runs", async (request) => {
@@ -125,25 +144,54 @@ export function createHttpServer(deps: HttpDeps): FastifyInstance {
     if (q.status !== undefined && !RUN_STATUSES.has(q.status)) {
       throw new HookdError("HOOKD_HTTP_BAD_REQUEST", [`status must be one of ${[...RUN_STATUSES].join(", ")}`]);
     }
-    return {
-      runs: await deps.store.listRuns({
-        status: q.status as DeliveryStatus | "failed" | undefined,
-        plugin: q.plugin,
-        event: q.event,
-        eventId: q.eventId,
-        limit: optionalInt(q.limit, "limit"),
-        before: optionalInt(q.before, "before"),
-      }),
-    };
+    const limit = pageLimit(q.limit);
+    const runs = await deps.store.listRuns({
+      status: q.status as DeliveryStatus | "failed" | undefined,
+      plugin: q.plugin,
+      event: q.event,
+      eventId: q.eventId,
+      replayId: q.replayId,
+      since: optionalTime(q.since, "since"),
+      until: optionalTime(q.until, "until"),
+      limit,
+      before: optionalInt(q.before, "before"),
+    });
+    return { runs, next: nextPage("/api/runs", q, runs.length === limit ? runs.at(-1)?.id : undefined) };
   });
 
   app.post<{ Params: { id: string } }>("/api/runs/:id/retry", async (request, reply) => {
     const id = Number(request.params.id);
     if (!Number.isSafeInteger(id)) throw new HookdError("HOOKD_RUN_NOT_FOUND", [request.params.id]);
     const run = await deps.store.retryDelivery(id, Date.now());
-    deps.onRetried();
+    deps.onRetried(run);
     return reply.code(202).send({ run });
   });
+
+  // Replay: `{ event, since, until?, plugin?, batch? }`; with `batch`, continue with the answer's
+  // `replayId`, `until` and `after` until `done`. GET /api/replays/{id} counts its runs by status.
+  app.post<{ Body: Record<string, unknown> | undefined }>("/api/replay", async (request, reply) => {
+    const body = request.body ?? {};
+    const str = (key: string) => (typeof body[key] === "string" && body[key] !== "" ? (body[key] as string) : undefined);
+    const event = str("event");
+    if (event === undefined) throw new HookdError("HOOKD_HTTP_BAD_REQUEST", ["event is required"]);
+    if (body.since === undefined) throw new HookdError("HOOKD_HTTP_BAD_REQUEST", ["since is required (ISO-8601 time or epoch milliseconds)"]);
+    const time = (key: string) => (body[key] === undefined ? undefined : parseTime(String(body[key]), key));
+    const progress = await deps.replayer.schedule({
+      event,
+      since: time("since")!,
+      until: time("until"),
+      plugin: str("plugin"),
+      replayId: str("replayId"),
+      after: optionalInt(body.after === undefined ? undefined : String(body.after), "after"),
+      batch: optionalInt(body.batch === undefined ? undefined : String(body.batch), "batch"),
+    });
+    return reply.code(202).send(progress);
+  });
+
+  app.get<{ Params: { id: string } }>("/api/replays/:id", async (request) => ({
+    replayId: request.params.id,
+    runs: await deps.replayer.progress(request.params.id),
+  }));
 
   let catalogCache: { catalog: EventCatalog; body: unknown } | undefined;
   app.get("/api/catalog", async () => {
@@ -220,6 +268,24 @@ function optionalInt(value: string | undefined, name: string): number | undefine
   const n = Number(value);
   if (!Number.isSafeInteger(n)) throw new HookdError("HOOKD_HTTP_BAD_REQUEST", [`${name} must be an integer`]);
   return n;
+}
+
+/** Page size: 100 unless asked, at most 1000 (the store's own bounds). */
+function pageLimit(value: string | undefined): number {
+  return Math.min(Math.max(optionalInt(value, "limit") ?? 100, 1), 1000);
+}
+
+function optionalTime(value: string | undefined, name: string): number | undefined {
+  return value === undefined ? undefined : parseTime(value, name);
+}
+
+/** The same query with `before` moved past the last item, or null when this page was the last. */
+function nextPage(pathname: string, query: Record<string, string | undefined>, before: number | undefined): string | null {
+  if (before === undefined) return null;
+  const params = new URLSearchParams();
+  for (const [key, value] of Object.entries(query)) if (value !== undefined && key !== "before") params.set(key, value);
+  params.set("before", String(before));
+  return `${pathname}?${params}`;
 }
 
 function parseTime(value: string, name: string): number {

@@ -9,6 +9,9 @@ import type { Settings } from "../config/settings.ts";
 import { HookdError } from "../errors.ts";
 import { ACTION_KEY_PREFIX, type PluginManager } from "../plugins/manager.ts";
 import type { DeliveryTarget, EventSource, Store } from "../store/types.ts";
+import { orderKeyFor } from "../delivery/order-keys.ts";
+import { retryPolicyFor } from "../delivery/retry-policy.ts";
+import { checkActionInput } from "./action-input.ts";
 
 export interface IntakeOptions {
   store: Store;
@@ -17,6 +20,8 @@ export interface IntakeOptions {
   catalog: () => EventCatalog;
   routes: () => readonly RouteConfig[];
   delivery: () => Settings["delivery"];
+  /** The webhook deliveries of an event (core/webhooks), stored with its other deliveries. */
+  webhookTargets?: (name: string, payload: unknown) => DeliveryTarget[];
   /** Called after a commit that created deliveries. */
   onAccepted: (info: { name: string; id: string; source: EventSource }) => void;
   onRejected?: (info: { name: string; reason: string }) => void;
@@ -66,7 +71,7 @@ export class EventIntake {
   async accept(request: AcceptRequest): Promise<Accepted> {
     const payload = this.validate(request.name, request.body);
     const depth = request.parent ? request.parent.depth + 1 : 0;
-    const { maxEmitDepth, maxAttempts } = this.options.delivery();
+    const { maxEmitDepth } = this.options.delivery();
     if (depth > maxEmitDepth) {
       this.options.onRejected?.({ name: request.name, reason: "emit_depth" });
       throw new HookdError("HOOKD_EVENT_EMIT_DEPTH", [maxEmitDepth, request.name]);
@@ -84,7 +89,7 @@ export class EventIntake {
         idempotencyKey: request.idempotencyKey,
         bodyHash: request.idempotencyKey === undefined ? undefined : hashBody(request.name, request.body),
       },
-      this.deliveriesFor(request.name, payload, maxAttempts),
+      this.deliveriesFor(request.name, payload),
     );
     if (outcome.kind === "conflict") {
       this.options.onRejected?.({ name: request.name, reason: "idempotency_conflict" });
@@ -95,8 +100,19 @@ export class EventIntake {
   }
 
   /** Starts an action by hand: stored like an event, so it has the same delivery promise. */
+  /**
+   * Accepts several events all or none (one telephony request holds several). The caller has
+   * validated them all; the writes are queued in one tick with no await between them, so the
+   * store's group commit puts them in one transaction.
+   */
+  acceptAll(requests: readonly AcceptRequest[]): Promise<Accepted[]> {
+    return Promise.all(requests.map((request) => this.accept(request)));
+  }
+
   async startAction(action: string, input: unknown, idempotencyKey?: string): Promise<Accepted> {
     if (!this.options.plugins.actionOwner(action)) throw new HookdError("HOOKD_ACTION_UNKNOWN", [action]);
+    // A bad manual input is the caller's 400 now, not a dead run later.
+    checkActionInput(action, this.options.plugins.actionInputSchema(action), input ?? null);
     const id = randomUUID();
     const name = `${ACTION_KEY_PREFIX}${action}`;
     const outcome = await this.options.store.acceptEvent(
@@ -110,14 +126,32 @@ export class EventIntake {
         idempotencyKey,
         bodyHash: idempotencyKey === undefined ? undefined : hashBody(name, input),
       },
-      [{ kind: "action", plugin: name, target: action, input: input ?? null, maxAttempts: this.options.delivery().maxAttempts }],
+      [{ kind: "action", plugin: name, target: action, input: input ?? null, maxAttempts: this.maxAttemptsOf(this.options.plugins.actionOwner(action)) }],
     );
     if (outcome.kind === "conflict") throw new HookdError("HOOKD_EVENT_IDEMPOTENCY_CONFLICT", [idempotencyKey ?? "", outcome.id]);
     if (outcome.kind === "stored") this.options.onAccepted({ name, id: outcome.id, source: "action" });
     return { id: outcome.id, duplicate: outcome.kind === "duplicate" };
   }
 
-  private deliveriesFor(name: string, payload: unknown, maxAttempts: number): DeliveryTarget[] {
+  /**
+   * Who must run for a (validated) event: each with its plugin's attempt budget and the event's
+   * order key. Replay uses it too, so a replayed event reaches today's subscribers.
+   */
+  deliveriesFor(name: string, payload: unknown): DeliveryTarget[] {
+    const orderKey = orderKeyFor(this.options.delivery().orderBy, name, payload);
+    return this.targetsFor(name, payload, this.options.delivery().maxAttempts).map((target) => {
+      const runner = target.kind === "handler" ? target.plugin : target.kind === "route" ? this.options.plugins.actionOwner(target.target) : undefined;
+      return { ...target, maxAttempts: runner === undefined ? target.maxAttempts : this.maxAttemptsOf(runner), orderKey };
+    });
+  }
+
+  /** A plugin's own `retry.maxAttempts`, else the config's. */
+  private maxAttemptsOf(plugin: string | undefined): number {
+    const declared = plugin === undefined ? undefined : this.options.plugins.declaredOptions(plugin)?.retry;
+    return retryPolicyFor(this.options.delivery(), declared).maxAttempts;
+  }
+
+  private targetsFor(name: string, payload: unknown, maxAttempts: number): DeliveryTarget[] {
     const targets: DeliveryTarget[] = this.options.plugins
       .subscribers(name)
       .map((plugin) => ({ kind: "handler", plugin, target: name, maxAttempts }));
@@ -132,6 +166,7 @@ export class EventIntake {
         maxAttempts,
       });
     }
+    if (this.options.webhookTargets) targets.push(...this.options.webhookTargets(name, payload));
     return targets;
   }
 }

@@ -49,6 +49,19 @@ export function pluginEntryFor(dir: string, file: string): PluginEntry | undefin
   return undefined;
 }
 
+/**
+ * The entry of the plugin called `name` as the folder is now: `<name>.ts` (or .mts/.js/.mjs), or
+ * `<name>/index.*`. Undefined when it is gone.
+ */
+export function findPluginEntry(dir: string, name: string): PluginEntry | undefined {
+  if (isSharedName(name)) return undefined;
+  for (const ext of EXTENSIONS) {
+    const file = path.join(dir, `${name}${ext}`);
+    if (existsSync(file)) return { name, file };
+  }
+  return pluginEntryFor(dir, path.join(dir, name));
+}
+
 /** `lib/` and `_name` are shared modules: they reload their importers but are not plugins. */
 export function isSharedName(name: string): boolean {
   return name === "lib" || name.startsWith("_") || name.startsWith(".") || name === "node_modules";

@@ -3,11 +3,17 @@
  * beside the old one, and only when it evaluated and registered its handlers make it the version
  * that takes new runs. The old version finishes its runs, then is retired. A version that fails
  * to compile or load leaves the last good one serving and is reported with its location.
+ *
+ * Requests for one plugin are coalesced: while one load runs, any number of further changes
+ * make one more load, which reads the file as it is when it starts (the latest save wins).
  */
+import { createHash } from "node:crypto";
+import { readFile } from "node:fs/promises";
 import path from "node:path";
 import type { EventCatalog } from "../config/define.ts";
-import { compilePlugin } from "../compile/compile-plugin.ts";
+import { compilePlugin, type CompiledPlugin } from "../compile/compile-plugin.ts";
 import { HookdError } from "../errors.ts";
+import type { PluginHealth } from "../delivery/circuit-breaker.ts";
 import type { Logger } from "../log.ts";
 import type { RunError } from "../store/types.ts";
 import type { PluginLimits, PluginManifest, PluginSpec, Sandbox } from "../../sandbox/protocol.ts";
@@ -23,7 +29,7 @@ export interface PluginStatus {
   name: string;
   file: string;
   state: PluginState;
-  /** The version taking runs; null until one loaded. */
+  /** The version taking runs; null until one loaded (and after removal). */
   version: number | null;
   loadedAt: string | null;
   events: string[];
@@ -32,12 +38,22 @@ export interface PluginStatus {
   loadMs: number | null;
   /** The last compile or load failure; cleared by the next good version. */
   lastError: (RunError & { at: string; version: number }) | null;
+  /** Runs waiting for this plugin (a removed plugin's runs wait for its return), counted up to 1000 per claim key; null when unknown. */
+  pendingRuns?: number | null;
+  /** Run health: paused by the circuit breaker, failures in a row, isolates rebuilt after a limit. */
+  health?: PluginHealth;
 }
 
+/** What one load, reload or removal did; the dev console prints one line per result. */
 export interface ReloadResult {
   plugin: string;
+  /** `failed`: the attempt failed and the previous version (if any) still serves. */
+  outcome: "loaded" | "reloaded" | "failed" | "removed";
   ok: boolean;
+  /** The version serving after this attempt; null when none does. */
   version: number | null;
+  /** The version this attempt built. */
+  attempted?: number;
   compileMs?: number;
   loadMs?: number;
   error?: RunError;
@@ -51,13 +67,23 @@ interface LoadedVersion {
   compileMs: number;
 }
 
+type Intent = "load" | "remove";
+
 interface ManagedPlugin {
   entry: PluginEntry;
   current: LoadedVersion | undefined;
   lastError: PluginStatus["lastError"];
   state: PluginState;
   lastVersion: number;
-  /** Reloads of one plugin run one after another. */
+  /** Files the last attempt read, when it failed: fixing any of them retries the plugin. */
+  failedInputs: string[];
+  /** Actions of the last version that served: their pending runs still belong to this plugin. */
+  lastActions: string[];
+  /** What the queued job does when it starts: the latest request wins. */
+  intent: Intent;
+  /** A job requested but not started yet; further requests join it. */
+  queued: Promise<ReloadResult> | undefined;
+  /** Jobs of one plugin run one after another. */
   chain: Promise<unknown>;
 }
 
@@ -66,12 +92,27 @@ export interface PluginManagerOptions {
   dir: string;
   /** Paths in messages are relative to this folder. */
   root: string;
-  limits: PluginLimits;
+  /** A getter, so a reloaded config's limits apply to the next version loaded. */
+  limits: () => PluginLimits;
   catalog: () => EventCatalog;
   logger: Logger;
   /** Called after the set of loaded versions changed (the dispatcher wakes up). */
   onChange?: () => void;
+  /** Called after every load, reload, failed attempt and removal. */
+  onReload?: (result: ReloadResult) => void;
+  /** Counts pending deliveries of these claim keys (a plugin's name and its `action:` keys). */
+  countPendingRuns?: (keys: readonly string[]) => Promise<number>;
+  /** A plugin's run health (core/delivery/circuit-breaker.ts), shown in `list()`. */
+  health?: (plugin: string) => PluginHealth;
+  /**
+   * Someone else reports reloads (`hookd dev` prints one line per reload through `onReload`):
+   * the manager's own reload lines, failures included, go to the trace level.
+   */
+  quietReloadLogs?: boolean;
 }
+
+/** How long a reload waits for a file being written to hold still before compiling it anyway. */
+const SETTLE_BUDGET_MS = 1000;
 
 export class PluginManager {
   private readonly plugins = new Map<string, ManagedPlugin>();
@@ -88,34 +129,30 @@ export class PluginManager {
     return this.options.dir;
   }
 
-  /** Loads every plugin of the folder; failures are reported, not thrown. */
+  /**
+   * Loads every plugin of the folder (again), and removes known plugins whose file is gone.
+   * Used at start and after a config reload changed the catalog or the limits. Failures are
+   * reported, not thrown.
+   */
   async loadAll(): Promise<ReloadResult[]> {
     const entries = await discoverPlugins(this.options.dir);
-    return Promise.all(entries.map((entry) => this.reload(entry)));
+    const found = new Set(entries.map((entry) => entry.name));
+    const gone = [...this.plugins.values()].filter((p) => p.state !== "removed" && !found.has(p.entry.name));
+    return Promise.all([...entries.map((entry) => this.reload(entry)), ...gone.map((p) => this.remove(p.entry.name))]);
   }
 
   /** Compiles and loads a new version of a plugin; the old one serves until it succeeds. */
   reload(entry: PluginEntry): Promise<ReloadResult> {
     const managed = this.managed(entry);
-    const next = managed.chain.then(() => this.loadVersion(managed));
-    managed.chain = next.catch(() => undefined);
-    return next;
+    managed.entry = entry;
+    return this.request(managed, "load");
   }
 
   /** Unloads a plugin whose file is gone. Its pending runs stay in the store for its return. */
-  remove(name: string): Promise<void> {
+  remove(name: string): Promise<ReloadResult> {
     const managed = this.plugins.get(name);
-    if (!managed) return Promise.resolve();
-    const next = managed.chain.then(async () => {
-      const old = managed.current;
-      managed.current = undefined;
-      managed.state = "removed";
-      this.reindex();
-      this.log.info({ plugin: name, version: old?.version }, "plugin removed");
-      if (old) await this.options.sandbox.unload(name, old.version);
-    });
-    managed.chain = next.catch(() => undefined);
-    return next;
+    if (!managed) return Promise.resolve({ plugin: name, outcome: "removed", ok: true, version: null });
+    return this.request(managed, "remove");
   }
 
   /** Plugins whose current version subscribes to an event. */
@@ -128,9 +165,20 @@ export class PluginManager {
     return this.actionOwners.get(action);
   }
 
+  /** The JSON Schema of an action's input in its owner's current version, when it has one. */
+  actionInputSchema(action: string): unknown {
+    const owner = this.actionOwners.get(action);
+    return owner === undefined ? undefined : this.plugins.get(owner)?.current?.manifest.actionInputs?.[action];
+  }
+
   /** The version that takes new runs. */
   currentVersion(plugin: string): number | undefined {
     return this.plugins.get(plugin)?.current?.version;
+  }
+
+  /** What the current version declared with `plugin({...})` (its retry policy, limits). */
+  declaredOptions(plugin: string): PluginManifest["options"] | undefined {
+    return this.plugins.get(plugin)?.current?.manifest.options;
   }
 
   /** What the dispatcher claims: loaded plugins' names and `action:<name>` of their actions. */
@@ -142,12 +190,20 @@ export class PluginManager {
     return [...this.plugins.values()].filter((p) => p.current).map((p) => p.entry.name);
   }
 
-  /** Plugins (by name) that bundle this file: the importers of a shared module. */
+  /**
+   * Plugins that bundle this file (the importers of a shared module), including plugins whose
+   * last attempt failed in it, so fixing a broken shared module recovers its importers.
+   */
   importersOf(file: string): PluginEntry[] {
     const resolved = path.resolve(file);
     return [...this.plugins.values()]
-      .filter((p) => p.state !== "removed" && p.current?.inputs.includes(resolved))
+      .filter((p) => p.state !== "removed" && (p.current?.inputs.includes(resolved) || p.failedInputs.includes(resolved)))
       .map((p) => p.entry);
+  }
+
+  /** Plugins whose last attempt failed: a new shared module may be what they were missing. */
+  failing(): PluginEntry[] {
+    return [...this.plugins.values()].filter((p) => p.state !== "removed" && p.lastError !== null).map((p) => p.entry);
   }
 
   known(name: string): PluginEntry | undefined {
@@ -169,7 +225,23 @@ export class PluginManager {
         compileMs: p.current ? round(p.current.compileMs) : null,
         loadMs: p.current ? round(p.current.manifest.loadMs) : null,
         lastError: p.lastError,
+        ...(this.options.health ? { health: this.options.health(p.entry.name) } : {}),
       }));
+  }
+
+  /** `list()` plus each plugin's pending runs, read from the store. */
+  async listWithPendingRuns(): Promise<PluginStatus[]> {
+    const statuses = this.list();
+    const count = this.options.countPendingRuns;
+    if (!count) return statuses;
+    return Promise.all(
+      statuses.map(async (status) => {
+        const managed = this.plugins.get(status.name)!;
+        const keys = [status.name, ...managed.lastActions.map((action) => `${ACTION_KEY_PREFIX}${action}`)];
+        const pendingRuns = await count(keys).catch(() => null);
+        return { ...status, pendingRuns };
+      }),
+    );
   }
 
   /** Waits for reloads under way (tests and shutdown). */
@@ -180,11 +252,51 @@ export class PluginManager {
   private managed(entry: PluginEntry): ManagedPlugin {
     let managed = this.plugins.get(entry.name);
     if (!managed) {
-      managed = { entry, current: undefined, lastError: null, state: "loading", lastVersion: 0, chain: Promise.resolve() };
+      managed = {
+        entry,
+        current: undefined,
+        lastError: null,
+        state: "loading",
+        lastVersion: 0,
+        failedInputs: [],
+        lastActions: [],
+        intent: "load",
+        queued: undefined,
+        chain: Promise.resolve(),
+      };
       this.plugins.set(entry.name, managed);
     }
-    managed.entry = entry;
     return managed;
+  }
+
+  /** Queues a job for a plugin, or joins the one already queued (it reads the latest intent). */
+  private request(managed: ManagedPlugin, intent: Intent): Promise<ReloadResult> {
+    managed.intent = intent;
+    if (managed.queued) return managed.queued;
+    const job = managed.chain.then(() => {
+      managed.queued = undefined;
+      return managed.intent === "remove" ? this.unloadPlugin(managed) : this.loadVersion(managed);
+    });
+    managed.queued = job;
+    managed.chain = job.catch(() => undefined);
+    return job;
+  }
+
+  private async unloadPlugin(managed: ManagedPlugin): Promise<ReloadResult> {
+    const name = managed.entry.name;
+    if (managed.state === "removed") return { plugin: name, outcome: "removed", ok: true, version: null };
+    const old = managed.current;
+    managed.current = undefined;
+    managed.state = "removed";
+    managed.lastError = null;
+    managed.failedInputs = [];
+    if (old) this.reindex();
+    this.log[this.reloadLevel]({ plugin: name, version: old?.version ?? null }, "plugin removed");
+    const result: ReloadResult = { plugin: name, outcome: "removed", ok: true, version: null };
+    this.options.onReload?.(result);
+    // Runs it started finish there; its pending runs stay in the store until it comes back.
+    if (old) await this.options.sandbox.unload(name, old.version);
+    return result;
   }
 
   private async loadVersion(managed: ManagedPlugin): Promise<ReloadResult> {
@@ -193,7 +305,7 @@ export class PluginManager {
     if (!managed.current) managed.state = "loading";
     let compileMs = 0;
     try {
-      const compiled = await compilePlugin(managed.entry.file, { root: this.options.root });
+      const compiled = await this.compileSettled(managed.entry.file);
       compileMs = compiled.compileMs;
       const spec: PluginSpec = {
         plugin: name,
@@ -201,36 +313,82 @@ export class PluginManager {
         file: path.relative(this.options.root, managed.entry.file),
         code: compiled.code,
         sourceMap: compiled.sourceMap,
-        limits: this.options.limits,
+        limits: this.options.limits(),
       };
+      managed.failedInputs = compiled.inputs;
       const manifest = await this.options.sandbox.load(spec);
-      const unknown = manifest.events.filter((event) => !(event in this.options.catalog()));
+      const unknown = manifest.events.filter((event) => !Object.hasOwn(this.options.catalog(), event));
       if (unknown.length > 0) {
         await this.options.sandbox.unload(name, version);
         throw new HookdError("HOOKD_PLUGIN_UNKNOWN_EVENT", [spec.file, unknown.join(", ")]);
       }
+      // The swap: one synchronous step, so every run is sent to exactly one version.
       const old = managed.current;
       managed.current = { version, manifest, inputs: compiled.inputs, loadedAt: new Date(), compileMs };
       managed.state = "loaded";
       managed.lastError = null;
+      managed.failedInputs = [];
+      managed.lastActions = manifest.actions;
       this.reindex();
-      this.log.info(
-        { plugin: name, version, events: manifest.events, actions: manifest.actions, compileMs: round(compileMs), loadMs: round(manifest.loadMs) },
-        old ? "plugin reloaded" : "plugin loaded",
+      const outcome = old ? "reloaded" : "loaded";
+      this.log[this.reloadLevel](
+        { plugin: name, version, previousVersion: old?.version, events: manifest.events, actions: manifest.actions, compileMs: round(compileMs), loadMs: round(manifest.loadMs) },
+        `plugin ${outcome}`,
       );
+      const result: ReloadResult = { plugin: name, outcome, ok: true, version, attempted: version, compileMs, loadMs: manifest.loadMs };
+      this.options.onReload?.(result);
       // The old version finishes the runs it started, then its isolate goes.
       if (old) void this.options.sandbox.unload(name, old.version);
-      return { plugin: name, ok: true, version, compileMs, loadMs: manifest.loadMs };
+      return result;
     } catch (thrown) {
       const error = toRunError(thrown);
       managed.lastError = { ...error, at: new Date().toISOString(), version };
+      managed.failedInputs = [...new Set([...managed.failedInputs, path.resolve(managed.entry.file), ...issueFiles(thrown, this.options.root)])];
       if (!managed.current) managed.state = "failed";
-      this.log.error(
+      this.log[this.failureLevel](
         { plugin: name, version, code: error.code, location: error.location, servingVersion: managed.current?.version ?? null },
         error.message,
       );
-      return { plugin: name, ok: false, version: managed.current?.version ?? null, compileMs, error };
+      const result: ReloadResult = { plugin: name, outcome: "failed", ok: false, version: managed.current?.version ?? null, attempted: version, compileMs, error };
+      this.options.onReload?.(result);
+      return result;
     }
+  }
+
+  /**
+   * Compiles the entry once it holds still: when it changed while esbuild read it, or is empty
+   * (an editor truncated it and is still writing), the bundle may be a half save, which must not
+   * serve. Such a build is thrown away and the file read again, within a time budget; a file
+   * still moving after it is compiled as it is (the next change reloads it anyway).
+   */
+  private async compileSettled(file: string): Promise<CompiledPlugin> {
+    const deadline = performance.now() + SETTLE_BUDGET_MS;
+    for (;;) {
+      const before = await fingerprint(file);
+      let compiled: CompiledPlugin | undefined;
+      let failure: unknown;
+      try {
+        compiled = await compilePlugin(file, { root: this.options.root });
+      } catch (error) {
+        failure = error;
+      }
+      const after = await fingerprint(file);
+      const settled = before === after && after !== EMPTY_FILE;
+      if (settled || performance.now() >= deadline) {
+        if (compiled) return compiled;
+        throw failure;
+      }
+      // Give the writer a moment to finish before reading again.
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+  }
+
+  private get reloadLevel(): "info" | "trace" {
+    return this.options.quietReloadLogs ? "trace" : "info";
+  }
+
+  private get failureLevel(): "error" | "trace" {
+    return this.options.quietReloadLogs ? "trace" : "error";
   }
 
   private reindex(): void {
@@ -276,6 +434,24 @@ function toRunError(thrown: unknown): RunError {
     message: typeof raw?.message === "string" ? raw.message : String(thrown),
     ...(typeof raw?.location === "string" ? { location: raw.location } : {}),
   };
+}
+
+/** The files a compile error points into (a broken shared module, say), as absolute paths. */
+function issueFiles(thrown: unknown, root: string): string[] {
+  if (!(thrown instanceof HookdError)) return [];
+  const issues = (thrown.issues ?? []) as Array<{ file?: unknown }>;
+  return issues.flatMap((issue) => (typeof issue.file === "string" && issue.file ? [path.resolve(root, issue.file)] : []));
+}
+
+const EMPTY_FILE = createHash("sha1").digest("base64url");
+
+/** The content's hash: modification times move in kernel ticks, too coarse for quick saves. */
+async function fingerprint(file: string): Promise<string> {
+  try {
+    return createHash("sha1").update(await readFile(file)).digest("base64url");
+  } catch {
+    return "missing";
+  }
 }
 
 function round(ms: number): number {

@@ -4,25 +4,41 @@
  * period, so an editor's temp-file-and-rename save or a burst of writes is one reload. A shared
  * module (`lib/`, `_name.ts`) reloads exactly the plugins that bundle it.
  */
-import { existsSync } from "node:fs";
+import { createHash } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { stat } from "node:fs/promises";
 import path from "node:path";
 import { watch, type FSWatcher } from "chokidar";
 import type { Logger } from "../log.ts";
-import { pluginEntryFor, type PluginEntry } from "./discover.ts";
-import type { PluginManager, ReloadResult } from "./manager.ts";
+import { findPluginEntry, isSharedName, pluginEntryFor, type PluginEntry } from "./discover.ts";
+import type { PluginManager } from "./manager.ts";
+
+/** The chokidar events the watcher acts on; anything else (raw, ready, error) is not a change. */
+const CHANGE_EVENTS = {
+  add: "add",
+  change: "change",
+  unlink: "unlink",
+  addDir: "addDir",
+  unlinkDir: "unlinkDir",
+} as const;
+type ChangeEvent = (typeof CHANGE_EVENTS)[keyof typeof CHANGE_EVENTS];
+
+/** Files a plugin can consist of; editors' temp and backup files (`x.ts~`, `x.ts.swp`) are not. */
+const SOURCE_FILE = /\.(m?[jt]s|json)$/;
 
 export interface PluginWatcherOptions {
   plugins: PluginManager;
   logger: Logger;
   /** Quiet time after the last change before a plugin reloads. */
   debounceMs?: number;
-  onReload?: (result: ReloadResult) => void;
 }
 
 export class PluginWatcher {
   private watcher: FSWatcher | undefined;
-  private readonly timers = new Map<string, { timer: NodeJS.Timeout; entry: PluginEntry }>();
+  private readonly timers = new Map<string, { timer: NodeJS.Timeout; files: Set<string> }>();
+  private readonly missed = new MissedChangeCheck((file) => this.onChange("change", file));
   private readonly log: Logger;
+  private closed = false;
 
   constructor(private readonly options: PluginWatcherOptions) {
     this.log = options.logger.child({ component: "watch" });
@@ -34,59 +50,142 @@ export class PluginWatcher {
       ignoreInitial: true,
       ignored: (file) => file.includes(`${path.sep}node_modules${path.sep}`) || path.basename(file).startsWith("."),
     });
-    this.watcher.on("all", (event, file) => this.onChange(event, file));
+    this.watcher.on("all", (event, file) => {
+      if (isChangeEvent(event)) this.onChange(event, file);
+    });
     // Expected noise (a file gone mid-save) is not an error worth more than a debug line.
     this.watcher.on("error", (error) => this.log.debug({ err: error }, "watcher error"));
     await new Promise<void>((resolve) => this.watcher!.once("ready", () => resolve()));
+    this.log.debug({ dir }, "watching plugins");
   }
 
   async close(): Promise<void> {
+    this.closed = true;
     for (const { timer } of this.timers.values()) clearTimeout(timer);
     this.timers.clear();
+    this.missed.close();
     await this.watcher?.close();
   }
 
-  private onChange(event: string, file: string): void {
-    if (!/\.(m?[jt]s|json)$/.test(file) && event !== "unlinkDir" && event !== "addDir") return;
-    for (const entry of this.affectedPlugins(file)) this.schedule(entry);
+  private onChange(event: ChangeEvent, file: string): void {
+    const isDir = event === "addDir" || event === "unlinkDir";
+    if (!isDir && !SOURCE_FILE.test(file)) return;
+    const affected = this.affectedPlugins(event, file);
+    for (const entry of affected) this.schedule(entry, file);
+    if (!isDir && event !== "unlink" && affected.length > 0) this.missed.arm(file);
   }
 
   /** The plugin a file is, the folder plugin it is in, and every plugin that bundles it. */
-  private affectedPlugins(file: string): PluginEntry[] {
-    const dir = this.options.plugins.dir;
+  private affectedPlugins(event: ChangeEvent, file: string): PluginEntry[] {
+    const plugins = this.options.plugins;
     const affected = new Map<string, PluginEntry>();
-    const own = pluginEntryFor(dir, file) ?? this.folderPluginOf(file);
+    const own = pluginEntryFor(plugins.dir, file) ?? this.folderPluginOf(file);
     if (own) affected.set(own.name, own);
-    for (const importer of this.options.plugins.importersOf(file)) affected.set(importer.name, importer);
+    for (const importer of plugins.importersOf(file)) affected.set(importer.name, importer);
+    // A shared module that appears may be the import a failing plugin could not resolve.
+    if (event === "add" && !own) for (const failing of plugins.failing()) affected.set(failing.name, failing);
     return [...affected.values()];
   }
 
   private folderPluginOf(file: string): PluginEntry | undefined {
     const dir = this.options.plugins.dir;
     const [first] = path.relative(dir, file).split(path.sep);
-    if (!first || first.startsWith("..")) return undefined;
+    if (!first || first.startsWith("..") || isSharedName(first)) return undefined;
     return pluginEntryFor(dir, path.join(dir, first)) ?? this.options.plugins.known(first);
   }
 
-  private schedule(entry: PluginEntry): void {
+  private schedule(entry: PluginEntry, file: string): void {
     const pending = this.timers.get(entry.name);
     if (pending) clearTimeout(pending.timer);
+    const files = pending?.files ?? new Set<string>();
+    files.add(file);
     const timer = setTimeout(() => {
       this.timers.delete(entry.name);
-      void this.apply(entry);
+      for (const changed of files) this.missed.reading(changed);
+      this.apply(entry.name).catch((error: unknown) => this.log.error({ err: error, plugin: entry.name }, "reloading a plugin failed"));
     }, this.options.debounceMs ?? 20);
-    this.timers.set(entry.name, { timer, entry });
+    this.timers.set(entry.name, { timer, files });
   }
 
-  private async apply(entry: PluginEntry): Promise<void> {
+  /** Looks at the folder as it is now: the plugin may have moved between .ts and .js, or gone. */
+  private async apply(name: string): Promise<void> {
+    if (this.closed) return;
     const plugins = this.options.plugins;
-    // Read the folder again: the entry may have moved between .ts and .js, or gone.
-    const current = pluginEntryFor(plugins.dir, path.join(plugins.dir, path.relative(plugins.dir, entry.file).split(path.sep)[0]!));
-    if (!current || !existsSync(current.file)) {
-      await plugins.remove(entry.name);
+    const entry = findPluginEntry(plugins.dir, name);
+    if (!entry) {
+      await plugins.remove(name);
       return;
     }
-    const result = await plugins.reload(current);
-    this.options.onReload?.(result);
+    // An editor that truncates before writing leaves an empty file for a moment; loading it
+    // would serve a plugin without handlers. The write that follows (seen as a change, or by the
+    // missed-change check) triggers the reload.
+    const size = await stat(entry.file).then((info) => info.size, () => -1);
+    if (size === 0) {
+      this.log.debug({ plugin: name, file: entry.file }, "plugin file is empty: waiting for the rest of the save");
+      return;
+    }
+    if (size < 0) {
+      await plugins.remove(name);
+      return;
+    }
+    await plugins.reload(entry);
   }
+}
+
+/** chokidar drops a `change` that follows another change of the same file within this window. */
+const CHOKIDAR_CHANGE_THROTTLE_MS = 50;
+
+/**
+ * chokidar reports at most one change per file per 50 ms and drops the rest, so the last save of
+ * a quick burst (a broken save fixed at once, an editor writing twice) can go unseen. After each
+ * change this looks at the file once more, past that window, and reports it again if it differs
+ * from what the last reload read.
+ */
+export class MissedChangeCheck {
+  private readonly read = new Map<string, string>();
+  private readonly timers = new Map<string, NodeJS.Timeout>();
+
+  constructor(private readonly onMissed: (file: string) => void) {}
+
+  /** A change of this file was reported: look at it again once chokidar could report another. */
+  arm(file: string): void {
+    clearTimeout(this.timers.get(file));
+    const timer = setTimeout(() => {
+      this.timers.delete(file);
+      const now = contentFingerprint(file);
+      if (now === undefined || now === this.read.get(file)) return;
+      // Remembered first, so a file nobody reloads is reported once, not every window.
+      this.read.set(file, now);
+      this.onMissed(file);
+    }, CHOKIDAR_CHANGE_THROTTLE_MS + 15);
+    this.timers.set(file, timer);
+  }
+
+  /** A reload is about to read this file: what it sees now is what was acted on. */
+  reading(file: string): void {
+    const now = contentFingerprint(file);
+    if (now === undefined) this.read.delete(file);
+    else this.read.set(file, now);
+  }
+
+  close(): void {
+    for (const timer of this.timers.values()) clearTimeout(timer);
+    this.timers.clear();
+  }
+}
+
+/**
+ * The content's hash: modification times move in kernel ticks (several ms), so two quick saves
+ * of the same length can look identical to `stat`.
+ */
+export function contentFingerprint(file: string): string | undefined {
+  try {
+    return createHash("sha1").update(readFileSync(file)).digest("base64url");
+  } catch {
+    return undefined;
+  }
+}
+
+function isChangeEvent(event: string): event is ChangeEvent {
+  return Object.hasOwn(CHANGE_EVENTS, event);
 }

@@ -6,7 +6,11 @@
  * - an event, its idempotency key and all its deliveries are written in one transaction;
  * - claiming a delivery writes the attempt count and a lease (token + expiry) before the run;
  * - finishing a delivery checks the token, so a run whose lease was lost changes nothing;
- * - a handler receives deliveries with the same order key one at a time, in acceptance order.
+ * - a handler receives deliveries with the same order key one at a time, in acceptance order
+ *   (a later delivery waits while an earlier one of the same plugin and key is pending or running;
+ *   a dead one no longer holds the key);
+ * - a crash suspect (a run in flight when the sandbox process died) is claimed only on its own,
+ *   so the next crash is pinned on the run that caused it, not on the runs beside it.
  */
 
 export type EventSource = "http" | "emit" | "action" | "oktell" | "replay";
@@ -38,6 +42,7 @@ export interface DeliveryTarget {
   /** Input for routes and actions (already mapped). */
   input?: unknown;
   maxAttempts: number;
+  /** Deliveries of one plugin with the same key run one at a time, in acceptance order. */
   orderKey?: string | undefined;
 }
 
@@ -54,6 +59,8 @@ export interface ClaimedDelivery {
   attempt: number;
   maxAttempts: number;
   leaseToken: string;
+  /** Claimed on its own (see `ClaimOptions.suspects`); a crash now is its own doing. */
+  suspect: boolean;
   input: unknown;
   event: { id: string; name: string; payload: unknown; receivedAt: number; depth: number };
 }
@@ -68,7 +75,14 @@ export interface RunError {
 
 export type RunOutcome =
   | { ok: true; durationMs: number }
-  | { ok: false; durationMs: number; error: RunError; retriable: boolean };
+  | {
+      ok: false;
+      durationMs: number;
+      error: RunError;
+      retriable: boolean;
+      /** When to try again, if the runner knows better than the backoff (webhooks: schedule, Retry-After). */
+      retryAfterMs?: number | undefined;
+    };
 
 /** What the dispatcher decided after a run: done, back to pending at `nextAt`, or dead. */
 export interface DeliveryResult {
@@ -77,6 +91,10 @@ export interface DeliveryResult {
   durationMs: number;
   nextAt?: number;
   error?: RunError | undefined;
+  /** The run never got a fair try (sandbox down or crashed by another run): its attempt is not counted. */
+  refundAttempt?: boolean | undefined;
+  /** Mark the delivery a crash suspect: from now on it is claimed only on its own. */
+  suspect?: boolean | undefined;
 }
 
 export interface DeliveryRecord {
@@ -95,9 +113,15 @@ export interface DeliveryRecord {
   updatedAt: number;
   finishedAt: number | null;
   durationMs: number | null;
+  orderKey: string | null;
+  suspect: boolean;
+  /** The replay that created this delivery, if any. */
+  replayId: string | null;
 }
 
 export interface EventRecord {
+  /** Acceptance order; `before`/`after` page on it. */
+  seq: number;
   id: string;
   name: string;
   payload: unknown;
@@ -113,6 +137,8 @@ export interface ClaimOptions {
   now: number;
   /** Only deliveries of these plugins (the loaded ones); others stay pending. */
   plugins: readonly string[];
+  /** Claim crash suspects (to run alone) instead of regular deliveries. */
+  suspects?: boolean | undefined;
 }
 
 export interface ListRunsFilter {
@@ -120,6 +146,11 @@ export interface ListRunsFilter {
   plugin?: string | undefined;
   event?: string | undefined;
   eventId?: string | undefined;
+  replayId?: string | undefined;
+  /** Created at or after (epoch ms). */
+  since?: number | undefined;
+  /** Created before (epoch ms). */
+  until?: number | undefined;
   limit?: number | undefined;
   /** Page: only ids below this one. */
   before?: number | undefined;
@@ -127,9 +158,34 @@ export interface ListRunsFilter {
 
 export interface ListEventsFilter {
   name?: string | undefined;
+  /** Received at or after (epoch ms). */
   since?: number | undefined;
+  /** Received before (epoch ms). */
+  until?: number | undefined;
   limit?: number | undefined;
+  /** Page newest first: only events with a smaller seq. */
   before?: number | undefined;
+  /** Page oldest first: only events with a larger seq (implies ascending order). */
+  after?: number | undefined;
+}
+
+/** New deliveries for an event already stored (a replay). */
+export interface AddedDeliveries {
+  eventId: string;
+  targets: readonly DeliveryTarget[];
+}
+
+export interface PruneOptions {
+  /** Events whose deliveries are all done and that were received before this are deleted. */
+  doneBefore: number;
+  /** Events with dead letters (and the rest done) received before this are deleted too. */
+  deadBefore: number;
+  /** Events per transaction, so pruning never holds the writer for long. */
+  limit: number;
+}
+
+export interface DeliveryCountFilter {
+  replayId?: string | undefined;
 }
 
 export interface Store {
@@ -143,20 +199,40 @@ export interface Store {
   renewLease(id: number, leaseToken: string, until: number): Promise<boolean>;
   /** Returns expired leases to pending (or dead when that was the last attempt). */
   releaseExpiredLeases(now: number): Promise<number>;
-  /** Puts a failed or dead delivery back to pending with a fresh attempt budget. */
+  /** Returns leases a stopping daemon still holds to pending, without counting their attempt. */
+  releaseDeliveries(leases: ReadonlyArray<{ id: number; leaseToken: string }>, now: number): Promise<number>;
+  /** Puts a failed or dead delivery back to pending, due now, with a fresh attempt budget. */
   retryDelivery(id: number, now: number): Promise<DeliveryRecord>;
-  /** Earliest next_at among pending deliveries of these plugins, for the dispatcher's timer. */
-  nextDueAt(plugins: readonly string[]): Promise<number | null>;
+  /** Earliest next_at among pending deliveries of these plugins (regular ones, or crash suspects). */
+  nextDueAt(plugins: readonly string[], suspects?: boolean): Promise<number | null>;
+  /** Adds deliveries to stored events (replay), all in one transaction; returns how many. */
+  addDeliveries(items: readonly AddedDeliveries[], now: number, replayId?: string): Promise<number>;
+  /** Deletes old finished events with their deliveries; returns how many events went. */
+  pruneEvents(options: PruneOptions): Promise<number>;
 
   getEvent(id: string): Promise<EventRecord | null>;
   listEvents(filter: ListEventsFilter): Promise<EventRecord[]>;
   listRuns(filter: ListRunsFilter): Promise<DeliveryRecord[]>;
-  countByStatus(): Promise<Record<DeliveryStatus, number>>;
+  countEvents(filter: Pick<ListEventsFilter, "name" | "since" | "until">): Promise<number>;
+  countByStatus(filter?: DeliveryCountFilter): Promise<Record<DeliveryStatus, number>>;
+  /** When the oldest pending delivery was created (epoch ms), null when none waits: the queue's age. */
+  oldestPendingAt(): Promise<number | null>;
+  /**
+   * Resolves once a tiny write committed; rejects with the reason when the store cannot take
+   * writes (read-only file system, disk full, a foreign lock). Readiness and the watchdog use it.
+   */
+  checkWritable(): Promise<void>;
 
   kvGet(plugin: string, key: string): Promise<unknown>;
   kvSet(plugin: string, key: string, value: unknown): Promise<void>;
   kvDelete(plugin: string, key: string): Promise<boolean>;
   kvList(plugin: string, prefix: string, limit: number): Promise<string[]>;
+
+  /**
+   * Shared stores (PostgreSQL): calls `callback` when another instance stored work this one may
+   * claim, so an idle instance wakes without polling; returns the unsubscribe.
+   */
+  onRemoteWork?(callback: () => void): () => void;
 
   close(): Promise<void>;
 }

@@ -88,6 +88,24 @@ export interface PluginOptions {
   memoryMb?: number;
   /** Runs of this plugin executing at once. */
   maxConcurrentRuns?: number;
+  /** CPU time of one run (overrides sandbox.cpuTimeMs); time spent waiting on ctx calls does not count. */
+  cpuTimeMs?: number;
+  /** Log lines and bytes one run may write; the rest is dropped with one warning. */
+  maxLogLinesPerRun?: number;
+  maxLogBytesPerRun?: number;
+  /** `ctx.fetch`: time for the whole answer, and its largest body in bytes. */
+  fetchTimeoutMs?: number;
+  fetchMaxBytes?: number;
+  /** `ctx.kv`: largest value (JSON bytes) and most keys this plugin may keep. */
+  kvMaxValueBytes?: number;
+  kvMaxKeys?: number;
+  /** Events one run may publish with `ctx.emit`. */
+  maxEmitsPerRun?: number;
+  /**
+   * How this plugin's failed runs are retried (overrides the config's `delivery` settings):
+   * attempts before a run is dead-lettered, first retry delay (doubling, with jitter), and cap.
+   */
+  retry?: { maxAttempts?: number; backoffMs?: number; maxBackoffMs?: number };
 }
 
 type Awaitable<T> = T | Promise<T>;

@@ -6,12 +6,18 @@
  *
  * Everything crossing the boundary is a JSON string: payloads are parsed here into objects the
  * isolate owns, so nothing a plugin does to them (prototype pollution included) reaches the host.
+ *
+ * The plugin shares this realm, so it can replace any built-in after the runtime installed.
+ * The runtime therefore keeps its own copies of what it relies on, and closes the one door
+ * through which a Reference could still leak: V8 hands `Error.prepareStackTrace` the frames of a
+ * stack, and a frame's receiver can be the bridge itself. The runtime installs its own
+ * formatter, fixed for good, so plugin code only ever sees stack strings. The host checks every
+ * call anyway: a plugin that subverts its own runtime can only break its own runs.
  */
 
 /** The part of isolated-vm's Reference this runtime uses. */
 interface HostReference {
   apply(receiver: undefined, args: unknown[], options: object): Promise<unknown>;
-  applyIgnored(receiver: undefined, args: unknown[], options: object): void;
 }
 
 type AnyHandler = (payload: unknown, ctx: unknown) => unknown;
@@ -22,25 +28,66 @@ interface RunRequestJson {
   name: string;
   payload: unknown;
   meta: { eventId: string; eventName: string; receivedAt: number; attempt: number; depth: number };
+  /** The limits the runtime enforces itself, so a flood stops here instead of at the host. */
+  limits?: { maxLogLinesPerRun?: number; maxLogBytesPerRun?: number; maxEmitsPerRun?: number };
 }
 
 interface SafeParseSchema {
   safeParse(value: unknown): { success: true; data: unknown } | { success: false; error: { issues: unknown[] } };
 }
 
-const COPY_IN = { arguments: { copy: true } } as const;
-const COPY_IN_OUT = { arguments: { copy: true }, result: { promise: true, copy: true } } as const;
+interface HostErrorJson {
+  code?: string;
+  message?: string;
+  retriable?: boolean;
+  issues?: unknown[];
+}
+
+/** A log line longer than this (JSON characters) loses its fields; the host cuts at the same size. */
+const MAX_LOG_LINE_CHARS = 16 * 1024;
 
 /** Installs the runtime; returns the dispatcher the host calls for every run. */
 export function install(host: HostReference): (requestJson: string) => Promise<string> {
-  const handlers = new Map<string, AnyHandler[]>();
-  const actions = new Map<string, { input?: SafeParseSchema; fn: AnyHandler }>();
+  // Own copies of the built-ins the runtime needs, taken before any plugin code runs.
+  const stringify = JSON.stringify;
+  const parse = JSON.parse;
+  const freeze = Object.freeze;
+  const create = Object.create;
+  const defineProperty = Object.defineProperty;
+  const assign = Object.assign;
+  const keysOf = Object.keys;
+  const isArray = Array.isArray;
+  const apply = Reflect.apply;
+  const hostApply = host.apply;
+  const ErrorCtor = Error;
+  const then = Promise.prototype.then;
+  const PromiseCtor = Promise;
+  const MapCtor = Map;
+  const mapGet = Map.prototype.get;
+  const mapSet = Map.prototype.set;
+  const mapDelete = Map.prototype.delete;
+  const mapHas = Map.prototype.has;
+  const mapKeys = Map.prototype.keys;
+  const arrayFrom = Array.from;
+  const promiseAll = Promise.all.bind(Promise);
+  const stringOf = String;
+
+  lockStackFormatting();
+  closeDetachedCallbacks();
+
+  // Options objects without a prototype: isolated-vm reads them, and a getter a plugin put on
+  // Object.prototype must not run (and see the bridge on the stack) while it does.
+  // Only strings cross, and strings need no copying options.
+  const COPY_IN_OUT = plainObject({ result: plainObject({ promise: true }) });
+
+  const handlers = new MapCtor<string, AnyHandler[]>();
+  const actions = new MapCtor<string, { input?: SafeParseSchema; fn: AnyHandler }>();
   let options: Record<string, unknown> = {};
   let loading = true;
   // Only the secrets the plugin declared, handed over by the host after it loaded.
-  let secrets: Readonly<Record<string, string | undefined>> = Object.freeze({});
+  let secrets: Readonly<Record<string, string | undefined>> = freeze({});
 
-  class NonRetriableError extends Error {
+  class NonRetriableError extends ErrorCtor {
     readonly retriable = false;
     constructor(message: string) {
       super(message);
@@ -49,16 +96,16 @@ export function install(host: HostReference): (requestJson: string) => Promise<s
   }
 
   function assertLoading(what: string): void {
-    if (!loading) throw new Error(`${what} must be called at the top level of the plugin, not inside a handler`);
+    if (!loading) throw new ErrorCtor(`${what} must be called at the top level of the plugin, not inside a handler`);
   }
 
   function on(name: unknown, fn: unknown): void {
     assertLoading("on()");
     if (typeof name !== "string" || name.length === 0) throw new TypeError("on(name, handler): name must be an event name");
     if (typeof fn !== "function") throw new TypeError(`on("${name}", handler): handler must be a function`);
-    const list = handlers.get(name) ?? [];
-    list.push(fn as AnyHandler);
-    handlers.set(name, list);
+    const list = apply(mapGet, handlers, [name]) ?? [];
+    list[list.length] = fn as AnyHandler;
+    apply(mapSet, handlers, [name, list]);
   }
 
   function action(name: unknown, spec: unknown, fn?: unknown): void {
@@ -66,131 +113,289 @@ export function install(host: HostReference): (requestJson: string) => Promise<s
     if (typeof name !== "string" || name.length === 0) throw new TypeError("action(name, ...): name must be a string");
     const handler = typeof spec === "function" ? spec : fn;
     if (typeof handler !== "function") throw new TypeError(`action("${name}"): missing the handler function`);
-    if (actions.has(name)) throw new Error(`action("${name}") is declared twice`);
+    if (apply(mapHas, actions, [name])) throw new ErrorCtor(`action("${name}") is declared twice`);
     const input = typeof spec === "object" && spec !== null ? (spec as { input?: SafeParseSchema }).input : undefined;
-    actions.set(name, { input, fn: handler as AnyHandler });
+    apply(mapSet, actions, [name, { input, fn: handler as AnyHandler }]);
   }
 
   function plugin(declared: unknown): unknown {
     assertLoading("plugin()");
     if (typeof declared !== "object" || declared === null) throw new TypeError("plugin({...}) takes an options object");
-    options = JSON.parse(JSON.stringify(declared)) as Record<string, unknown>;
+    options = parse(stringify(declared)) as Record<string, unknown>;
     return declared;
   }
 
-  const api = Object.freeze({ on, action, plugin, NonRetriableError });
-  Object.defineProperty(globalThis, "__hookd", { value: api, enumerable: false, writable: false, configurable: false });
+  const api = freeze({ on, action, plugin, NonRetriableError });
+  defineProperty(globalThis, "__hookd", { value: api, enumerable: false, writable: false, configurable: false });
 
+  /** Calls the host; a failure comes back as plain data and is thrown here as a fresh Error. */
   function callHost(op: string, runId: string, args: unknown[]): Promise<unknown> {
-    return host.apply(undefined, [op, JSON.stringify({ runId, args })], COPY_IN_OUT).then((reply) => {
-      const parsed = JSON.parse(reply as string) as { ok: boolean; value?: unknown; error?: { code: string; message: string } };
-      if (parsed.ok) return parsed.value;
-      const error = new Error(parsed.error?.message ?? "host call failed") as Error & { code?: string };
-      error.code = parsed.error?.code;
-      throw error;
-    });
+    let reply: Promise<unknown>;
+    try {
+      // The envelope is written by hand: a toJSON a plugin put on Object.prototype may forge the
+      // arguments, never which run the call belongs to.
+      const envelope = `{"runId":${stringify(runId)},"args":${stringify(args) ?? "null"}}`;
+      reply = apply(hostApply, host, [undefined, [op, envelope], COPY_IN_OUT]) as Promise<unknown>;
+    } catch (error) {
+      // Whatever isolated-vm threw carries frames of the bridge: only its message goes on.
+      return PromiseCtor.reject(hostError({ code: "HOOKD_HOST_CALL_INVALID", message: messageOf(error), retriable: false }));
+    }
+    return apply(then, reply, [
+      (text: unknown) => {
+        const parsed = parse(text as string) as { ok: boolean; value?: unknown; error?: HostErrorJson };
+        if (parsed.ok) return parsed.value;
+        throw hostError(parsed.error ?? {});
+      },
+    ]) as Promise<unknown>;
   }
 
-  function makeLogger(runId: string, request: RunRequestJson) {
+  function hostError(raw: HostErrorJson): Error {
+    const error = new ErrorCtor(raw.message ?? "host call failed") as Error & { code?: string; retriable?: boolean; issues?: unknown[] };
+    error.code = raw.code;
+    if (raw.retriable === false) error.retriable = false;
+    if (isArray(raw.issues)) error.issues = raw.issues;
+    return error;
+  }
+
+  /** Sends a log line; the result waits for it, since the host forgets a run once it ended. */
+  function sendLog(runId: string, line: string): void {
+    try {
+      const delivered = apply(then, apply(hostApply, host, [undefined, ["log", line], COPY_IN_OUT]), [undefined, () => undefined]);
+      const pending = apply(mapGet, logsInFlight, [runId]) as Array<Promise<unknown>> | undefined;
+      if (pending) pending[pending.length] = delivered as Promise<unknown>;
+    } catch {
+      // The line is lost; the run goes on.
+    }
+  }
+
+  function makeLogger(request: RunRequestJson, budget: RunBudget) {
+    const runId = request.runId;
     const write = (level: string) => (fieldsOrMsg?: unknown, msg?: unknown) => {
-      const record =
-        typeof fieldsOrMsg === "string"
-          ? { level, msg: fieldsOrMsg }
-          : { level, msg: typeof msg === "string" ? msg : undefined, fields: toPlainFields(fieldsOrMsg) };
+      // One line past the limit still goes, so the host can say the rest was dropped.
+      if (budget.logLines > budget.maxLogLines || budget.logBytes > budget.maxLogBytes) return;
+      const base = { runId, eventId: request.meta.eventId, event: request.meta.eventName, level };
+      const message = typeof fieldsOrMsg === "string" ? fieldsOrMsg : typeof msg === "string" ? msg : undefined;
       let line: string;
       try {
-        line = JSON.stringify({ runId, eventId: request.meta.eventId, event: request.meta.eventName, ...record });
+        line = stringify({ ...base, msg: message, fields: typeof fieldsOrMsg === "string" ? undefined : toPlainFields(fieldsOrMsg) });
       } catch {
-        line = JSON.stringify({ runId, eventId: request.meta.eventId, event: request.meta.eventName, level, msg: record.msg, fields: { unserializable: true } });
+        line = stringify({ ...base, msg: message, fields: { unserializable: true } });
       }
-      host.applyIgnored(undefined, ["log", line], COPY_IN);
+      if (line.length > MAX_LOG_LINE_CHARS) {
+        line = stringify({ ...base, msg: message === undefined ? undefined : message.slice(0, 1024), fields: { truncated: true, chars: line.length } });
+      }
+      budget.logLines++;
+      budget.logBytes += line.length;
+      sendLog(runId, line);
     };
-    return Object.freeze({ debug: write("debug"), info: write("info"), warn: write("warn"), error: write("error") });
+    return freeze({ debug: write("debug"), info: write("info"), warn: write("warn"), error: write("error") });
   }
 
   function makeContext(request: RunRequestJson) {
     const runId = request.runId;
-    return Object.freeze({
-      event: Object.freeze({
+    const limits = request.limits ?? {};
+    const budget: RunBudget = {
+      logLines: 0,
+      logBytes: 0,
+      emits: 0,
+      maxLogLines: limits.maxLogLinesPerRun ?? Infinity,
+      maxLogBytes: limits.maxLogBytesPerRun ?? Infinity,
+      maxEmits: limits.maxEmitsPerRun ?? Infinity,
+    };
+    return freeze({
+      event: freeze({
         id: request.meta.eventId,
         name: request.meta.eventName,
         receivedAt: new Date(request.meta.receivedAt).toISOString(),
         attempt: request.meta.attempt,
       }),
-      log: makeLogger(runId, request),
+      log: makeLogger(request, budget),
       secrets,
-      kv: Object.freeze({
+      kv: freeze({
         get: (key: string) => callHost("kv.get", runId, [key]),
-        set: (key: string, value: unknown) => callHost("kv.set", runId, [key, value === undefined ? null : value]).then(() => undefined),
+        set: (key: string, value: unknown) => apply(then, callHost("kv.set", runId, [key, value === undefined ? null : value]), [() => undefined]) as Promise<void>,
         delete: (key: string) => callHost("kv.delete", runId, [key]) as Promise<boolean>,
         list: (prefix = "", limit = 100) => callHost("kv.list", runId, [prefix, limit]) as Promise<string[]>,
       }),
-      emit: (name: string, payload: unknown) => callHost("emit", runId, [name, payload]) as Promise<{ id: string }>,
+      emit: (name: string, payload: unknown) => {
+        if (++budget.emits > budget.maxEmits) {
+          return PromiseCtor.reject(hostError({ code: "HOOKD_RUN_EMIT_LIMIT", message: `run emitted more than ${budget.maxEmits} events`, retriable: false }));
+        }
+        return callHost("emit", runId, [name, payload]) as Promise<{ id: string }>;
+      },
       fetch: async (url: string, init?: { method?: string; headers?: Record<string, string>; body?: string }) => {
-        const reply = (await callHost("fetch", runId, [String(url), init ?? {}])) as {
+        const reply = (await callHost("fetch", runId, [stringOf(url), init ?? {}])) as {
           status: number;
           statusText: string;
           headers: Record<string, string>;
           body: string;
           url: string;
         };
-        return Object.freeze({
+        return freeze({
           status: reply.status,
           statusText: reply.statusText,
           ok: reply.status >= 200 && reply.status < 300,
           url: reply.url,
-          headers: Object.freeze({ ...reply.headers, get: (name: string) => reply.headers[name.toLowerCase()] ?? null }),
+          headers: freeze({ ...reply.headers, get: (name: string) => reply.headers[stringOf(name).toLowerCase()] ?? null }),
           text: async () => reply.body,
-          json: async () => JSON.parse(reply.body) as unknown,
+          json: async () => parse(reply.body) as unknown,
         });
       },
     });
   }
 
+  // Log lines of a run still on their way to the host. The run's result waits for them: the host
+  // forgets a run once it has its result, and a line landing after that would be dropped.
+  const logsInFlight = new MapCtor<string, Array<Promise<unknown>>>();
+
   async function dispatch(requestJson: string): Promise<string> {
-    const request = JSON.parse(requestJson) as RunRequestJson;
+    const request = parse(requestJson) as RunRequestJson;
+    apply(mapSet, logsInFlight, [request.runId, []]);
     try {
       const ctx = makeContext(request);
       if (request.kind === "event") {
-        const list = handlers.get(request.name);
-        if (!list) return JSON.stringify({ ok: false, error: { code: "HOOKD_RUN_NO_HANDLER", message: `no handler for ${request.name}` } });
+        const list = apply(mapGet, handlers, [request.name]) as AnyHandler[] | undefined;
+        if (!list) return stringify({ ok: false, error: { code: "HOOKD_RUN_NO_HANDLER", message: `no handler for ${request.name}` } });
         // Several on() for one event run in declaration order, as one run.
-        for (const fn of list) await fn(request.payload, ctx);
+        for (let i = 0; i < list.length; i++) {
+          const handler = list[i]!;
+          await handler(request.payload, ctx);
+        }
       } else {
-        const entry = actions.get(request.name);
-        if (!entry) return JSON.stringify({ ok: false, error: { code: "HOOKD_RUN_NO_HANDLER", message: `no action ${request.name}` } });
+        const entry = apply(mapGet, actions, [request.name]) as { input?: SafeParseSchema; fn: AnyHandler } | undefined;
+        if (!entry) return stringify({ ok: false, error: { code: "HOOKD_RUN_NO_HANDLER", message: `no action ${request.name}` } });
         let input = request.payload;
         if (entry.input) {
           const parsed = entry.input.safeParse(input);
           if (!parsed.success) {
-            return JSON.stringify({
+            return stringify({
               ok: false,
               retriable: false,
-              error: { code: "HOOKD_RUN_INPUT_INVALID", message: `input of action ${request.name} does not match its schema`, issues: parsed.error.issues },
+              error: { code: "HOOKD_RUN_INPUT_INVALID", message: `input of action ${request.name} does not match its schema`, issues: plainIssues(parsed.error.issues) },
             });
           }
           input = parsed.data;
         }
         await entry.fn(input, ctx);
       }
-      return JSON.stringify({ ok: true });
+      // A literal: a plugin that replaced toJSON somewhere cannot turn success into anything else.
+      return '{"ok":true}';
     } catch (thrown) {
-      return JSON.stringify({ ok: false, retriable: !(thrown instanceof NonRetriableError) && (thrown as { retriable?: unknown })?.retriable !== false, error: describeThrown(thrown) });
+      return describeFailure(thrown);
+    } finally {
+      const pending = (apply(mapGet, logsInFlight, [request.runId]) as Array<Promise<unknown>> | undefined) ?? [];
+      apply(mapDelete, logsInFlight, [request.runId]);
+      await promiseAll(pending);
     }
   }
 
   /** Called by the host once the plugin's top-level code has run. */
   function finishLoading(): string {
     loading = false;
-    return JSON.stringify({ events: [...handlers.keys()], actions: [...actions.keys()], options });
+    // Each action's input as JSON Schema (zod's input side), so the host can refuse a bad manual
+    // start before storing it. Coerced fields accept anything here: zod in the isolate decides.
+    const actionInputs: Record<string, unknown> = {};
+    for (const [name, entry] of arrayFrom(apply(mapKeys, actions, []) as Iterable<string>, (key) => [key, apply(mapGet, actions, [key])] as const)) {
+      try {
+        const schema = (entry.input as { toJSONSchema?: (params: object) => unknown } | undefined)?.toJSONSchema?.({
+          io: "input",
+          unrepresentable: "any",
+          override: (ctx: { zodSchema?: { _zod?: { def?: { coerce?: boolean } } }; jsonSchema: Record<string, unknown> }) => {
+            if (ctx.zodSchema?._zod?.def?.coerce) for (const key of keysOf(ctx.jsonSchema)) delete ctx.jsonSchema[key];
+          },
+        });
+        if (schema !== undefined) actionInputs[name] = schema;
+      } catch {
+        // Not representable: the isolate's own validation still applies.
+      }
+    }
+    return stringify({
+      events: arrayFrom(apply(mapKeys, handlers, []) as Iterable<string>),
+      actions: arrayFrom(apply(mapKeys, actions, []) as Iterable<string>),
+      options,
+      actionInputs,
+    });
   }
 
   function setSecrets(json: string): void {
-    secrets = Object.freeze(JSON.parse(json) as Record<string, string | undefined>);
+    secrets = freeze(parse(json) as Record<string, string | undefined>);
+  }
+
+  /** A failed run as the host reads it; never throws, whatever the plugin threw. */
+  function describeFailure(thrown: unknown): string {
+    try {
+      const retriable = !(thrown instanceof NonRetriableError) && (thrown as { retriable?: unknown })?.retriable !== false;
+      return stringify({ ok: false, retriable, error: describeThrown(thrown) });
+    } catch {
+      return '{"ok":false,"error":{"code":"HOOKD_RUN_FAILED","message":"the plugin threw a value that cannot be described"}}';
+    }
+  }
+
+  function plainObject<T extends object>(value: T): T {
+    return freeze(assign(create(null) as object, value)) as T;
   }
 
   // The host reaches these through the returned function; plugin code cannot.
-  return Object.assign(dispatch, { finishLoading, setSecrets }) as (requestJson: string) => Promise<string>;
+  return assign(dispatch, { finishLoading, setSecrets }) as (requestJson: string) => Promise<string>;
+}
+
+interface RunBudget {
+  logLines: number;
+  logBytes: number;
+  emits: number;
+  maxLogLines: number;
+  maxLogBytes: number;
+  maxEmits: number;
+}
+
+/**
+ * Stack traces are formatted here, as V8 would, and plugins cannot install their own formatter:
+ * the structured frames it would receive expose receivers and functions of the whole stack.
+ */
+function lockStackFormatting(): void {
+  const frameText = (frame: unknown) => `    at ${String(frame)}`;
+  const format = (error: unknown, frames: unknown[]): string => {
+    let header: string;
+    try {
+      const { name, message } = error as { name?: unknown; message?: unknown };
+      const title = name === undefined ? "Error" : String(name);
+      const text = message === undefined ? "" : String(message);
+      header = text === "" ? title : title === "" ? text : `${title}: ${text}`;
+    } catch {
+      header = "Error";
+    }
+    const lines = [header];
+    for (let i = 0; i < frames.length; i++) lines[lines.length] = frameText(frames[i]);
+    return lines.join("\n");
+  };
+  Object.defineProperty(Error, "prepareStackTrace", { value: format, writable: false, enumerable: false, configurable: false });
+}
+
+/**
+ * A few APIs have V8 call back into the isolate later, from a task of its own: a finalizer, the
+ * end of an asynchronous WebAssembly compile, Atomics.waitAsync. Such a callback runs outside
+ * any run (no watchdog sees it), and isolated-vm cannot always stop one: disposing an isolate
+ * busy in one can abort the whole process. So they go: finalizers and waitAsync are removed,
+ * and WebAssembly compiles synchronously, inside the run that asked for it.
+ */
+function closeDetachedCallbacks(): void {
+  const global = globalThis as Record<string, unknown>;
+  delete global.FinalizationRegistry;
+  delete (Atomics as unknown as Record<string, unknown>).waitAsync;
+  const wasm = (global.WebAssembly ?? {}) as Record<string, unknown>;
+  const Module = wasm.Module as new (bytes: unknown) => object;
+  const Instance = wasm.Instance as new (module: object, imports?: unknown) => object;
+  const compile = (bytes: unknown) => new Promise((resolve) => resolve(new Module(bytes)));
+  const instantiate = (source: unknown, imports?: unknown) =>
+    new Promise((resolve) => {
+      if (source instanceof Module) return resolve(new Instance(source, imports));
+      const module = new Module(source);
+      resolve({ module, instance: new Instance(module, imports) });
+    });
+  Object.defineProperty(wasm, "compile", { value: compile, writable: false, configurable: false });
+  Object.defineProperty(wasm, "instantiate", { value: instantiate, writable: false, configurable: false });
+  delete wasm.compileStreaming;
+  delete wasm.instantiateStreaming;
 }
 
 function toPlainFields(value: unknown): Record<string, unknown> | undefined {
@@ -199,10 +404,26 @@ function toPlainFields(value: unknown): Record<string, unknown> | undefined {
   return value as Record<string, unknown>;
 }
 
+function plainIssues(issues: unknown): unknown[] {
+  try {
+    return JSON.parse(JSON.stringify(issues)) as unknown[];
+  } catch {
+    return [];
+  }
+}
+
+function messageOf(error: unknown): string {
+  try {
+    return error instanceof Error ? String(error.message) : String(error);
+  } catch {
+    return "host call failed";
+  }
+}
+
 function describeThrown(thrown: unknown): { code: string; message: string; stack?: string; name?: string } {
   if (thrown instanceof Error) {
     const code = typeof (thrown as { code?: unknown }).code === "string" ? (thrown as unknown as { code: string }).code : "HOOKD_RUN_FAILED";
-    return { code, name: thrown.name, message: thrown.message, stack: typeof thrown.stack === "string" ? thrown.stack : undefined };
+    return { code, name: String(thrown.name), message: String(thrown.message), stack: typeof thrown.stack === "string" ? thrown.stack : undefined };
   }
   let message: string;
   try {

@@ -14,6 +14,8 @@ export function runtimeBootstrapCode(): Promise<string> {
       globalName: "__hookdRuntime",
       platform: "neutral",
       target: "es2022",
+      // Strict code: `fn.caller` and `fn.arguments` of the runtime's functions stay closed to plugins.
+      banner: { js: '"use strict";' },
       logLevel: "silent",
     })
     .then((result) => result.outputFiles[0]!.text);

@@ -81,11 +81,16 @@ export class TestDaemon {
   async start(options: StartOptions = {}): Promise<this> {
     const child = spawn(process.execPath, [BIN, "start", "--config", path.join(this.project.dir, "events.config.ts"), ...(options.args ?? [])], {
       cwd: this.project.dir,
-      env: { ...process.env, HOOKD_PORT: "0", HOOKD_HOST: "127.0.0.1", HOOKD_LOG_LEVEL: "debug", NODE_OPTIONS: "", ...options.env },
+      // HOOKD_EXIT_WITH_PARENT: a daemon whose test worker died stops by itself.
+      env: { ...process.env, HOOKD_PORT: "0", HOOKD_HOST: "127.0.0.1", HOOKD_LOG_LEVEL: "debug", HOOKD_EXIT_WITH_PARENT: "1", NODE_OPTIONS: "", ...options.env },
       stdio: ["ignore", "pipe", "pipe"],
     });
     this.child = child;
     this.exited = new Promise((resolve) => child.once("exit", (code) => resolve(code)));
+    // A test file that ends without stop() (a failed hook, a timeout) must not leave it running.
+    const killOnExit = () => child.kill("SIGKILL");
+    process.once("exit", killOnExit);
+    child.once("exit", () => process.off("exit", killOnExit));
     let buffered = "";
     child.stdout!.setEncoding("utf8").on("data", (chunk: string) => {
       buffered += chunk;

@@ -1,0 +1,94 @@
+/**
+ * The peer a user would pick instead of hookd: Node-RED 4.x running node-red-flow.json (http in
+ * -> function node doing the handler's work -> http response 202).
+ *
+ * Node-RED is not a dependency of hookd: the bench installs it into the ignored folder
+ * bench/.peers/ the first time it is needed. Without network the install fails, and the peer is
+ * reported as unavailable; the rest of the bench goes on.
+ */
+import { spawn, spawnSync } from "node:child_process";
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { freePort, tracked, waitUntil } from "../lib/proc.ts";
+import { stopChild, type RunningServer } from "../lib/servers.ts";
+
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+export const PEERS_DIR = path.join(HERE, "..", ".peers");
+const NODE_RED_DIR = path.join(PEERS_DIR, "node_modules", "node-red");
+const FLOW = path.join(HERE, "node-red-flow.json");
+const SETTINGS = path.join(HERE, "node-red-settings.cjs");
+const INSTALL_SPEC = "node-red@4";
+
+export type PeerInstall = { available: true; version: string; installedNow: boolean; installMs: number } | { available: false; reason: string };
+
+/** Installs Node-RED 4 into bench/.peers unless it is there already. Never throws. */
+export function ensureNodeRed(timeoutMs = 180_000): PeerInstall {
+  const present = installedVersion();
+  if (present?.startsWith("4.")) return { available: true, version: present, installedNow: false, installMs: 0 };
+  mkdirSync(PEERS_DIR, { recursive: true });
+  const started = performance.now();
+  const npmArgs = ["install", "--prefix", PEERS_DIR, INSTALL_SPEC, "--no-audit", "--no-fund", "--loglevel=error", "--fetch-retries=1"];
+  // Other installs on this machine serialize on the same lock; wait for it, within reason.
+  const useFlock = spawnSync("flock", ["--version"], { stdio: "ignore" }).status === 0;
+  const result = useFlock
+    ? spawnSync("flock", ["-w", "120", "/tmp/npm.lock", "npm", ...npmArgs], { encoding: "utf8", timeout: timeoutMs })
+    : spawnSync("npm", npmArgs, { encoding: "utf8", timeout: timeoutMs });
+  const version = installedVersion();
+  if (result.status !== 0 || !version?.startsWith("4.")) {
+    const why = result.error?.message ?? (result.stderr || result.stdout || `npm exited with ${result.status}`).trim().split("\n").slice(-3).join(" ");
+    return { available: false, reason: `npm install ${INSTALL_SPEC} into bench/.peers failed: ${why}` };
+  }
+  return { available: true, version, installedNow: true, installMs: performance.now() - started };
+}
+
+/** Starts Node-RED with the bench flow on a free loopback port; resolves once the flow answers. */
+export async function startNodeRed(): Promise<RunningServer & { startupMs: number }> {
+  const userDir = mkdtempSync(path.join(tmpdir(), "hookd-bench-node-red-"));
+  // The flow is copied: Node-RED may rewrite its flow file, and the repository's copy stays as written.
+  copyFileSync(FLOW, path.join(userDir, "flows.json"));
+  const port = await freePort();
+  const started = performance.now();
+  const child = tracked(
+    spawn(process.execPath, [path.join(NODE_RED_DIR, "red.js"), "--settings", SETTINGS, "--userDir", userDir, "--port", String(port)], {
+      cwd: userDir,
+      stdio: ["ignore", "pipe", "pipe"],
+      env: { ...process.env, NODE_OPTIONS: "", NODE_RED_ENABLE_PROJECTS: "false" },
+    }),
+  );
+  let output = "";
+  child.stdout!.setEncoding("utf8").on("data", (chunk: string) => (output = (output + chunk).slice(-4000)));
+  child.stderr!.setEncoding("utf8").on("data", (chunk: string) => (output = (output + chunk).slice(-4000)));
+  const url = `http://127.0.0.1:${port}`;
+  const stop = async () => {
+    await stopChild(child);
+    rmSync(userDir, { recursive: true, force: true });
+  };
+  try {
+    await waitUntil(
+      async () => {
+        if (child.exitCode !== null) throw new Error(`node-red exited with ${child.exitCode}: ${output}`);
+        const response = await fetch(`${url}/events/bench.ping`, { method: "POST", headers: { "content-type": "application/json" }, body: '{"did":1}' });
+        await response.arrayBuffer();
+        return response.status === 202;
+      },
+      60_000,
+      `node-red on ${url}`,
+    );
+  } catch (error) {
+    await stop();
+    throw new Error(`${error instanceof Error ? error.message : String(error)}\n${output}`);
+  }
+  return { url, eventsPath: "/events/", pid: child.pid!, startupMs: performance.now() - started, stop };
+}
+
+function installedVersion(): string | undefined {
+  const file = path.join(NODE_RED_DIR, "package.json");
+  if (!existsSync(file)) return undefined;
+  try {
+    return (JSON.parse(readFileSync(file, "utf8")) as { version?: string }).version;
+  } catch {
+    return undefined;
+  }
+}

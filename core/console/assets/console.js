@@ -1,0 +1,478 @@
+// The hookd console: plain DOM, no framework, no build. Lists come from the JSON API; the live
+// parts arrive as server-sent events on /api/stream. Data is only ever put in the page as text.
+
+const MAX_EVENTS = 200;
+const state = {
+  plugins: [],
+  events: [],
+  runs: [],
+  dead: [],
+  catalog: null,
+  view: "plugins",
+  runsEvent: "",
+  catalogEvent: "",
+};
+
+// ---- small helpers ----------------------------------------------------------------------------
+
+function h(tag, props = {}, ...children) {
+  const el = document.createElement(tag);
+  for (const [key, value] of Object.entries(props)) {
+    if (value === undefined || value === null || value === false) continue;
+    if (key === "class") el.className = value;
+    else if (key === "dataset") Object.assign(el.dataset, value);
+    else if (key.startsWith("on")) el.addEventListener(key.slice(2), value);
+    else if (key === "value") el.value = value;
+    else el.setAttribute(key, value === true ? "" : String(value));
+  }
+  for (const child of children.flat(Infinity)) {
+    if (child === undefined || child === null || child === false) continue;
+    el.append(child instanceof Node ? child : String(child));
+  }
+  return el;
+}
+
+const $ = (id) => document.getElementById(id);
+
+/** Calls the API with the console's cookie; the header marks a console request (see core/console/auth.ts). */
+async function api(path, init = {}) {
+  const headers = { "x-hookd-console": "1", ...(init.body !== undefined ? { "content-type": "application/json" } : {}) };
+  const response = await fetch(path, { ...init, headers, credentials: "same-origin" });
+  const body = await response.json().catch(() => null);
+  if (response.status === 401) showBanner("The token is missing or was changed: open this page again as /?token=<your token>.");
+  return { status: response.status, ok: response.ok, body };
+}
+
+function showBanner(text) {
+  const banner = $("banner");
+  banner.textContent = text;
+  banner.hidden = false;
+}
+
+function time(ms) {
+  if (ms === null || ms === undefined) return "";
+  const date = new Date(ms);
+  const today = new Date().toDateString() === date.toDateString();
+  const clock = date.toLocaleTimeString([], { hour12: false });
+  return today ? clock : `${date.toLocaleDateString()} ${clock}`;
+}
+
+function duration(ms) {
+  if (ms === null || ms === undefined) return "";
+  return ms < 1000 ? `${Math.round(ms)} ms` : `${(ms / 1000).toFixed(2)} s`;
+}
+
+function shortId(id) {
+  return String(id).slice(0, 8);
+}
+
+function debounce(fn, ms) {
+  let timer;
+  return () => {
+    clearTimeout(timer);
+    timer = setTimeout(fn, ms);
+  };
+}
+
+function errorBlock(error) {
+  if (!error) return "";
+  return h(
+    "div",
+    { class: "error" },
+    h("span", { class: "code" }, error.code),
+    " ",
+    error.message,
+    error.location ? [h("br"), h("span", { class: "location" }, error.location)] : "",
+  );
+}
+
+// ---- views ------------------------------------------------------------------------------------
+
+function route() {
+  const hash = decodeURIComponent(location.hash.replace(/^#/, ""));
+  const [view, rest = ""] = hash.split(/[/?](.*)/s);
+  state.view = ["plugins", "events", "runs", "dead", "catalog"].includes(view) ? view : "plugins";
+  state.runsEvent = state.view === "runs" && rest.startsWith("event=") ? rest.slice("event=".length) : "";
+  if (state.view === "catalog") state.catalogEvent = rest;
+  for (const section of document.querySelectorAll("[data-view]")) section.hidden = section.dataset.view !== state.view;
+  for (const link of document.querySelectorAll("[data-view-link]")) link.classList.toggle("active", link.dataset.viewLink === state.view);
+  if (state.view === "runs") void loadRuns();
+  if (state.view === "catalog") void showCatalog();
+}
+
+function renderPlugins() {
+  const list = h("div", { class: "plugins" });
+  for (const plugin of state.plugins) {
+    const error = plugin.lastError;
+    list.append(
+      h(
+        "article",
+        { class: `plugin${error ? " has-error" : ""}`, dataset: { plugin: plugin.name } },
+        h("header", {}, h("h3", {}, plugin.name), h("span", { class: `badge ${plugin.state}` }, plugin.state), h("span", { class: "file" }, plugin.file)),
+        h(
+          "dl",
+          {},
+          h("dt", {}, "version"),
+          h("dd", {}, plugin.version === null ? "none serving" : `v${plugin.version}${plugin.loadedAt ? ` · loaded ${time(Date.parse(plugin.loadedAt))}` : ""}`),
+          h("dt", {}, "handles"),
+          h(
+            "dd",
+            {},
+            plugin.events.map((event) => h("span", { class: "tag" }, `on ${event}`)),
+            plugin.actions.map((action) => h("span", { class: "tag" }, `action ${action}`)),
+            plugin.events.length + plugin.actions.length === 0 ? "—" : "",
+          ),
+          plugin.pendingRuns !== undefined && plugin.pendingRuns !== null ? [h("dt", {}, "pending runs"), h("dd", {}, plugin.pendingRuns)] : "",
+        ),
+        error
+          ? h(
+              "div",
+              { class: "last-error" },
+              h("span", { class: "error" }, h("span", { class: "code" }, error.code)),
+              error.location ? [" at ", h("span", { class: "location" }, error.location)] : "",
+              h("pre", {}, error.message),
+              h(
+                "small",
+                { class: "hint" },
+                `v${error.version} failed at ${time(Date.parse(error.at))}`,
+                plugin.version !== null ? ` · v${plugin.version} still serves` : "",
+              ),
+            )
+          : "",
+      ),
+    );
+  }
+  $("plugins").replaceChildren(state.plugins.length ? list : h("p", { class: "empty" }, "No plugins in the plugins folder."));
+  const failing = state.plugins.filter((p) => p.lastError).length;
+  $("count-plugins").textContent = failing ? `${failing} failing` : String(state.plugins.length || "");
+}
+
+function eventRow(event, fresh) {
+  const payload = JSON.stringify(event.payload);
+  return h(
+    "tr",
+    { class: fresh ? "fresh" : "", dataset: { eventId: event.id, eventName: event.name } },
+    h("td", { class: "mono" }, time(event.receivedAt)),
+    h("td", { class: "mono" }, event.name),
+    h("td", {}, event.source),
+    h("td", { class: "mono", title: event.id }, shortId(event.id)),
+    h("td", {}, h("details", { class: "payload-full" }, h("summary", { class: "payload mono" }, payload), h("pre", {}, JSON.stringify(event.payload, null, 2)))),
+    h("td", {}, h("a", { href: `#runs?event=${encodeURIComponent(event.id)}` }, "runs")),
+  );
+}
+
+function renderEvents() {
+  $("events").replaceChildren(...state.events.map((event) => eventRow(event, false)));
+  $("events-empty").hidden = state.events.length > 0;
+  $("count-events").textContent = state.events.length ? String(state.events.length) : "";
+}
+
+function addEvent(event) {
+  if (state.events.some((e) => e.id === event.id)) return;
+  state.events.unshift(event);
+  state.events.length = Math.min(state.events.length, MAX_EVENTS);
+  const body = $("events");
+  body.prepend(eventRow(event, true));
+  while (body.children.length > MAX_EVENTS) body.lastElementChild.remove();
+  $("events-empty").hidden = true;
+  $("count-events").textContent = String(state.events.length);
+}
+
+function runTarget(run) {
+  if (run.kind === "handler") return run.plugin;
+  if (run.kind === "webhook") return `webhook ${run.target}`;
+  return `${run.kind} ${run.target}`;
+}
+
+function renderRuns() {
+  const rows = state.runs.map((run) =>
+    h(
+      "tr",
+      { dataset: { runId: run.id, status: run.status } },
+      h("td", { class: "mono" }, `#${run.id}`),
+      h("td", {}, h("span", { class: "mono" }, run.eventName), h("br"), h("small", { class: "mono hint", title: run.eventId }, shortId(run.eventId))),
+      h("td", { class: "mono" }, runTarget(run)),
+      h("td", {}, h("span", { class: `badge ${run.status}` }, run.status)),
+      h("td", {}, `${run.attempts}/${run.maxAttempts}`),
+      h("td", {}, duration(run.durationMs)),
+      h("td", { class: "mono" }, time(run.finishedAt ?? run.updatedAt)),
+      h("td", {}, errorBlock(run.lastError)),
+    ),
+  );
+  $("runs").replaceChildren(...rows);
+  $("runs-empty").hidden = rows.length > 0;
+  $("runs-filter").textContent = state.runsEvent ? `of event ${state.runsEvent}` : "newest first, live";
+}
+
+function renderDead() {
+  const rows = state.dead.map((run) => {
+    const button = h("button", { type: "button", dataset: { retry: run.id } }, "Retry");
+    button.addEventListener("click", () => retryRun(run, button));
+    return h(
+      "tr",
+      { dataset: { runId: run.id } },
+      h("td", { class: "mono" }, `#${run.id}`),
+      h("td", {}, h("span", { class: "mono" }, run.eventName), h("br"), h("small", { class: "mono hint", title: run.eventId }, shortId(run.eventId))),
+      h("td", { class: "mono" }, runTarget(run)),
+      h("td", {}, `${run.attempts}/${run.maxAttempts}`),
+      h("td", { class: "mono" }, time(run.finishedAt ?? run.updatedAt)),
+      h("td", {}, errorBlock(run.lastError)),
+      h("td", {}, button),
+    );
+  });
+  $("dead").replaceChildren(...rows);
+  $("dead-empty").hidden = rows.length > 0;
+  $("count-dead").textContent = state.dead.length ? String(state.dead.length) : "";
+}
+
+async function retryRun(run, button) {
+  button.disabled = true;
+  button.textContent = "Retrying…";
+  const { ok, body } = await api(`/api/runs/${run.id}/retry`, { method: "POST" });
+  if (!ok) {
+    button.disabled = false;
+    button.textContent = "Retry";
+    showBanner(`Retry of run #${run.id} failed: ${body?.error?.code ?? "error"} ${body?.error?.message ?? ""}`);
+    return;
+  }
+  button.textContent = "Queued";
+  refreshRuns();
+}
+
+// ---- catalog and the test-event form ----------------------------------------------------------
+
+async function showCatalog() {
+  if (!state.catalog) {
+    const { ok, body } = await api("/api/catalog");
+    if (!ok) return;
+    state.catalog = body.events;
+    renderCatalogList();
+  }
+  for (const link of document.querySelectorAll("#catalog-list a")) link.classList.toggle("active", link.dataset.event === state.catalogEvent);
+  renderCatalogDetail();
+}
+
+function renderCatalogList() {
+  const filter = $("catalog-filter").value.trim().toLowerCase();
+  const names = Object.keys(state.catalog ?? {})
+    .filter((name) => name.includes(filter))
+    .sort();
+  $("catalog-list").replaceChildren(
+    ...names.map((name) =>
+      h("li", {}, h("a", { href: `#catalog/${encodeURIComponent(name)}`, dataset: { event: name }, class: name === state.catalogEvent ? "active" : "" }, name)),
+    ),
+  );
+}
+
+function renderCatalogDetail() {
+  const name = state.catalogEvent;
+  const schema = state.catalog?.[name];
+  if (!schema) {
+    $("catalog-detail").replaceChildren(h("p", { class: "empty" }, "Pick an event to see its JSON Schema and send a test event."));
+    return;
+  }
+  const form = buildSendForm(name, schema);
+  $("catalog-detail").replaceChildren(
+    h("h3", {}, name),
+    h(
+      "div",
+      { class: "columns" },
+      h("div", {}, h("h4", {}, "Send a test event"), form),
+      h("div", {}, h("h4", {}, "JSON Schema ", h("small", { class: "hint" }, "(what senders send: GET /api/catalog)")), h("pre", { class: "schema mono" }, JSON.stringify(schema, null, 2))),
+    ),
+  );
+}
+
+/** The kinds of JSON value a schema allows, through anyOf/oneOf and enums. */
+function typesOf(schema) {
+  const types = new Set();
+  const visit = (s) => {
+    if (!s || typeof s !== "object") return;
+    if (Array.isArray(s.type)) s.type.forEach((t) => types.add(t));
+    else if (s.type) types.add(s.type);
+    if (s.enum) s.enum.forEach((v) => types.add(typeof v === "number" ? "number" : typeof v));
+    (s.anyOf ?? s.oneOf ?? []).forEach(visit);
+  };
+  visit(schema);
+  return types;
+}
+
+/** How a property is edited: a select, a checkbox-like select, a text input, or JSON. */
+function fieldFor(schema) {
+  const types = typesOf(schema);
+  if (schema.enum) return { kind: "enum", options: schema.enum };
+  if (types.has("object") || types.has("array")) return { kind: "json" };
+  if (types.has("boolean")) return { kind: "boolean" };
+  const first = (schema.anyOf ?? schema.oneOf ?? [schema])[0] ?? schema;
+  const firstType = Array.isArray(first.type) ? first.type[0] : first.type;
+  return { kind: "text", numeric: firstType === "integer" || firstType === "number", format: schema.format };
+}
+
+function exampleFor(field, required) {
+  if (!required) return "";
+  if (field.kind === "enum") return String(field.options[0]);
+  if (field.kind === "boolean") return "false";
+  if (field.kind === "json") return "";
+  if (field.format === "date-time") return new Date().toISOString();
+  return field.numeric ? "1" : "test";
+}
+
+function buildSendForm(name, schema) {
+  const properties = schema.properties ?? {};
+  const required = new Set(schema.required ?? []);
+  const fields = Object.entries(properties).map(([key, propertySchema]) => {
+    const field = fieldFor(propertySchema);
+    const id = `field-${key}`;
+    let input;
+    if (field.kind === "enum" || field.kind === "boolean") {
+      const options = field.kind === "enum" ? field.options : [false, true];
+      input = h("select", { id, name: key }, required.has(key) ? "" : h("option", { value: "" }, "—"), options.map((o) => h("option", { value: String(o) }, String(o))));
+      input.value = exampleFor(field, required.has(key));
+    } else if (field.kind === "json") {
+      input = h("textarea", { id, name: key, placeholder: "JSON" });
+    } else {
+      input = h("input", { id, name: key, type: "text", inputmode: field.numeric ? "decimal" : undefined, value: exampleFor(field, required.has(key)) });
+    }
+    return { key, field, input, row: h("div", { class: "field" }, h("label", { for: id }, key, required.has(key) ? h("span", { class: "req" }, "*") : ""), input) };
+  });
+
+  const raw = h("textarea", { name: "raw-json", rows: 8 });
+  const rawBox = h("details", { class: "raw" }, h("summary", {}, "Edit as JSON"), raw);
+  rawBox.addEventListener("toggle", () => {
+    if (rawBox.open) raw.value = JSON.stringify(collect(), null, 2);
+  });
+  const result = h("div", { class: "result", hidden: true });
+  const send = h("button", { type: "submit" }, "Send event");
+
+  function collect() {
+    const payload = {};
+    for (const { key, field, input } of fields) {
+      const text = input.value.trim();
+      if (text === "") continue;
+      if (field.kind === "json") payload[key] = tryJson(text);
+      else if (field.kind === "boolean") payload[key] = text === "true";
+      else if (field.kind === "enum") payload[key] = field.options.find((o) => String(o) === text) ?? text;
+      else payload[key] = field.numeric && /^-?\d+(\.\d+)?$/.test(text) ? Number(text) : text;
+    }
+    return payload;
+  }
+
+  const form = h("form", { class: "send", dataset: { event: name } }, fields.map((f) => f.row), rawBox, h("div", { class: "actions" }, send), result);
+  form.addEventListener("submit", async (submitEvent) => {
+    submitEvent.preventDefault();
+    let body;
+    try {
+      body = rawBox.open ? JSON.stringify(JSON.parse(raw.value)) : JSON.stringify(collect());
+    } catch (error) {
+      showResult(result, false, [`not JSON: ${error.message}`]);
+      return;
+    }
+    send.disabled = true;
+    const answer = await api(`/events/${encodeURIComponent(name)}`, { method: "POST", body });
+    send.disabled = false;
+    if (answer.ok) {
+      const link = h("a", { href: `#runs?event=${encodeURIComponent(answer.body.id)}` }, "see its runs");
+      showResult(result, true, [h("span", {}, "Accepted: ", h("code", { class: "event-id" }, answer.body.id), " · ", link)]);
+    } else {
+      const error = answer.body?.error ?? { code: `HTTP ${answer.status}`, message: "" };
+      const issues = (error.issues ?? []).map((issue) => h("li", {}, h("code", {}, (issue.path ?? []).join(".") || "(payload)"), ": ", issue.message));
+      showResult(result, false, [h("span", { class: "code" }, error.code), " ", error.message, issues.length ? h("ul", {}, issues) : ""]);
+    }
+  });
+  return form;
+}
+
+function tryJson(text) {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return text;
+  }
+}
+
+function showResult(box, ok, children) {
+  box.className = `result ${ok ? "ok" : "bad"}`;
+  box.replaceChildren(...children);
+  box.hidden = false;
+}
+
+// ---- loading and the live stream --------------------------------------------------------------
+
+async function loadPlugins() {
+  const { ok, body } = await api("/api/plugins");
+  if (!ok) return;
+  state.plugins = body.plugins;
+  renderPlugins();
+}
+
+async function loadEvents() {
+  const { ok, body } = await api(`/api/events?limit=${MAX_EVENTS}`);
+  if (!ok) return;
+  state.events = body.events;
+  renderEvents();
+}
+
+async function loadRuns() {
+  const query = new URLSearchParams({ limit: "100" });
+  const status = $("runs-status").value;
+  if (status) query.set("status", status);
+  if (state.runsEvent) query.set("eventId", state.runsEvent);
+  const { ok, body } = await api(`/api/runs?${query}`);
+  if (!ok) return;
+  state.runs = body.runs;
+  renderRuns();
+}
+
+async function loadDead() {
+  const { ok, body } = await api("/api/runs?status=dead&limit=200");
+  if (!ok) return;
+  state.dead = body.runs;
+  renderDead();
+}
+
+const refreshRuns = debounce(() => {
+  void loadRuns();
+  void loadDead();
+}, 150);
+const refreshPlugins = debounce(() => void loadPlugins(), 300);
+
+function connectStream() {
+  const live = $("live");
+  const stream = new EventSource("/api/stream");
+  let connectedBefore = false;
+  stream.addEventListener("open", () => {
+    live.dataset.state = "live";
+    live.textContent = "live";
+    // After a reconnect, what happened meanwhile is only in the lists.
+    if (connectedBefore) void loadAll();
+    connectedBefore = true;
+  });
+  stream.addEventListener("error", () => {
+    live.dataset.state = "down";
+    live.textContent = "reconnecting";
+  });
+  stream.addEventListener("event", (message) => {
+    addEvent(JSON.parse(message.data));
+    refreshRuns();
+  });
+  stream.addEventListener("events-skipped", () => {
+    void loadEvents();
+    refreshRuns();
+  });
+  stream.addEventListener("run", () => {
+    refreshRuns();
+    refreshPlugins();
+  });
+  stream.addEventListener("plugins", () => refreshPlugins());
+}
+
+function loadAll() {
+  return Promise.all([loadPlugins(), loadEvents(), loadRuns(), loadDead()]);
+}
+
+$("runs-status").addEventListener("change", () => void loadRuns());
+$("catalog-filter").addEventListener("input", () => renderCatalogList());
+window.addEventListener("hashchange", route);
+connectStream();
+route();
+void loadAll().then(() => document.body.setAttribute("data-loaded", ""));

@@ -1,0 +1,34 @@
+/**
+ * `hookd-env.d.ts`: the declaration that registers a project's catalog with the `hookd` module,
+ * so editors type `on("deal.close", e => e.summa)` and flag `on("deal.closed", ...)`. It imports
+ * the config's type, so it stays right as the catalog changes; `hookd types` writes it, and
+ * `hookd dev`, `hookd check` and `hookd init` make sure it is there. Kept apart from check.ts so
+ * writing it does not load the TypeScript compiler.
+ */
+import { readFile, writeFile } from "node:fs/promises";
+import path from "node:path";
+
+/** The declaration file beside the config. */
+export function envDeclarationPath(configFile: string): string {
+  return path.join(path.dirname(configFile), "hookd-env.d.ts");
+}
+
+/**
+ * Writes the declaration unless it already says the same: `hookd dev` and `hookd check` call it
+ * every time, and an unchanged file must not make editors or watchers re-read it.
+ */
+export async function writeEnvDeclaration(configFile: string): Promise<string> {
+  const target = envDeclarationPath(configFile);
+  const contents = `// Written by \`hookd types\`: gives editors the catalog's types for \`import ... from "hookd"\`.
+import type config from "./${path.basename(configFile)}";
+
+declare module "hookd" {
+  interface Register {
+    config: typeof config;
+  }
+}
+`;
+  const current = await readFile(target, "utf8").catch(() => undefined);
+  if (current !== contents) await writeFile(target, contents);
+  return target;
+}

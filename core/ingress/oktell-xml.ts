@@ -1,0 +1,140 @@
+/**
+ * Reads `<oktellcommapper>` documents (seed 003) with a real XML parser and returns their
+ * `<event>` elements with the properties as written, before any conversion:
+ *
+ *   <oktellcommapper version="80710"><data>
+ *     <event id="111" name="userstatechanged">
+ *       <property_simple key="newstate" value="7" name="usWOphone" />
+ *       <property_cdata key="text"><![CDATA[...]]></property_cdata>
+ *
+ * One body may hold several documents (one after another, each with its declaration), and one
+ * `<data>` several events. `property_set` and `property_collection` (seed 002) are kept as
+ * nested properties, so events whose fields the seeds do not describe lose nothing.
+ */
+import { XMLParser, XMLValidator } from "fast-xml-parser";
+import { HookdError } from "../errors.ts";
+
+/** One property of an event: a value (with the name of a coded value), a set, or a collection. */
+export type RawProperty =
+  | { kind: "value"; key: string; value: string; label?: string | undefined }
+  | { kind: "set"; key: string; properties: RawProperty[] }
+  | { kind: "collection"; key: string; items: RawProperty[][] };
+
+export interface RawOktellEvent {
+  /** Position among the events of the body (0-based), for messages. */
+  index: number;
+  id: string | undefined;
+  name: string | undefined;
+  properties: RawProperty[];
+}
+
+const ROOT = "hookd-body";
+const LIST_TAGS = new Set(["oktellcommapper", "data", "event", "property_simple", "property_cdata", "property_set", "property_collection"]);
+
+const parser = new XMLParser({
+  ignoreAttributes: false,
+  attributeNamePrefix: "@",
+  // Values stay text: "0012" is a number to dial, not 12. The catalog's schemas coerce.
+  parseTagValue: false,
+  parseAttributeValue: false,
+  trimValues: false,
+  cdataPropName: "#cdata",
+  ignoreDeclaration: true,
+  ignorePiTags: true,
+  processEntities: true,
+  htmlEntities: true,
+  isArray: (tag) => LIST_TAGS.has(tag),
+});
+
+type Node = Record<string, unknown>;
+
+/** Parses the text of a body; throws HOOKD_OKTELL_MALFORMED or HOOKD_OKTELL_NO_EVENT. */
+export function parseOktellXml(text: string): RawOktellEvent[] {
+  // Entity declarations are the one way XML text can make the parser do unbounded work;
+  // the server never sends a DOCTYPE.
+  if (/<!DOCTYPE/i.test(text)) throw new HookdError("HOOKD_OKTELL_MALFORMED", ["a DOCTYPE is not accepted"]);
+  // Several documents become children of one root; their declarations go (they were checked
+  // when the body was decoded), as does any BOM a concatenated document brought along.
+  const wrapped = `<${ROOT}>${text.replace(/<\?xml(?:\s[^>]*?)?\?>/gi, "").replace(/\uFEFF/g, "")}</${ROOT}>`;
+  const valid = XMLValidator.validate(wrapped);
+  if (valid !== true) {
+    throw new HookdError("HOOKD_OKTELL_MALFORMED", [`${valid.err.msg} (line ${valid.err.line})`]);
+  }
+  const parsed = (parser.parse(wrapped) as Node)[ROOT];
+  // A root with nothing but text is parsed as that text.
+  const root: Node = typeof parsed === "object" && parsed !== null ? (parsed as Node) : { "#text": parsed };
+  const loose = root["#text"];
+  if (typeof loose === "string" && loose.trim() !== "") {
+    throw new HookdError("HOOKD_OKTELL_MALFORMED", [`text outside any element ("${loose.trim().slice(0, 40)}"): expected <oktellcommapper> documents`]);
+  }
+  const stray = elementNames(root).filter((tag) => tag !== "oktellcommapper");
+  if (stray.length > 0) {
+    throw new HookdError("HOOKD_OKTELL_MALFORMED", [`expected <oktellcommapper> documents, found <${stray[0]}>`]);
+  }
+
+  const events: RawOktellEvent[] = [];
+  for (const document of list(root.oktellcommapper)) {
+    for (const data of list(document.data)) {
+      for (const event of list(data.event)) {
+        events.push({ index: events.length, id: attr(event, "id"), name: attr(event, "name"), properties: propertiesOf(event) });
+      }
+    }
+  }
+  if (events.length === 0) {
+    const documents = list(root.oktellcommapper);
+    const names = documents.flatMap((d) => list(d.data)).map((d) => attr(d, "name")).filter((n) => n !== undefined);
+    throw new HookdError("HOOKD_OKTELL_NO_EVENT", [
+      documents.length === 0
+        ? "the body holds no <oktellcommapper> document"
+        : names.length > 0
+          ? `<data name="${names[0]}"> is a method's answer, not an event`
+          : "the <oktellcommapper> document has no <data><event>",
+    ]);
+  }
+  return events;
+}
+
+function propertiesOf(node: Node): RawProperty[] {
+  const properties: RawProperty[] = [];
+  for (const simple of list(node.property_simple)) {
+    const key = attr(simple, "key");
+    if (key !== undefined) properties.push({ kind: "value", key, value: attr(simple, "value") ?? "", label: attr(simple, "name") });
+  }
+  for (const cdata of list(node.property_cdata)) {
+    const key = attr(cdata, "key");
+    if (key === undefined) continue;
+    const text = textOf(cdata);
+    // With a value attribute the CDATA is the name of that value (seed 002: a role's id and title).
+    const value = attr(cdata, "value");
+    properties.push(value === undefined ? { kind: "value", key, value: text } : { kind: "value", key, value, label: text });
+  }
+  for (const set of list(node.property_set)) {
+    properties.push({ kind: "set", key: attr(set, "name") ?? attr(set, "key") ?? "set", properties: propertiesOf(set) });
+  }
+  for (const collection of list(node.property_collection)) {
+    properties.push({ kind: "collection", key: attr(collection, "name") ?? "items", items: list(collection.property_set).map(propertiesOf) });
+  }
+  return properties;
+}
+
+function list(value: unknown): Node[] {
+  if (Array.isArray(value)) return value.filter((v): v is Node => typeof v === "object" && v !== null);
+  return typeof value === "object" && value !== null ? [value as Node] : [];
+}
+
+function attr(node: Node, name: string): string | undefined {
+  const value = node[`@${name}`];
+  return typeof value === "string" ? value : undefined;
+}
+
+function textOf(node: Node): string {
+  const cdata = node["#cdata"];
+  if (Array.isArray(cdata)) return cdata.join("");
+  if (typeof cdata === "string") return cdata;
+  const text = node["#text"];
+  return typeof text === "string" ? text : "";
+}
+
+function elementNames(node: Node): string[] {
+  return Object.keys(node).filter((key) => !key.startsWith("@") && !key.startsWith("#"));
+}

@@ -1,0 +1,103 @@
+/**
+ * `POST /ingest/oktell`: the telephony server's service events as `<oktellcommapper>` XML.
+ * bytes -> text (oktell-decode) -> `<event>` elements (oktell-xml) -> catalog payloads
+ * (oktell-convert) -> validated all together -> stored all or none -> `202 {"ids":[...]}`.
+ */
+import type { FastifyInstance, FastifyRequest } from "fastify";
+import { HookdError, isHookdError } from "../errors.ts";
+import type { Logger } from "../log.ts";
+import type { EventIntake } from "./intake.ts";
+import { convertOktellEvent, type ConvertedOktellEvent } from "./oktell-convert.ts";
+import { decodeXmlBody } from "./oktell-decode.ts";
+import { parseOktellXml } from "./oktell-xml.ts";
+
+export interface OktellIngressOptions {
+  intake: EventIntake;
+  logger: Logger;
+  /** Config `oktell.timezone`, read per request so a config reload applies. */
+  timezone: () => string | undefined;
+  stopping: () => boolean;
+}
+
+/** Registers the route in its own fastify scope, where every body is read as raw bytes. */
+export function oktellIngress(options: OktellIngressOptions) {
+  const log = options.logger.child({ component: "ingest", source: "oktell" });
+  return async function registerOktellIngress(scope: FastifyInstance): Promise<void> {
+    // Relays label this XML text/xml, application/xml, text/plain or nothing at all, and their
+    // charset is often wrong: the bytes are read as they are and decoded by what they contain.
+    scope.removeAllContentTypeParsers();
+    scope.addContentTypeParser("*", { parseAs: "buffer" }, (_request, body, done) => done(null, body));
+
+    scope.post(
+      "/ingest/oktell",
+      {
+        onRequest: async () => {
+          if (options.stopping()) throw new HookdError("HOOKD_HTTP_SHUTTING_DOWN");
+        },
+      },
+      async (request, reply) => {
+        const events = readOktellBody(request.body, options.timezone());
+        for (const event of events) {
+          if (event.mismatch) {
+            log.warn({ index: event.index, ...event.mismatch }, `event id ${event.mismatch.id} names ${event.mismatch.idName ?? "no event"}, its name says ${event.mismatch.name}: taken as ${event.name}`);
+          }
+        }
+        validateAll(options.intake, events);
+        const key = idempotencyKeyOf(request);
+        const accepted = await options.intake.acceptAll(
+          events.map((event) => ({
+            name: event.name,
+            body: event.body,
+            source: "oktell" as const,
+            // One key per event of the request, so a repeated request returns the same ids.
+            idempotencyKey: key === undefined ? undefined : `${key}#${event.index}`,
+          })),
+        );
+        if (accepted.every((a) => a.duplicate)) reply.header("idempotent-replayed", "true");
+        return reply.code(202).send({ ids: accepted.map((a) => a.id) });
+      },
+    );
+  };
+}
+
+/** Bytes of a request -> the converted events it holds (throws HOOKD_OKTELL_*). */
+export function readOktellBody(body: unknown, timezone: string | undefined): ConvertedOktellEvent[] {
+  if (!Buffer.isBuffer(body) || body.length === 0) throw new HookdError("HOOKD_OKTELL_NO_EVENT", ["the body is empty"]);
+  const { text } = decodeXmlBody(body);
+  return parseOktellXml(text).map((raw) => convertOktellEvent(raw, { timezone }));
+}
+
+/** Every event is checked before any is stored; the answer lists the issues of all of them. */
+function validateAll(intake: EventIntake, events: readonly ConvertedOktellEvent[]): void {
+  const failures: HookdError[] = [];
+  for (const event of events) {
+    try {
+      intake.validate(event.name, event.body);
+    } catch (error) {
+      if (!isHookdError(error)) throw error;
+      failures.push(new HookdError(error.code, [], {
+        message: events.length === 1 ? error.message : `event #${event.index}: ${error.message}`,
+        cause: error,
+        issues: (error.issues ?? []).map((issue) => ({ event: event.index, name: event.name, ...(issue as object) })),
+      }));
+    }
+  }
+  const [first] = failures;
+  if (!first) return;
+  if (failures.length === 1) throw first;
+  // Unknown events (404) outrank invalid ones (400): the sender has to fix the catalog first.
+  const worst = failures.find((f) => f.code === "HOOKD_EVENT_UNKNOWN") ?? first;
+  throw new HookdError(worst.code, [], {
+    message: failures.map((f) => f.message).join("; "),
+    cause: worst,
+    issues: failures.flatMap((f) => f.issues ?? []),
+  });
+}
+
+function idempotencyKeyOf(request: FastifyRequest): string | undefined {
+  const header = request.headers["idempotency-key"];
+  const key = Array.isArray(header) ? header[0] : header;
+  if (key === undefined) return undefined;
+  if (key.length === 0 || key.length > 240) throw new HookdError("HOOKD_HTTP_BAD_REQUEST", ["Idempotency-Key must be 1 to 240 characters"]);
+  return key;
+}

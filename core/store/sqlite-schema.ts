@@ -1,0 +1,209 @@
+/**
+ * The SQLite store's tables, how a connection is opened, and how rows become records. Shared by
+ * the store (reads, in the daemon's thread) and its writer (writes, in a thread of its own).
+ */
+import type Database from "better-sqlite3";
+import type { ClaimedDelivery, DeliveryRecord, DeliveryStatus, EventRecord } from "./types.ts";
+
+export const SCHEMA_VERSION = 2;
+
+export type Synchronous = "FULL" | "NORMAL" | "OFF";
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS events (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  id TEXT NOT NULL UNIQUE,
+  name TEXT NOT NULL,
+  payload TEXT NOT NULL,
+  received_at INTEGER NOT NULL,
+  source TEXT NOT NULL,
+  parent_id TEXT,
+  depth INTEGER NOT NULL DEFAULT 0,
+  idempotency_key TEXT UNIQUE,
+  body_hash TEXT
+);
+CREATE INDEX IF NOT EXISTS events_by_name ON events(name, received_at);
+CREATE INDEX IF NOT EXISTS events_by_time ON events(received_at);
+CREATE TABLE IF NOT EXISTS deliveries (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  event_seq INTEGER NOT NULL REFERENCES events(seq) ON DELETE CASCADE,
+  kind TEXT NOT NULL,
+  plugin TEXT NOT NULL,
+  target TEXT NOT NULL,
+  input TEXT,
+  order_key TEXT,
+  status TEXT NOT NULL,
+  attempts INTEGER NOT NULL DEFAULT 0,
+  max_attempts INTEGER NOT NULL,
+  next_at INTEGER NOT NULL,
+  lease_token TEXT,
+  lease_until INTEGER,
+  last_error TEXT,
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL,
+  finished_at INTEGER,
+  duration_ms INTEGER,
+  suspect INTEGER NOT NULL DEFAULT 0,
+  attempt_base INTEGER NOT NULL DEFAULT 0,
+  replay_id TEXT
+);
+CREATE INDEX IF NOT EXISTS deliveries_by_event ON deliveries(event_seq);
+CREATE TABLE IF NOT EXISTS kv (
+  plugin TEXT NOT NULL,
+  key TEXT NOT NULL,
+  value TEXT NOT NULL,
+  updated_at INTEGER NOT NULL,
+  PRIMARY KEY (plugin, key)
+) WITHOUT ROWID;
+`;
+
+/** Indexes over columns that older databases gain in migrate(). */
+const INDEXES = `
+CREATE INDEX IF NOT EXISTS deliveries_ready ON deliveries(status, suspect, next_at, id);
+DROP INDEX IF EXISTS deliveries_by_key;
+-- Only unfinished deliveries: the order check looks for an earlier one still holding the key.
+CREATE INDEX IF NOT EXISTS deliveries_unfinished_by_key ON deliveries(plugin, order_key, id)
+  WHERE order_key IS NOT NULL AND status IN ('pending', 'running');
+CREATE INDEX IF NOT EXISTS deliveries_by_replay ON deliveries(replay_id) WHERE replay_id IS NOT NULL;
+`;
+
+/** Sets a connection up: WAL, the durability level, cascading deletes, patience with locks. */
+export function configureConnection(db: Database.Database, synchronous: Synchronous): void {
+  db.pragma("journal_mode = WAL");
+  db.pragma(`synchronous = ${synchronous}`);
+  db.pragma("foreign_keys = ON");
+  db.pragma("busy_timeout = 5000");
+  // After a checkpoint the WAL file is cut back to this size instead of keeping its peak.
+  db.pragma(`journal_size_limit = ${64 * 1024 * 1024}`);
+}
+
+/** Creates the tables, or brings those of an older hookd up to this schema. */
+export function ensureSchema(db: Database.Database): void {
+  db.exec(SCHEMA);
+  migrate(db);
+  db.exec(INDEXES);
+  db.prepare("INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', ?)").run(String(SCHEMA_VERSION));
+}
+
+function migrate(db: Database.Database): void {
+  const columns = new Set((db.pragma("table_info(deliveries)") as Array<{ name: string }>).map((c) => c.name));
+  const added: Array<[string, string]> = [
+    ["suspect", "INTEGER NOT NULL DEFAULT 0"],
+    ["attempt_base", "INTEGER NOT NULL DEFAULT 0"],
+    ["replay_id", "TEXT"],
+  ];
+  for (const [name, type] of added) if (!columns.has(name)) db.exec(`ALTER TABLE deliveries ADD COLUMN ${name} ${type}`);
+  // The ready index gained the suspect column: rebuild it under the same name.
+  const ready = db.prepare("SELECT sql FROM sqlite_master WHERE type = 'index' AND name = 'deliveries_ready'").get() as { sql: string } | undefined;
+  if (ready && !ready.sql.includes("suspect")) db.exec("DROP INDEX deliveries_ready");
+}
+
+export interface ClaimRow {
+  id: number;
+  kind: ClaimedDelivery["kind"];
+  plugin: string;
+  target: string;
+  attempts: number;
+  max_attempts: number;
+  lease_token: string;
+  suspect: number;
+  input: string | null;
+  event_id: string;
+  event_name: string;
+  payload: string;
+  received_at: number;
+  depth: number;
+}
+
+export interface EventRow {
+  seq: number;
+  id: string;
+  name: string;
+  payload: string;
+  received_at: number;
+  source: EventRecord["source"];
+  parent_id: string | null;
+  depth: number;
+}
+
+export interface RunRow {
+  id: number;
+  event_id: string;
+  event_name: string;
+  kind: DeliveryRecord["kind"];
+  plugin: string;
+  target: string;
+  status: DeliveryStatus;
+  attempts: number;
+  max_attempts: number;
+  next_at: number;
+  last_error: string | null;
+  created_at: number;
+  updated_at: number;
+  finished_at: number | null;
+  duration_ms: number | null;
+  order_key: string | null;
+  suspect: number;
+  replay_id: string | null;
+}
+
+/** SELECT of a run with its event's id and name, for DeliveryRecord. */
+export const RUN_COLUMNS = "d.*, e.id AS event_id, e.name AS event_name FROM deliveries d JOIN events e ON e.seq = d.event_seq";
+
+export function toClaimedDelivery(row: ClaimRow): ClaimedDelivery {
+  return {
+    id: row.id,
+    kind: row.kind,
+    plugin: row.plugin,
+    target: row.target,
+    attempt: row.attempts,
+    maxAttempts: row.max_attempts,
+    leaseToken: row.lease_token,
+    suspect: row.suspect === 1,
+    input: row.input === null ? undefined : JSON.parse(row.input),
+    event: {
+      id: row.event_id,
+      name: row.event_name,
+      payload: JSON.parse(row.payload),
+      receivedAt: row.received_at,
+      depth: row.depth,
+    },
+  };
+}
+
+export function toEventRecord(row: EventRow): EventRecord {
+  return {
+    seq: row.seq,
+    id: row.id,
+    name: row.name,
+    payload: JSON.parse(row.payload),
+    receivedAt: row.received_at,
+    source: row.source,
+    parentId: row.parent_id,
+    depth: row.depth,
+  };
+}
+
+export function toRunRecord(row: RunRow): DeliveryRecord {
+  return {
+    id: row.id,
+    eventId: row.event_id,
+    eventName: row.event_name,
+    kind: row.kind,
+    plugin: row.plugin,
+    target: row.target,
+    status: row.status,
+    attempts: row.attempts,
+    maxAttempts: row.max_attempts,
+    nextAt: row.next_at,
+    lastError: row.last_error === null ? null : JSON.parse(row.last_error),
+    createdAt: row.created_at,
+    updatedAt: row.updated_at,
+    finishedAt: row.finished_at,
+    durationMs: row.duration_ms,
+    orderKey: row.order_key,
+    suspect: row.suspect === 1,
+    replayId: row.replay_id,
+  };
+}

@@ -1,0 +1,115 @@
+/**
+ * Where the SQLite store's commits happen. With `synchronous=FULL` a commit waits for an fsync
+ * (milliseconds on most disks); on the daemon's event loop that wait would stall every request
+ * and every run. The thread writer commits on a worker thread with its own connection instead:
+ * while it waits for the disk, the daemon parses requests and runs handlers, and the next batch
+ * piles up. The inline writer commits on the caller's thread (`:memory:` databases, which one
+ * connection owns).
+ */
+import { fileURLToPath } from "node:url";
+import { Worker } from "node:worker_threads";
+import type Database from "better-sqlite3";
+import * as esbuild from "esbuild";
+import type { Synchronous } from "./sqlite-schema.ts";
+import type { FromWriterThread, ToWriterThread, WriterThreadData } from "./sqlite-writer-thread.ts";
+import { createWriteExecutor, type CommitOutcome, type WriteOp } from "./sqlite-writes.ts";
+
+export interface Writer {
+  /** Commits a batch in one transaction; rejects when the commit itself failed. */
+  commit(ops: readonly WriteOp[]): Promise<CommitOutcome>;
+  close(): Promise<void>;
+}
+
+export function inlineWriter(db: Database.Database, synchronous: Synchronous): Writer {
+  const executor = createWriteExecutor(db, synchronous);
+  return {
+    commit: async (ops) => executor.commit(ops),
+    close: async () => undefined,
+  };
+}
+
+export function threadWriter(file: string, synchronous: Synchronous): Writer {
+  const pending = new Map<number, { resolve: (outcome: CommitOutcome) => void; reject: (error: Error) => void }>();
+  let nextId = 1;
+  let broken: Error | undefined;
+  let onClosed: (() => void) | undefined;
+  const failAll = (error: Error) => {
+    broken ??= error;
+    for (const waiter of pending.values()) waiter.reject(error);
+    pending.clear();
+  };
+
+  const started = writerThreadCode().then(
+    (code) =>
+      new Promise<Worker>((resolve, reject) => {
+        const data: WriterThreadData = { file, synchronous, requireFrom: fileURLToPath(import.meta.url) };
+        const worker = new Worker(code, { eval: true, workerData: data });
+        worker.on("message", (message: FromWriterThread) => {
+          if ("ready" in message) return resolve(worker);
+          if ("closed" in message) return onClosed?.();
+          const waiter = pending.get(message.id);
+          pending.delete(message.id);
+          if (pending.size === 0) worker.unref();
+          if ("outcome" in message) waiter?.resolve(message.outcome);
+          else waiter?.reject(Object.assign(new Error(message.failed.message), { code: message.failed.code }));
+        });
+        worker.on("error", (error) => {
+          reject(error);
+          failAll(error);
+        });
+        worker.on("exit", (code) => {
+          const error = new Error(`the store's writer thread stopped (exit code ${code})`);
+          reject(error);
+          failAll(error);
+        });
+      }),
+  );
+  // A start failure is reported by the first commit.
+  started.catch(() => undefined);
+
+  return {
+    async commit(ops) {
+      const worker = await started;
+      if (broken) throw broken;
+      return new Promise<CommitOutcome>((resolve, reject) => {
+        const id = nextId++;
+        pending.set(id, { resolve, reject });
+        // Held only while a commit is under way: an idle store does not keep a process alive.
+        worker.ref();
+        worker.postMessage({ id, ops } satisfies ToWriterThread);
+      });
+    },
+    async close() {
+      const worker = await started.catch(() => undefined);
+      if (!worker || broken) return;
+      worker.ref();
+      await new Promise<void>((resolve) => {
+        onClosed = resolve;
+        worker.once("exit", () => resolve());
+        worker.postMessage({ close: true } satisfies ToWriterThread);
+      });
+      await worker.terminate();
+    },
+  };
+}
+
+let bundled: Promise<string> | undefined;
+
+/**
+ * The writer thread's code, bundled once per process: a worker thread does not inherit the
+ * TypeScript loader the daemon runs under, so it gets plain JavaScript.
+ */
+function writerThreadCode(): Promise<string> {
+  bundled ??= esbuild
+    .build({
+      entryPoints: [fileURLToPath(new URL("./sqlite-writer-thread.ts", import.meta.url))],
+      bundle: true,
+      write: false,
+      format: "cjs",
+      platform: "node",
+      target: "node20",
+      logLevel: "silent",
+    })
+    .then((result) => result.outputFiles[0]!.text);
+  return bundled;
+}

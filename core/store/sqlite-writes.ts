@@ -1,0 +1,283 @@
+/**
+ * Every write of the SQLite store, as plain data (`WriteOp`) so a batch can cross to the writer
+ * thread, and the executor that commits a batch: one transaction, one savepoint per write (a
+ * failing write does not undo the others), and an fsync only when the batch carries a promised
+ * write (see sqlite.ts on `synchronous`).
+ */
+import { randomUUID } from "node:crypto";
+import type Database from "better-sqlite3";
+import { HookdError, type HookdErrorCode } from "../errors.ts";
+import { RUN_COLUMNS, toClaimedDelivery, toRunRecord, type ClaimRow, type RunRow, type Synchronous } from "./sqlite-schema.ts";
+import type { AcceptOutcome, AddedDeliveries, ClaimOptions, DeliveryResult, DeliveryTarget, NewEvent, PruneOptions } from "./types.ts";
+
+export type WriteOp =
+  | { op: "accept"; event: NewEvent; deliveries: readonly DeliveryTarget[] }
+  | { op: "claim"; options: ClaimOptions }
+  | { op: "finish"; id: number; leaseToken: string; result: DeliveryResult }
+  | { op: "renew"; id: number; leaseToken: string; until: number }
+  | { op: "releaseExpired"; now: number; expiredBefore: number }
+  | { op: "release"; leases: ReadonlyArray<{ id: number; leaseToken: string }>; now: number }
+  | { op: "retry"; id: number; now: number }
+  | { op: "addDeliveries"; items: readonly AddedDeliveries[]; now: number; replayId: string | null }
+  | { op: "prune"; options: PruneOptions }
+  | { op: "kvSet"; plugin: string; key: string; json: string; now: number }
+  | { op: "kvDelete"; plugin: string; key: string };
+
+/** Writes whose callers were promised durability: a commit carrying one fsyncs. */
+const PROMISED: ReadonlySet<WriteOp["op"]> = new Set(["accept", "retry", "addDeliveries"]);
+
+/** An error as data, to cross a thread and become the same error again on the other side. */
+export interface WriteError {
+  message: string;
+  code?: string;
+  /** A HookdError: revived as one, with the same code and message. */
+  hookd?: boolean;
+}
+
+export type WriteResult = { ok: true; value: unknown } | { ok: false; error: WriteError };
+
+export interface CommitOutcome {
+  results: WriteResult[];
+  /** The `synchronous` level the commit ran with (FULL means it was fsynced). */
+  synchronous: Synchronous;
+  /** Time inside the transaction, fsync included. */
+  durationMs: number;
+}
+
+export interface WriteExecutor {
+  /** Commits a batch; throws only when the commit itself failed (no write of it is stored). */
+  commit(ops: readonly WriteOp[]): CommitOutcome;
+}
+
+export function createWriteExecutor(db: Database.Database, synchronous: Synchronous): WriteExecutor {
+  const s = prepareWriteStatements(db);
+  let current: Synchronous = synchronous;
+
+  const run = (op: WriteOp): unknown => {
+    switch (op.op) {
+      case "accept":
+        return accept(s, op.event, op.deliveries);
+      case "claim": {
+        const { options } = op;
+        const rows = s.claim.all({
+          now: options.now,
+          until: options.now + options.leaseMs,
+          limit: options.limit,
+          plugins: JSON.stringify(options.plugins),
+          suspect: options.suspects ? 1 : 0,
+          token: randomUUID(),
+        }) as ClaimRow[];
+        return rows.map(toClaimedDelivery);
+      }
+      case "finish": {
+        const { result } = op;
+        const info = s.finish.run({
+          id: op.id,
+          token: op.leaseToken,
+          status: result.status,
+          now: result.now,
+          nextAt: result.nextAt ?? result.now,
+          error: result.error === undefined ? null : JSON.stringify(result.error),
+          finishedAt: result.status === "pending" ? null : result.now,
+          durationMs: Math.round(result.durationMs),
+          refund: result.refundAttempt ? 1 : 0,
+          suspect: result.suspect === undefined ? null : result.suspect ? 1 : 0,
+        });
+        return info.changes === 1;
+      }
+      case "renew":
+        return s.renew.run(op.until, op.id, op.leaseToken).changes === 1;
+      case "releaseExpired": {
+        const expired = s.expiredLeases.run({ now: op.now, before: op.expiredBefore, error: JSON.stringify(LEASE_LOST_ON_LAST_ATTEMPT) });
+        const released = s.releaseLeases.run({ now: op.now, before: op.expiredBefore });
+        return expired.changes + released.changes;
+      }
+      case "release": {
+        let released = 0;
+        for (const lease of op.leases) released += s.release.run({ id: lease.id, token: lease.leaseToken, now: op.now }).changes;
+        return released;
+      }
+      case "retry": {
+        const row = s.runById.get(op.id) as RunRow | undefined;
+        if (!row) throw new HookdError("HOOKD_RUN_NOT_FOUND", [op.id]);
+        const failed = row.status === "pending" && row.last_error !== null;
+        if (row.status !== "dead" && !failed) throw new HookdError("HOOKD_RUN_NOT_RETRIABLE", [op.id, row.status]);
+        // A fresh budget as large as the last one; the attempt count goes on (ctx.event.attempt).
+        s.retry.run({ now: op.now, id: op.id });
+        return toRunRecord(s.runById.get(op.id) as RunRow);
+      }
+      case "addDeliveries": {
+        let added = 0;
+        for (const item of op.items) {
+          const event = s.eventSeqById.get(item.eventId) as { seq: number } | undefined;
+          if (!event) continue; // pruned meanwhile
+          for (const d of item.targets) insertDelivery(s, event.seq, d, op.now, op.replayId);
+          added += item.targets.length;
+        }
+        return added;
+      }
+      case "prune":
+        return s.prune.run({ ...op.options, oldest: Math.max(op.options.doneBefore, op.options.deadBefore) }).changes;
+      case "kvSet":
+        s.kvSet.run(op.plugin, op.key, op.json, op.now);
+        return undefined;
+      case "kvDelete":
+        return s.kvDelete.run(op.plugin, op.key).changes === 1;
+    }
+  };
+
+  return {
+    commit(ops) {
+      if (synchronous === "FULL") {
+        const wanted: Synchronous = ops.some((op) => PROMISED.has(op.op)) ? "FULL" : "NORMAL";
+        if (wanted !== current) {
+          // Not a prepared statement: SQLite applies this pragma when it is compiled.
+          db.pragma(`synchronous = ${wanted}`);
+          current = wanted;
+        }
+      }
+      const results: WriteResult[] = [];
+      const started = performance.now();
+      db.transaction(() => {
+        for (const op of ops) {
+          try {
+            results.push({ ok: true, value: db.transaction(run)(op) });
+          } catch (error) {
+            results.push({ ok: false, error: describeError(error) });
+          }
+        }
+      }).immediate();
+      return { results, synchronous: current, durationMs: performance.now() - started };
+    },
+  };
+}
+
+/** The error a write failed with, as its caller sees it. */
+export function reviveError(error: WriteError): Error {
+  if (error.hookd && error.code) return new HookdError(error.code as HookdErrorCode, [], { message: error.message });
+  return Object.assign(new Error(error.message), error.code === undefined ? {} : { code: error.code });
+}
+
+function describeError(error: unknown): WriteError {
+  if (error instanceof HookdError) return { message: error.message, code: error.code, hookd: true };
+  const code = (error as { code?: unknown })?.code;
+  return { message: error instanceof Error ? error.message : String(error), ...(typeof code === "string" ? { code } : {}) };
+}
+
+type WriteStatements = ReturnType<typeof prepareWriteStatements>;
+
+function accept(s: WriteStatements, event: NewEvent, deliveries: readonly DeliveryTarget[]): AcceptOutcome {
+  if (event.idempotencyKey !== undefined) {
+    const existing = s.eventByIdempotencyKey.get(event.idempotencyKey) as { id: string; body_hash: string | null } | undefined;
+    if (existing) {
+      return existing.body_hash === (event.bodyHash ?? null) ? { kind: "duplicate", id: existing.id } : { kind: "conflict", id: existing.id };
+    }
+  }
+  const { lastInsertRowid: seq } = s.insertEvent.run(
+    event.id,
+    event.name,
+    JSON.stringify(event.payload),
+    event.receivedAt,
+    event.source,
+    event.parentId ?? null,
+    event.depth,
+    event.idempotencyKey ?? null,
+    event.bodyHash ?? null,
+  );
+  for (const d of deliveries) insertDelivery(s, Number(seq), d, event.receivedAt, null);
+  return { kind: "stored", id: event.id, deliveries: deliveries.length };
+}
+
+function insertDelivery(s: WriteStatements, seq: number, d: DeliveryTarget, now: number, replayId: string | null): void {
+  s.insertDelivery.run(seq, d.kind, d.plugin, d.target, d.input === undefined ? null : JSON.stringify(d.input), d.orderKey ?? null, d.maxAttempts, now, now, now, replayId);
+}
+
+const LEASE_LOST_ON_LAST_ATTEMPT = {
+  code: "HOOKD_RUN_ABORTED",
+  message: "run aborted: its lease expired on the last attempt (the process running it stopped or hung)",
+};
+
+function prepareWriteStatements(db: Database.Database) {
+  return {
+    eventByIdempotencyKey: db.prepare("SELECT id, body_hash FROM events WHERE idempotency_key = ?"),
+    insertEvent: db.prepare(
+      `INSERT INTO events (id, name, payload, received_at, source, parent_id, depth, idempotency_key, body_hash)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    ),
+    insertDelivery: db.prepare(
+      `INSERT INTO deliveries (event_seq, kind, plugin, target, input, order_key, status, max_attempts, next_at, created_at, updated_at, replay_id)
+       VALUES (?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?)`,
+    ),
+    eventSeqById: db.prepare("SELECT seq FROM events WHERE id = ?"),
+    // The attempt is counted here, before the run: a run that takes the process down with it
+    // still used up an attempt. Per-key order: a delivery waits while an earlier one of the same
+    // plugin and key is pending or running (the partial index holds only those).
+    claim: db.prepare(
+      `UPDATE deliveries
+          SET status = 'running', attempts = attempts + 1, lease_token = @token, lease_until = @until, updated_at = @now
+        WHERE id IN (
+          SELECT d.id FROM deliveries d
+           WHERE d.status = 'pending' AND d.suspect = @suspect AND d.next_at <= @now
+             AND d.plugin IN (SELECT value FROM json_each(@plugins))
+             AND (d.order_key IS NULL OR NOT EXISTS (
+                   SELECT 1 FROM deliveries e
+                    WHERE e.plugin = d.plugin AND e.order_key = d.order_key AND e.id < d.id
+                      AND e.status IN ('pending', 'running')))
+           ORDER BY d.next_at, d.id
+           LIMIT @limit)
+       RETURNING id, kind, plugin, target, attempts, max_attempts, lease_token, suspect, input,
+                 (SELECT id FROM events WHERE seq = event_seq) AS event_id,
+                 (SELECT name FROM events WHERE seq = event_seq) AS event_name,
+                 (SELECT payload FROM events WHERE seq = event_seq) AS payload,
+                 (SELECT received_at FROM events WHERE seq = event_seq) AS received_at,
+                 (SELECT depth FROM events WHERE seq = event_seq) AS depth`,
+    ),
+    finish: db.prepare(
+      `UPDATE deliveries
+          SET status = @status, next_at = @nextAt, last_error = @error, lease_token = NULL, lease_until = NULL,
+              updated_at = @now, finished_at = @finishedAt, duration_ms = @durationMs,
+              attempts = attempts - @refund, suspect = COALESCE(@suspect, suspect)
+        WHERE id = @id AND lease_token = @token AND status = 'running'`,
+    ),
+    release: db.prepare(
+      `UPDATE deliveries SET status = 'pending', attempts = attempts - 1, lease_token = NULL, lease_until = NULL,
+              next_at = @now, updated_at = @now
+        WHERE id = @id AND lease_token = @token AND status = 'running'`,
+    ),
+    renew: db.prepare("UPDATE deliveries SET lease_until = ? WHERE id = ? AND lease_token = ? AND status = 'running'"),
+    expiredLeases: db.prepare(
+      `UPDATE deliveries SET status = 'dead', lease_token = NULL, lease_until = NULL, last_error = @error,
+              updated_at = @now, finished_at = @now
+        WHERE status = 'running' AND lease_until < @before AND attempts >= max_attempts`,
+    ),
+    releaseLeases: db.prepare(
+      `UPDATE deliveries SET status = 'pending', lease_token = NULL, lease_until = NULL, updated_at = @now, next_at = @now
+        WHERE status = 'running' AND lease_until < @before`,
+    ),
+    retry: db.prepare(
+      `UPDATE deliveries SET status = 'pending', max_attempts = attempts + (max_attempts - attempt_base), attempt_base = attempts,
+              next_at = @now, updated_at = @now, finished_at = NULL
+        WHERE id = @id`,
+    ),
+    runById: db.prepare(`SELECT ${RUN_COLUMNS} WHERE d.id = ?`),
+    // Oldest first, through the time index; events with unfinished deliveries are never touched.
+    prune: db.prepare(
+      `DELETE FROM events WHERE seq IN (
+         SELECT ev.seq FROM events ev
+          WHERE ev.received_at < @oldest
+            AND NOT EXISTS (
+                  SELECT 1 FROM deliveries d
+                   WHERE d.event_seq = ev.seq
+                     AND (d.status IN ('pending', 'running')
+                          OR (d.status = 'done' AND ev.received_at >= @doneBefore)
+                          OR (d.status = 'dead' AND ev.received_at >= @deadBefore)))
+            AND (ev.received_at < @doneBefore OR EXISTS (SELECT 1 FROM deliveries d WHERE d.event_seq = ev.seq AND d.status = 'dead'))
+          ORDER BY ev.received_at LIMIT @limit)`,
+    ),
+    kvSet: db.prepare(
+      `INSERT INTO kv (plugin, key, value, updated_at) VALUES (?, ?, ?, ?)
+       ON CONFLICT (plugin, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`,
+    ),
+    kvDelete: db.prepare("DELETE FROM kv WHERE plugin = ? AND key = ?"),
+  };
+}

@@ -1,0 +1,63 @@
+/**
+ * A plugin's ctx.kv under test: the store's semantics (JSON values, keys listed in order by
+ * prefix) kept in memory, with a record of every write.
+ */
+
+/** One write a handler made through ctx.kv. */
+export type KvWrite = { op: "set"; key: string; value: unknown } | { op: "delete"; key: string };
+
+export class MemoryKv {
+  /** Every write, in order. */
+  readonly writes: KvWrite[] = [];
+  private readonly values = new Map<string, string>();
+
+  constructor(initial: Record<string, unknown> = {}) {
+    for (const [key, value] of Object.entries(initial)) this.values.set(key, JSON.stringify(value));
+  }
+
+  /** The stored value, as a handler would read it; undefined when the key is not set. */
+  get<T = unknown>(key: string): T | undefined {
+    const json = this.values.get(key);
+    return json === undefined ? undefined : (JSON.parse(json) as T);
+  }
+
+  /** Seeds a value without recording it as a handler's write. */
+  set(key: string, value: unknown): void {
+    this.values.set(key, JSON.stringify(value ?? null));
+  }
+
+  /** Everything stored, keys in order. */
+  entries(): Record<string, unknown> {
+    const result: Record<string, unknown> = {};
+    for (const key of [...this.values.keys()].sort()) result[key] = this.get(key);
+    return result;
+  }
+
+  /** Serves one ctx.kv call of the plugin, recording writes. */
+  serve(op: "get" | "set" | "delete" | "list", args: unknown[]): unknown {
+    const key = String(args[0] ?? "");
+    switch (op) {
+      case "get":
+        return this.get(key);
+      case "set": {
+        // Stored as JSON, like the real store: what the handler reads back is a copy.
+        const json = JSON.stringify(args[1] ?? null);
+        this.values.set(key, json);
+        this.writes.push({ op: "set", key, value: JSON.parse(json) });
+        return undefined;
+      }
+      case "delete": {
+        const existed = this.values.delete(key);
+        this.writes.push({ op: "delete", key });
+        return existed;
+      }
+      case "list": {
+        const limit = typeof args[1] === "number" ? args[1] : 100;
+        return [...this.values.keys()]
+          .filter((k) => k.startsWith(key))
+          .sort()
+          .slice(0, limit);
+      }
+    }
+  }
+}

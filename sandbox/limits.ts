@@ -1,0 +1,91 @@
+/**
+ * The limits one plugin version runs under: the config's sandbox settings, overridden by what the
+ * plugin declares in `plugin({...})`. A declared value out of range fails the load with the key's
+ * name, rather than being clamped behind the author's back.
+ */
+import { HookdError } from "../core/errors.ts";
+import type { PluginLimits, PluginOptions } from "./protocol.ts";
+
+export interface ResolvedLimits {
+  /** Heap of the plugin's isolate. */
+  memoryMb: number;
+  /** Wall time of one run, awaited host calls and continuations included. */
+  timeoutMs: number;
+  /** CPU time of the isolate during one run. */
+  cpuTimeMs: number;
+  maxConcurrentRuns: number;
+  maxLogLinesPerRun: number;
+  maxLogBytesPerRun: number;
+  fetchTimeoutMs: number;
+  fetchMaxBytes: number;
+  kvMaxValueBytes: number;
+  kvMaxKeys: number;
+  maxEmitsPerRun: number;
+}
+
+export type LimitName = keyof ResolvedLimits;
+
+/** Used where the config leaves a limit out (and by hosts built without a config). */
+export const DEFAULT_LIMITS: Readonly<ResolvedLimits> = Object.freeze({
+  memoryMb: 64,
+  timeoutMs: 5000,
+  cpuTimeMs: 2000,
+  maxConcurrentRuns: 16,
+  maxLogLinesPerRun: 1000,
+  maxLogBytesPerRun: 1024 * 1024,
+  fetchTimeoutMs: 10_000,
+  fetchMaxBytes: 1024 * 1024,
+  kvMaxValueBytes: 256 * 1024,
+  kvMaxKeys: 10_000,
+  maxEmitsPerRun: 100,
+});
+
+/** Time a plugin's top-level code gets when its isolate is built (the config's `sandbox.loadTimeoutMs`). */
+export const DEFAULT_LOAD_TIMEOUT_MS = 5000;
+
+/** What a plugin may declare, as for the config (core/config/settings.ts). */
+const RANGES: Readonly<Record<LimitName, readonly [number, number]>> = {
+  memoryMb: [8, 4096],
+  timeoutMs: [10, 15 * 60_000],
+  cpuTimeMs: [10, 15 * 60_000],
+  maxConcurrentRuns: [1, 1000],
+  maxLogLinesPerRun: [1, 1_000_000],
+  maxLogBytesPerRun: [1024, 256 * 1024 * 1024],
+  fetchTimeoutMs: [10, 15 * 60_000],
+  fetchMaxBytes: [1, 256 * 1024 * 1024],
+  kvMaxValueBytes: [1, 64 * 1024 * 1024],
+  kvMaxKeys: [1, 10_000_000],
+  maxEmitsPerRun: [0, 100_000],
+};
+
+export const LIMIT_NAMES = Object.keys(RANGES) as LimitName[];
+
+/** The config's limits with defaults filled in. */
+export function baseLimits(config: PluginLimits | undefined): ResolvedLimits {
+  const limits = { ...DEFAULT_LIMITS };
+  for (const name of LIMIT_NAMES) {
+    const value = config?.[name];
+    if (typeof value === "number" && Number.isFinite(value)) limits[name] = value;
+  }
+  return limits;
+}
+
+/** The config's limits overridden by the plugin's declaration; throws on a bad declared value. */
+export function resolveLimits(config: PluginLimits | undefined, declared: PluginOptions, plugin: string): ResolvedLimits {
+  const limits = baseLimits(config);
+  for (const name of LIMIT_NAMES) {
+    const value = (declared as Record<string, unknown>)[name];
+    if (value === undefined) continue;
+    const [min, max] = RANGES[name];
+    if (typeof value !== "number" || !Number.isInteger(value) || value < min || value > max) {
+      throw new HookdError("HOOKD_PLUGIN_OPTIONS_INVALID", [name, `${plugin} declares ${JSON.stringify(value)}; expected an integer from ${min} to ${max}`]);
+    }
+    limits[name] = value;
+  }
+  return limits;
+}
+
+/** The limits the in-isolate runtime enforces itself (the host enforces them again). */
+export function runtimeLimits(limits: ResolvedLimits): { maxLogLinesPerRun: number; maxLogBytesPerRun: number; maxEmitsPerRun: number } {
+  return { maxLogLinesPerRun: limits.maxLogLinesPerRun, maxLogBytesPerRun: limits.maxLogBytesPerRun, maxEmitsPerRun: limits.maxEmitsPerRun };
+}

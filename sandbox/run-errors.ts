@@ -1,0 +1,111 @@
+/**
+ * How a run's failure is named. Limits the host enforces (wall time, CPU, memory) have stable
+ * codes of their own; what plugin code throws is mapped to its TypeScript location and may carry
+ * only the codes the host itself hands into isolates, so a plugin cannot pass its own failure off
+ * as, say, a sandbox crash. Host errors going into an isolate are reduced to plain data.
+ */
+import type { RunError } from "../core/store/types.ts";
+import type { ResolvedLimits } from "./limits.ts";
+import type { PluginSpec } from "./protocol.ts";
+import { errorFromIsolate, type SourceMapper } from "./source-map.ts";
+
+/** Why the host ended a run (or every run) of an isolate. */
+export type LimitReason = "timeout" | "cpu" | "memory" | "catastrophic";
+
+export function limitError(reason: LimitReason, limits: ResolvedLimits): RunError {
+  switch (reason) {
+    case "timeout":
+      return { code: "HOOKD_RUN_TIMEOUT", message: `run exceeded its wall time of ${limits.timeoutMs} ms` };
+    case "cpu":
+      return { code: "HOOKD_RUN_CPU", message: `run exceeded its CPU time of ${limits.cpuTimeMs} ms` };
+    case "memory":
+      return { code: "HOOKD_RUN_MEMORY", message: `run exceeded the isolate memory limit of ${limits.memoryMb} MB` };
+    case "catastrophic":
+      return {
+        code: "HOOKD_RUN_MEMORY",
+        message: `run exhausted the isolate memory limit of ${limits.memoryMb} MB in a way V8 cannot recover from; the isolate was abandoned and the sandbox process replaced`,
+      };
+  }
+}
+
+/** Codes that may come back from the isolate: the host's own replies and the runtime's checks. */
+const CODES_A_PLUGIN_MAY_CARRY = new Set([
+  "HOOKD_RUN_FAILED",
+  "HOOKD_RUN_NO_HANDLER",
+  "HOOKD_RUN_INPUT_INVALID",
+  "HOOKD_RUN_EMIT_LIMIT",
+  "HOOKD_RUN_ABORTED",
+  "HOOKD_FETCH_NOT_ALLOWED",
+  "HOOKD_FETCH_FAILED",
+  "HOOKD_FETCH_TOO_LARGE",
+  "HOOKD_FETCH_TIMEOUT",
+  "HOOKD_KV_INVALID",
+  "HOOKD_KV_LIMIT",
+  "HOOKD_EVENT_UNKNOWN",
+  "HOOKD_EVENT_INVALID",
+  "HOOKD_EVENT_EMIT_DEPTH",
+  "HOOKD_HOST_CALL_UNKNOWN",
+  "HOOKD_HOST_CALL_INVALID",
+]);
+
+/** Host errors that fail the same way however often they are retried. */
+const NOT_RETRIABLE = new Set([
+  "HOOKD_FETCH_NOT_ALLOWED",
+  "HOOKD_KV_INVALID",
+  "HOOKD_KV_LIMIT",
+  "HOOKD_EVENT_UNKNOWN",
+  "HOOKD_EVENT_INVALID",
+  "HOOKD_EVENT_EMIT_DEPTH",
+  "HOOKD_RUN_EMIT_LIMIT",
+  "HOOKD_HOST_CALL_UNKNOWN",
+  "HOOKD_HOST_CALL_INVALID",
+]);
+
+/** V8's own RangeErrors for exhausted resources: the run hit a limit, whatever it caught. */
+const STACK_OVERFLOW = /Maximum call stack size exceeded/;
+const OUT_OF_MEMORY = /Invalid string length|Array buffer allocation failed|Invalid array length|Invalid typed array length|could not allocate memory|Out of memory/i;
+
+/** A failure reported by the runtime (what the plugin threw), located in the plugin's source. */
+export function pluginError(raw: unknown, spec: PluginSpec, mapper: SourceMapper, limits: ResolvedLimits): RunError {
+  const mapped = errorFromIsolate(raw, spec, mapper, "HOOKD_RUN_FAILED");
+  const name = (raw as { name?: unknown } | undefined)?.name;
+  const message = String((raw as { message?: unknown } | undefined)?.message ?? "");
+  if (name === "RangeError" && STACK_OVERFLOW.test(message)) return { ...mapped, code: "HOOKD_RUN_STACK_OVERFLOW" };
+  if (name === "RangeError" && OUT_OF_MEMORY.test(message)) {
+    return { ...mapped, code: "HOOKD_RUN_MEMORY", message: `${mapped.message} (isolate memory limit ${limits.memoryMb} MB)` };
+  }
+  if (!CODES_A_PLUGIN_MAY_CARRY.has(mapped.code)) return { ...mapped, code: "HOOKD_RUN_FAILED" };
+  return mapped;
+}
+
+/** What the isolate learns of a failed host call: code, message, whether to retry. Never a stack. */
+export interface PlainHostError {
+  code: string;
+  message: string;
+  retriable?: false;
+  issues?: unknown[];
+}
+
+export function plainHostError(error: unknown): PlainHostError {
+  const raw = error as { code?: unknown; message?: unknown; issues?: unknown } | undefined;
+  const known = typeof raw?.code === "string" && CODES_A_PLUGIN_MAY_CARRY.has(raw.code);
+  const code = known ? (raw!.code as string) : "HOOKD_RUN_FAILED";
+  // Any other error (a store failure, a bug) may carry host paths or internals: it goes in as a
+  // generic sentence, and the host's own log keeps the details.
+  const message = known && typeof raw?.message === "string" ? raw.message : "the host could not complete the call";
+  const issues = Array.isArray(raw?.issues) ? plainIssues(raw.issues) : undefined;
+  return { code, message, ...(NOT_RETRIABLE.has(code) ? { retriable: false as const } : {}), ...(issues ? { issues } : {}) };
+}
+
+/** Whether a failure code means the host disposed the isolate to end the run. */
+export function killedTheIsolate(code: string): boolean {
+  return code === "HOOKD_RUN_TIMEOUT" || code === "HOOKD_RUN_CPU" || code === "HOOKD_RUN_MEMORY";
+}
+
+function plainIssues(issues: unknown[]): unknown[] | undefined {
+  try {
+    return JSON.parse(JSON.stringify(issues.slice(0, 50))) as unknown[];
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,271 @@
+// The dispatcher's decisions (backoff, dead letters, crash suspects, drain) on a real store, with
+// a scripted sandbox and a clock moved by hand.
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import type { Settings } from "../../core/config/settings.ts";
+import { retryDelayMs } from "../../core/delivery/backoff.ts";
+import { Dispatcher } from "../../core/delivery/dispatcher.ts";
+import { retryPolicyFor } from "../../core/delivery/retry-policy.ts";
+import { createLogger } from "../../core/log.ts";
+import type { PluginManager } from "../../core/plugins/manager.ts";
+import { SqliteStore } from "../../core/store/sqlite.ts";
+import type { DeliveryRecord, RunOutcome } from "../../core/store/types.ts";
+import type { RunRequest, Sandbox } from "../../sandbox/protocol.ts";
+
+const T0 = Date.parse("2026-11-21T10:00:00Z");
+const delivery: Settings["delivery"] = {
+  maxAttempts: 4,
+  backoffMs: 1000,
+  maxBackoffMs: 3000,
+  concurrency: 8,
+  maxEmitDepth: 8,
+  orderBy: {},
+  drainMs: 1000,
+  retention: { doneMs: 0, deadMs: 0 },
+};
+
+type Script = (request: RunRequest) => Promise<RunOutcome>;
+
+class ScriptedSandbox implements Sandbox {
+  readonly requests: RunRequest[] = [];
+  inflight = 0;
+  constructor(public script: Script) {}
+  async load(): Promise<never> {
+    throw new Error("not used");
+  }
+  async unload(): Promise<void> {}
+  async run(request: RunRequest): Promise<RunOutcome> {
+    this.requests.push(request);
+    this.inflight++;
+    try {
+      return await this.script(request);
+    } finally {
+      this.inflight--;
+    }
+  }
+  async close(): Promise<void> {}
+}
+
+const plugins = {
+  claimKeys: () => ["a", "b"],
+  currentVersion: () => 1,
+  actionOwner: () => undefined,
+} as unknown as PluginManager;
+
+let dir: string;
+let store: SqliteStore;
+let now: number;
+let dispatcher: Dispatcher | undefined;
+
+beforeEach(() => {
+  dir = mkdtempSync(path.join(tmpdir(), "hookd-dispatch-"));
+  store = new SqliteStore({ file: path.join(dir, "hookd.db") });
+  now = T0;
+});
+afterEach(async () => {
+  await dispatcher?.stop(0);
+  dispatcher = undefined;
+  await store.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+function startDispatcher(sandbox: Sandbox, options: { retryPolicy?: Parameters<typeof retryPolicyFor>[1] } = {}): Dispatcher {
+  dispatcher = new Dispatcher({
+    store,
+    sandbox,
+    plugins,
+    delivery: () => delivery,
+    retryPolicy: options.retryPolicy === undefined ? undefined : () => retryPolicyFor(delivery, options.retryPolicy),
+    leaseMs: () => 60_000,
+    logger: createLogger({ level: "silent" }),
+    now: () => now,
+  });
+  dispatcher.start();
+  return dispatcher;
+}
+
+let eventCount = 0;
+async function accept(plugin = "a", maxAttempts = delivery.maxAttempts): Promise<string> {
+  const id = `ev-${++eventCount}`;
+  await store.acceptEvent({ id, name: "deal.close", payload: {}, receivedAt: now, source: "http", depth: 0 }, [
+    { kind: "handler", plugin, target: "deal.close", maxAttempts },
+  ]);
+  dispatcher?.wake();
+  return id;
+}
+
+async function runOf(eventId: string): Promise<DeliveryRecord> {
+  const [run] = await store.listRuns({ eventId });
+  return run!;
+}
+
+/** Polls (real time) until the check passes. */
+async function until<T>(check: () => Promise<T | undefined | false>, timeoutMs = 5000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await check();
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error("condition not met in time");
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+}
+
+const failing: Script = async () => ({ ok: false, retriable: true, durationMs: 1, error: { code: "HOOKD_RUN_FAILED", message: "sink down" } });
+const ok: Script = async () => ({ ok: true, durationMs: 1 });
+
+describe("retries", () => {
+  it("computes exponential delays with equal jitter, capped", () => {
+    expect([1, 2, 3, 4].map((attempt) => retryDelayMs(attempt, 1000, 3000, () => 0))).toEqual([500, 1000, 1500, 1500]);
+    expect([1, 2, 3, 4].map((attempt) => retryDelayMs(attempt, 1000, 3000, () => 1))).toEqual([1000, 2000, 3000, 3000]);
+  });
+
+  it("retries a failing run with backoff on the clock, then dead-letters it after its last attempt", async () => {
+    const sandbox = new ScriptedSandbox(failing);
+    startDispatcher(sandbox);
+    const id = await accept();
+    const windows = [
+      [500, 1000],
+      [1000, 2000],
+      [1500, 3000],
+    ];
+    for (const [attempt, [min, max]] of windows.entries()) {
+      const run = await until(async () => {
+        const r = await runOf(id);
+        return r.status === "pending" && r.attempts === attempt + 1 && r;
+      });
+      const delay = run.nextAt - now;
+      expect(delay).toBeGreaterThanOrEqual(min!);
+      expect(delay).toBeLessThanOrEqual(max!);
+      // Not due a millisecond early, even when woken.
+      now = run.nextAt - 1;
+      dispatcher!.wake();
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      expect(sandbox.requests).toHaveLength(attempt + 1);
+      now = run.nextAt;
+      dispatcher!.wake();
+    }
+    const dead = await until(async () => {
+      const r = await runOf(id);
+      return r.status === "dead" && r;
+    });
+    expect(dead).toMatchObject({ attempts: 4, lastError: { code: "HOOKD_RUN_FAILED", message: "sink down" } });
+    expect(sandbox.requests.map((r) => r.meta.attempt)).toEqual([1, 2, 3, 4]);
+  });
+
+  it("dead-letters at once a run its handler declared non-retriable", async () => {
+    startDispatcher(new ScriptedSandbox(async () => ({ ok: false, retriable: false, durationMs: 1, error: { code: "HOOKD_RUN_FAILED", message: "bad deal" } })));
+    const id = await accept();
+    const dead = await until(async () => {
+      const r = await runOf(id);
+      return r.status === "dead" && r;
+    });
+    expect(dead.attempts).toBe(1);
+  });
+
+  it("uses the plugin's own backoff over the config's", async () => {
+    startDispatcher(new ScriptedSandbox(failing), { retryPolicy: { backoffMs: 40, maxBackoffMs: 40 } });
+    const id = await accept();
+    const run = await until(async () => {
+      const r = await runOf(id);
+      return r.status === "pending" && r.attempts === 1 && r;
+    });
+    expect(run.nextAt - now).toBeGreaterThanOrEqual(20);
+    expect(run.nextAt - now).toBeLessThanOrEqual(40);
+  });
+
+  it("falls back to the defaults for invalid overrides", () => {
+    expect(retryPolicyFor(delivery, { maxAttempts: 0, backoffMs: -1, maxBackoffMs: "x" })).toEqual({ maxAttempts: 4, backoffMs: 1000, maxBackoffMs: 3000 });
+    expect(retryPolicyFor(delivery, { maxAttempts: 9 })).toEqual({ maxAttempts: 9, backoffMs: 1000, maxBackoffMs: 3000 });
+  });
+
+  it("does not charge an attempt when the sandbox is restarting", async () => {
+    let calls = 0;
+    startDispatcher(
+      new ScriptedSandbox(async () =>
+        ++calls === 1
+          ? { ok: false, retriable: true, durationMs: 0, error: { code: "HOOKD_SANDBOX_UNAVAILABLE", message: "restarting" } }
+          : { ok: true, durationMs: 1 },
+      ),
+    );
+    const id = await accept();
+    const waiting = await until(async () => {
+      const r = await runOf(id);
+      return r.status === "pending" && r.lastError !== null && r;
+    });
+    expect(waiting.attempts).toBe(0);
+    now = waiting.nextAt;
+    dispatcher!.wake();
+    const done = await until(async () => {
+      const r = await runOf(id);
+      return r.status === "done" && r;
+    });
+    expect(done.attempts).toBe(1);
+  });
+});
+
+describe("sandbox crashes", () => {
+  it("charges a crash only to the run that causes it: the others run again alone and pass", async () => {
+    const waiting: Array<(outcome: RunOutcome) => void> = [];
+    const crashed: RunOutcome = { ok: false, retriable: true, durationMs: 1, error: { code: "HOOKD_SANDBOX_CRASHED", message: "SIGABRT" } };
+    const aloneAtPoison: number[] = [];
+    const sandbox: ScriptedSandbox = new ScriptedSandbox((request) => {
+      if (request.meta.eventId !== poison) return new Promise<RunOutcome>((resolve) => waiting.push(resolve));
+      aloneAtPoison.push(sandbox.inflight);
+      // The poison takes the process down: every run in flight fails with it.
+      return new Promise<RunOutcome>((resolve) =>
+        setTimeout(() => {
+          for (const other of waiting.splice(0)) other(crashed);
+          resolve(crashed);
+        }, 10),
+      );
+    });
+    const innocents = [await accept("a"), await accept("b")];
+    const poison = await accept("a", 3);
+    startDispatcher(sandbox);
+    // Innocent runs hang until the crash; once they run alone again they pass.
+    await until(async () => aloneAtPoison.length >= 1);
+    sandbox.script = async (request) => {
+      if (request.meta.eventId !== poison) return { ok: true, durationMs: 1 };
+      aloneAtPoison.push(sandbox.inflight);
+      return crashed;
+    };
+    const dead = await until(async () => {
+      const r = await runOf(poison);
+      // Its retries wait for their backoff: move the clock on.
+      now += 5000;
+      dispatcher!.wake();
+      return r.status === "dead" && r;
+    });
+    expect(dead).toMatchObject({ attempts: 3, suspect: true, lastError: { code: "HOOKD_SANDBOX_CRASHED" } });
+    for (const id of innocents) expect(await runOf(id)).toMatchObject({ status: "done", attempts: 1 });
+    // First crash beside the innocents (not charged), then three crashes alone (charged).
+    expect(aloneAtPoison.slice(1)).toEqual([1, 1, 1]);
+  });
+});
+
+describe("stop", () => {
+  it("lets runs in flight finish within the budget and releases the leases of runs that do not", async () => {
+    const sandbox = new ScriptedSandbox((request) =>
+      request.meta.eventId === slow ? new Promise(() => undefined) : new Promise((resolve) => setTimeout(() => resolve({ ok: true, durationMs: 50 }), 50)),
+    );
+    const quick = await accept();
+    const slow = await accept();
+    const d = startDispatcher(sandbox);
+    await until(async () => sandbox.requests.length === 2);
+    expect(await d.stop(300)).toBe(1);
+    expect(await runOf(quick)).toMatchObject({ status: "done", attempts: 1 });
+    expect(await runOf(slow)).toMatchObject({ status: "pending", attempts: 0 });
+    dispatcher = undefined;
+  });
+});
+
+describe("ok path", () => {
+  it("runs every due delivery and records it done", async () => {
+    startDispatcher(new ScriptedSandbox(ok));
+    const ids = await Promise.all(Array.from({ length: 30 }, (_, i) => accept(i % 2 ? "a" : "b")));
+    await until(async () => (await store.countByStatus()).done === 30);
+    for (const id of ids.slice(0, 3)) expect(await runOf(id)).toMatchObject({ status: "done", attempts: 1 });
+  });
+});

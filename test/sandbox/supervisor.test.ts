@@ -1,0 +1,127 @@
+// The sandbox process from the daemon's side: a real SandboxSupervisor with its worker process,
+// driven directly (no HTTP, no store) so that crashes and replacements can be staged exactly.
+import { spawn } from "node:child_process";
+import path from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { compilePlugin } from "../../core/compile/compile-plugin.ts";
+import type { RunOutcome } from "../../core/store/types.ts";
+import type { PluginLogRecord, PluginSpec, RunRequest } from "../../sandbox/protocol.ts";
+import { SandboxSupervisor } from "../../sandbox/supervisor.ts";
+import { FIXTURES, REPO } from "../helpers/daemon.ts";
+
+const DIR = path.join(FIXTURES, "plugins", "hostile-supervisor");
+const LIMITS = { memoryMb: 64, timeoutMs: 10_000, maxConcurrentRuns: 8 };
+
+describe("sandbox supervisor", () => {
+  const logs: PluginLogRecord[] = [];
+  const restarts: string[] = [];
+  /** kv reads of `slow:*` keys answer after this long, so a run stays in flight. */
+  let slowKvMs = 0;
+  let sandbox: SandboxSupervisor;
+  let runs = 0;
+
+  beforeAll(async () => {
+    sandbox = new SandboxSupervisor({
+      secrets: {},
+      services: {
+        log: (record) => logs.push(record),
+        kv: async (_plugin, op, args) => {
+          if (op === "get" && String(args[0]).startsWith("slow:")) await new Promise((resolve) => setTimeout(resolve, slowKvMs));
+          return op === "list" ? [] : op === "get" ? "kv-value" : undefined;
+        },
+        emit: async () => ({ id: "emitted" }),
+      },
+      onRestart: ({ reason }) => restarts.push(reason),
+    });
+    await sandbox.start();
+    for (const name of ["patient", "oom-keys"]) await sandbox.load(await specOf(name));
+  }, 60_000);
+
+  afterAll(async () => {
+    await sandbox.close();
+  });
+
+  function run(plugin: string, event: string, n = 0): Promise<RunOutcome> {
+    const request: RunRequest = {
+      runId: `run-${++runs}`,
+      plugin,
+      version: 1,
+      kind: "event",
+      name: event,
+      payload: { n },
+      meta: { eventId: `event-${runs}`, eventName: event, receivedAt: Date.now(), attempt: 1, depth: 0 },
+    };
+    return sandbox.run(request);
+  }
+
+  it("a plain isolated-vm host aborts on the one-million-key object (the hazard being contained)", async () => {
+    const code = `
+      const ivm = (await import("isolated-vm")).default;
+      const context = await new ivm.Isolate({ memoryLimit: 32 }).createContext();
+      await context.eval("const o = {}; for (let i = 0; i < 1e6; i++) o['k' + i] = i;", { timeout: 30000 });
+      console.log("survived");
+    `;
+    const child = spawn(process.execPath, ["--no-node-snapshot", "--input-type=module", "-e", code], { cwd: REPO, stdio: ["ignore", "pipe", "ignore"] });
+    let output = "";
+    child.stdout.on("data", (chunk) => (output += chunk));
+    const [exitCode, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((resolve) => child.once("exit", (c, s) => resolve([c, s])));
+    expect(output).not.toContain("survived");
+    expect(signal === "SIGABRT" || signal === "SIGTRAP" || exitCode === 134).toBe(true);
+  }, 60_000);
+
+  it("replaces a process that lost an isolate, and another plugin's run in flight still finishes", async () => {
+    slowKvMs = 2500;
+    const pidBefore = sandbox.pid;
+    const patient = run("patient", "test.ping", 1);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    const lost = await run("oom-keys", "attack.oom_keys");
+    expect(lost).toMatchObject({ ok: false, retriable: false, error: { code: "HOOKD_RUN_MEMORY" } });
+
+    expect(await patient).toMatchObject({ ok: true });
+    expect(logs.find((l) => l.msg === "patient handled")).toMatchObject({ fields: { n: 1, value: "kv-value" } });
+    await waitFor(() => restarts.some((reason) => reason.startsWith("replaced: an isolate of plugin oom-keys")), 30_000);
+    expect(sandbox.pid).not.toBe(pidBefore);
+    // The old process goes once its runs are done.
+    await waitFor(() => !isAlive(pidBefore!), 15_000);
+
+    slowKvMs = 0;
+    expect(await run("patient", "test.ping", 2)).toMatchObject({ ok: true });
+  }, 60_000);
+
+  it("restarts a process that died, fails its runs in flight with HOOKD_SANDBOX_CRASHED and loads the plugins again", async () => {
+    slowKvMs = 5000;
+    const restartsBefore = restarts.length;
+    const inFlight = run("patient", "test.ping", 3);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    process.kill(sandbox.pid!, "SIGKILL");
+    expect(await inFlight).toMatchObject({ ok: false, retriable: true, error: { code: "HOOKD_SANDBOX_CRASHED" } });
+    // While it is down, runs are refused at once (the dispatcher gives their attempt back).
+    expect(await run("patient", "test.ping", 4)).toMatchObject({ ok: false, error: { code: "HOOKD_SANDBOX_UNAVAILABLE" } });
+
+    await waitFor(() => restarts.length > restartsBefore, 30_000);
+    slowKvMs = 0;
+    expect(await run("patient", "test.ping", 5)).toMatchObject({ ok: true });
+  }, 60_000);
+});
+
+async function specOf(name: string): Promise<PluginSpec> {
+  const compiled = await compilePlugin(path.join(DIR, `${name}.ts`), { root: FIXTURES });
+  return { plugin: name, version: 1, file: `plugins/${name}.ts`, code: compiled.code, sourceMap: compiled.sourceMap, limits: LIMITS };
+}
+
+async function waitFor(condition: () => boolean, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
