@@ -343,8 +343,27 @@ export class PluginIsolate {
     if (this.generation === generation) {
       this.kills++;
       this.dispatch = undefined;
-      // Retrying would only take down another isolate the same way.
-      for (const live of [...this.live.values()]) live.settle(fail(live.started, limitError("catastrophic", this.limits), false));
+      const inFlight = [...this.live.values()];
+      if (inFlight.length === 1) {
+        // The only run in the isolate is the culprit: retrying would take down another the same way.
+        inFlight[0]!.settle(fail(inFlight[0]!.started, limitError("catastrophic", this.limits), false));
+      } else {
+        // Which of several concurrent runs exhausted the heap is unknowable: each fails as a lost
+        // sandbox, so the dispatcher runs them again one at a time (crash suspects, attempt
+        // refunded) and only the one that does it again alone is charged and dead-lettered.
+        for (const live of inFlight) {
+          live.settle(
+            fail(
+              live.started,
+              {
+                code: "HOOKD_SANDBOX_CRASHED",
+                message: `the isolate was lost to an out-of-memory V8 cannot recover from, with ${inFlight.length} runs in flight; each runs again alone`,
+              },
+              true,
+            ),
+          );
+        }
+      }
     }
     generation.end("catastrophic");
     this.stopCpuWatch();

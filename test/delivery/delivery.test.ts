@@ -260,3 +260,44 @@ describe("a poison event", () => {
     await until(async () => (await daemon.fetch("/readyz")).status === 200);
   });
 });
+
+describe("an out-of-memory V8 cannot recover from, beside another run of the same isolate", () => {
+  const sink = new Sink();
+  const project = new TestProject({ fixtures: ["delivery-oom-neighbour"] });
+  const daemon = new TestDaemon(project);
+
+  beforeAll(async () => {
+    await sink.start();
+    await daemon.start({ env: { SINK_URL: sink.url } });
+  });
+  afterAll(async () => {
+    await daemon.stop();
+    await sink.close();
+    project.remove();
+  });
+
+  it("charges only the run that does it again alone; the neighbour finishes without losing an attempt", { timeout: 60_000 }, async () => {
+    // The first neighbour request hangs (the run stays in flight while the poison strikes);
+    // later ones answer at once.
+    sink.behaviour = () => (sink.on("/slow").length === 0 ? { delayMs: 60_000 } : {});
+    const neighbour = await daemon.post("test.ping", { n: 665 });
+    await sink.waitFor((records) => records.some((r) => r.path === "/slow"));
+    const poison = await daemon.post("test.ping", { n: 666 });
+
+    const runsOf = async (query: string) => (await daemon.getJson(`/api/runs?${query}`)).runs as Array<Record<string, any>>;
+    const [dead] = await until(async () => {
+      const runs = await runsOf(`status=dead&eventId=${poison.body.id}`);
+      return runs.length === 1 && runs;
+    }, 40_000);
+    expect(dead!.lastError.code).toBe("HOOKD_RUN_MEMORY");
+    // It was lost with the neighbour once (refunded as a crash suspect), then failed alone.
+    await daemon.waitForLog((l) => l.code === "HOOKD_SANDBOX_CRASHED" && l.eventId === neighbour.body.id);
+
+    const [done] = await until(async () => {
+      const runs = await runsOf(`status=done&eventId=${neighbour.body.id}`);
+      return runs.length === 1 && runs;
+    }, 20_000);
+    expect(done, JSON.stringify(daemon.logs.filter((l) => l.eventId === neighbour.body.id))).toMatchObject({ attempts: 1 });
+    await daemon.waitForLog((l) => l.msg === "neighbour done" && l.eventId === neighbour.body.id);
+  });
+});
