@@ -49,6 +49,10 @@ export function createHttpServer(deps: HttpDeps): FastifyInstance {
     bodyLimit: deps.bodyLimit,
     // The API answers its own 404s and errors in hookd's error format.
     return503OnClosing: true,
+    // By the time the server closes, the daemon has stopped taking events and drained its runs:
+    // connections still open (a browser's preconnect that never sent a request, a keep-alive
+    // client) are closed instead of holding the stop until their idle timeout.
+    forceCloseConnections: true,
   });
 
   // Events are JSON or forms; fastify's default text/plain parser would let a string through.
