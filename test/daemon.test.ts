@@ -201,8 +201,15 @@ describe("daemon restarts", () => {
       const second = await new TestDaemon(project).start({ env });
       await second.waitForLogs((l) => l.msg === "forwarded", 5, 15_000);
       expect(new Set(received.map((r) => r.eventId))).toEqual(new Set(ids));
-      const runs = await second.getJson("/api/runs?plugin=forwarder");
-      expect(runs.runs.every((r: { status: string }) => r.status === "done")).toBe(true);
+      // The log line comes from inside the run; its outcome commits just after it.
+      const deadline = Date.now() + 10_000;
+      let statuses: string[] = [];
+      while (Date.now() < deadline) {
+        statuses = (await second.getJson("/api/runs?plugin=forwarder")).runs.map((r: { status: string }) => r.status);
+        if (statuses.length === 5 && statuses.every((s) => s === "done")) break;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      expect(statuses).toEqual(["done", "done", "done", "done", "done"]);
       await second.stop();
     } finally {
       project.remove();
