@@ -281,8 +281,10 @@ export class Daemon {
   }
 
   private async boot(): Promise<void> {
-    if (this.sandbox instanceof SandboxSupervisor) await this.sandbox.start();
-    const results = await this.plugins.loadAll();
+    // The sandbox process starts while the plugins compile: a load waits for the process, a
+    // compile does not. A sandbox that cannot start still fails the start-up.
+    const sandboxUp = this.sandbox instanceof SandboxSupervisor ? this.sandbox.start() : Promise.resolve();
+    const [, results] = await Promise.all([sandboxUp, this.plugins.loadAll()]);
     await this.webhooks.start();
     this.dispatcher.start();
     // Other instances' events and freed keys (PostgreSQL NOTIFY): claim them now, not at the next sweep.
