@@ -6,6 +6,7 @@
  * The key is namespaced by the pattern that matched (`deal.*=12`), so `task.*` and `history.*`,
  * which both key by `id`, do not hold each other up.
  */
+import { readPath } from "../ingress/payload-path.ts";
 
 /** Event name or `prefix.*` -> dotted field path in the payload; `false` switches a default off. */
 export type OrderBy = Readonly<Record<string, string | false>>;
@@ -49,13 +50,4 @@ function matchingPattern(orderBy: OrderBy, event: string): string | undefined {
     if (event.startsWith(prefix) && (best === undefined || pattern.length > best.length)) best = pattern;
   }
   return best;
-}
-
-function readPath(value: unknown, dotted: string): unknown {
-  let current = value;
-  for (const key of dotted.split(".")) {
-    if (typeof current !== "object" || current === null || !Object.hasOwn(current, key)) return undefined;
-    current = (current as Record<string, unknown>)[key];
-  }
-  return current;
 }

@@ -12,6 +12,7 @@ import type { DeliveryTarget, EventSource, Store } from "../store/types.ts";
 import { orderKeyFor } from "../delivery/order-keys.ts";
 import { retryPolicyFor } from "../delivery/retry-policy.ts";
 import { checkActionInput } from "./action-input.ts";
+import { readPath } from "./payload-path.ts";
 
 export interface IntakeOptions {
   store: Store;
@@ -180,15 +181,6 @@ export function mapInput(mapping: NonNullable<RouteConfig["input"]>, payload: un
     if (value !== undefined) input[field] = value;
   }
   return input;
-}
-
-function readPath(value: unknown, dotted: string): unknown {
-  let current = value;
-  for (const key of dotted.split(".")) {
-    if (typeof current !== "object" || current === null || !Object.hasOwn(current, key)) return undefined;
-    current = (current as Record<string, unknown>)[key];
-  }
-  return current;
 }
 
 function hashBody(name: string, body: unknown): string {
