@@ -366,10 +366,9 @@ function pluginsRoot(config: ResolvedConfig): string {
   return config.plugins.dir.replace(/[\\/][^\\/]+[\\/]?$/, "") || config.plugins.dir;
 }
 
-/** Heap per plugin version, where the sandbox can tell (the in-process host can; see metrics). */
-async function isolateHeapOf(sandbox: Sandbox): Promise<ReadonlyArray<{ plugin: string; bytes: number }>> {
-  const withHeap = sandbox as Partial<Pick<IsolateHost, "heapUsage">>;
-  return typeof withHeap.heapUsage === "function" ? withHeap.heapUsage() : [];
+/** Heap per plugin version, in-process or from the sandbox process. */
+function isolateHeapOf(sandbox: Sandbox): Promise<ReadonlyArray<{ plugin: string; bytes: number }>> {
+  return sandbox.heapUsage();
 }
 
 function redactUrl(url: string): string {

@@ -109,16 +109,27 @@ export interface Sandbox {
   /** Retires a version: runs in flight finish there, then its isolate is disposed. */
   unload(plugin: string, version: number): Promise<void>;
   run(request: RunRequest): Promise<RunOutcome>;
+  /** Heap in use per loaded plugin version (for /metrics). */
+  heapUsage(): Promise<HeapUsage[]>;
   close(): Promise<void>;
 }
 
 export type { RunError, RunOutcome };
+
+/** Heap in use by one loaded plugin version's isolate. */
+export interface HeapUsage {
+  plugin: string;
+  version: number;
+  bytes: number;
+}
 
 /** Daemon -> sandbox process. */
 export type ToSandbox =
   | { t: "init"; secrets: Record<string, string | undefined> }
   | { t: "load"; spec: PluginSpec }
   | { t: "unload"; plugin: string; version: number }
+  /** Heap in use per loaded plugin version, for /metrics. */
+  | { t: "heap"; requestId: number }
   /** The payload travels as JSON text: the sandbox process hands it to the isolate without parsing it. */
   | { t: "run"; request: Omit<RunRequest, "payload">; payload: string }
   | { t: "hostReply"; callId: number; ok: true; value: unknown }
@@ -130,6 +141,7 @@ export type FromSandbox =
   | { t: "loaded"; plugin: string; version: number; manifest: PluginManifest }
   | { t: "loadFailed"; plugin: string; version: number; error: RunError }
   | { t: "unloaded"; plugin: string; version: number }
+  | { t: "heap"; requestId: number; usage: HeapUsage[] }
   | { t: "result"; runId: string; outcome: RunOutcome }
   | { t: "log"; record: PluginLogRecord }
   /** V8 lost an isolate for good: the process should be replaced (its runs were already failed). */

@@ -10,7 +10,7 @@ import { fileURLToPath } from "node:url";
 import { HookdError } from "../core/errors.ts";
 import type { RunOutcome } from "../core/store/types.ts";
 import { daemonCodec, LineChannel } from "./channel.ts";
-import type { FromSandbox, HostServices, PluginManifest, PluginSpec, RunRequest, ToSandbox } from "./protocol.ts";
+import type { FromSandbox, HeapUsage, HostServices, PluginManifest, PluginSpec, RunRequest, ToSandbox } from "./protocol.ts";
 
 const WORKER = fileURLToPath(new URL("./worker.ts", import.meta.url));
 const TSX_LOADER = import.meta.resolve("tsx");
@@ -40,6 +40,8 @@ export class SandboxProcess {
   private readonly loads = new Map<string, PendingLoad>();
   private readonly runs = new Map<string, (outcome: RunOutcome) => void>();
   private readonly unloads = new Map<string, () => void>();
+  private readonly heapRequests = new Map<number, (usage: HeapUsage[]) => void>();
+  private nextHeapRequest = 1;
   private exitReason: string | undefined;
   private idleWaiter: (() => void) | undefined;
 
@@ -110,6 +112,23 @@ export class SandboxProcess {
     });
   }
 
+  /** Heap in use per plugin version; empty when the process is gone or does not answer in time. */
+  heapUsage(timeoutMs = 1000): Promise<HeapUsage[]> {
+    if (!this.alive) return Promise.resolve([]);
+    const requestId = this.nextHeapRequest++;
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.heapRequests.delete(requestId);
+        resolve([]);
+      }, timeoutMs);
+      this.heapRequests.set(requestId, (usage) => {
+        clearTimeout(timer);
+        resolve(usage);
+      });
+      this.outbox.send({ t: "heap", requestId });
+    });
+  }
+
   /** Resolves once no run is in flight (or the process is gone). */
   idle(): Promise<void> {
     if (this.runs.size === 0 || !this.alive) return Promise.resolve();
@@ -151,6 +170,10 @@ export class SandboxProcess {
         this.unloads.delete(key);
         return;
       }
+      case "heap":
+        this.heapRequests.get(message.requestId)?.(message.usage);
+        this.heapRequests.delete(message.requestId);
+        return;
       case "result": {
         const resolve = this.runs.get(message.runId);
         this.runs.delete(message.runId);

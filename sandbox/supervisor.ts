@@ -10,7 +10,7 @@
  */
 import { HookdError } from "../core/errors.ts";
 import type { RunOutcome } from "../core/store/types.ts";
-import type { HostServices, PluginManifest, PluginSpec, RunError, RunRequest, Sandbox } from "./protocol.ts";
+import type { HeapUsage, HostServices, PluginManifest, PluginSpec, RunError, RunRequest, Sandbox } from "./protocol.ts";
 import { SandboxProcess } from "./sandbox-process.ts";
 
 export interface SupervisorOptions {
@@ -48,6 +48,11 @@ export class SandboxSupervisor implements Sandbox {
 
   get running(): boolean {
     return this.current !== undefined && this.current.alive && !this.closing;
+  }
+
+  /** Heap in use per loaded plugin version, from the serving process (empty while it restarts). */
+  heapUsage(): Promise<HeapUsage[]> {
+    return this.current && this.current.alive ? this.current.heapUsage() : Promise.resolve([]);
   }
 
   get pid(): number | undefined {

@@ -85,6 +85,12 @@ function handle(message: ToSandbox): void {
         outbox.send({ t: "unloaded", plugin: message.plugin, version: message.version }),
       );
       return;
+    case "heap":
+      void host.heapUsage().then(
+        (usage) => outbox.send({ t: "heap", requestId: message.requestId, usage }),
+        () => outbox.send({ t: "heap", requestId: message.requestId, usage: [] }),
+      );
+      return;
     case "run":
       void host.run({ ...message.request, payload: undefined }, message.payload).then((outcome) => outbox.send({ t: "result", runId: message.request.runId, outcome }));
       return;

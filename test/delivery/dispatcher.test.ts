@@ -45,6 +45,9 @@ class ScriptedSandbox implements Sandbox {
       this.inflight--;
     }
   }
+  async heapUsage() {
+    return [];
+  }
   async close(): Promise<void> {}
 }
 

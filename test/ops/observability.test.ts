@@ -107,6 +107,8 @@ describe("operations: metrics, status and history", () => {
     for (const [name, type] of Object.entries(expected)) expect(metrics.families.get(name)?.type, name).toBe(type);
     expect(sampleValue(metrics, "hookd_plugins", { state: "loaded" })).toBe(3);
     expect(sampleValue(metrics, "hookd_plugin_reloads_total", { plugin: "counter", outcome: "ok" })).toBe(1);
+    // Read from the sandbox process: every loaded plugin's isolate has a heap of its own.
+    for (const plugin of ["counter", "failer"]) expect(sumOf(metrics, "hookd_isolate_heap_bytes", { plugin })).toBeGreaterThan(100_000);
   });
 
   it("counts accepted and rejected events by name and reason", async () => {
