@@ -216,3 +216,48 @@ describe("daemon restarts", () => {
     }
   });
 });
+
+describe("HOOKD_EXIT_WITH_PARENT", () => {
+  it("stops the daemon, draining, once the process that started it is gone", async () => {
+    const project = new TestProject({ fixtures: ["basic"] });
+    const { spawn } = await import("node:child_process");
+    const { BIN } = await import("./helpers/daemon.ts");
+    // A parent that starts hookd, prints its pid once it is ready, then dies without stopping it.
+    // Its log goes to a file, not a pipe: a pipe whose reader died would end it by itself.
+    const logFile = `${project.dir}/daemon.log`;
+    const parentScript = `
+      const { spawn } = require("node:child_process");
+      const fs = require("node:fs");
+      const log = fs.openSync(${JSON.stringify(logFile)}, "w");
+      const child = spawn(process.execPath, [${JSON.stringify(BIN)}, "start", "--config", ${JSON.stringify(`${project.dir}/events.config.ts`)}],
+        { env: { ...process.env, HOOKD_PORT: "0", HOOKD_EXIT_WITH_PARENT: process.env.EXIT_WITH_PARENT ?? "1", NODE_OPTIONS: "" }, stdio: ["ignore", log, log] });
+      const poll = setInterval(() => {
+        if (fs.readFileSync(${JSON.stringify(logFile)}, "utf8").includes("hookd ready")) { console.log("PID " + child.pid); process.exit(0); }
+      }, 50);
+      setTimeout(() => { clearInterval(poll); child.kill("SIGKILL"); process.exit(1); }, 30000);
+    `;
+    const parent = spawn(process.execPath, ["-e", parentScript], { stdio: ["ignore", "pipe", "inherit"] });
+    let out = "";
+    parent.stdout.on("data", (d) => (out += d));
+    await new Promise((resolve) => parent.once("exit", resolve));
+    const pid = Number(/PID (\d+)/.exec(out)?.[1]);
+    expect(pid).toBeGreaterThan(0);
+    const alive = () => {
+      try {
+        process.kill(pid, 0);
+        return true;
+      } catch {
+        return false;
+      }
+    };
+    const deadline = Date.now() + 15_000;
+    while (alive() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    const stillAlive = alive();
+    if (stillAlive) process.kill(pid, "SIGKILL");
+    const log = (await import("node:fs")).readFileSync(logFile, "utf8");
+    project.remove();
+    expect(stillAlive).toBe(false);
+    // It stopped the graceful way, not by a signal or an error.
+    expect(log).toContain("hookd stopped");
+  });
+});
