@@ -36,7 +36,7 @@ export interface WebhookConfig<EventName extends string = string> {
 
 export interface WebhookDeliverySettings {
   /**
-   * Delays of the retries after the first attempt, which goes at once. Default (Svix's):
+   * Delays of the retries after the first attempt, which goes at once. Default:
    * 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h. A `Retry-After` answer can only lengthen a wait.
    * An endpoint whose message fails over the whole schedule is disabled (GET /api/webhooks).
    */

@@ -36,7 +36,7 @@ export const settingsSchema = z.object({
     )
     .default([]),
   // How webhooks are retried and signed (core/webhooks): the first attempt goes at once, then
-  // one retry after each delay of the schedule (Svix's by default).
+  // one retry after each delay of the schedule (hookd's default webhook schedule).
   webhookDelivery: z
     .object({
       retryScheduleMs: z.array(z.number().int().min(0).max(7 * 24 * 3_600_000)).max(30).default([...DEFAULT_RETRY_SCHEDULE_MS]),

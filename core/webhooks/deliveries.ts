@@ -3,7 +3,7 @@
  * config sends it to: one delivery per event and webhook, stored in the event's transaction, so
  * webhooks share the delivery promise of handlers (restarts, leases, dead letters, retry).
  * The dispatcher claims them by `webhook:<endpoint id>` and hands them to `run`, which sends one
- * attempt and tells it when to try again (the Svix schedule, or later if `Retry-After` says so).
+ * attempt and tells it when to try again (the retry schedule, or later if `Retry-After` says so).
  */
 import type { Logger } from "../log.ts";
 import { mapInput } from "../ingress/intake.ts";

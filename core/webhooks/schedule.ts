@@ -1,5 +1,5 @@
 /**
- * When a failed webhook is sent again. The schedule is Svix's: the first attempt at once, then
+ * When a failed webhook is sent again. The default schedule: the first attempt at once, then
  * 5 s, 5 min, 30 min, 2 h, 5 h, 10 h and 10 h after each failure, about a day and a half in
  * all, which outlasts most outages and deploys of a receiver. A receiver that answers with
  * `Retry-After` (429, 503) is not asked again sooner than it said, up to a day.

@@ -21,7 +21,7 @@ function expectedSignature(secretKey: Buffer, msgId: string, timestamp: string, 
 }
 
 describe("retry schedule", () => {
-  it("is Svix's: at once, then 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h", () => {
+  it("goes at once, then 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h", () => {
     expect(attemptsFor(DEFAULT_RETRY_SCHEDULE_MS)).toBe(8);
     const waits = [1, 2, 3, 4, 5, 6, 7].map((attempt) => nextAttemptDelayMs(DEFAULT_RETRY_SCHEDULE_MS, attempt));
     expect(waits).toEqual([5 * S, 5 * M, 30 * M, 2 * H, 5 * H, 10 * H, 10 * H]);
