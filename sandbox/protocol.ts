@@ -4,6 +4,7 @@
  * supervised sandbox process.
  */
 import type { RunError, RunOutcome } from "../core/store/types.ts";
+import type { PluginOptions } from "./runtime/api.ts";
 
 /**
  * The config's sandbox limits, handed to every plugin version (a plugin may override each in
@@ -47,23 +48,8 @@ export interface PluginManifest {
   actionInputs?: Record<string, unknown>;
 }
 
-export interface PluginOptions {
-  fetch?: string[];
-  secrets?: string[];
-  timeoutMs?: number;
-  memoryMb?: number;
-  maxConcurrentRuns?: number;
-  cpuTimeMs?: number;
-  maxLogLinesPerRun?: number;
-  maxLogBytesPerRun?: number;
-  fetchTimeoutMs?: number;
-  fetchMaxBytes?: number;
-  kvMaxValueBytes?: number;
-  kvMaxKeys?: number;
-  maxEmitsPerRun?: number;
-  /** Retry policy overrides, checked by core/delivery/retry-policy.ts. */
-  retry?: { maxAttempts?: number; backoffMs?: number; maxBackoffMs?: number };
-}
+/** What `plugin({...})` declares: the public type plugin authors write against. */
+export type { PluginOptions } from "./runtime/api.ts";
 
 export interface RunRequest {
   runId: string;
