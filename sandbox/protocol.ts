@@ -10,21 +10,11 @@ import type { PluginOptions } from "./runtime/api.ts";
  * The config's sandbox limits, handed to every plugin version (a plugin may override each in
  * `plugin({...})`; sandbox/limits.ts resolves and checks them). Those left out take defaults.
  */
-export interface PluginLimits {
-  memoryMb: number;
-  timeoutMs: number;
-  maxConcurrentRuns: number;
-  cpuTimeMs?: number;
-  maxLogLinesPerRun?: number;
-  maxLogBytesPerRun?: number;
-  fetchTimeoutMs?: number;
-  fetchMaxBytes?: number;
-  kvMaxValueBytes?: number;
-  kvMaxKeys?: number;
-  maxEmitsPerRun?: number;
-  /** Time the top-level code gets when the isolate is built (config only: it runs before `plugin({...})` is known). */
-  loadTimeoutMs?: number;
-}
+export type PluginLimits = Required<Pick<PluginOptions, "memoryMb" | "timeoutMs" | "maxConcurrentRuns">> &
+  Omit<PluginOptions, "fetch" | "secrets" | "retry" | "memoryMb" | "timeoutMs" | "maxConcurrentRuns"> & {
+    /** Time the top-level code gets when the isolate is built (config only: it runs before `plugin({...})` is known). */
+    loadTimeoutMs?: number;
+  };
 
 /** A compiled plugin version, ready to load into an isolate. */
 export interface PluginSpec {

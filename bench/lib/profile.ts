@@ -60,24 +60,16 @@ export async function profileSection<T>(fn: () => Promise<T>): Promise<{ result:
 
 /** The `n` frames with the most self time, idle time left out. */
 export function topCosts(profile: CpuProfile, n = 10): Cost[] {
-  const byNode = selfTimeByNode(profile);
-  const totals = new Map<string, number>();
-  let busy = 0;
-  for (const node of profile.nodes) {
-    const ms = byNode.get(node.id) ?? 0;
-    if (ms === 0 || node.callFrame.functionName === "(idle)") continue;
-    busy += ms;
-    const frame = describeFrame(node);
-    totals.set(frame, (totals.get(frame) ?? 0) + ms);
-  }
-  return [...totals.entries()]
-    .sort((a, b) => b[1] - a[1])
-    .slice(0, n)
-    .map(([frame, ms]) => ({ frame, selfMs: Math.round(ms), pct: busy > 0 ? Math.round((ms / busy) * 1000) / 10 : 0 }));
+  return selfTimeBy(profile, n, (node) => describeFrame(node));
 }
 
 /** Self time grouped by package or source folder: which layer the time goes to. */
 export function costsByLayer(profile: CpuProfile, n = 8): Cost[] {
+  return selfTimeBy(profile, n, (node) => layerOf(node.callFrame.url, node.callFrame.functionName));
+}
+
+/** The `n` largest totals of self time by `keyOf`, idle time left out, with their share of the busy time. */
+function selfTimeBy(profile: CpuProfile, n: number, keyOf: (node: CpuProfile["nodes"][number]) => string): Cost[] {
   const byNode = selfTimeByNode(profile);
   const totals = new Map<string, number>();
   let busy = 0;
@@ -85,8 +77,8 @@ export function costsByLayer(profile: CpuProfile, n = 8): Cost[] {
     const ms = byNode.get(node.id) ?? 0;
     if (ms === 0 || node.callFrame.functionName === "(idle)") continue;
     busy += ms;
-    const layer = layerOf(node.callFrame.url, node.callFrame.functionName);
-    totals.set(layer, (totals.get(layer) ?? 0) + ms);
+    const key = keyOf(node);
+    totals.set(key, (totals.get(key) ?? 0) + ms);
   }
   return [...totals.entries()]
     .sort((a, b) => b[1] - a[1])

@@ -3,6 +3,7 @@
  * `defineConfig` returns its argument unchanged (the loader validates it).
  */
 import { z } from "zod";
+import type { PluginOptions } from "../../sandbox/runtime/api.ts";
 
 export { z };
 
@@ -70,31 +71,16 @@ export interface PluginSettings {
   watch?: boolean;
 }
 
-export interface SandboxSettings {
-  /** Heap limit of each plugin's isolate. */
-  memoryMb?: number;
-  /** Wall time of one run, including awaited host calls. */
-  timeoutMs?: number;
-  /** Runs of one plugin executing at once. */
-  maxConcurrentRuns?: number;
+/**
+ * The defaults of every per-plugin limit (a plugin overrides each in `plugin({...})`, where they
+ * are documented), plus what only the config sets.
+ */
+export type SandboxSettings = Omit<PluginOptions, "fetch" | "secrets" | "retry"> & {
   /** Time a plugin's top-level code gets each time its isolate is built. */
   loadTimeoutMs?: number;
-  /** CPU time of one run (the isolate's own clock: waiting for host calls does not count). */
-  cpuTimeMs?: number;
-  /** Log lines and bytes one run may write; the rest is dropped with one warning. */
-  maxLogLinesPerRun?: number;
-  maxLogBytesPerRun?: number;
-  /** `ctx.fetch`: time for the whole answer, and its largest body. */
-  fetchTimeoutMs?: number;
-  fetchMaxBytes?: number;
-  /** `ctx.kv`: largest value (JSON bytes) and most keys per plugin. */
-  kvMaxValueBytes?: number;
-  kvMaxKeys?: number;
-  /** Events one run may publish with `ctx.emit`. */
-  maxEmitsPerRun?: number;
   /** A plugin failing `failures` runs in a row is paused for `coolDownMs` (doubling while it keeps failing). */
   breaker?: { failures?: number; coolDownMs?: number };
-}
+};
 
 export interface StoreSettings {
   /** `sqlite:<path>` (relative to the data folder's parent) or `postgres://...`. */

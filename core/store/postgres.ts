@@ -27,7 +27,7 @@ import { randomUUID } from "node:crypto";
 import pg from "pg";
 import { HookdError } from "../errors.ts";
 import { migrate, quoteIdent } from "./postgres-schema.ts";
-import { RUN_COLUMNS, toClaimedDelivery, toEventRecord, toRunRecord, type ClaimRow, type EventRow, type RunRow } from "./sqlite-schema.ts";
+import { eventValues, RUN_COLUMNS, toClaimedDelivery, toEventRecord, toRunRecord, type ClaimRow, type EventRow, type RunRow } from "./sqlite-schema.ts";
 import type {
   AcceptOutcome,
   AddedDeliveries,
@@ -145,18 +145,7 @@ export class PostgresStore implements Store {
          RETURNING seq),
        ${DELIVERY_INSERT_CTES("(SELECT seq FROM ev)", 10)}
        SELECT seq FROM ev`,
-      [
-        event.id,
-        event.name,
-        JSON.stringify(event.payload),
-        event.receivedAt,
-        event.source,
-        event.parentId ?? null,
-        event.depth,
-        event.idempotencyKey ?? null,
-        event.bodyHash ?? null,
-        ...deliveryParams(deliveries, event.receivedAt, null),
-      ],
+      [...eventValues(event), ...deliveryParams(deliveries, event.receivedAt, null)],
     );
     if (rows.length === 0) {
       const found = await this.pool.query<{ id: string; body_hash: string | null }>("SELECT id, body_hash FROM events WHERE idempotency_key = $1", [event.idempotencyKey]);

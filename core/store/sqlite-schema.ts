@@ -3,7 +3,7 @@
  * the store (reads, in the daemon's thread) and its writer (writes, in a thread of its own).
  */
 import type Database from "better-sqlite3";
-import type { ClaimedDelivery, DeliveryRecord, DeliveryStatus, EventRecord } from "./types.ts";
+import type { ClaimedDelivery, DeliveryRecord, DeliveryStatus, EventRecord, NewEvent } from "./types.ts";
 
 export const SCHEMA_VERSION = 2;
 
@@ -170,6 +170,24 @@ export function toClaimedDelivery(row: ClaimRow): ClaimedDelivery {
       depth: row.depth,
     },
   };
+}
+
+/**
+ * An event's values in the column order of `events` (id, name, payload, received_at, source,
+ * parent_id, depth, idempotency_key, body_hash), as both stores insert them.
+ */
+export function eventValues(event: NewEvent): [string, string, string, number, string, string | null, number, string | null, string | null] {
+  return [
+    event.id,
+    event.name,
+    JSON.stringify(event.payload),
+    event.receivedAt,
+    event.source,
+    event.parentId ?? null,
+    event.depth,
+    event.idempotencyKey ?? null,
+    event.bodyHash ?? null,
+  ];
 }
 
 export function toEventRecord(row: EventRow): EventRecord {

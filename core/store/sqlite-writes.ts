@@ -7,7 +7,7 @@
 import { randomUUID } from "node:crypto";
 import type Database from "better-sqlite3";
 import { HookdError, type HookdErrorCode } from "../errors.ts";
-import { RUN_COLUMNS, toClaimedDelivery, toRunRecord, type ClaimRow, type RunRow, type Synchronous } from "./sqlite-schema.ts";
+import { eventValues, RUN_COLUMNS, toClaimedDelivery, toRunRecord, type ClaimRow, type RunRow, type Synchronous } from "./sqlite-schema.ts";
 import type { AcceptOutcome, AddedDeliveries, ClaimOptions, DeliveryResult, DeliveryTarget, NewEvent, PruneOptions } from "./types.ts";
 
 export type WriteOp =
@@ -173,17 +173,7 @@ function accept(s: WriteStatements, event: NewEvent, deliveries: readonly Delive
       return existing.body_hash === (event.bodyHash ?? null) ? { kind: "duplicate", id: existing.id } : { kind: "conflict", id: existing.id };
     }
   }
-  const { lastInsertRowid: seq } = s.insertEvent.run(
-    event.id,
-    event.name,
-    JSON.stringify(event.payload),
-    event.receivedAt,
-    event.source,
-    event.parentId ?? null,
-    event.depth,
-    event.idempotencyKey ?? null,
-    event.bodyHash ?? null,
-  );
+  const { lastInsertRowid: seq } = s.insertEvent.run(...eventValues(event));
   for (const d of deliveries) insertDelivery(s, Number(seq), d, event.receivedAt, null);
   return { kind: "stored", id: event.id, deliveries: deliveries.length };
 }
