@@ -12,10 +12,8 @@
 import { availableParallelism, loadavg } from "node:os";
 import path from "node:path";
 import { pathToFileURL } from "node:url";
-import { TestDaemon, TestProject } from "../test/helpers/daemon.ts";
-import { BENCH_CONFIG, BENCH_EVENT, benchEvent, CompletionView, HANDLER_BODY, measureCompletion, type BenchHookd } from "./lib/hookd.ts";
+import { BENCH_CONFIG, BENCH_EVENT, benchEvent, HANDLER_BODY, measureCompletion, startHookd, type BenchHookd } from "./lib/hookd.ts";
 import { runLoad } from "./lib/load.ts";
-import { descendants } from "./lib/proc.ts";
 import { interleave, sleep } from "./lib/repeat.ts";
 import { startBareFastify, type RunningServer } from "./lib/servers.ts";
 import { median, ratio, round } from "./lib/stats.ts";
@@ -98,46 +96,12 @@ export async function run(opts: { quick: boolean }): Promise<Record<string, unkn
 }
 
 /** The bench event's plugin, subscribed `count` times over (each its own plugin and isolate). */
-async function startSubscribedHookd(count: number): Promise<BenchHookd> {
+function startSubscribedHookd(count: number): Promise<BenchHookd> {
   const files: Record<string, string> = {};
   for (let i = 0; i < count; i++) files[`handler-${i}.ts`] = `import { on } from "hookd";\non("${BENCH_EVENT}", async (event) => { ${HANDLER_BODY} });\n`;
   // The watcher is off: a benchmark does not edit plugins.
-  const project = new TestProject({ config: BENCH_CONFIG.replace("events: {", "plugins: { watch: false },\n  events: {"), files });
-  const daemon = new TestDaemon(project);
-  // info: the "hookd ready" line is how the helper knows it started; runs log at debug only.
-  const env: Record<string, string> = { HOOKD_LOG_LEVEL: "info" };
-  const startedAt = performance.now();
-  try {
-    await daemon.start({ env, timeoutMs: 60_000 });
-  } catch (error) {
-    await daemon.kill().catch(() => undefined);
-    project.remove();
-    throw error;
-  }
-  const pid = daemon.pid!;
-  const db = new CompletionView(path.join(project.dir, "data", "hookd.db"));
-  return {
-    daemon,
-    project,
-    url: daemon.url,
-    startupMs: performance.now() - startedAt,
-    plugins: count,
-    pid,
-    db,
-    async stop() {
-      db.close();
-      const family = descendants(pid);
-      await daemon.stop(15_000);
-      for (const member of family) {
-        try {
-          process.kill(member, "SIGKILL");
-        } catch {
-          // gone already
-        }
-      }
-      project.remove();
-    },
-  };
+  const config = BENCH_CONFIG.replace("events: {", "plugins: { watch: false },\n  events: {");
+  return startHookd({ plugins: count, files, config, timeoutMs: 60_000 });
 }
 
 function bareLoad(bare: RunningServer, durationSec: number, connections: number) {

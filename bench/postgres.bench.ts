@@ -17,7 +17,7 @@ import { dropSchema, PG_URL, postgresUnavailable, schemaUrl, testSchemaName } fr
 import { TestDaemon, TestProject } from "../test/helpers/daemon.ts";
 import { ACTIVE_PLUGIN, BENCH_CONFIG, BENCH_EVENT, CompletionView, stampedBenchBody } from "./lib/hookd.ts";
 import { runLoad, type LoadResult } from "./lib/load.ts";
-import { descendants } from "./lib/proc.ts";
+import { alive, descendants } from "./lib/proc.ts";
 import { sleep } from "./lib/repeat.ts";
 import { figure, ratio, round, type Figure } from "./lib/stats.ts";
 
@@ -219,15 +219,6 @@ async function serverSetting(name: string): Promise<string> {
     return String((await client.query("SELECT current_setting($1) AS v", [name])).rows[0].v);
   } finally {
     await client.end();
-  }
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
   }
 }
 

@@ -12,7 +12,7 @@ import path from "node:path";
 import Database from "better-sqlite3";
 import { TestDaemon, TestProject } from "../../test/helpers/daemon.ts";
 import { runLoad, type LoadOptions, type LoadResult } from "./load.ts";
-import { descendants } from "./proc.ts";
+import { alive, descendants } from "./proc.ts";
 
 export const BENCH_EVENT = "bench.ping";
 
@@ -77,13 +77,17 @@ export interface StartHookdOptions {
   /** Extra environment (NODE_OPTIONS=--cpu-prof ... to profile). */
   env?: Record<string, string>;
   timeoutMs?: number;
+  /** Plugin files (name -> source) instead of 1 active + plugins-1 idle ones. */
+  files?: Record<string, string>;
+  /** events.config.ts instead of BENCH_CONFIG. */
+  config?: string;
 }
 
 /** Starts the daemon with 1 active and plugins-1 idle plugins; resolves once it is ready. */
 export async function startHookd(options: StartHookdOptions): Promise<BenchHookd> {
-  const files: Record<string, string> = { "active.ts": ACTIVE_PLUGIN };
-  for (let i = 1; i < options.plugins; i++) files[`idle-${String(i).padStart(4, "0")}.ts`] = IDLE_PLUGIN;
-  const project = new TestProject({ config: BENCH_CONFIG, files });
+  const files: Record<string, string> = options.files ?? { "active.ts": ACTIVE_PLUGIN };
+  if (!options.files) for (let i = 1; i < options.plugins; i++) files[`idle-${String(i).padStart(4, "0")}.ts`] = IDLE_PLUGIN;
+  const project = new TestProject({ config: options.config ?? BENCH_CONFIG, files });
   const daemon = new TestDaemon(project);
   const started = performance.now();
   try {
@@ -210,13 +214,4 @@ export async function measureCompletion(hookd: BenchHookd, load: Omit<LoadOption
     load: result,
     afterId,
   };
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }

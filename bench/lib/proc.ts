@@ -30,6 +30,16 @@ export function killTracked(): void {
 }
 
 /** Pids of every descendant of `pid` (children first, then theirs). */
+/** Whether a process with this pid exists. */
+export function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 export function descendants(pid: number): number[] {
   const found: number[] = [];
   const queue = [pid];
