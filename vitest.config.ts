@@ -12,6 +12,6 @@ export default defineConfig({
     fileParallelism: true,
     maxWorkers: 2,
     // In CI, also a JSON report: .ci/run prints its totals as the closing line.
-    reporters: process.env.CI ? ["default", ["json", { outputFile: "test/artifacts/vitest.json" }]] : ["default"],
+    reporters: process.env.CI ? ["default", ["json", { outputFile: process.env.HOOKD_VITEST_REPORT ?? "test/artifacts/vitest.json" }]] : ["default"],
   },
 });

@@ -2,6 +2,7 @@
  * The `hookd` command. `start` and `dev` run the daemon in the foreground; the other commands
  * talk to a running daemon over its HTTP API, or work on the project's files.
  */
+import { readFileSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { parseArgs } from "node:util";
@@ -28,6 +29,7 @@ Usage:
                                                           (time: ISO-8601, epoch ms, or ago: 30m, 2h, 7d)
   hookd check [--config F] [--plugins DIR]                compile and type-check config and plugins
   hookd types [--config F]                                write the editor types for the catalog
+  hookd --version                                         hookd's version and the Node.js it runs on
   hookd init [dir]                                        scaffold a project (config, example plugin and
                                                           its tests, tsconfig, npm scripts, systemd unit)
 
@@ -50,6 +52,7 @@ const OPTIONS = {
   detach: { type: "boolean" },
   json: { type: "boolean" },
   help: { type: "boolean", short: "h" },
+  version: { type: "boolean", short: "v" },
 } as const;
 
 export async function main(argv: string[]): Promise<number> {
@@ -62,6 +65,10 @@ export async function main(argv: string[]): Promise<number> {
   }
   const { values, positionals } = parsed;
   const [command, ...args] = positionals;
+  if (values.version || command === "version") {
+    process.stdout.write(`${hookdVersion()} (Node.js ${process.version})\n`);
+    return 0;
+  }
   if (values.help || command === undefined || command === "help") {
     process.stdout.write(`${USAGE}\n`);
     return command === undefined && !values.help ? 2 : 0;
@@ -316,4 +323,9 @@ async function readStdin(): Promise<string> {
 function required(value: string | undefined, usage: string): string {
   if (!value) throw new HookdError("HOOKD_CLI_USAGE", [`usage: ${usage}`]);
   return value;
+}
+
+function hookdVersion(): string {
+  const pkg = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string };
+  return `hookd ${pkg.version}`;
 }
