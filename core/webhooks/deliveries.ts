@@ -126,7 +126,7 @@ export class WebhookDeliveries {
       // A stored delivery hookd cannot even send (a bad secret in HOOKD_WEBHOOK_SECRET, a corrupt
       // row): retrying cannot help, so it goes to the dead letters with the reason.
       const message = error instanceof Error ? error.message : String(error);
-      return { ok: false, retriable: false, durationMs: performance.now() - started, error: { code: "HOOKD_INTERNAL", message: `webhook not sent: ${message}` } };
+      return { ok: false, retriable: false, durationMs: performance.now() - started, error: { code: "HOOKD_DAEMON_INTERNAL", message: `webhook not sent: ${message}` } };
     }
   }
 
