@@ -18,6 +18,7 @@ import path from "node:path";
 import { pathToFileURL } from "node:url";
 import { compilePlugin } from "../core/compile/compile-plugin.ts";
 import type { RunOutcome } from "../core/store/types.ts";
+import { FetchService } from "../core/fetch/fetch-service.ts";
 import { IsolateHost } from "../sandbox/isolate-host.ts";
 import type { HostServices, PluginSpec, RunRequest, Sandbox } from "../sandbox/protocol.ts";
 import { SandboxSupervisor } from "../sandbox/supervisor.ts";
@@ -244,6 +245,7 @@ function memoryServices(): HostServices {
       return [];
     },
     emit: async () => ({ id: "bench" }),
+    fetch: (call) => new FetchService().fetch(call),
   };
 }
 
