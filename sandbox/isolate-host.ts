@@ -1,7 +1,7 @@
 /**
  * The isolate host: every loaded plugin version in its own isolate, and the host side of the
- * ctx API with each plugin's limits (log volume, kv value size and key count, emits per run,
- * fetch size and time). It implements the Sandbox interface in-process; the sandbox process
+ * ctx API with each plugin's limits (log volume, kv value size and key count, emits per run).
+ * ctx.fetch is passed on to the daemon's fetch service (core/fetch), which holds its limits. It implements the Sandbox interface in-process; the sandbox process
  * (worker.ts) wraps it so the daemon can keep it at arm's length.
  */
 import { HookdError } from "../core/errors.ts";

@@ -131,6 +131,108 @@ describe("fetch patterns", () => {
   });
 });
 
+describe("fetch slots per plugin", () => {
+  const policy = { patterns: ["https://api.example.com/*"], secretNames: [], maxResponseBytes: 1024, timeoutMs: 2000 };
+  /** A network whose answers the test releases one by one. */
+  function heldNetwork() {
+    const held: Array<() => void> = [];
+    const send = (async () => {
+      await new Promise<void>((resolve) => held.push(resolve));
+      return new Response("ok");
+    }) as unknown as typeof fetch;
+    return { held, send };
+  }
+  const until = async (condition: () => boolean) => {
+    while (!condition()) await new Promise((resolve) => setImmediate(resolve));
+  };
+
+  it("lets a plugin have sandbox.fetchMaxConcurrent fetches out at once; the others wait, then go", async () => {
+    const network = heldNetwork();
+    const service = new FetchService({ maxConcurrent: () => 2, send: network.send });
+    const call = (plugin: string) => service.fetch({ plugin, runId: "r", url: "https://api.example.com/x", init: {}, policy });
+    const replies = Array.from({ length: 5 }, () => call("greedy"));
+    const neighbour = call("neighbour");
+    await until(() => network.held.length === 3);
+    // Two for the greedy plugin, one for its neighbour, whose slots are its own.
+    expect(service.active("greedy")).toBe(2);
+    expect(service.active("neighbour")).toBe(1);
+    while ((await Promise.race([Promise.all(replies).then(() => true), new Promise((resolve) => setImmediate(() => resolve(false)))])) === false) {
+      expect(service.active("greedy")).toBeLessThanOrEqual(2);
+      network.held.shift()?.();
+    }
+    network.held.forEach((release) => release());
+    expect((await Promise.all([...replies, neighbour])).map((reply) => reply.body)).toEqual(Array(6).fill("ok"));
+    expect(service.active("greedy")).toBe(0);
+  });
+
+  it("fails a fetch still waiting for a slot at its time limit, or when its run ends", async () => {
+    const network = heldNetwork();
+    const service = new FetchService({ maxConcurrent: () => 1, send: network.send });
+    const first = service.fetch({ plugin: "p", runId: "r1", url: "https://api.example.com/1", init: {}, policy });
+    await until(() => network.held.length === 1);
+    const waiting = service.fetch({ plugin: "p", runId: "r2", url: "https://api.example.com/2", init: {}, policy: { ...policy, timeoutMs: 50 } });
+    await expect(waiting).rejects.toMatchObject({ code: "HOOKD_FETCH_TIMEOUT", message: expect.stringContaining("fetchMaxConcurrent") });
+    const runEnd = new AbortController();
+    const ended = service.fetch({ plugin: "p", runId: "r3", url: "https://api.example.com/3", init: {}, policy, signal: runEnd.signal });
+    runEnd.abort();
+    await expect(ended).rejects.toMatchObject({ code: "HOOKD_FETCH_TIMEOUT" });
+    network.held[0]!();
+    expect(await first).toMatchObject({ body: "ok" });
+    // Nobody was left holding a slot.
+    expect(service.active("p")).toBe(0);
+  });
+});
+
+describe("fetch redirects", () => {
+  let target: Server;
+  let jumper: Server;
+  const arrived: Array<Record<string, unknown>> = [];
+  let targetUrl = "";
+  let jumperUrl = "";
+
+  beforeAll(async () => {
+    target = createServer((request, response) => {
+      arrived.push({ ...request.headers });
+      response.end("there");
+    });
+    jumper = createServer((request, response) => {
+      if (request.url === "/same") return void response.writeHead(307, { location: "/here" }).end();
+      if (request.url === "/here") {
+        arrived.push({ ...request.headers });
+        return void response.end("here");
+      }
+      response.writeHead(307, { location: `${targetUrl}/landed` }).end();
+    });
+    for (const server of [target, jumper]) await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    targetUrl = `http://127.0.0.1:${(target.address() as { port: number }).port}`;
+    jumperUrl = `http://127.0.0.1:${(jumper.address() as { port: number }).port}`;
+  });
+  afterAll(async () => {
+    for (const server of [target, jumper]) {
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+    }
+  });
+
+  const headers = { authorization: "Bearer t0ken", cookie: "s=1", "proxy-authorization": "Basic eA==", "x-key": "key-sk_live_123", "x-trace": "kept" };
+  const request = (path: string) =>
+    fetchForPlugin({ patterns: ["http://127.0.0.1:*/*"], url: `${jumperUrl}${path}`, init: { headers }, limits: LIMITS, allowHosts: ["127.0.0.1"], secretValues: ["sk_live_123"] });
+
+  it("drops credentials and secret-bearing headers on a 307 to another port", async () => {
+    arrived.length = 0;
+    expect(await request("/away")).toMatchObject({ status: 200, body: "there", url: `${targetUrl}/landed` });
+    expect(arrived).toHaveLength(1);
+    expect(arrived[0]).toMatchObject({ "x-trace": "kept" });
+    for (const name of ["authorization", "cookie", "proxy-authorization", "x-key"]) expect(arrived[0]![name], name).toBeUndefined();
+  });
+
+  it("keeps them on a redirect within the origin", async () => {
+    arrived.length = 0;
+    expect(await request("/same")).toMatchObject({ body: "here" });
+    expect(arrived[0]).toMatchObject({ authorization: "Bearer t0ken", cookie: "s=1", "x-key": "key-sk_live_123" });
+  });
+});
+
 describe("secrets", () => {
   const resolver = new SecretResolver({
     configured: { CHAT_URL: "https://chat", "billing:STRIPE_KEY": "sk_billing" },
