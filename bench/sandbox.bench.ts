@@ -234,6 +234,7 @@ function request(plugin: string, event: string, payload: unknown): RunRequest {
 }
 
 function memoryServices(): HostServices {
+  const fetchService = new FetchService();
   const kv = new Map<string, unknown>();
   return {
     log: () => undefined,
@@ -245,7 +246,7 @@ function memoryServices(): HostServices {
       return [];
     },
     emit: async () => ({ id: "bench" }),
-    fetch: (call) => new FetchService().fetch(call),
+    fetch: (call) => fetchService.fetch(call),
   };
 }
 
