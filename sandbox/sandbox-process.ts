@@ -244,7 +244,6 @@ export class SandboxProcess {
   private serveFetch(plugin: string, args: unknown[]): Promise<unknown> {
     const [runId, url, init] = args;
     const run = typeof runId === "string" ? this.runFetch.get(runId) : undefined;
-    // (Checked with the lookup above: a run id this process was not sent finds nothing.)
     const loaded = run && run.plugin === plugin ? this.versions.get(keyOf(run.plugin, run.version)) : undefined;
     if (!run || !loaded) {
       throw new HookdError("HOOKD_FETCH_NOT_ALLOWED", [String(url), "nothing"], { message: `fetch to ${String(url)} refused: no run of plugin ${plugin} is in flight here` });
