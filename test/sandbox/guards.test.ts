@@ -165,6 +165,29 @@ describe("fetch slots per plugin", () => {
     expect(service.active("greedy")).toBe(0);
   });
 
+  it("opens no more sockets for a plugin than its slots, however many fetches it starts", async () => {
+    let open = 0;
+    let maxOpen = 0;
+    const server = createServer((_request, response) => setImmediate(() => response.end("x")));
+    server.on("connection", (socket) => {
+      maxOpen = Math.max(maxOpen, ++open);
+      socket.once("close", () => open--);
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    try {
+      const url = `http://127.0.0.1:${(server.address() as { port: number }).port}/many`;
+      const service = new FetchService({ allowHosts: () => ["127.0.0.1"], maxConcurrent: () => 4 });
+      const local = { ...policy, patterns: ["http://127.0.0.1:*/*"], timeoutMs: 30_000 };
+      const replies = await Promise.all(Array.from({ length: 300 }, () => service.fetch({ plugin: "p", runId: "r", url, init: {}, policy: local })));
+      expect(replies).toHaveLength(300);
+      expect(maxOpen).toBeGreaterThan(0);
+      expect(maxOpen).toBeLessThanOrEqual(4);
+    } finally {
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+    }
+  });
+
   it("fails a fetch still waiting for a slot at its time limit, or when its run ends", async () => {
     const network = heldNetwork();
     const service = new FetchService({ maxConcurrent: () => 1, send: network.send });
