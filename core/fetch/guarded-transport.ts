@@ -88,7 +88,8 @@ export async function guardedFetch(url: string, init: RequestInit, guard: GuardO
   const port = Number(target.port || (secure ? 443 : 80));
   const hostname = target.hostname.replace(/^\[|\]$/g, "");
   // An address literal never goes through the lookup below: checked here, as it will be connected.
-  if (isIP(hostname) && refusal(hostname, port, guard)) throw refused(url, guard, refusal(hostname, port, guard)!);
+  const literalRefusal = isIP(hostname) ? refusal(hostname, port, guard) : undefined;
+  if (literalRefusal !== undefined) throw refused(url, guard, literalRefusal);
   const headers = { ...(init.headers as Record<string, string>) };
   const body = typeof init.body === "string" ? Buffer.from(init.body) : undefined;
   if (body) {
@@ -99,8 +100,8 @@ export async function guardedFetch(url: string, init: RequestInit, guard: GuardO
   const request = (secure ? https : http).request(target, {
     method: init.method ?? "GET",
     headers,
-    // Pooled sockets are keyed by host and port, and the check depends on nothing else, so a
-    // reused socket was checked for the same destination; allowed hosts keep agents of their own.
+    // Hosts the config allows keep agents of their own: a socket pooled for one never serves a
+    // host that is checked (pooled sockets are checked again below all the same).
     agent: agents[secure ? "https" : "http"][guard.hostAllowed ? "allowed" : "checked"],
     // The agents carry no lookup of their own, so this one (which knows the port) is used.
     lookup: guardedLookup(port, guard, (why) => (refusedWhy = why)),
