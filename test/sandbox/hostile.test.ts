@@ -78,6 +78,7 @@ const CASES: Array<[plugin: string, attempt: string, code: string]> = [
   ["fetch-slow", "a response that never comes", "HOOKD_FETCH_TIMEOUT"],
   ["fetch-daemon-api", "the daemon's own API, with a token, through `http://*`", "HOOKD_FETCH_NOT_ALLOWED"],
   ["fetch-flood", "3,000 fetches at once", "HOOKD_FETCH_NOT_ALLOWED"],
+  ["fetch-pattern-redos", "a fetch pattern that backtracks for ages against a long URL", "HOOKD_FETCH_NOT_ALLOWED"],
   ["kv-huge-value", "a kv value over the limit", "HOOKD_KV_LIMIT"],
   ["kv-key-flood", "kv keys past the limit", "HOOKD_KV_LIMIT"],
   ["deep-nesting", "values nested too deep for the host's JSON", "HOOKD_HOST_CALL_INVALID"],
