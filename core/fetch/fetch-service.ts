@@ -50,21 +50,21 @@ export class FetchService {
 
   async fetch(call: FetchCall): Promise<PluginFetchReply> {
     const { policy } = call;
-    const started = performance.now();
+    // One time limit from here on: waiting for a slot counts against it.
     const timeout = AbortSignal.timeout(policy.timeoutMs);
     await this.acquire(call.plugin, call.signal ? AbortSignal.any([timeout, call.signal]) : timeout, call.url, policy.timeoutMs);
     try {
-      const left = Math.max(1, Math.round(policy.timeoutMs - (performance.now() - started)));
       return await fetchForPlugin({
         patterns: policy.patterns,
         url: call.url,
         init: call.init,
-        limits: { maxResponseBytes: policy.maxResponseBytes, timeoutMs: left, maxRedirects: this.options.maxRedirects ?? defaultFetchLimits.maxRedirects },
+        limits: { maxResponseBytes: policy.maxResponseBytes, timeoutMs: policy.timeoutMs, maxRedirects: this.options.maxRedirects ?? defaultFetchLimits.maxRedirects },
         allowHosts: this.options.allowHosts?.() ?? [],
         ownEndpoints: this.options.ownEndpoints?.() ?? [],
         secretValues: policy.secretNames.map((name) => this.options.secret?.(call.plugin, name)).filter((value): value is string => typeof value === "string"),
         send: this.options.send,
         signal: call.signal,
+        timeout,
       });
     } finally {
       this.release(call.plugin);

@@ -71,6 +71,8 @@ export interface PluginFetchRequest {
   send?: typeof fetch | undefined;
   /** Aborts when the run ends, so a fetch never outlives its run. */
   signal?: AbortSignal | undefined;
+  /** The fetch's time limit, when it started earlier (waiting for a slot counts); else one of `limits.timeoutMs` from now. */
+  timeout?: AbortSignal | undefined;
 }
 
 /** Headers the Fetch standard (and hookd, for Cookie and Proxy-Authorization too) drops on a redirect to another origin. */
@@ -82,7 +84,7 @@ const MIN_SECRET_CHARS = 4;
 export async function fetchForPlugin(request: PluginFetchRequest): Promise<PluginFetchReply> {
   const { patterns, limits, signal } = request;
   let current = normalizeUrl(request.url);
-  const timeout = AbortSignal.timeout(limits.timeoutMs);
+  const timeout = request.timeout ?? AbortSignal.timeout(limits.timeoutMs);
   const combined = signal ? AbortSignal.any([timeout, signal]) : timeout;
   let method = String(request.init.method ?? "GET").toUpperCase();
   let body = request.init.body;
