@@ -48,6 +48,8 @@ export default defineConfig({
 
   server: { host: "127.0.0.1", port: 8711, token: process.env.HOOKD_TOKEN },
   plugins: { dir: "./plugins" },
+  // ctx.fetch reaches loopback, private and this machine's own addresses only for hosts named
+  // here (plugins cannot widen it), e.g. fetchAllowHosts: ["127.0.0.1:9000"] for a local receiver.
   sandbox: { memoryMb: 64, timeoutMs: 5000 },
   // synchronous: "FULL" (default) fsyncs every accepted event before its 202; "NORMAL" survives a
   // crash of hookd but can lose the last events on power loss; "OFF" can also corrupt the file.

@@ -18,6 +18,7 @@ import path from "node:path";
 import { pathToFileURL } from "node:url";
 import { compilePlugin } from "../core/compile/compile-plugin.ts";
 import type { RunOutcome } from "../core/store/types.ts";
+import { FetchService } from "../core/fetch/fetch-service.ts";
 import { IsolateHost } from "../sandbox/isolate-host.ts";
 import type { HostServices, PluginSpec, RunRequest, Sandbox } from "../sandbox/protocol.ts";
 import { SandboxSupervisor } from "../sandbox/supervisor.ts";
@@ -233,6 +234,7 @@ function request(plugin: string, event: string, payload: unknown): RunRequest {
 }
 
 function memoryServices(): HostServices {
+  const fetchService = new FetchService();
   const kv = new Map<string, unknown>();
   return {
     log: () => undefined,
@@ -244,6 +246,7 @@ function memoryServices(): HostServices {
       return [];
     },
     emit: async () => ({ id: "bench" }),
+    fetch: (call) => fetchService.fetch(call),
   };
 }
 

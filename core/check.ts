@@ -57,6 +57,10 @@ export async function checkProject(options: LoadConfigOptions, out: NodeJS.Writa
         log: () => undefined,
         kv: async () => null,
         emit: async () => ({ id: "check" }),
+        // Only loads happen here: nothing runs, so nothing fetches.
+        fetch: async (call) => {
+          throw new HookdError("HOOKD_FETCH_NOT_ALLOWED", [call.url, "nothing during a check"]);
+        },
       },
     });
     try {

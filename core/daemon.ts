@@ -13,6 +13,7 @@ import { CircuitBreaker } from "./delivery/circuit-breaker.ts";
 import { Dispatcher } from "./delivery/dispatcher.ts";
 import { Replayer } from "./delivery/replay.ts";
 import { RetentionPruner } from "./delivery/retention.ts";
+import { FetchService } from "./fetch/fetch-service.ts";
 import { retryPolicyFor } from "./delivery/retry-policy.ts";
 import { createHttpServer } from "./ingress/http.ts";
 import { EventIntake } from "./ingress/intake.ts";
@@ -27,6 +28,7 @@ import { PluginManager, type ReloadResult } from "./plugins/manager.ts";
 import { openStore } from "./store/open.ts";
 import type { Store } from "./store/types.ts";
 import { IsolateHost } from "../sandbox/isolate-host.ts";
+import { SecretResolver } from "../sandbox/secrets.ts";
 import type { HostServices, Sandbox } from "../sandbox/protocol.ts";
 import { SandboxSupervisor } from "../sandbox/supervisor.ts";
 import { PluginWatcher } from "./plugins/watcher.ts";
@@ -92,6 +94,13 @@ export class Daemon {
     this.readiness = new Readiness({ lifecycle: () => this.notReadyReason(), checkStoreWritable: () => store.checkWritable() });
 
     const pluginLog = options.logger.child({ component: "plugin" });
+    // ctx.fetch is performed here, not in the sandbox process, under the config's address rules.
+    const fetchService = new FetchService({
+      allowHosts: () => this.config.sandbox.fetchAllowHosts,
+      maxConcurrent: () => this.config.sandbox.fetchMaxConcurrent,
+      ownEndpoints: () => (this.http.server.listening ? [this.address] : [{ host: this.config.server.host, port: this.config.server.port }]),
+      secret: (plugin, name) => new SecretResolver({ configured: this.secrets(), environment: process.env }).resolve(plugin, name),
+    });
     const services: HostServices = {
       log: (record) => {
         const fields = { ...record.fields, plugin: record.plugin, event: record.event, eventId: record.eventId, runId: record.runId };
@@ -106,6 +115,7 @@ export class Daemon {
       },
       emit: (_plugin, from, name, payload) =>
         this.intake.accept({ name, body: payload, source: "emit", parent: { eventId: from.eventId, depth: from.depth } }).then(({ id }) => ({ id })),
+      fetch: (call) => fetchService.fetch(call),
     };
 
     if (options.sandbox === "inline") {

@@ -1,12 +1,12 @@
 /**
  * The isolate host: every loaded plugin version in its own isolate, and the host side of the
- * ctx API with each plugin's limits (log volume, kv value size and key count, emits per run,
- * fetch size and time). It implements the Sandbox interface in-process; the sandbox process
+ * ctx API with each plugin's limits (log volume, kv value size and key count, emits per run).
+ * ctx.fetch is passed on to the daemon's fetch service (core/fetch), which holds its limits. It implements the Sandbox interface in-process; the sandbox process
  * (worker.ts) wraps it so the daemon can keep it at arm's length.
  */
 import { HookdError } from "../core/errors.ts";
 import type { RunOutcome } from "../core/store/types.ts";
-import { defaultFetchLimits, fetchForPlugin, type PluginFetchInit } from "./host-fetch.ts";
+import { fetchPolicy, type PluginFetchInit } from "../core/fetch/policy.ts";
 import { PluginIsolate } from "./plugin-isolate.ts";
 import type { HostServices, PluginLogRecord, PluginManifest, PluginSpec, RunRequest, Sandbox } from "./protocol.ts";
 import { runtimeBootstrapCode } from "./runtime/build.ts";
@@ -17,13 +17,6 @@ export interface IsolateHostOptions {
   services: HostServices;
   /** The config's secrets (see sandbox/secrets.ts for who may read which). */
   secrets?: Record<string, string | undefined>;
-  /** Redirects one fetch may follow. */
-  maxRedirects?: number;
-  /**
-   * Replaces the network under ctx.fetch (the `hookd/testing` kit fakes responses with it);
-   * URL patterns, redirects, size and time limits still apply as in production.
-   */
-  fetchOverride?: typeof fetch;
   /** Read secrets missing from `secrets` from the environment (default true; the test kit turns it off). */
   environmentSecrets?: boolean;
   /**
@@ -179,15 +172,10 @@ export class IsolateHost implements Sandbox {
         return this.options.services.emit(plugin, run.meta, args[0], args[1]);
       }
       case "fetch": {
-        const patterns = (isolate.manifest?.options.fetch ?? []).filter((pattern): pattern is string => typeof pattern === "string");
+        // Performed by the daemon's fetch service, under what this version declared at load.
         const init = (typeof args[1] === "object" && args[1] !== null ? args[1] : {}) as PluginFetchInit;
-        const limits = {
-          maxResponseBytes: isolate.limits.fetchMaxBytes,
-          // A fetch never outlives the run's own wall time (the run's end aborts it, too).
-          timeoutMs: Math.min(isolate.limits.fetchTimeoutMs, isolate.limits.timeoutMs),
-          maxRedirects: this.options.maxRedirects ?? defaultFetchLimits.maxRedirects,
-        };
-        return fetchForPlugin(patterns, String(args[0]), init, limits, this.options.fetchOverride, signal);
+        const policy = fetchPolicy(isolate.limits, isolate.manifest?.options ?? {});
+        return this.options.services.fetch({ plugin, runId: run.runId, url: String(args[0]), init, policy, signal });
       }
       default:
         throw new HookdError("HOOKD_HOST_CALL_UNKNOWN", [op]);

@@ -3,6 +3,7 @@
  * crossing it is plain data, so the same messages travel in-process or over a socket to the
  * supervised sandbox process.
  */
+import type { FetchCall, PluginFetchReply } from "../core/fetch/policy.ts";
 import type { RunError, RunOutcome } from "../core/store/types.ts";
 import type { PluginOptions } from "./runtime/api.ts";
 
@@ -62,11 +63,16 @@ export interface RunMeta {
   depth: number;
 }
 
-/** Host services the isolates call through `ctx`; fetch is served in the sandbox itself. */
+/**
+ * Host services the isolates call through `ctx`. All of them are the daemon's: the sandbox
+ * process forwards them, fetch included (it has no network of its own).
+ */
 export interface HostServices {
   log(record: PluginLogRecord): void;
   kv(plugin: string, op: "get" | "set" | "delete" | "list", args: unknown[]): Promise<unknown>;
   emit(plugin: string, from: RunMeta, name: string, payload: unknown): Promise<{ id: string }>;
+  /** Performed by the daemon (core/fetch/fetch-service.ts) under the call's policy. */
+  fetch(call: FetchCall): Promise<PluginFetchReply>;
 }
 
 export interface PluginLogRecord {
@@ -122,4 +128,5 @@ export type FromSandbox =
   | { t: "log"; record: PluginLogRecord }
   /** V8 lost an isolate for good: the process should be replaced (its runs were already failed). */
   | { t: "catastrophe"; plugin: string; version: number; message: string }
-  | { t: "hostCall"; callId: number; plugin: string; op: "kv" | "emit"; args: unknown[] };
+  /** `fetch` args are [runId, url, init]: the daemon takes the plugin's patterns and limits from its own records of the run. */
+  | { t: "hostCall"; callId: number; plugin: string; op: "kv" | "emit" | "fetch"; args: unknown[] };

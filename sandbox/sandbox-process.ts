@@ -1,15 +1,17 @@
 /**
  * One sandbox process as the daemon sees it: starts sandbox/worker.ts with a socket on its fd 3
  * (sandbox/channel.ts), matches its answers to loads and runs, and serves its host calls (kv,
- * emit) from the daemon's services. When it exits, its runs in flight fail with HOOKD_SANDBOX_CRASHED and its loads
+ * emit, fetch) from the daemon's services. When it exits, its runs in flight fail with HOOKD_SANDBOX_CRASHED and its loads
  * reject; the supervisor decides what comes next.
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import type { Duplex } from "node:stream";
 import { fileURLToPath } from "node:url";
 import { HookdError } from "../core/errors.ts";
+import { fetchPolicy, type PluginFetchInit } from "../core/fetch/policy.ts";
 import type { RunOutcome } from "../core/store/types.ts";
 import { daemonCodec, LineChannel } from "./channel.ts";
+import { baseLimits, resolveLimits } from "./limits.ts";
 import type { FromSandbox, HeapUsage, HostServices, PluginManifest, PluginSpec, RunRequest, ToSandbox } from "./protocol.ts";
 
 const WORKER = fileURLToPath(new URL("./worker.ts", import.meta.url));
@@ -24,6 +26,7 @@ export interface SandboxProcessOptions {
 }
 
 interface PendingLoad {
+  spec: PluginSpec;
   resolve: (manifest: PluginManifest) => void;
   reject: (error: unknown) => void;
 }
@@ -39,6 +42,12 @@ export class SandboxProcess {
   private readonly outbox: LineChannel<FromSandbox, ToSandbox>;
   private readonly loads = new Map<string, PendingLoad>();
   private readonly runs = new Map<string, (outcome: RunOutcome) => void>();
+  /**
+   * The daemon's own record of what each run's fetches may do: the version it was sent to run,
+   * the spec sent for it and the manifest its load reported. Its end aborts the run's fetches.
+   */
+  private readonly runFetch = new Map<string, { plugin: string; version: number; ended: AbortController }>();
+  private readonly versions = new Map<string, { spec: PluginSpec; manifest: PluginManifest }>();
   private readonly unloads = new Map<string, () => void>();
   private readonly heapRequests = new Map<number, (usage: HeapUsage[]) => void>();
   private nextHeapRequest = 1;
@@ -86,7 +95,7 @@ export class SandboxProcess {
     if (!this.alive) return Promise.reject(new HookdError("HOOKD_SANDBOX_CRASHED", [this.exitReason ?? "exited"]));
     const key = keyOf(spec.plugin, spec.version);
     return new Promise<PluginManifest>((resolve, reject) => {
-      this.loads.set(key, { resolve, reject });
+      this.loads.set(key, { spec, resolve, reject });
       this.outbox.send({ t: "load", spec });
     });
   }
@@ -94,6 +103,7 @@ export class SandboxProcess {
   unload(plugin: string, version: number): Promise<void> {
     const key = keyOf(plugin, version);
     this.loadedKeys.delete(key);
+    this.versions.delete(key);
     if (!this.alive) return Promise.resolve();
     return new Promise<void>((resolve) => {
       this.unloads.set(key, resolve);
@@ -107,6 +117,7 @@ export class SandboxProcess {
     }
     return new Promise((resolve) => {
       this.runs.set(request.runId, resolve);
+      this.runFetch.set(request.runId, { plugin: request.plugin, version: request.version, ended: new AbortController() });
       const { payload, ...rest } = request;
       this.outbox.send({ t: "run", request: rest, payload: JSON.stringify(payload) ?? "null" });
     });
@@ -160,6 +171,7 @@ export class SandboxProcess {
         this.loads.delete(key);
         if (message.t === "loaded") {
           this.loadedKeys.add(key);
+          if (pending) this.versions.set(key, { spec: pending.spec, manifest: message.manifest });
           pending?.resolve(message.manifest);
         } else pending?.reject(message.error);
         return;
@@ -177,6 +189,7 @@ export class SandboxProcess {
       case "result": {
         const resolve = this.runs.get(message.runId);
         this.runs.delete(message.runId);
+        this.endFetches(message.runId);
         resolve?.(message.outcome);
         if (this.runs.size === 0) this.idleWaiter?.();
         return;
@@ -196,10 +209,12 @@ export class SandboxProcess {
     }
   }
 
-  private async serveHostCall(callId: number, plugin: string, op: "kv" | "emit", args: unknown[]): Promise<void> {
+  private async serveHostCall(callId: number, plugin: string, op: "kv" | "emit" | "fetch", args: unknown[]): Promise<void> {
     try {
       let value: unknown;
-      if (op === "kv") {
+      if (op === "fetch") {
+        value = await this.serveFetch(plugin, args);
+      } else if (op === "kv") {
         const [kvOp, ...rest] = args as ["get" | "set" | "delete" | "list", ...unknown[]];
         value = await this.options.services.kv(plugin, kvOp, rest);
       } else {
@@ -222,6 +237,39 @@ export class SandboxProcess {
     }
   }
 
+  /**
+   * A fetch for a run this process was sent and has not finished, under that version's policy as
+   * the daemon recorded it; the process names only the run (and the plugin, which must match).
+   */
+  private serveFetch(plugin: string, args: unknown[]): Promise<unknown> {
+    const [runId, url, init] = args;
+    const run = typeof runId === "string" ? this.runFetch.get(runId) : undefined;
+    const loaded = run && run.plugin === plugin ? this.versions.get(keyOf(run.plugin, run.version)) : undefined;
+    if (!run || !loaded) {
+      throw new HookdError("HOOKD_FETCH_NOT_ALLOWED", [String(url), "nothing"], { message: `fetch to ${String(url)} refused: no run of plugin ${plugin} is in flight here` });
+    }
+    let limits;
+    try {
+      limits = resolveLimits(loaded.spec.limits, loaded.manifest.options, loaded.spec.file);
+    } catch {
+      // The load would have failed with this; the config's limits are the safe reading.
+      limits = baseLimits(loaded.spec.limits);
+    }
+    return this.options.services.fetch({
+      plugin: run.plugin,
+      runId: runId as string,
+      url: String(url),
+      init: (typeof init === "object" && init !== null ? init : {}) as PluginFetchInit,
+      policy: fetchPolicy(limits, loaded.manifest.options),
+      signal: run.ended.signal,
+    });
+  }
+
+  private endFetches(runId: string): void {
+    this.runFetch.get(runId)?.ended.abort();
+    this.runFetch.delete(runId);
+  }
+
   private onExit(reason: string): void {
     this.exitReason = reason;
     this.outbox.discard();
@@ -233,6 +281,7 @@ export class SandboxProcess {
     };
     for (const resolve of this.runs.values()) resolve(crashed);
     this.runs.clear();
+    for (const runId of [...this.runFetch.keys()]) this.endFetches(runId);
     this.idleWaiter?.();
     for (const pending of this.loads.values()) pending.reject(new HookdError("HOOKD_SANDBOX_CRASHED", [reason]));
     this.loads.clear();

@@ -13,6 +13,7 @@ import { fstatSync } from "node:fs";
 import { Socket } from "node:net";
 import { LineChannel, sandboxCodec } from "./channel.ts";
 import { IsolateHost } from "./isolate-host.ts";
+import type { PluginFetchReply } from "../core/fetch/policy.ts";
 import type { FromSandbox, RunError, ToSandbox } from "./protocol.ts";
 
 if (!isSocket(3)) {
@@ -47,7 +48,7 @@ const outbox = new LineChannel<ToSandbox, FromSandbox>(
 const hostCalls = new Map<number, { resolve: (value: unknown) => void; reject: (error: unknown) => void }>();
 let nextCallId = 1;
 
-function callDaemon(plugin: string, op: "kv" | "emit", args: unknown[]): Promise<unknown> {
+function callDaemon(plugin: string, op: "kv" | "emit" | "fetch", args: unknown[]): Promise<unknown> {
   const callId = nextCallId++;
   return new Promise((resolve, reject) => {
     hostCalls.set(callId, { resolve, reject });
@@ -60,6 +61,9 @@ const host = new IsolateHost({
     log: (record) => outbox.send({ t: "log", record }),
     kv: (plugin, op, args) => callDaemon(plugin, "kv", [op, ...args]),
     emit: (plugin, from, name, payload) => callDaemon(plugin, "emit", [from, name, payload]) as Promise<{ id: string }>,
+    // The daemon fetches: it knows the run, so only the run and the request travel (its own
+    // records say what the plugin may reach), and it aborts the fetch when the run's result arrives.
+    fetch: (call) => callDaemon(call.plugin, "fetch", [call.runId, call.url, call.init]) as Promise<PluginFetchReply>,
   },
   onCatastrophe: ({ plugin, version, message }) => {
     isolateLost = true;

@@ -20,7 +20,8 @@ export default defineConfig({
   events: { ${events} },
   // Slow retries, so a failed run stays pending long enough to see where it waits.
   delivery: { backoffMs: 1500, maxBackoffMs: 3000, maxAttempts: 5 },
-  sandbox: { timeoutMs: 3000 },
+  // The gate plugins fetch listens on a loopback port of its own (the daemon's is refused anyway).
+  sandbox: { timeoutMs: 3000, fetchAllowHosts: ["127.0.0.1"] },
   ${options.settings ?? ""}
 });
 `;

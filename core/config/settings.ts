@@ -5,6 +5,7 @@
 import { z } from "zod";
 import type { EventCatalog, RouteConfig, WebhookConfig } from "./define.ts";
 import { catalogOrderBy } from "../delivery/order-keys.ts";
+import { parseAllowHost } from "../fetch/plugin-fetch.ts";
 import { isValidTimezone } from "../ingress/oktell-time.ts";
 import { DEFAULT_RETRY_SCHEDULE_MS } from "../webhooks/schedule.ts";
 import { secretProblem } from "../webhooks/signing.ts";
@@ -72,6 +73,11 @@ export const settingsSchema = z.object({
       maxLogBytesPerRun: z.number().int().min(1024).max(256 * 1024 * 1024).default(1024 * 1024),
       fetchTimeoutMs: z.number().int().min(10).max(15 * 60_000).default(10_000),
       fetchMaxBytes: z.number().int().min(1).max(256 * 1024 * 1024).default(1024 * 1024),
+      // Hosts ctx.fetch may reach on a loopback, private or this machine's own address (`host` or
+      // `host:port`); only the config grants it, never a plugin's pattern. Not per plugin.
+      fetchAllowHosts: z.array(z.string().refine((entry) => parseAllowHost(entry) !== undefined, "expected `host` or `host:port` ([::1]:9000 for IPv6)")).default([]),
+      // ctx.fetch requests one plugin has on the network at once; further ones wait (within their time limit).
+      fetchMaxConcurrent: z.number().int().min(1).max(10_000).default(16),
       kvMaxValueBytes: z.number().int().min(1).max(64 * 1024 * 1024).default(256 * 1024),
       kvMaxKeys: z.number().int().min(1).max(10_000_000).default(10_000),
       maxEmitsPerRun: z.number().int().min(0).max(100_000).default(100),

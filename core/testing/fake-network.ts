@@ -4,7 +4,7 @@
  * not declare is still refused, redirects are still followed hop by hop, and the size and time
  * limits still apply, exactly as in the daemon.
  */
-import { isUrlAllowed } from "../../sandbox/host-fetch.ts";
+import { isUrlAllowed } from "../fetch/plugin-fetch.ts";
 
 /** One request that left the isolate (one per redirect hop). */
 export interface OutboundCall {
@@ -63,7 +63,7 @@ export class FakeNetwork {
     this.calls.length = 0;
   }
 
-  /** The `fetch` the isolate host calls instead of the network. */
+  /** The `fetch` the daemon-side fetch service calls instead of the network. */
   readonly fetch = async (input: string | URL | Request, init: RequestInit = {}): Promise<Response> => {
     const url = typeof input === "string" ? input : input instanceof URL ? input.href : input.url;
     const call: OutboundCall = {

@@ -16,6 +16,8 @@ import { settingsSchema } from "../config/settings.ts";
 import { errorCodes, HookdError, type HookdErrorCode } from "../errors.ts";
 import type { RunError } from "../store/types.ts";
 import { IsolateHost } from "../../sandbox/isolate-host.ts";
+import { SecretResolver } from "../../sandbox/secrets.ts";
+import { FetchService } from "../fetch/fetch-service.ts";
 import type { PluginLimits, PluginLogRecord, PluginManifest, RunMeta } from "../../sandbox/protocol.ts";
 import type { EventInput, EventName } from "../../sandbox/runtime/api.ts";
 import { FakeNetwork, type OutboundCall } from "./fake-network.ts";
@@ -113,10 +115,10 @@ export class PluginHarness {
     kv: Record<string, unknown> | undefined,
   ) {
     this.kv = new MemoryKv(kv);
+    const fetchService = new FetchService({ send: this.fetch.fetch, secret: (plugin, name) => new SecretResolver({ configured: secrets, environment: undefined }).resolve(plugin, name) });
     this.host = new IsolateHost({
       secrets,
       environmentSecrets: false,
-      fetchOverride: this.fetch.fetch,
       services: {
         log: (record) => this.logs.push(toLogEntry(record)),
         kv: async (_plugin, op, args) => this.kv.serve(op, args),
@@ -126,6 +128,8 @@ export class PluginHarness {
           this.emitted.push(emitted);
           return { id: emitted.id };
         },
+        // The daemon's own fetch service, on the fake network: patterns, redirects and limits as in production.
+        fetch: (call) => fetchService.fetch(call),
       },
     });
   }

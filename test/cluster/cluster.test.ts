@@ -14,7 +14,7 @@ export default defineConfig({
   events: catalog,
   delivery: { backoffMs: 50, maxBackoffMs: 200, maxAttempts: 5 },
   // A short run timeout keeps the lease short (2 x timeout + 10 s): the killed instance's runs come back sooner.
-  sandbox: { timeoutMs: 500 },
+  sandbox: { timeoutMs: 500, fetchAllowHosts: process.env.SINK_URL ? [new URL(process.env.SINK_URL).host] : [] },
 });
 `;
 

@@ -23,7 +23,8 @@ export default defineConfig({
   routes: [{ on: "user.operator_status.changed", run: "notify", input: { operator: "userId", status: "status", fixed: { value: 7 } } }],
   server: { bodyLimit: 64 * 1024 },
   delivery: { backoffMs: 50, maxBackoffMs: 200, maxAttempts: 3 },
-  sandbox: { timeoutMs: 3000 },
+  // ctx.fetch reaches a loopback address only through the config: the test's sink, if any.
+  sandbox: { timeoutMs: 3000, fetchAllowHosts: process.env.SINK_URL ? [new URL(process.env.SINK_URL).host] : [] },
 });
 `;
 

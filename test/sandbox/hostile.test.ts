@@ -17,9 +17,11 @@ const LOADS_FAIL = new Set(["top-level-loop", "top-level-oom"]);
 
 const eventOf = (plugin: string) => `attack.${plugin.replaceAll("-", "_")}`;
 
+const FETCH_MAX_CONCURRENT = 8;
+
 const CONFIG = `
 import { defineConfig, z } from "hookd/config";
-const attack = z.object({ hop: z.number().int().optional() });
+const attack = z.object({ hop: z.number().int().optional(), port: z.number().int().optional() });
 export default defineConfig({
   events: {
     "test.ping": z.object({ n: z.number().int() }),
@@ -28,8 +30,15 @@ ${ATTACKS.map((name) => `    "${eventOf(name)}": attack,`).join("\n")}
   },
   delivery: { backoffMs: 20, maxBackoffMs: 50, maxAttempts: 2, maxEmitDepth: 4 },
   // Generous runs (every attack fires at once on a small machine), short loads (two plugins never finish loading).
-  sandbox: { timeoutMs: 15000, loadTimeoutMs: 1500, breaker: { failures: 3, coolDownMs: 1500 } },
-  secrets: { "victim:VICTIM_TOKEN": "victim-secret" },
+  // ctx.fetch may reach the two local servers the config names, nothing else on this machine.
+  sandbox: {
+    timeoutMs: 15000,
+    loadTimeoutMs: 1500,
+    breaker: { failures: 3, coolDownMs: 1500 },
+    fetchAllowHosts: [new URL(process.env.HOSTILE_SINK ?? "http://x").host, new URL(process.env.HOSTILE_ORIGIN2 ?? "http://x").host],
+    fetchMaxConcurrent: ${FETCH_MAX_CONCURRENT},
+  },
+  secrets: { "victim:VICTIM_TOKEN": "victim-secret", "fetch-daemon-api:STOLEN_TOKEN": "stolen-token", "fetch-redirect-credentials:CRED_KEY": "cred-secret-value" },
 });
 `;
 
@@ -67,6 +76,9 @@ const CASES: Array<[plugin: string, attempt: string, code: string]> = [
   ["fetch-redirect", "a redirect that leaves the allowlist", "HOOKD_FETCH_NOT_ALLOWED"],
   ["fetch-huge", "a response larger than the plugin may read", "HOOKD_FETCH_TOO_LARGE"],
   ["fetch-slow", "a response that never comes", "HOOKD_FETCH_TIMEOUT"],
+  ["fetch-daemon-api", "the daemon's own API, with a token, through `http://*`", "HOOKD_FETCH_NOT_ALLOWED"],
+  ["fetch-flood", "3,000 fetches at once", "HOOKD_FETCH_NOT_ALLOWED"],
+  ["fetch-pattern-redos", "a fetch pattern that backtracks for ages against a long URL", "HOOKD_FETCH_NOT_ALLOWED"],
   ["kv-huge-value", "a kv value over the limit", "HOOKD_KV_LIMIT"],
   ["kv-key-flood", "kv keys past the limit", "HOOKD_KV_LIMIT"],
   ["deep-nesting", "values nested too deep for the host's JSON", "HOOKD_HOST_CALL_INVALID"],
@@ -83,9 +95,18 @@ const CASES: Array<[plugin: string, attempt: string, code: string]> = [
   ["wait-async", "Atomics.waitAsync (aborts a plain isolated-vm host)", "HOOKD_RUN_FAILED"],
 ];
 
+/** Where the sink's cross-origin redirect points (known once the server listens). */
+const origin2UrlRef = { value: "" };
+
 describe("hostile plugins", () => {
   let sink: Server;
+  /** A local server the config does not allow: nothing may reach it. */
+  let loot: Server;
+  /** Another origin the sink redirects to, allowed: what arrives there is recorded. */
+  let origin2: Server;
   const sinkHits: string[] = [];
+  const landed: Array<{ method: string; headers: Record<string, unknown>; body: string }> = [];
+  const flood = { inFlight: 0, max: 0, served: 0 };
   const project = new TestProject({ fixtures: ["hostile"], config: CONFIG });
   const daemon = new TestDaemon(project);
   const attackIds = new Map<string, string>();
@@ -98,19 +119,47 @@ describe("hostile plugins", () => {
       if (url === "/allowed/jump-away") return void response.writeHead(302, { location: "http://evil.example/" }).end();
       if (url === "/huge") return void response.end("h".repeat(1024 * 1024));
       if (url === "/slow") return; // never answers
+      if (url === "/allowed/jump-origin") return void response.writeHead(307, { location: `${origin2UrlRef.value}/allowed/landed` }).end();
+      if (url === "/flood") {
+        flood.max = Math.max(flood.max, ++flood.inFlight);
+        // Answered on the next turn, so requests that arrive together are in flight together.
+        return void setImmediate(() => {
+          flood.inFlight--;
+          flood.served++;
+          response.end("wave");
+        });
+      }
       sinkHits.push(url);
       response.end("reached");
     });
-    await new Promise<void>((resolve) => sink.listen(0, "127.0.0.1", resolve));
-    const address = sink.address() as { port: number };
-    await daemon.start({ env: { HOSTILE_SINK: `http://127.0.0.1:${address.port}`, HOOKD_TEST_CANARY: "canary-value" }, timeoutMs: 60_000 });
+    loot = createServer((request, response) => {
+      sinkHits.push(`loot ${request.url}`);
+      response.end("loot");
+    });
+    origin2 = createServer((request, response) => {
+      let body = "";
+      request.setEncoding("utf8").on("data", (chunk: string) => (body += chunk));
+      request.on("end", () => {
+        landed.push({ method: request.method ?? "", headers: request.headers, body });
+        response.end("landed");
+      });
+    });
+    const listen = async (server: Server) => {
+      await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+      return `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+    };
+    const sinkUrl = await listen(sink);
+    const lootUrl = await listen(loot);
+    const origin2Url = await listen(origin2);
+    origin2UrlRef.value = origin2Url;
+    await daemon.start({ env: { HOSTILE_SINK: sinkUrl, HOSTILE_LOOT: lootUrl, HOSTILE_ORIGIN2: origin2Url, HOOKD_TEST_CANARY: "canary-value" }, timeoutMs: 60_000 });
 
     const stored = await daemon.post("test.ping", { n: 1 });
     await daemon.waitForLog((line) => line.msg === "victim stored" && line.eventId === stored.body.id);
     // Every attack at once: they run side by side, as they would in production.
     await Promise.all(
       ATTACKS.filter((name) => !LOADS_FAIL.has(name)).map(async (name) => {
-        const { status, body } = await daemon.post(eventOf(name), {});
+        const { status, body } = await daemon.post(eventOf(name), name === "fetch-daemon-api" ? { port: Number(new URL(daemon.url).port) } : {});
         expect(status).toBe(202);
         attackIds.set(name, body.id);
       }),
@@ -120,8 +169,10 @@ describe("hostile plugins", () => {
   afterAll(async () => {
     await daemon.stop();
     project.remove();
-    sink?.closeAllConnections();
-    await new Promise((resolve) => sink?.close(resolve));
+    for (const server of [sink, loot, origin2]) {
+      server?.closeAllConnections();
+      await new Promise((resolve) => server?.close(resolve));
+    }
   });
 
   /** The run of `plugin` for its attack event, once it is done or dead. */
@@ -149,7 +200,7 @@ describe("hostile plugins", () => {
 
   it("holds at least 25 attacks, each a real plugin file", () => {
     expect(ATTACKS.length).toBeGreaterThanOrEqual(25);
-    expect(CASES.length + LOADS_FAIL.size + ["log-flood", "log-huge-line", "emit-loop"].length).toBe(ATTACKS.length);
+    expect(CASES.length + LOADS_FAIL.size + ["log-flood", "log-huge-line", "emit-loop", "fetch-redirect-credentials"].length).toBe(ATTACKS.length);
   });
 
   it.each(CASES)("%s: contains %s as %s", async (plugin, _attempt, code) => {
@@ -218,12 +269,44 @@ describe("hostile plugins", () => {
     await settledRun("fetch-loopback");
     await settledRun("fetch-redirect");
     const loopback = await daemon.waitForLog((l) => l.msg === "loopback refused");
-    expect(loopback.codes).toEqual(Array(8).fill("HOOKD_FETCH_NOT_ALLOWED"));
+    expect(loopback.codes).toEqual(Array(10).fill("HOOKD_FETCH_NOT_ALLOWED"));
     const redirect = await daemon.waitForLog((l) => l.msg === "redirect refused");
     expect(redirect.codes).toEqual(["HOOKD_FETCH_NOT_ALLOWED", "HOOKD_FETCH_NOT_ALLOWED"]);
     const undeclared = await daemon.waitForLog((l) => l.msg === "fetch refused");
     expect(undeclared.codes).toEqual(Array(4).fill("HOOKD_FETCH_NOT_ALLOWED"));
     expect(sinkHits).toEqual([]);
+  });
+
+  it("never lets a plugin reach the daemon's own API, whatever it declares", async () => {
+    await settledRun("fetch-daemon-api");
+    const refused = await daemon.waitForLog((l) => l.msg === "daemon api refused");
+    expect(refused.codes).toEqual(Array(6).fill("HOOKD_FETCH_NOT_ALLOWED"));
+    expect(daemon.logs.some((l) => l.msg === "ESCAPED: fetch reached the daemon's API")).toBe(false);
+    // The daemon logs every request it serves; none came from the plugin's token.
+    expect(daemon.logs.some((l) => JSON.stringify(l).includes("stolen-token"))).toBe(false);
+  });
+
+  it("keeps a plugin's fetches on the network to sandbox.fetchMaxConcurrent at once; the rest wait their turn", async () => {
+    await settledRun("fetch-flood");
+    const settled = await daemon.waitForLog((l) => l.msg === "flood settled");
+    const codes = settled.codes as Record<string, number>;
+    expect(Object.values(codes).reduce((a, b) => a + b, 0)).toBe(3000);
+    // Waiting ones went on once a slot was free (many more than the limit were answered).
+    expect(codes.ok ?? 0).toBeGreaterThan(FETCH_MAX_CONCURRENT);
+    expect(flood.max).toBeGreaterThan(0);
+    expect(flood.max).toBeLessThanOrEqual(FETCH_MAX_CONCURRENT);
+  });
+
+  it("drops credentials when a redirect changes origin, and keeps the rest of the request", async () => {
+    const run = await settledRun("fetch-redirect-credentials");
+    expect(run.status, JSON.stringify(run.lastError)).toBe("done");
+    const line = await daemon.waitForLog((l) => l.msg === "redirect landed");
+    expect(line).toMatchObject({ status: 200, body: "landed", url: `${origin2UrlRef.value}/allowed/landed` });
+    expect(landed).toHaveLength(1);
+    const [request] = landed;
+    expect(request).toMatchObject({ method: "POST", body: "payload" });
+    expect(request!.headers["x-trace"]).toBe("kept");
+    for (const name of ["authorization", "cookie", "proxy-authorization", "x-api-key"]) expect(request!.headers[name], name).toBeUndefined();
   });
 
   it("keeps another plugin's kv and secrets out of reach, and its kv unforged", async () => {

@@ -30,6 +30,7 @@ describe("sandbox supervisor", () => {
           return op === "list" ? [] : op === "get" ? "kv-value" : undefined;
         },
         emit: async () => ({ id: "emitted" }),
+        fetch: async () => ({ status: 200, statusText: "OK", headers: {}, body: "", url: "" }),
       },
       onRestart: ({ reason }) => restarts.push(reason),
     });
