@@ -182,3 +182,30 @@ describe("compile jail: files that are not plain source", () => {
     await expect(compilePlugin(file, { ...options, limits: { maxSourceBytes: 16 * 1024 } })).rejects.toMatchObject({ code: "HOOKD_COMPILE_TOO_LARGE" });
   });
 });
+
+describe("compiler survival: a file that kills esbuild's service", () => {
+  it("cuts a compile past its time bound (HOOKD_COMPILE_TIMEOUT) and compiles the next one on a fresh service", async () => {
+    const slow = write("slow.ts", `import { on, z } from "hookd";\nconst s = z.object({ a: z.string() });\non("deal.close", (e, ctx) => ctx.log.info(s.parse({ a: "x" }).a));\n`);
+    // One millisecond: no esbuild build of zod finishes in it, on any machine.
+    await expect(compilePlugin(slow, { ...options, limits: { timeoutMs: 1 } })).rejects.toMatchObject({ code: "HOOKD_COMPILE_TIMEOUT" });
+    expect((await compilePlugin(slow, options)).code).toContain("__hookd");
+  });
+
+  it("refuses deep nesting by default, before esbuild parses it (HOOKD_COMPILE_TOO_LARGE)", async () => {
+    const file = write("deep.ts", `export const x = ${"[".repeat(2 * 1024 * 1024)}`);
+    await refused(file, "HOOKD_COMPILE_TOO_LARGE");
+  });
+
+  it("with the check off: fails the culprit with HOOKD_COMPILE_CRASHED, and the plugins compiled beside it and after it compile", async () => {
+    const crasher = write("crasher.ts", `export const x = ${"[".repeat(2 * 1024 * 1024)}`);
+    const good = (n: number) => write(`fine-${n}.ts`, `import { on } from "hookd";\non("deal.close", (e, ctx) => ctx.log.info("fine ${n}"));\n`);
+    // A generous time bound: growing a gigabyte of parser stack takes seconds on a busy machine.
+    const off = { ...options, limits: { maxNesting: 0, timeoutMs: 120_000 } };
+    // In flight together: the service dies under all of them, and only the culprit may fail.
+    const [crashed, ...beside] = await Promise.allSettled([compilePlugin(crasher, off), compilePlugin(good(1), off), compilePlugin(good(2), off)]);
+    expect(crashed).toMatchObject({ status: "rejected", reason: { code: "HOOKD_COMPILE_CRASHED" } });
+    for (const result of beside) expect(result.status, String((result as PromiseRejectedResult).reason)).toBe("fulfilled");
+    const after = await compilePlugin(good(3), off);
+    expect(after.code).toContain("fine 3");
+  }, 120_000);
+});

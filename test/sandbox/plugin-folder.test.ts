@@ -186,7 +186,8 @@ describe("a plugin file that crashes the compiler", () => {
 
   beforeAll(async () => {
     // maxNesting 0: the nesting check is off, so the file reaches esbuild and kills its service.
-    project = new TestProject({ config: config("plugins: { maxNesting: 0 },"), files: { "first.ts": handler("test.ping", "first") } });
+    // A generous compile bound: growing a gigabyte of parser stack takes seconds on a busy machine.
+    project = new TestProject({ config: config("plugins: { maxNesting: 0, compileTimeoutMs: 120000 },"), files: { "first.ts": handler("test.ping", "first") } });
     daemon = await new TestDaemon(project).start({ timeoutMs: 60_000 });
   }, 90_000);
 
@@ -197,10 +198,10 @@ describe("a plugin file that crashes the compiler", () => {
 
   it("fails that file with HOOKD_COMPILE_CRASHED; the compiler restarts and the next plugin loads", async () => {
     project.write("crash.ts", `export const x = ${"[".repeat(2 * 1024 * 1024)}`);
-    await failsWith(daemon, "crash", "HOOKD_COMPILE_CRASHED", 60_000);
+    await failsWith(daemon, "crash", "HOOKD_COMPILE_CRASHED", 100_000);
     project.write("second.ts", handler("test.other", "second"));
     await waitFor("plugin second loaded", async () => ((await plugin(daemon, "second"))?.state === "loaded" ? true : undefined), 30_000);
     await handles(daemon, "test.other", "second", 1);
     await handles(daemon, "test.ping", "first", 2);
-  });
+  }, 150_000);
 });
