@@ -205,3 +205,33 @@ describe("a plugin file that crashes the compiler", () => {
     await handles(daemon, "test.ping", "first", 2);
   }, 150_000);
 });
+
+describe("a plugin that takes long to load at start", () => {
+  let project: TestProject;
+  let daemon: TestDaemon;
+
+  beforeAll(async () => {
+    project = new TestProject({
+      config: config("plugins: { startTimeoutMs: 300 },"),
+      files: {
+        // Two seconds of top-level work: within sandbox.loadTimeoutMs, far past plugins.startTimeoutMs.
+        "slow.ts": `import { on } from "hookd";\nconst until = Date.now() + 2000;\nwhile (Date.now() < until) {}\non("test.other", (e, ctx) => ctx.log.info({ n: e.n }, "slow handled"));\n`,
+      },
+    });
+    daemon = await new TestDaemon(project).start({ timeoutMs: 60_000 });
+  }, 90_000);
+
+  afterAll(async () => {
+    await daemon?.stop();
+    project?.remove();
+  });
+
+  it("does not hold up readiness (HOOKD_PLUGIN_START_TIMEOUT), and serves once its load is done", async () => {
+    const ready = daemon.logs.findIndex((l) => l.msg === "hookd ready");
+    const late = daemon.logs.findIndex((l) => l.code === "HOOKD_PLUGIN_START_TIMEOUT" && l.plugin === "slow");
+    expect(late).toBeGreaterThanOrEqual(0);
+    expect(late).toBeLessThan(ready);
+    await waitFor("plugin slow loaded after start", async () => ((await plugin(daemon, "slow"))?.state === "loaded" ? true : undefined), 30_000);
+    await handles(daemon, "test.other", "slow", 1);
+  });
+});
