@@ -70,13 +70,13 @@ export async function compilePlugin(entry: string, options: CompileOptions): Pro
     result = await runBuild(entry, options.root, limits, () => bundle(entry, options, "stand-in", jail, limits));
   } catch (error) {
     // A real mistake in the plugin fails the same way with zod: report it without a second build.
-    if (!JSON.stringify((error as { errors?: unknown }).errors ?? "").includes(ZOD_STAND_IN)) throw compileError(entry, options.root, error);
+    if (!JSON.stringify((error as { errors?: unknown }).errors ?? "").includes(ZOD_STAND_IN)) throw compileError(entry, options.root, error, jail);
   }
   if (!result || result.outputFiles.some((file) => file.path.endsWith(".js") && file.text.includes(ZOD_STAND_IN))) {
     try {
       result = await runBuild(entry, options.root, limits, () => bundle(entry, options, "zod", jail, limits));
     } catch (error) {
-      throw compileError(entry, options.root, error);
+      throw compileError(entry, options.root, error, jail);
     }
   }
   const code = result.outputFiles.find((file) => file.path.endsWith(".js"))!.text;
@@ -150,6 +150,19 @@ function isolateResolver(zod: "zod" | "stand-in"): esbuild.Plugin {
       });
     },
   };
+}
+
+/**
+ * esbuild reads some files itself, outside onLoad (a folder's package.json), and its parse
+ * errors quote them ("Unexpected "HOOKD_TOKEN" in JSON"). A message about a file the plugin may
+ * not read says only that, so a package.json symlinked to /proc/self/environ leaks nothing.
+ */
+function withheld(message: esbuild.Message, root: string, jail: Jail): esbuild.Message {
+  const file = message.location?.file;
+  if (!file) return message;
+  const real = realPathOrUndefined(path.resolve(root, file));
+  if (real === undefined || mayRead(jail, real)) return message;
+  return { ...message, text: "refers to a file outside the files a plugin may read (a symlink that leads out?)", pluginName: "hookd-forbidden-import" };
 }
 
 /** The files a compile may read: real paths, so a symlink is judged by where it leads. */
@@ -449,10 +462,10 @@ function realOr(file: string): string {
   return realPathOrUndefined(file) ?? file;
 }
 
-function compileError(entry: string, root: string, error: unknown): HookdError {
+function compileError(entry: string, root: string, error: unknown, jail: Jail): HookdError {
   if (error instanceof HookdError) return error;
   const failure = error as { errors?: esbuild.Message[] };
-  const messages = failure.errors ?? [];
+  const messages = (failure.errors ?? []).map((m) => withheld(m, root, jail));
   const issues: CompileIssue[] = messages.map((m) => ({
     file: m.location?.file ?? path.relative(root, entry),
     line: m.location?.line ?? 0,

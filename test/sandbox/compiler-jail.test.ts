@@ -131,6 +131,14 @@ describe("compile jail: imports that leave the plugin's files", () => {
     await refused(write("mapped/index.ts", `import s from "#climb";\nconsole.log(s);\n`), ["HOOKD_PLUGIN_COMPILE", "HOOKD_COMPILE_FORBIDDEN_IMPORT"]);
   });
 
+  it("quotes nothing of a package.json that is a symlink out (esbuild reads it outside onLoad)", async () => {
+    mkdirSync(path.join(pluginsDir, "quoted"), { recursive: true });
+    symlinkSync(path.join(outside, "secret.txt"), path.join(pluginsDir, "quoted/package.json"));
+    write("quoted/helper.ts", `export default 1;`);
+    const error = await refused(write("quoted/index.ts", `import h from "./helper.ts";\nconsole.log(h);\n`));
+    expect(error.message).not.toContain("HOOKD_TOKEN");
+  });
+
   it("refuses a package in node_modules that is a symlink out of the project (npm link)", async () => {
     mkdirSync(path.join(root, "node_modules"), { recursive: true });
     symlinkSync(path.join(outside, "pkg"), path.join(root, "node_modules/linked-pkg"));
