@@ -252,7 +252,9 @@ function jailPlugin(jail: Jail, limits: CompileLimits): esbuild.Plugin {
           const file = path.resolve(jail.root, args.path);
           const real = realPathOrUndefined(file);
           if (real !== undefined && !mayRead(jail, real)) return refuse(`the plugin file ${shown(file)} leads out of the plugins folder`);
-          return { path: file };
+          // The real path, as esbuild's own resolver gives (and as every import is): the watch
+          // list then names the file that changes when a symlinked plugin's target is edited.
+          return { path: real ?? file };
         }
         // Inside hookd's zod, and inside packages, the import site says little: what they
         // resolve to is still judged by onLoad, and this saves a round trip per import.
