@@ -5,7 +5,7 @@
  * The compiler is also a way into the host: esbuild reads whatever a plugin imports, wherever it
  * is (`import env from "/proc/self/environ" with { type: "text" }`), and one hostile file can
  * crash its service for every later compile. So a compile reads only the files a plugin may
- * consist of (see `jail`), each through `readSourceFile` (regular files only, bounded in size),
+ * consist of (see `pluginJail`), each through `readSourceFile` (regular files only, bounded in size),
  * bounded in time, and a dead esbuild service is restarted (see `runBuild`).
  */
 import { builtinModules } from "node:module";

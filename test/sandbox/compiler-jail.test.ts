@@ -185,6 +185,16 @@ describe("compile jail: files that are not plain source", () => {
     await refused(write("piped/index.ts", `import s from "./data.txt";\nconsole.log(s);\n`), "HOOKD_COMPILE_NOT_A_FILE");
   });
 
+  it("bounds a compile stuck on a FIFO esbuild opens itself (package.json), then compiles the next plugin", async () => {
+    mkdirSync(path.join(pluginsDir, "stuck"), { recursive: true });
+    execFileSync("mkfifo", [path.join(pluginsDir, "stuck/package.json")]);
+    write("stuck/helper.ts", `export default 1;`);
+    const stuck = write("stuck/index.ts", `import h from "./helper.ts";\nconsole.log(h);\n`);
+    await expect(compilePlugin(stuck, { ...options, limits: { timeoutMs: 1500 } })).rejects.toMatchObject({ code: "HOOKD_COMPILE_TIMEOUT" });
+    const next = await compilePlugin(write("after-stuck.ts", `console.log("after stuck");\n`), options);
+    expect(next.code).toContain("after stuck");
+  });
+
   it("refuses a source file over plugins.maxSourceBytes", async () => {
     const file = write("big.ts", `export const x = "${"a".repeat(64 * 1024)}";\n`);
     await expect(compilePlugin(file, { ...options, limits: { maxSourceBytes: 16 * 1024 } })).rejects.toMatchObject({ code: "HOOKD_COMPILE_TOO_LARGE" });
