@@ -39,10 +39,10 @@ export async function checkProject(options: LoadConfigOptions, out: NodeJS.Writa
   const compiled = new Map<string, Awaited<ReturnType<typeof compilePlugin>>>();
   for (const entry of entries) {
     try {
-      const { compileTimeoutMs: timeoutMs, maxSourceBytes, maxNesting } = config.plugins;
+      const { compileTimeoutMs: timeoutMs, maxSourceBytes, maxBundleBytes, maxNesting } = config.plugins;
       compiled.set(
         entry.name,
-        await compilePlugin(entry.file, { root, pluginsDir: config.plugins.dir, limits: { timeoutMs, maxSourceBytes, maxNesting }, protectedPaths: [config.file, config.dataDir] }),
+        await compilePlugin(entry.file, { root, pluginsDir: config.plugins.dir, limits: { timeoutMs, maxSourceBytes, maxBundleBytes, maxNesting }, protectedPaths: [config.file, config.dataDir] }),
       );
     } catch (error) {
       const e = error as HookdError;

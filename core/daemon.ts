@@ -365,8 +365,8 @@ export class Daemon {
 }
 
 function compileLimits(config: ResolvedConfig): CompileLimits {
-  const { compileTimeoutMs, maxSourceBytes, maxNesting } = config.plugins;
-  return { timeoutMs: compileTimeoutMs, maxSourceBytes, maxNesting };
+  const { compileTimeoutMs, maxSourceBytes, maxBundleBytes, maxNesting } = config.plugins;
+  return { timeoutMs: compileTimeoutMs, maxSourceBytes, maxBundleBytes, maxNesting };
 }
 
 /** Paths in plugin messages are shown relative to the plugins folder's parent. */

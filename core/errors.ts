@@ -71,7 +71,7 @@ const definitions = {
     message: "plugin %s imports %s: a plugin reads only its own file or folder, plugins/lib/, plugins/_* modules and node_modules",
   },
   HOOKD_COMPILE_NOT_A_FILE: { status: 500, message: "plugin %s: %s is not a regular file" },
-  HOOKD_COMPILE_TOO_LARGE: { status: 500, message: "plugin %s: a source file is over the limit (plugins.maxSourceBytes, plugins.maxNesting): %s" },
+  HOOKD_COMPILE_TOO_LARGE: { status: 500, message: "plugin %s: a source file is over the limit (plugins.maxSourceBytes, maxBundleBytes, maxNesting): %s" },
   HOOKD_COMPILE_TIMEOUT: { status: 500, message: "plugin %s did not compile within %s ms (plugins.compileTimeoutMs)" },
   HOOKD_COMPILE_CRASHED: { status: 500, message: "the compiler crashed on plugin %s (it was restarted; other plugins compile on): %s" },
 

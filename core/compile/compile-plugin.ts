@@ -44,11 +44,13 @@ export interface CompileOptions {
 export interface CompileLimits {
   timeoutMs: number;
   maxSourceBytes: number;
+  /** All the files one compile reads, together (zod aside). */
+  maxBundleBytes: number;
   /** Deepest bracket nesting in one source file; 0: unchecked. */
   maxNesting: number;
 }
 
-export const DEFAULT_COMPILE_LIMITS: CompileLimits = { timeoutMs: 10_000, maxSourceBytes: 4 * 1024 * 1024, maxNesting: 1000 };
+export const DEFAULT_COMPILE_LIMITS: CompileLimits = { timeoutMs: 10_000, maxSourceBytes: 4 * 1024 * 1024, maxBundleBytes: 64 * 1024 * 1024, maxNesting: 1000 };
 
 export interface CompileIssue {
   file: string;
@@ -245,6 +247,8 @@ function jailPlugin(jail: Jail, limits: CompileLimits): esbuild.Plugin {
   return {
     name: "hookd-jail",
     setup(build) {
+      // Per build: esbuild holds every file it read until the build ends.
+      let bytesRead = 0;
       build.onResolve({ filter: /.*/ }, async (args) => {
         // Its own nested resolution, and zod's (hookd's copy: judged again by onLoad).
         if (args.pluginData === JAIL_RESOLVE || args.pluginData === "hookd-zod") return undefined;
@@ -290,6 +294,10 @@ function jailPlugin(jail: Jail, limits: CompileLimits): esbuild.Plugin {
           return refuse(`${shown(args.path)} ${error.detail}${limit}`, error.problem === "too-large" ? "hookd-too-large" : "hookd-not-a-file");
         }
         if (!mayRead(jail, source.realPath)) return refuse(`reads ${shown(args.path)}, which is outside the files a plugin may read`);
+        bytesRead += source.bytes.length;
+        if (bytesRead > limits.maxBundleBytes) {
+          return refuse(`${shown(args.path)} takes the files this plugin bundles past ${limits.maxBundleBytes} bytes (plugins.maxBundleBytes)`, "hookd-too-large");
+        }
         const loader = loaderFor(args.path, args.with);
         if (loader === undefined) {
           return { errors: [{ text: `${shown(args.path)}: no loader for ${args.with.type ? `type "${args.with.type}"` : `"${path.extname(args.path)}" files`}` }] };

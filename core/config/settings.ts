@@ -66,6 +66,8 @@ export const settingsSchema = z.object({
       compileTimeoutMs: z.number().int().min(100).max(10 * 60_000).default(10_000),
       // Largest file a plugin may bundle (its own sources, shared modules, npm packages).
       maxSourceBytes: z.number().int().min(1024).max(256 * 1024 * 1024).default(4 * 1024 * 1024),
+      // All the files one plugin bundles together: what esbuild holds in memory for one compile.
+      maxBundleBytes: z.number().int().min(1024).max(1024 * 1024 * 1024).default(64 * 1024 * 1024),
       // Deepest bracket nesting in one source file: esbuild's parser recurses per level and a
       // file of a million `[` overflows its stack (a gigabyte) and kills it. 0 turns the check off.
       maxNesting: z.number().int().min(0).max(1_000_000).default(1000),

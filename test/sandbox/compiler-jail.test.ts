@@ -195,9 +195,13 @@ describe("compile jail: files that are not plain source", () => {
     expect(next.code).toContain("after stuck");
   });
 
-  it("refuses a source file over plugins.maxSourceBytes", async () => {
+  it("refuses a source file over plugins.maxSourceBytes, and files over plugins.maxBundleBytes together", async () => {
     const file = write("big.ts", `export const x = "${"a".repeat(64 * 1024)}";\n`);
     await expect(compilePlugin(file, { ...options, limits: { maxSourceBytes: 16 * 1024 } })).rejects.toMatchObject({ code: "HOOKD_COMPILE_TOO_LARGE" });
+    for (let i = 0; i < 8; i++) write(`many/part${i}.ts`, `export const p${i} = "${String(i).repeat(8 * 1024)}";\n`);
+    const many = write("many/index.ts", Array.from({ length: 8 }, (_, i) => `import { p${i} } from "./part${i}.ts";\nconsole.log(p${i});\n`).join(""));
+    expect((await compilePlugin(many, { ...options, limits: { maxSourceBytes: 16 * 1024 } })).code).toContain("7777");
+    await expect(compilePlugin(many, { ...options, limits: { maxSourceBytes: 16 * 1024, maxBundleBytes: 32 * 1024 } })).rejects.toMatchObject({ code: "HOOKD_COMPILE_TOO_LARGE" });
   });
 });
 
