@@ -69,6 +69,7 @@ describe("compile jail: imports that leave the plugin's files", () => {
     ["climbing out with ..", `import s from "../../${path.basename(outside)}/secret.ts";`],
     ["the config file", `import s from "../events.config.ts";`],
     ["the store's database", `import s from "../data/hookd.db" with { type: "text" };`],
+    ["an attribute asking for the file loader", `import s from "${outside}/secret.txt" with { type: "file" };`],
     ["require()", `const s = require("${outside}/secret.json");`],
     ["dynamic import of a constant", `const s = await import("${outside}/secret.ts");`],
   ];
@@ -79,6 +80,14 @@ describe("compile jail: imports that leave the plugin's files", () => {
       expect(error.message).toContain(`${rel(file)}:2:`);
     });
   }
+
+  it("turns on no loader through attributes for the plugin's own files either (file, copy, dataurl)", async () => {
+    write("loaders/notes.txt", "plain notes");
+    for (const type of ["file", "copy", "dataurl", "base64"]) {
+      const error = await refused(write("loaders/index.ts", `import s from "./notes.txt" with { type: "${type}" };\nconsole.log(s);\n`), "HOOKD_PLUGIN_COMPILE");
+      expect(error.message).toContain("plugins/loaders/");
+    }
+  });
 
   it("refuses a glob import that climbs out (esbuild expands it without asking onResolve)", async () => {
     const file = write("glob.ts", `import { on } from "hookd";\nconst name = String(Date.now());\nconst s = require("../../${path.basename(outside)}/" + name);\non("deal.close", (e, ctx) => ctx.log.info(String(s)));\n`);
