@@ -4,6 +4,7 @@
  *   HTTP ingress -> intake (validate) -> store (group commit) -> dispatcher -> sandbox -> store.
  */
 import type { FastifyInstance } from "fastify";
+import type { CompileLimits } from "./compile/compile-plugin.ts";
 import { loadConfig } from "./config/load.ts";
 import type { ResolvedConfig } from "./config/settings.ts";
 import { ConfigWatcher, type ConfigChanges, type ConfigReloadResult } from "./config/watch.ts";
@@ -144,6 +145,8 @@ export class Daemon {
       dir: config.plugins.dir,
       root: pluginsRoot(config),
       limits: () => this.config.sandbox,
+      // The config and the store's folder are never a plugin's to bundle, wherever they are.
+      compile: () => ({ limits: compileLimits(this.config), protectedPaths: [this.config.file, this.config.dataDir] }),
       catalog: () => this.config.events,
       logger: options.logger,
       onChange: () => this.dispatcher?.wake(),
@@ -294,7 +297,7 @@ export class Daemon {
     // The sandbox process starts while the plugins compile: a load waits for the process, a
     // compile does not. A sandbox that cannot start still fails the start-up.
     const sandboxUp = this.sandbox instanceof SandboxSupervisor ? this.sandbox.start() : Promise.resolve();
-    const [, results] = await Promise.all([sandboxUp, this.plugins.loadAll()]);
+    const [, results] = await Promise.all([sandboxUp, this.plugins.loadAll({ waitMs: this.config.plugins.startTimeoutMs })]);
     await this.webhooks.start();
     this.dispatcher.start();
     // Other instances' events and freed keys (PostgreSQL NOTIFY): claim them now, not at the next sweep.
@@ -369,6 +372,11 @@ export class Daemon {
   private secrets(): Record<string, string | undefined> {
     return { ...this.config.secrets };
   }
+}
+
+function compileLimits(config: ResolvedConfig): CompileLimits {
+  const { compileTimeoutMs, maxSourceBytes, maxBundleBytes, maxNesting } = config.plugins;
+  return { timeoutMs: compileTimeoutMs, maxSourceBytes, maxBundleBytes, maxNesting };
 }
 
 /** Paths in plugin messages are shown relative to the plugins folder's parent. */

@@ -62,6 +62,18 @@ const definitions = {
   HOOKD_PLUGIN_TYPECHECK: { status: 500, message: "type errors: %s" },
   HOOKD_PLUGIN_OPTIONS_INVALID: { status: 500, message: "plugin({ %s }) is invalid: %s" },
   HOOKD_PLUGIN_PAUSED: { status: 503, message: "plugin %s is paused after %s failed runs in a row; it runs again after %s" },
+  HOOKD_PLUGIN_AMBIGUOUS: { status: 500, message: "plugin %s has more than one source (%s): neither is loaded until only one is left" },
+  HOOKD_PLUGIN_START_TIMEOUT: { status: 500, message: "plugin %s did not load within %s ms of start-up: hookd is ready without it, the load goes on" },
+
+  // the plugin compiler's containment (core/compile)
+  HOOKD_COMPILE_FORBIDDEN_IMPORT: {
+    status: 500,
+    message: "plugin %s imports %s: a plugin reads only its own file or folder, plugins/lib/, plugins/_* modules and node_modules",
+  },
+  HOOKD_COMPILE_NOT_A_FILE: { status: 500, message: "plugin %s: %s is not a regular file" },
+  HOOKD_COMPILE_TOO_LARGE: { status: 500, message: "plugin %s: a source file is over the limit (plugins.maxSourceBytes, maxBundleBytes, maxNesting): %s" },
+  HOOKD_COMPILE_TIMEOUT: { status: 500, message: "plugin %s did not compile within %s ms (plugins.compileTimeoutMs)" },
+  HOOKD_COMPILE_CRASHED: { status: 500, message: "the compiler crashed on plugin %s (it was restarted; other plugins compile on): %s" },
 
   // runs (a handler, route or action executing in the sandbox)
   HOOKD_RUN_FAILED: { status: 500, message: "%s" },

@@ -67,7 +67,7 @@ export async function loadConfig(options: LoadConfigOptions = {}): Promise<Resol
     webhookDelivery: settings.webhookDelivery,
     oktell: settings.oktell,
     server: settings.server,
-    plugins: { dir: pluginsDir, watch: settings.plugins.watch },
+    plugins: { ...settings.plugins, dir: pluginsDir },
     sandbox: settings.sandbox,
     store: { url: resolveStoreUrl(settings.store.url, base, dataDir), synchronous: settings.store.synchronous },
     dataDir,

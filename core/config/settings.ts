@@ -59,7 +59,23 @@ export const settingsSchema = z.object({
       bodyLimit: z.number().int().positive().default(1024 * 1024),
     })
     .prefault({}),
-  plugins: z.object({ dir: z.string().min(1).default("./plugins"), watch: z.boolean().default(true) }).prefault({}),
+  plugins: z
+    .object({
+      dir: z.string().min(1).default("./plugins"),
+      watch: z.boolean().default(true),
+      // Bounds on one compile (core/compile): a plugin file must not stall or kill the compiler.
+      compileTimeoutMs: z.number().int().min(100).max(10 * 60_000).default(10_000),
+      // Largest file a plugin may bundle (its own sources, shared modules, npm packages).
+      maxSourceBytes: z.number().int().min(1024).max(256 * 1024 * 1024).default(4 * 1024 * 1024),
+      // All the files one plugin bundles together: what esbuild holds in memory for one compile.
+      maxBundleBytes: z.number().int().min(1024).max(1024 * 1024 * 1024).default(64 * 1024 * 1024),
+      // Deepest bracket nesting in one source file: esbuild's parser recurses per level and a
+      // file of a million `[` overflows its stack (a gigabyte) and kills it. 0 turns the check off.
+      maxNesting: z.number().int().min(0).max(1_000_000).default(1000),
+      // How long start-up waits for one plugin before hookd is ready without it (the load goes on).
+      startTimeoutMs: z.number().int().min(100).max(15 * 60_000).default(30_000),
+    })
+    .prefault({}),
   sandbox: z
     .object({
       memoryMb: z.number().int().min(8).max(4096).default(64),
@@ -137,7 +153,7 @@ export interface ResolvedConfig {
   webhookDelivery: Settings["webhookDelivery"];
   oktell: Settings["oktell"];
   server: Settings["server"];
-  plugins: { dir: string; watch: boolean };
+  plugins: Settings["plugins"];
   sandbox: Settings["sandbox"];
   store: { url: string; synchronous: "FULL" | "NORMAL" | "OFF" };
   dataDir: string;

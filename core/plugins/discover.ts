@@ -2,15 +2,25 @@
  * Which files in the plugins folder are plugins: `<name>.ts` / `<name>.js`, or a folder
  * `<name>/index.ts`. Files under `lib/`, names starting with `_`, declarations and tests are
  * shared modules or tooling, not plugins.
+ *
+ * One name, one source: `victim.ts` beside `victim/index.ts` (or `victim.ts` beside `victim.js`)
+ * is an entry with every source listed, which the manager refuses (HOOKD_PLUGIN_AMBIGUOUS), never
+ * a silent pick of one. A folder that is a symlink leading out of the plugins folder is not
+ * looked into (the watcher does not follow it either); a file that is one is an entry, and its
+ * compile refuses it (HOOKD_COMPILE_FORBIDDEN_IMPORT). Existence is `lstat`, which never opens
+ * anything: a FIFO named like a plugin is an entry whose compile says what it is.
  */
 import { readdir } from "node:fs/promises";
-import { existsSync } from "node:fs";
+import { lstatSync, statSync } from "node:fs";
 import path from "node:path";
+import { realPathOrUndefined } from "../compile/source-file.ts";
 
 export interface PluginEntry {
   name: string;
-  /** Absolute path of the entry file. */
+  /** Absolute path of the entry file (the first of `sources`). */
   file: string;
+  /** Every source found for this name, when there is more than one. */
+  sources?: string[];
 }
 
 const EXTENSIONS = [".ts", ".mts", ".js", ".mjs"];
@@ -25,8 +35,9 @@ export async function discoverPlugins(dir: string): Promise<PluginEntry[]> {
   }
   const entries: PluginEntry[] = [];
   for (const name of names.sort()) {
-    const entry = pluginEntryFor(dir, path.join(dir, name));
-    if (entry && !entries.some((e) => e.name === entry.name)) entries.push(entry);
+    const own = pluginEntryFor(dir, path.join(dir, name));
+    if (!own || entries.some((e) => e.name === own.name)) continue;
+    entries.push(findPluginEntry(dir, own.name) ?? own);
   }
   return entries;
 }
@@ -41,10 +52,8 @@ export function pluginEntryFor(dir: string, file: string): PluginEntry | undefin
     const ext = path.extname(first);
     if (EXTENSIONS.includes(ext) && !isToolingFile(first)) return { name: first.slice(0, -ext.length), file };
     // A folder plugin: its index file.
-    for (const candidate of EXTENSIONS.map((e) => path.join(dir, first, `index${e}`))) {
-      if (existsSync(candidate)) return { name: first, file: candidate };
-    }
-    return undefined;
+    const index = folderSources(dir, first)[0];
+    return index === undefined ? undefined : { name: first, file: index };
   }
   return undefined;
 }
@@ -55,11 +64,37 @@ export function pluginEntryFor(dir: string, file: string): PluginEntry | undefin
  */
 export function findPluginEntry(dir: string, name: string): PluginEntry | undefined {
   if (isSharedName(name)) return undefined;
-  for (const ext of EXTENSIONS) {
-    const file = path.join(dir, `${name}${ext}`);
-    if (existsSync(file)) return { name, file };
+  const sources = [...EXTENSIONS.map((ext) => path.join(dir, `${name}${ext}`)).filter(isPresent), ...folderSources(dir, name)];
+  if (sources.length === 0) return undefined;
+  return { name, file: sources[0]!, ...(sources.length > 1 ? { sources } : {}) };
+}
+
+/** The index files of a folder plugin; none when the folder is a symlink that leads out. */
+function folderSources(dir: string, name: string): string[] {
+  const folder = path.join(dir, name);
+  if (!isFolder(folder)) return [];
+  const real = realPathOrUndefined(folder);
+  const realDir = realPathOrUndefined(dir) ?? dir;
+  if (real === undefined || path.dirname(real) !== realDir) return [];
+  return EXTENSIONS.map((e) => path.join(folder, `index${e}`)).filter(isPresent);
+}
+
+/** Present as anything (a FIFO too): `lstat` looks without opening or following. */
+function isPresent(file: string): boolean {
+  try {
+    lstatSync(file);
+    return true;
+  } catch {
+    return false;
   }
-  return pluginEntryFor(dir, path.join(dir, name));
+}
+
+function isFolder(file: string): boolean {
+  try {
+    return statSync(file).isDirectory();
+  } catch {
+    return false;
+  }
 }
 
 /** `lib/` and `_name` are shared modules: they reload their importers but are not plugins. */

@@ -8,10 +8,10 @@
  * make one more load, which reads the file as it is when it starts (the latest save wins).
  */
 import { createHash } from "node:crypto";
-import { readFile } from "node:fs/promises";
 import path from "node:path";
 import type { EventCatalog } from "../config/define.ts";
-import { compilePlugin, type CompiledPlugin } from "../compile/compile-plugin.ts";
+import { compilePlugin, DEFAULT_COMPILE_LIMITS, type CompiledPlugin, type CompileOptions } from "../compile/compile-plugin.ts";
+import { readSourceFile } from "../compile/source-file.ts";
 import { HookdError } from "../errors.ts";
 import type { PluginHealth } from "../delivery/circuit-breaker.ts";
 import type { Logger } from "../log.ts";
@@ -109,6 +109,8 @@ export interface PluginManagerOptions {
    * the manager's own reload lines, failures included, go to the trace level.
    */
   quietReloadLogs?: boolean;
+  /** The compile's bounds and the paths no plugin may bundle (the config, the data folder); a getter, like `limits`. */
+  compile?: () => Pick<CompileOptions, "limits" | "protectedPaths">;
 }
 
 /** How long a reload waits for a file being written to hold still before compiling it anyway. */
@@ -134,11 +136,31 @@ export class PluginManager {
    * Used at start and after a config reload changed the catalog or the limits. Failures are
    * reported, not thrown.
    */
-  async loadAll(): Promise<ReloadResult[]> {
+  async loadAll(options: { waitMs?: number } = {}): Promise<ReloadResult[]> {
     const entries = await discoverPlugins(this.options.dir);
     const found = new Set(entries.map((entry) => entry.name));
     const gone = [...this.plugins.values()].filter((p) => p.state !== "removed" && !found.has(p.entry.name));
-    return Promise.all([...entries.map((entry) => this.reload(entry)), ...gone.map((p) => this.remove(p.entry.name))]);
+    const waitMs = options.waitMs;
+    const loads = entries.map((entry) => (waitMs === undefined ? this.reload(entry) : this.reloadWithin(entry, waitMs)));
+    return Promise.all([...loads, ...gone.map((p) => this.remove(p.entry.name))]);
+  }
+
+  /**
+   * A load that has not finished in `waitMs` is reported as failed (HOOKD_PLUGIN_START_TIMEOUT)
+   * and goes on: one plugin that hangs (a file system that does not answer, a compile near its
+   * limit) must not keep the daemon from becoming ready, nor the other plugins from serving.
+   */
+  private reloadWithin(entry: PluginEntry, waitMs: number): Promise<ReloadResult> {
+    const job = this.reload(entry);
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<ReloadResult>((resolve) => {
+      timer = setTimeout(() => {
+        const error = new HookdError("HOOKD_PLUGIN_START_TIMEOUT", [entry.name, waitMs]);
+        this.log.error({ plugin: entry.name, code: error.code, file: path.relative(this.options.root, entry.file) }, error.message);
+        resolve({ plugin: entry.name, outcome: "failed", ok: false, version: null, error: { code: error.code, message: error.message } });
+      }, waitMs);
+    });
+    return Promise.race([job, late]).finally(() => clearTimeout(timer));
   }
 
   /** Compiles and loads a new version of a plugin; the old one serves until it succeeds. */
@@ -305,6 +327,13 @@ export class PluginManager {
     if (!managed.current) managed.state = "loading";
     let compileMs = 0;
     try {
+      // Two sources for one name (`victim.ts` and `victim/index.ts`): which one is "victim", with
+      // its kv and secrets, must never be a silent choice. Neither new source loads; a version
+      // already serving stays (it is the one that was vetted), and the error says why.
+      const sources = managed.entry.sources;
+      if (sources && sources.length > 1) {
+        throw new HookdError("HOOKD_PLUGIN_AMBIGUOUS", [name, sources.map((file) => path.relative(this.options.root, file)).join(", ")]);
+      }
       const compiled = await this.compileSettled(managed.entry.file);
       compileMs = compiled.compileMs;
       const spec: PluginSpec = {
@@ -363,16 +392,18 @@ export class PluginManager {
    */
   private async compileSettled(file: string): Promise<CompiledPlugin> {
     const deadline = performance.now() + SETTLE_BUDGET_MS;
+    const compile = { root: this.options.root, pluginsDir: this.options.dir, ...this.options.compile?.() };
+    const maxBytes = compile.limits?.maxSourceBytes ?? DEFAULT_COMPILE_LIMITS.maxSourceBytes;
     for (;;) {
-      const before = await fingerprint(file);
+      const before = await fingerprint(file, maxBytes);
       let compiled: CompiledPlugin | undefined;
       let failure: unknown;
       try {
-        compiled = await compilePlugin(file, { root: this.options.root });
+        compiled = await compilePlugin(file, compile);
       } catch (error) {
         failure = error;
       }
-      const after = await fingerprint(file);
+      const after = await fingerprint(file, maxBytes);
       const settled = before === after && after !== EMPTY_FILE;
       if (settled || performance.now() >= deadline) {
         if (compiled) return compiled;
@@ -445,12 +476,16 @@ function issueFiles(thrown: unknown, root: string): string[] {
 
 const EMPTY_FILE = createHash("sha1").digest("base64url");
 
-/** The content's hash: modification times move in kernel ticks, too coarse for quick saves. */
-async function fingerprint(file: string): Promise<string> {
+/**
+ * The content's hash: modification times move in kernel ticks, too coarse for quick saves. Read
+ * as a source file (never blocking on a FIFO named like a plugin); such a file, or one over the
+ * compile's size limit, is "unreadable" (the compile says why).
+ */
+async function fingerprint(file: string, maxBytes: number): Promise<string> {
   try {
-    return createHash("sha1").update(await readFile(file)).digest("base64url");
+    return createHash("sha1").update((await readSourceFile(file, maxBytes)).bytes).digest("base64url");
   } catch {
-    return "missing";
+    return "unreadable";
   }
 }
 

@@ -5,10 +5,10 @@
  * module (`lib/`, `_name.ts`) reloads exactly the plugins that bundle it.
  */
 import { createHash } from "node:crypto";
-import { readFileSync } from "node:fs";
 import { stat } from "node:fs/promises";
 import path from "node:path";
 import { watch, type FSWatcher } from "chokidar";
+import { readSourceFileSync } from "../compile/source-file.ts";
 import type { Logger } from "../log.ts";
 import { findPluginEntry, isSharedName, pluginEntryFor, type PluginEntry } from "./discover.ts";
 import type { PluginManager } from "./manager.ts";
@@ -48,6 +48,10 @@ export class PluginWatcher {
     const dir = this.options.plugins.dir;
     this.watcher = watch(dir, {
       ignoreInitial: true,
+      // A symlink to a folder outside (`plugins/share` -> /usr/share) would add a watch per
+      // folder of that tree; discovery does not look into such a link and the compiler does not
+      // read through it, so the watcher does not follow links at all.
+      followSymlinks: false,
       ignored: (file) => file.includes(`${path.sep}node_modules${path.sep}`) || path.basename(file).startsWith("."),
     });
     this.watcher.on("all", (event, file) => {
@@ -119,7 +123,9 @@ export class PluginWatcher {
     // An editor that truncates before writing leaves an empty file for a moment; loading it
     // would serve a plugin without handlers. The write that follows (seen as a change, or by the
     // missed-change check) triggers the reload.
-    const size = await stat(entry.file).then((info) => info.size, () => -1);
+    // Only a regular file can be a save in progress: a FIFO (size 0) or a device loads, and fails
+    // with what it is, instead of waiting here for a write that never comes.
+    const size = await stat(entry.file).then((info) => (info.isFile() ? info.size : Number.NaN), () => -1);
     if (size === 0) {
       this.log.debug({ plugin: name, file: entry.file }, "plugin file is empty: waiting for the rest of the save");
       return;
@@ -174,13 +180,17 @@ export class MissedChangeCheck {
   }
 }
 
+const FINGERPRINT_MAX_BYTES = 64 * 1024 * 1024;
+
 /**
  * The content's hash: modification times move in kernel ticks (several ms), so two quick saves
  * of the same length can look identical to `stat`.
  */
 export function contentFingerprint(file: string): string | undefined {
   try {
-    return createHash("sha1").update(readFileSync(file)).digest("base64url");
+    // Synchronous on the main thread: a FIFO named like a plugin must not block it (it is
+    // refused at once), nor a huge file take it for long (the compile refuses those anyway).
+    return createHash("sha1").update(readSourceFileSync(file, FINGERPRINT_MAX_BYTES)).digest("base64url");
   } catch {
     return undefined;
   }

@@ -85,7 +85,9 @@ export async function loadPlugin(file: string | URL, options: LoadPluginOptions 
   const limits: PluginLimits = { ...(config?.sandbox ?? settingsSchema.shape.sandbox.parse(undefined)), ...options.limits };
   const root = config && isInside(entry, config.plugins.dir) ? path.dirname(config.plugins.dir) : path.dirname(path.dirname(entry));
 
-  const compiled = await compilePlugin(entry, { root });
+  // The plugin's folder as the daemon would see it: a folder plugin's index sits one level down.
+  const pluginsDir = config && isInside(entry, config.plugins.dir) ? config.plugins.dir : path.dirname(/^index\.[mc]?[jt]s$/.test(path.basename(entry)) ? path.dirname(entry) : entry);
+  const compiled = await compilePlugin(entry, { root, pluginsDir });
   const harness = new PluginHarness(pluginName(entry), catalog, { ...config?.secrets, ...options.secrets }, options.kv);
   await harness.start({ file: path.relative(root, entry), code: compiled.code, sourceMap: compiled.sourceMap, limits });
   return harness;
