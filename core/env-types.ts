@@ -5,7 +5,7 @@
  * `hookd dev`, `hookd check` and `hookd init` make sure it is there. Kept apart from check.ts so
  * writing it does not load the TypeScript compiler.
  */
-import { readFile, writeFile } from "node:fs/promises";
+import { readFile, rename, writeFile } from "node:fs/promises";
 import path from "node:path";
 
 /** The declaration file beside the config. */
@@ -29,6 +29,11 @@ declare module "hookd" {
 }
 `;
   const current = await readFile(target, "utf8").catch(() => undefined);
-  if (current !== contents) await writeFile(target, contents);
+  if (current !== contents) {
+    // Written beside and renamed into place: an editor or `tsc` reading it never sees half a file.
+    const partial = `${target}.${process.pid}.tmp`;
+    await writeFile(partial, contents);
+    await rename(partial, target);
+  }
   return target;
 }
