@@ -14,6 +14,10 @@ export type PluginLimits = Required<Pick<PluginOptions, "memoryMb" | "timeoutMs"
   Omit<PluginOptions, "fetch" | "secrets" | "retry" | "memoryMb" | "timeoutMs" | "maxConcurrentRuns"> & {
     /** Time the top-level code gets when the isolate is built (config only: it runs before `plugin({...})` is known). */
     loadTimeoutMs?: number;
+    /** The most a plugin may raise each limit to (`sandbox.ceilings`, config only; sandbox/limits.ts). */
+    ceilings?: Partial<Record<string, number>>;
+    /** Host calls (kv, emit, fetch) one run may have in flight at once (config only). */
+    maxHostCallsInFlight?: number;
   };
 
 /** A compiled plugin version, ready to load into an isolate. */
