@@ -92,6 +92,11 @@ export interface Sandbox {
   /** Heap in use per loaded plugin version (for /metrics). */
   heapUsage(): Promise<HeapUsage[]>;
   close(): Promise<void>;
+  /**
+   * Whether the run is held by a sandbox process that stopped answering (its heartbeat): the
+   * dispatcher stops renewing such a run's lease. Left out: never.
+   */
+  isStalled?(runId: string): boolean;
 }
 
 export type { RunError, RunOutcome };
@@ -113,7 +118,9 @@ export type ToSandbox =
   /** The payload travels as JSON text: the sandbox process hands it to the isolate without parsing it. */
   | { t: "run"; request: Omit<RunRequest, "payload">; payload: string }
   | { t: "hostReply"; callId: number; ok: true; value: unknown }
-  | { t: "hostReply"; callId: number; ok: false; error: RunError & { issues?: unknown[] } };
+  | { t: "hostReply"; callId: number; ok: false; error: RunError & { issues?: unknown[] } }
+  /** The daemon's heartbeat (sandbox/heartbeat.ts): answered with a pong from the event loop. */
+  | { t: "ping"; seq: number };
 
 /** Sandbox process -> daemon. */
 export type FromSandbox =
@@ -126,4 +133,6 @@ export type FromSandbox =
   | { t: "log"; record: PluginLogRecord }
   /** V8 lost an isolate for good: the process should be replaced (its runs were already failed). */
   | { t: "catastrophe"; plugin: string; version: number; message: string }
-  | { t: "hostCall"; callId: number; plugin: string; op: "kv" | "emit"; args: unknown[] };
+  | { t: "hostCall"; callId: number; plugin: string; op: "kv" | "emit"; args: unknown[] }
+  /** The answer to a ping, with the process's resident memory in bytes. */
+  | { t: "pong"; seq: number; rss: number };

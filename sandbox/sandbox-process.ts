@@ -10,6 +10,7 @@ import { fileURLToPath } from "node:url";
 import { HookdError } from "../core/errors.ts";
 import type { RunOutcome } from "../core/store/types.ts";
 import { daemonCodec, LineChannel } from "./channel.ts";
+import { Heartbeat, type HeartbeatSettings } from "./heartbeat.ts";
 import type { FromSandbox, HeapUsage, HostServices, PluginManifest, PluginSpec, RunRequest, ToSandbox } from "./protocol.ts";
 
 const WORKER = fileURLToPath(new URL("./worker.ts", import.meta.url));
@@ -44,6 +45,9 @@ export class SandboxProcess {
   private nextHeapRequest = 1;
   private exitReason: string | undefined;
   private idleWaiter: (() => void) | undefined;
+  private heartbeat: Heartbeat | undefined;
+  /** Why the process was declared hung (it is being killed), once it was. */
+  hungReason: string | undefined;
 
   constructor(private readonly options: SandboxProcessOptions) {
     const child = spawn(process.execPath, ["--no-node-snapshot", "--import", TSX_LOADER, WORKER], {
@@ -80,6 +84,50 @@ export class SandboxProcess {
 
   get runsInFlight(): number {
     return this.runs.size;
+  }
+
+  /** Pings in a row the process left unanswered so far (0 while it answers or is not watched). */
+  get missedBeats(): number {
+    return this.heartbeat?.missed ?? 0;
+  }
+
+  /** Resident memory in the latest heartbeat answer (0 before the first), and how many answers came. */
+  get memory(): { rssBytes: number; answers: number } {
+    return { rssBytes: this.heartbeat?.rssBytes ?? 0, answers: this.heartbeat?.answers ?? 0 };
+  }
+
+  holdsRun(runId: string): boolean {
+    return this.runs.has(runId);
+  }
+
+  /**
+   * Watches the process's event loop (sandbox/heartbeat.ts). A process that misses its beats is
+   * hung: its runs fail now with HOOKD_SANDBOX_UNRESPONSIVE (retriable; the dispatcher runs them
+   * again as crash suspects) and it is killed, which the owner sees as an exit.
+   */
+  watch(settings: () => HeartbeatSettings, onMemoryHigh: (info: { rssBytes: number; limitMb: number }) => void, onHung?: (info: { missed: number; intervalMs: number }) => void): void {
+    this.heartbeat?.stop();
+    this.heartbeat = new Heartbeat(settings, {
+      ping: (seq) => this.outbox.send({ t: "ping", seq }),
+      onMemoryHigh,
+      onHung: (info) => {
+        this.declareHung(info.missed, info.intervalMs);
+        onHung?.(info);
+      },
+    });
+    this.heartbeat.start();
+  }
+
+  private declareHung(missed: number, intervalMs: number): void {
+    if (!this.alive || this.hungReason) return;
+    const message = `the sandbox process stopped answering (${missed} heartbeats of ${intervalMs} ms missed) while the run was in flight; it was restarted`;
+    this.hungReason = `${missed} heartbeats of ${intervalMs} ms missed`;
+    const outcome: RunOutcome = { ok: false, retriable: true, durationMs: 0, error: { code: "HOOKD_SANDBOX_UNRESPONSIVE", message } };
+    // Failed before the kill, so that they carry this code rather than the exit's.
+    for (const resolve of this.runs.values()) resolve(outcome);
+    this.runs.clear();
+    this.idleWaiter?.();
+    this.child.kill("SIGKILL");
   }
 
   load(spec: PluginSpec): Promise<PluginManifest> {
@@ -187,6 +235,9 @@ export class SandboxProcess {
       case "hostCall":
         void this.serveHostCall(message.callId, message.plugin, message.op, message.args);
         return;
+      case "pong":
+        this.heartbeat?.answer(message.seq, message.rss);
+        return;
       case "catastrophe":
         this.tainted = true;
         this.options.onCatastrophe(this, { plugin: message.plugin, version: message.version, message: message.message });
@@ -224,6 +275,7 @@ export class SandboxProcess {
 
   private onExit(reason: string): void {
     this.exitReason = reason;
+    this.heartbeat?.stop();
     this.outbox.discard();
     const crashed: RunOutcome = {
       ok: false,
