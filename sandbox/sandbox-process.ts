@@ -187,6 +187,8 @@ export class SandboxProcess {
   async close(graceMs = 3000): Promise<void> {
     const child = this.child;
     if (!this.alive) return;
+    // Ending on purpose: a slow goodbye is not a hang (SIGKILL after graceMs bounds it anyway).
+    this.heartbeat?.stop();
     const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
     // The worker exits when its end of the socket closes.
     this.outbox.end();

@@ -32,6 +32,13 @@ export interface SupervisorOptions {
 /** A process being replaced gets at least this long, past its longest run's wall time, to finish. */
 const DRAIN_MARGIN_MS = 2000;
 
+/**
+ * Replacements for memory at most this often: if the plugins' steady state is above
+ * `sandbox.processMemoryMb`, every new process grows past it again, and replacing it on each
+ * beat would be churn without end (each warning says so, and names the plugin).
+ */
+const MEMORY_REPLACE_INTERVAL_MS = 60_000;
+
 export class SandboxSupervisor implements Sandbox {
   private current: SandboxProcess | undefined;
   private ready: Promise<SandboxProcess> | undefined;
@@ -44,6 +51,7 @@ export class SandboxSupervisor implements Sandbox {
   private restartDelayMs = 100;
   /** Why the last process went down, for /readyz while the next one comes up. */
   private lastDown: string | undefined;
+  private lastMemoryReplace = Number.NEGATIVE_INFINITY;
   /** Times the process died and was started again, or was replaced. */
   restarts = 0;
 
@@ -187,6 +195,8 @@ export class SandboxSupervisor implements Sandbox {
    */
   private async replaceForMemory(process: SandboxProcess, info: { rssBytes: number; limitMb: number }): Promise<void> {
     if (process !== this.current || this.replacing || this.closing) return;
+    if (performance.now() - this.lastMemoryReplace < MEMORY_REPLACE_INTERVAL_MS) return;
+    this.lastMemoryReplace = performance.now();
     const usage = await process.heapUsage();
     const top = usage.reduce<HeapUsage | undefined>((most, entry) => (most && most.bytes >= entry.bytes ? most : entry), undefined);
     const rssMb = Math.round(info.rssBytes / (1024 * 1024));
