@@ -5,7 +5,6 @@
 // The hang is staged with the worker's test-only hook: HOOKD_TEST_BLOCK_SANDBOX_PLUGIN=blocker in
 // the environment the sandbox process is spawned with makes a run of plugin "blocker" busy-loop
 // the worker's event loop (sandbox/worker.ts), as host-side code spinning on a hostile input would.
-import { readFileSync } from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { compilePlugin } from "../../core/compile/compile-plugin.ts";
@@ -13,7 +12,7 @@ import type { RunOutcome } from "../../core/store/types.ts";
 import type { HeartbeatSettings } from "../../sandbox/heartbeat.ts";
 import type { PluginSpec, RunRequest } from "../../sandbox/protocol.ts";
 import { SandboxSupervisor } from "../../sandbox/supervisor.ts";
-import { FIXTURES, TestDaemon, TestProject } from "../helpers/daemon.ts";
+import { FIXTURES } from "../helpers/daemon.ts";
 
 const DIR = path.join(FIXTURES, "plugins", "limits");
 const LIMITS = { memoryMb: 64, timeoutMs: 20_000, maxConcurrentRuns: 4 };
@@ -34,10 +33,6 @@ async function waitFor<T>(check: () => T | undefined | Promise<T | undefined>, w
   }
 }
 
-function rssMbOf(pid: number): number {
-  const line = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
-  return Number(line?.[1] ?? 0) / 1024;
-}
 
 describe("sandbox process heartbeat and memory watch", () => {
   const restarts: string[] = [];
@@ -64,7 +59,7 @@ describe("sandbox process heartbeat and memory watch", () => {
       onProcessMemory: (info) => memory.push(info),
     });
     await sandbox.start();
-    for (const name of ["blocker", "neighbour", "hog"]) await sandbox.load(await specOf(name));
+    for (const name of ["blocker", "neighbour", "hog", "kv-flood"]) await sandbox.load(await specOf(name));
   }, 60_000);
 
   afterAll(async () => {
@@ -73,10 +68,27 @@ describe("sandbox process heartbeat and memory watch", () => {
     else process.env.HOOKD_TEST_BLOCK_SANDBOX_PLUGIN = previousHook;
   });
 
+  /** The serving process's resident memory, as it reported it in its latest heartbeat answer. */
+  function rssMb(): number {
+    return (sandbox.processMemory()?.rssBytes ?? 0) / (1024 * 1024);
+  }
+
   function request(plugin: string, event: string): RunRequest {
     runs++;
     return { runId: `run-${runs}`, plugin, version: 1, kind: "event", name: event, payload: {}, meta: { eventId: `e${runs}`, eventName: event, receivedAt: Date.now(), attempt: 1, depth: 0 } };
   }
+
+  it("keeps the sandbox process small under 200,000 un-awaited ctx.kv.get (they wait in the isolate, 64 at a time)", async () => {
+    await waitFor(() => (sandbox.processMemory()!.answers > 0 ? true : undefined), "the first heartbeat answer");
+    const before = rssMb();
+    const outcome = await sandbox.run(request("kv-flood", "attack.kv_flood"));
+    expect(outcome.ok || outcome.error.code === "HOOKD_RUN_MEMORY", JSON.stringify(outcome)).toBe(true);
+    // A fresh answer, taken after the flood: the process's RSS is what it reports there.
+    const answers = sandbox.processMemory()!.answers;
+    await waitFor(() => (sandbox.processMemory()!.answers > answers ? true : undefined), "a heartbeat answer after the flood");
+    // It used to go from 84 MB to 1.95 GB; the isolate's own heap (64 MB) is most of what is left.
+    expect(rssMb() - before).toBeLessThan(300);
+  }, 60_000);
 
   it("kills a process whose event loop stopped answering; its runs fail as HOOKD_SANDBOX_UNRESPONSIVE, and it comes back", async () => {
     expect(await sandbox.run(request("neighbour", "test.ping"))).toMatchObject({ ok: true });
@@ -106,15 +118,15 @@ describe("sandbox process heartbeat and memory watch", () => {
 
   it("replaces a process grown past sandbox.processMemoryMb and names the plugin holding the most heap", async () => {
     const pid = sandbox.pid!;
-    // The ceiling sits above what the process uses now (read from the kernel), below what it will.
-    heartbeat.processMemoryMb = Math.ceil(rssMbOf(pid)) + 100;
+    // The ceiling sits above what the process uses now (its own latest report), below what it will.
+    heartbeat.processMemoryMb = Math.ceil(rssMb()) + 100;
     // The memory watch takes its baseline from the first answer under a ceiling: wait for it.
     const answers = sandbox.processMemory()!.answers;
     await waitFor(() => (sandbox.processMemory()!.answers > answers ? true : undefined), "a heartbeat answer under the new ceiling");
     const pidsBefore = restarts.length;
     expect(await sandbox.run(request("hog", "test.hog"))).toMatchObject({ ok: true });
 
-    const info = await waitFor(() => memory[0], `the memory watch (ceiling ${heartbeat.processMemoryMb} MB, process at ${rssMbOf(pid).toFixed(0)} MB)`);
+    const info = await waitFor(() => memory[0], `the memory watch (ceiling ${heartbeat.processMemoryMb} MB, process at ${rssMb().toFixed(0)} MB)`, 20_000);
     expect(info.plugin).toBe("hog");
     expect(info.rssMb).toBeGreaterThan(heartbeat.processMemoryMb);
     await waitFor(() => (restarts.length > pidsBefore && sandbox.pid !== pid ? true : undefined), "the replacement");
