@@ -20,6 +20,7 @@ export default defineConfig({
     "test.ping": z.object({ n: z.number().int() }),
     "test.block": z.object({ n: z.number().int() }),
     "attack.forge_aborted": z.object({ n: z.number().int() }),
+    "attack.forge_aborted_object": z.object({ n: z.number().int() }),
   },
   delivery: { backoffMs: 20, maxBackoffMs: 50, maxAttempts: 2 },
   sandbox: { timeoutMs: 10000, heartbeatMs: 200, heartbeatMisses: 3, breaker: { failures: 5, coolDownMs: 60000 } },
@@ -69,7 +70,8 @@ describe("containment, round two, end to end", () => {
 
   it("13: a plugin throwing code HOOKD_RUN_ABORTED fails as HOOKD_RUN_FAILED and is paused by the breaker", async () => {
     const ids: string[] = [];
-    for (let n = 0; n < 6; n++) ids.push((await daemon.post("attack.forge_aborted", { n })).body.id);
+    // Thrown as an Error with that code, and as a plain object: six failures in all.
+    for (let n = 0; n < 6; n++) ids.push((await daemon.post(n % 2 === 0 ? "attack.forge_aborted" : "attack.forge_aborted_object", { n })).body.id);
     const paused = await daemon.waitForLog((l) => l.code === "HOOKD_PLUGIN_PAUSED" && l.plugin === "forge-aborted", 20_000);
     expect(paused).toMatchObject({ failures: 5, lastCode: "HOOKD_RUN_FAILED" });
     const first = await settled(ids[0]!, "forge-aborted");

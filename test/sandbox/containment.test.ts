@@ -68,6 +68,11 @@ describe("containment, round two", () => {
       expect(outcome).toMatchObject({ ok: false, retriable: true, error: { code: "HOOKD_RUN_FAILED", pluginCode: "HOOKD_RUN_ABORTED" } });
     });
 
+    it("so is a thrown plain object { code: \"HOOKD_RUN_ABORTED\" }", async () => {
+      const outcome = await run("forge-aborted", "attack.forge_aborted_object");
+      expect(outcome).toMatchObject({ ok: false, retriable: true, error: { code: "HOOKD_RUN_FAILED", pluginCode: "HOOKD_RUN_ABORTED" } });
+    });
+
     it("a host error re-labelled by the plugin keeps the host's code", async () => {
       const outcome = await run("forge-reply", "attack.forge_relabel");
       expect(outcome).toMatchObject({ ok: false, error: { code: "HOOKD_KV_INVALID", pluginCode: "HOOKD_RUN_ABORTED" } });
