@@ -473,7 +473,8 @@ function closeDetachedCallbacks(): void {
 
 function toPlainFields(value: unknown): Record<string, unknown> | undefined {
   if (typeof value !== "object" || value === null) return value === undefined ? undefined : { value };
-  if (value instanceof Error) return { err: describeThrown(value) };
+  // A logged error is the plugin's words, not a run's outcome: its own code stays its code there.
+  if (value instanceof Error) return { err: describeThrown(value, ownCode(value)) };
   return value as Record<string, unknown>;
 }
 
