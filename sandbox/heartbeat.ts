@@ -17,7 +17,7 @@ export interface HeartbeatSettings {
   processMemoryMb: number;
 }
 
-export const DEFAULT_HEARTBEAT: Readonly<HeartbeatSettings> = Object.freeze({ intervalMs: 1000, misses: 5, processMemoryMb: 2048 });
+export const DEFAULT_HEARTBEAT: Readonly<HeartbeatSettings> = Object.freeze({ intervalMs: 1000, misses: 10, processMemoryMb: 2048 });
 
 export interface HeartbeatHandlers {
   ping: (seq: number) => void;

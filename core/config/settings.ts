@@ -96,9 +96,10 @@ export const settingsSchema = z.object({
       // queues the rest inside the isolate, where they count against its heap.
       maxHostCallsInFlight: z.number().int().min(1).max(10_000).default(64),
       // The daemon pings the sandbox process this often; after heartbeatMisses unanswered pings
-      // in a row its event loop is taken as hung and the process is restarted.
+      // in a row its event loop is taken as hung and the process is restarted. Ten seconds by
+      // default: a restart costs every run in flight a retry, so a busy machine must not look hung.
       heartbeatMs: z.number().int().min(50).max(60_000).default(1000),
-      heartbeatMisses: z.number().int().min(2).max(100).default(5),
+      heartbeatMisses: z.number().int().min(2).max(100).default(10),
       // Resident memory of the sandbox process (isolate heaps, WebAssembly memory, host buffers)
       // above which it is replaced without a gap, as after a lost isolate; 0 turns the watch off.
       processMemoryMb: z.number().int().min(0).max(1024 * 1024).default(2048),

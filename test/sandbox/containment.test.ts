@@ -159,7 +159,7 @@ describe("containment, round two", () => {
       expect(parsed.success).toBe(false);
       expect(describeIssues(parsed.error!.issues)).toMatch(/^sandbox\.ceilings\.memoryMb: /);
       expect(settingsSchema.safeParse({ events: {}, sandbox: { ceilings: { memoryMB: 64 } } }).success).toBe(false);
-      expect(settingsSchema.parse({ events: {} }).sandbox).toMatchObject({ maxHostCallsInFlight: 64, heartbeatMs: 1000, heartbeatMisses: 5, processMemoryMb: 2048 });
+      expect(settingsSchema.parse({ events: {} }).sandbox).toMatchObject({ maxHostCallsInFlight: 64, heartbeatMs: 1000, heartbeatMisses: 10, processMemoryMb: 2048 });
     });
   });
 });
