@@ -105,14 +105,19 @@ export class SandboxProcess {
    * hung: its runs fail now with HOOKD_SANDBOX_UNRESPONSIVE (retriable; the dispatcher runs them
    * again as crash suspects) and it is killed, which the owner sees as an exit.
    */
-  watch(settings: () => HeartbeatSettings, onMemoryHigh: (info: { rssBytes: number; limitMb: number }) => void, onHung?: (info: { missed: number; intervalMs: number }) => void): void {
+  watch(
+    settings: () => HeartbeatSettings,
+    onMemoryHigh: (info: { rssBytes: number; limitMb: number }) => void,
+    onHung?: (info: { missed: number; intervalMs: number; runs: number }) => void,
+  ): void {
     this.heartbeat?.stop();
     this.heartbeat = new Heartbeat(settings, {
       ping: (seq) => this.outbox.send({ t: "ping", seq }),
       onMemoryHigh,
       onHung: (info) => {
+        const runs = this.runs.size;
         this.declareHung(info.missed, info.intervalMs);
-        onHung?.(info);
+        onHung?.({ ...info, runs });
       },
     });
     this.heartbeat.start();

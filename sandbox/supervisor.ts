@@ -181,7 +181,7 @@ export class SandboxSupervisor implements Sandbox {
         process.watch(
           () => this.heartbeatSettings(),
           (info) => void this.replaceForMemory(process, info),
-          ({ missed, intervalMs }) => this.options.onUnresponsive?.({ pid: process.pid, missed, intervalMs, runs: process.runsInFlight }),
+          ({ missed, intervalMs, runs }) => this.options.onUnresponsive?.({ pid: process.pid, missed, intervalMs, runs }),
         ),
       () => undefined,
     );

@@ -108,7 +108,7 @@ describe("sandbox process heartbeat and memory watch", () => {
 
     expect(await hung).toMatchObject({ ok: false, retriable: true, error: { code: "HOOKD_SANDBOX_UNRESPONSIVE" } });
     expect(await neighbour).toMatchObject({ ok: false, retriable: true, error: { code: "HOOKD_SANDBOX_UNRESPONSIVE" } });
-    expect(unresponsive[0]).toMatchObject({ missed: 3 });
+    expect(unresponsive[0]).toMatchObject({ missed: 3, runs: 2 });
     await waitFor(() => (restarts.length > 0 && sandbox.running ? true : undefined), "the restart");
     expect(restarts[0]).toMatch(/stopped answering \(3 heartbeats of 150 ms missed\)/);
     expect(sandbox.pid).not.toBe(pidBefore);
