@@ -131,6 +131,11 @@ export class Daemon {
           this.dispatcher.wake();
         },
         onReloadFailed: (spec, error) => this.log.error({ plugin: spec.plugin, code: error.code }, `plugin failed to reload after a sandbox restart: ${error.message}`),
+        heartbeat: () => ({ intervalMs: this.config.sandbox.heartbeatMs, misses: this.config.sandbox.heartbeatMisses, processMemoryMb: this.config.sandbox.processMemoryMb }),
+        onUnresponsive: (info) =>
+          this.log.error({ ...info, code: "HOOKD_SANDBOX_UNRESPONSIVE" }, `sandbox process stopped answering (${info.missed} heartbeats of ${info.intervalMs} ms missed): killed, its ${info.runs} runs in flight run again`),
+        onProcessMemory: (info) =>
+          this.log.warn({ ...info, code: "HOOKD_SANDBOX_MEMORY" }, `sandbox process uses ${info.rssMb} MB, above sandbox.processMemoryMb (${info.limitMb} MB): replacing it${info.plugin ? `; plugin ${info.plugin} holds the most heap (${info.heapMb} MB)` : ""}`),
       });
     }
 
@@ -364,7 +369,7 @@ export class Daemon {
   private notReadyReason(): string | undefined {
     if (this.stopping) return "stopping";
     if (!this.ready) return "starting";
-    if (this.sandbox instanceof SandboxSupervisor && !this.sandbox.running) return "sandbox process is restarting";
+    if (this.sandbox instanceof SandboxSupervisor) return this.sandbox.notReadyReason();
     return undefined;
   }
 

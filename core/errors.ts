@@ -61,6 +61,10 @@ const definitions = {
   HOOKD_PLUGIN_NOT_LOADED: { status: 503, message: "plugin %s is not loaded" },
   HOOKD_PLUGIN_TYPECHECK: { status: 500, message: "type errors: %s" },
   HOOKD_PLUGIN_OPTIONS_INVALID: { status: 500, message: "plugin({ %s }) is invalid: %s" },
+  HOOKD_PLUGIN_LIMIT_ABOVE_CEILING: {
+    status: 500,
+    message: "plugin %s declares %s: %s, above the ceiling of %s the config sets in %s",
+  },
   HOOKD_PLUGIN_PAUSED: { status: 503, message: "plugin %s is paused after %s failed runs in a row; it runs again after %s" },
   HOOKD_PLUGIN_AMBIGUOUS: { status: 500, message: "plugin %s has more than one source (%s): neither is loaded until only one is left" },
   HOOKD_PLUGIN_START_TIMEOUT: { status: 500, message: "plugin %s did not load within %s ms of start-up: hookd is ready without it, the load goes on" },
@@ -84,6 +88,8 @@ const definitions = {
   HOOKD_RUN_STACK_OVERFLOW: { status: 500, message: "run exceeded the call stack size: %s" },
   HOOKD_RUN_EMIT_LIMIT: { status: 429, message: "run emitted more than %s events" },
   HOOKD_RUN_LOG_LIMIT: { status: 429, message: "run wrote more than %s of logs: further lines are dropped" },
+  HOOKD_RUN_WASM_MEMORY: { status: 500, message: "WebAssembly memory refused: %s" },
+  HOOKD_RUN_HOST_CALL_LIMIT: { status: 429, message: "run had more than %s host calls in flight at once" },
   HOOKD_RUN_NO_HANDLER: { status: 500, message: "plugin %s has no handler for %s" },
   HOOKD_RUN_INPUT_INVALID: { status: 400, message: "input of action %s does not match its schema" },
 
@@ -100,6 +106,11 @@ const definitions = {
   // the sandbox process
   HOOKD_SANDBOX_CRASHED: { status: 500, message: "the sandbox process exited (%s) while the run was in flight" },
   HOOKD_SANDBOX_UNAVAILABLE: { status: 503, message: "the sandbox process is not running" },
+  HOOKD_SANDBOX_UNRESPONSIVE: {
+    status: 500,
+    message: "the sandbox process stopped answering (%s heartbeats of %s ms missed) while the run was in flight; it was restarted",
+  },
+  HOOKD_SANDBOX_MEMORY: { status: 500, message: "the sandbox process uses %s MB, above sandbox.processMemoryMb (%s MB): it is replaced" },
 
   // store
   HOOKD_STORE_UNSUPPORTED: { status: 500, message: "unsupported store url %s: use sqlite:<path> or postgres://..." },

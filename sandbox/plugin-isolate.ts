@@ -13,7 +13,7 @@ import ivm from "isolated-vm";
 import { HookdError } from "../core/errors.ts";
 import type { RunError, RunOutcome } from "../core/store/types.ts";
 import { jsonProblem } from "./json-guard.ts";
-import { baseLimits, DEFAULT_LOAD_TIMEOUT_MS, resolveLimits, runtimeLimits, type ResolvedLimits } from "./limits.ts";
+import { baseLimits, DEFAULT_LOAD_TIMEOUT_MS, DEFAULT_MAX_HOST_CALLS_IN_FLIGHT, resolveLimits, runtimeLimits, type ResolvedLimits } from "./limits.ts";
 import type { PluginManifest, PluginOptions, PluginSpec, RunRequest } from "./protocol.ts";
 import { limitError, plainHostError, pluginError, type LimitReason } from "./run-errors.ts";
 import { errorFromIsolate, type SourceMapper } from "./source-map.ts";
@@ -49,6 +49,8 @@ interface LiveRun {
   wallTimer: NodeJS.Timeout;
   /** Made on the first host call that can be aborted (most runs never make one). */
   abort: AbortController | undefined;
+  /** Host calls of the run waiting on the host now (bounded by `sandbox.maxHostCallsInFlight`). */
+  hostCalls: number;
   settle: (outcome: RunOutcome) => void;
 }
 
@@ -187,8 +189,9 @@ export class PluginIsolate {
       const hostRef = new ivm.Reference(this.hostCall);
       const runtime = (await step(
         context.evalClosure(
-          `${this.options.bootstrapCode}\nconst d = __hookdRuntime.install($0); return { dispatch: d, finishLoading: d.finishLoading, setSecrets: d.setSecrets };`,
-          [hostRef],
+          `${this.options.bootstrapCode}\nconst d = __hookdRuntime.install($0, $1); return { dispatch: d, finishLoading: d.finishLoading, setSecrets: d.setSecrets };`,
+          // The heap limit doubles as the budget of WebAssembly memories, which V8 keeps off the heap.
+          [hostRef, memoryMb],
           { result: { reference: true } },
         ),
       )) as ivm.Reference<{ dispatch: (json: string) => Promise<string>; finishLoading: () => string; setSecrets: (json: string) => void }>;
@@ -268,6 +271,7 @@ export class PluginIsolate {
       cpuStart: cpuTimeOf(generation.isolate),
       wallTimer: setTimeout(() => this.limitExceeded(generation, live, "timeout"), this.limits.timeoutMs),
       abort: undefined,
+      hostCalls: 0,
       settle: (result) => {
         if (!this.live.delete(request.runId)) return;
         clearTimeout(live.wallTimer);
@@ -281,7 +285,7 @@ export class PluginIsolate {
 
     // The payload is spliced in as text: it may arrive as JSON already, and is never parsed here.
     const { payload: _payload, ...rest } = request;
-    const payload = `{"payload":${payloadJson},${JSON.stringify({ ...rest, limits: runtimeLimits(this.limits) }).slice(1)}`;
+    const payload = `{"payload":${payloadJson},${JSON.stringify({ ...rest, limits: runtimeLimits(this.limits, this.spec.limits.maxHostCallsInFlight) }).slice(1)}`;
     try {
       dispatch.apply(undefined, [payload], STRING_IN_PROMISED_STRING_OUT).then(
         (reply) => live.settle(this.readReply(reply, started)),
@@ -327,7 +331,8 @@ export class PluginIsolate {
   private limitExceeded(generation: Generation, culprit: LiveRun, reason: LimitReason): void {
     if (generation.reason || this.generation !== generation) return;
     this.kills++;
-    culprit.settle(fail(culprit.started, limitError(reason, this.limits), reason !== "catastrophic"));
+    // Neither a lost isolate nor a subverted runtime's flood of host calls goes better on a retry.
+    culprit.settle(fail(culprit.started, limitError(reason, this.limits), reason !== "catastrophic" && reason !== "hostCalls"));
     this.endGeneration(generation, reason);
     for (const other of [...this.live.values()]) {
       other.settle(
@@ -421,11 +426,18 @@ export class PluginIsolate {
       if (!live) return never();
       if (problem) return reply({ code: "HOOKD_HOST_CALL_INVALID", message: `${op}: ${problem}`, retriable: false });
       const still = () => this.live.get(live.request.runId) === live;
+      // The runtime keeps a run's calls under the limit; past it, the runtime was subverted and the
+      // isolate goes, so that its flood stops costing the sandbox process memory.
+      if (live.hostCalls >= (this.spec.limits.maxHostCallsInFlight ?? DEFAULT_MAX_HOST_CALLS_IN_FLIGHT)) {
+        if (this.generation) this.limitExceeded(this.generation, live, "hostCalls");
+        return never();
+      }
+      live.hostCalls++;
       live.abort ??= new AbortController();
       return this.options.onHostCall(op, Array.isArray(parsed.args) ? parsed.args : [], live.request, live.abort.signal).then(
         // `value` left out when undefined: `ctx.kv.get` of a missing key is undefined, not null.
-        (value) => (still() ? JSON.stringify({ ok: true, value }) : never()),
-        (error: unknown) => (still() ? JSON.stringify({ ok: false, error: plainHostError(error) }) : never()),
+        (value) => (live.hostCalls--, still() ? JSON.stringify({ ok: true, value }) : never()),
+        (error: unknown) => (live.hostCalls--, still() ? JSON.stringify({ ok: false, error: plainHostError(error) }) : never()),
       );
     } catch {
       return reply({ code: "HOOKD_HOST_CALL_INVALID", message: "malformed host call", retriable: false });

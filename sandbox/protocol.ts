@@ -15,6 +15,10 @@ export type PluginLimits = Required<Pick<PluginOptions, "memoryMb" | "timeoutMs"
   Omit<PluginOptions, "fetch" | "secrets" | "retry" | "memoryMb" | "timeoutMs" | "maxConcurrentRuns"> & {
     /** Time the top-level code gets when the isolate is built (config only: it runs before `plugin({...})` is known). */
     loadTimeoutMs?: number;
+    /** The most a plugin may raise each limit to (`sandbox.ceilings`, config only; sandbox/limits.ts). */
+    ceilings?: Partial<Record<string, number>>;
+    /** Host calls (kv, emit, fetch) one run may have in flight at once (config only). */
+    maxHostCallsInFlight?: number;
   };
 
 /** A compiled plugin version, ready to load into an isolate. */
@@ -94,6 +98,11 @@ export interface Sandbox {
   /** Heap in use per loaded plugin version (for /metrics). */
   heapUsage(): Promise<HeapUsage[]>;
   close(): Promise<void>;
+  /**
+   * Whether the run is held by a sandbox process that stopped answering (its heartbeat): the
+   * dispatcher stops renewing such a run's lease. Left out: never.
+   */
+  isStalled?(runId: string): boolean;
 }
 
 export type { RunError, RunOutcome };
@@ -115,7 +124,9 @@ export type ToSandbox =
   /** The payload travels as JSON text: the sandbox process hands it to the isolate without parsing it. */
   | { t: "run"; request: Omit<RunRequest, "payload">; payload: string }
   | { t: "hostReply"; callId: number; ok: true; value: unknown }
-  | { t: "hostReply"; callId: number; ok: false; error: RunError & { issues?: unknown[] } };
+  | { t: "hostReply"; callId: number; ok: false; error: RunError & { issues?: unknown[] } }
+  /** The daemon's heartbeat (sandbox/heartbeat.ts): answered with a pong from the event loop. */
+  | { t: "ping"; seq: number };
 
 /** Sandbox process -> daemon. */
 export type FromSandbox =
@@ -129,4 +140,6 @@ export type FromSandbox =
   /** V8 lost an isolate for good: the process should be replaced (its runs were already failed). */
   | { t: "catastrophe"; plugin: string; version: number; message: string }
   /** `fetch` args are [runId, url, init]: the daemon takes the plugin's patterns and limits from its own records of the run. */
-  | { t: "hostCall"; callId: number; plugin: string; op: "kv" | "emit" | "fetch"; args: unknown[] };
+  | { t: "hostCall"; callId: number; plugin: string; op: "kv" | "emit" | "fetch"; args: unknown[] }
+  /** The answer to a ping, with the process's resident memory in bytes. */
+  | { t: "pong"; seq: number; rss: number };

@@ -10,7 +10,7 @@ import type { PluginSpec } from "./protocol.ts";
 import { errorFromIsolate, type SourceMapper } from "./source-map.ts";
 
 /** Why the host ended a run (or every run) of an isolate. */
-export type LimitReason = "timeout" | "cpu" | "memory" | "catastrophic";
+export type LimitReason = "timeout" | "cpu" | "memory" | "catastrophic" | "hostCalls";
 
 export function limitError(reason: LimitReason, limits: ResolvedLimits): RunError {
   switch (reason) {
@@ -20,6 +20,8 @@ export function limitError(reason: LimitReason, limits: ResolvedLimits): RunErro
       return { code: "HOOKD_RUN_CPU", message: `run exceeded its CPU time of ${limits.cpuTimeMs} ms` };
     case "memory":
       return { code: "HOOKD_RUN_MEMORY", message: `run exceeded the isolate memory limit of ${limits.memoryMb} MB` };
+    case "hostCalls":
+      return { code: "HOOKD_RUN_HOST_CALL_LIMIT", message: "run had more host calls in flight at once than sandbox.maxHostCallsInFlight allows (its runtime was bypassed)" };
     case "catastrophic":
       return {
         code: "HOOKD_RUN_MEMORY",
@@ -28,13 +30,17 @@ export function limitError(reason: LimitReason, limits: ResolvedLimits): RunErro
   }
 }
 
-/** Codes that may come back from the isolate: the host's own replies and the runtime's checks. */
+/**
+ * Codes that may come back from the isolate: the host's own replies and the runtime's checks.
+ * HOOKD_RUN_ABORTED is not among them: only the host aborts runs, and never says so through an
+ * isolate, so a reply carrying it is forged (the circuit breaker does not count that code).
+ */
 const CODES_A_PLUGIN_MAY_CARRY = new Set([
   "HOOKD_RUN_FAILED",
   "HOOKD_RUN_NO_HANDLER",
   "HOOKD_RUN_INPUT_INVALID",
   "HOOKD_RUN_EMIT_LIMIT",
-  "HOOKD_RUN_ABORTED",
+  "HOOKD_RUN_WASM_MEMORY",
   "HOOKD_FETCH_NOT_ALLOWED",
   "HOOKD_FETCH_FAILED",
   "HOOKD_FETCH_TOO_LARGE",
@@ -57,6 +63,7 @@ const NOT_RETRIABLE = new Set([
   "HOOKD_EVENT_INVALID",
   "HOOKD_EVENT_EMIT_DEPTH",
   "HOOKD_RUN_EMIT_LIMIT",
+  "HOOKD_RUN_WASM_MEMORY",
   "HOOKD_HOST_CALL_UNKNOWN",
   "HOOKD_HOST_CALL_INVALID",
 ]);
@@ -67,7 +74,9 @@ const OUT_OF_MEMORY = /Invalid string length|Array buffer allocation failed|Inva
 
 /** A failure reported by the runtime (what the plugin threw), located in the plugin's source. */
 export function pluginError(raw: unknown, spec: PluginSpec, mapper: SourceMapper, limits: ResolvedLimits): RunError {
-  const mapped = errorFromIsolate(raw, spec, mapper, "HOOKD_RUN_FAILED");
+  const own = (raw as { pluginCode?: unknown } | undefined)?.pluginCode;
+  // The plugin's own `code` stays visible to its author, in a field the host never acts on.
+  const mapped = { ...errorFromIsolate(raw, spec, mapper, "HOOKD_RUN_FAILED"), ...(typeof own === "string" ? { pluginCode: own.slice(0, 200) } : {}) };
   const name = (raw as { name?: unknown } | undefined)?.name;
   const message = String((raw as { message?: unknown } | undefined)?.message ?? "");
   if (name === "RangeError" && STACK_OVERFLOW.test(message)) return { ...mapped, code: "HOOKD_RUN_STACK_OVERFLOW" };

@@ -12,6 +12,7 @@ import { fetchPolicy, type PluginFetchInit } from "../core/fetch/policy.ts";
 import type { RunOutcome } from "../core/store/types.ts";
 import { daemonCodec, LineChannel } from "./channel.ts";
 import { baseLimits, resolveLimits } from "./limits.ts";
+import { Heartbeat, type HeartbeatSettings } from "./heartbeat.ts";
 import type { FromSandbox, HeapUsage, HostServices, PluginManifest, PluginSpec, RunRequest, ToSandbox } from "./protocol.ts";
 
 const WORKER = fileURLToPath(new URL("./worker.ts", import.meta.url));
@@ -53,6 +54,9 @@ export class SandboxProcess {
   private nextHeapRequest = 1;
   private exitReason: string | undefined;
   private idleWaiter: (() => void) | undefined;
+  private heartbeat: Heartbeat | undefined;
+  /** Why the process was declared hung (it is being killed), once it was. */
+  hungReason: string | undefined;
 
   constructor(private readonly options: SandboxProcessOptions) {
     const child = spawn(process.execPath, ["--no-node-snapshot", "--import", TSX_LOADER, WORKER], {
@@ -89,6 +93,55 @@ export class SandboxProcess {
 
   get runsInFlight(): number {
     return this.runs.size;
+  }
+
+  /** Pings in a row the process left unanswered so far (0 while it answers or is not watched). */
+  get missedBeats(): number {
+    return this.heartbeat?.missed ?? 0;
+  }
+
+  /** Resident memory in the latest heartbeat answer (0 before the first), and how many answers came. */
+  get memory(): { rssBytes: number; answers: number } {
+    return { rssBytes: this.heartbeat?.rssBytes ?? 0, answers: this.heartbeat?.answers ?? 0 };
+  }
+
+  holdsRun(runId: string): boolean {
+    return this.runs.has(runId);
+  }
+
+  /**
+   * Watches the process's event loop (sandbox/heartbeat.ts). A process that misses its beats is
+   * hung: its runs fail now with HOOKD_SANDBOX_UNRESPONSIVE (retriable; the dispatcher runs them
+   * again as crash suspects) and it is killed, which the owner sees as an exit.
+   */
+  watch(
+    settings: () => HeartbeatSettings,
+    onMemoryHigh: (info: { rssBytes: number; limitMb: number }) => void,
+    onHung?: (info: { missed: number; intervalMs: number; runs: number }) => void,
+  ): void {
+    this.heartbeat?.stop();
+    this.heartbeat = new Heartbeat(settings, {
+      ping: (seq) => this.outbox.send({ t: "ping", seq }),
+      onMemoryHigh,
+      onHung: (info) => {
+        const runs = this.runs.size;
+        this.declareHung(info.missed, info.intervalMs);
+        onHung?.({ ...info, runs });
+      },
+    });
+    this.heartbeat.start();
+  }
+
+  private declareHung(missed: number, intervalMs: number): void {
+    if (!this.alive || this.hungReason) return;
+    const message = `the sandbox process stopped answering (${missed} heartbeats of ${intervalMs} ms missed) while the run was in flight; it was restarted`;
+    this.hungReason = `${missed} heartbeats of ${intervalMs} ms missed`;
+    const outcome: RunOutcome = { ok: false, retriable: true, durationMs: 0, error: { code: "HOOKD_SANDBOX_UNRESPONSIVE", message } };
+    // Failed before the kill, so that they carry this code rather than the exit's.
+    for (const resolve of this.runs.values()) resolve(outcome);
+    this.runs.clear();
+    this.idleWaiter?.();
+    this.child.kill("SIGKILL");
   }
 
   load(spec: PluginSpec): Promise<PluginManifest> {
@@ -150,6 +203,8 @@ export class SandboxProcess {
   async close(graceMs = 3000): Promise<void> {
     const child = this.child;
     if (!this.alive) return;
+    // Ending on purpose: a slow goodbye is not a hang (SIGKILL after graceMs bounds it anyway).
+    this.heartbeat?.stop();
     const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
     // The worker exits when its end of the socket closes.
     this.outbox.end();
@@ -199,6 +254,9 @@ export class SandboxProcess {
         return;
       case "hostCall":
         void this.serveHostCall(message.callId, message.plugin, message.op, message.args);
+        return;
+      case "pong":
+        this.heartbeat?.answer(message.seq, message.rss);
         return;
       case "catastrophe":
         this.tainted = true;
@@ -272,6 +330,7 @@ export class SandboxProcess {
 
   private onExit(reason: string): void {
     this.exitReason = reason;
+    this.heartbeat?.stop();
     this.outbox.discard();
     const crashed: RunOutcome = {
       ok: false,

@@ -11,6 +11,7 @@
 import { HookdError } from "../core/errors.ts";
 import type { RunOutcome } from "../core/store/types.ts";
 import type { HeapUsage, HostServices, PluginManifest, PluginSpec, RunError, RunRequest, Sandbox } from "./protocol.ts";
+import { DEFAULT_HEARTBEAT, type HeartbeatSettings } from "./heartbeat.ts";
 import { SandboxProcess } from "./sandbox-process.ts";
 
 export interface SupervisorOptions {
@@ -20,10 +21,23 @@ export interface SupervisorOptions {
   onRestart?: (info: { restarts: number; reason: string }) => void;
   /** Called when a plugin that was loaded fails to load again after a restart. */
   onReloadFailed?: (spec: PluginSpec, error: RunError) => void;
+  /** The heartbeat and memory watch (`sandbox.heartbeatMs`, `heartbeatMisses`, `processMemoryMb`). */
+  heartbeat?: () => HeartbeatSettings;
+  /** A process stopped answering its heartbeat: its runs failed and it is being killed. */
+  onUnresponsive?: (info: { pid: number | undefined; missed: number; intervalMs: number; runs: number }) => void;
+  /** A process grew past `processMemoryMb` and is being replaced; `plugin` holds the most heap in it. */
+  onProcessMemory?: (info: { pid: number | undefined; rssMb: number; limitMb: number; plugin?: string; heapMb?: number }) => void;
 }
 
 /** A process being replaced gets at least this long, past its longest run's wall time, to finish. */
 const DRAIN_MARGIN_MS = 2000;
+
+/**
+ * Replacements for memory at most this often: if the plugins' steady state is above
+ * `sandbox.processMemoryMb`, every new process grows past it again, and replacing it on each
+ * beat would be churn without end (each warning says so, and names the plugin).
+ */
+const MEMORY_REPLACE_INTERVAL_MS = 60_000;
 
 export class SandboxSupervisor implements Sandbox {
   private current: SandboxProcess | undefined;
@@ -35,6 +49,9 @@ export class SandboxSupervisor implements Sandbox {
   private readonly loaded = new Map<string, { spec: PluginSpec; manifest: PluginManifest | undefined }>();
   private closing = false;
   private restartDelayMs = 100;
+  /** Why the last process went down, for /readyz while the next one comes up. */
+  private lastDown: string | undefined;
+  private lastMemoryReplace = Number.NEGATIVE_INFINITY;
   /** Times the process died and was started again, or was replaced. */
   restarts = 0;
 
@@ -57,6 +74,34 @@ export class SandboxSupervisor implements Sandbox {
 
   get pid(): number | undefined {
     return this.current?.pid;
+  }
+
+  /** Why the sandbox cannot take runs now (for /readyz), or undefined when it can. */
+  notReadyReason(): string | undefined {
+    const current = this.current;
+    if (current?.alive && current.missedBeats > 0) {
+      const { misses, intervalMs } = this.heartbeatSettings();
+      return `sandbox process is not answering: ${current.missedBeats} of ${misses} heartbeats of ${intervalMs} ms missed`;
+    }
+    if (!this.running) return this.lastDown ? `sandbox process is restarting: ${this.lastDown}` : "sandbox process is restarting";
+    return undefined;
+  }
+
+  /** The serving process's resident memory from its latest heartbeat answer, and the answers so far. */
+  processMemory(): { rssBytes: number; answers: number } | undefined {
+    return this.current?.alive ? this.current.memory : undefined;
+  }
+
+  /** Whether a process that is missing its heartbeats holds the run (its lease is not renewed). */
+  isStalled(runId: string): boolean {
+    for (const process of [...this.draining, ...(this.current ? [this.current] : [])]) {
+      if (process.missedBeats > 0 && process.holdsRun(runId)) return true;
+    }
+    return false;
+  }
+
+  private heartbeatSettings(): HeartbeatSettings {
+    return this.options.heartbeat?.() ?? DEFAULT_HEARTBEAT;
   }
 
   async load(spec: PluginSpec): Promise<PluginManifest> {
@@ -124,12 +169,39 @@ export class SandboxSupervisor implements Sandbox {
   }
 
   private spawn(): SandboxProcess {
-    return new SandboxProcess({
+    const process = new SandboxProcess({
       services: this.options.services,
       secrets: this.options.secrets,
       onExit: (process, reason) => this.onExit(process, reason),
       onCatastrophe: (process, info) => this.replace(process, `an isolate of plugin ${info.plugin} was lost: ${info.message}`),
     });
+    // Watched from its first answer on: starting up (loading modules) is not hanging.
+    process.ready.then(
+      () =>
+        process.watch(
+          () => this.heartbeatSettings(),
+          (info) => void this.replaceForMemory(process, info),
+          ({ missed, intervalMs, runs }) => this.options.onUnresponsive?.({ pid: process.pid, missed, intervalMs, runs }),
+        ),
+      () => undefined,
+    );
+    return process;
+  }
+
+  /**
+   * A process grew past `sandbox.processMemoryMb` (memory its isolates' heap limits do not see):
+   * it is replaced without a gap, as after a lost isolate, and the plugin holding the most heap
+   * in it is named, the likeliest culprit.
+   */
+  private async replaceForMemory(process: SandboxProcess, info: { rssBytes: number; limitMb: number }): Promise<void> {
+    if (process !== this.current || this.replacing || this.closing) return;
+    if (performance.now() - this.lastMemoryReplace < MEMORY_REPLACE_INTERVAL_MS) return;
+    this.lastMemoryReplace = performance.now();
+    const usage = await process.heapUsage();
+    const top = usage.reduce<HeapUsage | undefined>((most, entry) => (most && most.bytes >= entry.bytes ? most : entry), undefined);
+    const rssMb = Math.round(info.rssBytes / (1024 * 1024));
+    this.options.onProcessMemory?.({ pid: process.pid, rssMb, limitMb: info.limitMb, ...(top ? { plugin: top.plugin, heapMb: Math.round(top.bytes / (1024 * 1024)) } : {}) });
+    this.replace(process, `the sandbox process uses ${rssMb} MB, above sandbox.processMemoryMb (${info.limitMb} MB)${top ? `; plugin ${top.plugin} holds the most heap` : ""}`);
   }
 
   /**
@@ -160,9 +232,10 @@ export class SandboxSupervisor implements Sandbox {
 
   private onExit(process: SandboxProcess, reason: string): void {
     this.draining.delete(process);
+    if (process === this.current) this.lastDown = process.hungReason ? `it stopped answering (${process.hungReason})` : `it exited (${reason})`;
     // During a replacement the new process takes over anyway (or, failing that, see replace()).
     if (process !== this.current || this.closing || this.replacing) return;
-    this.scheduleRestart(reason);
+    this.scheduleRestart(process.hungReason ? `it stopped answering (${process.hungReason})` : reason);
   }
 
   private scheduleRestart(reason: string): void {

@@ -95,7 +95,12 @@ function handle(message: ToSandbox): void {
         () => outbox.send({ t: "heap", requestId: message.requestId, usage: [] }),
       );
       return;
+    case "ping":
+      // Answered from the event loop: a loop blocked by anything gives no answer (sandbox/heartbeat.ts).
+      outbox.send({ t: "pong", seq: message.seq, rss: process.memoryUsage.rss() });
+      return;
     case "run":
+      if (TEST_BLOCK_PLUGIN !== undefined && message.request.plugin === TEST_BLOCK_PLUGIN) blockEventLoop();
       void host.run({ ...message.request, payload: undefined }, message.payload).then((outcome) => outbox.send({ t: "result", runId: message.request.runId, outcome }));
       return;
     case "hostReply": {
@@ -106,6 +111,22 @@ function handle(message: ToSandbox): void {
       else call.reject(Object.assign(new Error(message.error.message), { code: message.error.code, issues: message.error.issues }));
       return;
     }
+  }
+}
+
+/**
+ * TEST-ONLY: `HOOKD_TEST_BLOCK_SANDBOX_PLUGIN=<plugin>` in the environment the daemon spawns this
+ * process with makes a run of that plugin busy-loop this process's main thread, the way host-side
+ * code spinning on a hostile input would; test/sandbox/heartbeat.test.ts stages a hung sandbox
+ * process with it. Never set in production; without it nothing here changes.
+ */
+const TEST_BLOCK_PLUGIN = process.env.HOOKD_TEST_BLOCK_SANDBOX_PLUGIN || undefined;
+
+function blockEventLoop(): void {
+  // Bounded, so that a test whose heartbeat failed leaves no spinning process behind for long.
+  const until = Date.now() + 60_000;
+  while (Date.now() < until) {
+    // spin: no I/O, no timers, no answers
   }
 }
 

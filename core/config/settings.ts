@@ -97,6 +97,34 @@ export const settingsSchema = z.object({
       kvMaxValueBytes: z.number().int().min(1).max(64 * 1024 * 1024).default(256 * 1024),
       kvMaxKeys: z.number().int().min(1).max(10_000_000).default(10_000),
       maxEmitsPerRun: z.number().int().min(0).max(100_000).default(100),
+      // The most a plugin may raise each limit above to (sandbox/limits.ts has the defaults:
+      // 256 MB, 60 s, 1000 emits...). Lowering is always allowed; the config's own value is too.
+      ceilings: z
+        .strictObject({
+          memoryMb: z.number().int().min(8).max(4096).optional(),
+          timeoutMs: z.number().int().min(10).max(15 * 60_000).optional(),
+          cpuTimeMs: z.number().int().min(10).max(15 * 60_000).optional(),
+          maxConcurrentRuns: z.number().int().min(1).max(1000).optional(),
+          maxLogLinesPerRun: z.number().int().min(1).max(1_000_000).optional(),
+          maxLogBytesPerRun: z.number().int().min(1024).max(256 * 1024 * 1024).optional(),
+          fetchTimeoutMs: z.number().int().min(10).max(15 * 60_000).optional(),
+          fetchMaxBytes: z.number().int().min(1).max(256 * 1024 * 1024).optional(),
+          kvMaxValueBytes: z.number().int().min(1).max(64 * 1024 * 1024).optional(),
+          kvMaxKeys: z.number().int().min(1).max(10_000_000).optional(),
+          maxEmitsPerRun: z.number().int().min(0).max(100_000).optional(),
+        })
+        .prefault({}),
+      // Host calls (kv, emit, fetch) one run may have waiting on the host at once; the runtime
+      // queues the rest inside the isolate, where they count against its heap.
+      maxHostCallsInFlight: z.number().int().min(1).max(10_000).default(64),
+      // The daemon pings the sandbox process this often; after heartbeatMisses unanswered pings
+      // in a row its event loop is taken as hung and the process is restarted. Ten seconds by
+      // default: a restart costs every run in flight a retry, so a busy machine must not look hung.
+      heartbeatMs: z.number().int().min(50).max(60_000).default(1000),
+      heartbeatMisses: z.number().int().min(2).max(100).default(10),
+      // Resident memory of the sandbox process (isolate heaps, WebAssembly memory, host buffers)
+      // above which it is replaced without a gap, as after a lost isolate; 0 turns the watch off.
+      processMemoryMb: z.number().int().min(0).max(1024 * 1024).default(2048),
       // A plugin whose runs keep failing is paused (its deliveries wait), then tried again.
       breaker: z
         .object({
@@ -104,6 +132,15 @@ export const settingsSchema = z.object({
           coolDownMs: z.number().int().min(100).max(24 * 3_600_000).default(30_000),
         })
         .prefault({}),
+    })
+    .superRefine((sandbox, ctx) => {
+      // A ceiling below the config's own value would forbid what the config itself grants.
+      for (const [name, ceiling] of Object.entries(sandbox.ceilings)) {
+        const base = (sandbox as Record<string, unknown>)[name];
+        if (typeof ceiling === "number" && typeof base === "number" && ceiling < base) {
+          ctx.addIssue({ code: "custom", path: ["ceilings", name], message: `is ${ceiling}, below sandbox.${name} (${base}): a ceiling is at least the config's own value` });
+        }
+      }
     })
     .prefault({}),
   store: z

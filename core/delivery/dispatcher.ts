@@ -223,7 +223,10 @@ export class Dispatcher {
   private async maintainLeases(): Promise<void> {
     try {
       const until = this.now() + this.options.leaseMs();
-      await Promise.all([...this.inflight.values()].map(({ delivery }) => this.options.store.renewLease(delivery.id, delivery.leaseToken, until)));
+      // A run held by a sandbox process that stopped answering keeps the lease it has, no more:
+      // if the process is never declared hung (or the daemon goes too), the lease runs out.
+      const live = [...this.inflight.values()].filter(({ delivery }) => !this.options.sandbox.isStalled?.(String(delivery.id)));
+      await Promise.all(live.map(({ delivery }) => this.options.store.renewLease(delivery.id, delivery.leaseToken, until)));
       await this.options.store.releaseExpiredLeases(this.now());
       // The safety net: whatever became due without a wake (another instance's work, a clock
       // jump) is found at the latest one sweep later.
@@ -327,7 +330,9 @@ export class Dispatcher {
     if (NOT_THE_HANDLERS_FAULT.has(error.code)) {
       return { status: "pending", now, durationMs, error, nextAt: now + UNAVAILABLE_RETRY_MS, refundAttempt: true };
     }
-    if (error.code === "HOOKD_SANDBOX_CRASHED" && !delivery.suspect) {
+    // A hung sandbox process, killed by its heartbeat, loses its runs as a crash does: which run
+    // hung it is unknown, so each runs again alone, its attempt refunded.
+    if ((error.code === "HOOKD_SANDBOX_CRASHED" || error.code === "HOOKD_SANDBOX_UNRESPONSIVE") && !delivery.suspect) {
       return { status: "pending", now, durationMs, error, nextAt: now, refundAttempt: true, suspect: true };
     }
     if (!outcome.retriable || delivery.attempt >= delivery.maxAttempts) return { status: "dead", now, durationMs, error };

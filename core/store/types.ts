@@ -71,6 +71,8 @@ export interface RunError {
   /** `plugins/foo.ts:12:5` where the error was thrown, when known. */
   location?: string | undefined;
   stack?: string | undefined;
+  /** The `code` the plugin set on what it threw: shown to its author, never acted on (codes come from the host). */
+  pluginCode?: string | undefined;
 }
 
 export type RunOutcome =

@@ -102,6 +102,12 @@ export interface PluginOptions {
   /** Events one run may publish with `ctx.emit`. */
   maxEmitsPerRun?: number;
   /**
+   * Makes `WebAssembly` available (it is off by default: its memory lives outside the isolate's
+   * heap limit). Each memory must then declare a maximum, and the maxima of the memories alive
+   * together stay within `memoryMb`.
+   */
+  wasm?: boolean;
+  /**
    * How this plugin's failed runs are retried (overrides the config's `delivery` settings):
    * attempts before a run is dead-lettered, first retry delay (doubling, with jitter), and cap.
    */

@@ -15,6 +15,8 @@
  * call anyway: a plugin that subverts its own runtime can only break its own runs.
  */
 
+import { guardWebAssembly } from "./wasm-guard.ts";
+
 /** The part of isolated-vm's Reference this runtime uses. */
 interface HostReference {
   apply(receiver: undefined, args: unknown[], options: object): Promise<unknown>;
@@ -29,7 +31,7 @@ interface RunRequestJson {
   payload: unknown;
   meta: { eventId: string; eventName: string; receivedAt: number; attempt: number; depth: number };
   /** The limits the runtime enforces itself, so a flood stops here instead of at the host. */
-  limits?: { maxLogLinesPerRun?: number; maxLogBytesPerRun?: number; maxEmitsPerRun?: number };
+  limits?: { maxLogLinesPerRun?: number; maxLogBytesPerRun?: number; maxEmitsPerRun?: number; maxHostCallsInFlight?: number };
 }
 
 interface SafeParseSchema {
@@ -47,7 +49,7 @@ interface HostErrorJson {
 const MAX_LOG_LINE_CHARS = 16 * 1024;
 
 /** Installs the runtime; returns the dispatcher the host calls for every run. */
-export function install(host: HostReference): (requestJson: string) => Promise<string> {
+export function install(host: HostReference, memoryMb = 64): (requestJson: string) => Promise<string> {
   // Own copies of the built-ins the runtime needs, taken before any plugin code runs.
   const stringify = JSON.stringify;
   const parse = JSON.parse;
@@ -71,9 +73,18 @@ export function install(host: HostReference): (requestJson: string) => Promise<s
   const arrayFrom = Array.from;
   const promiseAll = Promise.all.bind(Promise);
   const stringOf = String;
+  // Errors the runtime itself made from a host reply, with the code the host gave them. A code
+  // is trusted only from here: a plugin can write any `code` on anything it throws (or on a host
+  // error it caught), but cannot reach this map, so it cannot pass its failure off as the host's
+  // (HOOKD_RUN_ABORTED, say, which the circuit breaker does not count).
+  const hostCodes = new WeakMap<object, string>();
+  const hostCodeGet = WeakMap.prototype.get;
+  const hostCodeSet = WeakMap.prototype.set;
 
   lockStackFormatting();
   closeDetachedCallbacks();
+  // WebAssembly memory lives outside the heap limit: off unless declared (see wasm-guard.ts).
+  const enableWasm = guardWebAssembly(memoryMb, (message) => hostError({ code: "HOOKD_RUN_WASM_MEMORY", message, retriable: false }));
 
   // Options objects without a prototype: isolated-vm reads them, and a getter a plugin put on
   // Object.prototype must not run (and see the bridge on the stack) while it does.
@@ -122,14 +133,60 @@ export function install(host: HostReference): (requestJson: string) => Promise<s
     assertLoading("plugin()");
     if (typeof declared !== "object" || declared === null) throw new TypeError("plugin({...}) takes an options object");
     options = parse(stringify(declared)) as Record<string, unknown>;
+    if (options.wasm === true) enableWasm();
     return declared;
   }
 
   const api = freeze({ on, action, plugin, NonRetriableError });
   defineProperty(globalThis, "__hookd", { value: api, enumerable: false, writable: false, configurable: false });
 
-  /** Calls the host; a failure comes back as plain data and is thrown here as a fresh Error. */
-  function callHost(op: string, runId: string, args: unknown[]): Promise<unknown> {
+  /**
+   * Calls the host with at most `maxHostCalls` of the run's calls in flight; the rest wait here,
+   * in the isolate's own heap (which its memory limit counts), instead of piling up in the sandbox
+   * process: 200,000 un-awaited `ctx.kv.get` used to take it from 84 MB to 2 GB. The host fails
+   * a run that goes past the limit anyway (a plugin that subverted this runtime).
+   */
+  function callHost(op: string, runId: string, args: unknown[], budget: RunBudget): Promise<unknown> {
+    if (budget.hostCalls < budget.maxHostCalls) {
+      budget.hostCalls++;
+      return releasing(sendHostCall(op, runId, args), budget);
+    }
+    return new PromiseCtor((resolve, reject) => {
+      apply(mapSet, budget.queue, [
+        budget.queueTail++,
+        () => {
+          // The slot of the call that just ended passes straight to this one.
+          budget.hostCalls++;
+          apply(then, releasing(sendHostCall(op, runId, args), budget), [resolve, reject]);
+        },
+      ]);
+    });
+  }
+
+  /** Frees the call's slot once it settled, for the next queued call of the run. */
+  function releasing(reply: Promise<unknown>, budget: RunBudget): Promise<unknown> {
+    const release = () => {
+      budget.hostCalls--;
+      const next = apply(mapGet, budget.queue, [budget.queueHead]) as (() => void) | undefined;
+      if (next === undefined) return;
+      apply(mapDelete, budget.queue, [budget.queueHead]);
+      budget.queueHead++;
+      next();
+    };
+    return apply(then, reply, [
+      (value: unknown) => {
+        release();
+        return value;
+      },
+      (error: unknown) => {
+        release();
+        throw error;
+      },
+    ]) as Promise<unknown>;
+  }
+
+  /** Sends one host call; a failure comes back as plain data and is thrown here as a fresh Error. */
+  function sendHostCall(op: string, runId: string, args: unknown[]): Promise<unknown> {
     let reply: Promise<unknown>;
     try {
       // The envelope is written by hand: a toJSON a plugin put on Object.prototype may forge the
@@ -152,6 +209,7 @@ export function install(host: HostReference): (requestJson: string) => Promise<s
   function hostError(raw: HostErrorJson): Error {
     const error = new ErrorCtor(raw.message ?? "host call failed") as Error & { code?: string; retriable?: boolean; issues?: unknown[] };
     error.code = raw.code;
+    if (typeof raw.code === "string") apply(hostCodeSet, hostCodes, [error, raw.code]);
     if (raw.retriable === false) error.retriable = false;
     if (isArray(raw.issues)) error.issues = raw.issues;
     return error;
@@ -201,6 +259,11 @@ export function install(host: HostReference): (requestJson: string) => Promise<s
       maxLogLines: limits.maxLogLinesPerRun ?? Infinity,
       maxLogBytes: limits.maxLogBytesPerRun ?? Infinity,
       maxEmits: limits.maxEmitsPerRun ?? Infinity,
+      hostCalls: 0,
+      maxHostCalls: limits.maxHostCallsInFlight ?? 64,
+      queue: new MapCtor<number, () => void>(),
+      queueHead: 0,
+      queueTail: 0,
     };
     return freeze({
       event: freeze({
@@ -212,19 +275,19 @@ export function install(host: HostReference): (requestJson: string) => Promise<s
       log: makeLogger(request, budget),
       secrets,
       kv: freeze({
-        get: (key: string) => callHost("kv.get", runId, [key]),
-        set: (key: string, value: unknown) => apply(then, callHost("kv.set", runId, [key, value === undefined ? null : value]), [() => undefined]) as Promise<void>,
-        delete: (key: string) => callHost("kv.delete", runId, [key]) as Promise<boolean>,
-        list: (prefix = "", limit = 100) => callHost("kv.list", runId, [prefix, limit]) as Promise<string[]>,
+        get: (key: string) => callHost("kv.get", runId, [key], budget),
+        set: (key: string, value: unknown) => apply(then, callHost("kv.set", runId, [key, value === undefined ? null : value], budget), [() => undefined]) as Promise<void>,
+        delete: (key: string) => callHost("kv.delete", runId, [key], budget) as Promise<boolean>,
+        list: (prefix = "", limit = 100) => callHost("kv.list", runId, [prefix, limit], budget) as Promise<string[]>,
       }),
       emit: (name: string, payload: unknown) => {
         if (++budget.emits > budget.maxEmits) {
           return PromiseCtor.reject(hostError({ code: "HOOKD_RUN_EMIT_LIMIT", message: `run emitted more than ${budget.maxEmits} events`, retriable: false }));
         }
-        return callHost("emit", runId, [name, payload]) as Promise<{ id: string }>;
+        return callHost("emit", runId, [name, payload], budget) as Promise<{ id: string }>;
       },
       fetch: async (url: string, init?: { method?: string; headers?: Record<string, string>; body?: string }) => {
-        const reply = (await callHost("fetch", runId, [stringOf(url), init ?? {}])) as {
+        const reply = (await callHost("fetch", runId, [stringOf(url), init ?? {}], budget)) as {
           status: number;
           statusText: string;
           headers: Record<string, string>;
@@ -255,7 +318,8 @@ export function install(host: HostReference): (requestJson: string) => Promise<s
       const ctx = makeContext(request);
       if (request.kind === "event") {
         const list = apply(mapGet, handlers, [request.name]) as AnyHandler[] | undefined;
-        if (!list) return stringify({ ok: false, error: { code: "HOOKD_RUN_NO_HANDLER", message: `no handler for ${request.name}` } });
+        // Replies are written by hand from strings, as in describeFailure: no toJSON can forge them.
+        if (!list) return `{"ok":false,"error":{"code":"HOOKD_RUN_NO_HANDLER","message":${stringify(`no handler for ${request.name}`)}}}`;
         // Several on() for one event run in declaration order, as one run.
         for (let i = 0; i < list.length; i++) {
           const handler = list[i]!;
@@ -263,16 +327,13 @@ export function install(host: HostReference): (requestJson: string) => Promise<s
         }
       } else {
         const entry = apply(mapGet, actions, [request.name]) as { input?: SafeParseSchema; fn: AnyHandler } | undefined;
-        if (!entry) return stringify({ ok: false, error: { code: "HOOKD_RUN_NO_HANDLER", message: `no action ${request.name}` } });
+        if (!entry) return `{"ok":false,"error":{"code":"HOOKD_RUN_NO_HANDLER","message":${stringify(`no action ${request.name}`)}}}`;
         let input = request.payload;
         if (entry.input) {
           const parsed = entry.input.safeParse(input);
           if (!parsed.success) {
-            return stringify({
-              ok: false,
-              retriable: false,
-              error: { code: "HOOKD_RUN_INPUT_INVALID", message: `input of action ${request.name} does not match its schema`, issues: plainIssues(parsed.error.issues) },
-            });
+            const issues = stringify(plainIssues(parsed.error.issues)) ?? "[]";
+            return `{"ok":false,"retriable":false,"error":{"code":"HOOKD_RUN_INPUT_INVALID","message":${stringify(`input of action ${request.name} does not match its schema`)},"issues":${issues}}}`;
           }
           input = parsed.data;
         }
@@ -325,7 +386,13 @@ export function install(host: HostReference): (requestJson: string) => Promise<s
   function describeFailure(thrown: unknown): string {
     try {
       const retriable = !(thrown instanceof NonRetriableError) && (thrown as { retriable?: unknown })?.retriable !== false;
-      return stringify({ ok: false, retriable, error: describeThrown(thrown) });
+      const hostCode = typeof thrown === "object" && thrown !== null ? (apply(hostCodeGet, hostCodes, [thrown]) as string | undefined) : undefined;
+      const error = describeThrown(thrown, hostCode);
+      // Written by hand, field by field, from strings: stringify of a whole object would call a
+      // toJSON the plugin put on Object.prototype, which could then forge the code. A string
+      // primitive's JSON has no such hook.
+      const field = (name: string, value: string | undefined) => (value === undefined ? "" : `,${stringify(name)}:${stringify(value)}`);
+      return `{"ok":false,"retriable":${retriable ? "true" : "false"},"error":{"code":${stringify(error.code)}${field("message", error.message)}${field("name", error.name)}${field("stack", error.stack)}${field("pluginCode", error.pluginCode)}}}`;
     } catch {
       return '{"ok":false,"error":{"code":"HOOKD_RUN_FAILED","message":"the plugin threw a value that cannot be described"}}';
     }
@@ -346,6 +413,12 @@ interface RunBudget {
   maxLogLines: number;
   maxLogBytes: number;
   maxEmits: number;
+  /** Host calls of the run in flight, their limit, and the calls waiting for a slot (in order). */
+  hostCalls: number;
+  maxHostCalls: number;
+  queue: Map<number, () => void>;
+  queueHead: number;
+  queueTail: number;
 }
 
 /**
@@ -400,7 +473,8 @@ function closeDetachedCallbacks(): void {
 
 function toPlainFields(value: unknown): Record<string, unknown> | undefined {
   if (typeof value !== "object" || value === null) return value === undefined ? undefined : { value };
-  if (value instanceof Error) return { err: describeThrown(value) };
+  // A logged error is the plugin's words, not a run's outcome: its own code stays its code there.
+  if (value instanceof Error) return { err: describeThrown(value, ownCode(value)) };
   return value as Record<string, unknown>;
 }
 
@@ -420,10 +494,17 @@ function messageOf(error: unknown): string {
   }
 }
 
-function describeThrown(thrown: unknown): { code: string; message: string; stack?: string; name?: string } {
+/**
+ * A thrown value as the host reads it. `hostCode` is the code of an error the runtime made from a
+ * host reply (see `hostCodes`); anything else fails as HOOKD_RUN_FAILED, and a `code` the plugin
+ * set itself travels as `pluginCode`, so authors still see it.
+ */
+function describeThrown(thrown: unknown, hostCode?: string): { code: string; message: string; stack?: string; name?: string; pluginCode?: string } {
+  const own = ownCode(thrown);
+  const pluginCode = own !== undefined && own !== hostCode ? own : undefined;
   if (thrown instanceof Error) {
-    const code = typeof (thrown as { code?: unknown }).code === "string" ? (thrown as unknown as { code: string }).code : "HOOKD_RUN_FAILED";
-    return { code, name: String(thrown.name), message: String(thrown.message), stack: typeof thrown.stack === "string" ? thrown.stack : undefined };
+    const described = { code: hostCode ?? "HOOKD_RUN_FAILED", name: String(thrown.name), message: String(thrown.message), stack: typeof thrown.stack === "string" ? thrown.stack : undefined };
+    return pluginCode === undefined ? described : { ...described, pluginCode };
   }
   let message: string;
   try {
@@ -431,5 +512,15 @@ function describeThrown(thrown: unknown): { code: string; message: string; stack
   } catch {
     message = String(thrown);
   }
-  return { code: "HOOKD_RUN_FAILED", message: `non-Error thrown: ${message}` };
+  return { code: "HOOKD_RUN_FAILED", message: `non-Error thrown: ${message}`, ...(pluginCode === undefined ? {} : { pluginCode }) };
+}
+
+/** The `code` a plugin put on what it threw, cut to a sane length; undefined when there is none. */
+function ownCode(thrown: unknown): string | undefined {
+  try {
+    const code = typeof thrown === "object" && thrown !== null ? (thrown as { code?: unknown }).code : undefined;
+    return typeof code === "string" ? code.slice(0, 200) : undefined;
+  } catch {
+    return undefined;
+  }
 }

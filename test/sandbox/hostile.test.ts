@@ -87,7 +87,9 @@ const CASES: Array<[plugin: string, attempt: string, code: string]> = [
   ["function-constructor", 'globalThis.constructor.constructor("return process")()', "HOOKD_RUN_FAILED"],
   ["dynamic-import", "import('node:fs') at run time", "HOOKD_RUN_FAILED"],
   ["prepare-stack-trace", "Error.prepareStackTrace to harvest stack frames", "HOOKD_RUN_FAILED"],
-  ["prototype-pollution", "prototype pollution of what the host passes in", "HOOKD_RUN_FAILED"],
+  // The forged host call is refused by the host (its args are no list); the runtime now reports
+  // that refusal as it is, since a polluted toJSON no longer reaches the reply it writes by hand.
+  ["prototype-pollution", "prototype pollution of what the host passes in", "HOOKD_KV_INVALID"],
   ["kv-peek", "reading another plugin's kv", "HOOKD_RUN_FAILED"],
   ["secrets-peek", "reading another plugin's secrets and hookd's own variables", "HOOKD_RUN_FAILED"],
   ["forge-code", "passing its failure off as a sandbox crash", "HOOKD_RUN_FAILED"],
