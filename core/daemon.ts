@@ -167,6 +167,7 @@ export class Daemon {
       catalog: () => this.config.events,
       routes: () => this.config.routes,
       delivery: () => this.config.delivery,
+      limits: () => ({ maxDepth: this.config.server.maxDepth, maxBytes: this.config.server.bodyLimit }),
       onAccepted: ({ name, id, source }) => {
         this.metrics.eventsAccepted.inc({ event: name, source });
         this.console.eventAccepted(id);
@@ -205,11 +206,13 @@ export class Daemon {
       catalog: () => this.config.events,
       token: () => this.config.server.token,
       bodyLimit: config.server.bodyLimit,
+      maxDepth: () => this.config.server.maxDepth,
+      pageBytes: () => ({ page: this.config.server.maxPageBytes, item: this.config.server.listItemBytes }),
       notReadyReason: () => this.readiness.notReadyReason(),
       status: () => this.status(),
       stopping: () => this.stopping !== undefined,
       routeGroups: [
-        oktellIngress({ intake: this.intake, logger: options.logger, timezone: () => this.config.oktell.timezone, stopping: () => this.stopping !== undefined }),
+        oktellIngress({ intake: this.intake, logger: options.logger, timezone: () => this.config.oktell.timezone, stopping: () => this.stopping !== undefined, maxDepth: () => this.config.server.maxDepth }),
         webhookApi(this.webhooks),
         consoleRoutes({ hub: this.console, token: () => this.config.server.token }),
       ],

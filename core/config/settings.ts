@@ -56,6 +56,13 @@ export const settingsSchema = z.object({
       port: z.number().int().min(0).max(65535).default(8711),
       token: z.string().min(1).optional(),
       bodyLimit: z.number().int().positive().default(1024 * 1024),
+      // Deepest nesting of objects/arrays (XML elements for the telephony ingress) any ingress
+      // accepts: HTTP bodies, ctx.emit payloads, action inputs. Deeper is 400 HOOKD_HTTP_TOO_DEEP.
+      maxDepth: z.number().int().min(4).max(1000).default(64),
+      // List endpoints (/api/events, /api/runs) stop a page at this many bytes of JSON...
+      maxPageBytes: z.number().int().min(64 * 1024).max(256 * 1024 * 1024).default(4 * 1024 * 1024),
+      // ...and show a payload (or error) larger than this as a marker; the detail endpoint has it whole.
+      listItemBytes: z.number().int().min(1024).max(64 * 1024 * 1024).default(64 * 1024),
     })
     .prefault({}),
   plugins: z.object({ dir: z.string().min(1).default("./plugins"), watch: z.boolean().default(true) }).prefault({}),

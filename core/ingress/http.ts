@@ -15,6 +15,7 @@ import type { Metrics } from "../metrics.ts";
 import type { PluginManager } from "../plugins/manager.ts";
 import type { DeliveryRecord, DeliveryStatus, Store } from "../store/types.ts";
 import type { EventIntake } from "./intake.ts";
+import { DEFAULT_MAX_DEPTH, jsonTextTooDeep } from "./depth.ts";
 import type { Replayer } from "../delivery/replay.ts";
 
 /** Which daemon answers: `HOOKD_INSTANCE_ID`, or hostname:pid. */
@@ -28,6 +29,10 @@ export interface HttpDeps {
   catalog: () => EventCatalog;
   token: () => string | undefined;
   bodyLimit: number;
+  /** Config `server.maxDepth`: deepest nesting a body may have (read per request: reloadable). */
+  maxDepth?: () => number;
+  /** Config `server.maxPageBytes` and `server.listItemBytes`: list pages are bounded in bytes. */
+  pageBytes?: () => { page: number; item: number };
   /** Why the daemon is not ready, or undefined when it is. */
   notReadyReason: () => string | undefined | Promise<string | undefined>;
   /** `GET /api/status`: plugins, queue, dead letters and recent errors in one answer. */
@@ -57,10 +62,29 @@ export function createHttpServer(deps: HttpDeps): FastifyInstance {
 
   // Events are JSON or forms; fastify's default text/plain parser would let a string through.
   app.removeContentTypeParser("text/plain");
+  const maxDepth = () => deps.maxDepth?.() ?? DEFAULT_MAX_DEPTH;
+  // JSON: the nesting is counted on the text before it is parsed (a linear scan), so a body
+  // nested thousands deep is a 400 and no parser or later walk of it ever sees it. The parse
+  // itself stays fastify's (secure-json-parse, prototype poisoning refused).
+  const parseJson = app.getDefaultJsonParser("error", "error");
+  app.removeContentTypeParser("application/json");
+  app.addContentTypeParser("application/json", { parseAs: "string" }, (request, body, done) => {
+    if (jsonTextTooDeep(body as string, maxDepth())) return done(new HookdError("HOOKD_HTTP_TOO_DEEP", ["the request body", maxDepth()]), undefined);
+    parseJson(request, body as string, done);
+  });
   app.register(formbody, {
     bodyLimit: deps.bodyLimit,
-    // PHP forms send arrays as `clids[]=1&clids[]=2` and maps as `newparam[title]=x`.
-    parser: (body: string) => qs.parse(body, { depth: 5, arrayLimit: 1000, parameterLimit: 2000 }),
+    // PHP forms send arrays as `clids[]=1&clids[]=2` and maps as `newparam[title]=x`. qs's
+    // depth is the form's nesting bound; strictDepth makes a deeper key a 400 instead of a
+    // key silently kept as text.
+    parser: (body: string) => {
+      try {
+        return qs.parse(body, { depth: Math.min(5, maxDepth()), strictDepth: true, arrayLimit: 1000, parameterLimit: 2000 });
+      } catch (error) {
+        if (error instanceof RangeError) throw new HookdError("HOOKD_HTTP_TOO_DEEP", ["the form body", Math.min(5, maxDepth())], { cause: error });
+        throw error;
+      }
+    },
   });
 
   app.addHook("onRequest", async (request) => {
