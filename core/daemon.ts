@@ -14,6 +14,7 @@ import { Dispatcher } from "./delivery/dispatcher.ts";
 import { Replayer } from "./delivery/replay.ts";
 import { RetentionPruner } from "./delivery/retention.ts";
 import { retryPolicyFor } from "./delivery/retry-policy.ts";
+import { DEFAULT_MAX_TEXT_CHARS } from "./truncate.ts";
 import { createHttpServer } from "./ingress/http.ts";
 import { EventIntake } from "./ingress/intake.ts";
 import { oktellIngress } from "./ingress/oktell.ts";
@@ -186,6 +187,8 @@ export class Daemon {
       leaseMs: () => this.config.sandbox.timeoutMs * 2 + 10_000,
       logger: options.logger,
       isPaused: (plugin) => this.breaker.isPaused(plugin),
+      maxPayloadDepth: () => this.config.server.maxDepth,
+      maxErrorChars: () => this.config.delivery.maxErrorChars ?? DEFAULT_MAX_TEXT_CHARS,
       onRunFinished: (info) => {
         this.metrics.recordRun(info);
         this.breaker.record(info);

@@ -109,6 +109,9 @@ export const settingsSchema = z.object({
         .record(z.string().regex(/^[a-z][a-z0-9_]*(\.[a-z0-9_]+)*(\.\*)?$/, "an event name or a `prefix.*` pattern"), z.union([z.string().min(1), z.literal(false)]))
         .default({})
         .transform((own) => ({ ...catalogOrderBy, ...own })),
+      // A failed run's error message is kept (lastError, logs) up to this many characters
+      // (unset: 16384; optional so settings objects written out in full stay valid).
+      maxErrorChars: z.number().int().min(256).max(16 * 1024 * 1024).optional(),
       /** Time runs in flight get to finish when the daemon stops (SIGTERM). */
       drainMs: z.number().int().min(0).max(15 * 60_000).default(10_000),
       // How long finished events are kept; 0 keeps them forever.
@@ -120,7 +123,9 @@ export const settingsSchema = z.object({
         .prefault({}),
     })
     .prefault({}),
-  log: z.object({ level: logLevel.default("info") }).prefault({}),
+  // maxFieldChars: a longer string in a log line (a field, an error's message or stack, the
+  // message itself) is cut there, saying so.
+  log: z.object({ level: logLevel.default("info"), maxFieldChars: z.number().int().min(256).max(64 * 1024 * 1024).default(16 * 1024) }).prefault({}),
   secrets: z.record(z.string(), z.string().optional()).default({}),
 });
 

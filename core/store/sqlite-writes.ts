@@ -7,11 +7,13 @@
 import { randomUUID } from "node:crypto";
 import type Database from "better-sqlite3";
 import { HookdError, type HookdErrorCode } from "../errors.ts";
-import { eventValues, RUN_COLUMNS, toClaimedDelivery, toRunRecord, type ClaimRow, type RunRow, type Synchronous } from "./sqlite-schema.ts";
+import { eventValues, RUN_COLUMNS, toRunRecord, type ClaimRow, type RunRow, type Synchronous } from "./sqlite-schema.ts";
 import type { AcceptOutcome, AddedDeliveries, ClaimOptions, DeliveryResult, DeliveryTarget, NewEvent, PruneOptions } from "./types.ts";
 
 export type WriteOp =
-  | { op: "accept"; event: NewEvent; deliveries: readonly DeliveryTarget[] }
+  // The payload crosses to the writer thread as JSON text (`payloadJson`), not as a value:
+  // structured clone is recursive, and a clone that fails on the thread's side is never answered.
+  | { op: "accept"; event: NewEvent; payloadJson?: string; deliveries: readonly DeliveryTarget[] }
   | { op: "claim"; options: ClaimOptions }
   | { op: "finish"; id: number; leaseToken: string; result: DeliveryResult }
   | { op: "renew"; id: number; leaseToken: string; until: number }
@@ -56,7 +58,7 @@ export function createWriteExecutor(db: Database.Database, synchronous: Synchron
   const run = (op: WriteOp): unknown => {
     switch (op.op) {
       case "accept":
-        return accept(s, op.event, op.deliveries);
+        return accept(s, op.event, op.deliveries, op.payloadJson);
       case "claim": {
         const { options } = op;
         const rows = s.claim.all({
@@ -67,7 +69,11 @@ export function createWriteExecutor(db: Database.Database, synchronous: Synchron
           suspect: options.suspects ? 1 : 0,
           token: randomUUID(),
         }) as ClaimRow[];
-        return rows.map(toClaimedDelivery);
+        // Rows as stored, payloads still JSON text: the store parses them on its own thread.
+        // A parsed payload would cross the thread by structured clone, which is recursive: a
+        // payload nested a few thousand deep failed to arrive (a `messageerror`), and the claim
+        // of its whole batch never settled.
+        return rows;
       }
       case "finish": {
         const { result } = op;
@@ -166,14 +172,14 @@ function describeError(error: unknown): WriteError {
 
 type WriteStatements = ReturnType<typeof prepareWriteStatements>;
 
-function accept(s: WriteStatements, event: NewEvent, deliveries: readonly DeliveryTarget[]): AcceptOutcome {
+function accept(s: WriteStatements, event: NewEvent, deliveries: readonly DeliveryTarget[], payloadJson?: string): AcceptOutcome {
   if (event.idempotencyKey !== undefined) {
     const existing = s.eventByIdempotencyKey.get(event.idempotencyKey) as { id: string; body_hash: string | null } | undefined;
     if (existing) {
       return existing.body_hash === (event.bodyHash ?? null) ? { kind: "duplicate", id: existing.id } : { kind: "conflict", id: existing.id };
     }
   }
-  const { lastInsertRowid: seq } = s.insertEvent.run(...eventValues(event));
+  const { lastInsertRowid: seq } = s.insertEvent.run(...eventValues(event, payloadJson));
   for (const d of deliveries) insertDelivery(s, Number(seq), d, event.receivedAt, null);
   return { kind: "stored", id: event.id, deliveries: deliveries.length };
 }

@@ -21,7 +21,7 @@
 import { mkdirSync } from "node:fs";
 import path from "node:path";
 import Database from "better-sqlite3";
-import { configureConnection, ensureSchema, RUN_COLUMNS, toEventRecord, toRunRecord, type EventRow, type RunRow, type Synchronous } from "./sqlite-schema.ts";
+import { configureConnection, ensureSchema, RUN_COLUMNS, toClaimedDelivery, toEventRecord, toRunRecord, type ClaimRow, type EventRow, type RunRow, type Synchronous } from "./sqlite-schema.ts";
 import { inlineWriter, threadWriter, type Writer } from "./sqlite-writer.ts";
 import { reviveError, type WriteOp } from "./sqlite-writes.ts";
 import type {
@@ -87,12 +87,18 @@ export class SqliteStore implements Store {
   }
 
   acceptEvent(event: NewEvent, deliveries: readonly DeliveryTarget[]): Promise<AcceptOutcome> {
-    return this.write({ op: "accept", event, deliveries });
+    let payloadJson: string;
+    try {
+      payloadJson = JSON.stringify(event.payload);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return this.write({ op: "accept", event: { ...event, payload: null }, payloadJson, deliveries });
   }
 
   claimDeliveries(options: ClaimOptions): Promise<ClaimedDelivery[]> {
     if (options.plugins.length === 0 || options.limit <= 0) return Promise.resolve([]);
-    return this.write({ op: "claim", options });
+    return this.write<ClaimRow[]>({ op: "claim", options }).then((rows) => rows.map(toClaimedDelivery));
   }
 
   finishDelivery(id: number, leaseToken: string, result: DeliveryResult): Promise<boolean> {

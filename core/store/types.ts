@@ -63,6 +63,11 @@ export interface ClaimedDelivery {
   suspect: boolean;
   input: unknown;
   event: { id: string; name: string; payload: unknown; receivedAt: number; depth: number };
+  /**
+   * Why the stored payload or input could not be read (not JSON): the delivery is claimed anyway,
+   * so the dispatcher dead-letters it instead of the whole claim failing over and over.
+   */
+  unreadable?: string;
 }
 
 export interface RunError {
