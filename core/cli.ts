@@ -185,6 +185,9 @@ async function runDaemon(configOptions: LoadConfigOptions, dev: boolean): Promis
   const code = await stopped;
   await service.close();
   logger.flush?.();
+  // The stop is over (within its budget, see Daemon.stop). A handle an abandoned step left open
+  // (a socket stuck in a query, a thread) must not keep the process alive past it.
+  setTimeout(() => process.exit(code), 1000).unref();
   return code;
 }
 

@@ -32,6 +32,9 @@ import type { HostServices, Sandbox } from "../sandbox/protocol.ts";
 import { SandboxSupervisor } from "../sandbox/supervisor.ts";
 import { PluginWatcher } from "./plugins/watcher.ts";
 
+/** What the closing steps of a stop get beyond the drain budget (see Daemon.stop). */
+const STOP_MARGIN_MS = 5000;
+
 export interface DaemonOptions {
   config: ResolvedConfig;
   logger: Logger;
@@ -271,19 +274,47 @@ export class Daemon {
   stop(): Promise<void> {
     this.stopping ??= (async () => {
       this.ready = false;
-      await this.watcher?.close();
-      await this.configWatcher?.close();
-      await this.pruner.stop();
-      const left = await this.dispatcher.stop(this.options.drainMs ?? this.config.delivery.drainMs);
+      const drainMs = this.options.drainMs ?? this.config.delivery.drainMs;
+      // The whole stop ends within the drain budget plus STOP_MARGIN_MS, whatever hangs: a store
+      // that never answers (a claim stuck on a lock, a lost reply) used to hold SIGTERM for good.
+      // A step past the deadline is abandoned with an error line; what it left undone is what a
+      // crash leaves (leases expire, runs happen again), never an accepted event.
+      const deadline = Date.now() + drainMs + STOP_MARGIN_MS;
+      await this.stopStep("the file watchers", deadline, async () => {
+        await this.watcher?.close();
+        await this.configWatcher?.close();
+      });
+      await this.stopStep("the retention pruner", deadline, () => this.pruner.stop());
+      await this.stopStep("the drain", deadline, async () => {
+        const left = await this.dispatcher.stop(drainMs);
+        if (left > 0) this.log.warn({ runs: left }, "runs still in flight at stop; their leases are released and they run again after the next start");
+      });
       this.webhooks.stop();
       this.breaker.close();
-      if (left > 0) this.log.warn({ runs: left }, "runs still in flight at stop; their leases are released and they run again after the next start");
-      await this.http.close();
-      await this.sandbox.close();
-      await this.store.close();
+      await this.stopStep("the HTTP server", deadline, () => this.http.close());
+      await this.stopStep("the sandbox", deadline, () => this.sandbox.close());
+      await this.stopStep("the store", deadline, () => this.store.close());
       this.log.info("hookd stopped");
     })();
     return this.stopping;
+  }
+
+  /** One step of the stop, given what is left until the deadline (see stop()). */
+  private async stopStep(name: string, deadline: number, step: () => Promise<unknown>): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<"late">((resolve) => (timer = setTimeout(() => resolve("late"), Math.max(0, deadline - Date.now()))));
+    const outcome = await Promise.race([
+      step().then(
+        () => "done" as const,
+        (error: unknown) => {
+          this.log.warn({ err: error }, `stopping ${name} failed`);
+          return "failed" as const;
+        },
+      ),
+      late,
+    ]);
+    clearTimeout(timer);
+    if (outcome === "late") this.log.error({ code: "HOOKD_DAEMON_STOP_TIMEOUT", step: name }, `stopping ${name} did not finish within the stop budget (delivery.drainMs + ${STOP_MARGIN_MS} ms): abandoned`);
   }
 
   private async boot(): Promise<void> {

@@ -99,6 +99,7 @@ const definitions = {
 
   // anything else: a bug in hookd, never the sender's fault
   HOOKD_DAEMON_INTERNAL: { status: 500, message: "internal error: %s" },
+  HOOKD_DAEMON_STOP_TIMEOUT: { status: 500, message: "stopping %s did not finish within the stop budget" },
 
   // CLI
   HOOKD_CLI_USAGE: { status: 400, message: "%s" },
