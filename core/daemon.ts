@@ -104,7 +104,8 @@ export class Daemon {
       kv: (plugin, op, args) => {
         const [a, b] = args;
         if (op === "get") return store.kvGet(plugin, a as string);
-        if (op === "set") return store.kvSet(plugin, a as string, b);
+        // The third argument: the plugin's key limit, checked by the store with the write.
+        if (op === "set") return store.kvSet(plugin, a as string, b, { maxKeys: typeof args[2] === "number" ? args[2] : undefined });
         if (op === "delete") return store.kvDelete(plugin, a as string);
         return store.kvList(plugin, a as string, b as number);
       },

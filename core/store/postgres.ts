@@ -27,6 +27,7 @@ import { randomUUID } from "node:crypto";
 import pg from "pg";
 import { HookdError } from "../errors.ts";
 import { migrate, quoteIdent } from "./postgres-schema.ts";
+import { kvLimit } from "./kv-limit.ts";
 import { eventValues, RUN_COLUMNS, toClaimedDelivery, toEventRecord, toRunRecord, type ClaimRow, type EventRow, type RunRow } from "./sqlite-schema.ts";
 import type {
   AcceptOutcome,
@@ -390,12 +391,41 @@ export class PostgresStore implements Store {
     return rows[0] ? JSON.parse(rows[0].value) : undefined;
   }
 
-  async kvSet(plugin: string, key: string, value: unknown): Promise<void> {
-    await this.bookkeeping.query(
-      `INSERT INTO kv (plugin, key, value, updated_at) VALUES ($1, $2, $3, $4)
-       ON CONFLICT (plugin, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`,
-      [plugin, key, JSON.stringify(value), Date.now()],
-    );
+  async kvSet(plugin: string, key: string, value: unknown, limits?: { maxKeys?: number | undefined }): Promise<void> {
+    const params = [plugin, key, JSON.stringify(value), Date.now()];
+    const maxKeys = limits?.maxKeys;
+    if (maxKeys === undefined) {
+      await this.bookkeeping.query(
+        `INSERT INTO kv (plugin, key, value, updated_at) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (plugin, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`,
+        params,
+      );
+      return;
+    }
+    const client = await this.bookkeeping.connect();
+    let written: number | null;
+    try {
+      await client.query("BEGIN");
+      // One plugin's sets take turns (on every instance: an advisory lock of this schema and
+      // plugin). Under READ COMMITTED two sets of new keys would each count without the other's
+      // key and both write; the count below runs after the lock, in a snapshot of its own.
+      await client.query("SELECT pg_advisory_xact_lock(hashtext(current_schema() || ':kv'), hashtext($1))", [plugin]);
+      ({ rowCount: written } = await client.query(
+        `INSERT INTO kv (plugin, key, value, updated_at)
+         SELECT $1, $2, $3, $4
+          WHERE EXISTS (SELECT 1 FROM kv WHERE plugin = $1 AND key = $2)
+             OR (SELECT count(*) FROM (SELECT 1 FROM kv WHERE plugin = $1 LIMIT $5) held) < $5
+         ON CONFLICT (plugin, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`,
+        [...params, maxKeys],
+      ));
+      await client.query("COMMIT");
+    } catch (error) {
+      await client.query("ROLLBACK").catch(() => undefined);
+      throw error;
+    } finally {
+      client.release();
+    }
+    if (written === 0) throw kvLimit(maxKeys, key);
   }
 
   async kvDelete(plugin: string, key: string): Promise<boolean> {

@@ -7,6 +7,7 @@
 import { randomUUID } from "node:crypto";
 import type Database from "better-sqlite3";
 import { HookdError, type HookdErrorCode } from "../errors.ts";
+import { kvLimit } from "./kv-limit.ts";
 import { eventValues, RUN_COLUMNS, toRunRecord, type ClaimRow, type RunRow, type Synchronous } from "./sqlite-schema.ts";
 import type { AcceptOutcome, AddedDeliveries, ClaimOptions, DeliveryResult, DeliveryTarget, NewEvent, PruneOptions } from "./types.ts";
 
@@ -22,7 +23,7 @@ export type WriteOp =
   | { op: "retry"; id: number; now: number }
   | { op: "addDeliveries"; items: readonly AddedDeliveries[]; now: number; replayId: string | null }
   | { op: "prune"; options: PruneOptions }
-  | { op: "kvSet"; plugin: string; key: string; json: string; now: number }
+  | { op: "kvSet"; plugin: string; key: string; json: string; now: number; maxKeys?: number | null }
   | { op: "kvDelete"; plugin: string; key: string };
 
 /** Writes whose callers were promised durability: a commit carrying one fsyncs. */
@@ -125,6 +126,13 @@ export function createWriteExecutor(db: Database.Database, synchronous: Synchron
       case "prune":
         return s.prune.run({ ...op.options, oldest: Math.max(op.options.doneBefore, op.options.deadBefore) }).changes;
       case "kvSet":
+        // Counted and written in one step of the writer, which runs one write at a time: no
+        // other set can slip in between (500 concurrent sets of new keys stored 500 keys when
+        // the count was taken apart from the write).
+        if (typeof op.maxKeys === "number" && s.kvExists.get(op.plugin, op.key) === undefined) {
+          const { n } = s.kvCount.get(op.plugin, op.maxKeys) as { n: number };
+          if (n >= op.maxKeys) throw kvLimit(op.maxKeys, op.key);
+        }
         s.kvSet.run(op.plugin, op.key, op.json, op.now);
         return undefined;
       case "kvDelete":
@@ -275,5 +283,8 @@ function prepareWriteStatements(db: Database.Database) {
        ON CONFLICT (plugin, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`,
     ),
     kvDelete: db.prepare("DELETE FROM kv WHERE plugin = ? AND key = ?"),
+    kvExists: db.prepare("SELECT 1 FROM kv WHERE plugin = ? AND key = ?"),
+    // Counts up to the limit only: enough to tell whether one more key fits.
+    kvCount: db.prepare("SELECT COUNT(*) AS n FROM (SELECT 1 FROM kv WHERE plugin = ? LIMIT ?)"),
   };
 }

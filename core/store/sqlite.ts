@@ -130,8 +130,8 @@ export class SqliteStore implements Store {
     return this.write({ op: "prune", options });
   }
 
-  kvSet(plugin: string, key: string, value: unknown): Promise<void> {
-    return this.write({ op: "kvSet", plugin, key, json: JSON.stringify(value), now: Date.now() });
+  kvSet(plugin: string, key: string, value: unknown, limits?: { maxKeys?: number | undefined }): Promise<void> {
+    return this.write({ op: "kvSet", plugin, key, json: JSON.stringify(value), now: Date.now(), maxKeys: limits?.maxKeys ?? null });
   }
 
   kvDelete(plugin: string, key: string): Promise<boolean> {

@@ -229,7 +229,11 @@ export interface Store {
   checkWritable(): Promise<void>;
 
   kvGet(plugin: string, key: string): Promise<unknown>;
-  kvSet(plugin: string, key: string, value: unknown): Promise<void>;
+  /**
+   * With `maxKeys`, a new key is refused (HOOKD_KV_LIMIT) when the plugin holds that many keys
+   * already: counted and written atomically, so concurrent sets cannot overshoot the limit.
+   */
+  kvSet(plugin: string, key: string, value: unknown, limits?: { maxKeys?: number | undefined }): Promise<void>;
   kvDelete(plugin: string, key: string): Promise<boolean>;
   kvList(plugin: string, prefix: string, limit: number): Promise<string[]>;
 
