@@ -16,6 +16,7 @@ import type { PluginManager } from "../plugins/manager.ts";
 import type { DeliveryRecord, DeliveryStatus, Store } from "../store/types.ts";
 import type { EventIntake } from "./intake.ts";
 import { DEFAULT_MAX_DEPTH, jsonTextTooDeep } from "./depth.ts";
+import { truncateText } from "../truncate.ts";
 import type { Replayer } from "../delivery/replay.ts";
 
 /** Which daemon answers: `HOOKD_INSTANCE_ID`, or hostname:pid. */
@@ -157,14 +158,27 @@ export function createHttpServer(deps: HttpDeps): FastifyInstance {
   app.get<{ Querystring: Record<string, string | undefined> }>("/api/events", async (request) => {
     const q = request.query;
     const limit = pageLimit(q.limit);
-    const events = await deps.store.listEvents({
+    const bounds = pageBounds();
+    const listed = await deps.store.listEvents({
       name: q.name,
       since: optionalTime(q.since, "since"),
       until: optionalTime(q.until, "until"),
       limit,
       before: optionalInt(q.before, "before"),
+      // Payloads over the item bound are not even read; the detail (/api/events/{id}) has them.
+      maxPayloadBytes: bounds.item,
     });
-    return { events, next: nextPage("/api/events", q, events.length === limit ? events.at(-1)?.seq : undefined) };
+    const events = fitPage(listed, bounds.page);
+    const more = events.length < listed.length || listed.length === limit;
+    return { events, next: nextPage("/api/events", q, more ? events.at(-1)?.seq : undefined) };
+  });
+
+  // One event whole (the list shows large payloads as a marker), with its runs.
+  app.get<{ Params: { id: string } }>("/api/events/:id", async (request) => {
+    const event = await deps.store.getEvent(request.params.id);
+    if (!event) throw new HookdError("HOOKD_HTTP_NOT_FOUND", ["GET", request.url]);
+    const runs = await deps.store.listRuns({ eventId: event.id, limit: 1000 });
+    return { event, runs: runs.map((run) => boundRunError(run, pageBounds().item)) };
   });
 
   app.get<{ Querystring: Record<string, string | undefined> }>("/api/runs", async (request) => {
@@ -173,7 +187,7 @@ export function createHttpServer(deps: HttpDeps): FastifyInstance {
       throw new HookdError("HOOKD_HTTP_BAD_REQUEST", [`status must be one of ${[...RUN_STATUSES].join(", ")}`]);
     }
     const limit = pageLimit(q.limit);
-    const runs = await deps.store.listRuns({
+    const listed = await deps.store.listRuns({
       status: q.status as DeliveryStatus | "failed" | undefined,
       plugin: q.plugin,
       event: q.event,
@@ -184,8 +198,16 @@ export function createHttpServer(deps: HttpDeps): FastifyInstance {
       limit,
       before: optionalInt(q.before, "before"),
     });
-    return { runs, next: nextPage("/api/runs", q, runs.length === limit ? runs.at(-1)?.id : undefined) };
+    const bounds = pageBounds();
+    const runs = fitPage(listed.map((run) => boundRunError(run, bounds.item)), bounds.page);
+    const more = runs.length < listed.length || listed.length === limit;
+    return { runs, next: nextPage("/api/runs", q, more ? runs.at(-1)?.id : undefined) };
   });
+
+  /** Config `server.maxPageBytes` / `server.listItemBytes`, read per request (reloadable). */
+  function pageBounds(): { page: number; item: number } {
+    return deps.pageBytes?.() ?? { page: DEFAULT_PAGE_BYTES, item: DEFAULT_LIST_ITEM_BYTES };
+  }
 
   app.post<{ Params: { id: string } }>("/api/runs/:id/retry", async (request, reply) => {
     const id = Number(request.params.id);
@@ -305,6 +327,41 @@ function pageLimit(value: string | undefined): number {
 
 function optionalTime(value: string | undefined, name: string): number | undefined {
   return value === undefined ? undefined : parseTime(value, name);
+}
+
+const DEFAULT_PAGE_BYTES = 4 * 1024 * 1024;
+const DEFAULT_LIST_ITEM_BYTES = 64 * 1024;
+
+/**
+ * The leading items of a list that fit `budget` bytes of JSON (at least one, which the item
+ * bound keeps small): a page is bounded in bytes as well as in count, and `next` goes on from
+ * its last item. 100 events of 8 MB made a 800 MB answer, or none ("Invalid string length").
+ */
+function fitPage<T>(items: readonly T[], budget: number): T[] {
+  let used = 0;
+  const page: T[] = [];
+  for (const item of items) {
+    used += Buffer.byteLength(JSON.stringify(item)) + 1;
+    if (page.length > 0 && used > budget) break;
+    page.push(item);
+  }
+  return page;
+}
+
+/** A run as listed: an error message over the item bound is cut, saying so (GET /api/runs/{id} has it whole). */
+function boundRunError(run: DeliveryRecord, maxChars: number): DeliveryRecord {
+  const error = run.lastError;
+  if (error === null || typeof error !== "object") return run;
+  const long = (value: unknown): value is string => typeof value === "string" && value.length > maxChars;
+  if (!long(error.message) && !long(error.stack)) return run;
+  return {
+    ...run,
+    lastError: {
+      ...error,
+      message: long(error.message) ? truncateText(error.message, maxChars) : error.message,
+      ...(long(error.stack) ? { stack: truncateText(error.stack, maxChars) } : {}),
+    },
+  };
 }
 
 /** The same query with `before` moved past the last item, or null when this page was the last. */

@@ -317,8 +317,14 @@ export class PostgresStore implements Store {
 
   async listEvents(filter: ListEventsFilter): Promise<EventRecord[]> {
     const ascending = filter.after !== undefined;
+    const bounded = filter.maxPayloadBytes !== undefined && !ascending;
+    // Bounded (a list for people): octet_length reads a toasted value's size without fetching it.
+    const columns = bounded
+      ? `seq, id, name, received_at, source, parent_id, depth, octet_length(payload) AS payload_bytes,
+         CASE WHEN octet_length(payload) > ${Math.floor(filter.maxPayloadBytes!)} THEN NULL ELSE payload END AS payload`
+      : "*";
     const { rows } = await this.pool.query<EventRow>(
-      `SELECT * FROM events
+      `SELECT ${columns} FROM events
         WHERE ($1::text IS NULL OR name = $1) AND ($2::bigint IS NULL OR received_at >= $2)
           AND ($3::bigint IS NULL OR received_at < $3) AND ($4::bigint IS NULL OR seq < $4)
           AND ($5::bigint IS NULL OR seq > $5)

@@ -120,7 +120,9 @@ export interface EventRow {
   seq: number;
   id: string;
   name: string;
-  payload: string;
+  /** null only in a bounded list, for a payload over its bound (`payload_bytes` says how large). */
+  payload: string | null;
+  payload_bytes?: number | string;
   received_at: number;
   source: EventRecord["source"];
   parent_id: string | null;
@@ -209,7 +211,8 @@ export function toEventRecord(row: EventRow): EventRecord {
     seq: row.seq,
     id: row.id,
     name: row.name,
-    payload: JSON.parse(row.payload),
+    payload: row.payload === null ? null : JSON.parse(row.payload),
+    ...(row.payload === null && row.payload_bytes !== undefined ? { payloadTruncated: { bytes: Number(row.payload_bytes) } } : {}),
     receivedAt: row.received_at,
     source: row.source,
     parentId: row.parent_id,

@@ -163,6 +163,9 @@ export class SqliteStore implements Store {
       after: filter.after ?? null,
       limit: clampLimit(filter.limit),
     };
+    if (filter.maxPayloadBytes !== undefined && filter.after === undefined) {
+      return (this.statements.listEventsBounded.all({ ...params, maxPayload: filter.maxPayloadBytes }) as EventRow[]).map(toEventRecord);
+    }
     const statement = filter.after === undefined ? this.statements.listEvents : this.statements.listEventsAscending;
     return (statement.all(params) as EventRow[]).map(toEventRecord);
   }
@@ -277,6 +280,17 @@ function prepareReadStatements(db: Database.Database) {
     eventById: db.prepare("SELECT * FROM events WHERE id = ?"),
     listEvents: db.prepare(
       `SELECT * FROM events
+        WHERE (@name IS NULL OR name = @name) AND (@since IS NULL OR received_at >= @since)
+          AND (@until IS NULL OR received_at < @until) AND (@before IS NULL OR seq < @before)
+          AND (@after IS NULL OR seq > @after)
+        ORDER BY seq DESC LIMIT @limit`,
+    ),
+    // octet_length reads a value's size without loading it: a list of huge payloads costs
+    // only the ones it shows.
+    listEventsBounded: db.prepare(
+      `SELECT seq, id, name, received_at, source, parent_id, depth, octet_length(payload) AS payload_bytes,
+              CASE WHEN octet_length(payload) > @maxPayload THEN NULL ELSE payload END AS payload
+         FROM events
         WHERE (@name IS NULL OR name = @name) AND (@since IS NULL OR received_at >= @since)
           AND (@until IS NULL OR received_at < @until) AND (@before IS NULL OR seq < @before)
           AND (@after IS NULL OR seq > @after)

@@ -134,6 +134,8 @@ export interface EventRecord {
   source: EventSource;
   parentId: string | null;
   depth: number;
+  /** Set in lists bounded by `maxPayloadBytes`: the payload was left out, it is this large. */
+  payloadTruncated?: { bytes: number };
 }
 
 export interface ClaimOptions {
@@ -172,6 +174,11 @@ export interface ListEventsFilter {
   before?: number | undefined;
   /** Page oldest first: only events with a larger seq (implies ascending order). */
   after?: number | undefined;
+  /**
+   * A list for people (newest first): a payload larger than this many bytes of JSON is not read
+   * at all and comes back as `payload: null` with `payloadTruncated` (getEvent has it whole).
+   */
+  maxPayloadBytes?: number | undefined;
 }
 
 /** New deliveries for an event already stored (a replay). */
