@@ -34,7 +34,7 @@ it("a commit whose answer is too deep to clone is rejected with HOOKD_STORE_NO_A
   ]);
   // A dead run whose stored error nests deep (planted past every bound): a manual retry answers
   // with the run, error included, parsed on the writer thread.
-  // 10,000: the thread sends it, the daemon's thread cannot read it (a \`messageerror\`, no id);
+  // 10,000: the thread sends it, the daemon's thread cannot read it (a `messageerror`, no id);
   // 200,000: the thread cannot even send it. Depths where both sides cope answer normally.
   for (const depth of [10_000, 200_000]) {
     const raw = new Database(path.join(dir, "hookd.db"));
