@@ -36,12 +36,15 @@ export function valueTooDeep(value: unknown, maxDepth: number): boolean {
   // Depth-first with an explicit stack; a node is never expanded past maxDepth, so the walk
   // stops at the first path that is too deep and never holds more than the nodes it saw.
   const stack: Array<{ node: object; depth: number }> = [{ node: value, depth: 1 }];
-  const seen = new Set<object>();
+  // A node reached again (a shared reference) is walked again only from deeper than before, as
+  // JSON would write it there: each node is expanded at most maxDepth times, and a cycle
+  // counts as too deep (JSON cannot hold one).
+  const deepestSeen = new Map<object, number>();
   while (stack.length > 0) {
     const { node, depth } = stack.pop()!;
     if (depth > maxDepth) return true;
-    if (seen.has(node)) continue;
-    seen.add(node);
+    if ((deepestSeen.get(node) ?? 0) >= depth) continue;
+    deepestSeen.set(node, depth);
     const children = Array.isArray(node) ? node : Object.values(node);
     for (const child of children) {
       if (typeof child === "object" && child !== null) stack.push({ node: child, depth: depth + 1 });

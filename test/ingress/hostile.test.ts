@@ -55,7 +55,7 @@ describe("nesting depth at every ingress", () => {
 
   it("JSON 3,500 deep (and 100,000 deep) is 400 HOOKD_HTTP_TOO_DEEP, stores nothing", async () => {
     const before = await storedEvents();
-    for (const depth of [3_500, 30_000]) {
+    for (const depth of [3_250, 3_500, 30_000]) {
       const body = `{"clid":1,"autor":1,"user":1,"newparam":{"x":${nestedJson(depth)}}}`;
       await expectCode(await daemon.fetch("/events/client.edit", { method: "POST", headers: { "content-type": "application/json" }, body }), 400, "HOOKD_HTTP_TOO_DEEP");
     }
