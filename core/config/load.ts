@@ -73,6 +73,7 @@ export async function loadConfig(options: LoadConfigOptions = {}): Promise<Resol
     store: {
       url: resolveStoreUrl(settings.store.url, base, chosenDataDir === undefined ? undefined : dataDir, Boolean(env.HOOKD_STORE_URL)),
       synchronous: settings.store.synchronous,
+      statementTimeoutMs: settings.store.statementTimeoutMs,
     },
     dataDir,
     delivery: settings.delivery,

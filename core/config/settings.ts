@@ -95,6 +95,9 @@ export const settingsSchema = z.object({
     .object({
       url: z.string().min(1).optional(),
       synchronous: z.enum(["FULL", "NORMAL", "OFF"]).default("FULL"),
+      // PostgreSQL: longest one store statement may wait (on a lock, a stalled server) before it
+      // fails: the dispatcher retries its calls, an accept answers 5xx; unset: 30000.
+      statementTimeoutMs: z.number().int().min(100).max(3_600_000).optional(),
     })
     .prefault({}),
   delivery: z
@@ -145,7 +148,7 @@ export interface ResolvedConfig {
   server: Settings["server"];
   plugins: { dir: string; watch: boolean };
   sandbox: Settings["sandbox"];
-  store: { url: string; synchronous: "FULL" | "NORMAL" | "OFF" };
+  store: { url: string; synchronous: "FULL" | "NORMAL" | "OFF"; statementTimeoutMs?: number | undefined };
   dataDir: string;
   delivery: Settings["delivery"];
   log: Settings["log"];

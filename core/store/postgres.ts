@@ -54,6 +54,11 @@ export interface PostgresStoreOptions {
   schema?: string;
   /** Pool size per instance (default 10). */
   maxConnections?: number;
+  /**
+   * `statement_timeout` of the store's connections (default 30 s): a claim, finish, renewal or
+   * kv call stuck on a lock fails and is retried instead of holding the dispatcher for good.
+   */
+  statementTimeoutMs?: number | undefined;
 }
 
 /** How often another instance's work may wake this one's dispatcher, at most. */
@@ -95,7 +100,10 @@ export class PostgresStore implements Store {
     if (!/^[A-Za-z_][A-Za-z0-9_]{0,62}$/.test(schema)) throw new HookdError("HOOKD_STORE_UNSUPPORTED", [`schema "${schema}" (letters, digits and _ only)`]);
     this.schema = schema;
     this.channel = `hookd_work_${schema}`.slice(0, 63);
-    this.connection = { connectionString: url.toString(), options: `-c search_path=${schema}`, types: TYPES, application_name: "hookd" };
+    // statement_timeout: no store call waits for good (on a lock, a stalled server); it fails,
+    // and its caller retries (the dispatcher) or answers 5xx (an accept, which the sender retries).
+    const statementTimeout = Math.floor(options.statementTimeoutMs ?? 30_000);
+    this.connection = { connectionString: url.toString(), options: `-c search_path=${schema} -c statement_timeout=${statementTimeout}`, types: TYPES, application_name: "hookd" };
     this.pool = new pg.Pool({ ...this.connection, max: options.maxConnections ?? 8 });
     this.bookkeeping = new pg.Pool({ ...this.connection, options: `${this.connection.options} -c synchronous_commit=off`, max: Math.max(2, Math.ceil((options.maxConnections ?? 8) / 2)) });
     // An idle connection the server dropped: the pool replaces it; a query on it fails on its own.
@@ -109,7 +117,10 @@ export class PostgresStore implements Store {
     try {
       const client = await store.pool.connect();
       try {
+        // A migration waits on the other instances' migration (an advisory lock) as long as it takes.
+        await client.query("SET statement_timeout = 0");
         await migrate(client, store.schema);
+        await client.query("RESET statement_timeout");
       } finally {
         client.release();
       }
