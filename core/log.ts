@@ -31,15 +31,28 @@ export function createLogger(options: LoggerOptions): Logger {
       },
     },
     // The fields; errors are bounded by their serializer, which runs after this.
-    formatters: { log: (fields: Record<string, unknown>) => boundFields(fields, max, 0) as Record<string, unknown> },
+    formatters: { log: (fields: Record<string, unknown>) => (tooLong(fields, max, 0) ? (boundFields(fields, max, 0) as Record<string, unknown>) : fields) },
     serializers: {
-      err: (error: Error) => boundFields(pino.stdSerializers.err(error), max, 0),
+      err: (error: Error) => {
+        const serialized = pino.stdSerializers.err(error);
+        return tooLong(serialized, max, 0) ? boundFields(serialized, max, 0) : serialized;
+      },
     },
   };
   if (options.pretty) {
     return pino(base, pretty({ colorize: process.stdout.isTTY ?? false, ignore: "pid,hostname", translateTime: "HH:MM:ss.l", sync: true }));
   }
   return pino(base, options.destination ?? pino.destination({ dest: 1, sync: false }));
+}
+
+/** Whether boundFields would change anything (most lines: no, and they are not copied). */
+function tooLong(value: unknown, max: number, depth: number): boolean {
+  if (typeof value === "string") return value.length > max;
+  if (typeof value !== "object" || value === null || value instanceof Error || depth > 4) return false;
+  if (Array.isArray(value)) return value.length <= 1000 && value.some((item) => tooLong(item, max, depth + 1));
+  if (Object.getPrototypeOf(value) !== Object.prototype && Object.getPrototypeOf(value) !== null) return false;
+  for (const field of Object.values(value)) if (tooLong(field, max, depth + 1)) return true;
+  return false;
 }
 
 /** Strings of a log record cut to `max`; nested objects a few levels down too (copies, never the caller's object). */
