@@ -53,7 +53,9 @@ export default defineConfig({
   sandbox: { memoryMb: 64, timeoutMs: 5000 },
   // synchronous: "FULL" (default) fsyncs every accepted event before its 202; "NORMAL" survives a
   // crash of hookd but can lose the last events on power loss; "OFF" can also corrupt the file.
-  store: { url: "sqlite:./data/hookd.db", synchronous: "FULL" },
+  // No store.url: the store is <data folder>/hookd.db, the data folder being ./data beside this
+  // file, `hookd start --data DIR` or HOOKD_DATA_DIR (or set HOOKD_STORE_URL / an absolute url).
+  store: { synchronous: "FULL" },
 
   // Retries, dead letters and order. A handler gets the events of one deal (one client, one
   // task...) one at a time, in the order they arrived; the shipped catalog declares those keys,

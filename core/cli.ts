@@ -131,7 +131,7 @@ async function runDaemon(configOptions: LoadConfigOptions, dev: boolean): Promis
     import("./ops/sighup.ts"),
   ]);
   const config = await loadConfig(configOptions);
-  const logger = createLogger({ level: dev && config.log.level === "info" ? "debug" : config.log.level, pretty: dev });
+  const logger = createLogger({ level: dev && config.log.level === "info" ? "debug" : config.log.level, pretty: dev, maxFieldChars: config.log.maxFieldChars });
   // A no-op outside systemd (no NOTIFY_SOCKET).
   const service = new ServiceNotifications({ logger, systemd });
   // `hookd dev` keeps the editor types current: written at start and after each config reload.
@@ -185,6 +185,9 @@ async function runDaemon(configOptions: LoadConfigOptions, dev: boolean): Promis
   const code = await stopped;
   await service.close();
   logger.flush?.();
+  // The stop is over (within its budget, see Daemon.stop). A handle an abandoned step left open
+  // (a socket stuck in a query, a thread) must not keep the process alive past it.
+  setTimeout(() => process.exit(code), 1000).unref();
   return code;
 }
 

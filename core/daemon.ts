@@ -16,6 +16,7 @@ import { Replayer } from "./delivery/replay.ts";
 import { RetentionPruner } from "./delivery/retention.ts";
 import { FetchService } from "./fetch/fetch-service.ts";
 import { retryPolicyFor } from "./delivery/retry-policy.ts";
+import { DEFAULT_MAX_TEXT_CHARS } from "./truncate.ts";
 import { createHttpServer } from "./ingress/http.ts";
 import { EventIntake } from "./ingress/intake.ts";
 import { oktellIngress } from "./ingress/oktell.ts";
@@ -33,6 +34,9 @@ import { SecretResolver } from "../sandbox/secrets.ts";
 import type { HostServices, Sandbox } from "../sandbox/protocol.ts";
 import { SandboxSupervisor } from "../sandbox/supervisor.ts";
 import { PluginWatcher } from "./plugins/watcher.ts";
+
+/** What the closing steps of a stop get beyond the drain budget (see Daemon.stop). */
+const STOP_MARGIN_MS = 5000;
 
 export interface DaemonOptions {
   config: ResolvedConfig;
@@ -110,7 +114,8 @@ export class Daemon {
       kv: (plugin, op, args) => {
         const [a, b] = args;
         if (op === "get") return store.kvGet(plugin, a as string);
-        if (op === "set") return store.kvSet(plugin, a as string, b);
+        // The third argument: the plugin's key limit, checked by the store with the write.
+        if (op === "set") return store.kvSet(plugin, a as string, b, { maxKeys: typeof args[2] === "number" ? args[2] : undefined });
         if (op === "delete") return store.kvDelete(plugin, a as string);
         return store.kvList(plugin, a as string, b as number);
       },
@@ -185,6 +190,7 @@ export class Daemon {
       catalog: () => this.config.events,
       routes: () => this.config.routes,
       delivery: () => this.config.delivery,
+      limits: () => ({ maxDepth: this.config.server.maxDepth, maxBytes: this.config.server.bodyLimit }),
       onAccepted: ({ name, id, source }) => {
         this.metrics.eventsAccepted.inc({ event: name, source });
         this.console.eventAccepted(id);
@@ -203,6 +209,8 @@ export class Daemon {
       leaseMs: () => this.config.sandbox.timeoutMs * 2 + 10_000,
       logger: options.logger,
       isPaused: (plugin) => this.breaker.isPaused(plugin),
+      maxPayloadDepth: () => this.config.server.maxDepth,
+      maxErrorChars: () => this.config.delivery.maxErrorChars ?? DEFAULT_MAX_TEXT_CHARS,
       onRunFinished: (info) => {
         this.metrics.recordRun(info);
         this.breaker.record(info);
@@ -223,11 +231,13 @@ export class Daemon {
       catalog: () => this.config.events,
       token: () => this.config.server.token,
       bodyLimit: config.server.bodyLimit,
+      maxDepth: () => this.config.server.maxDepth,
+      pageBytes: () => ({ page: this.config.server.maxPageBytes, item: this.config.server.listItemBytes }),
       notReadyReason: () => this.readiness.notReadyReason(),
       status: () => this.status(),
       stopping: () => this.stopping !== undefined,
       routeGroups: [
-        oktellIngress({ intake: this.intake, logger: options.logger, timezone: () => this.config.oktell.timezone, stopping: () => this.stopping !== undefined }),
+        oktellIngress({ intake: this.intake, logger: options.logger, timezone: () => this.config.oktell.timezone, stopping: () => this.stopping !== undefined, maxDepth: () => this.config.server.maxDepth }),
         webhookApi(this.webhooks),
         consoleRoutes({ hub: this.console, token: () => this.config.server.token }),
       ],
@@ -283,19 +293,47 @@ export class Daemon {
   stop(): Promise<void> {
     this.stopping ??= (async () => {
       this.ready = false;
-      await this.watcher?.close();
-      await this.configWatcher?.close();
-      await this.pruner.stop();
-      const left = await this.dispatcher.stop(this.options.drainMs ?? this.config.delivery.drainMs);
+      const drainMs = this.options.drainMs ?? this.config.delivery.drainMs;
+      // The whole stop ends within the drain budget plus STOP_MARGIN_MS, whatever hangs: a store
+      // that never answers (a claim stuck on a lock, a lost reply) used to hold SIGTERM for good.
+      // A step past the deadline is abandoned with an error line; what it left undone is what a
+      // crash leaves (leases expire, runs happen again), never an accepted event.
+      const deadline = Date.now() + drainMs + STOP_MARGIN_MS;
+      await this.stopStep("the file watchers", deadline, async () => {
+        await this.watcher?.close();
+        await this.configWatcher?.close();
+      });
+      await this.stopStep("the retention pruner", deadline, () => this.pruner.stop());
+      await this.stopStep("the drain", deadline, async () => {
+        const left = await this.dispatcher.stop(drainMs);
+        if (left > 0) this.log.warn({ runs: left }, "runs still in flight at stop; their leases are released and they run again after the next start");
+      });
       this.webhooks.stop();
       this.breaker.close();
-      if (left > 0) this.log.warn({ runs: left }, "runs still in flight at stop; their leases are released and they run again after the next start");
-      await this.http.close();
-      await this.sandbox.close();
-      await this.store.close();
+      await this.stopStep("the HTTP server", deadline, () => this.http.close());
+      await this.stopStep("the sandbox", deadline, () => this.sandbox.close());
+      await this.stopStep("the store", deadline, () => this.store.close());
       this.log.info("hookd stopped");
     })();
     return this.stopping;
+  }
+
+  /** One step of the stop, given what is left until the deadline (see stop()). */
+  private async stopStep(name: string, deadline: number, step: () => Promise<unknown>): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<"late">((resolve) => (timer = setTimeout(() => resolve("late"), Math.max(0, deadline - Date.now()))));
+    const outcome = await Promise.race([
+      step().then(
+        () => "done" as const,
+        (error: unknown) => {
+          this.log.warn({ err: error }, `stopping ${name} failed`);
+          return "failed" as const;
+        },
+      ),
+      late,
+    ]);
+    clearTimeout(timer);
+    if (outcome === "late") this.log.error({ code: "HOOKD_DAEMON_STOP_TIMEOUT", step: name }, `stopping ${name} did not finish within the stop budget (delivery.drainMs + ${STOP_MARGIN_MS} ms): abandoned`);
   }
 
   private async boot(): Promise<void> {

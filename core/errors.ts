@@ -20,6 +20,7 @@ const definitions = {
   },
   HOOKD_HTTP_MALFORMED_BODY: { status: 400, message: "request body could not be parsed: %s" },
   HOOKD_HTTP_BAD_REQUEST: { status: 400, message: "%s" },
+  HOOKD_HTTP_TOO_DEEP: { status: 400, message: "%s nests objects or arrays deeper than %s levels (server.maxDepth)" },
   HOOKD_HTTP_SHUTTING_DOWN: { status: 503, message: "hookd is stopping and accepts no new events" },
   HOOKD_HTTP_NOT_READY: { status: 503, message: "hookd is not ready: %s" },
 
@@ -30,6 +31,7 @@ const definitions = {
     status: 422,
     message: "Idempotency-Key %s was already used for a different body (first event %s)",
   },
+  HOOKD_EVENT_TOO_LARGE: { status: 413, message: "event %s is %s bytes as JSON, more than the limit of %s (server.bodyLimit)" },
   HOOKD_EVENT_EMIT_DEPTH: { status: 400, message: "emit chain deeper than %s events: %s is cut to stop an emit loop" },
   HOOKD_ACTION_UNKNOWN: { status: 404, message: "unknown action %s: no loaded plugin declares it" },
   HOOKD_RUN_NOT_FOUND: { status: 404, message: "no run %s" },
@@ -114,10 +116,13 @@ const definitions = {
 
   // store
   HOOKD_STORE_UNSUPPORTED: { status: 500, message: "unsupported store url %s: use sqlite:<path> or postgres://..." },
+  HOOKD_STORE_UNREADABLE: { status: 500, message: "delivery %s: its stored event cannot be handed to a run: %s" },
+  HOOKD_STORE_NO_ANSWER: { status: 503, message: "the store gave no answer to %s: %s" },
   HOOKD_STORE_LEASE_LOST: { status: 409, message: "delivery %s: lease lost, a newer attempt owns it" },
 
   // anything else: a bug in hookd, never the sender's fault
   HOOKD_DAEMON_INTERNAL: { status: 500, message: "internal error: %s" },
+  HOOKD_DAEMON_STOP_TIMEOUT: { status: 500, message: "stopping %s did not finish within the stop budget" },
 
   // CLI
   HOOKD_CLI_USAGE: { status: 400, message: "%s" },

@@ -44,8 +44,6 @@ export class IsolateHost implements Sandbox {
   private readonly loading = new Map<string, Promise<unknown>>();
   private readonly sourceMapper = new SourceMapper();
   private readonly usage = new Map<string, RunUsage>();
-  /** Keys each plugin holds in kv, counted once and then kept up to date. */
-  private readonly kvKeyCounts = new Map<string, Promise<number>>();
   private secrets: SecretResolver;
 
   constructor(private readonly options: IsolateHostOptions) {
@@ -155,11 +153,8 @@ export class IsolateHost implements Sandbox {
         if (bytes > limits.kvMaxValueBytes) throw new HookdError("HOOKD_KV_LIMIT", [`value of ${key} is ${bytes} bytes, more than the limit of ${limits.kvMaxValueBytes}`]);
         return this.setWithinKeyLimit(plugin, key, value, limits.kvMaxKeys);
       }
-      case "kv.delete": {
-        const deleted = await this.options.services.kv(plugin, "delete", [checkKey(args[0])]);
-        if (deleted === true) this.adjustKeyCount(plugin, -1);
-        return deleted;
-      }
+      case "kv.delete":
+        return this.options.services.kv(plugin, "delete", [checkKey(args[0])]);
       case "kv.list": {
         const prefix = typeof args[0] === "string" ? args[0] : "";
         const limit = Math.min(Math.max(Number(args[1]) || 100, 1), 1000);
@@ -182,36 +177,13 @@ export class IsolateHost implements Sandbox {
     }
   }
 
-  /** Refuses a new key past the plugin's key limit; overwriting a key is always fine. */
+  /**
+   * Refuses a new key past the plugin's key limit; overwriting a key is always fine. The store
+   * counts and writes in one atomic step (the limit goes with the set): a count kept here,
+   * apart from the write, let 500 concurrent sets of new keys through a limit of 50.
+   */
   private async setWithinKeyLimit(plugin: string, key: string, value: unknown, maxKeys: number): Promise<unknown> {
-    const services = this.options.services;
-    const exists = (await services.kv(plugin, "get", [key])) !== undefined;
-    if (exists) return services.kv(plugin, "set", [key, value]);
-    const count = await this.keyCount(plugin, maxKeys);
-    if (count >= maxKeys) throw new HookdError("HOOKD_KV_LIMIT", [`the plugin holds ${maxKeys} keys, its limit: delete some before adding ${key}`]);
-    this.adjustKeyCount(plugin, 1);
-    try {
-      return await services.kv(plugin, "set", [key, value]);
-    } catch (error) {
-      this.adjustKeyCount(plugin, -1);
-      throw error;
-    }
-  }
-
-  private keyCount(plugin: string, maxKeys: number): Promise<number> {
-    let count = this.kvKeyCounts.get(plugin);
-    if (!count) {
-      // Counted by listing up to one past the limit: enough to tell whether one more fits.
-      count = this.options.services.kv(plugin, "list", ["", maxKeys + 1]).then((keys) => (Array.isArray(keys) ? keys.length : 0));
-      count.catch(() => this.kvKeyCounts.delete(plugin));
-      this.kvKeyCounts.set(plugin, count);
-    }
-    return count;
-  }
-
-  private adjustKeyCount(plugin: string, delta: number): void {
-    const count = this.kvKeyCounts.get(plugin);
-    if (count) this.kvKeyCounts.set(plugin, count.then((n) => Math.max(0, n + delta)));
+    return this.options.services.kv(plugin, "set", [key, value, maxKeys]);
   }
 
   private forwardLog(isolate: PluginIsolate, line: Record<string, unknown>, run: RunRequest, chars: number): void {

@@ -48,6 +48,9 @@ const CODES_A_PLUGIN_MAY_CARRY = new Set([
   "HOOKD_KV_INVALID",
   "HOOKD_KV_LIMIT",
   "HOOKD_EVENT_UNKNOWN",
+  // An emit refused by the ingress bounds (server.maxDepth, server.bodyLimit).
+  "HOOKD_HTTP_TOO_DEEP",
+  "HOOKD_EVENT_TOO_LARGE",
   "HOOKD_EVENT_INVALID",
   "HOOKD_EVENT_EMIT_DEPTH",
   "HOOKD_HOST_CALL_UNKNOWN",
@@ -60,6 +63,9 @@ const NOT_RETRIABLE = new Set([
   "HOOKD_KV_INVALID",
   "HOOKD_KV_LIMIT",
   "HOOKD_EVENT_UNKNOWN",
+  // An emit refused by the ingress bounds (server.maxDepth, server.bodyLimit).
+  "HOOKD_HTTP_TOO_DEEP",
+  "HOOKD_EVENT_TOO_LARGE",
   "HOOKD_EVENT_INVALID",
   "HOOKD_EVENT_EMIT_DEPTH",
   "HOOKD_RUN_EMIT_LIMIT",

@@ -56,7 +56,8 @@ export async function loadConfig(options: LoadConfigOptions = {}): Promise<Resol
   checkEventReferences(file, settings);
 
   const base = path.dirname(file);
-  const dataDir = path.resolve(base, options.dataDir ?? env.HOOKD_DATA_DIR ?? "./data");
+  const chosenDataDir = options.dataDir ?? (env.HOOKD_DATA_DIR || undefined);
+  const dataDir = path.resolve(base, chosenDataDir ?? "./data");
   const pluginsDir = path.resolve(base, options.pluginsDir ?? settings.plugins.dir);
   return Object.freeze({
     file,
@@ -69,7 +70,11 @@ export async function loadConfig(options: LoadConfigOptions = {}): Promise<Resol
     server: settings.server,
     plugins: { ...settings.plugins, dir: pluginsDir },
     sandbox: settings.sandbox,
-    store: { url: resolveStoreUrl(settings.store.url, base, dataDir), synchronous: settings.store.synchronous },
+    store: {
+      url: resolveStoreUrl(settings.store.url, base, chosenDataDir === undefined ? undefined : dataDir, Boolean(env.HOOKD_STORE_URL)),
+      synchronous: settings.store.synchronous,
+      statementTimeoutMs: settings.store.statementTimeoutMs,
+    },
     dataDir,
     delivery: settings.delivery,
     log: settings.log,
@@ -174,11 +179,20 @@ function checkEventReferences(file: string, settings: { events: Record<string, u
   if (problems.length > 0) throw new HookdError("HOOKD_CONFIG_INVALID", [file, problems.join("; ")]);
 }
 
-function resolveStoreUrl(url: string | undefined, base: string, dataDir: string): string {
+/**
+ * Where the store lives. The data folder decides, unless the store URL is absolute or comes from
+ * HOOKD_STORE_URL: with `--data DIR` (or HOOKD_DATA_DIR) a relative `sqlite:` file of the config
+ * goes into DIR under its own name (the shipped `sqlite:./data/hookd.db` used to keep writing
+ * to the checkout's data/ whatever --data said); without one it is relative to the config file.
+ */
+function resolveStoreUrl(url: string | undefined, base: string, chosenDataDir: string | undefined, fromEnv: boolean): string {
+  const dataDir = chosenDataDir ?? path.resolve(base, "./data");
   if (url === undefined) return `sqlite:${path.join(dataDir, "hookd.db")}`;
   if (url.startsWith("sqlite:")) {
     const location = url.slice("sqlite:".length);
-    return location === ":memory:" ? url : `sqlite:${path.resolve(base, location)}`;
+    if (location === ":memory:") return url;
+    if (path.isAbsolute(location) || fromEnv || chosenDataDir === undefined) return `sqlite:${path.resolve(base, location)}`;
+    return `sqlite:${path.join(chosenDataDir, path.basename(location))}`;
   }
   if (url.startsWith("postgres://") || url.startsWith("postgresql://")) return url;
   throw new HookdError("HOOKD_STORE_UNSUPPORTED", [url]);

@@ -57,6 +57,13 @@ export const settingsSchema = z.object({
       port: z.number().int().min(0).max(65535).default(8711),
       token: z.string().min(1).optional(),
       bodyLimit: z.number().int().positive().default(1024 * 1024),
+      // Deepest nesting of objects/arrays (XML elements for the telephony ingress) any ingress
+      // accepts: HTTP bodies, ctx.emit payloads, action inputs. Deeper is 400 HOOKD_HTTP_TOO_DEEP.
+      maxDepth: z.number().int().min(4).max(1000).default(64),
+      // List endpoints (/api/events, /api/runs) stop a page at this many bytes of JSON...
+      maxPageBytes: z.number().int().min(64 * 1024).max(256 * 1024 * 1024).default(4 * 1024 * 1024),
+      // ...and show a payload (or error) larger than this as a marker; the detail endpoint has it whole.
+      listItemBytes: z.number().int().min(1024).max(64 * 1024 * 1024).default(64 * 1024),
     })
     .prefault({}),
   plugins: z
@@ -147,6 +154,9 @@ export const settingsSchema = z.object({
     .object({
       url: z.string().min(1).optional(),
       synchronous: z.enum(["FULL", "NORMAL", "OFF"]).default("FULL"),
+      // PostgreSQL: longest one store statement may wait (on a lock, a stalled server) before it
+      // fails: the dispatcher retries its calls, an accept answers 5xx; unset: 30000.
+      statementTimeoutMs: z.number().int().min(100).max(3_600_000).optional(),
     })
     .prefault({}),
   delivery: z
@@ -161,6 +171,9 @@ export const settingsSchema = z.object({
         .record(z.string().regex(/^[a-z][a-z0-9_]*(\.[a-z0-9_]+)*(\.\*)?$/, "an event name or a `prefix.*` pattern"), z.union([z.string().min(1), z.literal(false)]))
         .default({})
         .transform((own) => ({ ...catalogOrderBy, ...own })),
+      // A failed run's error message is kept (lastError, logs) up to this many characters
+      // (unset: 16384; optional so settings objects written out in full stay valid).
+      maxErrorChars: z.number().int().min(256).max(16 * 1024 * 1024).optional(),
       /** Time runs in flight get to finish when the daemon stops (SIGTERM). */
       drainMs: z.number().int().min(0).max(15 * 60_000).default(10_000),
       // How long finished events are kept; 0 keeps them forever.
@@ -172,7 +185,9 @@ export const settingsSchema = z.object({
         .prefault({}),
     })
     .prefault({}),
-  log: z.object({ level: logLevel.default("info") }).prefault({}),
+  // maxFieldChars: a longer string in a log line (a field, an error's message or stack, the
+  // message itself) is cut there, saying so.
+  log: z.object({ level: logLevel.default("info"), maxFieldChars: z.number().int().min(256).max(64 * 1024 * 1024).default(16 * 1024) }).prefault({}),
   secrets: z.record(z.string(), z.string().optional()).default({}),
 });
 
@@ -192,7 +207,7 @@ export interface ResolvedConfig {
   server: Settings["server"];
   plugins: Settings["plugins"];
   sandbox: Settings["sandbox"];
-  store: { url: string; synchronous: "FULL" | "NORMAL" | "OFF" };
+  store: { url: string; synchronous: "FULL" | "NORMAL" | "OFF"; statementTimeoutMs?: number | undefined };
   dataDir: string;
   delivery: Settings["delivery"];
   log: Settings["log"];

@@ -14,6 +14,8 @@ import { ACTION_KEY_PREFIX, type PluginManager } from "../plugins/manager.ts";
 import type { ClaimedDelivery, DeliveryResult, RunOutcome, Store } from "../store/types.ts";
 import type { RunRequest, Sandbox } from "../../sandbox/protocol.ts";
 import { retryDelayMs } from "./backoff.ts";
+import { valueTooDeep } from "../ingress/depth.ts";
+import { DEFAULT_MAX_TEXT_CHARS, truncateText } from "../truncate.ts";
 import type { RetryPolicy } from "./retry-policy.ts";
 
 export interface RunFinished {
@@ -39,6 +41,14 @@ export interface DispatcherOptions {
   webhooks?: { claimKeys(): readonly string[]; run(delivery: ClaimedDelivery): Promise<RunOutcome> };
   /** A plugin paused by the circuit breaker: its deliveries (and its actions') stay pending. */
   isPaused?: (plugin: string) => boolean;
+  /**
+   * Config `server.maxDepth`: a stored payload nested deeper (planted past the ingress, or kept
+   * from before the bound) is dead-lettered with HOOKD_STORE_UNREADABLE instead of being handed
+   * to a run (the isolate transfer is recursive).
+   */
+  maxPayloadDepth?: () => number;
+  /** Config `delivery.maxErrorChars`: a run's error message is stored and logged up to this. */
+  maxErrorChars?: () => number;
 }
 
 const LEASE_SWEEP_MS = 5000;
@@ -266,16 +276,13 @@ export class Dispatcher {
               depth: delivery.event.depth,
             },
           };
-    const outcome: RunOutcome = delivery.kind === "webhook" && this.options.webhooks
-      ? await this.options.webhooks.run(delivery)
-      : request
-      ? await this.options.sandbox.run(request)
-      : {
-          ok: false,
-          retriable: true,
-          durationMs: 0,
-          error: { code: "HOOKD_PLUGIN_NOT_LOADED", message: `plugin ${plugin ?? delivery.plugin} is not loaded` },
-        };
+    const unreadable = this.unreadable(delivery, isAction);
+    const outcome: RunOutcome = boundError(
+      unreadable !== undefined
+        ? { ok: false, retriable: false, durationMs: 0, error: { code: "HOOKD_STORE_UNREADABLE", message: `delivery ${delivery.id}: ${unreadable}` } }
+        : await this.attempt(delivery, request, plugin),
+      this.options.maxErrorChars?.() ?? DEFAULT_MAX_TEXT_CHARS,
+    );
     const result = this.decide(delivery, plugin ?? delivery.plugin, outcome);
     if (result.suspect) this.suspectDueAt = undefined;
     const finishing = this.options.store
@@ -286,6 +293,35 @@ export class Dispatcher {
       )
       .finally(() => this.finishing.delete(finishing));
     this.finishing.add(finishing);
+  }
+
+  /** Why a claimed delivery cannot be handed to a run (it is dead-lettered), if it cannot. */
+  private unreadable(delivery: ClaimedDelivery, isAction: boolean): string | undefined {
+    if (delivery.unreadable !== undefined) return delivery.unreadable;
+    const maxDepth = this.options.maxPayloadDepth?.();
+    if (maxDepth === undefined) return undefined;
+    const value = isAction ? delivery.input : delivery.event.payload;
+    return valueTooDeep(value, maxDepth) ? `its ${isAction ? "input" : "payload"} nests deeper than ${maxDepth} levels (server.maxDepth)` : undefined;
+  }
+
+  /**
+   * One attempt. A sandbox or webhook sender that throws instead of answering with an outcome
+   * still settles the delivery (a retriable failure): left unsettled, it stayed `running`
+   * until its lease expired, and ran into the same throw again.
+   */
+  private async attempt(delivery: ClaimedDelivery, request: RunRequest | undefined, plugin: string | undefined): Promise<RunOutcome> {
+    try {
+      if (delivery.kind === "webhook" && this.options.webhooks) return await this.options.webhooks.run(delivery);
+      if (request) return await this.options.sandbox.run(request);
+      return {
+        ok: false,
+        retriable: true,
+        durationMs: 0,
+        error: { code: "HOOKD_PLUGIN_NOT_LOADED", message: `plugin ${plugin ?? delivery.plugin} is not loaded` },
+      };
+    } catch (error) {
+      return { ok: false, retriable: true, durationMs: 0, error: { code: "HOOKD_DAEMON_INTERNAL", message: `the run could not be started: ${error instanceof Error ? error.message : String(error)}` } };
+    }
   }
 
   private recordFinish(delivery: ClaimedDelivery, plugin: string, outcome: RunOutcome, result: DeliveryResult, kept: boolean): void {
@@ -361,6 +397,17 @@ export class Dispatcher {
       this.wake();
     }, Math.min(Math.max(at - this.now(), 0), 2 ** 31 - 1)).unref();
   }
+}
+
+/** The outcome with its error message (and stack) cut to the bound, saying so. */
+function boundError(outcome: RunOutcome, maxChars: number): RunOutcome {
+  if (outcome.ok) return outcome;
+  const { error } = outcome;
+  if (error.message.length <= maxChars && (error.stack === undefined || error.stack.length <= maxChars)) return outcome;
+  return {
+    ...outcome,
+    error: { ...error, message: truncateText(error.message, maxChars), ...(error.stack === undefined ? {} : { stack: truncateText(error.stack, maxChars) }) },
+  };
 }
 
 function sameKeys(a: readonly string[], b: readonly string[] | undefined): boolean {

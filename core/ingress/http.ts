@@ -15,6 +15,8 @@ import type { Metrics } from "../metrics.ts";
 import type { PluginManager } from "../plugins/manager.ts";
 import type { DeliveryRecord, DeliveryStatus, Store } from "../store/types.ts";
 import type { EventIntake } from "./intake.ts";
+import { DEFAULT_MAX_DEPTH, jsonTextTooDeep } from "./depth.ts";
+import { truncateText } from "../truncate.ts";
 import type { Replayer } from "../delivery/replay.ts";
 
 /** Which daemon answers: `HOOKD_INSTANCE_ID`, or hostname:pid. */
@@ -28,6 +30,10 @@ export interface HttpDeps {
   catalog: () => EventCatalog;
   token: () => string | undefined;
   bodyLimit: number;
+  /** Config `server.maxDepth`: deepest nesting a body may have (read per request: reloadable). */
+  maxDepth?: () => number;
+  /** Config `server.maxPageBytes` and `server.listItemBytes`: list pages are bounded in bytes. */
+  pageBytes?: () => { page: number; item: number };
   /** Why the daemon is not ready, or undefined when it is. */
   notReadyReason: () => string | undefined | Promise<string | undefined>;
   /** `GET /api/status`: plugins, queue, dead letters and recent errors in one answer. */
@@ -57,10 +63,29 @@ export function createHttpServer(deps: HttpDeps): FastifyInstance {
 
   // Events are JSON or forms; fastify's default text/plain parser would let a string through.
   app.removeContentTypeParser("text/plain");
+  const maxDepth = () => deps.maxDepth?.() ?? DEFAULT_MAX_DEPTH;
+  // JSON: the nesting is counted on the text before it is parsed (a linear scan), so a body
+  // nested thousands deep is a 400 and no parser or later walk of it ever sees it. The parse
+  // itself stays fastify's (secure-json-parse, prototype poisoning refused).
+  const parseJson = app.getDefaultJsonParser("error", "error");
+  app.removeContentTypeParser("application/json");
+  app.addContentTypeParser("application/json", { parseAs: "string" }, (request, body, done) => {
+    if (jsonTextTooDeep(body as string, maxDepth())) return done(new HookdError("HOOKD_HTTP_TOO_DEEP", ["the request body", maxDepth()]), undefined);
+    parseJson(request, body as string, done);
+  });
   app.register(formbody, {
     bodyLimit: deps.bodyLimit,
-    // PHP forms send arrays as `clids[]=1&clids[]=2` and maps as `newparam[title]=x`.
-    parser: (body: string) => qs.parse(body, { depth: 5, arrayLimit: 1000, parameterLimit: 2000 }),
+    // PHP forms send arrays as `clids[]=1&clids[]=2` and maps as `newparam[title]=x`. qs's
+    // depth is the form's nesting bound; strictDepth makes a deeper key a 400 instead of a
+    // key silently kept as text.
+    parser: (body: string) => {
+      try {
+        return qs.parse(body, { depth: Math.min(5, maxDepth()), strictDepth: true, arrayLimit: 1000, parameterLimit: 2000 });
+      } catch (error) {
+        if (error instanceof RangeError) throw new HookdError("HOOKD_HTTP_TOO_DEEP", ["the form body", Math.min(5, maxDepth())], { cause: error });
+        throw error;
+      }
+    },
   });
 
   app.addHook("onRequest", async (request) => {
@@ -133,14 +158,27 @@ export function createHttpServer(deps: HttpDeps): FastifyInstance {
   app.get<{ Querystring: Record<string, string | undefined> }>("/api/events", async (request) => {
     const q = request.query;
     const limit = pageLimit(q.limit);
-    const events = await deps.store.listEvents({
+    const bounds = pageBounds();
+    const listed = await deps.store.listEvents({
       name: q.name,
       since: optionalTime(q.since, "since"),
       until: optionalTime(q.until, "until"),
       limit,
       before: optionalInt(q.before, "before"),
+      // Payloads over the item bound are not even read; the detail (/api/events/{id}) has them.
+      maxPayloadBytes: bounds.item,
     });
-    return { events, next: nextPage("/api/events", q, events.length === limit ? events.at(-1)?.seq : undefined) };
+    const events = fitPage(listed, bounds.page);
+    const more = events.length < listed.length || listed.length === limit;
+    return { events, next: nextPage("/api/events", q, more ? events.at(-1)?.seq : undefined) };
+  });
+
+  // One event whole (the list shows large payloads as a marker), with its runs.
+  app.get<{ Params: { id: string } }>("/api/events/:id", async (request) => {
+    const event = await deps.store.getEvent(request.params.id);
+    if (!event) throw new HookdError("HOOKD_HTTP_NOT_FOUND", ["GET", request.url]);
+    const runs = await deps.store.listRuns({ eventId: event.id, limit: 1000 });
+    return { event, runs: runs.map((run) => boundRunError(run, pageBounds().item)) };
   });
 
   app.get<{ Querystring: Record<string, string | undefined> }>("/api/runs", async (request) => {
@@ -149,7 +187,7 @@ export function createHttpServer(deps: HttpDeps): FastifyInstance {
       throw new HookdError("HOOKD_HTTP_BAD_REQUEST", [`status must be one of ${[...RUN_STATUSES].join(", ")}`]);
     }
     const limit = pageLimit(q.limit);
-    const runs = await deps.store.listRuns({
+    const listed = await deps.store.listRuns({
       status: q.status as DeliveryStatus | "failed" | undefined,
       plugin: q.plugin,
       event: q.event,
@@ -160,8 +198,16 @@ export function createHttpServer(deps: HttpDeps): FastifyInstance {
       limit,
       before: optionalInt(q.before, "before"),
     });
-    return { runs, next: nextPage("/api/runs", q, runs.length === limit ? runs.at(-1)?.id : undefined) };
+    const bounds = pageBounds();
+    const runs = fitPage(listed.map((run) => boundRunError(run, bounds.item)), bounds.page);
+    const more = runs.length < listed.length || listed.length === limit;
+    return { runs, next: nextPage("/api/runs", q, more ? runs.at(-1)?.id : undefined) };
   });
+
+  /** Config `server.maxPageBytes` / `server.listItemBytes`, read per request (reloadable). */
+  function pageBounds(): { page: number; item: number } {
+    return deps.pageBytes?.() ?? { page: DEFAULT_PAGE_BYTES, item: DEFAULT_LIST_ITEM_BYTES };
+  }
 
   app.post<{ Params: { id: string } }>("/api/runs/:id/retry", async (request, reply) => {
     const id = Number(request.params.id);
@@ -281,6 +327,41 @@ function pageLimit(value: string | undefined): number {
 
 function optionalTime(value: string | undefined, name: string): number | undefined {
   return value === undefined ? undefined : parseTime(value, name);
+}
+
+const DEFAULT_PAGE_BYTES = 4 * 1024 * 1024;
+const DEFAULT_LIST_ITEM_BYTES = 64 * 1024;
+
+/**
+ * The leading items of a list that fit `budget` bytes of JSON (at least one, which the item
+ * bound keeps small): a page is bounded in bytes as well as in count, and `next` goes on from
+ * its last item. 100 events of 8 MB made a 800 MB answer, or none ("Invalid string length").
+ */
+function fitPage<T>(items: readonly T[], budget: number): T[] {
+  let used = 0;
+  const page: T[] = [];
+  for (const item of items) {
+    used += Buffer.byteLength(JSON.stringify(item)) + 1;
+    if (page.length > 0 && used > budget) break;
+    page.push(item);
+  }
+  return page;
+}
+
+/** A run as listed: an error message over the item bound is cut, saying so (GET /api/runs/{id} has it whole). */
+function boundRunError(run: DeliveryRecord, maxChars: number): DeliveryRecord {
+  const error = run.lastError;
+  if (error === null || typeof error !== "object") return run;
+  const long = (value: unknown): value is string => typeof value === "string" && value.length > maxChars;
+  if (!long(error.message) && !long(error.stack)) return run;
+  return {
+    ...run,
+    lastError: {
+      ...error,
+      message: long(error.message) ? truncateText(error.message, maxChars) : error.message,
+      ...(long(error.stack) ? { stack: truncateText(error.stack, maxChars) } : {}),
+    },
+  };
 }
 
 /** The same query with `before` moved past the last item, or null when this page was the last. */

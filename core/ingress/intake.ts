@@ -12,6 +12,7 @@ import type { DeliveryTarget, EventSource, Store } from "../store/types.ts";
 import { orderKeyFor } from "../delivery/order-keys.ts";
 import { retryPolicyFor } from "../delivery/retry-policy.ts";
 import { checkActionInput } from "./action-input.ts";
+import { assertDepth, DEFAULT_MAX_DEPTH } from "./depth.ts";
 import { readPath } from "./payload-path.ts";
 
 export interface IntakeOptions {
@@ -26,6 +27,11 @@ export interface IntakeOptions {
   /** Called after a commit that created deliveries. */
   onAccepted: (info: { name: string; id: string; source: EventSource }) => void;
   onRejected?: (info: { name: string; reason: string }) => void;
+  /**
+   * Bounds on what comes in (config `server.maxDepth`, `server.bodyLimit`). HTTP bodies are
+   * bounded in bytes before parsing; ctx.emit payloads and action inputs are measured here.
+   */
+  limits?: () => { maxDepth: number; maxBytes: number };
 }
 
 export interface AcceptRequest {
@@ -70,6 +76,8 @@ export class EventIntake {
   }
 
   async accept(request: AcceptRequest): Promise<Accepted> {
+    // Before zod, which walks the value recursively.
+    this.checkBounds(request.name, request.body, request.source);
     const payload = this.validate(request.name, request.body);
     const depth = request.parent ? request.parent.depth + 1 : 0;
     const { maxEmitDepth } = this.options.delivery();
@@ -113,6 +121,7 @@ export class EventIntake {
   async startAction(action: string, input: unknown, idempotencyKey?: string): Promise<Accepted> {
     if (!this.options.plugins.actionOwner(action)) throw new HookdError("HOOKD_ACTION_UNKNOWN", [action]);
     // A bad manual input is the caller's 400 now, not a dead run later.
+    this.checkBounds(`action ${action}`, input, "action");
     checkActionInput(action, this.options.plugins.actionInputSchema(action), input ?? null);
     const id = randomUUID();
     const name = `${ACTION_KEY_PREFIX}${action}`;
@@ -144,6 +153,27 @@ export class EventIntake {
       const runner = target.kind === "handler" ? target.plugin : target.kind === "route" ? this.options.plugins.actionOwner(target.target) : undefined;
       return { ...target, maxAttempts: runner === undefined ? target.maxAttempts : this.maxAttemptsOf(runner), orderKey };
     });
+  }
+
+  /**
+   * Nesting (every source) and size (sources whose bytes no HTTP body limit counted: ctx.emit,
+   * and actions, whose input may come from a plugin too): the serialized payload must fit the
+   * same `server.bodyLimit` an HTTP sender gets.
+   */
+  private checkBounds(name: string, body: unknown, source: AcceptRequest["source"] | "action"): void {
+    const { maxDepth, maxBytes } = this.options.limits?.() ?? { maxDepth: DEFAULT_MAX_DEPTH, maxBytes: Number.POSITIVE_INFINITY };
+    try {
+      assertDepth(body, maxDepth, `the payload of ${name}`);
+    } catch (error) {
+      this.options.onRejected?.({ name, reason: "too_deep" });
+      throw error;
+    }
+    if (source === "http" || source === "oktell" || !Number.isFinite(maxBytes)) return;
+    const bytes = Buffer.byteLength(JSON.stringify(body ?? null) ?? "");
+    if (bytes > maxBytes) {
+      this.options.onRejected?.({ name, reason: "too_large" });
+      throw new HookdError("HOOKD_EVENT_TOO_LARGE", [name, bytes, maxBytes]);
+    }
   }
 
   /** A plugin's own `retry.maxAttempts`, else the config's. */

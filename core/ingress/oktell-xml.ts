@@ -31,7 +31,10 @@ export interface RawOktellEvent {
 const ROOT = "hookd-body";
 const LIST_TAGS = new Set(["oktellcommapper", "data", "event", "property_simple", "property_cdata", "property_set", "property_collection"]);
 
-const parser = new XMLParser({
+/** Elements around the first property: hookd-body, oktellcommapper, data, event. */
+const WRAPPER_LEVELS = 4;
+
+const parserOptions = {
   ignoreAttributes: false,
   attributeNamePrefix: "@",
   // Values stay text: "0012" is a number to dial, not 12. The catalog's schemas coerce.
@@ -43,24 +46,60 @@ const parser = new XMLParser({
   ignorePiTags: true,
   processEntities: true,
   htmlEntities: true,
-  isArray: (tag) => LIST_TAGS.has(tag),
-});
+  isArray: (tag: string) => LIST_TAGS.has(tag),
+};
+
+/** One parser per nesting bound (config `server.maxDepth` rarely changes). */
+const parsers = new Map<number, XMLParser>();
+function parserFor(maxDepth: number): XMLParser {
+  let parser = parsers.get(maxDepth);
+  if (!parser) {
+    parser = new XMLParser({ ...parserOptions, maxNestedTags: maxDepth + WRAPPER_LEVELS });
+    parsers.set(maxDepth, parser);
+  }
+  return parser;
+}
+
+/**
+ * The deepest element nesting of a document, counted on the text (a linear scan: it cannot
+ * overflow a stack whatever the body): start tags up, end tags down, self-closing tags neither.
+ */
+function xmlTooDeep(text: string, maxDepth: number): boolean {
+  let depth = 0;
+  const tags = /<(\/?)([^\s>/!?]+)[^>]*?(\/?)>|<!\[CDATA\[[\s\S]*?\]\]>|<!--[\s\S]*?-->/g;
+  for (let match = tags.exec(text); match !== null; match = tags.exec(text)) {
+    if (match[2] === undefined) continue; // CDATA or a comment: no element
+    if (match[1] === "/") depth--;
+    else if (match[3] !== "/" && ++depth > maxDepth) return true;
+  }
+  return false;
+}
 
 type Node = Record<string, unknown>;
 
 /** Parses the text of a body; throws HOOKD_OKTELL_MALFORMED or HOOKD_OKTELL_NO_EVENT. */
-export function parseOktellXml(text: string): RawOktellEvent[] {
+export function parseOktellXml(text: string, maxDepth = 64): RawOktellEvent[] {
   // Entity declarations are the one way XML text can make the parser do unbounded work;
   // the server never sends a DOCTYPE.
   if (/<!DOCTYPE/i.test(text)) throw new HookdError("HOOKD_OKTELL_MALFORMED", ["a DOCTYPE is not accepted"]);
   // Several documents become children of one root; their declarations go (they were checked
   // when the body was decoded), as does any BOM a concatenated document brought along.
   const wrapped = `<${ROOT}>${text.replace(/<\?xml(?:\s[^>]*?)?\?>/gi, "").replace(/\uFEFF/g, "")}</${ROOT}>`;
+  // A nesting bound of its own (400, not the parser's "Maximum nested tags exceeded" as a 500).
+  if (xmlTooDeep(wrapped, maxDepth + WRAPPER_LEVELS)) throw new HookdError("HOOKD_HTTP_TOO_DEEP", ["the XML body", maxDepth]);
   const valid = XMLValidator.validate(wrapped);
   if (valid !== true) {
     throw new HookdError("HOOKD_OKTELL_MALFORMED", [`${valid.err.msg} (line ${valid.err.line})`]);
   }
-  const parsed = (parser.parse(wrapped) as Node)[ROOT];
+  let document: Node;
+  try {
+    document = parserFor(maxDepth).parse(wrapped) as Node;
+  } catch (error) {
+    // The parser's own bound, should the scan above have counted differently.
+    if (error instanceof Error && /nested tags/i.test(error.message)) throw new HookdError("HOOKD_HTTP_TOO_DEEP", ["the XML body", maxDepth], { cause: error });
+    throw new HookdError("HOOKD_OKTELL_MALFORMED", [error instanceof Error ? error.message : String(error)], { cause: error });
+  }
+  const parsed = document[ROOT];
   // A root with nothing but text is parsed as that text.
   const root: Node = typeof parsed === "object" && parsed !== null ? (parsed as Node) : { "#text": parsed };
   const loose = root["#text"];

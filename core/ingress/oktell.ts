@@ -17,6 +17,8 @@ export interface OktellIngressOptions {
   /** Config `oktell.timezone`, read per request so a config reload applies. */
   timezone: () => string | undefined;
   stopping: () => boolean;
+  /** Config `server.maxDepth`: deepest element nesting of the XML's properties. */
+  maxDepth?: () => number;
 }
 
 /** Registers the route in its own fastify scope, where every body is read as raw bytes. */
@@ -36,7 +38,7 @@ export function oktellIngress(options: OktellIngressOptions) {
         },
       },
       async (request, reply) => {
-        const events = readOktellBody(request.body, options.timezone());
+        const events = readOktellBody(request.body, options.timezone(), options.maxDepth?.());
         for (const event of events) {
           if (event.mismatch) {
             log.warn({ index: event.index, ...event.mismatch }, `event id ${event.mismatch.id} names ${event.mismatch.idName ?? "no event"}, its name says ${event.mismatch.name}: taken as ${event.name}`);
@@ -61,10 +63,10 @@ export function oktellIngress(options: OktellIngressOptions) {
 }
 
 /** Bytes of a request -> the converted events it holds (throws HOOKD_OKTELL_*). */
-export function readOktellBody(body: unknown, timezone: string | undefined): ConvertedOktellEvent[] {
+export function readOktellBody(body: unknown, timezone: string | undefined, maxDepth?: number): ConvertedOktellEvent[] {
   if (!Buffer.isBuffer(body) || body.length === 0) throw new HookdError("HOOKD_OKTELL_NO_EVENT", ["the body is empty"]);
   const { text } = decodeXmlBody(body);
-  return parseOktellXml(text).map((raw) => convertOktellEvent(raw, { timezone }));
+  return parseOktellXml(text, maxDepth).map((raw) => convertOktellEvent(raw, { timezone }));
 }
 
 /** Every event is checked before any is stored; the answer lists the issues of all of them. */

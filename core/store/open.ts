@@ -4,7 +4,7 @@ import { PostgresStore } from "./postgres.ts";
 import { SqliteStore } from "./sqlite.ts";
 import type { Store } from "./types.ts";
 
-export async function openStore(settings: { url: string; synchronous: "FULL" | "NORMAL" | "OFF" }): Promise<Store> {
+export async function openStore(settings: { url: string; synchronous: "FULL" | "NORMAL" | "OFF"; statementTimeoutMs?: number | undefined }): Promise<Store> {
   if (settings.url.startsWith("sqlite:")) {
     const store = new SqliteStore({ file: settings.url.slice("sqlite:".length), synchronous: settings.synchronous });
     // One daemon owns a SQLite file: runs a killed process left `running` are free again. Not
@@ -16,7 +16,7 @@ export async function openStore(settings: { url: string; synchronous: "FULL" | "
   if (/^postgres(ql)?:\/\//.test(settings.url)) {
     // Shared by several instances: migrations wait on an advisory lock, and only expired
     // leases are freed (the other instances' running leases are alive).
-    const store = await PostgresStore.open({ url: settings.url });
+    const store = await PostgresStore.open({ url: settings.url, statementTimeoutMs: settings.statementTimeoutMs });
     await store.recoverAfterRestart(Date.now());
     return store;
   }

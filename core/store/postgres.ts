@@ -27,6 +27,7 @@ import { randomUUID } from "node:crypto";
 import pg from "pg";
 import { HookdError } from "../errors.ts";
 import { migrate, quoteIdent } from "./postgres-schema.ts";
+import { kvLimit } from "./kv-limit.ts";
 import { eventValues, RUN_COLUMNS, toClaimedDelivery, toEventRecord, toRunRecord, type ClaimRow, type EventRow, type RunRow } from "./sqlite-schema.ts";
 import type {
   AcceptOutcome,
@@ -53,6 +54,11 @@ export interface PostgresStoreOptions {
   schema?: string;
   /** Pool size per instance (default 10). */
   maxConnections?: number;
+  /**
+   * `statement_timeout` of the store's connections (default 30 s): a claim, finish, renewal or
+   * kv call stuck on a lock fails and is retried instead of holding the dispatcher for good.
+   */
+  statementTimeoutMs?: number | undefined;
 }
 
 /** How often another instance's work may wake this one's dispatcher, at most. */
@@ -94,7 +100,10 @@ export class PostgresStore implements Store {
     if (!/^[A-Za-z_][A-Za-z0-9_]{0,62}$/.test(schema)) throw new HookdError("HOOKD_STORE_UNSUPPORTED", [`schema "${schema}" (letters, digits and _ only)`]);
     this.schema = schema;
     this.channel = `hookd_work_${schema}`.slice(0, 63);
-    this.connection = { connectionString: url.toString(), options: `-c search_path=${schema}`, types: TYPES, application_name: "hookd" };
+    // statement_timeout: no store call waits for good (on a lock, a stalled server); it fails,
+    // and its caller retries (the dispatcher) or answers 5xx (an accept, which the sender retries).
+    const statementTimeout = Math.floor(options.statementTimeoutMs ?? 30_000);
+    this.connection = { connectionString: url.toString(), options: `-c search_path=${schema} -c statement_timeout=${statementTimeout}`, types: TYPES, application_name: "hookd" };
     this.pool = new pg.Pool({ ...this.connection, max: options.maxConnections ?? 8 });
     this.bookkeeping = new pg.Pool({ ...this.connection, options: `${this.connection.options} -c synchronous_commit=off`, max: Math.max(2, Math.ceil((options.maxConnections ?? 8) / 2)) });
     // An idle connection the server dropped: the pool replaces it; a query on it fails on its own.
@@ -108,7 +117,10 @@ export class PostgresStore implements Store {
     try {
       const client = await store.pool.connect();
       try {
+        // A migration waits on the other instances' migration (an advisory lock) as long as it takes.
+        await client.query("SET statement_timeout = 0");
         await migrate(client, store.schema);
+        await client.query("RESET statement_timeout");
       } finally {
         client.release();
       }
@@ -316,8 +328,14 @@ export class PostgresStore implements Store {
 
   async listEvents(filter: ListEventsFilter): Promise<EventRecord[]> {
     const ascending = filter.after !== undefined;
+    const bounded = filter.maxPayloadBytes !== undefined && !ascending;
+    // Bounded (a list for people): octet_length reads a toasted value's size without fetching it.
+    const columns = bounded
+      ? `seq, id, name, received_at, source, parent_id, depth, octet_length(payload) AS payload_bytes,
+         CASE WHEN octet_length(payload) > ${Math.floor(filter.maxPayloadBytes!)} THEN NULL ELSE payload END AS payload`
+      : "*";
     const { rows } = await this.pool.query<EventRow>(
-      `SELECT * FROM events
+      `SELECT ${columns} FROM events
         WHERE ($1::text IS NULL OR name = $1) AND ($2::bigint IS NULL OR received_at >= $2)
           AND ($3::bigint IS NULL OR received_at < $3) AND ($4::bigint IS NULL OR seq < $4)
           AND ($5::bigint IS NULL OR seq > $5)
@@ -390,12 +408,41 @@ export class PostgresStore implements Store {
     return rows[0] ? JSON.parse(rows[0].value) : undefined;
   }
 
-  async kvSet(plugin: string, key: string, value: unknown): Promise<void> {
-    await this.bookkeeping.query(
-      `INSERT INTO kv (plugin, key, value, updated_at) VALUES ($1, $2, $3, $4)
-       ON CONFLICT (plugin, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`,
-      [plugin, key, JSON.stringify(value), Date.now()],
-    );
+  async kvSet(plugin: string, key: string, value: unknown, limits?: { maxKeys?: number | undefined }): Promise<void> {
+    const params = [plugin, key, JSON.stringify(value), Date.now()];
+    const maxKeys = limits?.maxKeys;
+    if (maxKeys === undefined) {
+      await this.bookkeeping.query(
+        `INSERT INTO kv (plugin, key, value, updated_at) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (plugin, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`,
+        params,
+      );
+      return;
+    }
+    const client = await this.bookkeeping.connect();
+    let written: number | null;
+    try {
+      await client.query("BEGIN");
+      // One plugin's sets take turns (on every instance: an advisory lock of this schema and
+      // plugin). Under READ COMMITTED two sets of new keys would each count without the other's
+      // key and both write; the count below runs after the lock, in a snapshot of its own.
+      await client.query("SELECT pg_advisory_xact_lock(hashtext(current_schema() || ':kv'), hashtext($1))", [plugin]);
+      ({ rowCount: written } = await client.query(
+        `INSERT INTO kv (plugin, key, value, updated_at)
+         SELECT $1, $2, $3, $4
+          WHERE EXISTS (SELECT 1 FROM kv WHERE plugin = $1 AND key = $2)
+             OR (SELECT count(*) FROM (SELECT 1 FROM kv WHERE plugin = $1 LIMIT $5) held) < $5
+         ON CONFLICT (plugin, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`,
+        [...params, maxKeys],
+      ));
+      await client.query("COMMIT");
+    } catch (error) {
+      await client.query("ROLLBACK").catch(() => undefined);
+      throw error;
+    } finally {
+      client.release();
+    }
+    if (written === 0) throw kvLimit(maxKeys, key);
   }
 
   async kvDelete(plugin: string, key: string): Promise<boolean> {

@@ -120,7 +120,9 @@ export interface EventRow {
   seq: number;
   id: string;
   name: string;
-  payload: string;
+  /** null only in a bounded list, for a payload over its bound (`payload_bytes` says how large). */
+  payload: string | null;
+  payload_bytes?: number | string;
   received_at: number;
   source: EventRecord["source"];
   parent_id: string | null;
@@ -152,7 +154,21 @@ export interface RunRow {
 export const RUN_COLUMNS = "d.*, e.id AS event_id, e.name AS event_name FROM deliveries d JOIN events e ON e.seq = d.event_seq";
 
 export function toClaimedDelivery(row: ClaimRow): ClaimedDelivery {
+  // One row that does not parse must not fail the claim of its batch neighbours.
+  let unreadable: string | undefined;
+  const parse = (text: string | null, what: string): unknown => {
+    if (text === null) return undefined;
+    try {
+      return JSON.parse(text);
+    } catch (error) {
+      unreadable ??= `its ${what} is not JSON (${error instanceof Error ? error.message : String(error)})`;
+      return undefined;
+    }
+  };
+  const input = parse(row.input, "input");
+  const payload = parse(row.payload, "payload");
   return {
+    ...(unreadable === undefined ? {} : { unreadable }),
     id: row.id,
     kind: row.kind,
     plugin: row.plugin,
@@ -161,11 +177,11 @@ export function toClaimedDelivery(row: ClaimRow): ClaimedDelivery {
     maxAttempts: row.max_attempts,
     leaseToken: row.lease_token,
     suspect: row.suspect === 1,
-    input: row.input === null ? undefined : JSON.parse(row.input),
+    input,
     event: {
       id: row.event_id,
       name: row.event_name,
-      payload: JSON.parse(row.payload),
+      payload,
       receivedAt: row.received_at,
       depth: row.depth,
     },
@@ -176,11 +192,11 @@ export function toClaimedDelivery(row: ClaimRow): ClaimedDelivery {
  * An event's values in the column order of `events` (id, name, payload, received_at, source,
  * parent_id, depth, idempotency_key, body_hash), as both stores insert them.
  */
-export function eventValues(event: NewEvent): [string, string, string, number, string, string | null, number, string | null, string | null] {
+export function eventValues(event: NewEvent, payloadJson?: string): [string, string, string, number, string, string | null, number, string | null, string | null] {
   return [
     event.id,
     event.name,
-    JSON.stringify(event.payload),
+    payloadJson ?? JSON.stringify(event.payload),
     event.receivedAt,
     event.source,
     event.parentId ?? null,
@@ -195,7 +211,8 @@ export function toEventRecord(row: EventRow): EventRecord {
     seq: row.seq,
     id: row.id,
     name: row.name,
-    payload: JSON.parse(row.payload),
+    payload: row.payload === null ? null : JSON.parse(row.payload),
+    ...(row.payload === null && row.payload_bytes !== undefined ? { payloadTruncated: { bytes: Number(row.payload_bytes) } } : {}),
     receivedAt: row.received_at,
     source: row.source,
     parentId: row.parent_id,

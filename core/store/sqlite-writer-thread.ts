@@ -48,14 +48,27 @@ function commitTogether(commits: Array<Extract<ToWriterThread, { id: number }>>)
     // The commit itself failed (disk full, read-only file): none of these writes is stored.
     const code = (error as { code?: unknown }).code;
     const failed: WriteError = { message: error instanceof Error ? error.message : String(error), ...(typeof code === "string" ? { code } : {}) };
-    for (const c of commits) port.postMessage({ id: c.id, failed } satisfies FromWriterThread);
+    for (const c of commits) answer(c.id, { id: c.id, failed });
     return;
   }
   let offset = 0;
   for (const c of commits) {
     const results = outcome.results.slice(offset, offset + c.ops.length);
     offset += c.ops.length;
-    port.postMessage({ id: c.id, outcome: { ...outcome, results } } satisfies FromWriterThread);
+    answer(c.id, { id: c.id, outcome: { ...outcome, results } });
+  }
+}
+
+/**
+ * Every commit gets an answer: one that cannot be serialized (a value too deep to clone) is
+ * answered with the failure instead, so the store's caller is never left waiting.
+ */
+function answer(id: number, message: FromWriterThread): void {
+  try {
+    port.postMessage(message);
+  } catch (error) {
+    const failed: WriteError = { message: `the commit's answer could not be sent: ${error instanceof Error ? error.message : String(error)}`, code: "HOOKD_STORE_NO_ANSWER" };
+    port.postMessage({ id, failed } satisfies FromWriterThread);
   }
 }
 

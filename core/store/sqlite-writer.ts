@@ -11,6 +11,7 @@ import { Worker } from "node:worker_threads";
 import type Database from "better-sqlite3";
 import * as esbuild from "esbuild";
 import type { Synchronous } from "./sqlite-schema.ts";
+import { HookdError } from "../errors.ts";
 import type { FromWriterThread, ToWriterThread, WriterThreadData } from "./sqlite-writer-thread.ts";
 import { createWriteExecutor, type CommitOutcome, type WriteOp } from "./sqlite-writes.ts";
 
@@ -52,6 +53,18 @@ export function threadWriter(file: string, synchronous: Synchronous): Writer {
           if (pending.size === 0) worker.unref();
           if ("outcome" in message) waiter?.resolve(message.outcome);
           else waiter?.reject(Object.assign(new Error(message.failed.message), { code: message.failed.code }));
+        });
+        // A reply that cannot be deserialized here arrives as `messageerror`, without its id.
+        // The thread answers commits in the order they were sent, so the lost reply is the
+        // oldest one still waiting: it is rejected rather than left to wait forever (a claim
+        // that never settles stops the dispatcher, and the daemon's stop with it).
+        worker.on("messageerror", (error) => {
+          const oldest = pending.keys().next();
+          if (oldest.done) return;
+          const waiter = pending.get(oldest.value)!;
+          pending.delete(oldest.value);
+          if (pending.size === 0) worker.unref();
+          waiter.reject(new HookdError("HOOKD_STORE_NO_ANSWER", ["a commit", `its answer could not be read (${error.message})`], { cause: error }));
         });
         worker.on("error", (error) => {
           reject(error);

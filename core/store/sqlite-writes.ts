@@ -7,11 +7,14 @@
 import { randomUUID } from "node:crypto";
 import type Database from "better-sqlite3";
 import { HookdError, type HookdErrorCode } from "../errors.ts";
-import { eventValues, RUN_COLUMNS, toClaimedDelivery, toRunRecord, type ClaimRow, type RunRow, type Synchronous } from "./sqlite-schema.ts";
+import { kvLimit } from "./kv-limit.ts";
+import { eventValues, RUN_COLUMNS, toRunRecord, type ClaimRow, type RunRow, type Synchronous } from "./sqlite-schema.ts";
 import type { AcceptOutcome, AddedDeliveries, ClaimOptions, DeliveryResult, DeliveryTarget, NewEvent, PruneOptions } from "./types.ts";
 
 export type WriteOp =
-  | { op: "accept"; event: NewEvent; deliveries: readonly DeliveryTarget[] }
+  // The payload crosses to the writer thread as JSON text (`payloadJson`), not as a value:
+  // structured clone is recursive, and a clone that fails on the thread's side is never answered.
+  | { op: "accept"; event: NewEvent; payloadJson?: string; deliveries: readonly DeliveryTarget[] }
   | { op: "claim"; options: ClaimOptions }
   | { op: "finish"; id: number; leaseToken: string; result: DeliveryResult }
   | { op: "renew"; id: number; leaseToken: string; until: number }
@@ -20,7 +23,7 @@ export type WriteOp =
   | { op: "retry"; id: number; now: number }
   | { op: "addDeliveries"; items: readonly AddedDeliveries[]; now: number; replayId: string | null }
   | { op: "prune"; options: PruneOptions }
-  | { op: "kvSet"; plugin: string; key: string; json: string; now: number }
+  | { op: "kvSet"; plugin: string; key: string; json: string; now: number; maxKeys?: number | null }
   | { op: "kvDelete"; plugin: string; key: string };
 
 /** Writes whose callers were promised durability: a commit carrying one fsyncs. */
@@ -56,7 +59,7 @@ export function createWriteExecutor(db: Database.Database, synchronous: Synchron
   const run = (op: WriteOp): unknown => {
     switch (op.op) {
       case "accept":
-        return accept(s, op.event, op.deliveries);
+        return accept(s, op.event, op.deliveries, op.payloadJson);
       case "claim": {
         const { options } = op;
         const rows = s.claim.all({
@@ -67,7 +70,11 @@ export function createWriteExecutor(db: Database.Database, synchronous: Synchron
           suspect: options.suspects ? 1 : 0,
           token: randomUUID(),
         }) as ClaimRow[];
-        return rows.map(toClaimedDelivery);
+        // Rows as stored, payloads still JSON text: the store parses them on its own thread.
+        // A parsed payload would cross the thread by structured clone, which is recursive: a
+        // payload nested a few thousand deep failed to arrive (a `messageerror`), and the claim
+        // of its whole batch never settled.
+        return rows;
       }
       case "finish": {
         const { result } = op;
@@ -119,6 +126,13 @@ export function createWriteExecutor(db: Database.Database, synchronous: Synchron
       case "prune":
         return s.prune.run({ ...op.options, oldest: Math.max(op.options.doneBefore, op.options.deadBefore) }).changes;
       case "kvSet":
+        // Counted and written in one step of the writer, which runs one write at a time: no
+        // other set can slip in between (500 concurrent sets of new keys stored 500 keys when
+        // the count was taken apart from the write).
+        if (typeof op.maxKeys === "number" && s.kvExists.get(op.plugin, op.key) === undefined) {
+          const { n } = s.kvCount.get(op.plugin, op.maxKeys) as { n: number };
+          if (n >= op.maxKeys) throw kvLimit(op.maxKeys, op.key);
+        }
         s.kvSet.run(op.plugin, op.key, op.json, op.now);
         return undefined;
       case "kvDelete":
@@ -166,14 +180,14 @@ function describeError(error: unknown): WriteError {
 
 type WriteStatements = ReturnType<typeof prepareWriteStatements>;
 
-function accept(s: WriteStatements, event: NewEvent, deliveries: readonly DeliveryTarget[]): AcceptOutcome {
+function accept(s: WriteStatements, event: NewEvent, deliveries: readonly DeliveryTarget[], payloadJson?: string): AcceptOutcome {
   if (event.idempotencyKey !== undefined) {
     const existing = s.eventByIdempotencyKey.get(event.idempotencyKey) as { id: string; body_hash: string | null } | undefined;
     if (existing) {
       return existing.body_hash === (event.bodyHash ?? null) ? { kind: "duplicate", id: existing.id } : { kind: "conflict", id: existing.id };
     }
   }
-  const { lastInsertRowid: seq } = s.insertEvent.run(...eventValues(event));
+  const { lastInsertRowid: seq } = s.insertEvent.run(...eventValues(event, payloadJson));
   for (const d of deliveries) insertDelivery(s, Number(seq), d, event.receivedAt, null);
   return { kind: "stored", id: event.id, deliveries: deliveries.length };
 }
@@ -269,5 +283,8 @@ function prepareWriteStatements(db: Database.Database) {
        ON CONFLICT (plugin, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`,
     ),
     kvDelete: db.prepare("DELETE FROM kv WHERE plugin = ? AND key = ?"),
+    kvExists: db.prepare("SELECT 1 FROM kv WHERE plugin = ? AND key = ?"),
+    // Counts up to the limit only: enough to tell whether one more key fits.
+    kvCount: db.prepare("SELECT COUNT(*) AS n FROM (SELECT 1 FROM kv WHERE plugin = ? LIMIT ?)"),
   };
 }

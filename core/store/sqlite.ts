@@ -21,7 +21,7 @@
 import { mkdirSync } from "node:fs";
 import path from "node:path";
 import Database from "better-sqlite3";
-import { configureConnection, ensureSchema, RUN_COLUMNS, toEventRecord, toRunRecord, type EventRow, type RunRow, type Synchronous } from "./sqlite-schema.ts";
+import { configureConnection, ensureSchema, RUN_COLUMNS, toClaimedDelivery, toEventRecord, toRunRecord, type ClaimRow, type EventRow, type RunRow, type Synchronous } from "./sqlite-schema.ts";
 import { inlineWriter, threadWriter, type Writer } from "./sqlite-writer.ts";
 import { reviveError, type WriteOp } from "./sqlite-writes.ts";
 import type {
@@ -87,12 +87,18 @@ export class SqliteStore implements Store {
   }
 
   acceptEvent(event: NewEvent, deliveries: readonly DeliveryTarget[]): Promise<AcceptOutcome> {
-    return this.write({ op: "accept", event, deliveries });
+    let payloadJson: string;
+    try {
+      payloadJson = JSON.stringify(event.payload);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return this.write({ op: "accept", event: { ...event, payload: null }, payloadJson, deliveries });
   }
 
   claimDeliveries(options: ClaimOptions): Promise<ClaimedDelivery[]> {
     if (options.plugins.length === 0 || options.limit <= 0) return Promise.resolve([]);
-    return this.write({ op: "claim", options });
+    return this.write<ClaimRow[]>({ op: "claim", options }).then((rows) => rows.map(toClaimedDelivery));
   }
 
   finishDelivery(id: number, leaseToken: string, result: DeliveryResult): Promise<boolean> {
@@ -124,8 +130,8 @@ export class SqliteStore implements Store {
     return this.write({ op: "prune", options });
   }
 
-  kvSet(plugin: string, key: string, value: unknown): Promise<void> {
-    return this.write({ op: "kvSet", plugin, key, json: JSON.stringify(value), now: Date.now() });
+  kvSet(plugin: string, key: string, value: unknown, limits?: { maxKeys?: number | undefined }): Promise<void> {
+    return this.write({ op: "kvSet", plugin, key, json: JSON.stringify(value), now: Date.now(), maxKeys: limits?.maxKeys ?? null });
   }
 
   kvDelete(plugin: string, key: string): Promise<boolean> {
@@ -157,6 +163,9 @@ export class SqliteStore implements Store {
       after: filter.after ?? null,
       limit: clampLimit(filter.limit),
     };
+    if (filter.maxPayloadBytes !== undefined && filter.after === undefined) {
+      return (this.statements.listEventsBounded.all({ ...params, maxPayload: filter.maxPayloadBytes }) as EventRow[]).map(toEventRecord);
+    }
     const statement = filter.after === undefined ? this.statements.listEvents : this.statements.listEventsAscending;
     return (statement.all(params) as EventRow[]).map(toEventRecord);
   }
@@ -271,6 +280,17 @@ function prepareReadStatements(db: Database.Database) {
     eventById: db.prepare("SELECT * FROM events WHERE id = ?"),
     listEvents: db.prepare(
       `SELECT * FROM events
+        WHERE (@name IS NULL OR name = @name) AND (@since IS NULL OR received_at >= @since)
+          AND (@until IS NULL OR received_at < @until) AND (@before IS NULL OR seq < @before)
+          AND (@after IS NULL OR seq > @after)
+        ORDER BY seq DESC LIMIT @limit`,
+    ),
+    // octet_length reads a value's size without loading it: a list of huge payloads costs
+    // only the ones it shows.
+    listEventsBounded: db.prepare(
+      `SELECT seq, id, name, received_at, source, parent_id, depth, octet_length(payload) AS payload_bytes,
+              CASE WHEN octet_length(payload) > @maxPayload THEN NULL ELSE payload END AS payload
+         FROM events
         WHERE (@name IS NULL OR name = @name) AND (@since IS NULL OR received_at >= @since)
           AND (@until IS NULL OR received_at < @until) AND (@before IS NULL OR seq < @before)
           AND (@after IS NULL OR seq > @after)

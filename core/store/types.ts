@@ -63,6 +63,11 @@ export interface ClaimedDelivery {
   suspect: boolean;
   input: unknown;
   event: { id: string; name: string; payload: unknown; receivedAt: number; depth: number };
+  /**
+   * Why the stored payload or input could not be read (not JSON): the delivery is claimed anyway,
+   * so the dispatcher dead-letters it instead of the whole claim failing over and over.
+   */
+  unreadable?: string;
 }
 
 export interface RunError {
@@ -131,6 +136,8 @@ export interface EventRecord {
   source: EventSource;
   parentId: string | null;
   depth: number;
+  /** Set in lists bounded by `maxPayloadBytes`: the payload was left out, it is this large. */
+  payloadTruncated?: { bytes: number };
 }
 
 export interface ClaimOptions {
@@ -169,6 +176,11 @@ export interface ListEventsFilter {
   before?: number | undefined;
   /** Page oldest first: only events with a larger seq (implies ascending order). */
   after?: number | undefined;
+  /**
+   * A list for people (newest first): a payload larger than this many bytes of JSON is not read
+   * at all and comes back as `payload: null` with `payloadTruncated` (getEvent has it whole).
+   */
+  maxPayloadBytes?: number | undefined;
 }
 
 /** New deliveries for an event already stored (a replay). */
@@ -226,7 +238,11 @@ export interface Store {
   checkWritable(): Promise<void>;
 
   kvGet(plugin: string, key: string): Promise<unknown>;
-  kvSet(plugin: string, key: string, value: unknown): Promise<void>;
+  /**
+   * With `maxKeys`, a new key is refused (HOOKD_KV_LIMIT) when the plugin holds that many keys
+   * already: counted and written atomically, so concurrent sets cannot overshoot the limit.
+   */
+  kvSet(plugin: string, key: string, value: unknown, limits?: { maxKeys?: number | undefined }): Promise<void>;
   kvDelete(plugin: string, key: string): Promise<boolean>;
   kvList(plugin: string, prefix: string, limit: number): Promise<string[]>;
 

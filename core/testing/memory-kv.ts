@@ -3,6 +3,8 @@
  * prefix) kept in memory, with a record of every write.
  */
 
+import { kvLimit } from "../store/kv-limit.ts";
+
 /** One write a handler made through ctx.kv. */
 export type KvWrite = { op: "set"; key: string; value: unknown } | { op: "delete"; key: string };
 
@@ -40,6 +42,9 @@ export class MemoryKv {
       case "get":
         return this.get(key);
       case "set": {
+        // The plugin's key limit comes with the set (the real store checks it the same way).
+        const maxKeys = args[2];
+        if (typeof maxKeys === "number" && !this.values.has(key) && this.values.size >= maxKeys) throw kvLimit(maxKeys, key);
         // Stored as JSON, like the real store: what the handler reads back is a copy.
         const json = JSON.stringify(args[1] ?? null);
         this.values.set(key, json);
