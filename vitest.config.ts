@@ -7,8 +7,8 @@ export default defineConfig({
     pool: "forks",
     execArgv: ["--no-node-snapshot"],
     include: ["test/**/*.test.ts"],
-    testTimeout: 30_000,
-    hookTimeout: 60_000,
+    testTimeout: 90_000,
+    hookTimeout: 120_000,
     fileParallelism: true,
     maxWorkers: 2,
     // In CI, also a JSON report: .ci/run prints its totals as the closing line.

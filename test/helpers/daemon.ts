@@ -121,7 +121,7 @@ export class TestDaemon {
   }
 
   /** Resolves with the first log line (past or future) that matches. */
-  waitForLog(match: (line: LogLine) => boolean, timeoutMs = 10_000): Promise<LogLine> {
+  waitForLog(match: (line: LogLine) => boolean, timeoutMs = 30_000): Promise<LogLine> {
     const seen = this.logs.find(match);
     if (seen) return Promise.resolve(seen);
     return new Promise((resolve, reject) => {
@@ -135,7 +135,7 @@ export class TestDaemon {
   }
 
   /** Waits until `count` lines match. */
-  async waitForLogs(match: (line: LogLine) => boolean, count: number, timeoutMs = 10_000): Promise<LogLine[]> {
+  async waitForLogs(match: (line: LogLine) => boolean, count: number, timeoutMs = 30_000): Promise<LogLine[]> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       const found = this.logs.filter(match);
