@@ -29,6 +29,7 @@ import type { Store } from "./store/types.ts";
 import { IsolateHost } from "../sandbox/isolate-host.ts";
 import type { HostServices, Sandbox } from "../sandbox/protocol.ts";
 import { SandboxSupervisor } from "../sandbox/supervisor.ts";
+import { warnOnceIfMissing } from "../sandbox/wall.ts";
 import { PluginWatcher } from "./plugins/watcher.ts";
 
 export interface DaemonOptions {
@@ -114,6 +115,7 @@ export class Daemon {
       this.sandbox = new SandboxSupervisor({
         services,
         secrets: this.secrets(),
+        wall: config.sandbox.wall,
         onRestart: ({ restarts, reason }) => {
           this.metrics.sandboxRestarts.inc();
           this.log.warn({ restarts, reason }, "sandbox process restarted; plugins reloaded");
@@ -206,6 +208,10 @@ export class Daemon {
       token: () => this.config.server.token,
       bodyLimit: config.server.bodyLimit,
       notReadyReason: () => this.readiness.notReadyReason(),
+      readyWarnings: () => {
+        const wall = this.sandbox instanceof SandboxSupervisor ? this.sandbox.wall : undefined;
+        return wall && !wall.kernel ? [`sandbox process without its kernel wall: ${wall.missing}`] : [];
+      },
       status: () => this.status(),
       stopping: () => this.stopping !== undefined,
       routeGroups: [
@@ -252,7 +258,7 @@ export class Daemon {
       store: this.store,
       plugins: () => this.plugins.list(),
       notReadyReason: () => this.readiness.notReadyReason(),
-      sandbox: sandbox instanceof SandboxSupervisor ? () => ({ running: sandbox.running, restarts: sandbox.restarts }) : undefined,
+      sandbox: sandbox instanceof SandboxSupervisor ? () => ({ running: sandbox.running, restarts: sandbox.restarts, wall: sandbox.wall }) : undefined,
       startedAt: this.startedAt,
     });
   }
@@ -285,6 +291,8 @@ export class Daemon {
     // compile does not. A sandbox that cannot start still fails the start-up.
     const sandboxUp = this.sandbox instanceof SandboxSupervisor ? this.sandbox.start() : Promise.resolve();
     const [, results] = await Promise.all([sandboxUp, this.plugins.loadAll()]);
+    // One warning per daemon, not per sandbox restart: what is missing and how to get it.
+    if (this.sandbox instanceof SandboxSupervisor) warnOnceIfMissing(this.sandbox.wall, (fields, message) => this.log.warn(fields, message));
     await this.webhooks.start();
     this.dispatcher.start();
     // Other instances' events and freed keys (PostgreSQL NOTIFY): claim them now, not at the next sweep.

@@ -88,6 +88,7 @@ const definitions = {
   // the sandbox process
   HOOKD_SANDBOX_CRASHED: { status: 500, message: "the sandbox process exited (%s) while the run was in flight" },
   HOOKD_SANDBOX_UNAVAILABLE: { status: 503, message: "the sandbox process is not running" },
+  HOOKD_SANDBOX_WALL_UNAVAILABLE: { status: 500, message: "sandbox.wall is required but the kernel wall cannot be built: %s" },
 
   // store
   HOOKD_STORE_UNSUPPORTED: { status: 500, message: "unsupported store url %s: use sqlite:<path> or postgres://..." },

@@ -101,7 +101,8 @@ export interface HeapUsage {
 
 /** Daemon -> sandbox process. */
 export type ToSandbox =
-  | { t: "init"; secrets: Record<string, string | undefined> }
+  /** The in-isolate runtime, bundled by the daemon (the sandbox process may not start esbuild). No secrets: see "secrets" host calls. */
+  | { t: "init"; bootstrapCode: string }
   | { t: "load"; spec: PluginSpec }
   | { t: "unload"; plugin: string; version: number }
   /** Heap in use per loaded plugin version, for /metrics. */
@@ -122,4 +123,8 @@ export type FromSandbox =
   | { t: "log"; record: PluginLogRecord }
   /** V8 lost an isolate for good: the process should be replaced (its runs were already failed). */
   | { t: "catastrophe"; plugin: string; version: number; message: string }
-  | { t: "hostCall"; callId: number; plugin: string; op: "kv" | "emit"; args: unknown[] };
+  /**
+   * `secrets` (args: version, names) asks for the secrets a plugin version declared, once its
+   * top-level code ran; the daemon answers with those only.
+   */
+  | { t: "hostCall"; callId: number; plugin: string; op: "kv" | "emit" | "secrets"; args: unknown[] };

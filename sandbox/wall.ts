@@ -1,0 +1,243 @@
+/**
+ * The second wall around the sandbox process, the one that holds when an isolate escape runs
+ * native code in it (the isolate is the first wall; Node's permission model stops JavaScript
+ * only). On Linux the process starts inside bubblewrap:
+ * - namespaces of its own for the network (nothing but a downed loopback), PIDs (the daemon and
+ *   every other process are invisible, /proc included) and IPC, plus a user namespace where the
+ *   kernel allows one;
+ * - a root file system holding only what Node and hookd need, read-only: the dynamic loader and
+ *   shared libraries, the Node binary, hookd's own files and the two packages the worker loads
+ *   (isolated-vm and node-gyp-build). No /etc/passwd, no store, no config, no plugin sources,
+ *   no shell. /tmp is an empty tmpfs of its own;
+ * - an empty environment but for the locale and time zone;
+ * - `--die-with-parent`, `--new-session` (no TIOCSTI into the daemon's terminal).
+ * Inside it, Node's permission model (`--permission`) is the belt for a JavaScript-level
+ * escape: reads of hookd's files only, addons (isolated-vm is one), no child processes, no
+ * workers, no WASI, no writes.
+ *
+ * The fd 3 socket to the daemon passes through: bubblewrap keeps inherited descriptors.
+ *
+ * Where bubblewrap is missing or the kernel refuses its namespaces, `sandbox.wall: "auto"` starts
+ * the process with the permission model only and says once what is missing; `"required"` refuses
+ * to start; `"off"` does not try.
+ */
+import { spawnSync } from "node:child_process";
+import { existsSync, lstatSync, readlinkSync, realpathSync } from "node:fs";
+import { createRequire } from "node:module";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { HookdError } from "../core/errors.ts";
+
+export type WallMode = "auto" | "required" | "off";
+
+/** What stands around the sandbox process, for the log, `hookd status` and `/readyz`. */
+export interface WallStatus {
+  mode: WallMode;
+  /** bubblewrap namespaces and mounts are in place. */
+  kernel: boolean;
+  /** Node's permission model is on in the sandbox process. */
+  permission: boolean;
+  /** Why the kernel wall is not in place and how to get it; absent when it is. */
+  missing?: string | undefined;
+}
+
+export interface SandboxCommand {
+  command: string;
+  args: string[];
+  env: Record<string, string>;
+  wall: WallStatus;
+}
+
+export interface SandboxCommandOptions {
+  /** The worker's entry file (TypeScript during development, JavaScript once built). */
+  worker: string;
+  mode: WallMode;
+  /** Extra environment of the sandbox process (the test harness's probe switch); nothing else passes. */
+  env?: Record<string, string>;
+  /** Leave Node's permission model off (only the wall test does, to see the kernel wall alone). */
+  withoutPermission?: boolean;
+}
+
+/** hookd's package root: sandbox/.. (the worker and everything it imports are under it). */
+const PACKAGE_ROOT = path.resolve(fileURLToPath(new URL("..", import.meta.url)));
+const BWRAP_CANDIDATES = ["/usr/bin/bwrap", "/usr/local/bin/bwrap", "/bin/bwrap"];
+/** Variables the sandbox process keeps: what the isolates' dates and locale follow. */
+const KEPT_ENV = ["TZ", "LANG", "LC_ALL"];
+/** bubblewrap's namespaces; deploy/hookd.service's RestrictNamespaces= must allow these (and mnt). */
+const NAMESPACE_ARGS = ["--unshare-net", "--unshare-pid", "--unshare-ipc"];
+
+let probed: { bwrap: string | undefined; userns: boolean; missing: string | undefined } | undefined;
+let warned = false;
+
+/** The command line, environment and wall of the sandbox process. */
+export function sandboxCommand(options: SandboxCommandOptions): SandboxCommand {
+  const env = sandboxEnv(options.env);
+  const permission = !options.withoutPermission;
+  const nodeArgs = [...nodeFlags(options.worker, permission), options.worker];
+  if (options.mode === "off") {
+    return { command: process.execPath, args: nodeArgs, env, wall: { mode: "off", kernel: false, permission, missing: "switched off (sandbox.wall: off)" } };
+  }
+  const probe = probeWall();
+  if (!probe.bwrap) {
+    if (options.mode === "required") throw new HookdError("HOOKD_SANDBOX_WALL_UNAVAILABLE", [probe.missing ?? "bubblewrap is unavailable"]);
+    return { command: process.execPath, args: nodeArgs, env, wall: { mode: options.mode, kernel: false, permission, missing: probe.missing } };
+  }
+  return {
+    command: probe.bwrap,
+    args: [...bwrapArgs(probe.userns, env), "--", process.execPath, ...nodeArgs],
+    env,
+    wall: { mode: options.mode, kernel: true, permission },
+  };
+}
+
+/** The wall the next sandbox process gets, without starting one (for status and the start-up log). */
+export function wallStatus(mode: WallMode): WallStatus {
+  if (mode === "off") return { mode, kernel: false, permission: true, missing: "switched off (sandbox.wall: off)" };
+  const probe = probeWall();
+  return probe.bwrap ? { mode, kernel: true, permission: true } : { mode, kernel: false, permission: true, missing: probe.missing };
+}
+
+/** Logs once per process that the kernel wall is missing (each restart of the sandbox would repeat it). */
+export function warnOnceIfMissing(status: WallStatus, warn: (fields: Record<string, unknown>, message: string) => void): void {
+  if (status.kernel || status.mode === "off" || warned) return;
+  warned = true;
+  warn({ code: "HOOKD_SANDBOX_WALL_UNAVAILABLE" }, `the sandbox process runs without its kernel wall (bubblewrap): ${status.missing}`);
+}
+
+/**
+ * Runs bubblewrap once with the sandbox's own arguments and `node --version` inside, so a missing
+ * library or a refused namespace shows up here, not as a sandbox that dies at every start.
+ */
+function probeWall(): NonNullable<typeof probed> {
+  if (probed) return probed;
+  if (process.platform !== "linux") {
+    return (probed = { bwrap: undefined, userns: false, missing: `${process.platform} has no bubblewrap: only the isolate and Node's permission model stand around plugins (run hookd on Linux for the kernel wall)` });
+  }
+  const bwrap = BWRAP_CANDIDATES.find((candidate) => existsSync(candidate));
+  if (!bwrap) {
+    return (probed = { bwrap: undefined, userns: false, missing: "bubblewrap is not installed: apt-get install bubblewrap (dnf install bubblewrap, apk add bubblewrap)" });
+  }
+  const env = sandboxEnv();
+  // Root may not need a user namespace (and a unit's PrivateUsers= may already be one); others do.
+  const attempts = process.getuid?.() === 0 ? [false, true] : [true];
+  let last = "";
+  for (const userns of attempts) {
+    const result = spawnSync(bwrap, [...bwrapArgs(userns, env), "--", process.execPath, "--version"], { env, encoding: "utf8", timeout: 10_000 });
+    if (result.status === 0) return (probed = { bwrap, userns, missing: undefined });
+    last = (result.stderr || result.error?.message || `exit ${result.status ?? result.signal}`).trim();
+  }
+  return (probed = {
+    bwrap: undefined,
+    userns: false,
+    missing:
+      `bubblewrap cannot create its namespaces (${last}): allow unprivileged user namespaces ` +
+      "(sysctl kernel.unprivileged_userns_clone=1 on Debian, kernel.apparmor_restrict_unprivileged_userns=0 on Ubuntu 24.04, " +
+      "user.max_user_namespaces > 0), and under systemd RestrictNamespaces=user mnt net pid ipc",
+  });
+}
+
+function bwrapArgs(userns: boolean, env: Record<string, string>): string[] {
+  const args = [...(userns ? ["--unshare-user"] : []), ...NAMESPACE_ARGS, "--die-with-parent", "--new-session", "--clearenv"];
+  for (const [name, value] of Object.entries(env)) args.push("--setenv", name, value);
+  args.push("--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--dir", "/etc");
+  for (const mount of readOnlyMounts()) {
+    if (mount.symlink) args.push("--symlink", mount.symlink, mount.path);
+    else args.push("--ro-bind", mount.path, mount.path);
+  }
+  args.push("--chdir", PACKAGE_ROOT);
+  return args;
+}
+
+let mounts: Array<{ path: string; symlink?: string }> | undefined;
+
+/**
+ * The library folders (top-level symlinks such as /lib -> usr/lib kept as symlinks), the loader's
+ * cache, the time zone, Node itself and hookd's files. Not /usr/bin: there is no shell inside.
+ */
+function readOnlyMounts(): Array<{ path: string; symlink?: string }> {
+  if (mounts) return mounts;
+  const list: Array<{ path: string; symlink?: string }> = [];
+  const seen = new Set<string>();
+  const add = (entry: { path: string; symlink?: string }) => {
+    if (seen.has(entry.path)) return;
+    seen.add(entry.path);
+    list.push(entry);
+  };
+  for (const dir of ["/lib", "/lib64", "/lib32", "/libx32", "/usr/lib", "/usr/lib64", "/usr/lib32", "/usr/libx32"]) {
+    const stat = lstatSafe(dir);
+    if (!stat) continue;
+    if (stat.isSymbolicLink()) add({ path: dir, symlink: readlinkSync(dir) });
+    else add({ path: dir });
+  }
+  // The loader finds multiarch libraries (/lib/x86_64-linux-gnu) through its cache; the time
+  // zone file is what the isolates' local dates follow.
+  for (const file of ["/etc/ld.so.cache", "/etc/localtime"]) if (existsSync(file)) add({ path: file });
+  const node = realOr(process.execPath);
+  add({ path: node });
+  if (node !== process.execPath) add({ path: process.execPath });
+  for (const root of readableRoots()) add({ path: root });
+  mounts = list;
+  return list;
+}
+
+/**
+ * What the worker may read: hookd's package root (its sources or dist/, and node_modules in a
+ * checkout), and where isolated-vm and node-gyp-build live when a project's node_modules holds
+ * them beside hookd.
+ */
+function readableRoots(): string[] {
+  const roots = [PACKAGE_ROOT];
+  try {
+    const require = createRequire(path.join(PACKAGE_ROOT, "package.json"));
+    const ivm = path.dirname(realpathSync(require.resolve("isolated-vm/package.json")));
+    roots.push(ivm);
+    const gyp = path.dirname(realpathSync(createRequire(path.join(ivm, "package.json")).resolve("node-gyp-build/package.json")));
+    roots.push(gyp);
+  } catch {
+    // Not resolvable from here: then it is under the package root's node_modules.
+  }
+  return [...new Set(roots)].filter((root, _i, all) => !all.some((other) => other !== root && root.startsWith(other + path.sep)));
+}
+
+/** Node's flags: the permission model (unless switched off for the wall test), TypeScript sources without tsx. */
+function nodeFlags(worker: string, permission: boolean): string[] {
+  // isolated-vm needs V8 without Node's startup snapshot.
+  const flags = ["--no-node-snapshot"];
+  // During development the worker runs from its TypeScript sources. tsx would compile them
+  // through an esbuild child process, which the permission model forbids; Node strips the
+  // types itself (its transformer, for the parameter properties hookd uses, runs in-process).
+  if (worker.endsWith(".ts")) flags.push("--experimental-transform-types", "--disable-warning=ExperimentalWarning");
+  if (permission) {
+    flags.push("--permission", "--allow-addons", "--disable-warning=SecurityWarning");
+    for (const root of readableRoots()) flags.push(`--allow-fs-read=${root}`);
+    // node-gyp-build (isolated-vm's loader) asks whether this is Alpine; the file never exists
+    // on glibc systems, but asking without the permission throws.
+    flags.push("--allow-fs-read=/etc/alpine-release");
+  }
+  return flags;
+}
+
+function sandboxEnv(extra: Record<string, string> = {}): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const name of KEPT_ENV) {
+    const value = process.env[name];
+    if (value !== undefined) env[name] = value;
+  }
+  return { ...env, ...extra };
+}
+
+function lstatSafe(file: string): ReturnType<typeof lstatSync> | undefined {
+  try {
+    return lstatSync(file);
+  } catch {
+    return undefined;
+  }
+}
+
+function realOr(file: string): string {
+  try {
+    return realpathSync(file);
+  } catch {
+    return file;
+  }
+}
