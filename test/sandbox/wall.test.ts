@@ -1,0 +1,162 @@
+// The second wall around the sandbox process (sandbox/wall.ts): code that runs in the process's
+// own realm, as native code past an isolate escape would, reads no file but hookd's own, writes
+// none, sees neither the daemon nor its environment, starts no process and reaches no network.
+// test/sandbox/wall-probe.ts plays that code, started exactly as the sandbox process is.
+// Where bubblewrap is unavailable only Node's permission model stands: the asserts that need
+// the kernel are skipped with a warning (CI installs bubblewrap).
+import { spawn } from "node:child_process";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from "node:fs";
+import { createServer, type Server } from "node:net";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { compilePlugin } from "../../core/compile/compile-plugin.ts";
+import type { PluginLogRecord } from "../../sandbox/protocol.ts";
+import { SandboxProcess } from "../../sandbox/sandbox-process.ts";
+import { sandboxCommand, wallStatus } from "../../sandbox/wall.ts";
+import { FIXTURES, REPO } from "../helpers/daemon.ts";
+
+const PROBE = path.join(REPO, "test/sandbox/wall-probe.ts");
+const wall = wallStatus("auto");
+if (!wall.kernel) console.warn(`test/sandbox/wall.test.ts: no kernel wall here, its asserts are skipped: ${wall.missing}`);
+
+describe("the sandbox process's wall", () => {
+  let dir: string;
+  let server: Server;
+  let port: number;
+  const connections: number[] = [];
+  const marker = `hookd-wall-${process.pid}-${Date.now()}`;
+
+  beforeAll(async () => {
+    dir = mkdtempSync(path.join(tmpdir(), "hookd-wall-"));
+    writeFileSync(path.join(dir, "hookd.db"), "SQLite format 3\0 the store");
+    writeFileSync(path.join(dir, "events.config.ts"), `export default { secrets: { TOKEN: "s3cret" } };`);
+    server = createServer((socket) => {
+      connections.push(1);
+      socket.destroy();
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    port = (server.address() as { port: number }).port;
+  });
+
+  afterAll(async () => {
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  /** Starts the probe with the sandbox process's wall (optionally without the permission model) and returns what it got. */
+  async function probe(withoutPermission = false): Promise<Record<string, string>> {
+    const targets = {
+      files: ["/etc/passwd", path.join(dir, "hookd.db"), path.join(dir, "events.config.ts")],
+      writes: [path.join(REPO, `${marker}.txt`), path.join(dir, "escape.txt"), path.join("/tmp", `${marker}.txt`)],
+      port,
+      daemonPid: process.pid,
+    };
+    const command = sandboxCommand({ worker: PROBE, mode: "auto", env: { HOOKD_WALL_PROBE: JSON.stringify(targets) }, withoutPermission });
+    // The daemon's own environment holds secrets; none of it may reach the probe.
+    const child = spawn(command.command, command.args, { env: { ...command.env }, stdio: ["ignore", "pipe", "pipe"] });
+    let out = "";
+    let err = "";
+    child.stdout.on("data", (chunk: Buffer) => (out += chunk.toString()));
+    child.stderr.on("data", (chunk: Buffer) => (err += chunk.toString()));
+    const code = await new Promise<number | null>((resolve) => child.once("exit", resolve));
+    expect(code, err).toBe(0);
+    if (process.env.HOOKD_WALL_TEST_VERBOSE) console.log(out);
+    return JSON.parse(out.trim().split("\n").at(-1)!) as Record<string, string>;
+  }
+
+  function expectNothingLeaked(): void {
+    expect(existsSync(path.join(REPO, `${marker}.txt`))).toBe(false);
+    expect(existsSync(path.join(dir, "escape.txt"))).toBe(false);
+    expect(existsSync(path.join("/tmp", `${marker}.txt`))).toBe(false);
+  }
+
+  it("denies reads, writes, the daemon's environment, processes and (with the kernel wall) the network", async () => {
+    process.env.HOOKD_TOKEN_FOR_WALL_TEST = "daemon-secret";
+    let results: Record<string, string>;
+    try {
+      results = await probe();
+    } finally {
+      delete process.env.HOOKD_TOKEN_FOR_WALL_TEST;
+    }
+    for (const file of ["/etc/passwd", path.join(dir, "hookd.db"), path.join(dir, "events.config.ts")]) {
+      expect(results[`read ${file}`], file).toMatch(/^denied/);
+    }
+    expect(results["read daemon environ"]).toMatch(/^denied/);
+    for (const [name, result] of Object.entries(results)) if (name.startsWith("write ")) expect(result, name).toMatch(/^denied/);
+    expect(results["spawn /bin/sh"]).toMatch(/^denied/);
+    expect(results["spawn node"]).toMatch(/^denied/);
+    // Only the locale, the time zone, the working folder (bubblewrap sets PWD) and the harness's own variable.
+    for (const name of results.env!.split(",").filter(Boolean)) expect(["TZ", "LANG", "LC_ALL", "PWD", "HOOKD_WALL_PROBE"]).toContain(name);
+    expectNothingLeaked();
+    if (!wall.kernel) return console.warn(`network assert skipped: ${wall.missing}`);
+    expect(results["connect 127.0.0.1"]).toMatch(/^denied/);
+    expect(connections).toHaveLength(0);
+  }, 30_000);
+
+  it.skipIf(!wall.kernel)("holds by the kernel alone, for code that got past Node's permission model", async () => {
+    const results = await probe(true);
+    for (const file of ["/etc/passwd", path.join(dir, "hookd.db"), path.join(dir, "events.config.ts")]) {
+      expect(results[`read ${file}`], file).toBe("denied: ENOENT");
+    }
+    // The daemon's PID is not in the process's PID namespace.
+    expect(results["read daemon environ"]).toBe("denied: ENOENT");
+    // hookd's files are mounted read-only; the data folder is not there at all.
+    expect(results[`write ${path.join(REPO, `${marker}.txt`)}`]).toBe("denied: EROFS");
+    expect(results[`write ${path.join(dir, "escape.txt")}`]).toBe("denied: ENOENT");
+    // There is no shell to start; /tmp is the process's own, gone with it.
+    expect(results["spawn /bin/sh"]).toBe("denied: ENOENT");
+    expect(results["connect 127.0.0.1"]).toMatch(/^denied: (ENETUNREACH|ECONNREFUSED|EACCES|EPERM)/);
+    expect(connections).toHaveLength(0);
+    expectNothingLeaked();
+  }, 30_000);
+
+  it("runs plugins in the walled process, which holds only the secrets a plugin declared", async () => {
+    const logs: PluginLogRecord[] = [];
+    const sandbox = new SandboxProcess({
+      secrets: { DECLARED_KEY: "declared-value", UNDECLARED_KEY: "undeclared-value" },
+      services: { log: (record) => logs.push(record), kv: async () => undefined, emit: async () => ({ id: "e" }) },
+      onExit: () => undefined,
+      onCatastrophe: () => undefined,
+    });
+    try {
+      await sandbox.ready;
+      expect(sandbox.wall.kernel).toBe(wall.kernel);
+      const compiled = await compilePlugin(path.join(FIXTURES, "plugins/wall/secretive.ts"), { root: FIXTURES });
+      const spec = { plugin: "secretive", version: 1, file: "plugins/wall/secretive.ts", code: compiled.code, sourceMap: compiled.sourceMap, limits: { memoryMb: 32, timeoutMs: 5000, maxConcurrentRuns: 1 } };
+      const manifest = await sandbox.load(spec);
+      expect(manifest.options.secrets).toEqual(["DECLARED_KEY"]);
+      const outcome = await sandbox.run({
+        runId: "r1",
+        plugin: "secretive",
+        version: 1,
+        kind: "event",
+        name: "test.ping",
+        payload: {},
+        meta: { eventId: "e1", eventName: "test.ping", receivedAt: Date.now(), attempt: 1, depth: 0 },
+      });
+      expect(outcome.ok).toBe(true);
+      expect(logs.find((record) => record.msg === "secrets seen")?.fields).toEqual({ names: ["DECLARED_KEY"], value: "declared-value" });
+      if (!wall.kernel) return;
+      // The node process inside bubblewrap: its environment and its network namespace.
+      const inner = descendants(sandbox.pid!).find((pid) => readlinkSync(`/proc/${pid}/exe`) === readlinkSync("/proc/self/exe"));
+      expect(inner).toBeDefined();
+      const environ = readFileSync(`/proc/${inner}/environ`, "utf8");
+      expect(environ).not.toMatch(/HOOKD_|declared-value|undeclared-value/);
+      expect(readlinkSync(`/proc/${inner}/ns/net`)).not.toBe(readlinkSync("/proc/self/ns/net"));
+      expect(readlinkSync(`/proc/${inner}/ns/pid`)).not.toBe(readlinkSync("/proc/self/ns/pid"));
+    } finally {
+      await sandbox.close();
+    }
+  }, 60_000);
+});
+
+/** Every process below `pid`, from /proc/<pid>/task/<tid>/children. */
+function descendants(pid: number): number[] {
+  const found: number[] = [];
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    const children = readFileSync(`/proc/${pid}/task/${tid}/children`, "utf8").trim();
+    for (const child of children ? children.split(/\s+/).map(Number) : []) found.push(child, ...descendants(child));
+  }
+  return found;
+}
