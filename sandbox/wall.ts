@@ -2,7 +2,7 @@
  * The second wall around the sandbox process, the one that holds when an isolate escape runs
  * native code in it (the isolate is the first wall; Node's permission model stops JavaScript
  * only). On Linux the process starts inside bubblewrap:
- * - namespaces of its own for the network (nothing but a downed loopback), PIDs (the daemon and
+ * - namespaces of its own for the network (nothing but a loopback; see SANDBOX_NEEDS_NETWORK), PIDs (the daemon and
  *   every other process are invisible, /proc included) and IPC, plus a user namespace where the
  *   kernel allows one;
  * - a root file system holding only what Node and hookd need, read-only: the dynamic loader and
@@ -63,8 +63,17 @@ const PACKAGE_ROOT = path.resolve(fileURLToPath(new URL("..", import.meta.url)))
 const BWRAP_CANDIDATES = ["/usr/bin/bwrap", "/usr/local/bin/bwrap", "/bin/bwrap"];
 /** Variables the sandbox process keeps: what the isolates' dates and locale follow. */
 const KEPT_ENV = ["TZ", "LANG", "LC_ALL"];
-/** bubblewrap's namespaces; deploy/hookd.service's RestrictNamespaces= must allow these (and mnt). */
-const NAMESPACE_ARGS = ["--unshare-net", "--unshare-pid", "--unshare-ipc"];
+/**
+ * ctx.fetch is still served in the sandbox process (sandbox/host-fetch.ts) until it moves to the
+ * daemon (issue 13): until then the process keeps the host's network, and the name resolver's
+ * files, so fetches work. Once the daemon serves them, this is false and the process gets a
+ * network namespace of its own (a loopback and nothing else).
+ */
+export const SANDBOX_NEEDS_NETWORK = true;
+/** bubblewrap's namespaces; deploy/hookd.service's RestrictNamespaces= must allow these (and user, mnt). */
+const NAMESPACE_ARGS = [...(SANDBOX_NEEDS_NETWORK ? [] : ["--unshare-net"]), "--unshare-pid", "--unshare-ipc"];
+/** What glibc's getaddrinfo() reads, for as long as the process resolves names for ctx.fetch. */
+const RESOLVER_FILES = ["/etc/resolv.conf", "/etc/hosts", "/etc/nsswitch.conf", "/etc/gai.conf", "/etc/host.conf"];
 
 let probed: { bwrap: string | undefined; userns: boolean; missing: string | undefined } | undefined;
 let warned = false;
@@ -171,7 +180,7 @@ function readOnlyMounts(): Array<{ path: string; symlink?: string }> {
   }
   // The loader finds multiarch libraries (/lib/x86_64-linux-gnu) through its cache; the time
   // zone file is what the isolates' local dates follow.
-  for (const file of ["/etc/ld.so.cache", "/etc/localtime"]) if (existsSync(file)) add({ path: file });
+  for (const file of ["/etc/ld.so.cache", "/etc/localtime", ...(SANDBOX_NEEDS_NETWORK ? RESOLVER_FILES : [])]) if (existsSync(file)) add({ path: file });
   const node = realOr(process.execPath);
   add({ path: node });
   if (node !== process.execPath) add({ path: process.execPath });
