@@ -56,6 +56,8 @@ export interface SandboxCommandOptions {
   env?: Record<string, string>;
   /** Leave Node's permission model off (only the wall test does, to see the kernel wall alone). */
   withoutPermission?: boolean;
+  /** Where to look for bubblewrap instead of the usual places (tests of the fallback); not cached. */
+  bwrapCandidates?: string[];
 }
 
 /** hookd's package root: sandbox/.. (the worker and everything it imports are under it). */
@@ -82,18 +84,19 @@ let warned = false;
 export function sandboxCommand(options: SandboxCommandOptions): SandboxCommand {
   const env = sandboxEnv(options.env);
   const permission = !options.withoutPermission;
-  const nodeArgs = [...nodeFlags(options.worker, permission), options.worker];
+  const roots = readableRoots(options.worker);
+  const nodeArgs = [...nodeFlags(options.worker, permission, roots), options.worker];
   if (options.mode === "off") {
     return { command: process.execPath, args: nodeArgs, env, wall: { mode: "off", kernel: false, permission, missing: "switched off (sandbox.wall: off)" } };
   }
-  const probe = probeWall();
+  const probe = options.bwrapCandidates ? probeWallWith(options.bwrapCandidates) : probeWall();
   if (!probe.bwrap) {
     if (options.mode === "required") throw new HookdError("HOOKD_SANDBOX_WALL_UNAVAILABLE", [probe.missing ?? "bubblewrap is unavailable"]);
     return { command: process.execPath, args: nodeArgs, env, wall: { mode: options.mode, kernel: false, permission, missing: probe.missing } };
   }
   return {
     command: probe.bwrap,
-    args: [...bwrapArgs(probe.userns, env), "--", process.execPath, ...nodeArgs],
+    args: [...bwrapArgs(probe.userns, env, roots), "--", process.execPath, ...nodeArgs],
     env,
     wall: { mode: options.mode, kernel: true, permission },
   };
@@ -118,42 +121,51 @@ export function warnOnceIfMissing(status: WallStatus, warn: (fields: Record<stri
  * library or a refused namespace shows up here, not as a sandbox that dies at every start.
  */
 function probeWall(): NonNullable<typeof probed> {
-  if (probed) return probed;
+  probed ??= probeWallWith(BWRAP_CANDIDATES);
+  return probed;
+}
+
+function probeWallWith(candidates: string[]): NonNullable<typeof probed> {
   if (process.platform !== "linux") {
-    return (probed = { bwrap: undefined, userns: false, missing: `${process.platform} has no bubblewrap: only the isolate and Node's permission model stand around plugins (run hookd on Linux for the kernel wall)` });
+    return { bwrap: undefined, userns: false, missing: `${process.platform} has no bubblewrap: only the isolate and Node's permission model stand around plugins (run hookd on Linux for the kernel wall)` };
   }
-  const bwrap = BWRAP_CANDIDATES.find((candidate) => existsSync(candidate));
+  const bwrap = candidates.find((candidate) => existsSync(candidate));
   if (!bwrap) {
-    return (probed = { bwrap: undefined, userns: false, missing: "bubblewrap is not installed: apt-get install bubblewrap (dnf install bubblewrap, apk add bubblewrap)" });
+    return { bwrap: undefined, userns: false, missing: "bubblewrap is not installed: apt-get install bubblewrap (dnf install bubblewrap, apk add bubblewrap)" };
   }
   const env = sandboxEnv();
   // Root may not need a user namespace (and a unit's PrivateUsers= may already be one); others do.
   const attempts = process.getuid?.() === 0 ? [false, true] : [true];
   let last = "";
   for (const userns of attempts) {
-    const result = spawnSync(bwrap, [...bwrapArgs(userns, env), "--", process.execPath, "--version"], { env, encoding: "utf8", timeout: 10_000 });
-    if (result.status === 0) return (probed = { bwrap, userns, missing: undefined });
+    const result = spawnSync(bwrap, [...bwrapArgs(userns, env, []), "--", process.execPath, "--version"], { env, encoding: "utf8", timeout: 10_000 });
+    if (result.status === 0) return { bwrap, userns, missing: undefined };
     last = (result.stderr || result.error?.message || `exit ${result.status ?? result.signal}`).trim();
   }
-  return (probed = {
+  return {
     bwrap: undefined,
     userns: false,
     missing:
       `bubblewrap cannot create its namespaces (${last}): allow unprivileged user namespaces ` +
       "(sysctl kernel.unprivileged_userns_clone=1 on Debian, kernel.apparmor_restrict_unprivileged_userns=0 on Ubuntu 24.04, " +
       "user.max_user_namespaces > 0), and under systemd RestrictNamespaces=user mnt net pid ipc",
-  });
+  };
 }
 
-function bwrapArgs(userns: boolean, env: Record<string, string>): string[] {
+function bwrapArgs(userns: boolean, env: Record<string, string>, roots: string[]): string[] {
   const args = [...(userns ? ["--unshare-user"] : []), ...NAMESPACE_ARGS, "--die-with-parent", "--new-session", "--clearenv"];
   for (const [name, value] of Object.entries(env)) args.push("--setenv", name, value);
   args.push("--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--dir", "/etc");
-  for (const mount of readOnlyMounts()) {
+  for (const mount of systemMounts()) {
     if (mount.symlink) args.push("--symlink", mount.symlink, mount.path);
     else args.push("--ro-bind", mount.path, mount.path);
   }
-  args.push("--chdir", PACKAGE_ROOT);
+  for (const root of roots) args.push("--ro-bind", root, root);
+  // The folders bubblewrap made for the mount points live on its root tmpfs: read-only too, so
+  // the private /tmp is the only place a write lands (and it is gone with the process).
+  args.push("--remount-ro", "/");
+  // The root: nothing of the daemon's is there (its working folder may hold the config and data).
+  args.push("--chdir", "/");
   return args;
 }
 
@@ -161,9 +173,9 @@ let mounts: Array<{ path: string; symlink?: string }> | undefined;
 
 /**
  * The library folders (top-level symlinks such as /lib -> usr/lib kept as symlinks), the loader's
- * cache, the time zone, Node itself and hookd's files. Not /usr/bin: there is no shell inside.
+ * cache, the time zone and Node itself. Not /usr/bin: there is no shell inside.
  */
-function readOnlyMounts(): Array<{ path: string; symlink?: string }> {
+function systemMounts(): Array<{ path: string; symlink?: string }> {
   if (mounts) return mounts;
   const list: Array<{ path: string; symlink?: string }> = [];
   const seen = new Set<string>();
@@ -184,18 +196,19 @@ function readOnlyMounts(): Array<{ path: string; symlink?: string }> {
   const node = realOr(process.execPath);
   add({ path: node });
   if (node !== process.execPath) add({ path: process.execPath });
-  for (const root of readableRoots()) add({ path: root });
   mounts = list;
   return list;
 }
 
 /**
- * What the worker may read: hookd's package root (its sources or dist/, and node_modules in a
- * checkout), and where isolated-vm and node-gyp-build live when a project's node_modules holds
- * them beside hookd.
+ * What the worker may read: the worker's own folder and the `core` beside it (sandbox/ and core/,
+ * or their built counterparts), hookd's package.json (Node reads "type" from it), and the two
+ * packages it loads, isolated-vm and node-gyp-build, wherever node_modules holds them. Not the
+ * package root as a whole: in a checkout it also holds events.config.ts, data/ and plugins/.
  */
-function readableRoots(): string[] {
-  const roots = [PACKAGE_ROOT];
+function readableRoots(worker: string): string[] {
+  const own = path.dirname(path.resolve(worker));
+  const roots = [own, path.join(path.dirname(own), "core"), path.join(PACKAGE_ROOT, "package.json")].filter((root) => existsSync(root));
   try {
     const require = createRequire(path.join(PACKAGE_ROOT, "package.json"));
     const ivm = path.dirname(realpathSync(require.resolve("isolated-vm/package.json")));
@@ -203,13 +216,13 @@ function readableRoots(): string[] {
     const gyp = path.dirname(realpathSync(createRequire(path.join(ivm, "package.json")).resolve("node-gyp-build/package.json")));
     roots.push(gyp);
   } catch {
-    // Not resolvable from here: then it is under the package root's node_modules.
+    // Not resolvable from here: the worker fails to load isolated-vm and says so on its stderr.
   }
   return [...new Set(roots)].filter((root, _i, all) => !all.some((other) => other !== root && root.startsWith(other + path.sep)));
 }
 
 /** Node's flags: the permission model (unless switched off for the wall test), TypeScript sources without tsx. */
-function nodeFlags(worker: string, permission: boolean): string[] {
+function nodeFlags(worker: string, permission: boolean, roots: string[]): string[] {
   // isolated-vm needs V8 without Node's startup snapshot.
   const flags = ["--no-node-snapshot"];
   // During development the worker runs from its TypeScript sources. tsx would compile them
@@ -218,7 +231,7 @@ function nodeFlags(worker: string, permission: boolean): string[] {
   if (worker.endsWith(".ts")) flags.push("--experimental-transform-types", "--disable-warning=ExperimentalWarning");
   if (permission) {
     flags.push("--permission", "--allow-addons", "--disable-warning=SecurityWarning");
-    for (const root of readableRoots()) flags.push(`--allow-fs-read=${root}`);
+    for (const root of roots) flags.push(`--allow-fs-read=${root}`);
     // node-gyp-build (isolated-vm's loader) asks whether this is Alpine; the file never exists
     // on glibc systems, but asking without the permission throws.
     flags.push("--allow-fs-read=/etc/alpine-release");

@@ -44,15 +44,18 @@ describe("the sandbox process's wall", () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
+  /** Files the probe must not read: the system's, the store and config in a data folder, and the checkout's own config. */
+  const secretFiles = () => ["/etc/passwd", path.join(dir, "hookd.db"), path.join(dir, "events.config.ts"), path.join(REPO, "events.config.ts")];
+
   /** Starts the probe with the sandbox process's wall (optionally without the permission model) and returns what it got. */
-  async function probe(withoutPermission = false): Promise<Record<string, string>> {
+  async function probe(options: { withoutPermission?: boolean; bwrapCandidates?: string[]; mode?: "auto" | "off" } = {}): Promise<Record<string, string>> {
     const targets = {
-      files: ["/etc/passwd", path.join(dir, "hookd.db"), path.join(dir, "events.config.ts")],
+      files: secretFiles(),
       writes: [path.join(REPO, `${marker}.txt`), path.join(dir, "escape.txt"), path.join("/tmp", `${marker}.txt`)],
       port,
       daemonPid: process.pid,
     };
-    const command = sandboxCommand({ worker: PROBE, mode: "auto", env: { HOOKD_WALL_PROBE: JSON.stringify(targets) }, withoutPermission });
+    const command = sandboxCommand({ worker: PROBE, mode: options.mode ?? "auto", env: { HOOKD_WALL_PROBE: JSON.stringify(targets) }, ...options });
     // The daemon's own environment holds secrets; none of it may reach the probe.
     const child = spawn(command.command, command.args, { env: { ...command.env }, stdio: ["ignore", "pipe", "pipe"] });
     let out = "";
@@ -79,9 +82,7 @@ describe("the sandbox process's wall", () => {
     } finally {
       delete process.env.HOOKD_TOKEN_FOR_WALL_TEST;
     }
-    for (const file of ["/etc/passwd", path.join(dir, "hookd.db"), path.join(dir, "events.config.ts")]) {
-      expect(results[`read ${file}`], file).toMatch(/^denied/);
-    }
+    for (const file of secretFiles()) expect(results[`read ${file}`], file).toMatch(/^denied/);
     expect(results["read daemon environ"]).toMatch(/^denied/);
     for (const [name, result] of Object.entries(results)) if (name.startsWith("write ")) expect(result, name).toMatch(/^denied/);
     expect(results["spawn /bin/sh"]).toMatch(/^denied/);
@@ -96,13 +97,11 @@ describe("the sandbox process's wall", () => {
   }, 30_000);
 
   it.skipIf(!wall.kernel)("holds by the kernel alone, for code that got past Node's permission model", async () => {
-    const results = await probe(true);
-    for (const file of ["/etc/passwd", path.join(dir, "hookd.db"), path.join(dir, "events.config.ts")]) {
-      expect(results[`read ${file}`], file).toBe("denied: ENOENT");
-    }
+    const results = await probe({ withoutPermission: true });
+    for (const file of secretFiles()) expect(results[`read ${file}`], file).toBe("denied: ENOENT");
     // The daemon's PID is not in the process's PID namespace.
     expect(results["read daemon environ"]).toBe("denied: ENOENT");
-    // hookd's files are mounted read-only; the data folder is not there at all.
+    // hookd's files are mounted read-only, and so is the rest of the root; the data folder is not there at all.
     expect(results[`write ${path.join(REPO, `${marker}.txt`)}`]).toBe("denied: EROFS");
     expect(results[`write ${path.join(dir, "escape.txt")}`]).toBe("denied: ENOENT");
     // There is no shell to start; /tmp is the process's own, gone with it.
@@ -112,6 +111,22 @@ describe("the sandbox process's wall", () => {
     // A network namespace of its own: its loopback is not the daemon's.
     expect(results["connect 127.0.0.1"]).toMatch(/^denied: (ENETUNREACH|ECONNREFUSED|EACCES|EPERM)/);
     expect(connections).toHaveLength(0);
+  }, 30_000);
+
+  it("without bubblewrap, starts with Node's permission model only and says what is missing; refuses when the wall is required", async () => {
+    const command = sandboxCommand({ worker: PROBE, mode: "auto", bwrapCandidates: ["/nonexistent/bwrap"] });
+    expect(command.command).toBe(process.execPath);
+    expect(command.wall).toMatchObject({ kernel: false, permission: true });
+    expect(command.wall.missing).toMatch(/apt-get install bubblewrap/);
+    const results = await probe({ bwrapCandidates: ["/nonexistent/bwrap"] });
+    for (const file of secretFiles()) expect(results[`read ${file}`], file).toMatch(/^denied: ERR_ACCESS_DENIED/);
+    expect(results["read daemon environ"]).toMatch(/^denied/);
+    expect(results["spawn /bin/sh"]).toMatch(/^denied/);
+    expectNothingLeaked();
+    expect(() => sandboxCommand({ worker: PROBE, mode: "required", bwrapCandidates: ["/nonexistent/bwrap"] })).toThrow(
+      expect.objectContaining({ code: "HOOKD_SANDBOX_WALL_UNAVAILABLE" }),
+    );
+    expect(sandboxCommand({ worker: PROBE, mode: "off" }).wall).toMatchObject({ kernel: false, permission: true, mode: "off" });
   }, 30_000);
 
   it("runs plugins in the walled process, which holds only the secrets a plugin declared", async () => {
