@@ -121,7 +121,8 @@ export function warnOnceIfMissing(status: WallStatus, warn: (fields: Record<stri
  * library or a refused namespace shows up here, not as a sandbox that dies at every start.
  */
 function probeWall(): NonNullable<typeof probed> {
-  probed ??= probeWallWith(BWRAP_CANDIDATES);
+  // HOOKD_SANDBOX_BWRAP: a bubblewrap outside the usual places (a Nix profile, /opt).
+  probed ??= probeWallWith(process.env.HOOKD_SANDBOX_BWRAP ? [process.env.HOOKD_SANDBOX_BWRAP] : BWRAP_CANDIDATES);
   return probed;
 }
 

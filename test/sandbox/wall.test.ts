@@ -14,7 +14,7 @@ import { compilePlugin } from "../../core/compile/compile-plugin.ts";
 import type { PluginLogRecord } from "../../sandbox/protocol.ts";
 import { SandboxProcess } from "../../sandbox/sandbox-process.ts";
 import { SANDBOX_NEEDS_NETWORK, sandboxCommand, wallStatus } from "../../sandbox/wall.ts";
-import { FIXTURES, REPO } from "../helpers/daemon.ts";
+import { FIXTURES, REPO, TestDaemon, TestProject } from "../helpers/daemon.ts";
 
 const PROBE = path.join(REPO, "test/sandbox/wall-probe.ts");
 const wall = wallStatus("auto");
@@ -178,3 +178,63 @@ function descendants(pid: number): number[] {
   }
   return found;
 }
+
+describe("esbuild's service", () => {
+  it("starts with an empty environment, whatever the daemon's holds", async () => {
+    // A process of its own: this test worker's esbuild service runs already.
+    const code = `
+      import { readdirSync, readFileSync } from "node:fs";
+      import * as esbuild from "esbuild";
+      import { startEsbuildService } from "./core/ops/child-env.ts";
+      process.env.HOOKD_TOKEN = "daemon-token";
+      process.env.PLUGIN_SECRET = "plugin-secret";
+      await startEsbuildService();
+      await esbuild.transform("let a: number = 1", { loader: "ts" });
+      const children = readdirSync("/proc/self/task").flatMap((tid) => readFileSync("/proc/self/task/" + tid + "/children", "utf8").trim().split(/\\s+/).filter(Boolean));
+      const service = children.find((pid) => readFileSync("/proc/" + pid + "/cmdline", "utf8").includes("--service="));
+      process.stdout.write(JSON.stringify({ found: service !== undefined, environ: readFileSync("/proc/" + service + "/environ", "utf8"), own: process.env.HOOKD_TOKEN }));
+      await esbuild.stop();
+    `;
+    const child = spawn(process.execPath, ["--import", "tsx", "--input-type=module", "-e", code], { cwd: REPO, stdio: ["ignore", "pipe", "pipe"] });
+    let out = "";
+    let err = "";
+    child.stdout.on("data", (chunk: Buffer) => (out += chunk.toString()));
+    child.stderr.on("data", (chunk: Buffer) => (err += chunk.toString()));
+    expect(await new Promise((resolve) => child.once("exit", resolve)), err).toBe(0);
+    const result = JSON.parse(out) as { found: boolean; environ: string; own: string };
+    expect(result.found).toBe(true);
+    expect(result.environ).toBe("");
+    // The daemon keeps its own environment.
+    expect(result.own).toBe("daemon-token");
+  }, 30_000);
+});
+
+describe("a daemon without the kernel wall", () => {
+  const project = new TestProject({ files: { "pinger.ts": `import { on } from "hookd";\non("deal.close", (deal, ctx) => ctx.log.info({ did: deal.did }, "pinged"));\n` } });
+  afterAll(() => project.remove());
+
+  it("starts, warns once with what is missing and how to get it, and shows it in /readyz and /api/status", async () => {
+    const daemon = new TestDaemon(project);
+    await daemon.start({ env: { HOOKD_SANDBOX_BWRAP: "/nonexistent/bwrap" } });
+    try {
+      const warnings = daemon.logs.filter((line) => line.code === "HOOKD_SANDBOX_WALL_UNAVAILABLE");
+      expect(warnings).toHaveLength(1);
+      expect(warnings[0]!.msg).toMatch(/apt-get install bubblewrap/);
+      const ready = await daemon.getJson("/readyz");
+      expect(ready.status).toBe("ready");
+      expect(ready.warnings[0]).toMatch(/kernel wall/);
+      const status = await daemon.getJson("/api/status");
+      expect(status.sandbox.wall).toMatchObject({ mode: "auto", kernel: false, permission: true });
+      // Plugins still run.
+      const { body } = await daemon.post("deal.close", { did: 7, autor: 1, summa: "1", status: "won" });
+      await daemon.waitForLog((line) => line.msg === "pinged" && line.eventId === body.id);
+    } finally {
+      await daemon.stop();
+    }
+  }, 60_000);
+
+  it("refuses to start when sandbox.wall is required", async () => {
+    const daemon = new TestDaemon(project);
+    await expect(daemon.start({ env: { HOOKD_SANDBOX_BWRAP: "/nonexistent/bwrap", HOOKD_SANDBOX_WALL: "required" } })).rejects.toThrow(/HOOKD_SANDBOX_WALL_UNAVAILABLE/);
+  }, 60_000);
+});
