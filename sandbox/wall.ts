@@ -77,7 +77,13 @@ const NAMESPACE_ARGS = [...(SANDBOX_NEEDS_NETWORK ? [] : ["--unshare-net"]), "--
 /** What glibc's getaddrinfo() reads, for as long as the process resolves names for ctx.fetch. */
 const RESOLVER_FILES = ["/etc/resolv.conf", "/etc/hosts", "/etc/nsswitch.conf", "/etc/gai.conf", "/etc/host.conf"];
 
-let probed: { bwrap: string | undefined; userns: boolean; missing: string | undefined } | undefined;
+/** How bubblewrap runs here: with a user namespace or not, with a /proc of its own or none. */
+interface Layout {
+  userns: boolean;
+  proc: boolean;
+}
+
+let probed: { bwrap: string | undefined; layout: Layout; missing: string | undefined } | undefined;
 let warned = false;
 
 /** The command line, environment and wall of the sandbox process. */
@@ -96,7 +102,7 @@ export function sandboxCommand(options: SandboxCommandOptions): SandboxCommand {
   }
   return {
     command: probe.bwrap,
-    args: [...bwrapArgs(probe.userns, env, roots), "--", process.execPath, ...nodeArgs],
+    args: [...bwrapArgs(probe.layout, env, roots), "--", process.execPath, ...nodeArgs],
     env,
     wall: { mode: options.mode, kernel: true, permission },
   };
@@ -128,24 +134,30 @@ function probeWall(): NonNullable<typeof probed> {
 
 function probeWallWith(candidates: string[]): NonNullable<typeof probed> {
   if (process.platform !== "linux") {
-    return { bwrap: undefined, userns: false, missing: `${process.platform} has no bubblewrap: only the isolate and Node's permission model stand around plugins (run hookd on Linux for the kernel wall)` };
+    return { bwrap: undefined, layout: NO_LAYOUT, missing: `${process.platform} has no bubblewrap: only the isolate and Node's permission model stand around plugins (run hookd on Linux for the kernel wall)` };
   }
   const bwrap = candidates.find((candidate) => existsSync(candidate));
   if (!bwrap) {
-    return { bwrap: undefined, userns: false, missing: "bubblewrap is not installed: apt-get install bubblewrap (dnf install bubblewrap, apk add bubblewrap)" };
+    return { bwrap: undefined, layout: NO_LAYOUT, missing: "bubblewrap is not installed: apt-get install bubblewrap (dnf install bubblewrap, apk add bubblewrap)" };
   }
   const env = sandboxEnv();
   // Root may not need a user namespace (and a unit's PrivateUsers= may already be one); others do.
-  const attempts = process.getuid?.() === 0 ? [false, true] : [true];
+  // A fresh /proc is refused where the one it would sit beside is partly hidden (the kernel's
+  // "too revealing" rule: systemd's ProtectKernelTunables=, ProcSubset=, a container's masked
+  // paths); then the process goes without /proc, which Node does not need.
+  const layouts: Layout[] = (process.getuid?.() === 0 ? [false, true] : [true]).flatMap((userns) => [
+    { userns, proc: true },
+    { userns, proc: false },
+  ]);
   let last = "";
-  for (const userns of attempts) {
-    const result = spawnSync(bwrap, [...bwrapArgs(userns, env, []), "--", process.execPath, "--version"], { env, encoding: "utf8", timeout: 10_000 });
-    if (result.status === 0) return { bwrap, userns, missing: undefined };
+  for (const layout of layouts) {
+    const result = spawnSync(bwrap, [...bwrapArgs(layout, env, []), "--", process.execPath, "--version"], { env, encoding: "utf8", timeout: 10_000 });
+    if (result.status === 0) return { bwrap, layout, missing: undefined };
     last = (result.stderr || result.error?.message || `exit ${result.status ?? result.signal}`).trim();
   }
   return {
     bwrap: undefined,
-    userns: false,
+    layout: NO_LAYOUT,
     missing:
       `bubblewrap cannot create its namespaces (${last}): allow unprivileged user namespaces ` +
       "(sysctl kernel.unprivileged_userns_clone=1 on Debian, kernel.apparmor_restrict_unprivileged_userns=0 on Ubuntu 24.04, " +
@@ -153,10 +165,13 @@ function probeWallWith(candidates: string[]): NonNullable<typeof probed> {
   };
 }
 
-function bwrapArgs(userns: boolean, env: Record<string, string>, roots: string[]): string[] {
-  const args = [...(userns ? ["--unshare-user"] : []), ...NAMESPACE_ARGS, "--die-with-parent", "--new-session", "--clearenv"];
+const NO_LAYOUT: Layout = { userns: false, proc: false };
+
+function bwrapArgs(layout: Layout, env: Record<string, string>, roots: string[]): string[] {
+  const args = [...(layout.userns ? ["--unshare-user"] : []), ...NAMESPACE_ARGS, "--die-with-parent", "--new-session", "--clearenv"];
   for (const [name, value] of Object.entries(env)) args.push("--setenv", name, value);
-  args.push("--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--dir", "/etc");
+  if (layout.proc) args.push("--proc", "/proc");
+  args.push("--dev", "/dev", "--tmpfs", "/tmp", "--dir", "/etc");
   for (const mount of systemMounts()) {
     if (mount.symlink) args.push("--symlink", mount.symlink, mount.path);
     else args.push("--ro-bind", mount.path, mount.path);
