@@ -2,13 +2,14 @@
  * The second wall around the sandbox process, the one that holds when an isolate escape runs
  * native code in it (the isolate is the first wall; Node's permission model stops JavaScript
  * only). On Linux the process starts inside bubblewrap:
- * - namespaces of its own for the network (nothing but a loopback; see SANDBOX_NEEDS_NETWORK), PIDs (the daemon and
- *   every other process are invisible, /proc included) and IPC, plus a user namespace where the
- *   kernel allows one;
- * - a root file system holding only what Node and hookd need, read-only: the dynamic loader and
- *   shared libraries, the Node binary, hookd's own files and the two packages the worker loads
- *   (isolated-vm and node-gyp-build). No /etc/passwd, no store, no config, no plugin sources,
- *   no shell. /tmp is an empty tmpfs of its own;
+ * - namespaces of its own for the network (nothing but a loopback; see SANDBOX_NEEDS_NETWORK),
+ *   PIDs (the daemon and every other process are invisible, /proc included) and IPC, plus a user
+ *   namespace when hookd is not root (or where root needs one);
+ * - a root file system holding only what Node and the worker need, read-only: the shared
+ *   libraries and the loader's cache, the Node binary, the worker's own folders and the two
+ *   packages it loads (isolated-vm and node-gyp-build). No /etc/passwd, no store, no config, no
+ *   plugin sources, no shell. /tmp is an empty tmpfs of its own; /proc its own, or none where
+ *   the kernel refuses one;
  * - an empty environment but for the locale and time zone;
  * - `--die-with-parent`, `--new-session` (no TIOCSTI into the daemon's terminal).
  * Inside it, Node's permission model (`--permission`) is the belt for a JavaScript-level
@@ -60,7 +61,7 @@ export interface SandboxCommandOptions {
   bwrapCandidates?: string[];
 }
 
-/** hookd's package root: sandbox/.. (the worker and everything it imports are under it). */
+/** hookd's package root: sandbox/.. (its package.json says the sources are ES modules). */
 const PACKAGE_ROOT = path.resolve(fileURLToPath(new URL("..", import.meta.url)));
 const BWRAP_CANDIDATES = ["/usr/bin/bwrap", "/usr/local/bin/bwrap", "/bin/bwrap"];
 /** Variables the sandbox process keeps: what the isolates' dates and locale follow. */
