@@ -11,6 +11,8 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { compilePlugin } from "../../core/compile/compile-plugin.ts";
+import { loadConfig } from "../../core/config/load.ts";
+import { type DaemonStatus, formatStatus } from "../../core/ops/status.ts";
 import type { PluginLogRecord } from "../../sandbox/protocol.ts";
 import { SandboxProcess } from "../../sandbox/sandbox-process.ts";
 import { SANDBOX_NEEDS_NETWORK, sandboxCommand, wallStatus } from "../../sandbox/wall.ts";
@@ -237,4 +239,39 @@ describe("a daemon without the kernel wall", () => {
     const daemon = new TestDaemon(project);
     await expect(daemon.start({ env: { HOOKD_SANDBOX_BWRAP: "/nonexistent/bwrap", HOOKD_SANDBOX_WALL: "required" } })).rejects.toThrow(/HOOKD_SANDBOX_WALL_UNAVAILABLE/);
   }, 60_000);
+});
+
+describe("sandbox.wall and what shows it", () => {
+  it("is auto by default, set by the config or HOOKD_SANDBOX_WALL, and names the key when invalid", async () => {
+    const project = new TestProject();
+    try {
+      const file = path.join(project.dir, "events.config.ts");
+      expect((await loadConfig({ configFile: file, env: {} })).sandbox.wall).toBe("auto");
+      expect((await loadConfig({ configFile: file, env: { HOOKD_SANDBOX_WALL: "required" } })).sandbox.wall).toBe("required");
+      await expect(loadConfig({ configFile: file, env: { HOOKD_SANDBOX_WALL: "sometimes" } })).rejects.toMatchObject({
+        code: "HOOKD_CONFIG_INVALID",
+        message: expect.stringContaining("sandbox.wall"),
+      });
+    } finally {
+      project.remove();
+    }
+  });
+
+  it("hookd status prints the wall, and a warning with what is missing", () => {
+    const status = (wall: NonNullable<DaemonStatus["sandbox"]>["wall"]): DaemonStatus => ({
+      version: "0.1.0",
+      pid: 1,
+      startedAt: new Date(0).toISOString(),
+      uptimeSeconds: 1,
+      ready: true,
+      sandbox: { running: true, restarts: 0, wall },
+      queue: { pending: 0, running: 0, dead: 0, done: 0, oldestPendingAgeSeconds: null },
+      plugins: [],
+      recentErrors: [],
+    });
+    expect(formatStatus(status({ mode: "auto", kernel: true, permission: true }), "http://x")).toContain("sandbox wall: bubblewrap + Node permission model");
+    expect(formatStatus(status({ mode: "auto", kernel: false, permission: true, missing: "bubblewrap is not installed: apt-get install bubblewrap" }), "http://x")).toContain(
+      "sandbox wall: WARNING no kernel wall (bubblewrap is not installed: apt-get install bubblewrap)",
+    );
+  });
 });
