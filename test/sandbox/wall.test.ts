@@ -157,6 +157,12 @@ describe("the sandbox process's wall", () => {
       });
       expect(outcome.ok).toBe(true);
       expect(logs.find((record) => record.msg === "secrets seen")?.fields).toEqual({ names: ["DECLARED_KEY"], value: "declared-value" });
+      // What a sandbox process taken over by an escape could ask for: the daemon answers with the
+      // names the version declared first and nothing else, and for versions it hosts only.
+      const ask = (plugin: string, names: string[]) =>
+        (sandbox as unknown as { declaredSecretValues(plugin: string, version: number, names: string[]): Record<string, string | undefined> }).declaredSecretValues(plugin, 1, names);
+      expect(ask("secretive", ["UNDECLARED_KEY", "DECLARED_KEY", "HOOKD_TOKEN"])).toEqual({ DECLARED_KEY: "declared-value" });
+      expect(() => ask("other", ["UNDECLARED_KEY"])).toThrow(expect.objectContaining({ code: "HOOKD_HOST_CALL_INVALID" }));
       if (!wall.kernel) return;
       // The node process inside bubblewrap: its environment and its network namespace.
       const inner = descendants(sandbox.pid!).find((pid) => readlinkSync(`/proc/${pid}/exe`) === readlinkSync("/proc/self/exe"));
