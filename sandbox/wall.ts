@@ -160,7 +160,7 @@ function probeWallWith(candidates: string[]): NonNullable<typeof probed> {
     bwrap: undefined,
     layout: NO_LAYOUT,
     missing:
-      `bubblewrap cannot create its namespaces (${last}): allow unprivileged user namespaces ` +
+      `bubblewrap cannot start the sandbox here (${last}); where the kernel refuses its namespaces, allow unprivileged user namespaces ` +
       "(sysctl kernel.unprivileged_userns_clone=1 on Debian, kernel.apparmor_restrict_unprivileged_userns=0 on Ubuntu 24.04, " +
       "user.max_user_namespaces > 0), and under systemd RestrictNamespaces=user mnt net pid ipc",
   };
@@ -213,8 +213,23 @@ function systemMounts(): Array<{ path: string; symlink?: string }> {
   const node = realOr(process.execPath);
   add({ path: node });
   if (node !== process.execPath) add({ path: process.execPath });
+  // Libraries outside the usual folders (a Nix store, a Node built against its own OpenSSL):
+  // their folders too, as the loader of this Node finds them.
+  for (const dir of libraryFolders(node)) {
+    if (!list.some((mount) => !mount.symlink && (dir === mount.path || dir.startsWith(mount.path + path.sep)))) add({ path: dir });
+  }
   mounts = list;
   return list;
+}
+
+/** Folders of the shared libraries `ldd` says the Node binary loads; none when there is no ldd. */
+function libraryFolders(binary: string): string[] {
+  const ldd = spawnSync("ldd", [binary], { encoding: "utf8", timeout: 5000, env: {} });
+  if (ldd.status !== 0 || typeof ldd.stdout !== "string") return [];
+  const folders = new Set<string>();
+  // "libc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x...)" and "/lib64/ld-linux-x86-64.so.2 (0x...)"
+  for (const match of ldd.stdout.matchAll(/(?:=>\s*)?(\/\S+)\s+\(0x/g)) folders.add(path.dirname(realOr(match[1]!)));
+  return [...folders];
 }
 
 /**
