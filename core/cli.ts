@@ -94,6 +94,8 @@ export async function main(argv: string[]): Promise<number> {
         return await runReplayCommand(values, (pathname, init) => request(values, pathname, init), process.stdout);
       }
       case "check":
+        // It compiles plugins and starts a sandbox process, as the daemon does: same clean esbuild.
+        await (await import("./ops/child-env.ts")).startEsbuildService();
         return await (await import("./check.ts")).checkProject(configOptions, process.stdout);
       case "init": {
         const { describeInit, initProject } = await import("./init.ts");
