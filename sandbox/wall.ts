@@ -142,11 +142,13 @@ function probeWallWith(candidates: string[]): NonNullable<typeof probed> {
     return { bwrap: undefined, layout: NO_LAYOUT, missing: "bubblewrap is not installed: apt-get install bubblewrap (dnf install bubblewrap, apk add bubblewrap)" };
   }
   const env = sandboxEnv();
-  // Root may not need a user namespace (and a unit's PrivateUsers= may already be one); others do.
+  // A user namespace first, for root too: there bubblewrap's --cap-drop ALL empties the bounding
+  // set as well. Root without one (where user namespaces are refused) still loses every
+  // capability; other users cannot do without one.
   // A fresh /proc is refused where the one it would sit beside is partly hidden (the kernel's
   // "too revealing" rule: systemd's ProtectKernelTunables=, ProcSubset=, a container's masked
   // paths); then the process goes without /proc, which Node does not need.
-  const layouts: Layout[] = (process.getuid?.() === 0 ? [false, true] : [true]).flatMap((userns) => [
+  const layouts: Layout[] = (process.getuid?.() === 0 ? [true, false] : [true]).flatMap((userns) => [
     { userns, proc: true },
     { userns, proc: false },
   ]);
@@ -169,7 +171,10 @@ function probeWallWith(candidates: string[]): NonNullable<typeof probed> {
 const NO_LAYOUT: Layout = { userns: false, proc: false };
 
 function bwrapArgs(layout: Layout, env: Record<string, string>, roots: string[]): string[] {
-  const args = [...(layout.userns ? ["--unshare-user"] : []), ...NAMESPACE_ARGS, "--die-with-parent", "--new-session", "--clearenv"];
+  // --cap-drop ALL: bubblewrap started by root keeps every capability in the sandbox otherwise
+  // (CAP_SYS_ADMIN, CAP_MKNOD: enough to mount the host's disk again).
+  const args = [...(layout.userns ? ["--unshare-user"] : []), ...NAMESPACE_ARGS, "--cap-drop", "ALL", "--die-with-parent", "--new-session", "--clearenv"];
+  // The values travel on bubblewrap's command line (ps shows them): only sandboxEnv()'s pass.
   for (const [name, value] of Object.entries(env)) args.push("--setenv", name, value);
   if (layout.proc) args.push("--proc", "/proc");
   args.push("--dev", "/dev", "--tmpfs", "/tmp", "--dir", "/etc");

@@ -32,6 +32,7 @@ attempt("spawn node", () => {
   return `exit ${child.status}`;
 });
 results.env = Object.keys(process.env).sort().join(",");
+attempt("capabilities", () => (/^CapEff:\s*(\S+)/m.exec(readFileSync("/proc/self/status", "utf8"))?.[1] ?? "unknown"));
 
 await new Promise<void>((resolve) => {
   const socket = connect({ host: "127.0.0.1", port: targets.port });

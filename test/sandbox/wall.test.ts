@@ -106,6 +106,8 @@ describe("the sandbox process's wall", () => {
     // hookd's files are mounted read-only, and so is the rest of the root; the data folder is not there at all.
     expect(results[`write ${path.join(REPO, `${marker}.txt`)}`]).toBe("denied: EROFS");
     expect(results[`write ${path.join(dir, "escape.txt")}`]).toBe("denied: ENOENT");
+    // No capability left, even where hookd runs as root (or /proc is absent, where the kernel refused one).
+    expect(results.capabilities).toMatch(/^ok: 0000000000000000$|^denied: ENOENT$/);
     // There is no shell to start; /tmp is the process's own, gone with it.
     expect(results["spawn /bin/sh"]).toBe("denied: ENOENT");
     expectNothingLeaked();
@@ -167,6 +169,8 @@ describe("the sandbox process's wall", () => {
       // The node process inside bubblewrap: its environment and its network namespace.
       const inner = descendants(sandbox.pid!).find((pid) => readlinkSync(`/proc/${pid}/exe`) === readlinkSync("/proc/self/exe"));
       expect(inner).toBeDefined();
+      expect(readFileSync(`/proc/${inner}/status`, "utf8")).toMatch(/^CapEff:\s*0+$/m);
+      expect(readFileSync(`/proc/${inner}/status`, "utf8")).toMatch(/^CapBnd:\s*0+$/m);
       const environ = readFileSync(`/proc/${inner}/environ`, "utf8");
       expect(environ).not.toMatch(/HOOKD_|declared-value|undeclared-value/);
       if (!SANDBOX_NEEDS_NETWORK) expect(readlinkSync(`/proc/${inner}/ns/net`)).not.toBe(readlinkSync("/proc/self/ns/net"));
