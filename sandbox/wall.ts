@@ -82,6 +82,9 @@ const RESOLVER_FILES = ["/etc/resolv.conf", "/etc/hosts", "/etc/nsswitch.conf", 
 interface Layout {
   userns: boolean;
   proc: boolean;
+  /** Options of newer bubblewraps (0.8): used where `bwrap --help` lists them. */
+  disableUserns?: boolean;
+  tmpfsSize?: boolean;
 }
 
 let probed: { bwrap: string | undefined; layout: Layout; missing: string | undefined } | undefined;
@@ -148,9 +151,13 @@ function probeWallWith(candidates: string[]): NonNullable<typeof probed> {
   // A fresh /proc is refused where the one it would sit beside is partly hidden (the kernel's
   // "too revealing" rule: systemd's ProtectKernelTunables=, ProcSubset=, a container's masked
   // paths); then the process goes without /proc, which Node does not need.
+  const help = spawnSync(bwrap, ["--help"], { env, encoding: "utf8", timeout: 10_000 }).stdout ?? "";
+  // No user namespaces inside: native code in the sandbox cannot reach for the kernel code that
+  // creating one exposes. A size for /tmp: writes there cannot eat the daemon's memory budget.
+  const features = { tmpfsSize: help.includes("--size") };
   const layouts: Layout[] = (process.getuid?.() === 0 ? [true, false] : [true]).flatMap((userns) => [
-    { userns, proc: true },
-    { userns, proc: false },
+    { userns, proc: true, disableUserns: userns && help.includes("--disable-userns"), ...features },
+    { userns, proc: false, disableUserns: userns && help.includes("--disable-userns"), ...features },
   ]);
   let last = "";
   for (const layout of layouts) {
@@ -169,6 +176,8 @@ function probeWallWith(candidates: string[]): NonNullable<typeof probed> {
 }
 
 const NO_LAYOUT: Layout = { userns: false, proc: false };
+/** The private /tmp's size: the worker writes nothing there; native code gets no more than this. */
+const TMP_BYTES = 16 * 1024 * 1024;
 
 function bwrapArgs(layout: Layout, env: Record<string, string>, roots: string[]): string[] {
   // --cap-drop ALL: bubblewrap started by root keeps every capability in the sandbox otherwise
@@ -176,8 +185,9 @@ function bwrapArgs(layout: Layout, env: Record<string, string>, roots: string[])
   const args = [...(layout.userns ? ["--unshare-user"] : []), ...NAMESPACE_ARGS, "--cap-drop", "ALL", "--die-with-parent", "--new-session", "--clearenv"];
   // The values travel on bubblewrap's command line (ps shows them): only sandboxEnv()'s pass.
   for (const [name, value] of Object.entries(env)) args.push("--setenv", name, value);
+  if (layout.disableUserns) args.push("--disable-userns");
   if (layout.proc) args.push("--proc", "/proc");
-  args.push("--dev", "/dev", "--tmpfs", "/tmp", "--dir", "/etc");
+  args.push("--dev", "/dev", ...(layout.tmpfsSize ? ["--size", String(TMP_BYTES)] : []), "--tmpfs", "/tmp", "--dir", "/etc");
   for (const mount of systemMounts()) {
     if (mount.symlink) args.push("--symlink", mount.symlink, mount.path);
     else args.push("--ro-bind", mount.path, mount.path);

@@ -4,7 +4,7 @@
 // test/sandbox/wall-probe.ts plays that code, started exactly as the sandbox process is.
 // Where bubblewrap is unavailable only Node's permission model stands: the asserts that need
 // the kernel are skipped with a warning (CI installs bubblewrap).
-import { spawn } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:net";
 import { tmpdir } from "node:os";
@@ -108,6 +108,10 @@ describe("the sandbox process's wall", () => {
     expect(results[`write ${path.join(dir, "escape.txt")}`]).toBe("denied: ENOENT");
     // No capability left, even where hookd runs as root (or /proc is absent, where the kernel refused one).
     expect(results.capabilities).toMatch(/^ok: 0000000000000000$|^denied: ENOENT$/);
+    // bubblewrap's arguments say the rest: no further user namespaces where it can refuse them.
+    const { command, args } = sandboxCommand({ worker: PROBE, mode: "auto" });
+    const newer = spawnSync(command, ["--help"], { encoding: "utf8" }).stdout.includes("--disable-userns");
+    if (newer && args.includes("--unshare-user")) expect(args).toContain("--disable-userns");
     // There is no shell to start; /tmp is the process's own, gone with it.
     expect(results["spawn /bin/sh"]).toBe("denied: ENOENT");
     expectNothingLeaked();
