@@ -94,6 +94,8 @@ export async function main(argv: string[]): Promise<number> {
         return await runReplayCommand(values, (pathname, init) => request(values, pathname, init), process.stdout);
       }
       case "check":
+        // It compiles plugins and starts a sandbox process, as the daemon does: same clean esbuild.
+        await (await import("./ops/child-env.ts")).startEsbuildService();
         return await (await import("./check.ts")).checkProject(configOptions, process.stdout);
       case "init": {
         const { describeInit, initProject } = await import("./init.ts");
@@ -124,6 +126,8 @@ async function runDaemon(configOptions: LoadConfigOptions, dev: boolean): Promis
   // NOTIFY_SOCKET and WATCHDOG_* are taken out of the environment before anything starts a
   // child process (esbuild, the sandbox): only the daemon speaks to systemd.
   const systemd = (await import("./ops/sd-notify.ts")).takeSystemdEnv();
+  // Before the config is bundled: esbuild's service must not inherit the daemon's secrets.
+  await (await import("./ops/child-env.ts")).startEsbuildService();
   const [{ Daemon }, { createLogger }, { ServiceNotifications }, { readyStatus, reloadOnSighup }] = await Promise.all([
     import("./daemon.ts"),
     import("./log.ts"),

@@ -33,6 +33,7 @@ import { IsolateHost } from "../sandbox/isolate-host.ts";
 import { SecretResolver } from "../sandbox/secrets.ts";
 import type { HostServices, Sandbox } from "../sandbox/protocol.ts";
 import { SandboxSupervisor } from "../sandbox/supervisor.ts";
+import { warnOnceIfMissing } from "../sandbox/wall.ts";
 import { PluginWatcher } from "./plugins/watcher.ts";
 
 /** What the closing steps of a stop get beyond the drain budget (see Daemon.stop). */
@@ -130,6 +131,7 @@ export class Daemon {
       this.sandbox = new SandboxSupervisor({
         services,
         secrets: this.secrets(),
+        wall: config.sandbox.wall,
         onRestart: ({ restarts, reason }) => {
           this.metrics.sandboxRestarts.inc();
           this.log.warn({ restarts, reason }, "sandbox process restarted; plugins reloaded");
@@ -234,6 +236,10 @@ export class Daemon {
       maxDepth: () => this.config.server.maxDepth,
       pageBytes: () => ({ page: this.config.server.maxPageBytes, item: this.config.server.listItemBytes }),
       notReadyReason: () => this.readiness.notReadyReason(),
+      readyWarnings: () => {
+        const wall = this.sandbox instanceof SandboxSupervisor ? this.sandbox.wall : undefined;
+        return wall && !wall.kernel ? [`sandbox process without its kernel wall: ${wall.missing}`] : [];
+      },
       status: () => this.status(),
       stopping: () => this.stopping !== undefined,
       routeGroups: [
@@ -280,7 +286,7 @@ export class Daemon {
       store: this.store,
       plugins: () => this.plugins.list(),
       notReadyReason: () => this.readiness.notReadyReason(),
-      sandbox: sandbox instanceof SandboxSupervisor ? () => ({ running: sandbox.running, restarts: sandbox.restarts }) : undefined,
+      sandbox: sandbox instanceof SandboxSupervisor ? () => ({ running: sandbox.running, restarts: sandbox.restarts, wall: sandbox.wall }) : undefined,
       startedAt: this.startedAt,
     });
   }
@@ -341,6 +347,8 @@ export class Daemon {
     // compile does not. A sandbox that cannot start still fails the start-up.
     const sandboxUp = this.sandbox instanceof SandboxSupervisor ? this.sandbox.start() : Promise.resolve();
     const [, results] = await Promise.all([sandboxUp, this.plugins.loadAll({ waitMs: this.config.plugins.startTimeoutMs })]);
+    // One warning per daemon, not per sandbox restart: what is missing and how to get it.
+    if (this.sandbox instanceof SandboxSupervisor) warnOnceIfMissing(this.sandbox.wall, (fields, message) => this.log.warn(fields, message));
     await this.webhooks.start();
     this.dispatcher.start();
     // Other instances' events and freed keys (PostgreSQL NOTIFY): claim them now, not at the next sweep.

@@ -113,6 +113,7 @@ const definitions = {
     message: "the sandbox process stopped answering (%s heartbeats of %s ms missed) while the run was in flight; it was restarted",
   },
   HOOKD_SANDBOX_MEMORY: { status: 500, message: "the sandbox process uses %s MB, above sandbox.processMemoryMb (%s MB): it is replaced" },
+  HOOKD_SANDBOX_WALL_UNAVAILABLE: { status: 500, message: "sandbox.wall is required but the kernel wall cannot be built: %s" },
 
   // store
   HOOKD_STORE_UNSUPPORTED: { status: 500, message: "unsupported store url %s: use sqlite:<path> or postgres://..." },

@@ -9,7 +9,6 @@ import type { RunOutcome } from "../core/store/types.ts";
 import { fetchPolicy, type PluginFetchInit } from "../core/fetch/policy.ts";
 import { PluginIsolate } from "./plugin-isolate.ts";
 import type { HostServices, PluginLogRecord, PluginManifest, PluginSpec, RunRequest, Sandbox } from "./protocol.ts";
-import { runtimeBootstrapCode } from "./runtime/build.ts";
 import { SecretResolver } from "./secrets.ts";
 import { SourceMapper } from "./source-map.ts";
 
@@ -19,6 +18,16 @@ export interface IsolateHostOptions {
   secrets?: Record<string, string | undefined>;
   /** Read secrets missing from `secrets` from the environment (default true; the test kit turns it off). */
   environmentSecrets?: boolean;
+  /**
+   * Where the declared secrets of a plugin version come from instead of `secrets` (the sandbox
+   * process asks the daemon, which alone holds the config's secrets and its environment).
+   */
+  secretsFor?: (plugin: string, version: number, names: string[]) => Promise<Record<string, string | undefined>>;
+  /**
+   * The in-isolate runtime, bundled already (the sandbox process gets it from the daemon: it may
+   * not start esbuild, a child process). Bundled here when absent.
+   */
+  bootstrapCode?: () => Promise<string>;
   /**
    * An isolate was lost for good (V8 could not stop it after it exhausted its memory): its
    * thread and heap stay taken until the process ends, so the owner should replace the process.
@@ -44,14 +53,10 @@ export class IsolateHost implements Sandbox {
   private readonly loading = new Map<string, Promise<unknown>>();
   private readonly sourceMapper = new SourceMapper();
   private readonly usage = new Map<string, RunUsage>();
-  private secrets: SecretResolver;
+  private readonly secrets: SecretResolver;
 
   constructor(private readonly options: IsolateHostOptions) {
     this.secrets = this.secretResolver(options.secrets ?? {});
-  }
-
-  setSecrets(secrets: Record<string, string | undefined>): void {
-    this.secrets = this.secretResolver(secrets);
   }
 
   load(spec: PluginSpec): Promise<PluginManifest> {
@@ -68,8 +73,8 @@ export class IsolateHost implements Sandbox {
   private async loadVersion(spec: PluginSpec): Promise<PluginManifest> {
     const isolate: PluginIsolate = new PluginIsolate({
       spec,
-      bootstrapCode: await runtimeBootstrapCode(),
-      secret: (name) => this.secrets.resolve(spec.plugin, name),
+      bootstrapCode: await (this.options.bootstrapCode ?? (await import("./runtime/build.ts")).runtimeBootstrapCode)(),
+      secrets: (names) => this.declaredSecrets(spec, names),
       sourceMapper: this.sourceMapper,
       onHostCall: (op, args, run, signal): Promise<unknown> => this.serveHostCall(isolate, op, args, run, signal),
       onLog: (line, run, chars) => this.forwardLog(isolate, line, run, chars),
@@ -212,6 +217,13 @@ export class IsolateHost implements Sandbox {
       fields: ownFields(line.fields),
     };
     this.options.services.log(record);
+  }
+
+  private async declaredSecrets(spec: PluginSpec, names: string[]): Promise<Record<string, string | undefined>> {
+    if (this.options.secretsFor) return this.options.secretsFor(spec.plugin, spec.version, names);
+    const values: Record<string, string | undefined> = {};
+    for (const name of names) values[name] = this.secrets.resolve(spec.plugin, name);
+    return values;
   }
 
   private secretResolver(configured: Record<string, string | undefined>): SecretResolver {

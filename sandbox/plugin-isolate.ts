@@ -30,8 +30,11 @@ export type HostLogHandler = (line: Record<string, unknown>, run: RunRequest, ch
 export interface PluginIsolateOptions {
   spec: PluginSpec;
   bootstrapCode: string;
-  /** The value of a secret the plugin declared. */
-  secret: (name: string) => string | undefined;
+  /**
+   * The values of the secrets the plugin declared, asked for once its top-level code said which
+   * (in the sandbox process, from the daemon: the process holds no secret nobody declared).
+   */
+  secrets: (names: string[]) => Promise<Record<string, string | undefined>>;
   sourceMapper: SourceMapper;
   onHostCall: HostCallHandler;
   onLog: HostLogHandler;
@@ -209,10 +212,8 @@ export class PluginIsolate {
         actionInputs?: Record<string, unknown>;
       };
       // Secrets go in only now that the plugin has said which ones it needs.
-      const declaredSecrets: Record<string, string | undefined> = {};
-      for (const name of Array.isArray(declared.options.secrets) ? declared.options.secrets : []) {
-        if (typeof name === "string") declaredSecrets[name] = this.options.secret(name);
-      }
+      const names = (Array.isArray(declared.options.secrets) ? declared.options.secrets : []).filter((name): name is string => typeof name === "string");
+      const declaredSecrets = names.length === 0 ? {} : await step(this.options.secrets(names));
       const setSecrets = (await step(runtime.get("setSecrets", { reference: true }))) as ivm.Reference<(json: string) => void>;
       await step(setSecrets.apply(undefined, [JSON.stringify(declaredSecrets)], { arguments: { copy: true } }));
       this.dispatch = (await step(runtime.get("dispatch", { reference: true }))) as ivm.Reference<(json: string) => Promise<string>>;

@@ -116,7 +116,8 @@ export interface HeapUsage {
 
 /** Daemon -> sandbox process. */
 export type ToSandbox =
-  | { t: "init"; secrets: Record<string, string | undefined> }
+  /** The in-isolate runtime, bundled by the daemon (the sandbox process may not start esbuild). No secrets: see "secrets" host calls. */
+  | { t: "init"; bootstrapCode: string }
   | { t: "load"; spec: PluginSpec }
   | { t: "unload"; plugin: string; version: number }
   /** Heap in use per loaded plugin version, for /metrics. */
@@ -139,7 +140,11 @@ export type FromSandbox =
   | { t: "log"; record: PluginLogRecord }
   /** V8 lost an isolate for good: the process should be replaced (its runs were already failed). */
   | { t: "catastrophe"; plugin: string; version: number; message: string }
-  /** `fetch` args are [runId, url, init]: the daemon takes the plugin's patterns and limits from its own records of the run. */
-  | { t: "hostCall"; callId: number; plugin: string; op: "kv" | "emit" | "fetch"; args: unknown[] }
+  /**
+   * `fetch` args are [runId, url, init]: the daemon takes the plugin's patterns and limits from its own records of the run.
+   * `secrets` (args: version, names) asks for the secrets a plugin version declared, once its
+   * top-level code ran; the daemon answers with those only.
+   */
+  | { t: "hostCall"; callId: number; plugin: string; op: "kv" | "emit" | "fetch" | "secrets"; args: unknown[] }
   /** The answer to a ping, with the process's resident memory in bytes. */
   | { t: "pong"; seq: number; rss: number };

@@ -14,13 +14,17 @@ import { daemonCodec, LineChannel } from "./channel.ts";
 import { baseLimits, resolveLimits } from "./limits.ts";
 import { Heartbeat, type HeartbeatSettings } from "./heartbeat.ts";
 import type { FromSandbox, HeapUsage, HostServices, PluginManifest, PluginSpec, RunRequest, ToSandbox } from "./protocol.ts";
+import { runtimeBootstrapCode } from "./runtime/build.ts";
+import { SecretResolver } from "./secrets.ts";
+import { sandboxCommand, type WallMode, type WallStatus } from "./wall.ts";
 
 const WORKER = fileURLToPath(new URL("./worker.ts", import.meta.url));
-const TSX_LOADER = import.meta.resolve("tsx");
 
 export interface SandboxProcessOptions {
   services: HostServices;
   secrets: Record<string, string | undefined>;
+  /** The kernel wall around the process (sandbox/wall.ts); default "auto". */
+  wall?: WallMode | undefined;
   onExit: (process: SandboxProcess, reason: string) => void;
   /** An isolate in this process was lost for good; the process should be replaced. */
   onCatastrophe: (process: SandboxProcess, info: { plugin: string; version: number; message: string }) => void;
@@ -57,11 +61,22 @@ export class SandboxProcess {
   private heartbeat: Heartbeat | undefined;
   /** Why the process was declared hung (it is being killed), once it was. */
   hungReason: string | undefined;
+  /** What stands around this process besides its isolates. */
+  readonly wall: WallStatus;
+  /** Secrets stay in the daemon; the process gets a plugin's declared ones when its load asks. */
+  private readonly secrets: SecretResolver;
+  /** The names each plugin version declared the first time it asked: a later ask gets no others. */
+  private readonly declaredSecrets = new Map<string, Set<string>>();
 
   constructor(private readonly options: SandboxProcessOptions) {
-    const child = spawn(process.execPath, ["--no-node-snapshot", "--import", TSX_LOADER, WORKER], {
+    // Throws HOOKD_SANDBOX_WALL_UNAVAILABLE when the wall is required and cannot be built.
+    const command = sandboxCommand({ worker: WORKER, mode: options.wall ?? "auto" });
+    this.wall = command.wall;
+    this.secrets = new SecretResolver({ configured: options.secrets, environment: process.env });
+    // The environment is the wall's (locale and time zone), never the daemon's: no HOOKD_*, no secrets.
+    const child = spawn(command.command, command.args, {
       stdio: ["ignore", "inherit", "inherit", "pipe"],
-      env: process.env,
+      env: command.env,
     });
     this.child = child;
     let ready!: () => void;
@@ -78,7 +93,15 @@ export class SandboxProcess {
       if (message.t === "ready") ready();
       else this.handle(message);
     });
-    this.outbox.send({ t: "init", secrets: options.secrets });
+    // The runtime is bundled here, once per daemon: esbuild is a child process, which the
+    // sandbox process may not start. Loads sent meanwhile wait for it in the worker.
+    runtimeBootstrapCode().then(
+      (bootstrapCode) => this.outbox.send({ t: "init", bootstrapCode }),
+      (error: unknown) => {
+        console.error("hookd: the in-isolate runtime does not build", error);
+        child.kill("SIGKILL");
+      },
+    );
     this.ready.catch(() => undefined);
     child.once("exit", (code, signal) => this.onExit(signal ?? String(code)));
   }
@@ -157,6 +180,7 @@ export class SandboxProcess {
     const key = keyOf(plugin, version);
     this.loadedKeys.delete(key);
     this.versions.delete(key);
+    this.declaredSecrets.delete(key);
     if (!this.alive) return Promise.resolve();
     return new Promise<void>((resolve) => {
       this.unloads.set(key, resolve);
@@ -267,11 +291,13 @@ export class SandboxProcess {
     }
   }
 
-  private async serveHostCall(callId: number, plugin: string, op: "kv" | "emit" | "fetch", args: unknown[]): Promise<void> {
+  private async serveHostCall(callId: number, plugin: string, op: "kv" | "emit" | "fetch" | "secrets", args: unknown[]): Promise<void> {
     try {
       let value: unknown;
       if (op === "fetch") {
         value = await this.serveFetch(plugin, args);
+      } else if (op === "secrets") {
+        value = this.declaredSecretValues(plugin, args[0], args[1]);
       } else if (op === "kv") {
         const [kvOp, ...rest] = args as ["get" | "set" | "delete" | "list", ...unknown[]];
         value = await this.options.services.kv(plugin, kvOp, rest);
@@ -326,6 +352,23 @@ export class SandboxProcess {
   private endFetches(runId: string): void {
     this.runFetch.get(runId)?.ended.abort();
     this.runFetch.delete(runId);
+  }
+
+  /**
+   * The values of the secrets a plugin version declared, for a version this process is loading
+   * or has loaded. A process taken over by an escaped plugin can still ask in the name of the
+   * plugins it hosts, but only for the names each declared first, resolved by the plugin rules
+   * of sandbox/secrets.ts (never another plugin's scoped secret, never a HOOKD_* variable).
+   */
+  private declaredSecretValues(plugin: string, version: unknown, names: unknown): Record<string, string | undefined> {
+    const key = keyOf(plugin, Number(version));
+    if (!this.loads.has(key) && !this.loadedKeys.has(key)) throw new HookdError("HOOKD_HOST_CALL_INVALID", ["secrets", `${key} is not loading here`]);
+    const asked = Array.isArray(names) ? names.filter((name): name is string => typeof name === "string") : [];
+    let declared = this.declaredSecrets.get(key);
+    if (!declared) this.declaredSecrets.set(key, (declared = new Set(asked)));
+    const values: Record<string, string | undefined> = {};
+    for (const name of asked) if (declared.has(name)) values[name] = this.secrets.resolve(plugin, name);
+    return values;
   }
 
   private onExit(reason: string): void {

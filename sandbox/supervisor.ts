@@ -13,10 +13,13 @@ import type { RunOutcome } from "../core/store/types.ts";
 import type { HeapUsage, HostServices, PluginManifest, PluginSpec, RunError, RunRequest, Sandbox } from "./protocol.ts";
 import { DEFAULT_HEARTBEAT, type HeartbeatSettings } from "./heartbeat.ts";
 import { SandboxProcess } from "./sandbox-process.ts";
+import { wallStatus, type WallMode, type WallStatus } from "./wall.ts";
 
 export interface SupervisorOptions {
   services: HostServices;
   secrets: Record<string, string | undefined>;
+  /** The kernel wall around the sandbox process (`sandbox.wall`, sandbox/wall.ts); default "auto". */
+  wall?: WallMode | undefined;
   /** Called after the process died and was started again, or was replaced (plugins reloaded). */
   onRestart?: (info: { restarts: number; reason: string }) => void;
   /** Called when a plugin that was loaded fails to load again after a restart. */
@@ -70,6 +73,11 @@ export class SandboxSupervisor implements Sandbox {
   /** Heap in use per loaded plugin version, from the serving process (empty while it restarts). */
   heapUsage(): Promise<HeapUsage[]> {
     return this.current && this.current.alive ? this.current.heapUsage() : Promise.resolve([]);
+  }
+
+  /** What stands around the sandbox process: the serving one's, or what the next one gets. */
+  get wall(): WallStatus {
+    return this.current?.wall ?? wallStatus(this.options.wall ?? "auto");
   }
 
   get pid(): number | undefined {
@@ -172,6 +180,7 @@ export class SandboxSupervisor implements Sandbox {
     const process = new SandboxProcess({
       services: this.options.services,
       secrets: this.options.secrets,
+      wall: this.options.wall,
       onExit: (process, reason) => this.onExit(process, reason),
       onCatastrophe: (process, info) => this.replace(process, `an isolate of plugin ${info.plugin} was lost: ${info.message}`),
     });

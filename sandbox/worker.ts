@@ -45,10 +45,16 @@ const outbox = new LineChannel<ToSandbox, FromSandbox>(
     }
   },
 );
+// The runtime comes bundled from the daemon with "init", always the first message.
+let receiveRuntime!: (code: string) => void;
+const runtimeCode = new Promise<string>((resolve) => (receiveRuntime = resolve));
+/** Declared secrets per plugin version, asked for once: an isolate rebuilt after a kill reuses them. */
+const secretsAsked = new Map<string, Promise<Record<string, string | undefined>>>();
+
 const hostCalls = new Map<number, { resolve: (value: unknown) => void; reject: (error: unknown) => void }>();
 let nextCallId = 1;
 
-function callDaemon(plugin: string, op: "kv" | "emit" | "fetch", args: unknown[]): Promise<unknown> {
+function callDaemon(plugin: string, op: "kv" | "emit" | "fetch" | "secrets", args: unknown[]): Promise<unknown> {
   const callId = nextCallId++;
   return new Promise((resolve, reject) => {
     hostCalls.set(callId, { resolve, reject });
@@ -65,6 +71,17 @@ const host = new IsolateHost({
     // records say what the plugin may reach), and it aborts the fetch when the run's result arrives.
     fetch: (call) => callDaemon(call.plugin, "fetch", [call.runId, call.url, call.init]) as Promise<PluginFetchReply>,
   },
+  bootstrapCode: () => runtimeCode,
+  secretsFor: (plugin, version, names) => {
+    const key = `${plugin}@${version}`;
+    let asked = secretsAsked.get(key);
+    if (!asked) {
+      asked = callDaemon(plugin, "secrets", [version, names]) as Promise<Record<string, string | undefined>>;
+      asked.catch(() => secretsAsked.delete(key));
+      secretsAsked.set(key, asked);
+    }
+    return asked;
+  },
   onCatastrophe: ({ plugin, version, message }) => {
     isolateLost = true;
     outbox.send({ t: "catastrophe", plugin, version, message });
@@ -74,7 +91,7 @@ const host = new IsolateHost({
 function handle(message: ToSandbox): void {
   switch (message.t) {
     case "init":
-      host.setSecrets(message.secrets);
+      receiveRuntime(message.bootstrapCode);
       return;
     case "load": {
       const { plugin, version } = message.spec;
@@ -85,6 +102,7 @@ function handle(message: ToSandbox): void {
       return;
     }
     case "unload":
+      secretsAsked.delete(`${message.plugin}@${message.version}`);
       void host.unload(message.plugin, message.version).then(() =>
         outbox.send({ t: "unloaded", plugin: message.plugin, version: message.version }),
       );

@@ -78,6 +78,13 @@ export interface PluginSettings {
 export type SandboxSettings = Omit<PluginOptions, "fetch" | "secrets" | "retry"> & {
   /** Time a plugin's top-level code gets each time its isolate is built. */
   loadTimeoutMs?: number;
+  /**
+   * The kernel wall around the sandbox process (bubblewrap on Linux: no network, no files but
+   * hookd's own, no view of the daemon). `"auto"` (default) uses it where available and warns
+   * where not; `"required"` refuses to start without it; `"off"` does not try.
+   * Env: `HOOKD_SANDBOX_WALL`.
+   */
+  wall?: "auto" | "required" | "off";
   /** A plugin failing `failures` runs in a row is paused for `coolDownMs` (doubling while it keeps failing). */
   breaker?: { failures?: number; coolDownMs?: number };
 };

@@ -158,13 +158,15 @@ function applyEnvOverrides(exported: Record<string, unknown>, env: NodeJS.Proces
   const plugins = section("plugins");
   const store = section("store");
   const log = section("log");
+  const sandbox = section("sandbox");
   if (env.HOOKD_HOST) server.host = env.HOOKD_HOST;
   if (env.HOOKD_PORT) server.port = Number(env.HOOKD_PORT);
   if (env.HOOKD_TOKEN) server.token = env.HOOKD_TOKEN;
   if (env.HOOKD_PLUGINS_DIR) plugins.dir = env.HOOKD_PLUGINS_DIR;
   if (env.HOOKD_STORE_URL) store.url = env.HOOKD_STORE_URL;
   if (env.HOOKD_LOG_LEVEL) log.level = env.HOOKD_LOG_LEVEL;
-  return { ...exported, server, plugins, store, log };
+  if (env.HOOKD_SANDBOX_WALL) sandbox.wall = env.HOOKD_SANDBOX_WALL;
+  return { ...exported, server, plugins, store, log, sandbox };
 }
 
 /** Routes and webhooks must name events of the catalog: a typo is a start-up error, not silence. */

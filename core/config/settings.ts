@@ -90,6 +90,8 @@ export const settingsSchema = z.object({
       maxConcurrentRuns: z.number().int().min(1).max(1000).default(16),
       // Time a plugin's top-level code gets each time its isolate is built.
       loadTimeoutMs: z.number().int().min(10).max(15 * 60_000).default(5000),
+      // The kernel wall (bubblewrap) around the sandbox process: sandbox/wall.ts.
+      wall: z.enum(["auto", "required", "off"]).default("auto"),
       // The rest are per-plugin limits too (sandbox/limits.ts); a plugin may override each one.
       cpuTimeMs: z.number().int().min(10).max(15 * 60_000).default(2000),
       maxLogLinesPerRun: z.number().int().min(1).max(1_000_000).default(1000),

@@ -46,7 +46,7 @@ export interface ConfigChanges {
 }
 
 /** Settings read once at start: a reload keeps their old values. */
-const RESTART_ONLY = ["server.host", "server.port", "server.bodyLimit", "store", "plugins", "dataDir", "log", "secrets"] as const;
+const RESTART_ONLY = ["server.host", "server.port", "server.bodyLimit", "store", "plugins", "dataDir", "log", "secrets", "sandbox.wall"] as const;
 
 export class ConfigWatcher {
   private watcher: FSWatcher | undefined;
@@ -165,6 +165,8 @@ export function keepRestartOnly(current: ResolvedConfig, next: ResolvedConfig): 
     dataDir: current.dataDir,
     log: current.log,
     secrets: current.secrets,
+    // The sandbox process is started with its wall; a new one takes effect at the next start.
+    sandbox: { ...next.sandbox, wall: current.sandbox.wall },
   });
 }
 

@@ -36,6 +36,8 @@ export interface HttpDeps {
   pageBytes?: () => { page: number; item: number };
   /** Why the daemon is not ready, or undefined when it is. */
   notReadyReason: () => string | undefined | Promise<string | undefined>;
+  /** What a ready daemon still lacks (the sandbox's kernel wall), shown by `GET /readyz`; none when complete. */
+  readyWarnings?: () => string[];
   /** `GET /api/status`: plugins, queue, dead letters and recent errors in one answer. */
   status: () => Promise<unknown>;
   stopping: () => boolean;
@@ -142,7 +144,8 @@ export function createHttpServer(deps: HttpDeps): FastifyInstance {
   app.get("/readyz", async (_request, reply) => {
     const reason = await deps.notReadyReason();
     if (reason !== undefined) return sendError(reply, new HookdError("HOOKD_HTTP_NOT_READY", [reason]));
-    return { status: "ready" };
+    const warnings = deps.readyWarnings?.() ?? [];
+    return warnings.length > 0 ? { status: "ready", warnings } : { status: "ready" };
   });
   app.get("/metrics", async (_request, reply) => {
     reply.header("content-type", deps.metrics.registry.contentType);

@@ -14,7 +14,7 @@ export interface DaemonStatus {
   ready: boolean;
   /** Why the daemon is not ready; absent when it is. */
   notReadyReason?: string | undefined;
-  sandbox?: { running: boolean; restarts: number } | undefined;
+  sandbox?: SandboxState | undefined;
   queue: {
     pending: number;
     running: number;
@@ -25,6 +25,13 @@ export interface DaemonStatus {
   plugins: PluginStatus[];
   /** The latest failed and dead runs, newest first. */
   recentErrors: RecentError[];
+}
+
+export interface SandboxState {
+  running: boolean;
+  restarts: number;
+  /** What stands around the sandbox process (sandbox/wall.ts); `missing` says why the kernel wall is not there. */
+  wall?: { mode: string; kernel: boolean; permission: boolean; missing?: string | undefined } | undefined;
 }
 
 export interface RecentError {
@@ -47,7 +54,7 @@ export interface StatusSources {
   store: Pick<Store, "countByStatus" | "oldestPendingAt" | "listRuns">;
   plugins: () => PluginStatus[] | Promise<PluginStatus[]>;
   notReadyReason: () => Promise<string | undefined>;
-  sandbox?: (() => { running: boolean; restarts: number }) | undefined;
+  sandbox?: (() => SandboxState) | undefined;
   startedAt: number;
   now?: () => number;
   /** How many recent errors to show. */
@@ -97,6 +104,8 @@ export function formatStatus(status: DaemonStatus, url: string): string {
   lines.push(`hookd ${status.version} at ${url}: ${state} (pid ${status.pid}, up ${formatDuration(status.uptimeSeconds)})`);
   if (status.sandbox) {
     lines.push(`sandbox: ${status.sandbox.running ? "running" : "down"}, ${status.sandbox.restarts} restart${status.sandbox.restarts === 1 ? "" : "s"}`);
+    const wall = status.sandbox.wall;
+    if (wall) lines.push(wall.kernel ? "sandbox wall: bubblewrap + Node permission model" : `sandbox wall: WARNING no kernel wall (${wall.missing})`);
   }
   const q = status.queue;
   const oldest = q.oldestPendingAgeSeconds === null ? "" : ` (oldest waits ${formatDuration(q.oldestPendingAgeSeconds)})`;

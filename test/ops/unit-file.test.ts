@@ -48,6 +48,9 @@ describe("deploy/hookd.service", () => {
     expect(service.get("SystemCallFilter")).toContain("@system-service");
     // V8's JIT writes code it then executes.
     expect(service.has("MemoryDenyWriteExecute")).toBe(false);
+    // bubblewrap's namespaces for the sandbox process (sandbox/wall.ts), and no others.
+    expect(one("RestrictNamespaces")!.split(/\s+/).sort()).toEqual(["ipc", "mnt", "net", "pid", "user"]);
+    expect(service.get("SystemCallFilter")!.join(" ").split(/\s+/)).toEqual(expect.arrayContaining(["mount", "umount2", "pivot_root", "capset"]));
   });
 
   it.skipIf(noAnalyze !== undefined)("passes systemd-analyze verify without a warning", (context) => {
@@ -74,7 +77,10 @@ describe("deploy/hookd.service", () => {
     }
   });
 
-  it.skipIf(noAnalyze !== undefined)("keeps the offline systemd-analyze security exposure at or below 2.0", (context) => {
+  // 1.3 before the sandbox's kernel wall; the namespaces (0.7) and the mount and capset calls
+  // (0.2 each) bubblewrap needs cost the rest, and buy a wall systemd-analyze does not score:
+  // the process that runs plugin code has no network, no files but hookd's, no view of the daemon.
+  it.skipIf(noAnalyze !== undefined)("keeps the offline systemd-analyze security exposure at or below 2.2", (context) => {
     const dir = mkdtempSync(path.join(tmpdir(), "hookd-unit-"));
     try {
       const file = path.join(dir, "hookd.service");
@@ -86,7 +92,7 @@ describe("deploy/hookd.service", () => {
         console.warn(`skipping the security review: ${(result.stderr || result.stdout).trim().split("\n")[0]}`);
         context.skip();
       }
-      expect(Number(overall![1])).toBeLessThanOrEqual(2);
+      expect(Number(overall![1])).toBeLessThanOrEqual(2.2);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
