@@ -21,6 +21,7 @@ const delivery: Settings["delivery"] = {
   maxBackoffMs: 3000,
   concurrency: 8,
   maxEmitDepth: 8,
+  maxDescendants: 1000,
   orderBy: {},
   drainMs: 1000,
   retention: { doneMs: 0, deadMs: 0 },
