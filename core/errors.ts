@@ -33,6 +33,10 @@ const definitions = {
   },
   HOOKD_EVENT_TOO_LARGE: { status: 413, message: "event %s is %s bytes as JSON, more than the limit of %s (server.bodyLimit)" },
   HOOKD_EVENT_EMIT_DEPTH: { status: 400, message: "emit chain deeper than %s events: %s is cut to stop an emit loop" },
+  HOOKD_EVENT_EMIT_BUDGET: {
+    status: 429,
+    message: "event %s already caused %s events (delivery.maxDescendants): the emit of %s is refused to stop a fan-out",
+  },
   HOOKD_ACTION_UNKNOWN: { status: 404, message: "unknown action %s: no loaded plugin declares it" },
   HOOKD_RUN_NOT_FOUND: { status: 404, message: "no run %s" },
   HOOKD_RUN_NOT_RETRIABLE: { status: 409, message: "run %s is %s: only failed or dead runs can be retried" },

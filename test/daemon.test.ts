@@ -2,6 +2,7 @@
 import { createServer, type Server } from "node:http";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { TestDaemon, TestProject } from "./helpers/daemon.ts";
+import { waitUntil } from "./helpers/wait.ts";
 
 describe("daemon end to end", () => {
   const project = new TestProject({ fixtures: ["basic", "uses-fs"] });
@@ -142,6 +143,8 @@ describe("daemon restarts", () => {
   let sink: Server;
   let sinkUrl = "";
   let hang = true;
+  /** Requests held unanswered: each is a run in flight. */
+  let hung = 0;
   const received: Array<{ did: number; eventId: string; attempt: number }> = [];
 
   beforeAll(async () => {
@@ -149,7 +152,7 @@ describe("daemon restarts", () => {
       let body = "";
       request.on("data", (chunk) => (body += chunk));
       request.on("end", () => {
-        if (hang) return; // never answers: the run is still in flight when the daemon dies
+        if (hang) return void hung++; // never answers: the run is still in flight when the daemon dies
         received.push(JSON.parse(body));
         response.end("ok");
       });
@@ -186,14 +189,15 @@ describe("daemon restarts", () => {
     try {
       const env = { SINK_URL: sinkUrl };
       const first = await new TestDaemon(project).start({ env });
+      const hungBefore = hung;
       const ids: string[] = [];
       for (let did = 1; did <= 5; did++) {
         const { status, body } = await first.post("deal.close", { did, autor: 1, summa: "1", status: "won" });
         expect(status).toBe(202);
         ids.push(body.id);
       }
-      // Give the runs time to start (and hang on the sink), then crash the daemon.
-      await new Promise((r) => setTimeout(r, 300));
+      // Once every run is in flight (hanging on the sink), crash the daemon.
+      await waitUntil(() => hung - hungBefore >= 5, { what: () => `5 runs hanging on the sink (have ${hung - hungBefore})` });
       await first.kill();
       expect(received).toHaveLength(0);
 
@@ -202,13 +206,14 @@ describe("daemon restarts", () => {
       await second.waitForLogs((l) => l.msg === "forwarded", 5, 15_000);
       expect(new Set(received.map((r) => r.eventId))).toEqual(new Set(ids));
       // The log line comes from inside the run; its outcome commits just after it.
-      const deadline = Date.now() + 10_000;
       let statuses: string[] = [];
-      while (Date.now() < deadline) {
-        statuses = (await second.getJson("/api/runs?plugin=forwarder")).runs.map((r: { status: string }) => r.status);
-        if (statuses.length === 5 && statuses.every((s) => s === "done")) break;
-        await new Promise((r) => setTimeout(r, 50));
-      }
+      await waitUntil(
+        async () => {
+          statuses = (await second.getJson("/api/runs?plugin=forwarder")).runs.map((r: { status: string }) => r.status);
+          return statuses.length === 5 && statuses.every((s) => s === "done");
+        },
+        { timeoutMs: 30_000, what: () => `5 done runs (have ${JSON.stringify(statuses)})` },
+      ).catch(() => undefined); // the assertion says what is left
       expect(statuses).toEqual(["done", "done", "done", "done", "done"]);
       await second.stop();
     } finally {

@@ -7,8 +7,9 @@ import { openSync, renameSync, rmSync, writeSync, closeSync, writeFileSync } fro
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { BIN, TestDaemon, TestProject, type LogLine } from "./helpers/daemon.ts";
+import { waitUntil } from "./helpers/wait.ts";
 
-const EVENTS = ["t.add", "t.change", "t.delete", "t.rename", "t.broken", "t.throws", "t.rapid", "t.stream", "t.shared", "t.atomic", "t.dev"];
+const EVENTS = ["t.add", "t.change", "t.delete", "t.delete.witness", "t.rename", "t.broken", "t.throws", "t.rapid", "t.stream", "t.shared", "t.atomic", "t.dev"];
 
 /** The test catalog; `extra` adds event names, `settings` is pasted into the config object. */
 function configSource(options: { extra?: string[]; settings?: string } = {}): string {
@@ -120,8 +121,13 @@ on("t.delete", (event, ctx) => {
     expect(later.status).toBe(202);
     expect((await daemon.getJson(`/api/runs?eventId=${later.body.id}`)).runs).toHaveLength(0);
 
-    // Past the retry time the run still waits: it is neither run, nor failed, nor dropped.
-    await sleep(1800);
+    // Past the retry time the run still waits: it is neither run, nor failed, nor dropped. The
+    // signals: the retry is due, and the dispatcher has claimed and run a live plugin's event since.
+    const [due] = (await daemon.getJson(`/api/runs?eventId=${first.body.id}`)).runs;
+    await waitUntil(() => Date.now() > due.nextAt, { what: "the removed plugin's retry to be due" });
+    project.write("witness.ts", handlerSource("t.delete.witness", "witness", 1));
+    await daemon.waitForLog(isSwap("witness", 1));
+    await postHandled(daemon, "t.delete.witness", 1, "witness");
     const [waiting] = (await daemon.getJson(`/api/runs?eventId=${first.body.id}`)).runs;
     expect(waiting).toMatchObject({ plugin: "gone", status: "pending", attempts: 1 });
     expect(daemon.logs.some((l) => l.msg === "gone handled")).toBe(false);

@@ -110,6 +110,8 @@ export interface DeliverySettings {
   concurrency?: number;
   /** Longest chain of ctx.emit before it is cut as a loop. */
   maxEmitDepth?: number;
+  /** Events one accepted event may cause through ctx.emit in total, all generations (default 1000). */
+  maxDescendants?: number;
   /**
    * Per-key order: event name or `prefix.*` -> payload field (`{ "shop.order.*": "orderId" }`).
    * A handler gets the events with one key one at a time, in acceptance order; other keys run

@@ -168,6 +168,9 @@ export const settingsSchema = z.object({
       maxBackoffMs: z.number().int().min(0).default(60 * 60_000),
       concurrency: z.number().int().min(1).max(10_000).default(64),
       maxEmitDepth: z.number().int().min(1).max(100).default(8),
+      // Events one accepted event may cause through ctx.emit, all generations together: the depth
+      // bounds a chain, this bounds its width (a handler emitting 20 copies of its own event).
+      maxDescendants: z.number().int().min(1).max(10_000_000).default(1000),
       // Per-key order: the shipped catalog's keys, then the config's own (false switches one off).
       orderBy: z
         .record(z.string().regex(/^[a-z][a-z0-9_]*(\.[a-z0-9_]+)*(\.\*)?$/, "an event name or a `prefix.*` pattern"), z.union([z.string().min(1), z.literal(false)]))

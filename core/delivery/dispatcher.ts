@@ -11,7 +11,7 @@
 import type { Settings } from "../config/settings.ts";
 import type { Logger } from "../log.ts";
 import { ACTION_KEY_PREFIX, type PluginManager } from "../plugins/manager.ts";
-import type { ClaimedDelivery, DeliveryResult, RunOutcome, Store } from "../store/types.ts";
+import type { ClaimedDelivery, ClaimOptions, DeliveryResult, RunOutcome, Store } from "../store/types.ts";
 import type { RunRequest, Sandbox } from "../../sandbox/protocol.ts";
 import { retryDelayMs } from "./backoff.ts";
 import { valueTooDeep } from "../ingress/depth.ts";
@@ -59,6 +59,8 @@ const NOT_THE_HANDLERS_FAULT = new Set(["HOOKD_SANDBOX_UNAVAILABLE", "HOOKD_PLUG
 
 export class Dispatcher {
   private readonly inflight = new Map<number, { delivery: ClaimedDelivery; done: Promise<void> }>();
+  /** Runs in flight per owner (see ownerOf), for the fair shares. */
+  private readonly inflightByOwner = new Map<string, number>();
   /** Finishes queued and not committed yet (their runs' slots are free already). */
   private readonly finishing = new Set<Promise<void>>();
   private pumping = false;
@@ -165,13 +167,7 @@ export class Dispatcher {
             continue;
           }
         }
-        let free = this.options.delivery().concurrency - this.inflight.size;
-        while (free > 0 && !this.stopped) {
-          const claimed = await this.claim(keys, free, false);
-          if (claimed.length === 0) break;
-          for (const delivery of claimed) this.execute(delivery);
-          free = this.options.delivery().concurrency - this.inflight.size;
-        }
+        await this.claimFairly(keys);
       } while (this.again && !this.stopped);
       if (this.dueCheck && !this.stopped) {
         this.dueCheck = false;
@@ -189,8 +185,50 @@ export class Dispatcher {
     }
   }
 
-  private async claim(keys: readonly string[], limit: number, suspects: boolean): Promise<ClaimedDelivery[]> {
-    const claimed = await this.options.store.claimDeliveries({ limit, leaseMs: this.options.leaseMs(), now: this.now(), plugins: keys, suspects });
+  /**
+   * Fills free slots fairly. Every owner (a plugin with its actions, a webhook endpoint) has a
+   * fair share of the concurrency, max(1, floor(concurrency / owners)); the first claim takes
+   * each owner up to its share, round-robin (the store picks each share's oldest first, then each
+   * one's second). Slots left over because the others had nothing ready are lent out by a second
+   * claim, round-robin again, but one slot is kept back: an owner over its share never takes the
+   * last free slot, so an owner that starts to get work while another's slow backlog holds the
+   * rest starts at once instead of waiting for a slow run to end. As borrowed runs finish, their
+   * slots go first to owners under their share. Runs are never pre-empted.
+   */
+  private async claimFairly(keys: readonly string[]): Promise<void> {
+    const { concurrency } = this.options.delivery();
+    let free = concurrency - this.inflight.size;
+    if (free <= 0 || this.stopped) return;
+    const owners = new Map<string, string[]>();
+    for (const key of keys) {
+      const owner = this.ownerOf(key);
+      const list = owners.get(owner);
+      if (list) list.push(key);
+      else owners.set(owner, [key]);
+    }
+    const share = Math.max(1, Math.floor(concurrency / owners.size));
+    const fair = [...owners].map(([owner, plugins]) => ({ plugins, limit: share - (this.inflightByOwner.get(owner) ?? 0) })).filter((s) => s.limit > 0);
+    let filled = false;
+    if (fair.length > 0) {
+      const claimed = await this.claim(keys, free, false, fair);
+      for (const delivery of claimed) this.execute(delivery);
+      // An owner given all it asked for may have more ready: worth lending it what is left.
+      filled = fair.some((s) => claimed.filter((d) => s.plugins.includes(d.plugin)).length === s.limit);
+    } else filled = true;
+    const reserve = concurrency > 1 && owners.size > 1 ? 1 : 0;
+    free = concurrency - this.inflight.size - reserve;
+    if (!filled || free <= 0 || this.stopped) return;
+    const lent = [...owners.values()].map((plugins) => ({ plugins, limit: free }));
+    for (const delivery of await this.claim(keys, free, false, lent)) this.execute(delivery);
+  }
+
+  /** Who a claim key's runs count against: an action's plugin, else the key (a plugin, a webhook endpoint). */
+  private ownerOf(key: string): string {
+    return key.startsWith(ACTION_KEY_PREFIX) ? (this.options.plugins.actionOwner(key.slice(ACTION_KEY_PREFIX.length)) ?? key) : key;
+  }
+
+  private async claim(keys: readonly string[], limit: number, suspects: boolean, shares?: ClaimOptions["shares"]): Promise<ClaimedDelivery[]> {
+    const claimed = await this.options.store.claimDeliveries({ limit, leaseMs: this.options.leaseMs(), now: this.now(), plugins: keys, suspects, shares });
     if (!this.stopped || claimed.length === 0) return claimed;
     // Stopped while the claim was committing: hand them straight back.
     await this.options.store.releaseDeliveries(claimed, this.now());
@@ -216,10 +254,17 @@ export class Dispatcher {
   }
 
   private execute(delivery: ClaimedDelivery): void {
+    // Counted against the owner of the claim (an action reloaded into another plugin meanwhile
+    // still frees the slot it took).
+    const owner = this.ownerOf(delivery.plugin);
+    this.inflightByOwner.set(owner, (this.inflightByOwner.get(owner) ?? 0) + 1);
     const run = this.runDelivery(delivery)
       .catch((error: unknown) => this.log.error({ err: error, runId: String(delivery.id) }, "recording a run failed"))
       .finally(() => {
         this.inflight.delete(delivery.id);
+        const left = (this.inflightByOwner.get(owner) ?? 1) - 1;
+        if (left > 0) this.inflightByOwner.set(owner, left);
+        else this.inflightByOwner.delete(owner);
         if (delivery.suspect) {
           this.suspectRunning = false;
           this.suspectDueAt = undefined;

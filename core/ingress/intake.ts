@@ -6,7 +6,7 @@
 import { createHash, randomUUID } from "node:crypto";
 import type { EventCatalog, RouteConfig } from "../config/define.ts";
 import type { Settings } from "../config/settings.ts";
-import { HookdError } from "../errors.ts";
+import { HookdError, isHookdError } from "../errors.ts";
 import { ACTION_KEY_PREFIX, type PluginManager } from "../plugins/manager.ts";
 import type { DeliveryTarget, EventSource, Store } from "../store/types.ts";
 import { orderKeyFor } from "../delivery/order-keys.ts";
@@ -80,7 +80,7 @@ export class EventIntake {
     this.checkBounds(request.name, request.body, request.source);
     const payload = this.validate(request.name, request.body);
     const depth = request.parent ? request.parent.depth + 1 : 0;
-    const { maxEmitDepth } = this.options.delivery();
+    const { maxEmitDepth, maxDescendants } = this.options.delivery();
     if (depth > maxEmitDepth) {
       this.options.onRejected?.({ name: request.name, reason: "emit_depth" });
       throw new HookdError("HOOKD_EVENT_EMIT_DEPTH", [maxEmitDepth, request.name]);
@@ -95,11 +95,16 @@ export class EventIntake {
         source: request.source,
         parentId: request.parent?.eventId,
         depth,
+        // The width bound beside the depth one: the store counts it against the chain's root.
+        maxDescendants: request.parent ? maxDescendants : undefined,
         idempotencyKey: request.idempotencyKey,
         bodyHash: request.idempotencyKey === undefined ? undefined : hashBody(request.name, request.body),
       },
       this.deliveriesFor(request.name, payload),
-    );
+    ).catch((error: unknown) => {
+      if (isHookdError(error, "HOOKD_EVENT_EMIT_BUDGET")) this.options.onRejected?.({ name: request.name, reason: "emit_budget" });
+      throw error;
+    });
     if (outcome.kind === "conflict") {
       this.options.onRejected?.({ name: request.name, reason: "idempotency_conflict" });
       throw new HookdError("HOOKD_EVENT_IDEMPOTENCY_CONFLICT", [request.idempotencyKey ?? "", outcome.id]);

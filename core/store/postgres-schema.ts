@@ -63,6 +63,13 @@ const MIGRATIONS: readonly string[] = [
   );
   CREATE TABLE meta (key text PRIMARY KEY, value text NOT NULL);
   `,
+  // The emit budget (root_id on every emitted event, the count on its root), and the per-plugin
+  // ready index: claims seek each plugin's own pending rows, never another plugin's backlog.
+  `
+  ALTER TABLE events ADD COLUMN root_id text;
+  ALTER TABLE events ADD COLUMN descendants integer NOT NULL DEFAULT 0;
+  CREATE INDEX deliveries_pending_by_plugin ON deliveries(plugin, suspect, next_at, id) WHERE status = 'pending';
+  `,
 ];
 
 export const PG_SCHEMA_VERSION = MIGRATIONS.length;

@@ -145,53 +145,82 @@ export class PostgresStore implements Store {
 
   async acceptEvent(event: NewEvent, deliveries: readonly DeliveryTarget[]): Promise<AcceptOutcome> {
     if (this.closed) throw new Error("store is closed");
+    // An emitted event: its root's count first, in the same transaction (see countDescendant).
+    const outcome =
+      event.parentId === undefined
+        ? await this.insertEvent(this.pool, event, deliveries, null)
+        : await this.transaction(async (client) => this.insertEvent(client, event, deliveries, await countDescendant(client, event)));
+    // After the commit: the others must find the work when they look.
+    if (outcome.kind === "stored" && deliveries.length > 0) this.notifyWork();
+    return outcome;
+  }
+
+  private async insertEvent(on: pg.Pool | pg.PoolClient, event: NewEvent, deliveries: readonly DeliveryTarget[], root: string | null): Promise<AcceptOutcome> {
     // One statement is one transaction, and one round trip: the event, the order-key locks, then
     // the deliveries (the lock subquery gates the insert, so ids are drawn only once the keys are
     // held). A repeat of an idempotency key being stored right now waits for that commit, then
     // inserts nothing and finds the first below.
-    const { rows } = await this.pool.query<{ seq: number }>(
+    const { rows } = await on.query<{ seq: number }>(
       `WITH ev AS (
-         INSERT INTO events (id, name, payload, received_at, source, parent_id, depth, idempotency_key, body_hash)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+         INSERT INTO events (id, name, payload, received_at, source, parent_id, depth, idempotency_key, body_hash, root_id)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $19)
          ${event.idempotencyKey === undefined ? "" : "ON CONFLICT (idempotency_key) DO NOTHING"}
          RETURNING seq),
        ${DELIVERY_INSERT_CTES("(SELECT seq FROM ev)", 10)}
        SELECT seq FROM ev`,
-      [...eventValues(event), ...deliveryParams(deliveries, event.receivedAt, null)],
+      [...eventValues(event), ...deliveryParams(deliveries, event.receivedAt, null), root],
     );
     if (rows.length === 0) {
-      const found = await this.pool.query<{ id: string; body_hash: string | null }>("SELECT id, body_hash FROM events WHERE idempotency_key = $1", [event.idempotencyKey]);
+      const found = await on.query<{ id: string; body_hash: string | null }>("SELECT id, body_hash FROM events WHERE idempotency_key = $1", [event.idempotencyKey]);
       const existing = found.rows[0]!;
       return existing.body_hash === (event.bodyHash ?? null) ? { kind: "duplicate", id: existing.id } : { kind: "conflict", id: existing.id };
     }
-    if (deliveries.length > 0) this.notifyWork();
     return { kind: "stored", id: event.id, deliveries: deliveries.length };
   }
 
   async claimDeliveries(options: ClaimOptions): Promise<ClaimedDelivery[]> {
     if (options.plugins.length === 0 || options.limit <= 0) return [];
+    const shares = (options.shares ?? options.plugins.map((plugin) => ({ plugins: [plugin], limit: options.limit }))).filter((share) => share.limit > 0);
+    const keys = shares.flatMap((share, group) => share.plugins.map((plugin) => ({ plugin, group, limit: share.limit })));
+    if (keys.length === 0) return [];
     // The attempt is counted at claim, before the run (see sqlite-writes.ts). Only the earliest
     // unfinished delivery of a plugin+key is ever ready, and SKIP LOCKED hands it to one claimer.
-    const { rows } = await this.bookkeeping.query<ClaimRow & { next_at: number }>(
-      `WITH ready AS (
-         SELECT d.id FROM deliveries d
-          WHERE d.status = 'pending' AND d.suspect = $1 AND d.next_at <= $2 AND d.plugin = ANY($3::text[])
-            AND (d.order_key IS NULL OR NOT EXISTS (
-                  SELECT 1 FROM deliveries e
-                   WHERE e.plugin = d.plugin AND e.order_key = d.order_key AND e.id < d.id
-                     AND e.status IN ('pending', 'running')))
-          ORDER BY d.next_at, d.id
-          LIMIT $4
-          FOR UPDATE SKIP LOCKED),
+    // Round-robin across the shares (see ClaimOptions.shares): each plugin's oldest ready rows
+    // through its own index seek (LATERAL), ranked within their share, then every share's first
+    // before any share's second. Rows locked here and not claimed are free again at the commit.
+    const { rows } = await this.bookkeeping.query<ClaimRow & { next_at: number; rank: number }>(
+      `WITH keys AS (SELECT * FROM unnest($3::text[], $7::int[], $8::int[]) AS k(plugin, grp, lim)),
+       candidates AS (
+         SELECT r.id, r.next_at, k.grp, k.lim FROM keys k CROSS JOIN LATERAL (
+           SELECT d.id, d.next_at FROM deliveries d
+            WHERE d.plugin = k.plugin AND d.status = 'pending' AND d.suspect = $1 AND d.next_at <= $2
+              AND (d.order_key IS NULL OR NOT EXISTS (
+                    SELECT 1 FROM deliveries e
+                     WHERE e.plugin = d.plugin AND e.order_key = d.order_key AND e.id < d.id
+                       AND e.status IN ('pending', 'running')))
+            ORDER BY d.next_at, d.id
+            LIMIT k.lim
+            FOR UPDATE SKIP LOCKED) r),
+       ranked AS (SELECT id, next_at, lim, ROW_NUMBER() OVER (PARTITION BY grp ORDER BY next_at, id) AS rank FROM candidates),
+       ready AS (SELECT id, rank FROM ranked WHERE rank <= lim ORDER BY rank, next_at, id LIMIT $4),
        claimed AS (
          UPDATE deliveries d
             SET status = 'running', attempts = d.attempts + 1, lease_token = $5, lease_until = $6, updated_at = $2
            FROM ready WHERE d.id = ready.id AND d.status = 'pending'
-         RETURNING d.id, d.kind, d.plugin, d.target, d.attempts, d.max_attempts, d.lease_token, d.suspect, d.input, d.event_seq, d.next_at)
+         RETURNING d.id, d.kind, d.plugin, d.target, d.attempts, d.max_attempts, d.lease_token, d.suspect, d.input, d.event_seq, d.next_at, ready.rank)
        SELECT c.*, e.id AS event_id, e.name AS event_name, e.payload, e.received_at, e.depth
          FROM claimed c JOIN events e ON e.seq = c.event_seq
-        ORDER BY c.next_at, c.id`,
-      [options.suspects ? 1 : 0, options.now, options.plugins, options.limit, randomUUID(), options.now + options.leaseMs],
+        ORDER BY c.rank, c.next_at, c.id`,
+      [
+        options.suspects ? 1 : 0,
+        options.now,
+        keys.map((k) => k.plugin),
+        options.limit,
+        randomUUID(),
+        options.now + options.leaseMs,
+        keys.map((k) => k.group),
+        keys.map((k) => k.limit),
+      ],
     );
     return rows.map(toClaimedDelivery);
   }
@@ -280,8 +309,12 @@ export class PostgresStore implements Store {
 
   async nextDueAt(plugins: readonly string[], suspects = false): Promise<number | null> {
     if (plugins.length === 0) return null;
+    // One index seek per plugin (deliveries_pending_by_plugin), never a walk past the others' rows.
     const { rows } = await this.pool.query<{ next: number | null }>(
-      "SELECT MIN(next_at) AS next FROM deliveries WHERE status = 'pending' AND suspect = $1 AND plugin = ANY($2::text[])",
+      `SELECT MIN(n.next) AS next FROM unnest($2::text[]) AS p(plugin) CROSS JOIN LATERAL (
+         SELECT d.next_at AS next FROM deliveries d
+          WHERE d.plugin = p.plugin AND d.status = 'pending' AND d.suspect = $1
+          ORDER BY d.next_at LIMIT 1) n`,
       [suspects ? 1 : 0, plugins],
     );
     return rows[0]!.next;
@@ -568,6 +601,25 @@ export class PostgresStore implements Store {
     this.wakeTimer = setTimeout(emit, wait);
     this.wakeTimer.unref();
   }
+}
+
+/**
+ * An emitted event's root (its parent's root, or the parent itself), counted against the root's
+ * budget. The UPDATE locks the root's row, so emits of one root count one after the other and
+ * the check (`descendants < max`, re-read after the lock) and the count are one atomic step. It
+ * runs before the order-key locks, always in that order, so it cannot deadlock with them. A root
+ * pruned meanwhile (retention) can no longer be counted against: the chain goes on unbounded by it.
+ */
+async function countDescendant(client: pg.PoolClient, event: NewEvent): Promise<string | null> {
+  const { rows } = await client.query<{ root: string }>("SELECT COALESCE(root_id, id) AS root FROM events WHERE id = $1", [event.parentId]);
+  const root = rows[0]?.root;
+  if (root === undefined) return null;
+  if (event.maxDescendants === undefined) return root;
+  const counted = await client.query("UPDATE events SET descendants = descendants + 1 WHERE id = $1 AND descendants < $2", [root, event.maxDescendants]);
+  if (counted.rowCount === 0 && (await client.query("SELECT 1 FROM events WHERE id = $1", [root])).rowCount! > 0) {
+    throw new HookdError("HOOKD_EVENT_EMIT_BUDGET", [root, event.maxDescendants, event.name]);
+  }
+  return root;
 }
 
 /**

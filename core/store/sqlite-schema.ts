@@ -5,7 +5,7 @@
 import type Database from "better-sqlite3";
 import type { ClaimedDelivery, DeliveryRecord, DeliveryStatus, EventRecord, NewEvent } from "./types.ts";
 
-export const SCHEMA_VERSION = 2;
+export const SCHEMA_VERSION = 3;
 
 export type Synchronous = "FULL" | "NORMAL" | "OFF";
 
@@ -21,7 +21,9 @@ CREATE TABLE IF NOT EXISTS events (
   parent_id TEXT,
   depth INTEGER NOT NULL DEFAULT 0,
   idempotency_key TEXT UNIQUE,
-  body_hash TEXT
+  body_hash TEXT,
+  root_id TEXT,
+  descendants INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS events_by_name ON events(name, received_at);
 CREATE INDEX IF NOT EXISTS events_by_time ON events(received_at);
@@ -66,6 +68,9 @@ DROP INDEX IF EXISTS deliveries_by_key;
 CREATE INDEX IF NOT EXISTS deliveries_unfinished_by_key ON deliveries(plugin, order_key, id)
   WHERE order_key IS NOT NULL AND status IN ('pending', 'running');
 CREATE INDEX IF NOT EXISTS deliveries_by_replay ON deliveries(replay_id) WHERE replay_id IS NOT NULL;
+-- Claims and due times ask per plugin: a seek to that plugin's pending rows, so another plugin's
+-- backlog (or an unloaded plugin's) is never walked past.
+CREATE INDEX IF NOT EXISTS deliveries_pending_by_plugin ON deliveries(plugin, suspect, next_at, id) WHERE status = 'pending';
 `;
 
 /** Sets a connection up: WAL, the durability level, cascading deletes, patience with locks. */
@@ -94,6 +99,13 @@ function migrate(db: Database.Database): void {
     ["replay_id", "TEXT"],
   ];
   for (const [name, type] of added) if (!columns.has(name)) db.exec(`ALTER TABLE deliveries ADD COLUMN ${name} ${type}`);
+  // Schema 3: the emit budget (root_id on every emitted event, the count on its root).
+  const eventColumns = new Set((db.pragma("table_info(events)") as Array<{ name: string }>).map((c) => c.name));
+  const addedToEvents: Array<[string, string]> = [
+    ["root_id", "TEXT"],
+    ["descendants", "INTEGER NOT NULL DEFAULT 0"],
+  ];
+  for (const [name, type] of addedToEvents) if (!eventColumns.has(name)) db.exec(`ALTER TABLE events ADD COLUMN ${name} ${type}`);
   // The ready index gained the suspect column: rebuild it under the same name.
   const ready = db.prepare("SELECT sql FROM sqlite_master WHERE type = 'index' AND name = 'deliveries_ready'").get() as { sql: string } | undefined;
   if (ready && !ready.sql.includes("suspect")) db.exec("DROP INDEX deliveries_ready");
@@ -127,6 +139,7 @@ export interface EventRow {
   source: EventRecord["source"];
   parent_id: string | null;
   depth: number;
+  root_id: string | null;
 }
 
 export interface RunRow {
@@ -217,6 +230,7 @@ export function toEventRecord(row: EventRow): EventRecord {
     source: row.source,
     parentId: row.parent_id,
     depth: row.depth,
+    rootId: row.root_id ?? null,
   };
 }
 

@@ -60,22 +60,12 @@ export function createWriteExecutor(db: Database.Database, synchronous: Synchron
     switch (op.op) {
       case "accept":
         return accept(s, op.event, op.deliveries, op.payloadJson);
-      case "claim": {
-        const { options } = op;
-        const rows = s.claim.all({
-          now: options.now,
-          until: options.now + options.leaseMs,
-          limit: options.limit,
-          plugins: JSON.stringify(options.plugins),
-          suspect: options.suspects ? 1 : 0,
-          token: randomUUID(),
-        }) as ClaimRow[];
+      case "claim":
         // Rows as stored, payloads still JSON text: the store parses them on its own thread.
         // A parsed payload would cross the thread by structured clone, which is recursive: a
         // payload nested a few thousand deep failed to arrive (a `messageerror`), and the claim
         // of its whole batch never settled.
-        return rows;
-      }
+        return claim(s, op.options);
       case "finish": {
         const { result } = op;
         const info = s.finish.run({
@@ -187,9 +177,54 @@ function accept(s: WriteStatements, event: NewEvent, deliveries: readonly Delive
       return existing.body_hash === (event.bodyHash ?? null) ? { kind: "duplicate", id: existing.id } : { kind: "conflict", id: existing.id };
     }
   }
-  const { lastInsertRowid: seq } = s.insertEvent.run(...eventValues(event, payloadJson));
+  const root = event.parentId === undefined ? null : countDescendant(s, event);
+  const { lastInsertRowid: seq } = s.insertEvent.run(...eventValues(event, payloadJson), root);
   for (const d of deliveries) insertDelivery(s, Number(seq), d, event.receivedAt, null);
   return { kind: "stored", id: event.id, deliveries: deliveries.length };
+}
+
+/**
+ * An emitted event's root (its parent's root, or the parent itself), counted against the root's
+ * budget. The writer runs one write at a time, so the check and the count are one step; a refusal
+ * throws inside the write's savepoint and nothing of the event is stored. A root pruned meanwhile
+ * (retention) can no longer be counted against: the chain goes on unbounded by it.
+ */
+function countDescendant(s: WriteStatements, event: NewEvent): string | null {
+  const parent = s.rootOf.get(event.parentId) as { root: string } | undefined;
+  if (!parent) return null;
+  if (event.maxDescendants === undefined) return parent.root;
+  if (s.countDescendant.run(parent.root, event.maxDescendants).changes === 0 && s.eventSeqById.get(parent.root)) {
+    throw new HookdError("HOOKD_EVENT_EMIT_BUDGET", [parent.root, event.maxDescendants, event.name]);
+  }
+  return parent.root;
+}
+
+/**
+ * Round-robin across the shares (see ClaimOptions.shares): each plugin's ready deliveries come
+ * from an index seek of their own, a share takes its oldest `limit` of them, then the claim takes
+ * every share's first before any share's second, the longest-waiting share first at each round.
+ */
+function claim(s: WriteStatements, options: ClaimOptions): ClaimRow[] {
+  const shares = options.shares ?? options.plugins.map((plugin) => ({ plugins: [plugin], limit: options.limit }));
+  const suspect = options.suspects ? 1 : 0;
+  const ranked: Array<{ id: number; nextAt: number; rank: number }> = [];
+  for (const share of shares) {
+    if (share.limit <= 0) continue;
+    const ready: Array<{ id: number; next_at: number }> = [];
+    for (const plugin of share.plugins) {
+      ready.push(...(s.readyOfPlugin.all({ plugin, suspect, now: options.now, limit: share.limit }) as Array<{ id: number; next_at: number }>));
+    }
+    if (share.plugins.length > 1) ready.sort((a, b) => a.next_at - b.next_at || a.id - b.id);
+    ready.slice(0, share.limit).forEach((row, rank) => ranked.push({ id: row.id, nextAt: row.next_at, rank }));
+  }
+  ranked.sort((a, b) => a.rank - b.rank || a.nextAt - b.nextAt || a.id - b.id);
+  const token = randomUUID();
+  const claimed: ClaimRow[] = [];
+  for (const { id } of ranked.slice(0, options.limit)) {
+    const row = s.claimOne.get({ id, now: options.now, until: options.now + options.leaseMs, token }) as ClaimRow | undefined;
+    if (row) claimed.push(row);
+  }
+  return claimed;
 }
 
 function insertDelivery(s: WriteStatements, seq: number, d: DeliveryTarget, now: number, replayId: string | null): void {
@@ -205,30 +240,35 @@ function prepareWriteStatements(db: Database.Database) {
   return {
     eventByIdempotencyKey: db.prepare("SELECT id, body_hash FROM events WHERE idempotency_key = ?"),
     insertEvent: db.prepare(
-      `INSERT INTO events (id, name, payload, received_at, source, parent_id, depth, idempotency_key, body_hash)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      `INSERT INTO events (id, name, payload, received_at, source, parent_id, depth, idempotency_key, body_hash, root_id)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     ),
+    rootOf: db.prepare("SELECT COALESCE(root_id, id) AS root FROM events WHERE id = ?"),
+    countDescendant: db.prepare("UPDATE events SET descendants = descendants + 1 WHERE id = ? AND descendants < ?"),
     insertDelivery: db.prepare(
       `INSERT INTO deliveries (event_seq, kind, plugin, target, input, order_key, status, max_attempts, next_at, created_at, updated_at, replay_id)
        VALUES (?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?)`,
     ),
     eventSeqById: db.prepare("SELECT seq FROM events WHERE id = ?"),
+    // One plugin's ready deliveries, oldest first, through the index that leads with the plugin.
+    // Per-key order: a delivery waits while an earlier one of the same plugin and key is pending
+    // or running (the partial index holds only those).
+    readyOfPlugin: db.prepare(
+      `SELECT d.id, d.next_at FROM deliveries d
+        WHERE d.plugin = @plugin AND d.status = 'pending' AND d.suspect = @suspect AND d.next_at <= @now
+          AND (d.order_key IS NULL OR NOT EXISTS (
+                SELECT 1 FROM deliveries e
+                 WHERE e.plugin = d.plugin AND e.order_key = d.order_key AND e.id < d.id
+                   AND e.status IN ('pending', 'running')))
+        ORDER BY d.next_at, d.id
+        LIMIT @limit`,
+    ),
     // The attempt is counted here, before the run: a run that takes the process down with it
-    // still used up an attempt. Per-key order: a delivery waits while an earlier one of the same
-    // plugin and key is pending or running (the partial index holds only those).
-    claim: db.prepare(
+    // still used up an attempt.
+    claimOne: db.prepare(
       `UPDATE deliveries
           SET status = 'running', attempts = attempts + 1, lease_token = @token, lease_until = @until, updated_at = @now
-        WHERE id IN (
-          SELECT d.id FROM deliveries d
-           WHERE d.status = 'pending' AND d.suspect = @suspect AND d.next_at <= @now
-             AND d.plugin IN (SELECT value FROM json_each(@plugins))
-             AND (d.order_key IS NULL OR NOT EXISTS (
-                   SELECT 1 FROM deliveries e
-                    WHERE e.plugin = d.plugin AND e.order_key = d.order_key AND e.id < d.id
-                      AND e.status IN ('pending', 'running')))
-           ORDER BY d.next_at, d.id
-           LIMIT @limit)
+        WHERE id = @id AND status = 'pending'
        RETURNING id, kind, plugin, target, attempts, max_attempts, lease_token, suspect, input,
                  (SELECT id FROM events WHERE seq = event_seq) AS event_id,
                  (SELECT name FROM events WHERE seq = event_seq) AS event_name,

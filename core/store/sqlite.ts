@@ -140,8 +140,13 @@ export class SqliteStore implements Store {
 
   async nextDueAt(plugins: readonly string[], suspects = false): Promise<number | null> {
     if (plugins.length === 0) return null;
-    const row = this.statements.nextDue.get({ plugins: JSON.stringify(plugins), suspect: suspects ? 1 : 0 }) as { next: number | null };
-    return row.next;
+    // One index seek per plugin (see deliveries_pending_by_plugin), never a walk past the others' rows.
+    let next: number | null = null;
+    for (const plugin of plugins) {
+      const row = this.statements.nextDue.get({ plugin, suspect: suspects ? 1 : 0 }) as { next: number | null };
+      if (row.next !== null && (next === null || row.next < next)) next = row.next;
+    }
+    return next;
   }
 
   async countEvents(filter: Pick<ListEventsFilter, "name" | "since" | "until">): Promise<number> {
@@ -275,7 +280,7 @@ function prepareReadStatements(db: Database.Database) {
   return {
     nextDue: db.prepare(
       `SELECT MIN(next_at) AS next FROM deliveries
-        WHERE status = 'pending' AND suspect = @suspect AND plugin IN (SELECT value FROM json_each(@plugins))`,
+        WHERE plugin = @plugin AND status = 'pending' AND suspect = @suspect`,
     ),
     eventById: db.prepare("SELECT * FROM events WHERE id = ?"),
     listEvents: db.prepare(

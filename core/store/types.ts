@@ -10,7 +10,12 @@
  *   (a later delivery waits while an earlier one of the same plugin and key is pending or running;
  *   a dead one no longer holds the key);
  * - a crash suspect (a run in flight when the sandbox process died) is claimed only on its own,
- *   so the next crash is pinned on the run that caused it, not on the runs beside it.
+ *   so the next crash is pinned on the run that caused it, not on the runs beside it;
+ * - a claim takes round-robin across plugins (see `ClaimOptions.shares`), each plugin's ready
+ *   deliveries found through an index that leads with the plugin, so a backlog of one plugin (or
+ *   of one no longer loaded) is never scanned by the claims of the others;
+ * - an emitted event counts against its root event's `maxDescendants` in the transaction that
+ *   stores it: the check and the count are one atomic step, whatever runs beside it.
  */
 
 export type EventSource = "http" | "emit" | "action" | "oktell" | "replay";
@@ -27,6 +32,12 @@ export interface NewEvent {
   parentId?: string | undefined;
   /** Length of the emit chain that produced this event (0 for external events). */
   depth: number;
+  /**
+   * With `parentId`: how many events the chain's root event may cause in total. The store counts
+   * this one against its root in the accepting transaction and refuses it (HOOKD_EVENT_EMIT_BUDGET)
+   * once the root has caused that many.
+   */
+  maxDescendants?: number | undefined;
   idempotencyKey?: string | undefined;
   /** Hash of the request body, to tell a repeat from a different body under the same key. */
   bodyHash?: string | undefined;
@@ -138,6 +149,8 @@ export interface EventRecord {
   depth: number;
   /** Set in lists bounded by `maxPayloadBytes`: the payload was left out, it is this large. */
   payloadTruncated?: { bytes: number };
+  /** The accepted event whose emit chain produced this one (null for an event from outside). */
+  rootId: string | null;
 }
 
 export interface ClaimOptions {
@@ -148,6 +161,14 @@ export interface ClaimOptions {
   plugins: readonly string[];
   /** Claim crash suspects (to run alone) instead of regular deliveries. */
   suspects?: boolean | undefined;
+  /**
+   * Fair shares: groups of plugins (one owner's handlers and actions, one webhook endpoint) and
+   * how many this claim may take from each. Absent: each plugin is its own group, bounded only by
+   * `limit`. Either way a claim picks round-robin across groups (each group's oldest ready
+   * delivery first, then each one's second...), never global FIFO, so one group's backlog cannot
+   * push another's work behind it.
+   */
+  shares?: ReadonlyArray<{ plugins: readonly string[]; limit: number }> | undefined;
 }
 
 export interface ListRunsFilter {

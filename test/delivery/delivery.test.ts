@@ -4,6 +4,7 @@ import { spawn } from "node:child_process";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { BIN, TestDaemon, TestProject } from "../helpers/daemon.ts";
 import { Sink } from "./sink.ts";
+import { waitUntil } from "../helpers/wait.ts";
 
 function hookd(args: string[], cwd: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
@@ -20,14 +21,9 @@ function hookd(args: string[], cwd: string): Promise<{ code: number | null; stdo
   });
 }
 
-async function until<T>(check: () => Promise<T | undefined | false>, timeoutMs = 10_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await check();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error("condition not met in time");
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
+/** Polls (real time) until the check passes (the shared helper, with this file's bound and pace). */
+function until<T>(check: () => Promise<T | undefined | false>, timeoutMs = 20_000): Promise<T> {
+  return waitUntil(check, { timeoutMs, intervalMs: 50 });
 }
 
 const deal = (did: number) => ({ did, autor: 1, summa: "10", status: "won" });

@@ -13,6 +13,7 @@ import type { PluginManager } from "../../core/plugins/manager.ts";
 import { SqliteStore } from "../../core/store/sqlite.ts";
 import type { DeliveryRecord, RunOutcome } from "../../core/store/types.ts";
 import type { RunRequest, Sandbox } from "../../sandbox/protocol.ts";
+import { waitUntil } from "../helpers/wait.ts";
 
 const T0 = Date.parse("2026-11-21T10:00:00Z");
 const delivery: Settings["delivery"] = {
@@ -21,6 +22,7 @@ const delivery: Settings["delivery"] = {
   maxBackoffMs: 3000,
   concurrency: 8,
   maxEmitDepth: 8,
+  maxDescendants: 1000,
   orderBy: {},
   drainMs: 1000,
   retention: { doneMs: 0, deadMs: 0 },
@@ -104,15 +106,9 @@ async function runOf(eventId: string): Promise<DeliveryRecord> {
   return run!;
 }
 
-/** Polls (real time) until the check passes. */
-async function until<T>(check: () => Promise<T | undefined | false>, timeoutMs = 5000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await check();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error("condition not met in time");
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
+/** Polls (real time) until the check passes (the shared helper, with this file's bound and pace). */
+function until<T>(check: () => Promise<T | undefined | false>, timeoutMs = 20_000): Promise<T> {
+  return waitUntil(check, { timeoutMs, intervalMs: 5 });
 }
 
 const failing: Script = async () => ({ ok: false, retriable: true, durationMs: 1, error: { code: "HOOKD_RUN_FAILED", message: "sink down" } });

@@ -52,7 +52,7 @@ it("does not renew the lease of a run held by a sandbox process that misses its 
     store,
     sandbox,
     plugins,
-    delivery: () => ({ maxAttempts: 3, backoffMs: 10, maxBackoffMs: 10, concurrency: 8, maxEmitDepth: 8, orderBy: {}, drainMs: 0, retention: { doneMs: 0, deadMs: 0 } }),
+    delivery: () => ({ maxAttempts: 3, backoffMs: 10, maxBackoffMs: 10, concurrency: 8, maxEmitDepth: 8, maxDescendants: 1000, orderBy: {}, drainMs: 0, retention: { doneMs: 0, deadMs: 0 } }),
     leaseMs: () => 60_000,
     logger: createLogger({ level: "silent" }),
   });

@@ -7,6 +7,7 @@ import { createServer, type Server } from "node:http";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { FIXTURES, TestDaemon, TestProject, type LogLine } from "../helpers/daemon.ts";
+import { waitUntil } from "../helpers/wait.ts";
 
 const HOSTILE_DIR = path.join(FIXTURES, "plugins", "hostile");
 const NEIGHBOURS = new Set(["bystander", "victim", "flaky"]);
@@ -180,14 +181,15 @@ describe("hostile plugins", () => {
   /** The run of `plugin` for its attack event, once it is done or dead. */
   async function settledRun(plugin: string, timeoutMs = 30_000): Promise<RunRecord> {
     const eventId = attackIds.get(plugin)!;
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const { runs } = (await daemon.getJson(`/api/runs?plugin=${plugin}`)) as { runs: RunRecord[] };
-      const run = runs.find((r) => r.eventId === eventId);
-      if (run && (run.status === "done" || run.status === "dead")) return run;
-      if (Date.now() > deadline) throw new Error(`run of ${plugin} not settled within ${timeoutMs} ms: ${JSON.stringify(run)}`);
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
+    let run: RunRecord | undefined;
+    return waitUntil(
+      async () => {
+        const { runs } = (await daemon.getJson(`/api/runs?plugin=${plugin}`)) as { runs: RunRecord[] };
+        run = runs.find((r) => r.eventId === eventId);
+        return run && (run.status === "done" || run.status === "dead") && run;
+      },
+      { timeoutMs, intervalMs: 50, what: () => `the run of ${plugin} to settle (last seen ${JSON.stringify(run)})` },
+    );
   }
 
   /** The daemon answers and a well-behaved plugin handles a fresh event, in a clean realm. */
@@ -251,13 +253,13 @@ describe("hostile plugins", () => {
   });
 
   it("cuts an emit loop at the emit depth with HOOKD_EVENT_EMIT_DEPTH", async () => {
-    const deadline = Date.now() + 20_000;
-    let runs: RunRecord[] = [];
-    while (Date.now() < deadline) {
-      runs = ((await daemon.getJson("/api/runs?plugin=emit-loop")) as { runs: RunRecord[] }).runs;
-      if (runs.some((r) => r.status === "dead")) break;
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
+    const runs = await waitUntil(
+      async () => {
+        const { runs } = (await daemon.getJson("/api/runs?plugin=emit-loop")) as { runs: RunRecord[] };
+        return runs.some((r) => r.status === "dead") && runs;
+      },
+      { timeoutMs: 30_000, intervalMs: 50, what: "a dead run of emit-loop" },
+    );
     // Depth 0 (the posted event) to 4 (maxEmitDepth) run; the emit from depth 4 is refused.
     expect(runs).toHaveLength(5);
     const dead = runs.filter((r) => r.status === "dead");
@@ -351,11 +353,12 @@ describe("hostile plugins", () => {
     expect(plugins.find((p) => p.name === "flaky")?.health).toMatchObject({ state: "paused", pauses: 1 });
 
     const { body } = await daemon.post("test.flaky", { n: 9, fail: false });
-    await new Promise((resolve) => setTimeout(resolve, 300));
-    const held = ((await daemon.getJson(`/api/runs?eventId=${body.id}`)) as { runs: RunRecord[] }).runs;
-    expect(held).toMatchObject([{ plugin: "flaky", status: "pending" }]);
-
-    await daemon.waitForLog((l) => l.msg === "flaky handled" && l.eventId === body.id, 15_000);
+    const handled = await daemon.waitForLog((l) => l.msg === "flaky handled" && l.eventId === body.id, 15_000);
+    // Held while paused: it ran only after the pause was over (log order, not a guessed time).
+    const pausedAt = daemon.logs.indexOf(paused);
+    const overAt = daemon.logs.findIndex((l, i) => i > pausedAt && l.plugin === "flaky" && /pause over/.test(String(l.msg)));
+    expect(overAt).toBeGreaterThan(pausedAt);
+    expect(daemon.logs.indexOf(handled)).toBeGreaterThan(overAt);
     // The success closes the breaker once the run is recorded, a moment after its log line.
     await daemon.waitForLog((l) => l.component === "breaker" && l.plugin === "flaky" && /runs again/.test(String(l.msg)));
     const after = (await daemon.getJson("/api/plugins")) as { plugins: Array<{ name: string; health: { state: string } }> };

@@ -8,6 +8,7 @@ import type { RunOutcome } from "../../core/store/types.ts";
 import type { PluginLogRecord, PluginSpec, RunRequest } from "../../sandbox/protocol.ts";
 import { SandboxSupervisor } from "../../sandbox/supervisor.ts";
 import { FIXTURES, REPO } from "../helpers/daemon.ts";
+import { waitUntil } from "../helpers/wait.ts";
 
 const DIR = path.join(FIXTURES, "plugins", "hostile-supervisor");
 const LIMITS = { memoryMb: 64, timeoutMs: 10_000, maxConcurrentRuns: 8 };
@@ -15,8 +16,14 @@ const LIMITS = { memoryMb: 64, timeoutMs: 10_000, maxConcurrentRuns: 8 };
 describe("sandbox supervisor", () => {
   const logs: PluginLogRecord[] = [];
   const restarts: string[] = [];
-  /** kv reads of `slow:*` keys answer after this long, so a run stays in flight. */
-  let slowKvMs = 0;
+  /** While set, kv reads of `slow:*` keys wait for it to be released, so a run stays in flight. */
+  let slowKv: { entered: number; release: () => void; released: Promise<void> } | undefined;
+  const holdSlowKv = () => {
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    slowKv = { entered: 0, release, released };
+    return slowKv;
+  };
   let sandbox: SandboxSupervisor;
   let runs = 0;
 
@@ -26,7 +33,10 @@ describe("sandbox supervisor", () => {
       services: {
         log: (record) => logs.push(record),
         kv: async (_plugin, op, args) => {
-          if (op === "get" && String(args[0]).startsWith("slow:")) await new Promise((resolve) => setTimeout(resolve, slowKvMs));
+          if (op === "get" && String(args[0]).startsWith("slow:") && slowKv) {
+            slowKv.entered++;
+            await slowKv.released;
+          }
           return op === "list" ? [] : op === "get" ? "kv-value" : undefined;
         },
         emit: async () => ({ id: "emitted" }),
@@ -71,36 +81,39 @@ describe("sandbox supervisor", () => {
   }, 60_000);
 
   it("replaces a process that lost an isolate, and another plugin's run in flight still finishes", async () => {
-    slowKvMs = 2500;
+    const gate = holdSlowKv();
     const pidBefore = sandbox.pid;
     const patient = run("patient", "test.ping", 1);
-    await new Promise((resolve) => setTimeout(resolve, 200));
+    // In flight: it waits in its host call.
+    await waitUntil(() => gate.entered === 1, { what: "the patient run's kv call" });
     const lost = await run("oom-keys", "attack.oom_keys");
     expect(lost).toMatchObject({ ok: false, retriable: false, error: { code: "HOOKD_RUN_MEMORY" } });
+    gate.release();
 
     expect(await patient).toMatchObject({ ok: true });
     expect(logs.find((l) => l.msg === "patient handled")).toMatchObject({ fields: { n: 1, value: "kv-value" } });
-    await waitFor(() => restarts.some((reason) => reason.startsWith("replaced: an isolate of plugin oom-keys")), 30_000);
+    await waitUntil(() => restarts.some((reason) => reason.startsWith("replaced: an isolate of plugin oom-keys")), { timeoutMs: 30_000 });
     expect(sandbox.pid).not.toBe(pidBefore);
     // The old process goes once its runs are done.
-    await waitFor(() => !isAlive(pidBefore!), 15_000);
+    await waitUntil(() => !isAlive(pidBefore!), { timeoutMs: 15_000 });
 
-    slowKvMs = 0;
+    slowKv = undefined;
     expect(await run("patient", "test.ping", 2)).toMatchObject({ ok: true });
   }, 60_000);
 
   it("restarts a process that died, fails its runs in flight with HOOKD_SANDBOX_CRASHED and loads the plugins again", async () => {
-    slowKvMs = 5000;
+    const gate = holdSlowKv();
     const restartsBefore = restarts.length;
     const inFlight = run("patient", "test.ping", 3);
-    await new Promise((resolve) => setTimeout(resolve, 200));
+    await waitUntil(() => gate.entered === 1, { what: "the patient run's kv call" });
     process.kill(sandbox.pid!, "SIGKILL");
     expect(await inFlight).toMatchObject({ ok: false, retriable: true, error: { code: "HOOKD_SANDBOX_CRASHED" } });
     // While it is down, runs are refused at once (the dispatcher gives their attempt back).
     expect(await run("patient", "test.ping", 4)).toMatchObject({ ok: false, error: { code: "HOOKD_SANDBOX_UNAVAILABLE" } });
 
-    await waitFor(() => restarts.length > restartsBefore, 30_000);
-    slowKvMs = 0;
+    await waitUntil(() => restarts.length > restartsBefore, { timeoutMs: 30_000 });
+    gate.release();
+    slowKv = undefined;
     expect(await run("patient", "test.ping", 5)).toMatchObject({ ok: true });
   }, 60_000);
 });
@@ -108,14 +121,6 @@ describe("sandbox supervisor", () => {
 async function specOf(name: string): Promise<PluginSpec> {
   const compiled = await compilePlugin(path.join(DIR, `${name}.ts`), { root: FIXTURES });
   return { plugin: name, version: 1, file: `plugins/${name}.ts`, code: compiled.code, sourceMap: compiled.sourceMap, limits: LIMITS };
-}
-
-async function waitFor(condition: () => boolean, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms`);
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
 }
 
 function isAlive(pid: number): boolean {
