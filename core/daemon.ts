@@ -137,7 +137,10 @@ export class Daemon {
           this.log.warn({ restarts, reason }, "sandbox process restarted; plugins reloaded");
           this.dispatcher.wake();
         },
-        onReloadFailed: (spec, error) => this.log.error({ plugin: spec.plugin, code: error.code }, `plugin failed to reload after a sandbox restart: ${error.message}`),
+        onReloadFailed: (spec, error) => {
+          this.log.error({ plugin: spec.plugin, code: error.code }, `plugin failed to reload after a sandbox restart: ${error.message}`);
+          this.plugins.versionLost(spec.plugin, spec.version, error);
+        },
         heartbeat: () => ({ intervalMs: this.config.sandbox.heartbeatMs, misses: this.config.sandbox.heartbeatMisses, processMemoryMb: this.config.sandbox.processMemoryMb }),
         onUnresponsive: (info) =>
           this.log.error({ ...info, code: "HOOKD_SANDBOX_UNRESPONSIVE" }, `sandbox process stopped answering (${info.missed} heartbeats of ${info.intervalMs} ms missed): killed, its ${info.runs} runs in flight run again`),
@@ -305,6 +308,7 @@ export class Daemon {
       // A step past the deadline is abandoned with an error line; what it left undone is what a
       // crash leaves (leases expire, runs happen again), never an accepted event.
       const deadline = Date.now() + drainMs + STOP_MARGIN_MS;
+      this.plugins.stop();
       await this.stopStep("the file watchers", deadline, async () => {
         await this.watcher?.close();
         await this.configWatcher?.close();

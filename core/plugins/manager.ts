@@ -113,6 +113,10 @@ export interface PluginManagerOptions {
   compile?: () => Pick<CompileOptions, "limits" | "protectedPaths">;
 }
 
+/** Backoff of the loads that replace a version the sandbox lost: 1 s, doubling up to a minute. */
+const LOST_RETRY_FIRST_MS = 1000;
+const LOST_RETRY_MAX_MS = 60_000;
+
 /** How long a reload waits for a file being written to hold still before compiling it anyway. */
 const SETTLE_BUDGET_MS = 1000;
 
@@ -122,6 +126,7 @@ export class PluginManager {
   private actionOwners = new Map<string, string>();
   private keys: string[] = [];
   private readonly log: Logger;
+  private stopped = false;
 
   constructor(private readonly options: PluginManagerOptions) {
     this.log = options.logger.child({ component: "plugins" });
@@ -175,6 +180,38 @@ export class PluginManager {
     const managed = this.plugins.get(name);
     if (!managed) return Promise.resolve({ plugin: name, outcome: "removed", ok: true, version: null });
     return this.request(managed, "remove");
+  }
+
+  /**
+   * The sandbox lost a version that was serving (it failed to load again after a sandbox
+   * restart, e.g. its top-level code ran out of time on a busy machine). Until now the manager
+   * kept routing runs to it and each came back "not loaded", for good. Now the version is
+   * dropped (its runs wait in the store, unclaimed) and the plugin is loaded anew, with backoff,
+   * until a version serves again or its file changes or goes.
+   */
+  versionLost(plugin: string, version: number, error: { code: string; message: string }): void {
+    const managed = this.plugins.get(plugin);
+    if (!managed || managed.current?.version !== version) return;
+    managed.current = undefined;
+    managed.state = "failed";
+    managed.lastError = { ...error, at: new Date().toISOString(), version };
+    this.reindex();
+    this.log.error({ plugin, version, code: error.code }, `plugin version lost by the sandbox: loading it again (${error.message})`);
+    this.retryLost(managed, LOST_RETRY_FIRST_MS);
+  }
+
+  private retryLost(managed: ManagedPlugin, delayMs: number): void {
+    setTimeout(() => {
+      if (this.stopped || managed.current || managed.state === "removed") return;
+      void this.request(managed, "load").then((result) => {
+        if (!result.ok && !managed.current && managed.state !== "removed") this.retryLost(managed, Math.min(delayMs * 2, LOST_RETRY_MAX_MS));
+      });
+    }, delayMs).unref();
+  }
+
+  /** Stops the retries of lost versions (the daemon is stopping). */
+  stop(): void {
+    this.stopped = true;
   }
 
   /** Plugins whose current version subscribes to an event. */

@@ -1,0 +1,81 @@
+/**
+ * A version the sandbox lost (it did not load again after a sandbox restart) must not be left
+ * "serving": its runs would come back "not loaded" for good. The manager drops it and loads the
+ * plugin anew, with backoff, on a real isolate host and a real plugin file.
+ */
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { z } from "zod";
+import { createLogger } from "../../core/log.ts";
+import { PluginManager } from "../../core/plugins/manager.ts";
+import { IsolateHost } from "../../sandbox/isolate-host.ts";
+import { waitUntil } from "../helpers/wait.ts";
+
+const PLUGIN = `import { on } from "hookd";
+on("test.ping", async (event, ctx) => { ctx.log.info({ n: event.n }, "pinged"); });
+`;
+
+describe("a version the sandbox lost", () => {
+  let dir: string;
+  let host: IsolateHost;
+  let manager: PluginManager;
+
+  beforeAll(async () => {
+    dir = mkdtempSync(path.join(tmpdir(), "hookd-lost-"));
+    writeFileSync(path.join(dir, "pinger.ts"), PLUGIN);
+    host = new IsolateHost({
+      environmentSecrets: false,
+      services: {
+        log: () => undefined,
+        kv: async () => undefined,
+        emit: async () => ({ id: "e" }),
+        fetch: async () => ({ status: 200, statusText: "OK", headers: {}, body: "", url: "" }),
+      },
+    });
+    manager = new PluginManager({
+      sandbox: host,
+      dir,
+      root: dir,
+      limits: () => ({ timeoutMs: 5000, memoryMb: 64, maxConcurrentRuns: 4 }),
+      catalog: () => ({ "test.ping": z.object({ n: z.number() }) }),
+      logger: createLogger({ level: "silent" }),
+    });
+    const [result] = await manager.loadAll();
+    expect(result).toMatchObject({ plugin: "pinger", ok: true });
+  });
+
+  afterAll(async () => {
+    manager?.stop();
+    await host?.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("stops routing runs to it and loads the plugin again until a version serves", async () => {
+    const lost = manager.currentVersion("pinger")!;
+    // What a sandbox restart that could not load it again leaves behind.
+    await host.unload("pinger", lost);
+    manager.versionLost("pinger", lost, { code: "HOOKD_RUN_TIMEOUT", message: "top-level code ran out of time" });
+    // At once: nothing is routed to the lost version (its runs wait in the store).
+    expect(manager.currentVersion("pinger")).toBeUndefined();
+    expect(manager.claimKeys()).not.toContain("pinger");
+    expect(manager.list().find((p) => p.name === "pinger")?.lastError?.code).toBe("HOOKD_RUN_TIMEOUT");
+
+    const again = await waitUntil(() => {
+      const version = manager.currentVersion("pinger");
+      return version !== undefined && version > lost ? version : undefined;
+    }, { timeoutMs: 60_000, what: "pinger loaded again after its version was lost" });
+    expect(manager.claimKeys()).toContain("pinger");
+    const outcome = await host.run({
+      runId: "r1",
+      plugin: "pinger",
+      version: again,
+      kind: "event",
+      name: "test.ping",
+      payload: { n: 1 },
+      meta: { eventId: "e1", eventName: "test.ping", receivedAt: Date.now(), attempt: 1, depth: 0 },
+    });
+    expect(outcome.ok).toBe(true);
+  });
+});
