@@ -55,6 +55,9 @@ const LEASE_SWEEP_MS = 5000;
 /** A run that found no sandbox (restarting) or no loaded version waits this long, uncharged. */
 const UNAVAILABLE_RETRY_MS = 500;
 /** Failures that say nothing about the handler: its attempt is given back. */
+/** How soon a dispatcher with free slots looks again at work that is due but was not claimed. */
+const IDLE_RECHECK_MS = 250;
+
 const NOT_THE_HANDLERS_FAULT = new Set(["HOOKD_SANDBOX_UNAVAILABLE", "HOOKD_PLUGIN_NOT_LOADED"]);
 
 export class Dispatcher {
@@ -151,6 +154,7 @@ export class Dispatcher {
    */
   private async pump(): Promise<void> {
     this.pumping = true;
+    let idleSlots = false;
     try {
       do {
         this.again = false;
@@ -167,14 +171,17 @@ export class Dispatcher {
             continue;
           }
         }
-        await this.claimFairly(keys);
+        if (await this.claimFairly(keys)) idleSlots = true;
       } while (this.again && !this.stopped);
-      if (this.dueCheck && !this.stopped) {
+      if ((this.dueCheck || idleSlots) && !this.stopped) {
         this.dueCheck = false;
         const next = await this.options.store.nextDueAt(this.claimKeys());
-        // Due already but not claimed: held back by capacity or by an earlier delivery of the
-        // same key; a finishing run wakes the dispatcher for those.
         if (next !== null && next > this.now()) this.wakeAt(next);
+        // Due already but not claimed while slots stay free: a share's claim came up short (rows
+        // skipped while another transaction held them, events committed after the claim read),
+        // or an earlier delivery of the same key holds it back. No finishing run may come to wake
+        // the dispatcher (every run in flight can be a slow one), so look again shortly.
+        else if (next !== null && idleSlots) this.wakeAt(this.now() + IDLE_RECHECK_MS);
       }
     } catch (error) {
       this.log.error({ err: error }, "claiming deliveries failed; retrying shortly");
@@ -195,10 +202,11 @@ export class Dispatcher {
    * rest starts at once instead of waiting for a slow run to end. As borrowed runs finish, their
    * slots go first to owners under their share. Runs are never pre-empted.
    */
-  private async claimFairly(keys: readonly string[]): Promise<void> {
+  /** Returns true when it left slots free (beyond the kept one) that ready work might take. */
+  private async claimFairly(keys: readonly string[]): Promise<boolean> {
     const { concurrency } = this.options.delivery();
     let free = concurrency - this.inflight.size;
-    if (free <= 0 || this.stopped) return;
+    if (free <= 0 || this.stopped) return false;
     const owners = new Map<string, string[]>();
     for (const key of keys) {
       const owner = this.ownerOf(key);
@@ -217,9 +225,12 @@ export class Dispatcher {
     } else filled = true;
     const reserve = concurrency > 1 && owners.size > 1 ? 1 : 0;
     free = concurrency - this.inflight.size - reserve;
-    if (!filled || free <= 0 || this.stopped) return;
+    if (free <= 0 || this.stopped) return false;
+    if (!filled) return true;
     const lent = [...owners.values()].map((plugins) => ({ plugins, limit: free }));
-    for (const delivery of await this.claim(keys, free, false, lent)) this.execute(delivery);
+    const borrowed = await this.claim(keys, free, false, lent);
+    for (const delivery of borrowed) this.execute(delivery);
+    return borrowed.length < free;
   }
 
   /** Who a claim key's runs count against: an action's plugin, else the key (a plugin, a webhook endpoint). */

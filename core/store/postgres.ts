@@ -103,7 +103,7 @@ export class PostgresStore implements Store {
     // statement_timeout: no store call waits for good (on a lock, a stalled server); it fails,
     // and its caller retries (the dispatcher) or answers 5xx (an accept, which the sender retries).
     const statementTimeout = Math.floor(options.statementTimeoutMs ?? 30_000);
-    this.connection = { connectionString: url.toString(), options: `-c search_path=${schema} -c statement_timeout=${statementTimeout}`, types: TYPES, application_name: "hookd" };
+    this.connection = { connectionString: url.toString(), options: `-c search_path=${schema}`, types: TYPES, application_name: "hookd", statement_timeout: statementTimeout };
     this.pool = new pg.Pool({ ...this.connection, max: options.maxConnections ?? 8 });
     this.bookkeeping = new pg.Pool({ ...this.connection, options: `${this.connection.options} -c synchronous_commit=off`, max: Math.max(2, Math.ceil((options.maxConnections ?? 8) / 2)) });
     // An idle connection the server dropped: the pool replaces it; a query on it fails on its own.
@@ -364,7 +364,7 @@ export class PostgresStore implements Store {
     const bounded = filter.maxPayloadBytes !== undefined && !ascending;
     // Bounded (a list for people): octet_length reads a toasted value's size without fetching it.
     const columns = bounded
-      ? `seq, id, name, received_at, source, parent_id, depth, octet_length(payload) AS payload_bytes,
+      ? `seq, id, name, received_at, source, parent_id, depth, root_id, octet_length(payload) AS payload_bytes,
          CASE WHEN octet_length(payload) > ${Math.floor(filter.maxPayloadBytes!)} THEN NULL ELSE payload END AS payload`
       : "*";
     const { rows } = await this.pool.query<EventRow>(

@@ -293,7 +293,7 @@ function prepareReadStatements(db: Database.Database) {
     // octet_length reads a value's size without loading it: a list of huge payloads costs
     // only the ones it shows.
     listEventsBounded: db.prepare(
-      `SELECT seq, id, name, received_at, source, parent_id, depth, octet_length(payload) AS payload_bytes,
+      `SELECT seq, id, name, received_at, source, parent_id, depth, root_id, octet_length(payload) AS payload_bytes,
               CASE WHEN octet_length(payload) > @maxPayload THEN NULL ELSE payload END AS payload
          FROM events
         WHERE (@name IS NULL OR name = @name) AND (@since IS NULL OR received_at >= @since)

@@ -26,7 +26,7 @@ export default defineConfig({
     "flood.fanout": z.object({ hop: z.number().int() }),
   },
   delivery: { concurrency: ${CONCURRENCY}, backoffMs: 50, maxBackoffMs: 200 },
-  sandbox: { timeoutMs: 300000, fetchTimeoutMs: 300000 },
+  sandbox: { timeoutMs: 300000, fetchTimeoutMs: 300000, fetchAllowHosts: ["127.0.0.1"] },
 });
 `;
 
