@@ -6,14 +6,15 @@
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import type { Duplex } from "node:stream";
-import { fileURLToPath } from "node:url";
 import { HookdError } from "../core/errors.ts";
+import { COMPILED, ownFile } from "../core/locate.ts";
 import type { RunOutcome } from "../core/store/types.ts";
 import { daemonCodec, LineChannel } from "./channel.ts";
 import type { FromSandbox, HeapUsage, HostServices, PluginManifest, PluginSpec, RunRequest, ToSandbox } from "./protocol.ts";
 
-const WORKER = fileURLToPath(new URL("./worker.ts", import.meta.url));
-const TSX_LOADER = import.meta.resolve("tsx");
+const WORKER = ownFile(import.meta.url, "./worker.ts");
+// Compiled, the worker is plain JavaScript; from the sources (vitest) it needs a TypeScript loader.
+const LOADER: string[] = COMPILED ? [] : ["--import", import.meta.resolve("tsx")];
 
 export interface SandboxProcessOptions {
   services: HostServices;
@@ -46,7 +47,7 @@ export class SandboxProcess {
   private idleWaiter: (() => void) | undefined;
 
   constructor(private readonly options: SandboxProcessOptions) {
-    const child = spawn(process.execPath, ["--no-node-snapshot", "--import", TSX_LOADER, WORKER], {
+    const child = spawn(process.execPath, ["--no-node-snapshot", ...LOADER, WORKER], {
       stdio: ["ignore", "inherit", "inherit", "pipe"],
       env: process.env,
     });
