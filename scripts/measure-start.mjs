@@ -2,9 +2,11 @@
 // Start-up and memory of the real daemon with one plugin: spawn `bin/hookd.js start` in a temp
 // project, poll GET /readyz until 200 (spawn to ready), then sum the resident memory (VmRSS) of
 // the daemon and every descendant (the sandbox process, esbuild's service) from /proc, and note
-// which of them have tsx loaded (it would show in their memory maps or command lines).
+// which of them have tsx on their command line or in NODE_OPTIONS. Also the CPU time (user +
+// system) the tree had used when it became ready: on a busy machine the wall-clock figure says
+// more about the neighbours than about hookd, the CPU time much less so.
 //
-//   node scripts/measure-start.mjs [--runs 5] [--port 0]
+//   node scripts/measure-start.mjs [--runs 5] [--bin path/to/bin/hookd.js]
 //
 // Plain JavaScript, no loader: the measuring process adds nothing to what it measures.
 import { spawn } from "node:child_process";
@@ -15,7 +17,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 
 const REPO = fileURLToPath(new URL("..", import.meta.url));
-const BIN = path.join(REPO, "bin/hookd.js");
+const BIN = process.argv.includes("--bin") ? path.resolve(process.argv[process.argv.indexOf("--bin") + 1]) : path.join(REPO, "bin/hookd.js");
 const runs = Number(process.argv[process.argv.indexOf("--runs") + 1]) || 5;
 
 const CONFIG = `import { defineConfig, z } from "hookd/config";
@@ -50,17 +52,23 @@ function children(pid) {
   return found;
 }
 
+/** CPU time (user + system) of a process so far, in ms (clock ticks are 1/100 s on Linux). */
+function cpuMs(pid) {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return (Number(fields[11]) + Number(fields[12])) * 10;
+  } catch {
+    return 0;
+  }
+}
+
 function describe(pid) {
   const status = readFileSync(`/proc/${pid}/status`, "utf8");
   const rssKb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
   const cmd = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0").join(" ").trim();
-  let maps = "";
-  try {
-    maps = readFileSync(`/proc/${pid}/maps`, "utf8");
-  } catch {
-    // not ours to read
-  }
-  return { pid, rssKb, cmd, tsx: /tsx/.test(cmd) || /node_modules\/tsx\//.test(maps) };
+  const env = readFileSync(`/proc/${pid}/environ`, "utf8").split("\0").find((v) => v.startsWith("NODE_OPTIONS=")) ?? "";
+  return { pid, rssKb, cmd, tsx: /tsx/.test(cmd) || /tsx/.test(env) };
 }
 
 async function once() {
@@ -85,11 +93,13 @@ async function once() {
       await new Promise((resolve) => setTimeout(resolve, 5));
     }
     const readyMs = performance.now() - started;
+    const cpuAtReady = new Map([child.pid, ...children(child.pid)].map((pid) => [pid, cpuMs(pid)]));
+    const readyCpuMs = [...cpuAtReady.values()].reduce((sum, ms) => sum + ms, 0);
     // Memory once the start-up work has settled: a run of the plugin, then a short wait for it.
     await fetch(`http://127.0.0.1:${port}/events/bench.ping`, { method: "POST", headers: { "content-type": "application/json" }, body: '{"n":1}' });
     await new Promise((resolve) => setTimeout(resolve, 500));
-    const processes = [child.pid, ...children(child.pid)].map(describe);
-    return { readyMs, processes };
+    const processes = [child.pid, ...children(child.pid)].map((pid) => ({ ...describe(pid), readyCpuMs: cpuAtReady.get(pid) ?? 0 }));
+    return { readyMs, readyCpuMs, processes };
   } finally {
     child.kill("SIGTERM");
     await new Promise((resolve) => (child.exitCode !== null ? resolve() : child.once("exit", resolve)));
@@ -101,8 +111,9 @@ const results = [];
 for (let i = 0; i < runs; i++) results.push(await once());
 const median = (values) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
 const last = results.at(-1);
-for (const p of last.processes) console.log(`  pid ${p.pid}  ${(p.rssKb / 1024).toFixed(1)} MB  tsx=${p.tsx}  ${p.cmd.slice(0, 110)}`);
+for (const p of last.processes) console.log(`  pid ${p.pid}  ${(p.rssKb / 1024).toFixed(1)} MB  cpu at ready ${p.readyCpuMs} ms  tsx=${p.tsx}  ${p.cmd.slice(0, 110)}`);
 console.log(`node ${process.version}, ${runs} runs`);
 console.log(`spawn to /readyz 200: median ${median(results.map((r) => r.readyMs)).toFixed(0)} ms (runs: ${results.map((r) => r.readyMs.toFixed(0)).join(", ")})`);
+console.log(`CPU time used by the tree at ready: median ${median(results.map((r) => r.readyCpuMs)).toFixed(0)} ms`);
 console.log(`RSS, whole tree: median ${(median(results.map((r) => r.processes.reduce((s, p) => s + p.rssKb, 0))) / 1024).toFixed(1)} MB`);
 console.log(`processes with tsx loaded: ${results.flatMap((r) => r.processes).filter((p) => p.tsx).length}`);
