@@ -144,7 +144,7 @@ async function runDaemon(configOptions: LoadConfigOptions, dev: boolean): Promis
   // A SIGHUP meanwhile has nothing to do (the files are being read now) but must not kill it.
   const hupWhileStarting = () => logger.info({ signal: "SIGHUP" }, "reload requested during start-up: the config being loaded is current");
   process.on("SIGHUP", hupWhileStarting);
-  const starting = Daemon.start({ config, logger, ...reloadLines });
+  const starting = Daemon.start({ config, logger, releaseCompiler: true, ...reloadLines });
   const stopped = new Promise<number>((resolve) => {
     const onSignal = (signal: NodeJS.Signals) => {
       signals++;
