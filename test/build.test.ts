@@ -1,11 +1,11 @@
 // The compiled build as the daemon runs it: bin/hookd.js and its sandbox process load dist/'s
 // JavaScript and never a TypeScript loader; the package's exports point at dist/ with types.
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { pathToFileURL } from "node:url";
 import { afterAll, describe, expect, it } from "vitest";
-import { distProblem } from "../scripts/dist-state.mjs";
+import { BUILD_STAMP, distProblem, sourceFingerprint } from "../scripts/dist-state.mjs";
 import { FIXTURES, REPO, TestDaemon, TestProject } from "./helpers/daemon.ts";
 
 const TRACE = path.join(FIXTURES, "build/trace-modules.mjs");
@@ -69,6 +69,22 @@ describe("the compiled build", () => {
     expect(daemonTrace).toContain(pathToFileURL(path.join(REPO, "dist/core/daemon.js")).href);
     for (const lines of traces) {
       expect(lines.filter((line) => /\/tsx\//.test(line) || /\.ts$/.test(line) && !line.includes("/plugins/") && !line.endsWith("events.config.ts"))).toEqual([]);
+    }
+  });
+
+  it("tells a missing build and a stale one apart from a current one", () => {
+    // A folder shaped like the repository: what dist/ is built from, and dist/ itself.
+    const repo = mkdtempSync(path.join(tmpdir(), "hookd-dist-state-"));
+    try {
+      for (const dir of ["core", "sandbox", "scripts", "dist"]) mkdirSync(path.join(repo, dir));
+      for (const file of ["core/a.ts", "sandbox/b.ts", "tsconfig.json", "tsconfig.build.json", "scripts/build.mjs"]) writeFileSync(path.join(repo, file), `// ${file}\n`);
+      expect(distProblem(repo)).toMatch(/not built.*npm run build/);
+      writeFileSync(path.join(repo, "dist", BUILD_STAMP), JSON.stringify({ sources: sourceFingerprint(repo) }));
+      expect(distProblem(repo)).toBeUndefined();
+      writeFileSync(path.join(repo, "core/a.ts"), "// edited after the build\n");
+      expect(distProblem(repo)).toMatch(/older than the sources.*npm run build/);
+    } finally {
+      rmSync(repo, { recursive: true, force: true });
     }
   });
 
