@@ -21,9 +21,9 @@ export async function runCli(argv) {
 }
 
 /**
- * A start compiles some 800 modules (hookd's and fastify's, zod's, ...); V8's compile cache keeps
- * their bytecode on disk so the next start skips most of that. Kept in the user's own cache folder,
- * not a shared /tmp where another user could plant entries. Best effort: a folder that cannot be
+ * A start compiles megabytes of JavaScript (hookd's, fastify's, zod's, ...); V8's compile cache
+ * keeps the bytecode on disk so the next start skips most of that. Kept in the user's own cache
+ * folder, not a shared /tmp where another user could plant entries. Best effort: a folder that cannot be
  * written (a read-only home under systemd) only means no cache. NODE_COMPILE_CACHE, when set,
  * is Node's own and wins; NODE_DISABLE_COMPILE_CACHE=1 turns it off.
  */
