@@ -4,11 +4,11 @@
  */
 import { existsSync } from "node:fs";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
 import ts from "typescript";
 import { compilePlugin } from "./compile/compile-plugin.ts";
 import { loadConfig, type LoadConfigOptions } from "./config/load.ts";
 import { HookdError } from "./errors.ts";
+import { ownTypes } from "./locate.ts";
 import { envDeclarationPath, writeEnvDeclaration } from "./env-types.ts";
 import { discoverPlugins } from "./plugins/discover.ts";
 import { SandboxSupervisor } from "../sandbox/supervisor.ts";
@@ -17,10 +17,11 @@ import type { PluginManifest } from "../sandbox/protocol.ts";
 // The editor types live in env-types.ts (no TypeScript compiler needed to write them).
 export { envDeclarationPath, writeEnvDeclaration } from "./env-types.ts";
 
+// Types only: the sources, or the .d.ts files of the compiled build.
 const OWN_FILES = {
-  api: fileURLToPath(new URL("../sandbox/runtime/api.ts", import.meta.url)),
-  config: fileURLToPath(new URL("./config/define.ts", import.meta.url)),
-  catalog: fileURLToPath(new URL("./catalog/index.ts", import.meta.url)),
+  api: ownTypes(import.meta.url, "../sandbox/runtime/api.ts"),
+  config: ownTypes(import.meta.url, "./config/define.ts"),
+  catalog: ownTypes(import.meta.url, "./catalog/index.ts"),
 };
 
 interface Problem {

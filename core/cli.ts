@@ -2,12 +2,12 @@
  * The `hookd` command. `start` and `dev` run the daemon in the foreground; the other commands
  * talk to a running daemon over its HTTP API, or work on the project's files.
  */
-import { readFileSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { parseArgs } from "node:util";
 import type { LoadConfigOptions } from "./config/load.ts";
 import { HookdError } from "./errors.ts";
+import { PACKAGE_JSON } from "./locate.ts";
 
 // Each command loads only what it needs: a client command must not pay for the daemon's
 // modules (fastify, isolated-vm, TypeScript) at every call.
@@ -148,7 +148,7 @@ async function runDaemon(configOptions: LoadConfigOptions, dev: boolean): Promis
   // A SIGHUP meanwhile has nothing to do (the files are being read now) but must not kill it.
   const hupWhileStarting = () => logger.info({ signal: "SIGHUP" }, "reload requested during start-up: the config being loaded is current");
   process.on("SIGHUP", hupWhileStarting);
-  const starting = Daemon.start({ config, logger, ...reloadLines });
+  const starting = Daemon.start({ config, logger, releaseCompiler: true, ...reloadLines });
   const stopped = new Promise<number>((resolve) => {
     const onSignal = (signal: NodeJS.Signals) => {
       signals++;
@@ -333,6 +333,5 @@ function required(value: string | undefined, usage: string): string {
 }
 
 function hookdVersion(): string {
-  const pkg = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string };
-  return `hookd ${pkg.version}`;
+  return `hookd ${PACKAGE_JSON.version}`;
 }

@@ -132,6 +132,7 @@ const definitions = {
   // CLI
   HOOKD_CLI_USAGE: { status: 400, message: "%s" },
   HOOKD_INIT_CONFLICT: { status: 409, message: "%s already has %s: hookd init writes into an empty folder or one without these files" },
+  HOOKD_INIT_PACK: { status: 500, message: "could not pack this hookd (%s) into %s with npm pack: %s" },
 
   // the plugin authors' test kit (hookd/testing)
   HOOKD_TESTING_NODE_FLAGS: {

@@ -2,19 +2,31 @@
  * `hookd init [dir]`: a ready project from templates/project — the config with the shipped
  * catalog, an example plugin with its tests, editor types, npm scripts and a systemd unit. It
  * writes nothing when any file it would write is already there, so it never clobbers work.
+ *
+ * The project depends on hookd as `"hookd"` (so imports stay `hookd`, `hookd/testing`), an alias
+ * of the npm package hookd-daemon. Until that is published, the alias would not resolve on the
+ * user's machine, so init packs the running hookd (`npm pack`) into the project's vendor/ folder
+ * and depends on that tarball: `npm install` then works anywhere the project is copied.
  */
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync } from "node:fs";
+import { execFile } from "node:child_process";
 import { mkdir, readdir, readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
 import { writeEnvDeclaration } from "./env-types.ts";
 import { HookdError } from "./errors.ts";
+import { PACKAGE_JSON, PACKAGE_NAME, PACKAGE_ROOT } from "./locate.ts";
 
-const TEMPLATE_DIR = fileURLToPath(new URL("../templates/project", import.meta.url));
-const HOOKD_PACKAGE = JSON.parse(readFileSync(fileURLToPath(new URL("../package.json", import.meta.url)), "utf8")) as {
-  version: string;
-  devDependencies?: Record<string, string>;
-};
+const TEMPLATE_DIR = path.join(PACKAGE_ROOT, "templates/project");
+const HOOKD_PACKAGE = PACKAGE_JSON;
+
+/**
+ * Whether hookd-daemon of this version is on the npm registry. While false, projects get a packed
+ * copy of the running hookd in vendor/ instead of `npm:hookd-daemon@^<version>`.
+ */
+const PUBLISHED = false;
+
+/** Where the packed hookd goes in a project, relative to it. */
+const VENDOR_DIR = "vendor";
 
 /** Template files whose name npm would drop or misread when hookd is published. */
 const RENAMED: Record<string, string> = { gitignore: ".gitignore" };
@@ -34,17 +46,20 @@ export async function initProject(target: string): Promise<InitResult> {
     const destination = path.join(path.dirname(relative), RENAMED[path.basename(relative)] ?? path.basename(relative));
     files.set(destination, source.replaceAll("{{name}}", name));
   }
-  files.set("package.json", `${JSON.stringify(packageJson(name), null, 2)}\n`);
+  const tarball = PUBLISHED ? undefined : path.join(VENDOR_DIR, `${PACKAGE_NAME}-${HOOKD_PACKAGE.version}.tgz`);
+  files.set("package.json", `${JSON.stringify(packageJson(name, tarball), null, 2)}\n`);
 
-  const existing = [...files.keys(), "hookd-env.d.ts"].filter((file) => existsSync(path.join(dir, file)));
+  const existing = [...files.keys(), "hookd-env.d.ts", ...(tarball ? [tarball] : [])].filter((file) => existsSync(path.join(dir, file)));
   if (existing.length > 0) throw new HookdError("HOOKD_INIT_CONFLICT", [dir, existing.sort().join(", ")]);
+  // First, so a failed pack leaves no half project behind.
+  if (tarball) await packHookd(path.join(dir, tarball));
 
   for (const [relative, contents] of files) {
     await mkdir(path.dirname(path.join(dir, relative)), { recursive: true });
     await writeFile(path.join(dir, relative), contents, { flag: "wx" });
   }
   await writeEnvDeclaration(path.join(dir, "events.config.ts"));
-  return { dir, files: [...files.keys(), "hookd-env.d.ts"].sort() };
+  return { dir, files: [...files.keys(), "hookd-env.d.ts", ...(tarball ? [tarball] : [])].sort() };
 }
 
 /** What `hookd init` prints: what was written and what to run next. */
@@ -61,7 +76,27 @@ export function describeInit(result: InitResult, cwd: string): string {
   return `${lines.join("\n")}\n`;
 }
 
-function packageJson(name: string) {
+/**
+ * `npm pack` of the running hookd (its package.json `files`: dist/, bin/, templates/, README),
+ * without lifecycle scripts: the running hookd is already built, and an installed copy has no
+ * build tools to run `prepare` with.
+ */
+async function packHookd(target: string): Promise<void> {
+  const destination = path.dirname(target);
+  await mkdir(destination, { recursive: true });
+  const args = ["pack", "--ignore-scripts", "--json", "--pack-destination", destination, PACKAGE_ROOT];
+  const packed = await new Promise<string>((resolve, reject) => {
+    execFile("npm", args, { cwd: destination, maxBuffer: 16 * 1024 * 1024 }, (error, stdout, stderr) =>
+      error ? reject(new HookdError("HOOKD_INIT_PACK", [PACKAGE_ROOT, destination, (stderr || error.message).trim()], { cause: error })) : resolve(stdout),
+    );
+  });
+  const [result] = JSON.parse(packed) as Array<{ filename: string }>;
+  if (path.join(destination, result?.filename ?? "") !== target) {
+    throw new HookdError("HOOKD_INIT_PACK", [PACKAGE_ROOT, destination, `npm wrote ${result?.filename ?? "nothing"}, expected ${path.basename(target)}`]);
+  }
+}
+
+function packageJson(name: string, tarball: string | undefined) {
   const dev = HOOKD_PACKAGE.devDependencies ?? {};
   return {
     name,
@@ -74,10 +109,11 @@ function packageJson(name: string) {
       types: "hookd types",
       test: "vitest run",
     },
-    dependencies: { hookd: `^${HOOKD_PACKAGE.version}` },
+    // The name `hookd` on npm is another project's: hookd is the package hookd-daemon, under its own name.
+    dependencies: { hookd: tarball ? `file:${tarball.split(path.sep).join("/")}` : `npm:${PACKAGE_NAME}@^${HOOKD_PACKAGE.version}` },
     // The same majors hookd itself is tested with.
-    devDependencies: { "@types/node": dev["@types/node"] ?? "^20.0.0", vitest: dev.vitest ?? "^4.0.0" },
-    engines: { node: ">=20" },
+    devDependencies: { "@types/node": dev["@types/node"] ?? "^24.0.0", vitest: dev.vitest ?? "^4.0.0" },
+    engines: { node: ">=24" },
   };
 }
 

@@ -6,9 +6,9 @@
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import type { Duplex } from "node:stream";
-import { fileURLToPath } from "node:url";
 import { HookdError } from "../core/errors.ts";
 import { fetchPolicy, type PluginFetchInit } from "../core/fetch/policy.ts";
+import { ownFile } from "../core/locate.ts";
 import type { RunOutcome } from "../core/store/types.ts";
 import { daemonCodec, LineChannel } from "./channel.ts";
 import { baseLimits, resolveLimits } from "./limits.ts";
@@ -18,7 +18,7 @@ import { runtimeBootstrapCode } from "./runtime/build.ts";
 import { SecretResolver } from "./secrets.ts";
 import { sandboxCommand, type WallMode, type WallStatus } from "./wall.ts";
 
-const WORKER = fileURLToPath(new URL("./worker.ts", import.meta.url));
+const WORKER = ownFile(import.meta.url, "./worker.ts");
 
 export interface SandboxProcessOptions {
   services: HostServices;

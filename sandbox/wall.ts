@@ -26,7 +26,8 @@ import { spawnSync } from "node:child_process";
 import { existsSync, lstatSync, readlinkSync, realpathSync } from "node:fs";
 import { createRequire } from "node:module";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
+// hookd's package root (its package.json says the sources are ES modules), from sandbox/ and dist/sandbox/ alike.
+import { PACKAGE_ROOT } from "../core/locate.ts";
 import { HookdError } from "../core/errors.ts";
 
 export type WallMode = "auto" | "required" | "off";
@@ -61,8 +62,6 @@ export interface SandboxCommandOptions {
   bwrapCandidates?: string[];
 }
 
-/** hookd's package root: sandbox/.. (its package.json says the sources are ES modules). */
-const PACKAGE_ROOT = path.resolve(fileURLToPath(new URL("..", import.meta.url)));
 const BWRAP_CANDIDATES = ["/usr/bin/bwrap", "/usr/local/bin/bwrap", "/bin/bwrap"];
 /**
  * Variables the sandbox process keeps: what the isolates' dates and locale follow, and the
@@ -254,7 +253,8 @@ function libraryFolders(binary: string): string[] {
  */
 function readableRoots(worker: string): string[] {
   const own = path.dirname(path.resolve(worker));
-  const roots = [own, path.join(path.dirname(own), "core"), path.join(PACKAGE_ROOT, "package.json")].filter((root) => existsSync(root));
+  // Compiled, the npm packages the worker's modules import are bundled into dist/chunks/.
+  const roots = [own, path.join(path.dirname(own), "core"), path.join(path.dirname(own), "chunks"), path.join(PACKAGE_ROOT, "package.json")].filter((root) => existsSync(root));
   try {
     const require = createRequire(path.join(PACKAGE_ROOT, "package.json"));
     const ivm = path.dirname(realpathSync(require.resolve("isolated-vm/package.json")));

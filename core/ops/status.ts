@@ -2,7 +2,7 @@
  * `GET /api/status` and `hookd status`: one look at a running daemon, its plugins, its queue,
  * its dead letters and the last errors, for an operator at a terminal.
  */
-import { createRequire } from "node:module";
+import { PACKAGE_JSON } from "../locate.ts";
 import type { PluginStatus } from "../plugins/manager.ts";
 import type { DeliveryRecord, DeliveryStatus, Store } from "../store/types.ts";
 
@@ -164,4 +164,4 @@ function firstLine(text: string): string {
   return line.length > 160 ? `${line.slice(0, 157)}...` : line;
 }
 
-const HOOKD_VERSION: string = (createRequire(import.meta.url)("../../package.json") as { version: string }).version;
+const HOOKD_VERSION: string = PACKAGE_JSON.version;

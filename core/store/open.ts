@@ -1,6 +1,5 @@
 /** Opens the store a URL names: `sqlite:<path>` (embedded default) or `postgres://...`. */
 import { HookdError } from "../errors.ts";
-import { PostgresStore } from "./postgres.ts";
 import { SqliteStore } from "./sqlite.ts";
 import type { Store } from "./types.ts";
 
@@ -16,6 +15,9 @@ export async function openStore(settings: { url: string; synchronous: "FULL" | "
   if (/^postgres(ql)?:\/\//.test(settings.url)) {
     // Shared by several instances: migrations wait on an advisory lock, and only expired
     // leases are freed (the other instances' running leases are alive).
+    // Loaded only for a PostgreSQL URL: pg and its type parsers cost a SQLite daemon's start-up
+    // tens of milliseconds and about 10 MB for nothing.
+    const { PostgresStore } = await import("./postgres.ts");
     const store = await PostgresStore.open({ url: settings.url, statementTimeoutMs: settings.statementTimeoutMs });
     await store.recoverAfterRestart(Date.now());
     return store;

@@ -10,6 +10,7 @@ import { fileURLToPath } from "node:url";
 import { Worker } from "node:worker_threads";
 import type Database from "better-sqlite3";
 import * as esbuild from "esbuild";
+import { COMPILED, ownFile } from "../locate.ts";
 import type { Synchronous } from "./sqlite-schema.ts";
 import { HookdError } from "../errors.ts";
 import type { FromWriterThread, ToWriterThread, WriterThreadData } from "./sqlite-writer-thread.ts";
@@ -40,11 +41,11 @@ export function threadWriter(file: string, synchronous: Synchronous): Writer {
     pending.clear();
   };
 
-  const started = writerThreadCode().then(
-    (code) =>
+  const started = writerThreadSource().then(
+    (source) =>
       new Promise<Worker>((resolve, reject) => {
         const data: WriterThreadData = { file, synchronous, requireFrom: fileURLToPath(import.meta.url) };
-        const worker = new Worker(code, { eval: true, workerData: data });
+        const worker = new Worker(source, { eval: typeof source === "string", workerData: data });
         worker.on("message", (message: FromWriterThread) => {
           if ("ready" in message) return resolve(worker);
           if ("closed" in message) return onClosed?.();
@@ -109,13 +110,14 @@ export function threadWriter(file: string, synchronous: Synchronous): Writer {
 let bundled: Promise<string> | undefined;
 
 /**
- * The writer thread's code, bundled once per process: a worker thread does not inherit the
- * TypeScript loader the daemon runs under, so it gets plain JavaScript.
+ * The writer thread's script. Compiled, it is its own file. From the sources it is code bundled
+ * once per process: a worker thread does not inherit the TypeScript loader vitest runs under.
  */
-function writerThreadCode(): Promise<string> {
+function writerThreadSource(): Promise<string | URL> {
+  if (COMPILED) return Promise.resolve(new URL("./sqlite-writer-thread.js", import.meta.url));
   bundled ??= esbuild
     .build({
-      entryPoints: [fileURLToPath(new URL("./sqlite-writer-thread.ts", import.meta.url))],
+      entryPoints: [ownFile(import.meta.url, "./sqlite-writer-thread.ts")],
       bundle: true,
       write: false,
       format: "cjs",

@@ -1,13 +1,29 @@
-/** Bundles the in-isolate runtime once per process; every plugin isolate evaluates the result. */
-import { fileURLToPath } from "node:url";
-import * as esbuild from "esbuild";
+/**
+ * The in-isolate runtime as one script; every plugin isolate evaluates it. The compiled build
+ * bundles it once, at build time (scripts/build.mjs writes bootstrap.bundle.js beside this file),
+ * so a running hookd reads a file instead of starting esbuild; from the sources it is bundled
+ * once per process.
+ */
+import { readFile } from "node:fs/promises";
+import { COMPILED, ownFile } from "../../core/locate.ts";
+
+/** The prebuilt bundle's name beside this file in dist/. */
+export const RUNTIME_BUNDLE = "bootstrap.bundle.js";
 
 let built: Promise<string> | undefined;
 
 export function runtimeBootstrapCode(): Promise<string> {
-  built ??= esbuild
+  built ??= COMPILED ? readFile(new URL(`./${RUNTIME_BUNDLE}`, import.meta.url), "utf8") : bundleRuntime(ownFile(import.meta.url, "./bootstrap.ts"));
+  return built;
+}
+
+/** Bundles the runtime from its entry file (bootstrap.ts). */
+export async function bundleRuntime(entry: string): Promise<string> {
+  // Loaded only here: the compiled sandbox process never needs esbuild.
+  const esbuild = await import("esbuild");
+  return esbuild
     .build({
-      entryPoints: [fileURLToPath(new URL("./bootstrap.ts", import.meta.url))],
+      entryPoints: [entry],
       bundle: true,
       write: false,
       format: "iife",
@@ -19,5 +35,4 @@ export function runtimeBootstrapCode(): Promise<string> {
       logLevel: "silent",
     })
     .then((result) => result.outputFiles[0]!.text);
-  return built;
 }

@@ -1,12 +1,70 @@
 // `hookd init` as a plugin author uses it: scaffold a project in an empty folder outside this
-// repository, install hookd from the working tree (a link; no network), then `hookd check`,
-// `hookd types`, `hookd dev` and the project's own tests, run with hookd's own vitest.
-import { spawn } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, realpathSync, rmSync, unlinkSync, writeFileSync } from "node:fs";
+// repository, install hookd the way the project says (the packed tarball init put in vendor/,
+// not this working tree; no network), then `hookd check`, `hookd types`, `hookd dev` and the
+// project's own tests, run with hookd's own vitest, all of it from the installed package.
+import { execFileSync, spawn } from "node:child_process";
+import { createHash } from "node:crypto";
+import { existsSync, lstatSync, mkdtempSync, readFileSync, readdirSync, rmSync, unlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { BIN, REPO } from "../helpers/daemon.ts";
+import { assertFreshBuild, BIN, REPO } from "../helpers/daemon.ts";
+
+const HOOKD_PACKAGE = JSON.parse(readFileSync(path.join(REPO, "package.json"), "utf8")) as { name: string; version: string; bin: unknown; engines: unknown; dependencies: Record<string, string> };
+const TARBALL = `vendor/${HOOKD_PACKAGE.name}-${HOOKD_PACKAGE.version}.tgz`;
+
+/**
+ * A lockfile for the project: hookd from its tarball, hookd's dependencies at the versions this
+ * repository is locked to. `npm ci --offline` then takes them from npm's cache, so the install
+ * needs no registry, and the tarball is unpacked as npm would unpack it for any user.
+ */
+function writeLockfile(project: string, name: string): void {
+  const repoLock = JSON.parse(readFileSync(path.join(REPO, "package-lock.json"), "utf8")) as { packages: Record<string, { dev?: boolean }> };
+  const packages: Record<string, unknown> = {
+    "": { name, dependencies: { hookd: `file:${TARBALL}` } },
+    "node_modules/hookd": {
+      name: HOOKD_PACKAGE.name,
+      version: HOOKD_PACKAGE.version,
+      resolved: `file:${TARBALL}`,
+      integrity: `sha512-${createHash("sha512").update(readFileSync(path.join(project, TARBALL))).digest("base64")}`,
+      dependencies: HOOKD_PACKAGE.dependencies,
+      bin: HOOKD_PACKAGE.bin,
+      engines: HOOKD_PACKAGE.engines,
+    },
+  };
+  for (const [key, entry] of Object.entries(repoLock.packages)) if (key.startsWith("node_modules/") && !entry.dev) packages[key] = entry;
+  writeFileSync(path.join(project, "package-lock.json"), JSON.stringify({ name, lockfileVersion: 3, requires: true, packages }, null, 2));
+}
+
+/** The command lines of a process and all its descendants (Linux /proc). */
+function processTree(pid: number): string[] {
+  const parents = new Map<number, number>();
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
+      parents.set(Number(entry), Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]));
+    } catch {
+      // ended while we looked
+    }
+  }
+  const tree = [pid];
+  for (let i = 0; i < tree.length; i++) for (const [child, parent] of parents) if (parent === tree[i]) tree.push(child);
+  return tree.flatMap((member) => {
+    try {
+      return [readFileSync(`/proc/${member}/cmdline`, "utf8").split("\0").join(" ").trim()];
+    } catch {
+      return [];
+    }
+  });
+}
+
+/** Every file under a folder, relative to it. */
+function filesUnder(dir: string, prefix = ""): string[] {
+  return readdirSync(path.join(dir, prefix), { withFileTypes: true }).flatMap((entry) =>
+    entry.isDirectory() ? filesUnder(dir, path.join(prefix, entry.name)) : [path.join(prefix, entry.name)],
+  );
+}
 
 const VITEST = path.join(REPO, "node_modules/.bin/vitest");
 
@@ -42,6 +100,8 @@ describe("hookd init", { timeout: 120_000 }, () => {
   let project: string;
   const file = (name: string) => path.join(project, name);
   beforeAll(() => {
+    // hookd init runs bin/hookd.js, which runs dist/: it must be the build of these sources.
+    assertFreshBuild();
     root = mkdtempSync(path.join(tmpdir(), "hookd-init-"));
     project = path.join(root, "Sales Hooks");
   });
@@ -62,6 +122,7 @@ describe("hookd init", { timeout: 120_000 }, () => {
       "deploy/hookd.service",
       ".gitignore",
       "README.md",
+      TARBALL,
     ]) {
       expect(existsSync(file(name)), name).toBe(true);
     }
@@ -70,9 +131,28 @@ describe("hookd init", { timeout: 120_000 }, () => {
       name: "sales-hooks",
       type: "module",
       scripts: { dev: "hookd dev", check: "hookd check", test: "vitest run", types: "hookd types" },
-      dependencies: { hookd: expect.stringMatching(/^\^\d+\.\d+\.\d+$/) },
+      // The package is hookd-daemon; until it is on npm the project depends on the packed copy.
+      dependencies: { hookd: `file:${TARBALL}` },
       devDependencies: { vitest: expect.any(String) },
+      engines: { node: ">=24" },
     });
+    // The tarball holds the compiled build, the CLI, the templates and the types; no sources, no tests.
+    const packed = execFileSync("tar", ["-tzf", file(TARBALL)], { encoding: "utf8" }).split("\n").filter(Boolean);
+    for (const name of [
+      "package/package.json",
+      "package/README.md",
+      "package/bin/hookd.js",
+      "package/dist/core/cli.js",
+      "package/dist/sandbox/worker.js",
+      "package/dist/sandbox/runtime/bootstrap.bundle.js",
+      "package/dist/sandbox/runtime/api.d.ts",
+      "package/dist/core/testing/index.d.ts",
+      "package/dist/core/console/assets/index.html",
+      "package/templates/project/events.config.ts",
+    ]) {
+      expect(packed, name).toContain(name);
+    }
+    expect(packed.filter((name) => /^package\/(test|bench|core|sandbox|scripts|plugins)\//.test(name) || name.endsWith(".ts") && !name.endsWith(".d.ts") && !name.startsWith("package/templates/"))).toEqual([]);
     expect(readFileSync(file("events.config.ts"), "utf8")).toMatch(/\.\.\.catalog,[\s\S]*"shop\.order\.paid": z\.object/);
     expect(readFileSync(file("hookd-env.d.ts"), "utf8")).toContain('import type config from "./events.config.ts"');
     expect(readFileSync(file("deploy/hookd.service"), "utf8")).toContain(
@@ -86,17 +166,24 @@ describe("hookd init", { timeout: 120_000 }, () => {
     expect(readFileSync(file("events.config.ts"), "utf8")).toBe(config);
   });
 
-  it("installs hookd from the working tree without the network", async () => {
+  it("installs hookd from the packed tarball, without the network", async () => {
     // The project's devDependencies (vitest, @types/node) would come from the registry; this test
-    // runs its tests with hookd's own vitest instead. A registry that cannot answer proves that
-    // nothing is fetched.
+    // runs its tests with hookd's own vitest instead. --offline proves that nothing is fetched.
     const pkg = JSON.parse(readFileSync(file("package.json"), "utf8"));
     delete pkg.devDependencies;
     writeFileSync(file("package.json"), JSON.stringify(pkg, null, 2));
-    const installed = await run("npm", ["install", "--offline", "--registry=http://127.0.0.1:9/", "--no-audit", "--no-fund", "--loglevel=error", REPO], project);
+    writeLockfile(project, pkg.name);
+    const installed = await run("npm", ["ci", "--offline", "--no-audit", "--no-fund", "--loglevel=error"], project);
     expect(installed.stderr.replace(/^npm warn.*\n/gim, "")).toBe("");
     expect(installed.code).toBe(0);
-    expect(realpathSync(file("node_modules/hookd"))).toBe(realpathSync(REPO));
+    // A copy unpacked from the tarball, under the alias: not a link to this working tree.
+    expect(lstatSync(file("node_modules/hookd")).isSymbolicLink()).toBe(false);
+    expect(JSON.parse(readFileSync(file("node_modules/hookd/package.json"), "utf8"))).toMatchObject({ name: "hookd-daemon", version: HOOKD_PACKAGE.version });
+    const installedFiles = filesUnder(file("node_modules/hookd"));
+    expect(installedFiles).toContain(path.join("dist", "core", "cli.js"));
+    expect(installedFiles.filter((name) => name.startsWith("test") || name.startsWith("core"))).toEqual([]);
+    // No TypeScript loader anywhere in the project: what runs below runs compiled JavaScript.
+    expect(existsSync(file("node_modules/tsx"))).toBe(false);
   });
 
   it("passes hookd check, which lists what the example plugin handles", async () => {
@@ -158,6 +245,17 @@ describe("hookd init", { timeout: 120_000 }, () => {
         await new Promise((resolve) => setTimeout(resolve, 50));
       }
       expect(readFileSync(file("hookd-env.d.ts"), "utf8")).toContain('import type config from "./events.config.ts"');
+
+      // The running hookd, its sandbox process included, is the installed package's JavaScript,
+      // with no TypeScript loader on any command line (and none installed to load in-process).
+      let tree = processTree(dev.pid!);
+      while (!tree.some((cmd) => cmd.includes("dist/sandbox/worker.js"))) {
+        if (Date.now() > deadline) throw new Error(`no sandbox process under hookd dev: ${JSON.stringify(tree)}`);
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        tree = processTree(dev.pid!);
+      }
+      expect(tree.find((cmd) => cmd.includes("dist/sandbox/worker.js"))).toContain(path.join(project, "node_modules/hookd/dist/sandbox/worker.js"));
+      expect(tree.filter((cmd) => /tsx/.test(cmd))).toEqual([]);
     } finally {
       dev.kill("SIGTERM");
       const timer = setTimeout(() => dev.kill("SIGKILL"), 15_000);

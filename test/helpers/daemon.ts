@@ -1,16 +1,28 @@
 /**
  * Starts the real daemon (`bin/hookd.js start`) as a child process on a free port, in a
- * temporary project folder, and reads its JSON log lines back for assertions.
+ * temporary project folder, and reads its JSON log lines back for assertions. bin/hookd.js runs
+ * the compiled build in dist/, so a start first makes sure that build is of the current sources.
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { distProblem } from "../../scripts/dist-state.mjs";
 
 export const REPO = fileURLToPath(new URL("../..", import.meta.url));
 export const BIN = path.join(REPO, "bin/hookd.js");
 export const FIXTURES = path.join(REPO, "test/fixtures");
+
+/**
+ * Throws when dist/ is missing or older than the sources: a test of the real daemon would
+ * otherwise test yesterday's build. Checked once per test process (hashing the sources takes ms).
+ */
+export function assertFreshBuild(): void {
+  distChecked ??= distProblem(REPO) ?? null;
+  if (distChecked) throw new Error(`${distChecked} (tests and the bench start bin/hookd.js, which runs dist/)`);
+}
+let distChecked: string | null | undefined;
 
 export type LogLine = Record<string, unknown> & { msg?: string; level?: number };
 
@@ -80,6 +92,7 @@ export class TestDaemon {
   constructor(readonly project: TestProject) {}
 
   async start(options: StartOptions = {}): Promise<this> {
+    assertFreshBuild();
     const child = spawn(process.execPath, [BIN, "start", "--config", path.join(this.project.dir, "events.config.ts"), ...(options.args ?? [])], {
       cwd: this.project.dir,
       // HOOKD_EXIT_WITH_PARENT: a daemon whose test worker died stops by itself.

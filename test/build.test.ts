@@ -1,0 +1,102 @@
+// The compiled build as the daemon runs it: bin/hookd.js and its sandbox process load dist/'s
+// JavaScript and never a TypeScript loader; the package's exports point at dist/ with types.
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { pathToFileURL } from "node:url";
+import { afterAll, describe, expect, it } from "vitest";
+import { BUILD_STAMP, distProblem, sourceFingerprint } from "../scripts/dist-state.mjs";
+import { FIXTURES, REPO, TestDaemon, TestProject } from "./helpers/daemon.ts";
+
+const TRACE = path.join(FIXTURES, "build/trace-modules.mjs");
+
+/** The pids and command lines of a process and its descendants (Linux /proc). */
+function processTree(pid: number): Array<{ pid: number; cmd: string }> {
+  const parents = new Map<number, number>();
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
+      parents.set(Number(entry), Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]));
+    } catch {
+      // ended while we looked
+    }
+  }
+  const tree = [pid];
+  for (let i = 0; i < tree.length; i++) for (const [child, parent] of parents) if (parent === tree[i]) tree.push(child);
+  return tree.flatMap((member) => {
+    try {
+      return [{ pid: member, cmd: readFileSync(`/proc/${member}/cmdline`, "utf8").split("\0").join(" ").trim() }];
+    } catch {
+      return [];
+    }
+  });
+}
+
+describe("the compiled build", () => {
+  const traceDir = mkdtempSync(path.join(tmpdir(), "hookd-trace-"));
+  const project = new TestProject({
+    files: { "ping.ts": `import { on } from "hookd";\non("test.ping", async (event, ctx) => { ctx.log.info({ n: event.n }, "pinged"); });\n` },
+  });
+  const daemon = new TestDaemon(project);
+  afterAll(async () => {
+    await daemon.stop();
+    project.remove();
+    rmSync(traceDir, { recursive: true, force: true });
+  });
+
+  it("is current: dist/ was built from these sources", () => {
+    expect(distProblem(REPO)).toBeUndefined();
+  });
+
+  it("runs the daemon and its sandbox process from dist/, with no TypeScript loader loaded", async () => {
+    await daemon.start({ env: { NODE_OPTIONS: `--import=${pathToFileURL(TRACE).href}`, HOOKD_TRACE_DIR: traceDir } });
+    const posted = await daemon.post("test.ping", { n: 1 });
+    expect(posted.status).toBe(202);
+    await daemon.waitForLog((line) => line.msg === "pinged" && line.n === 1);
+
+    // The sandbox process is up (it ran the plugin): it runs dist/'s worker, plain JavaScript.
+    const tree = processTree(daemon.pid!);
+    const sandbox = tree.find((p) => p.cmd.includes("sandbox/worker."));
+    expect(sandbox?.cmd).toContain(path.join(REPO, "dist/sandbox/worker.js"));
+    expect(tree.filter((p) => /tsx/.test(p.cmd))).toEqual([]);
+
+    // Every module the daemon resolved (and the sandbox process's too, when it inherits the
+    // preload): hookd's from dist/, none of tsx, no TypeScript source.
+    const traces = readdirSync(traceDir).map((name) => readFileSync(path.join(traceDir, name), "utf8").split("\n").filter(Boolean));
+    const daemonTrace = traces.find((lines) => lines[0]!.includes("bin/hookd.js"));
+    expect(daemonTrace).toBeDefined();
+    expect(daemonTrace).toContain(pathToFileURL(path.join(REPO, "dist/core/daemon.js")).href);
+    for (const lines of traces) {
+      expect(lines.filter((line) => /\/tsx\//.test(line) || /\.ts$/.test(line) && !line.includes("/plugins/") && !line.endsWith("events.config.ts"))).toEqual([]);
+    }
+  });
+
+  it("tells a missing build and a stale one apart from a current one", () => {
+    // A folder shaped like the repository: what dist/ is built from, and dist/ itself.
+    const repo = mkdtempSync(path.join(tmpdir(), "hookd-dist-state-"));
+    try {
+      for (const dir of ["core", "sandbox", "scripts", "dist"]) mkdirSync(path.join(repo, dir));
+      for (const file of ["core/a.ts", "sandbox/b.ts", "tsconfig.json", "tsconfig.build.json", "scripts/build.mjs"]) writeFileSync(path.join(repo, file), `// ${file}\n`);
+      expect(distProblem(repo)).toMatch(/not built.*npm run build/);
+      writeFileSync(path.join(repo, "dist", BUILD_STAMP), JSON.stringify({ sources: sourceFingerprint(repo) }));
+      expect(distProblem(repo)).toBeUndefined();
+      writeFileSync(path.join(repo, "core/a.ts"), "// edited after the build\n");
+      expect(distProblem(repo)).toMatch(/older than the sources.*npm run build/);
+    } finally {
+      rmSync(repo, { recursive: true, force: true });
+    }
+  });
+
+  it("exports JavaScript with declarations for hookd, hookd/config, hookd/catalog and hookd/testing", () => {
+    const pkg = JSON.parse(readFileSync(path.join(REPO, "package.json"), "utf8")) as { name: string; exports: Record<string, { types?: string; default?: string }> };
+    expect(pkg.name).toBe("hookd-daemon");
+    for (const name of [".", "./config", "./catalog", "./testing"]) {
+      const target = pkg.exports[name]!;
+      expect(target.default, name).toMatch(/^\.\/dist\/.*\.js$/);
+      expect(target.types, name).toMatch(/^\.\/dist\/.*\.d\.ts$/);
+      expect(existsSync(path.join(REPO, target.default!)), target.default).toBe(true);
+      expect(existsSync(path.join(REPO, target.types!)), target.types).toBe(true);
+    }
+  });
+});
