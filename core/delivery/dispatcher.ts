@@ -220,8 +220,11 @@ export class Dispatcher {
     if (fair.length > 0) {
       const claimed = await this.claim(keys, free, false, fair);
       for (const delivery of claimed) this.execute(delivery);
-      // An owner given all it asked for may have more ready: worth lending it what is left.
-      filled = fair.some((s) => claimed.filter((d) => s.plugins.includes(d.plugin)).length === s.limit);
+      // An owner given all it asked for may have more ready: worth lending it what is left. So
+      // may an owner left out for being at or over its share already (its backlog is what the
+      // fair claim did not ask for); without this, an owner that borrowed once on a claim that
+      // came up short was never lent a slot again while the others stayed idle.
+      filled = fair.length < owners.size || fair.some((s) => claimed.filter((d) => s.plugins.includes(d.plugin)).length === s.limit);
     } else filled = true;
     const reserve = concurrency > 1 && owners.size > 1 ? 1 : 0;
     free = concurrency - this.inflight.size - reserve;

@@ -190,7 +190,7 @@ function guardedLookup(port: number, guard: GuardOptions, onRefused: (why: strin
       const why = addresses.map((entry) => refusal(entry.address, port, guard)).find((reason) => reason !== undefined);
       if (why !== undefined) {
         onRefused(why);
-        return (callback as (error: Error) => void)(Object.assign(new Error(`${hostname} resolves to ${why}`), { code: "HOOKD_ADDRESS_REFUSED" }));
+        return (callback as (error: Error) => void)(Object.assign(new Error(`${hostname} resolves to ${why}`), { code: "HOOKD_FETCH_NOT_ALLOWED" }));
       }
       if ((options as { all?: boolean }).all) return (callback as unknown as (error: null, all: LookupAddress[]) => void)(null, addresses);
       const first = addresses[0]!;
