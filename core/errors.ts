@@ -90,6 +90,10 @@ const definitions = {
   HOOKD_RUN_TIMEOUT: { status: 500, message: "run exceeded its wall time of %s ms" },
   HOOKD_RUN_MEMORY: { status: 500, message: "run exceeded the isolate memory limit of %s MB" },
   HOOKD_RUN_ABORTED: { status: 500, message: "run aborted: %s" },
+  HOOKD_RUN_NEIGHBOUR_LIMIT: {
+    status: 503,
+    message: "the isolate was disposed because run %s of the same plugin exceeded a limit (%s): this run goes again, its attempt given back",
+  },
   HOOKD_RUN_CPU: { status: 500, message: "run exceeded its CPU time of %s ms" },
   HOOKD_RUN_STACK_OVERFLOW: { status: 500, message: "run exceeded the call stack size: %s" },
   HOOKD_RUN_EMIT_LIMIT: { status: 429, message: "run emitted more than %s events" },

@@ -327,7 +327,8 @@ export class PluginIsolate {
 
   /**
    * A run exceeded a limit: it fails with that limit's code, the isolate is disposed, and any
-   * other run of this plugin in the same isolate fails as aborted (it is retried).
+   * other run of this plugin in the same isolate fails with HOOKD_RUN_NEIGHBOUR_LIMIT: the culprit
+   * is known, so the others are retried with their attempt given back (core/delivery).
    */
   private limitExceeded(generation: Generation, culprit: LiveRun, reason: LimitReason): void {
     if (generation.reason || this.generation !== generation) return;
@@ -337,7 +338,14 @@ export class PluginIsolate {
     this.endGeneration(generation, reason);
     for (const other of [...this.live.values()]) {
       other.settle(
-        fail(other.started, { code: "HOOKD_RUN_ABORTED", message: `the isolate was disposed because run ${culprit.request.runId} exceeded a limit (${reason})` }, true),
+        fail(
+          other.started,
+          {
+            code: "HOOKD_RUN_NEIGHBOUR_LIMIT",
+            message: `the isolate was disposed because run ${culprit.request.runId} of the same plugin exceeded a limit (${reason}): this run goes again, its attempt given back`,
+          },
+          true,
+        ),
       );
     }
   }

@@ -8,7 +8,9 @@ import { spawn, type ChildProcess } from "node:child_process";
 import type { Duplex } from "node:stream";
 import { HookdError } from "../core/errors.ts";
 import { fetchPolicy, type PluginFetchInit } from "../core/fetch/policy.ts";
-import { ownFile } from "../core/locate.ts";
+import { existsSync } from "node:fs";
+import path from "node:path";
+import { COMPILED, ownFile, PACKAGE_ROOT } from "../core/locate.ts";
 import type { RunOutcome } from "../core/store/types.ts";
 import { daemonCodec, LineChannel } from "./channel.ts";
 import { baseLimits, resolveLimits } from "./limits.ts";
@@ -18,7 +20,7 @@ import { runtimeBootstrapCode } from "./runtime/build.ts";
 import { SecretResolver } from "./secrets.ts";
 import { sandboxCommand, type WallMode, type WallStatus } from "./wall.ts";
 
-const WORKER = ownFile(import.meta.url, "./worker.ts");
+const WORKER = workerFile();
 
 export interface SandboxProcessOptions {
   services: HostServices;
@@ -396,3 +398,17 @@ export class SandboxProcess {
 function keyOf(plugin: string, version: number): string {
   return `${plugin}@${version}`;
 }
+
+/**
+ * The worker the sandbox process runs: the compiled one. Run from the sources (vitest), the
+ * daemon still starts the built dist/sandbox/worker.js when there is one (`npm test` builds
+ * first): Node 26 strips types but cannot transform the TypeScript hookd uses (parameter
+ * properties), and tsx would start an esbuild child the permission model forbids. Without a
+ * build, Node 24 runs worker.ts with its own type transform (sandbox/wall.ts).
+ */
+function workerFile(): string {
+  if (COMPILED) return ownFile(import.meta.url, "./worker.ts");
+  const built = path.join(PACKAGE_ROOT, "dist", "sandbox", "worker.js");
+  return existsSync(built) ? built : ownFile(import.meta.url, "./worker.ts");
+}
+

@@ -274,13 +274,23 @@ function nodeFlags(worker: string, permission: boolean, roots: string[]): string
   // During development the worker runs from its TypeScript sources. tsx would compile them
   // through an esbuild child process, which the permission model forbids; Node strips the
   // types itself (its transformer, for the parameter properties hookd uses, runs in-process).
-  if (worker.endsWith(".ts")) flags.push("--experimental-transform-types", "--disable-warning=ExperimentalWarning");
+  // Node 26 strips types by default and has no transform flag (a .ts entry there must be
+  // strip-only TypeScript, as the wall test's probe is).
+  if (worker.endsWith(".ts") && process.allowedNodeEnvironmentFlags.has("--experimental-transform-types")) {
+    flags.push("--experimental-transform-types", "--disable-warning=ExperimentalWarning");
+  }
   if (permission) {
     flags.push("--permission", "--allow-addons", "--disable-warning=SecurityWarning");
     for (const root of roots) flags.push(`--allow-fs-read=${root}`);
     // node-gyp-build (isolated-vm's loader) asks whether this is Alpine; the file never exists
     // on glibc systems, but asking without the permission throws.
     flags.push("--allow-fs-read=/etc/alpine-release");
+    // Node 26's permission model also guards sockets, the daemon's channel on fd 3 included, so
+    // the process needs --allow-net to open it. The network itself stays out of reach where the
+    // kernel wall stands (a network namespace with nothing but its own loopback); without it, on
+    // Node 26, the permission model no longer keeps JavaScript off the network (README,
+    // "Isolation layers"). Node 24 has no network permission at all.
+    if (process.allowedNodeEnvironmentFlags.has("--allow-net")) flags.push("--allow-net", "--disable-warning=ExperimentalWarning");
   }
   return flags;
 }

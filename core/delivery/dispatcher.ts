@@ -58,7 +58,7 @@ const UNAVAILABLE_RETRY_MS = 500;
 /** How soon a dispatcher with free slots looks again at work that is due but was not claimed. */
 const IDLE_RECHECK_MS = 250;
 
-const NOT_THE_HANDLERS_FAULT = new Set(["HOOKD_SANDBOX_UNAVAILABLE", "HOOKD_PLUGIN_NOT_LOADED"]);
+const NOT_THE_HANDLERS_FAULT = new Set(["HOOKD_SANDBOX_UNAVAILABLE", "HOOKD_PLUGIN_NOT_LOADED", "HOOKD_RUN_NEIGHBOUR_LIMIT"]);
 
 export class Dispatcher {
   private readonly inflight = new Map<number, { delivery: ClaimedDelivery; done: Promise<void> }>();

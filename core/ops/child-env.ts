@@ -13,16 +13,18 @@ let started: Promise<void> | undefined;
 /** Starts esbuild's service with an empty environment; call before anything else uses esbuild. */
 export function startEsbuildService(): Promise<void> {
   started ??= (() => {
-    const environment = process.env;
-    // initialize() spawns the service synchronously, before it returns: the swap lasts that long.
-    process.env = {};
+    // initialize() spawns the service synchronously, before it returns: the variables are gone
+    // for that long. They are unset in the process's real environment, not hidden behind a new
+    // process.env object: Node 26 spawns a child without `env` from the real one.
+    const saved = { ...process.env };
+    for (const name of Object.keys(saved)) delete process.env[name];
     try {
       return esbuild.initialize({}).catch(() => undefined);
     } catch {
       // Already initialized (a test that imported the daemon twice): the service runs as it is.
       return Promise.resolve();
     } finally {
-      process.env = environment;
+      Object.assign(process.env, saved);
     }
   })();
   return started;

@@ -214,6 +214,9 @@ describe("per-key order", () => {
   });
 });
 
+/** Node 24's V8 cannot stop an isolate that exhausts its heap this way; Node 26's can. */
+const V8_LOSES_ISOLATES = Number(process.versions.node.split(".")[0]) < 26;
+
 describe("a poison event", () => {
   const sink = new Sink();
   const project = new TestProject({ fixtures: ["delivery-poison", "delivery-sink"] });
@@ -244,7 +247,8 @@ describe("a poison event", () => {
     // Killed the process on every attempt (HOOKD_SANDBOX_CRASHED), or the sandbox caught the
     // fatal allocation and gave up on it at once (HOOKD_RUN_MEMORY).
     expect(["HOOKD_SANDBOX_CRASHED", "HOOKD_RUN_MEMORY"]).toContain(dead!.lastError.code);
-    await daemon.waitForLog((l) => l.msg === "sandbox process restarted; plugins reloaded");
+    // Node 24's V8 takes the process down with it; Node 26's recovers the isolate (no restart).
+    if (V8_LOSES_ISOLATES) await daemon.waitForLog((l) => l.msg === "sandbox process restarted; plugins reloaded");
 
     // Every other delivery is done, on attempt 1: the crashes were charged to none of them.
     const innocent = await until(async () => {
@@ -286,8 +290,9 @@ describe("an out-of-memory V8 cannot recover from, beside another run of the sam
       return runs.length === 1 && runs;
     }, 40_000);
     expect(dead!.lastError.code).toBe("HOOKD_RUN_MEMORY");
-    // It was lost with the neighbour once (refunded as a crash suspect), then failed alone.
-    await daemon.waitForLog((l) => l.code === "HOOKD_SANDBOX_CRASHED" && l.eventId === neighbour.body.id);
+    // It was lost with the neighbour once (refunded as a crash suspect), then failed alone. On
+    // Node 26 V8 recovers the isolate: the neighbour is never lost at all.
+    if (V8_LOSES_ISOLATES) await daemon.waitForLog((l) => l.code === "HOOKD_SANDBOX_CRASHED" && l.eventId === neighbour.body.id);
 
     const [done] = await until(async () => {
       const runs = await runsOf(`status=done&eventId=${neighbour.body.id}`);

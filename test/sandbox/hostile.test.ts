@@ -323,8 +323,16 @@ describe("hostile plugins", () => {
     expect(checked.keys).toEqual(["private"]);
   });
 
-  it("replaces the sandbox process after V8 loses an isolate, without losing the daemon", async () => {
-    await settledRun("oom-keys");
+  // Node 24's V8 cannot stop these isolates and the process is replaced; Node 26's recovers them
+  // as ordinary out-of-memory runs (test/sandbox/supervisor.test.ts shows both hazards).
+  const losesIsolates = Number(process.versions.node.split(".")[0]) < 26;
+
+  it(`${losesIsolates ? "replaces the sandbox process after V8 loses an isolate" : "contains an isolate V8 recovers from its memory limit"}, without losing the daemon`, async () => {
+    const settled = await settledRun("oom-keys");
+    if (!losesIsolates) {
+      expect(settled.lastError?.code).toBe("HOOKD_RUN_MEMORY");
+      return neighboursStillServe();
+    }
     const replaced = await daemon.waitForLog((l) => l.msg === "sandbox process restarted; plugins reloaded" && /replaced/.test(String(l.reason)), 30_000);
     expect(replaced.reason).toMatch(/oom-keys|oom-map|top-level-oom/);
     await neighboursStillServe();

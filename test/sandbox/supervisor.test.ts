@@ -65,7 +65,13 @@ describe("sandbox supervisor", () => {
     return sandbox.run(request);
   }
 
-  it("a plain isolated-vm host aborts on the one-million-key object (the hazard being contained)", async () => {
+  // Node 24's V8 aborts the whole process on this object; Node 26's recovers the isolate like any
+  // other out-of-memory one. The supervisor's replacement path is for the first; on the second
+  // the run simply fails with HOOKD_RUN_MEMORY.
+  const NODE_MAJOR = Number(process.versions.node.split(".")[0]);
+  const abortsOnThisNode = NODE_MAJOR < 26;
+
+  it(`a plain isolated-vm host ${abortsOnThisNode ? "aborts" : "does not abort"} on the one-million-key object (the hazard being contained)`, async () => {
     const code = `
       const ivm = (await import("isolated-vm")).default;
       const context = await new ivm.Isolate({ memoryLimit: 32 }).createContext();
@@ -76,6 +82,12 @@ describe("sandbox supervisor", () => {
     let output = "";
     child.stdout.on("data", (chunk) => (output += chunk));
     const [exitCode, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((resolve) => child.once("exit", (c, s) => resolve([c, s])));
+    if (!abortsOnThisNode) {
+      // The eval fails (the isolate hit its limit) and the process ends by itself, not by an abort.
+      expect(signal).toBeNull();
+      expect(exitCode).not.toBe(134);
+      return;
+    }
     expect(output).not.toContain("survived");
     expect(signal === "SIGABRT" || signal === "SIGTRAP" || exitCode === 134).toBe(true);
   }, 60_000);
@@ -87,11 +99,19 @@ describe("sandbox supervisor", () => {
     // In flight: it waits in its host call.
     await waitUntil(() => gate.entered === 1, { what: "the patient run's kv call" });
     const lost = await run("oom-keys", "attack.oom_keys");
-    expect(lost).toMatchObject({ ok: false, retriable: false, error: { code: "HOOKD_RUN_MEMORY" } });
+    expect(lost).toMatchObject({ ok: false, error: { code: "HOOKD_RUN_MEMORY" } });
     gate.release();
 
     expect(await patient).toMatchObject({ ok: true });
     expect(logs.find((l) => l.msg === "patient handled")).toMatchObject({ fields: { n: 1, value: "kv-value" } });
+    if (!abortsOnThisNode) {
+      // The isolate was recovered: nothing to replace, and the plugin runs on in the same process.
+      expect(sandbox.pid).toBe(pidBefore);
+      slowKv = undefined;
+      expect(await run("patient", "test.ping", 2)).toMatchObject({ ok: true });
+      return;
+    }
+    expect(lost).toMatchObject({ retriable: false });
     await waitUntil(() => restarts.some((reason) => reason.startsWith("replaced: an isolate of plugin oom-keys")), { timeoutMs: 30_000 });
     expect(sandbox.pid).not.toBe(pidBefore);
     // The old process goes once its runs are done.
