@@ -75,6 +75,19 @@ describe("POST /ingest/oktell", () => {
     }
   });
 
+  it("stores 115 and 242 with their states decoded and 111 with its unlisted userid kept", async () => {
+    const xml = (id: number, name: string, props: string) =>
+      `<?xml version="1.0" encoding="utf-16"?><oktellcommapper><data><event id="${id}" name="${name}">${props}</event></data></oktellcommapper>`;
+    const [personal, line, user] = await accepted(await ingest(Buffer.concat([
+      utf16le(xml(115, "personalstatechanged", '<property_simple key="newstate" value="2" />')),
+      utf16le(xml(242, "linestatechange", '<property_simple key="state" value="4" />')),
+      utf16le(xml(111, "userstatechanged", '<property_simple key="newstate" value="1" /><property_simple key="redirect" value="0" /><property_simple key="userid" value="u-1" />')),
+    ])));
+    expect((await storedEvent(personal!)).payload).toEqual({ newstate: "usLunch", newstateCode: 2 });
+    expect((await storedEvent(line!)).payload).toEqual({ state: "lsReady", stateCode: 4 });
+    expect((await storedEvent(user!)).payload).toEqual({ newstate: "usReady", newstateCode: 1, redirect: false, userid: "u-1" });
+  });
+
   it("takes usermessage by its name although its id says 112, and logs a warning", async () => {
     const [id] = await accepted(await ingest(utf16le(seed003.usermessage)));
     expect(await storedEvent(id!)).toMatchObject({
