@@ -64,6 +64,10 @@ const definitions = {
     message: "imports the Node built-in \"%s\": plugins run in an isolate without Node APIs; use ctx.fetch, ctx.kv and ctx.log",
   },
   HOOKD_PLUGIN_LOAD: { status: 500, message: "plugin %s failed while loading: %s" },
+  HOOKD_ROUTE_INPUT_MISSING: {
+    status: 500,
+    message: "routes.%s (on %s, run %s): the input leaves out %s, which the action requires: map it from the event or give a { value }",
+  },
   HOOKD_PLUGIN_UNKNOWN_EVENT: { status: 500, message: "plugin %s subscribes to %s, which is not in the catalog" },
   HOOKD_PLUGIN_NOT_LOADED: { status: 503, message: "plugin %s is not loaded" },
   HOOKD_PLUGIN_TYPECHECK: { status: 500, message: "type errors: %s" },

@@ -63,7 +63,7 @@ describe("CRM webhooks and the seeds' payloads", () => {
     const again = await daemon.fetch(url, { headers: { ...auth, "idempotency-key": "crm-get-1" } });
     expect(again.status).toBe(202);
     expect(again.headers.get("idempotent-replayed")).toBe("true");
-    expect((await again.json()).id).toBe((await first.json()).id);
+    expect(((await again.json()) as { id: string }).id).toBe(((await first.json()) as { id: string }).id);
     expect(await storedEvents()).toBe(before + 1);
   });
 
@@ -121,7 +121,7 @@ describe("CRM webhooks and the seeds' payloads", () => {
     });
     expect(broken.status).toBeGreaterThanOrEqual(400);
     expect(broken.status).toBeLessThan(500);
-    expect((await broken.json()).error.code).toMatch(/^HOOKD_HTTP_/);
+    expect(((await broken.json()) as { error: { code: string } }).error.code).toMatch(/^HOOKD_HTTP_/);
     expect(await storedEvents()).toBe(before);
   });
 
