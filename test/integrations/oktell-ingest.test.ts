@@ -12,7 +12,9 @@ export default defineConfig({
   events: catalog,
   // The seed-000 pattern: event fields mapped into an action's input, a constant, one field left out.
   routes: [{ on: "oktell.userstatechanged", run: "page-operator",
-             input: { operator: { value: "line-16016" }, state: "newstate", redirect: "redirect" } }],
+             input: { operator: { value: "line-16016" }, state: "newstate", redirect: "redirect" } },
+           // Leaves out redirect, which page-operator requires: HOOKD_ROUTE_INPUT_MISSING at plugin load.
+           { on: "oktell.halsrvregsuccess", run: "page-operator", input: { operator: { value: "x" }, state: "state" } }],
   oktell: { timezone: "Europe/Moscow" },
   delivery: { backoffMs: 50, maxBackoffMs: 200, maxAttempts: 3 },
 });
@@ -86,6 +88,16 @@ describe("POST /ingest/oktell", () => {
     expect((await storedEvent(personal!)).payload).toEqual({ newstate: "usLunch", newstateCode: 2 });
     expect((await storedEvent(line!)).payload).toEqual({ state: "lsReady", stateCode: 4 });
     expect((await storedEvent(user!)).payload).toEqual({ newstate: "usReady", newstateCode: 1, redirect: false, userid: "u-1" });
+  });
+
+  it("a route that leaves out a field the action requires is a route error at plugin load, in /api/plugins and the log", async () => {
+    const { plugins } = await daemon.getJson("/api/plugins");
+    const pager = plugins.find((p: { actions: string[] }) => p.actions.includes("page-operator"));
+    expect(pager.state).toBe("loaded");
+    expect(pager.routeErrors).toEqual([
+      expect.objectContaining({ code: "HOOKD_ROUTE_INPUT_MISSING", route: 1, action: "page-operator", message: expect.stringContaining("redirect") }),
+    ]);
+    await daemon.waitForLogs((line) => line.code === "HOOKD_ROUTE_INPUT_MISSING", 1);
   });
 
   it("takes usermessage by its name although its id says 112, and logs a warning", async () => {
