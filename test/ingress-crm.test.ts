@@ -54,6 +54,8 @@ describe("CRM webhooks and the seeds' payloads", () => {
     expect(invalid.error.issues!.map((i) => i.path.join("."))).toEqual(expect.arrayContaining(["clids", "user"]));
     await expectError(await daemon.fetch("/events/client.imported?autor=1", { headers: auth }), 404, "HOOKD_EVENT_UNKNOWN");
     await expectError(await daemon.fetch("/events/client.import", { headers: auth }), 400, "HOOKD_EVENT_INVALID");
+    // HEAD stores nothing (fastify would answer it with the GET handler).
+    expect((await daemon.fetch("/events/task.add?id=1&autor=1", { method: "HEAD", headers: auth })).status).toBe(404);
     await expectError(await daemon.fetch("/events/client.edit?clid=1&autor=1&user=1&newparam[a][b][c][d][e][f][g]=1", { headers: auth }), 400, "HOOKD_HTTP_TOO_DEEP");
     expect(await storedEvents()).toBe(before);
 
@@ -108,6 +110,12 @@ describe("CRM webhooks and the seeds' payloads", () => {
     const bad = new FormData();
     bad.append("id", "x");
     await expectError(await daemon.fetch("/events/task.add", { method: "POST", headers: auth, body: bad }), 400, "HOOKD_EVENT_INVALID");
+
+    const huge = new FormData();
+    huge.append("id", "1");
+    huge.append("autor", "1");
+    huge.append("note", "x".repeat(2 * 1024 * 1024));
+    await expectError(await daemon.fetch("/events/task.add", { method: "POST", headers: auth, body: huge }), 413, "HOOKD_HTTP_BODY_TOO_LARGE");
 
     const deep = new FormData();
     deep.append("clid", "1");

@@ -109,6 +109,7 @@ export function createHttpServer(deps: HttpDeps): FastifyInstance {
           part.file.resume();
           throw new HookdError("HOOKD_HTTP_FILE_PART", [JSON.stringify(part.fieldname)]);
         }
+        if (part.valueTruncated || part.fieldnameTruncated) throw new HookdError("HOOKD_HTTP_BODY_TOO_LARGE", [deps.bodyLimit]);
         const value = typeof part.value === "string" ? part.value : String(part.value);
         bytes += Buffer.byteLength(part.fieldname) + Buffer.byteLength(value);
         if (bytes > deps.bodyLimit) throw new HookdError("HOOKD_HTTP_BODY_TOO_LARGE", [deps.bodyLimit]);
@@ -141,6 +142,8 @@ export function createHttpServer(deps: HttpDeps): FastifyInstance {
   app.route<{ Params: { name: string } }>({
     method: ["GET", "POST"],
     url: "/events/:name",
+    // A HEAD (a link checker, a monitor) must not store an event, as fastify's implied one would.
+    exposeHeadRoute: false,
     // Decided before the body is read: an unknown event or a stopping daemon costs no parsing.
     onRequest: async (request) => {
       if (deps.stopping()) throw new HookdError("HOOKD_HTTP_SHUTTING_DOWN");
