@@ -185,6 +185,7 @@ export class Daemon {
       },
       quietReloadLogs: options.onPluginReload !== undefined,
       health: (plugin) => this.breaker.health(plugin),
+      routes: () => this.config.routes,
     });
 
     this.webhooks = new WebhookDeliveries({

@@ -16,8 +16,9 @@ const definitions = {
   HOOKD_HTTP_BODY_TOO_LARGE: { status: 413, message: "request body is larger than %s bytes" },
   HOOKD_HTTP_UNSUPPORTED_MEDIA_TYPE: {
     status: 415,
-    message: "unsupported content type %s: send application/json or application/x-www-form-urlencoded",
+    message: "unsupported content type %s: send application/json, application/x-www-form-urlencoded or multipart/form-data",
   },
+  HOOKD_HTTP_FILE_PART: { status: 415, message: "multipart part %s is a file: events take form fields only" },
   HOOKD_HTTP_MALFORMED_BODY: { status: 400, message: "request body could not be parsed: %s" },
   HOOKD_HTTP_BAD_REQUEST: { status: 400, message: "%s" },
   HOOKD_HTTP_TOO_DEEP: { status: 400, message: "%s nests objects or arrays deeper than %s levels (server.maxDepth)" },
@@ -63,6 +64,10 @@ const definitions = {
     message: "imports the Node built-in \"%s\": plugins run in an isolate without Node APIs; use ctx.fetch, ctx.kv and ctx.log",
   },
   HOOKD_PLUGIN_LOAD: { status: 500, message: "plugin %s failed while loading: %s" },
+  HOOKD_ROUTE_INPUT_MISSING: {
+    status: 500,
+    message: "routes.%s (on %s, run %s): the input leaves out %s, which the action requires: map it from the event or give a { value }",
+  },
   HOOKD_PLUGIN_UNKNOWN_EVENT: { status: 500, message: "plugin %s subscribes to %s, which is not in the catalog" },
   HOOKD_PLUGIN_NOT_LOADED: { status: 503, message: "plugin %s is not loaded" },
   HOOKD_PLUGIN_TYPECHECK: { status: 500, message: "type errors: %s" },

@@ -97,11 +97,49 @@ describe("CRM events", () => {
     expect(crmEvents["client.import"].parse({ clids: [3], autor: 1, user: 2 }).pids).toEqual([]);
   });
 
-  it("client.edit requires newparam and strips unknown keys", () => {
+  // Was "strips unknown keys": custom CRM fields are kept now (issue 17, item 5).
+  it("client.edit requires newparam and keeps unknown keys (custom CRM fields)", () => {
     expect(crmEvents["client.edit"].safeParse({ clid: 1, autor: 1, user: 1 }).success).toBe(false);
-    expect(crmEvents["client.edit"].parse({ clid: "1", autor: 1, user: 1, newparam: { title: "X" }, x: 1 })).toEqual({
-      clid: 1, autor: 1, user: 1, newparam: { title: "X" },
+    expect(crmEvents["client.edit"].parse({ clid: "1", autor: 1, user: 1, newparam: { title: "X" }, x: 1, input5: "VIP" })).toEqual({
+      clid: 1, autor: 1, user: 1, newparam: { title: "X" }, x: 1, input5: "VIP",
     });
+  });
+
+  it.each(DESIGN_CRM_EVENTS)("%s keeps a field the seed does not list", (name) => {
+    const schema = crmEvents[name as keyof typeof crmEvents] as z.ZodType;
+    const r = schema.safeParse({ custom_field: "kept" });
+    // The payload fails for its missing arguments, never for the extra field.
+    for (const issue of r.error?.issues ?? []) expect(issue.path[0]).not.toBe("custom_field");
+  });
+
+  it("person.add: pid, autor and user are strings, as the seed types them", () => {
+    expect(crmEvents["person.add"].parse({ pid: "p-7", autor: "3", user: "u-4" })).toEqual({ pid: "p-7", autor: "3", user: "u-4" });
+    expect(crmEvents["person.add"].parse({ pid: 7, autor: 3, user: 4 })).toEqual({ pid: "7", autor: "3", user: "4" });
+    expect(crmEvents["person.add"].safeParse({ pid: "p-7", autor: "3" }).error?.issues[0]?.path).toEqual(["user"]);
+    // The other person events stay integers, as the seed types them there.
+    expect(crmEvents["person.edit"].safeParse({ pid: "p-7", autor: 1, user: 1 }).error?.issues[0]?.path).toEqual(["pid"]);
+  });
+
+  it("invoice.add / invoice.edit: user is a string; userUID is required but may be empty or null", () => {
+    for (const name of ["invoice.add", "invoice.edit"] as const) {
+      const out = crmEvents[name].parse({ did: "1", autor: "2", user: "emp-9", userUID: "", summa: "10.00", invoice: "A-1" });
+      expect(out).toEqual({ did: 1, autor: 2, user: "emp-9", userUID: "", summa: "10.00", invoice: "A-1" });
+      expect(crmEvents[name].parse({ did: 1, autor: 2, user: 9, userUID: null, summa: "1", invoice: "A" }).user).toBe("9");
+      expect(crmEvents[name].safeParse({ did: 1, autor: 2, user: "9", summa: "1", invoice: "A" }).error?.issues[0]?.path).toEqual(["userUID"]);
+    }
+  });
+
+  it("deal.add, invoice.doit, invoice.expressadd: userUID has no qualifier in the seed, so it is required", () => {
+    expect(crmEvents["deal.add"].safeParse({ did: 1, autor: 1 }).error?.issues[0]?.path).toEqual(["userUID"]);
+    expect(crmEvents["deal.add"].parse({ did: 1, autor: 1, userUID: "ext-1" }).userUID).toBe("ext-1");
+    for (const name of ["invoice.doit", "invoice.expressadd"] as const) {
+      expect(crmEvents[name].safeParse({ did: 1, autor: 1, invoice: "1", summa: "1", summaNew: "1" }).error?.issues[0]?.path).toEqual(["userUID"]);
+    }
+  });
+
+  it("akt.delete: the seed lists no autor, so it is optional there (contract.delete keeps it)", () => {
+    expect(crmEvents["akt.delete"].parse({ id: "3", did: "" })).toEqual({ id: 3, did: undefined });
+    expect(crmEvents["contract.delete"].safeParse({ id: 3 }).error?.issues[0]?.path).toEqual(["autor"]);
   });
 
   it("lead.do: clid/pid/did are optional, empty string and null count as absent", () => {
@@ -117,8 +155,8 @@ describe("CRM events", () => {
 
   it("invoice.doit keeps amounts and invoice number as text", () => {
     expect(
-      crmEvents["invoice.doit"].parse({ did: "4", autor: "1", invoice: 1021, summa: 500, summaNew: "250.50" }),
-    ).toEqual({ did: 4, autor: 1, invoice: "1021", summa: "500", summaNew: "250.50" });
+      crmEvents["invoice.doit"].parse({ did: "4", autor: "1", userUID: "", invoice: 1021, summa: 500, summaNew: "250.50" }),
+    ).toEqual({ did: 4, autor: 1, userUID: "", invoice: "1021", summa: "500", summaNew: "250.50" });
   });
 });
 
@@ -138,6 +176,24 @@ describe("operator and session events", () => {
 
   it("rejects a changedAt that is not ISO-8601", () => {
     expect(schema.safeParse({ ...ok, changedAt: "26.05.2025 16:15" }).success).toBe(false);
+  });
+
+  it("seed 000's event has only the id and the status: reason and changedAt are optional", () => {
+    expect(schema.parse({ userId: "8a1f-42", status: "Online" })).toEqual({ userId: "8a1f-42", status: "Online" });
+    expect(schema.safeParse({ status: "Online" }).error?.issues[0]?.path).toEqual(["userId"]);
+    expect(schema.safeParse({ userId: "8a1f-42" }).error?.issues[0]?.path).toEqual(["status"]);
+  });
+
+  it.each(["logout", "inactivity", "license_expired"])("an automatic change (%s) must set Offline: another status is an issue at ['status']", (reason) => {
+    const r = schema.safeParse({ userId: "u1", status: "online", reason });
+    expect(r.success).toBe(false);
+    expect(r.error?.issues.map((i) => i.path)).toEqual([["status"]]);
+    expect(schema.safeParse({ userId: "u1", status: "Offline", reason }).success).toBe(true);
+    expect(schema.safeParse({ userId: "u1", status: "online", reason: "manual" }).success).toBe(true);
+  });
+
+  it("keeps fields the seed does not list", () => {
+    expect(schema.parse({ userId: "u1", status: "busy", team: "line-2" })).toEqual({ userId: "u1", status: "busy", team: "line-2" });
   });
 
   it("session.created / session.closed", () => {
@@ -171,6 +227,22 @@ describe("Oktell events", () => {
     expect(s.safeParse({ newstate: "usBogus", redirect: false }).success).toBe(false);
     const r = s.safeParse({ newstate: "usReady", newstateCode: 7, redirect: false });
     expect(r.error?.issues[0]?.path).toEqual(["newstateCode"]);
+    // A property the catalog does not list is kept (the code's own comment said so; it was dropped).
+    expect(s.parse({ newstate: "usReady", redirect: true, userid: "u-1" })).toEqual({ newstate: "usReady", redirect: true, userid: "u-1" });
+  });
+
+  it("personalstatechanged: newstate is an EUserState name, its code beside it", () => {
+    const s = oktellEvents["oktell.personalstatechanged"];
+    expect(s.parse({ newstate: "usLunch", newstateCode: 2, userid: "u-1" })).toEqual({ newstate: "usLunch", newstateCode: 2, userid: "u-1" });
+    expect(s.safeParse({ newstate: "2" }).error?.issues[0]?.path).toEqual(["newstate"]);
+    expect(s.safeParse({ newstate: "usReady", newstateCode: 2 }).error?.issues[0]?.path).toEqual(["newstateCode"]);
+  });
+
+  it("linestatechange: state is an ELineState name, its code beside it", () => {
+    const s = oktellEvents["oktell.linestatechange"];
+    expect(s.parse({ state: "lsOff", stateCode: 2, lineid: "L1" })).toEqual({ state: "lsOff", stateCode: 2, lineid: "L1" });
+    expect(s.safeParse({ state: "2" }).error?.issues[0]?.path).toEqual(["state"]);
+    expect(s.safeParse({ state: "lsReady", stateCode: 2 }).error?.issues[0]?.path).toEqual(["stateCode"]);
   });
 
   it("notify accepts the seed's example after conversion", () => {
@@ -235,6 +307,12 @@ describe("the whole catalog", () => {
     const schema = catalog[name as keyof typeof catalog] as z.ZodType;
     const json = z.toJSONSchema(schema, { io: "input" }) as { type?: string };
     expect(json.type).toBe("object");
+  });
+
+  it("JSON Schema still lists the arguments and allows other fields", () => {
+    const json = z.toJSONSchema(crmEvents["person.add"], { io: "input" }) as { properties: Record<string, unknown>; additionalProperties?: unknown };
+    expect(Object.keys(json.properties).sort()).toEqual(["autor", "pid", "user"]);
+    expect(json.additionalProperties).not.toBe(false);
   });
 
   it("JSON Schema of deal.close lists the seed's arguments as required", () => {

@@ -75,6 +75,26 @@ describe("loadConfig", () => {
     expect(route.message).toContain("routes.0.on");
   });
 
+  it("a route input path the event schema does not have is a config error at load", async () => {
+    const events = `{ "a.b": z.object({ userId: z.string(), client: z.object({ id: z.number() }), meta: z.record(z.string(), z.unknown()) }), "a.free": z.looseObject({}) }`;
+    const bad = await loadError(project(`import { z } from "hookd/config"; export default { events: ${events}, routes: [{ on: "a.b", run: "x", input: { operator: "userid", client: "client.name" } }] };`));
+    expect(bad.code).toBe("HOOKD_CONFIG_INVALID");
+    expect(bad.message).toContain(`routes.0.input.operator: event "a.b" has no field "userid"`);
+    expect(bad.message).toContain(`routes.0.input.client: event "a.b" has no field "name"`);
+    // Paths that are there, into free-shaped fields, constants, and undescribed events load.
+    const ok = project(`import { z } from "hookd/config"; export default { events: ${events}, routes: [
+      { on: "a.b", run: "x", input: { operator: "userId", client: "client.id", tag: "meta.anything", fixed: { value: 1 } } },
+      { on: "a.free", run: "x", input: { any: "what.ever" } } ] };`);
+    await expect(loadConfig({ configFile: ok, env: {} })).resolves.toBeDefined();
+  });
+
+  it("the shipped catalog: a route to a CRM or seed 000 field that is not there fails at load", async () => {
+    const bad = await loadError(project(`import { catalog } from "hookd/catalog"; export default { events: catalog, routes: [{ on: "user.operator_status.changed", run: "notify-supervisor", input: { operator: "operatorId" } }] };`));
+    expect(bad.message).toContain(`has no field "operatorId"`);
+    const ok = project(`import { catalog } from "hookd/catalog"; export default { events: catalog, routes: [{ on: "oktell.tminterfaceconfirm", run: "x", input: { task: "idtask" } }, { on: "person.add", run: "x", input: { pid: "pid" } }] };`);
+    await expect(loadConfig({ configFile: ok, env: {} })).resolves.toBeDefined();
+  });
+
   it("says what is wrong with a config that does not export an object or does not compile", async () => {
     expect((await loadError(project(`export const config = {};`))).code).toBe("HOOKD_CONFIG_EXPORT");
     const broken = await loadError(project(`export default { events: { ; }`));

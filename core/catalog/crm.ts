@@ -1,25 +1,31 @@
 /**
  * The CRM's events.php events (seed 004), with the argument names the CRM sends.
  *
- * Conventions:
- * - ids (clid, pid, did, id, autor, user, olduser, newuser, payer) use int(): PHP forms send
- *   numeric strings. The seed types a few of them "string" (person.add, invoice.add/edit `user`);
- *   they are still employee/record ids, so int() takes both spellings.
+ * Conventions (the README's "CRM arguments" table lists each decision):
+ * - every event is a loose object: fields the seed does not list (custom CRM fields, a newer
+ *   CRM's extras) are kept and reach the handlers as sent; only the listed ones are checked.
+ * - ids the seed types "integer" (clid, pid, did, id, autor, user, olduser, newuser, payer) use
+ *   int(): PHP forms send numeric strings, JSON senders numbers; both become numbers.
+ * - where the seed types an argument "string" it is a string, even an id: person.add's pid,
+ *   autor and user, invoice.add/edit's user (str() also takes a JSON number, as its text).
  * - id lists (clids, pids) use intList(); they default to [] because a PHP form cannot encode
  *   an empty array (the key is simply missing).
  * - money (summa, summaNew) stays a decimal string ("10340.00"), as the seed types it.
  * - a field is optional only where the seed says it may be missing ("если добавлен(а)",
- *   "Клиента/Контакта"); maybeInt() also takes "" and null for those. userUID is optional too:
- *   it is the employee's UID "in an external system", which exists only with an integration.
+ *   "Клиента/Контакта"); maybeInt() also takes "" and null for those. userUID is required, as the seed
+ *   lists it without a qualifier; it may be "" (an employee with no external UID) or null.
  */
 import { z } from "zod";
-import { decimal, int, intList, maybeInt, maybeStr, params, str } from "./fields.ts";
+import { decimal, int, intList, maybeInt, nullableStr, params, str } from "./fields.ts";
 
 /** entry.status codes: `['0' => 'Новое', '1' => 'Обработано', '2' => 'Отменено']`. */
 export const EntryStatus = { 0: "new", 1: "processed", 2: "cancelled" } as const;
 
 /** Who did it (`autor`) and who is responsible (`user`): sent with most client/person events. */
 const actor = { autor: int(), user: int() };
+
+/** An event's arguments: the listed ones are checked, any other field is kept as sent. */
+const event = <const S extends z.core.$ZodShape>(shape: S) => z.looseObject(shape);
 
 /** Fields of a Document (contract) or Act (akt) add/edit. */
 const document = {
@@ -36,12 +42,15 @@ const document = {
 /** Fields of a Document (contract) or Act (akt) delete. */
 const documentDelete = { id: int(), did: maybeInt(), autor: int() };
 
+/** akt.delete: the seed lists only id and did (no autor); autor is taken when sent. */
+const aktDelete = { id: int(), did: maybeInt(), autor: int().optional() };
+
 /** Fields of invoice.add / invoice.edit. */
 const invoiceChange = {
   did: int(),
   autor: int(),
-  user: int(),
-  userUID: maybeStr(),
+  user: str(),
+  userUID: nullableStr(),
   summa: decimal(),
   invoice: str(),
 };
@@ -50,7 +59,7 @@ const invoiceChange = {
 const payment = {
   did: int(),
   autor: int(),
-  userUID: maybeStr(),
+  userUID: nullableStr(),
   invoice: str(),
   summa: decimal(),
   summaNew: decimal(),
@@ -58,37 +67,37 @@ const payment = {
 
 export const crmEvents = {
   // Clients were imported (a batch of new client and contact records).
-  "client.import": z.object({ clids: intList().default([]), pids: intList().default([]), ...actor }),
+  "client.import": event({ clids: intList().default([]), pids: intList().default([]), ...actor }),
   // A client and/or contact was added through the express form or the lead handler.
-  "client.expressadd": z.object({ pid: maybeInt(), clid: maybeInt(), ...actor }),
+  "client.expressadd": event({ pid: maybeInt(), clid: maybeInt(), ...actor }),
   // A client was added through the regular form or from an entry.
-  "client.add": z.object({ clid: int(), ...actor }),
+  "client.add": event({ clid: int(), ...actor }),
   // A client was edited; newparam holds the changed parameters.
-  "client.edit": z.object({ clid: int(), ...actor, newparam: params() }),
+  "client.edit": event({ clid: int(), ...actor, newparam: params() }),
   // A client was deleted.
-  "client.delete": z.object({ clid: int(), ...actor }),
+  "client.delete": event({ clid: int(), ...actor }),
   // A client's bank/legal details (requisites) were changed.
-  "client.change.recv": z.object({ clid: int(), ...actor }),
+  "client.change.recv": event({ clid: int(), ...actor }),
   // The employee responsible for a client was changed.
-  "client.change.user": z.object({ clid: int(), ...actor }),
+  "client.change.user": event({ clid: int(), ...actor }),
 
   // A contact was added through the regular form or from an entry.
-  "person.add": z.object({ pid: int(), ...actor }),
+  "person.add": event({ pid: str(), autor: str(), user: str() }),
   // A contact was edited.
-  "person.edit": z.object({ pid: int(), ...actor }),
+  "person.edit": event({ pid: int(), ...actor }),
   // A contact was deleted.
-  "person.delete": z.object({ pid: int(), ...actor }),
+  "person.delete": event({ pid: int(), ...actor }),
   // The employee responsible for a contact was changed.
-  "person.change.user": z.object({ pid: int(), ...actor }),
+  "person.change.user": event({ pid: int(), ...actor }),
 
   // A deal was added (userUID: the responsible employee's UID in an external system).
-  "deal.add": z.object({ did: int(), autor: int(), userUID: maybeStr() }),
+  "deal.add": event({ did: int(), autor: int(), userUID: nullableStr() }),
   // A deal's main information was edited; newparam holds the changed parameters.
-  "deal.edit": z.object({ did: int(), autor: int(), newparam: params() }),
+  "deal.edit": event({ did: int(), autor: int(), newparam: params() }),
   // A deal was deleted.
-  "deal.delete": z.object({ did: int(), autor: int() }),
+  "deal.delete": event({ did: int(), autor: int() }),
   // The employee responsible for a deal was changed (from olduser to newuser, with a comment).
-  "deal.change.user": z.object({
+  "deal.change.user": event({
     did: int(),
     autor: int(),
     olduser: int(),
@@ -96,54 +105,54 @@ export const crmEvents = {
     comment: z.string(),
   }),
   // A deal moved to another stage (stages are numbers such as 10, 20).
-  "deal.change.step": z.object({ did: int(), autor: int(), stepOld: int(), stepNew: int() }),
+  "deal.change.step": event({ did: int(), autor: int(), stepOld: int(), stepNew: int() }),
   // A deal was closed with an actual amount (summa, e.g. "10340.00") and a status (e.g. "Победа").
-  "deal.close": z.object({ did: int(), autor: int(), summa: decimal(), status: z.string() }),
+  "deal.close": event({ did: int(), autor: int(), summa: decimal(), status: z.string() }),
 
   // An invoice was added.
-  "invoice.add": z.object(invoiceChange),
+  "invoice.add": event(invoiceChange),
   // An invoice was changed.
-  "invoice.edit": z.object(invoiceChange),
+  "invoice.edit": event(invoiceChange),
   // An invoice was marked paid (summa may be partial; summaNew is the created payment's amount).
-  "invoice.doit": z.object(payment),
+  "invoice.doit": event(payment),
   // A payment was entered without issuing an invoice.
-  "invoice.expressadd": z.object(payment),
+  "invoice.expressadd": event(payment),
 
   // A reminder (task) was added.
-  "task.add": z.object({ id: int(), autor: int() }),
+  "task.add": event({ id: int(), autor: int() }),
   // A reminder was edited.
-  "task.edit": z.object({ id: int(), autor: int() }),
+  "task.edit": event({ id: int(), autor: int() }),
   // A reminder was done.
-  "task.doit": z.object({ id: int(), autor: int() }),
+  "task.doit": event({ id: int(), autor: int() }),
 
   // A record was added to the activity history.
-  "history.add": z.object({ id: int(), autor: int() }),
+  "history.add": event({ id: int(), autor: int() }),
   // An activity history record was edited.
-  "history.edit": z.object({ id: int(), autor: int() }),
+  "history.edit": event({ id: int(), autor: int() }),
   // An activity history record was done (the seed repeats the reminder wording).
-  "history.doit": z.object({ id: int(), autor: int() }),
+  "history.doit": event({ id: int(), autor: int() }),
 
   // A lead (request) was processed; no other event fires for it. clid/pid/did only if created.
-  "lead.do": z.object({ id: int(), autor: int(), clid: maybeInt(), pid: maybeInt(), did: maybeInt() }),
+  "lead.do": event({ id: int(), autor: int(), clid: maybeInt(), pid: maybeInt(), did: maybeInt() }),
 
   // An entry (customer inquiry) was added; did only if a deal was created.
-  "entry.add": z.object({ id: int(), clid: int(), pid: int(), did: maybeInt(), autor: int() }),
+  "entry.add": event({ id: int(), clid: int(), pid: int(), did: maybeInt(), autor: int() }),
   // An entry's status changed, e.g. cancelled (status 0 new, 1 processed, 2 cancelled; since 2019.3).
-  "entry.status": z.object({ id: int(), autor: int(), status: int().pipe(z.literal([0, 1, 2])) }),
+  "entry.status": event({ id: int(), autor: int(), status: int().pipe(z.literal([0, 1, 2])) }),
 
   // A Document (contract) was added.
-  "contract.add": z.object(document),
+  "contract.add": event(document),
   // A Document (contract) was edited.
-  "contract.edit": z.object(document),
+  "contract.edit": event(document),
   // A Document (contract) was deleted.
-  "contract.delete": z.object(documentDelete),
+  "contract.delete": event(documentDelete),
 
   // An Act (akt) was added (the seed calls it a Document too).
-  "akt.add": z.object(document),
+  "akt.add": event(document),
   // An Act was edited.
-  "akt.edit": z.object(document),
+  "akt.edit": event(document),
   // An Act was deleted.
-  "akt.delete": z.object(documentDelete),
+  "akt.delete": event(aktDelete),
 } as const;
 
 /** The names of the CRM events. */

@@ -77,6 +77,11 @@ export function maybeStr() {
     .optional();
 }
 
+/** A string that must be sent but may be null (yields ""): PHP's json_encode of an unset value. */
+export function nullableStr() {
+  return z.union([str(), z.null().transform(() => "")], unionError("a string"));
+}
+
 /** A decimal amount kept as text to keep its precision ("10340.00"); a JSON number becomes text. */
 export function decimal() {
   return z.union([

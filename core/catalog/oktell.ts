@@ -13,7 +13,11 @@
  * - "dd.MM.yyyy HH:mm:ss" (server local time) to ISO-8601 without a zone (oktellDateTimeToIso);
  * - `textb64` to `text` (UTF-8 text in base64); textb64 may be kept too.
  * The schemas here describe that converted payload and are named `oktell.<xml event name>`.
- * Events whose properties the seeds do not describe are `z.looseObject({})` (pass-through).
+ * Every event is a loose object: properties the server sends that the catalog does not list are
+ * kept as sent (a newer server's extras, a `userid` on 111); only the described ones are checked.
+ * Events whose properties the seeds do not describe are `z.looseObject({})` (pass-through);
+ * PersonalStateChanged (115) and LineStateChange (242) decode their state code (EUserState,
+ * ELineState) like 111 does, when they carry one.
  */
 import { z } from "zod";
 import { enumOf, flag, id, int, isoLocalDateTime, str } from "./fields.ts";
@@ -171,7 +175,7 @@ function codeMatches(table: Record<number, string>, field: string) {
 
 /** Fields of TMInterfaceConfirm (121) and TMInterfaceReserve (122): a call of a task to one subscriber. */
 const taskCall = z
-  .object({
+  .looseObject({
     /** Task id (UUID). */
     idtask: id(),
     /** Project id (UUID). */
@@ -209,14 +213,14 @@ const undescribed = () => z.looseObject({});
 
 export const oktellEvents = {
   // The administrator asked the client applications to unload (also OnServiceMessage 13101).
-  "oktell.shutdownrequested": z.object({}),
+  "oktell.shutdownrequested": z.looseObject({}),
   // Restart requested after the TCP channel to the server dropped (also OnServiceMessage 13102).
-  "oktell.restartrequested": z.object({}),
+  "oktell.restartrequested": z.looseObject({}),
   // The TCP channel to the server dropped (also OnServiceMessage 13103).
-  "oktell.connectionlost": z.object({}),
+  "oktell.connectionlost": z.looseObject({}),
   // The current user's state changed (only the server changes it), with the redirect flag.
   "oktell.userstatechanged": z
-    .object({
+    .looseObject({
       newstate: enumOf(EUserState),
       newstateCode: z.number().int().optional(),
       /** Call forwarding (redirect) is on. */
@@ -225,7 +229,7 @@ export const oktellEvents = {
     .superRefine(codeMatches(EUserState, "newstate")),
   // A system notification from the server or the client layer.
   "oktell.notify": z
-    .object({
+    .looseObject({
       guid: id(),
       /** Hide the notification by itself. */
       autohide: flag(),
@@ -241,9 +245,9 @@ export const oktellEvents = {
     })
     .superRefine(codeMatches(ENotifyType, "type")),
   // A new voice-mail message arrived (no body; the mailbox is read elsewhere).
-  "oktell.voicemail": z.object({}),
+  "oktell.voicemail": z.looseObject({}),
   // A message from another user through the internal messenger.
-  "oktell.usermessage": z.object({
+  "oktell.usermessage": z.looseObject({
     guid: id(),
     datetime: isoLocalDateTime(),
     /** Sender's user id (UUID). */
@@ -251,8 +255,14 @@ export const oktellEvents = {
     sendername: z.string(),
     text: z.string(),
   }),
-  // A user's personal state changed (uses EUserState; properties not described in the seed).
-  "oktell.personalstatechanged": undescribed(),
+  // A user's personal state changed: newstate is an EUserState, decoded like 111's (the seed
+  // names the table, not the other properties, which pass through).
+  "oktell.personalstatechanged": z
+    .looseObject({
+      newstate: enumOf(EUserState).optional(),
+      newstateCode: z.number().int().optional(),
+    })
+    .superRefine(codeMatches(EUserState, "newstate")),
 
   // Asks the operator to confirm a call to a subscriber of a task run "with operator request";
   // answer with TM_SetConfirmResult (EConfirmResult).
@@ -260,7 +270,7 @@ export const oktellEvents = {
   // Informs the operator that a subscriber of a task is being dialled now.
   "oktell.tminterfacereserve": taskCall,
   // Hide what tminterfaceconfirm/tminterfacereserve showed (call cancelled, failed or answered).
-  "oktell.tminterfaceclose": z.object({ idtask: id() }),
+  "oktell.tminterfaceclose": z.looseObject({ idtask: id() }),
 
   // Hardware (HAL) device events; described in other sections of the Oktell docs.
   "oktell.halsrvregsuccess": undescribed(),
@@ -284,8 +294,14 @@ export const oktellEvents = {
   "oktell.acmfinished": undescribed(),
   "oktell.flashholdaction": undescribed(),
   "oktell.chainstatechange": undescribed(),
-  // A line changed state (ELineState; properties not described in the seed).
-  "oktell.linestatechange": undescribed(),
+  // A line changed state: state is an ELineState, decoded like 111's newstate (other
+  // properties are not described in the seed and pass through).
+  "oktell.linestatechange": z
+    .looseObject({
+      state: enumOf(ELineState).optional(),
+      stateCode: z.number().int().optional(),
+    })
+    .superRefine(codeMatches(ELineState, "state")),
   "oktell.calldetected": undescribed(),
 
   // Conference events; described in other sections.

@@ -27,22 +27,43 @@ export const OperatorStatusReason = {
 /** The reasons as a tuple, in the order above. */
 export const operatorStatusReasons = ["manual", "logout", "inactivity", "license_expired"] as const;
 
+/** The status an automatic change sets (seed 000: "оператору присваивается статус Офлайн"). */
+export const OFFLINE_STATUS = "offline";
+
+/** A reason that is an automatic change, which always sets Offline. */
+export function isAutomaticReason(reason: string | undefined): boolean {
+  return reason !== undefined && reason !== "manual";
+}
+
 export const operatorEvents = {
   // An operator's status changed, by hand or automatically (to Offline).
-  "user.operator_status.changed": z.object({
-    /** The user's identifier in the platform (an opaque id string, e.g. a UUID). */
-    userId: id(),
-    /** The new status, e.g. "online", "offline" or a custom status name. */
-    status: z.string().trim().min(1),
-    /** The status before the change, when the sender knows it. */
-    previousStatus: z.string().trim().min(1).optional(),
-    reason: z.enum(operatorStatusReasons),
-    /** When the status changed, ISO-8601 with a zone. */
-    changedAt: isoDateTime(),
-  }),
+  // Seed 000's event has only the user's id and the status; reason, changedAt and previousStatus
+  // are hookd's optional extras. An automatic reason with a status other than Offline is a 400.
+  "user.operator_status.changed": z
+    .looseObject({
+      /** The user's identifier in the platform (an opaque id string, e.g. a UUID). */
+      userId: id(),
+      /** The new status, e.g. "online", "offline" or a custom status name. */
+      status: z.string().trim().min(1),
+      /** The status before the change, when the sender knows it. */
+      previousStatus: z.string().trim().min(1).optional(),
+      /** Why it changed, when the sender knows it; every reason but "manual" sets Offline. */
+      reason: z.enum(operatorStatusReasons).optional(),
+      /** When the status changed, ISO-8601 with a zone, when the sender says. */
+      changedAt: isoDateTime().optional(),
+    })
+    .superRefine((value, ctx) => {
+      if (isAutomaticReason(value.reason) && value.status.toLowerCase() !== OFFLINE_STATUS) {
+        ctx.addIssue({
+          code: "custom",
+          path: ["status"],
+          message: `an automatic change (reason "${value.reason}") sets the status to Offline, not "${value.status}"`,
+        });
+      }
+    }),
 
   // A chat session with a client was opened in a line.
-  "session.created": z.object({
+  "session.created": z.looseObject({
     sessionId: id(),
     /** The line (channel) the client wrote through. */
     channel: z.string().trim().min(1),
@@ -54,7 +75,7 @@ export const operatorEvents = {
   }),
 
   // A chat session was closed.
-  "session.closed": z.object({
+  "session.closed": z.looseObject({
     sessionId: id(),
     channel: z.string().trim().min(1).optional(),
     contactId: id().optional(),

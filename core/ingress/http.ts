@@ -5,6 +5,7 @@
 import { createHash, timingSafeEqual } from "node:crypto";
 import { hostname } from "node:os";
 import formbody from "@fastify/formbody";
+import multipart from "@fastify/multipart";
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
 import qs from "qs";
 import { z } from "zod";
@@ -75,20 +76,54 @@ export function createHttpServer(deps: HttpDeps): FastifyInstance {
     if (jsonTextTooDeep(body as string, maxDepth())) return done(new HookdError("HOOKD_HTTP_TOO_DEEP", ["the request body", maxDepth()]), undefined);
     parseJson(request, body as string, done);
   });
-  app.register(formbody, {
-    bodyLimit: deps.bodyLimit,
-    // PHP forms send arrays as `clids[]=1&clids[]=2` and maps as `newparam[title]=x`. qs's
-    // depth is the form's nesting bound; strictDepth makes a deeper key a 400 instead of a
-    // key silently kept as text.
-    parser: (body: string) => {
-      try {
-        return qs.parse(body, { depth: Math.min(5, maxDepth()), strictDepth: true, arrayLimit: 1000, parameterLimit: 2000 });
-      } catch (error) {
-        if (error instanceof RangeError) throw new HookdError("HOOKD_HTTP_TOO_DEEP", ["the form body", Math.min(5, maxDepth())], { cause: error });
-        throw error;
-      }
-    },
+  // PHP forms send arrays as `clids[]=1&clids[]=2` and maps as `newparam[title]=x`: the same
+  // rules for a urlencoded body, a query string and multipart fields (parseForm).
+  const form = (text: string, what: string) => parseForm(text, what, maxDepth());
+  app.register(formbody, { bodyLimit: deps.bodyLimit, parser: (body: string) => form(body, "the form body") });
+  // multipart/form-data: what PHP curl sends for an array CURLOPT_POSTFIELDS. The parts are read
+  // by readBody (fields only, a file is a 415), bounded like any body.
+  app.register(multipart, {
+    limits: { fieldSize: deps.bodyLimit, fields: 2000, parts: 2001, files: 1, headerPairs: 200 },
   });
+  /** The event's payload: the body (JSON, form or multipart fields) over the query string's fields. */
+  async function readPayload(request: FastifyRequest): Promise<unknown> {
+    const query = queryOf(request);
+    const body = request.isMultipart() ? await readMultipart(request) : request.body;
+    if (query === undefined) return body ?? {};
+    if (body === undefined || body === null) return query;
+    // The body wins on a clash; a body that is not an object (a JSON list) stays as sent.
+    return typeof body === "object" && !Array.isArray(body) ? { ...query, ...(body as object) } : body;
+  }
+  function queryOf(request: FastifyRequest): Record<string, unknown> | undefined {
+    const url = request.raw.url ?? "";
+    const at = url.indexOf("?");
+    if (at < 0 || at === url.length - 1) return undefined;
+    return form(url.slice(at + 1), "the query string");
+  }
+  async function readMultipart(request: FastifyRequest): Promise<Record<string, unknown>> {
+    const pairs = new URLSearchParams();
+    let bytes = 0;
+    try {
+      for await (const part of request.parts()) {
+        if (part.type === "file") {
+          part.file.resume();
+          throw new HookdError("HOOKD_HTTP_FILE_PART", [JSON.stringify(part.fieldname)]);
+        }
+        if (part.valueTruncated || part.fieldnameTruncated) throw new HookdError("HOOKD_HTTP_BODY_TOO_LARGE", [deps.bodyLimit]);
+        const value = typeof part.value === "string" ? part.value : String(part.value);
+        bytes += Buffer.byteLength(part.fieldname) + Buffer.byteLength(value);
+        if (bytes > deps.bodyLimit) throw new HookdError("HOOKD_HTTP_BODY_TOO_LARGE", [deps.bodyLimit]);
+        pairs.append(part.fieldname, value);
+      }
+    } catch (error) {
+      if (isHookdError(error)) throw error;
+      const code = (error as { code?: string }).code ?? "";
+      if (code === "FST_FILES_LIMIT") throw new HookdError("HOOKD_HTTP_FILE_PART", ["(a second file)"], { cause: error });
+      if (/LIMIT/.test(code)) throw new HookdError("HOOKD_HTTP_BODY_TOO_LARGE", [deps.bodyLimit], { cause: error });
+      throw new HookdError("HOOKD_HTTP_MALFORMED_BODY", [error instanceof Error ? error.message : String(error)], { cause: error });
+    }
+    return form(pairs.toString(), "the multipart fields");
+  }
 
   app.addHook("onRequest", async (request) => {
     const token = deps.token();
@@ -97,34 +132,37 @@ export function createHttpServer(deps: HttpDeps): FastifyInstance {
     if (!bearerMatches(request.headers.authorization, token) && !admitConsoleRequest(request, token)) throw new HookdError("HOOKD_HTTP_UNAUTHORIZED");
   });
 
-  app.setErrorHandler((error, _request, reply) => sendError(reply, toHookdError(error, deps.bodyLimit)));
+  app.setErrorHandler((error, request, reply) => sendError(reply, toHookdError(error, deps.bodyLimit, request.headers["content-type"])));
   app.setNotFoundHandler((request, reply) => sendError(reply, new HookdError("HOOKD_HTTP_NOT_FOUND", [request.method, request.url])));
   // Registered after the auth hook and the error handler, which their scopes inherit.
   for (const group of deps.routeGroups ?? []) app.register(group);
 
-  app.post<{ Params: { name: string } }>(
-    "/events/:name",
-    {
-      // Decided before the body is read: an unknown event or a stopping daemon costs no parsing.
-      onRequest: async (request) => {
-        if (deps.stopping()) throw new HookdError("HOOKD_HTTP_SHUTTING_DOWN");
-        if (!deps.intake.knows(request.params.name)) {
-          deps.metrics.eventsRejected.inc({ event: "(unknown)", reason: "unknown" });
-          throw new HookdError("HOOKD_EVENT_UNKNOWN", [request.params.name]);
-        }
-      },
+  // POST with a JSON, form or multipart body (query fields too, the body winning), or GET with
+  // the query string as the payload: the CRM's webhooks send either. Same validation after.
+  app.route<{ Params: { name: string } }>({
+    method: ["GET", "POST"],
+    url: "/events/:name",
+    // A HEAD (a link checker, a monitor) must not store an event, as fastify's implied one would.
+    exposeHeadRoute: false,
+    // Decided before the body is read: an unknown event or a stopping daemon costs no parsing.
+    onRequest: async (request) => {
+      if (deps.stopping()) throw new HookdError("HOOKD_HTTP_SHUTTING_DOWN");
+      if (!deps.intake.knows(request.params.name)) {
+        deps.metrics.eventsRejected.inc({ event: "(unknown)", reason: "unknown" });
+        throw new HookdError("HOOKD_EVENT_UNKNOWN", [request.params.name]);
+      }
     },
-    async (request, reply) => {
+    handler: async (request, reply) => {
       const accepted = await deps.intake.accept({
         name: request.params.name,
-        body: request.body ?? {},
+        body: await readPayload(request),
         source: "http",
         idempotencyKey: idempotencyKeyOf(request),
       });
       if (accepted.duplicate) reply.header("idempotent-replayed", "true");
       return reply.code(202).send({ id: accepted.id });
     },
-  );
+  });
 
   app.post<{ Params: { name: string } }>(
     "/actions/:name",
@@ -269,8 +307,23 @@ function sendError(reply: FastifyReply, error: HookdError): FastifyReply {
   return reply.code(error.statusCode).type("application/json").send(error.toJSON());
 }
 
+/**
+ * A form-encoded text (body, query string, multipart fields) by PHP's array rules, with qs. Its
+ * depth is the form's nesting bound (config server.maxDepth, at most 5); strictDepth makes a
+ * deeper key a 400 instead of a key silently kept as text.
+ */
+export function parseForm(text: string, what: string, maxDepth: number): Record<string, unknown> {
+  const depth = Math.min(5, maxDepth);
+  try {
+    return qs.parse(text, { depth, strictDepth: true, arrayLimit: 1000, parameterLimit: 2000 });
+  } catch (error) {
+    if (error instanceof RangeError) throw new HookdError("HOOKD_HTTP_TOO_DEEP", [what, depth], { cause: error });
+    throw error;
+  }
+}
+
 /** fastify's own errors (body too large, bad JSON, wrong content type) in hookd's codes. */
-function toHookdError(error: unknown, bodyLimit: number): HookdError {
+function toHookdError(error: unknown, bodyLimit: number, contentType?: string): HookdError {
   if (isHookdError(error)) return error;
   const code = (error as { code?: string }).code;
   const message = error instanceof Error ? error.message : String(error);
@@ -280,7 +333,7 @@ function toHookdError(error: unknown, bodyLimit: number): HookdError {
     case "FST_ERR_CTP_INVALID_MEDIA_TYPE":
     case "FST_ERR_CTP_INVALID_CONTENT_LENGTH":
       return code === "FST_ERR_CTP_INVALID_MEDIA_TYPE"
-        ? new HookdError("HOOKD_HTTP_UNSUPPORTED_MEDIA_TYPE", [extractMediaType(message)], { cause: error })
+        ? new HookdError("HOOKD_HTTP_UNSUPPORTED_MEDIA_TYPE", [mediaTypeOf(contentType, message)], { cause: error })
         : new HookdError("HOOKD_HTTP_MALFORMED_BODY", [message], { cause: error });
     case "FST_ERR_CTP_EMPTY_JSON_BODY":
     case "FST_ERR_CTP_INVALID_JSON_BODY":
@@ -289,11 +342,14 @@ function toHookdError(error: unknown, bodyLimit: number): HookdError {
   const status = (error as { statusCode?: number }).statusCode;
   if (error instanceof SyntaxError || status === 400) return new HookdError("HOOKD_HTTP_MALFORMED_BODY", [message], { cause: error });
   if (status === 413) return new HookdError("HOOKD_HTTP_BODY_TOO_LARGE", [bodyLimit], { cause: error });
-  if (status === 415) return new HookdError("HOOKD_HTTP_UNSUPPORTED_MEDIA_TYPE", [extractMediaType(message)], { cause: error });
+  if (status === 415) return new HookdError("HOOKD_HTTP_UNSUPPORTED_MEDIA_TYPE", [mediaTypeOf(contentType, message)], { cause: error });
   return new HookdError("HOOKD_DAEMON_INTERNAL", [message], { cause: error });
 }
 
-function extractMediaType(message: string): string {
+/** The type that arrived, from the request's header (the error's own message may not name it). */
+function mediaTypeOf(contentType: string | undefined, message: string): string {
+  const sent = contentType?.split(";")[0]?.trim();
+  if (sent) return JSON.stringify(sent.slice(0, 100));
   return /: (.*)$/.exec(message)?.[1] ?? "(none)";
 }
 

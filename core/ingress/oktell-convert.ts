@@ -12,6 +12,7 @@ import {
   codeToName,
   decodeTextB64,
   ENotifyType,
+  ELineState,
   EUserState,
   oktellEventIdByName,
   oktellEventIds,
@@ -26,6 +27,8 @@ type FieldRule = "flag" | "datetime" | { codes: Readonly<Record<number, string>>
 /** The fields the seeds describe and how they convert; other properties pass through. */
 const FIELD_RULES: Partial<Record<OktellXmlEventName, Record<string, FieldRule>>> = {
   userstatechanged: { newstate: { codes: EUserState }, redirect: "flag" },
+  personalstatechanged: { newstate: { codes: EUserState } },
+  linestatechange: { state: { codes: ELineState } },
   notify: { type: { codes: ENotifyType }, autohide: "flag", dbsaved: "flag", datetime: "datetime" },
   usermessage: { datetime: "datetime" },
 };

@@ -38,6 +38,11 @@ export interface PluginStatus {
   loadMs: number | null;
   /** The last compile or load failure; cleared by the next good version. */
   lastError: (RunError & { at: string; version: number }) | null;
+  /**
+   * Routes (config `routes`) to this plugin's actions whose input leaves out a field the action
+   * requires (HOOKD_ROUTE_INPUT_MISSING): known once the action's input schema loads.
+   */
+  routeErrors?: Array<{ code: string; route: number; action: string; message: string }>;
   /** Runs waiting for this plugin (a removed plugin's runs wait for its return), counted up to 1000 per claim key; null when unknown. */
   pendingRuns?: number | null;
   /** Run health: paused by the circuit breaker, failures in a row, isolates rebuilt after a limit. */
@@ -104,6 +109,8 @@ export interface PluginManagerOptions {
   countPendingRuns?: (keys: readonly string[]) => Promise<number>;
   /** A plugin's run health (core/delivery/circuit-breaker.ts), shown in `list()`. */
   health?: (plugin: string) => PluginHealth;
+  /** Config `routes`: checked against the input schema of each action a plugin declares. */
+  routes?: () => ReadonlyArray<{ on: string; run: string; input?: Record<string, unknown> }>;
   /**
    * Someone else reports reloads (`hookd dev` prints one line per reload through `onReload`):
    * the manager's own reload lines, failures included, go to the trace level.
@@ -284,8 +291,26 @@ export class PluginManager {
         compileMs: p.current ? round(p.current.compileMs) : null,
         loadMs: p.current ? round(p.current.manifest.loadMs) : null,
         lastError: p.lastError,
+        ...(p.current ? routeErrorsField(this.routeErrorsOf(p.current.manifest)) : {}),
         ...(this.options.health ? { health: this.options.health(p.entry.name) } : {}),
       }));
+  }
+
+  /** Routes to the manifest's actions whose input mapping leaves out a field the action requires. */
+  routeErrorsOf(manifest: PluginManifest): NonNullable<PluginStatus["routeErrors"]> {
+    const errors: NonNullable<PluginStatus["routeErrors"]> = [];
+    const routes = this.options.routes?.() ?? [];
+    routes.forEach((route, i) => {
+      if (!manifest.actions.includes(route.run) || route.input === undefined) return;
+      const schema = manifest.actionInputs?.[route.run] as { required?: unknown } | undefined;
+      const required = Array.isArray(schema?.required) ? (schema.required as unknown[]).filter((f): f is string => typeof f === "string") : [];
+      const left = required.filter((field) => !Object.hasOwn(route.input!, field));
+      if (left.length > 0) {
+        const error = new HookdError("HOOKD_ROUTE_INPUT_MISSING", [i, route.on, route.run, left.join(", ")]);
+        errors.push({ code: error.code, route: i, action: route.run, message: error.message });
+      }
+    });
+    return errors;
   }
 
   /** `list()` plus each plugin's pending runs, read from the store. */
@@ -401,6 +426,9 @@ export class PluginManager {
         { plugin: name, version, previousVersion: old?.version, events: manifest.events, actions: manifest.actions, compileMs: round(compileMs), loadMs: round(manifest.loadMs) },
         `plugin ${outcome}`,
       );
+      for (const routeError of this.routeErrorsOf(manifest)) {
+        this.log.error({ plugin: name, version, code: routeError.code, route: routeError.route, action: routeError.action }, routeError.message);
+      }
       const result: ReloadResult = { plugin: name, outcome, ok: true, version, attempted: version, compileMs, loadMs: manifest.loadMs };
       this.options.onReload?.(result);
       // The old version finishes the runs it started, then its isolate goes.
@@ -528,4 +556,8 @@ async function fingerprint(file: string, maxBytes: number): Promise<string> {
 
 function round(ms: number): number {
   return Math.round(ms * 10) / 10;
+}
+
+function routeErrorsField(errors: NonNullable<PluginStatus["routeErrors"]>): Pick<PluginStatus, "routeErrors"> {
+  return errors.length > 0 ? { routeErrors: errors } : {};
 }

@@ -193,7 +193,7 @@ describe("per-key order", () => {
       await Promise.all(
         [1, 2, 3].map(async (did) => {
           const name = names[round % 3]!;
-          const payload = name === "deal.close" ? deal(did) : name === "deal.edit" ? { did, autor: round, newparam: {} } : { did, autor: round };
+          const payload = name === "deal.close" ? deal(did) : name === "deal.edit" ? { did, autor: round, newparam: {} } : { did, autor: round, userUID: "" };
           const { status, body } = await daemon.post(name, payload);
           expect(status).toBe(202);
           sent.set(did, [...(sent.get(did) ?? []), body.id]);

@@ -12,7 +12,9 @@ export default defineConfig({
   events: catalog,
   // The seed-000 pattern: event fields mapped into an action's input, a constant, one field left out.
   routes: [{ on: "oktell.userstatechanged", run: "page-operator",
-             input: { operator: { value: "line-16016" }, state: "newstate", redirect: "redirect" } }],
+             input: { operator: { value: "line-16016" }, state: "newstate", redirect: "redirect" } },
+           // Leaves out redirect, which page-operator requires: HOOKD_ROUTE_INPUT_MISSING at plugin load.
+           { on: "oktell.halsrvregsuccess", run: "page-operator", input: { operator: { value: "x" }, state: "state" } }],
   oktell: { timezone: "Europe/Moscow" },
   delivery: { backoffMs: 50, maxBackoffMs: 200, maxAttempts: 3 },
 });
@@ -73,6 +75,29 @@ describe("POST /ingest/oktell", () => {
       const [id] = await accepted(await ingest(utf16le(seed003[name])));
       expect(await storedEvent(id!)).toMatchObject({ name: `oktell.${name}`, payload: {} });
     }
+  });
+
+  it("stores 115 and 242 with their states decoded and 111 with its unlisted userid kept", async () => {
+    const xml = (id: number, name: string, props: string) =>
+      `<?xml version="1.0" encoding="utf-16"?><oktellcommapper><data><event id="${id}" name="${name}">${props}</event></data></oktellcommapper>`;
+    const [personal, line, user] = await accepted(await ingest(Buffer.concat([
+      utf16le(xml(115, "personalstatechanged", '<property_simple key="newstate" value="2" />')),
+      utf16le(xml(242, "linestatechange", '<property_simple key="state" value="4" />')),
+      utf16le(xml(111, "userstatechanged", '<property_simple key="newstate" value="1" /><property_simple key="redirect" value="0" /><property_simple key="userid" value="u-1" />')),
+    ])));
+    expect((await storedEvent(personal!)).payload).toEqual({ newstate: "usLunch", newstateCode: 2 });
+    expect((await storedEvent(line!)).payload).toEqual({ state: "lsReady", stateCode: 4 });
+    expect((await storedEvent(user!)).payload).toEqual({ newstate: "usReady", newstateCode: 1, redirect: false, userid: "u-1" });
+  });
+
+  it("a route that leaves out a field the action requires is a route error at plugin load, in /api/plugins and the log", async () => {
+    const { plugins } = await daemon.getJson("/api/plugins");
+    const pager = plugins.find((p: { actions: string[] }) => p.actions.includes("page-operator"));
+    expect(pager.state).toBe("loaded");
+    expect(pager.routeErrors).toEqual([
+      expect.objectContaining({ code: "HOOKD_ROUTE_INPUT_MISSING", route: 1, action: "page-operator", message: expect.stringContaining("redirect") }),
+    ]);
+    await daemon.waitForLogs((line) => line.code === "HOOKD_ROUTE_INPUT_MISSING", 1);
   });
 
   it("takes usermessage by its name although its id says 112, and logs a warning", async () => {

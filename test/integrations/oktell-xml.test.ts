@@ -159,6 +159,27 @@ describe("documents and events", () => {
     expect(typed(xml)[0]!.payload).toMatchObject({ state: "lsReady", stateCode: 4, line: "16016", extra: { note: "a < b" } });
   });
 
+  it("personalstatechanged (115) and linestatechange (242) decode a bare code to its enum name, the code beside it", () => {
+    const personal = `<oktellcommapper><data><event id="115" name="personalstatechanged">
+      <property_simple key="newstate" value="2" /><property_simple key="userid" value="u-1" />
+    </event></data></oktellcommapper>`;
+    expect(typed(personal)[0]!.payload).toEqual({ newstate: "usLunch", newstateCode: 2, userid: "u-1" });
+    const line = `<oktellcommapper><data><event id="242" name="linestatechange">
+      <property_simple key="state" value="2" /><property_simple key="line" value="16016" />
+    </event></data></oktellcommapper>`;
+    expect(typed(line)[0]!.payload).toEqual({ state: "lsOff", stateCode: 2, line: "16016" });
+    // A code in neither table stays as sent and is refused at its path.
+    const unknown = line.replace('value="2"', 'value="3"');
+    const [event] = readOktellBody(utf16le(unknown), undefined);
+    expect(catalog["oktell.linestatechange"].safeParse(event!.body).error?.issues[0]?.path).toEqual(["state"]);
+  });
+
+  it("userstatechanged keeps a property the catalog does not list (userid)", () => {
+    const xml = seed003.userstatechanged.replace("</event>", '<property_simple key="userid" value="u-9" /></event>');
+    expect(xml).not.toBe(seed003.userstatechanged);
+    expect(typed(xml)[0]!.payload).toEqual({ newstate: "usWOphone", newstateCode: 7, redirect: false, userid: "u-9" });
+  });
+
   it("refuses malformed XML, a DOCTYPE, other root elements and an empty body", () => {
     expect(codeOf(() => readOktellBody(utf16le(seed003.notify.replace("</event>", "")), undefined))).toBe("HOOKD_OKTELL_MALFORMED");
     expect(codeOf(() => readOktellBody(utf16le(`<!DOCTYPE x [<!ENTITY a "b">]><oktellcommapper/>`), undefined))).toBe("HOOKD_OKTELL_MALFORMED");

@@ -12,8 +12,12 @@ on("deal.close", (event) => {
 on("deal.closed", () => undefined);
 
 on("deal.close", (event) => {
-  // @ts-expect-error the payload has no such field
-  void event.amount;
+  // Unlisted fields are kept (custom CRM fields) but typed unknown, never any:
+  // @ts-expect-error an unlisted field must be narrowed before use
+  const amount: number = event.amount;
+  void amount;
+  const custom: unknown = event.customField;
+  void custom;
 });
 
 action("typed", { input: z.object({ n: z.number() }) }, (input) => {
@@ -22,7 +26,10 @@ action("typed", { input: z.object({ n: z.number() }) }, (input) => {
 });
 
 on("user.operator_status.changed", (event, ctx) => {
-  const reason: "manual" | "logout" | "inactivity" | "license_expired" = event.reason;
+  // Seed 000's event carries only the id and the status: reason is optional.
+  const reason: "manual" | "logout" | "inactivity" | "license_expired" | undefined = event.reason;
+  const status: string = event.status;
+  void status;
   void reason;
   // @ts-expect-error emit checks the payload against the catalog
   void ctx.emit("task.add", { id: "not-a-number-shape", autor: { bad: true } });
