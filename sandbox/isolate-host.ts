@@ -4,6 +4,7 @@
  * ctx.fetch is passed on to the daemon's fetch service (core/fetch), which holds its limits. It implements the Sandbox interface in-process; the sandbox process
  * (worker.ts) wraps it so the daemon can keep it at arm's length.
  */
+import { createHash, createHmac } from "node:crypto";
 import { HookdError } from "../core/errors.ts";
 import type { RunOutcome } from "../core/store/types.ts";
 import { fetchPolicy, type PluginFetchInit } from "../core/fetch/policy.ts";
@@ -177,6 +178,9 @@ export class IsolateHost implements Sandbox {
         const policy = fetchPolicy(isolate.limits, isolate.manifest?.options ?? {});
         return this.options.services.fetch({ plugin, runId: run.runId, url: String(args[0]), init, policy, signal });
       }
+      case "crypto.digest":
+      case "crypto.hmac":
+        return cryptoCall(op, args);
       default:
         throw new HookdError("HOOKD_HOST_CALL_UNKNOWN", [op]);
     }
@@ -239,6 +243,22 @@ function ownFields(fields: unknown): Record<string, unknown> | undefined {
   const own: Record<string, unknown> = {};
   for (const [name, value] of Object.entries(fields)) if (!RESERVED_FIELDS.has(name)) own[name] = value;
   return own;
+}
+
+const HASHES = new Set(["sha1", "sha256", "sha384", "sha512"]);
+/** Base64 of at most 4 MiB, what the runtime sends at most. */
+const MAX_CRYPTO_BASE64 = Math.ceil((4 * 1024 * 1024) / 3) * 4;
+
+/** crypto.subtle's digest and HMAC, on base64 bytes; the answer is base64 too. */
+function cryptoCall(op: string, args: unknown[]): string {
+  const hash = String(args[0]);
+  const bytes = (value: unknown) => {
+    if (typeof value !== "string" || value.length > MAX_CRYPTO_BASE64) throw new HookdError("HOOKD_HOST_CALL_INVALID", [op, "data must be base64 of at most 4 MiB"]);
+    return Buffer.from(value, "base64");
+  };
+  if (!HASHES.has(hash)) throw new HookdError("HOOKD_HOST_CALL_INVALID", [op, `unknown hash ${hash}`]);
+  if (op === "crypto.digest") return createHash(hash).update(bytes(args[1])).digest("base64");
+  return createHmac(hash, bytes(args[1])).update(bytes(args[2])).digest("base64");
 }
 
 function checkKey(key: unknown): string {

@@ -9,6 +9,7 @@
  * its runs fail at once, the next run gets a new isolate, and the owner is told, so that it can
  * replace the whole process (the abandoned isolate's thread and heap stay taken until then).
  */
+import { randomBytes } from "node:crypto";
 import ivm from "isolated-vm";
 import { HookdError } from "../core/errors.ts";
 import type { RunError, RunOutcome } from "../core/store/types.ts";
@@ -54,6 +55,9 @@ interface LiveRun {
   abort: AbortController | undefined;
   /** Host calls of the run waiting on the host now (bounded by `sandbox.maxHostCallsInFlight`). */
   hostCalls: number;
+  /** The run's one host sleep for its timers (op "timer"), and how to say it was superseded. */
+  sleep: NodeJS.Timeout | undefined;
+  superseded: (() => void) | undefined;
   settle: (outcome: RunOutcome) => void;
 }
 
@@ -190,11 +194,12 @@ export class PluginIsolate {
     try {
       const context = await step(isolate.createContext());
       const hostRef = new ivm.Reference(this.hostCall);
+      const syncRef = new ivm.Reference(syncHostCall);
       const runtime = (await step(
         context.evalClosure(
-          `${this.options.bootstrapCode}\nconst d = __hookdRuntime.install($0, $1); return { dispatch: d, finishLoading: d.finishLoading, setSecrets: d.setSecrets };`,
+          `${this.options.bootstrapCode}\nconst d = __hookdRuntime.install($0, $1, $2); return { dispatch: d, finishLoading: d.finishLoading, setSecrets: d.setSecrets };`,
           // The heap limit doubles as the budget of WebAssembly memories, which V8 keeps off the heap.
-          [hostRef, memoryMb],
+          [hostRef, memoryMb, syncRef],
           { result: { reference: true } },
         ),
       )) as ivm.Reference<{ dispatch: (json: string) => Promise<string>; finishLoading: () => string; setSecrets: (json: string) => void }>;
@@ -273,9 +278,13 @@ export class PluginIsolate {
       wallTimer: setTimeout(() => this.limitExceeded(generation, live, "timeout"), this.limits.timeoutMs),
       abort: undefined,
       hostCalls: 0,
+      sleep: undefined,
+      superseded: undefined,
       settle: (result) => {
         if (!this.live.delete(request.runId)) return;
         clearTimeout(live.wallTimer);
+        // A pending timer dies with its run: its sleep never answers.
+        clearTimeout(live.sleep);
         live.abort?.abort();
         if (this.live.size === 0) this.stopCpuWatch();
         settle(result);
@@ -426,6 +435,7 @@ export class PluginIsolate {
       }
       if (!live) return never();
       if (problem) return reply({ code: "HOOKD_HOST_CALL_INVALID", message: `${op}: ${problem}`, retriable: false });
+      if (op === "timer") return this.sleep(live, parsed.args);
       const still = () => this.live.get(live.request.runId) === live;
       // The runtime keeps a run's calls under the limit; past it, the runtime was subverted and the
       // isolate goes, so that its flood stops costing the sandbox process memory.
@@ -444,6 +454,25 @@ export class PluginIsolate {
       return reply({ code: "HOOKD_HOST_CALL_INVALID", message: "malformed host call", retriable: false });
     }
   };
+
+  /**
+   * The run's timers wake it through one sleep at a time: a new one supersedes the last (which
+   * answers false at once), and the run's end clears it without an answer, so no timer fires
+   * outside its run. Not counted as a host call in flight: a run has at most two.
+   */
+  private sleep(live: LiveRun, args: unknown): Promise<string> {
+    const ms = Math.min(Math.max(Number(Array.isArray(args) ? args[0] : 0) || 0, 0), 2 ** 31 - 1);
+    clearTimeout(live.sleep);
+    live.superseded?.();
+    return new Promise<string>((resolve) => {
+      live.superseded = () => resolve('{"ok":true,"value":false}');
+      live.sleep = setTimeout(() => {
+        live.sleep = undefined;
+        live.superseded = undefined;
+        if (this.live.get(live.request.runId) === live) resolve('{"ok":true,"value":true}');
+      }, ms);
+    });
+  }
 
   private acquireSlot(): Promise<void> {
     if (this.live.size + this.pendingStarts < this.limits.maxConcurrentRuns) {
@@ -475,6 +504,13 @@ export class PluginIsolate {
     if (generation && !generation.reason) this.endGeneration(generation, reason);
     this.dispatch = undefined;
   }
+}
+
+/** The synchronous host function: random bytes for crypto.getRandomValues (at most 64 KiB a call). */
+function syncHostCall(op: unknown, n: unknown): string {
+  const size = Number(n);
+  if (op !== "random" || !Number.isInteger(size) || size < 0 || size > 65_536) throw new Error("invalid synchronous host call");
+  return randomBytes(size).toString("base64");
 }
 
 function fail(started: number, error: RunError, retriable: boolean): RunOutcome {

@@ -1,0 +1,226 @@
+// Issue 20: the web platform inside the isolate. Differential tests: the same snippet runs in
+// Node and in a real plugin isolate (test/fixtures/plugins/web/probe.ts) and the results are
+// compared value by value. Then the timers' lifetime: nothing a run leaves pending fires later.
+import { randomBytes } from "node:crypto";
+import path from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { compilePlugin } from "../../core/compile/compile-plugin.ts";
+import type { RunOutcome } from "../../core/store/types.ts";
+import { IsolateHost } from "../../sandbox/isolate-host.ts";
+import type { PluginLimits, PluginLogRecord, PluginSpec, RunRequest } from "../../sandbox/protocol.ts";
+import { FIXTURES } from "../helpers/daemon.ts";
+
+const DIR = path.join(FIXTURES, "plugins", "web");
+const LIMITS: PluginLimits = { memoryMb: 64, timeoutMs: 2000, maxConcurrentRuns: 4, maxHostCallsInFlight: 64 };
+
+async function specOf(name: string, limits: PluginLimits = LIMITS): Promise<PluginSpec> {
+  const compiled = await compilePlugin(path.join(DIR, `${name}.ts`), { root: FIXTURES });
+  return { plugin: name, version: 1, file: `plugins/${name}.ts`, code: compiled.code, sourceMap: compiled.sourceMap, limits };
+}
+
+let seq = 0;
+function request(plugin: string, name: string, payload: unknown): RunRequest {
+  const runId = `run-${++seq}`;
+  return { runId, plugin, version: 1, kind: "action", name, payload, meta: { eventId: `ev-${seq}`, eventName: name, receivedAt: Date.now(), attempt: 1, depth: 0 } } as RunRequest;
+}
+
+describe("the web platform inside the isolate", () => {
+  const logs: PluginLogRecord[] = [];
+  const stored = new Map<string, unknown>();
+  let host: IsolateHost;
+
+  beforeAll(async () => {
+    host = new IsolateHost({
+      environmentSecrets: false,
+      services: {
+        log: (record) => logs.push(record),
+        kv: async (plugin, op, args) => {
+          if (op === "set") stored.set(`${plugin}:${String(args[0])}`, args[1]);
+          return op === "list" ? [] : null;
+        },
+        emit: async () => ({ id: "emitted" }),
+        fetch: async () => ({ status: 200, statusText: "OK", headers: {}, body: "", url: "" }),
+      },
+    });
+    for (const name of ["probe", "leaky"]) await host.load(await specOf(name));
+  }, 60_000);
+
+  afterAll(async () => {
+    await host?.close();
+  });
+
+  /** The snippet's result in the isolate. */
+  async function inIsolate(code: string): Promise<unknown> {
+    const outcome: RunOutcome = await host.run(request("probe", "eval", { code }));
+    expect(outcome, JSON.stringify(outcome)).toMatchObject({ ok: true });
+    return stored.get("probe:result");
+  }
+  /** The snippet's result in Node, through the same JSON the kv store keeps. */
+  async function inNode(code: string): Promise<unknown> {
+    const run = new Function(`return (async () => {\n${code}\n})()`) as () => Promise<unknown>;
+    let result: unknown;
+    try {
+      result = { value: await run() };
+    } catch (error) {
+      result = { threw: (error as Error)?.name ?? String(error), message: String((error as Error)?.message) };
+    }
+    return JSON.parse(JSON.stringify(result)) as unknown;
+  }
+  async function same(code: string, compareMessages = false): Promise<unknown> {
+    const [node, isolate] = [await inNode(code), await inIsolate(code)];
+    const strip = (r: unknown) => (compareMessages ? r : { ...(r as object), message: undefined });
+    expect(strip(isolate)).toEqual(strip(node));
+    return isolate;
+  }
+
+  it("has every global of the list", async () => {
+    const names = ["setTimeout", "setInterval", "clearTimeout", "clearInterval", "queueMicrotask", "structuredClone", "TextEncoder", "TextDecoder", "atob", "btoa", "crypto", "AbortController", "AbortSignal", "performance", "EventTarget", "Event", "console"];
+    expect(await inIsolate(`return ${JSON.stringify(names)}.filter((n) => typeof globalThis[n] === "undefined")`)).toEqual({ value: [] });
+  });
+
+  it("base64: atob and btoa agree with Node's on edge cases", async () => {
+    const inputs = ["", "f", "fo", "foo", "foob", "fooba", "foobar", "\u00ff\u00fe\u0000\u0080", "€"];
+    await same(`return ${JSON.stringify(inputs)}.map((s) => { try { return btoa(s); } catch (e) { return e.name; } })`);
+    const encoded = ["", "Zg==", "Zg=", "Zg", "Zm9v", "Zm9vYg", " Zm 9v\\nYmFy\\t", "Z", "Zm9v=", "Zm9vY===", "====", "Zm9v!", "YQ==YQ==", "ab=c", "////", "+/+/", "AAAA", "Zh==", "Zm9=", "\\u00ff"];
+    await same(`return ${JSON.stringify(encoded)}.map((s) => { try { return [...atob(s)].map((c) => c.charCodeAt(0)); } catch (e) { return e.name; } })`);
+    const bytes = randomBytes(300);
+    await same(`const s = String.fromCharCode(...${JSON.stringify([...bytes])}); return [btoa(s), atob(btoa(s)) === s]`);
+  });
+
+  it("TextEncoder and TextDecoder agree with Node's: surrogates, invalid bytes, fatal, BOM, UTF-16LE", async () => {
+    const strings = ["", "abc", "é€𝄞", "\ud800", "a\udc00b", "\ud83d\ude00\ud83d", "\uffff\ufeff", "x".repeat(10000) + "𝄞"];
+    await same(`return ${JSON.stringify(strings)}.map((s) => [...new TextEncoder().encode(s)])`);
+    await same(`const out = new Uint8Array(5); return [new TextEncoder().encodeInto("a€𝄞", out), [...out]]`);
+    const byteCases = [[], [0x61], [0xef, 0xbb, 0xbf, 0x61], [0xc0, 0x80], [0xe0, 0x80, 0x80], [0xed, 0xa0, 0x80], [0xf4, 0x90, 0x80, 0x80], [0xf0, 0x9f, 0x98], [0xf0, 0x9f, 0x98, 0x80, 0x41], [0x80, 0xbf], [0xc3], [0xe2, 0x82], [0xfe, 0xff], [0xf5, 0x80, 0x80, 0x80], [0xe1, 0x80, 0x41]];
+    const random = Array.from({ length: 40 }, () => [...randomBytes(1 + Math.floor(Math.random() * 24))]);
+    const all = JSON.stringify([...byteCases, ...random]);
+    await same(`return ${all}.map((b) => { const s = new TextDecoder().decode(new Uint8Array(b)); return [...s].map((c) => c.codePointAt(0)); })`);
+    await same(`return ${all}.map((b) => { try { return new TextDecoder("utf-8", { fatal: true }).decode(new Uint8Array(b)).length; } catch (e) { return e.name; } })`);
+    await same(`return ${all}.map((b) => new TextDecoder("utf-8", { ignoreBOM: true }).decode(new Uint8Array(b)).length)`);
+    const utf16 = JSON.stringify([[0x61, 0], [0xff, 0xfe, 0x61, 0], [0x3d, 0xd8, 0x00, 0xde], [0x3d, 0xd8], [0x00, 0xdc, 0x61, 0], [0x61], [0x61, 0, 0x62], ...random]);
+    await same(`return ${utf16}.map((b) => [...new TextDecoder("utf-16le").decode(new Uint8Array(b))].map((c) => c.codePointAt(0)))`);
+    await same(`return ${utf16}.map((b) => { try { return new TextDecoder("utf-16le", { fatal: true }).decode(new Uint8Array(b)); } catch (e) { return e.name; } })`);
+    await same(`return [new TextDecoder("UTF8").encoding, new TextDecoder("utf-16").encoding, new TextDecoder("latin1").encoding, (() => { try { new TextDecoder("nope"); } catch (e) { return e.name; } })()]`);
+  });
+
+  it("structuredClone agrees with Node's on Dates, Maps, Sets, typed arrays, cycles and errors", async () => {
+    const code = `
+      const a = { d: new Date(1234567890123), m: new Map([[1, { x: 1 }], ["k", [1, 2]]]), s: new Set([1, "2", 3n.toString()]),
+                  u: new Uint16Array([1, 65535, 3]), f: new Float64Array([1.5, -0, NaN]), re: /a+b/gi, big: 10n ** 20n, nested: [[[]]], undef: undefined };
+      a.self = a; a.list = [a.m, a.m];
+      const b = structuredClone(a);
+      const buf = new ArrayBuffer(8); const view = new Uint8Array(buf, 2, 4); view[0] = 9;
+      const cv = structuredClone(view);
+      const err = structuredClone(new RangeError("bad"));
+      let fnThrows; try { structuredClone({ f() {} }); } catch (e) { fnThrows = e.name; }
+      return {
+        distinct: b !== a && b.m !== a.m && b.d !== a.d, self: b.self === b, shared: b.list[0] === b.list[1] && b.list[0] === b.m,
+        date: b.d.getTime(), map: [...b.m].map(([k, v]) => [k, v]), set: [...b.s], u: [...b.u], uType: b.u.constructor.name,
+        f: [...b.f].map(String), re: [b.re.source, b.re.flags], big: String(b.big), nested: b.nested, hasUndef: "undef" in b,
+        view: [cv.byteOffset, cv.length, cv.buffer.byteLength, cv[0]], err: [err.name, err.message, err instanceof RangeError], fnThrows,
+      };`;
+    const result = await same(code);
+    expect((result as { value: { self: boolean } }).value.self).toBe(true);
+  });
+
+  it("crypto: digests and HMAC on random inputs agree with Node's; getRandomValues and randomUUID", async () => {
+    const inputs = [[], [...randomBytes(1)], [...randomBytes(64)], [...randomBytes(1000)], [...randomBytes(5000)]];
+    const keys = [[...randomBytes(1)], [...randomBytes(32)], [...randomBytes(200)]];
+    const code = `
+      const hex = (b) => [...new Uint8Array(b)].map((x) => x.toString(16).padStart(2, "0")).join("");
+      const out = [];
+      for (const data of ${JSON.stringify(inputs)}) {
+        for (const alg of ["SHA-1", "SHA-256", "SHA-384", "SHA-512"]) out.push(hex(await crypto.subtle.digest(alg, new Uint8Array(data))));
+        for (const raw of ${JSON.stringify(keys)}) {
+          for (const hash of ["SHA-1", "SHA-256", "SHA-512"]) {
+            const key = await crypto.subtle.importKey("raw", new Uint8Array(raw), { name: "HMAC", hash }, false, ["sign", "verify"]);
+            const sig = await crypto.subtle.sign("HMAC", key, new Uint8Array(data));
+            const ok = await crypto.subtle.verify("HMAC", key, sig, new Uint8Array(data));
+            const bad = new Uint8Array(sig); bad[0] ^= 1;
+            out.push([hex(sig), ok, await crypto.subtle.verify("HMAC", key, bad, new Uint8Array(data)), key.algorithm.length]);
+          }
+        }
+      }
+      return out;`;
+    await same(code);
+    await same(`return hex(await crypto.subtle.digest({ name: "sha-256" }, new TextEncoder().encode("abc").buffer)); function hex(b) { return [...new Uint8Array(b)].map((x) => x.toString(16).padStart(2, "0")).join(""); }`);
+    const random = (await inIsolate(`
+      const a = crypto.getRandomValues(new Uint8Array(65536)); const b = crypto.getRandomValues(new Uint32Array(4));
+      let over; try { crypto.getRandomValues(new Uint8Array(65537)); } catch (e) { over = e.name; }
+      let float; try { crypto.getRandomValues(new Float32Array(2)); } catch (e) { float = e.name; }
+      return { distinct: new Set(a).size, b: b.length, over, float, uuid: crypto.randomUUID(), two: crypto.randomUUID() !== crypto.randomUUID() };`)) as { value: Record<string, unknown> };
+    expect(random.value).toMatchObject({ b: 4, over: "QuotaExceededError", float: "TypeMismatchError", two: true });
+    expect(random.value.distinct).toBeGreaterThan(250);
+    expect(random.value.uuid).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+  });
+
+  it("EventTarget, AbortController and AbortSignal.timeout behave as Node's", async () => {
+    await same(`
+      const target = new EventTarget(); const seen = [];
+      const once = () => seen.push("once"); target.addEventListener("x", once, { once: true });
+      target.addEventListener("x", (e) => seen.push(e.type + ":" + (e.target === target)));
+      target.addEventListener("x", { handleEvent: (e) => seen.push("obj") });
+      target.dispatchEvent(new Event("x")); target.dispatchEvent(new Event("x"));
+      const cancel = new Event("c", { cancelable: true }); target.addEventListener("c", (e) => e.preventDefault());
+      const controller = new AbortController(); const reasons = [];
+      controller.signal.addEventListener("abort", () => reasons.push(String(controller.signal.reason?.name)));
+      controller.abort(); controller.abort();
+      const custom = new AbortController(); custom.abort("why");
+      const timed = AbortSignal.timeout(20); const before = timed.aborted;
+      await new Promise((r) => timed.addEventListener("abort", r));
+      let thrown; try { timed.throwIfAborted(); } catch (e) { thrown = e.name; }
+      return { seen, dispatched: target.dispatchEvent(cancel), prevented: cancel.defaultPrevented, reasons, custom: custom.signal.reason,
+               aborted: AbortSignal.abort().aborted, before, after: timed.aborted, thrown, any: AbortSignal.any([custom.signal]).reason };`);
+  });
+
+  it("timers and microtasks run in order; performance.now moves", async () => {
+    await same(`
+      const order = [];
+      setTimeout(() => order.push("t20"), 20);
+      setTimeout(() => order.push("t0"), 0);
+      const cleared = setTimeout(() => order.push("cleared"), 5); clearTimeout(cleared);
+      queueMicrotask(() => order.push("micro"));
+      Promise.resolve().then(() => order.push("promise"));
+      let n = 0; const iv = setInterval(() => { order.push("iv" + ++n); if (n === 3) clearInterval(iv); }, 2);
+      setTimeout((a, b) => order.push(a + b), 1, "ar", "gs");
+      order.push("sync");
+      const t0 = performance.now();
+      await new Promise((r) => setTimeout(r, 40));
+      const waited = performance.now() - t0;
+      return { order: order.filter((x) => x !== "args" || true).sort(), waited: waited >= 35 && waited < 400 };`);
+  });
+
+  it("console.* lands in the run's log", async () => {
+    await host.run(request("probe", "eval", { code: `console.log("hello", { a: 1 }, 2); console.warn("careful"); console.error(new Error("boom")); return 1;` }));
+    const lines = logs.filter((line) => line.plugin === "probe").slice(-3);
+    expect(lines.map((line) => [line.level, line.msg?.split("\n")[0]])).toEqual([
+      ["info", 'hello {"a":1} 2'],
+      ["warn", "careful"],
+      ["error", "Error: boom"],
+    ]);
+  });
+
+  it("a timer left pending never fires into the next run, and a setInterval loop cannot outlive its run", async () => {
+    logs.length = 0;
+    const left = await host.run(request("leaky", "leave", { tag: "first" }));
+    expect(left).toMatchObject({ ok: true });
+    const idle = await host.run(request("leaky", "idle", {}));
+    expect(idle).toMatchObject({ ok: true });
+    // Four or so interval ticks during the first run, none after it; the 30 ms timeout never fired.
+    const idleRun = logs.filter((line) => line.msg === "idle done")[0]!.runId;
+    expect(logs.filter((line) => line.runId === idleRun).map((line) => line.msg)).toEqual(["idle done"]);
+    expect(logs.some((line) => line.msg?.startsWith("late timeout"))).toBe(false);
+    const ticks = logs.filter((line) => line.msg?.startsWith("interval tick"));
+    expect(ticks.length).toBeGreaterThan(0);
+    expect(new Set(ticks.map((line) => line.runId)).size).toBe(1);
+    // A never-ending interval: the run fails on its wall time, and the isolate is rebuilt.
+    const spin = await host.run(request("leaky", "spin", {}));
+    expect(spin).toMatchObject({ ok: false, error: { code: "HOOKD_RUN_TIMEOUT" } });
+    expect(await host.run(request("leaky", "idle", {}))).toMatchObject({ ok: true });
+  }, 20_000);
+
+  it("a run cannot keep more than the bound of timers pending", async () => {
+    const result = await inIsolate(`for (let i = 0; i < 10001; i++) setTimeout(() => undefined, 100000); return "no";`);
+    expect(result).toMatchObject({ threw: "RangeError" });
+  });
+});
