@@ -14,6 +14,7 @@ import ivm from "isolated-vm";
 import { HookdError } from "../core/errors.ts";
 import type { RunError, RunOutcome } from "../core/store/types.ts";
 import { jsonProblem } from "./json-guard.ts";
+import { LAZY_URL_MARKER } from "./runtime/marker.ts";
 import { baseLimits, DEFAULT_LOAD_TIMEOUT_MS, DEFAULT_MAX_HOST_CALLS_IN_FLIGHT, resolveLimits, runtimeLimits, type ResolvedLimits } from "./limits.ts";
 import type { PluginManifest, PluginOptions, PluginSpec, RunRequest } from "./protocol.ts";
 import { limitError, plainHostError, pluginError, type LimitReason } from "./run-errors.ts";
@@ -194,10 +195,10 @@ export class PluginIsolate {
     try {
       const context = await step(isolate.createContext());
       const hostRef = new ivm.Reference(this.hostCall);
-      const syncRef = new ivm.Reference(syncHostCall);
+      const syncRef = new ivm.Reference(this.syncHostCall);
       const runtime = (await step(
         context.evalClosure(
-          `${this.options.bootstrapCode}\nconst d = __hookdRuntime.install($0, $1, $2); return { dispatch: d, finishLoading: d.finishLoading, setSecrets: d.setSecrets };`,
+          `${this.runtimeCode[0]}\nconst d = __hookdRuntime.install($0, $1, $2); return { dispatch: d, finishLoading: d.finishLoading, setSecrets: d.setSecrets };`,
           // The heap limit doubles as the budget of WebAssembly memories, which V8 keeps off the heap.
           [hostRef, memoryMb, syncRef],
           { result: { reference: true } },
@@ -474,6 +475,24 @@ export class PluginIsolate {
     });
   }
 
+  /** The runtime, and the code it evaluates on first use (URL), split at the bundle's marker. */
+  private get runtimeCode(): [string, string] {
+    const code = this.options.bootstrapCode;
+    const at = code.indexOf(LAZY_URL_MARKER);
+    return at < 0 ? [code, ""] : [code.slice(0, at), code.slice(at + LAZY_URL_MARKER.length)];
+  }
+
+  /**
+   * The synchronous host function: random bytes for crypto.getRandomValues (at most 64 KiB a
+   * call, as Web Crypto says), and the URL code the first time a plugin touches URL.
+   */
+  private readonly syncHostCall = (op: unknown, n: unknown): string => {
+    if (op === "url") return this.runtimeCode[1];
+    const size = Number(n);
+    if (op !== "random" || !Number.isInteger(size) || size < 0 || size > 65_536) throw new Error("invalid synchronous host call");
+    return randomBytes(size).toString("base64");
+  };
+
   private acquireSlot(): Promise<void> {
     if (this.live.size + this.pendingStarts < this.limits.maxConcurrentRuns) {
       this.pendingStarts++;
@@ -506,12 +525,6 @@ export class PluginIsolate {
   }
 }
 
-/** The synchronous host function: random bytes for crypto.getRandomValues (at most 64 KiB a call). */
-function syncHostCall(op: unknown, n: unknown): string {
-  const size = Number(n);
-  if (op !== "random" || !Number.isInteger(size) || size < 0 || size > 65_536) throw new Error("invalid synchronous host call");
-  return randomBytes(size).toString("base64");
-}
 
 function fail(started: number, error: RunError, retriable: boolean): RunOutcome {
   return { ok: false, durationMs: performance.now() - started, retriable, error };

@@ -166,6 +166,10 @@ export function install(host: HostReference, memoryMb = 64, syncHost?: SyncHostR
       if (syncApply === undefined) throw new ErrorCtor("crypto.getRandomValues is not available here");
       return apply(syncApply, syncHost, [undefined, ["random", n]]) as string;
     },
+    urlCode: () => {
+      if (syncApply === undefined) throw new ErrorCtor("URL is not available here");
+      return apply(syncApply, syncHost, [undefined, ["url", 0]]) as string;
+    },
     crypto: (op, args) => {
       const live = liveOf(pickRun());
       if (live === undefined) return PromiseCtor.reject(new ErrorCtor("crypto.subtle works only inside a handler"));

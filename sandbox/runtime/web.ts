@@ -37,6 +37,8 @@ export interface WebHost {
   sleep(run: TimerRun, ms: number): Promise<unknown>;
   /** Synchronous host call: `n` random bytes as base64. */
   randomBytes(n: number): string;
+  /** The URL bundle's code (url.ts), asked for the first time a plugin touches URL. */
+  urlCode(): string;
   /** Asynchronous host call for crypto.subtle. */
   crypto(op: string, args: unknown[]): Promise<unknown>;
   currentRun(): TimerRun | undefined;
@@ -601,6 +603,27 @@ export function installWeb(host: WebHost): void {
   const origin = Date.now();
   define("performance", Object.freeze({ timeOrigin: origin, now: () => Date.now() - origin, toJSON: () => ({ timeOrigin: origin }) }));
   define("crypto", makeCrypto(host));
+
+  // URL and URLSearchParams are evaluated on first touch (see url.ts): most plugins never pay.
+  const FunctionCtor = Function;
+  let urlModule: { URL: unknown; URLSearchParams: unknown } | undefined;
+  const loadUrl = () => {
+    if (urlModule === undefined) {
+      const code = host.urlCode();
+      urlModule = new FunctionCtor(`${code}\nreturn __hookdUrl;`)() as { URL: unknown; URLSearchParams: unknown };
+      define("URL", urlModule.URL);
+      define("URLSearchParams", urlModule.URLSearchParams);
+    }
+    return urlModule;
+  };
+  for (const name of ["URL", "URLSearchParams"] as const) {
+    Object.defineProperty(global, name, {
+      configurable: true,
+      enumerable: false,
+      get: () => loadUrl()[name],
+      set: (value: unknown) => define(name, value),
+    });
+  }
 }
 
 // ---------------------------------------------------------------- crypto

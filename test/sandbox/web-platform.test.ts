@@ -224,3 +224,67 @@ describe("the web platform inside the isolate", () => {
     expect(result).toMatchObject({ threw: "RangeError" });
   });
 });
+
+describe("URL and URLSearchParams (whatwg-url, evaluated on first use)", () => {
+  let host: IsolateHost;
+  const stored = new Map<string, unknown>();
+  beforeAll(async () => {
+    host = new IsolateHost({
+      environmentSecrets: false,
+      services: {
+        log: () => undefined,
+        kv: async (plugin, op, args) => {
+          if (op === "set") stored.set(`${plugin}:${String(args[0])}`, args[1]);
+          return null;
+        },
+        emit: async () => ({ id: "x" }),
+        fetch: async () => ({ status: 200, statusText: "OK", headers: {}, body: "", url: "" }),
+      },
+    });
+    await host.load(await specOf("probe"));
+  }, 60_000);
+  afterAll(async () => {
+    await host?.close();
+  });
+
+  const TRICKY = [
+    "https://example.com", "HTTPS://EXAMPLE.COM:443/a/../b/./c?q=1#f", "http://user:p%40ss@host:8080/p?x=y#z", "http://[::1]:80/", "http://[2001:db8::1]/",
+    "http://0x7f.1/", "http://127.1/", "http://2130706433/", "http://1.2.3.4.5/", "http://ExAmPle.com./", "http://example.com:65536/", "http://exa mple.com/",
+    "http://münchen.de/ä?ö=ü#ß", "http://xn--mnchen-3ya.de/", "http://a.b/%zz%41", "http://a.b/ /\t\n/", "file:///C:/x/../y", "file://host/share", "mailto:x@y.z",
+    "data:text/plain,hi", "javascript:alert(1)", "http://a/b?c d=e&f=%20", "ws://h/", "blob:https://a/b", "//no-scheme", "http:/one-slash", "http:\\\\back\\slash",
+    "https://a.b/path;params?q#h#h2", "http://a.b/?%", "http://a.b/\u{1F600}", "non-special://h/p", "sc://ñ/", "http://[::ffff:1.2.3.4]/", "http://%41.com/", "http://a@b@c/",
+    "https://example.com/?a=1&a=2&b=%2B+%20", "http://a.b:0/", "http://1.2.3.256/", "https://faß.de/", "http://a.b/..%2e/c", "",
+  ];
+
+  it("parses many tricky URLs as Node does, with and without a base", async () => {
+    const code = (urls: string[]) => `
+      const fields = ["href", "protocol", "username", "password", "host", "hostname", "port", "pathname", "search", "hash", "origin"];
+      return ${JSON.stringify(urls)}.map((u) => {
+        const out = [];
+        for (const base of [undefined, "http://base.example/dir/file?x#y"]) {
+          try { const url = new URL(u, base); out.push(fields.map((f) => url[f])); } catch (e) { out.push(e.name); }
+        }
+        out.push(URL.canParse ? URL.canParse(u) : null);
+        return out;
+      });`;
+    const run = new Function(`return (async () => {\n${code(TRICKY)}\n})()`) as () => Promise<unknown>;
+    const node = JSON.parse(JSON.stringify({ value: await run() })) as unknown;
+    await host.run(request("probe", "eval", { code: code(TRICKY) }));
+    expect(stored.get("probe:result")).toEqual(node);
+  });
+
+  it("URLSearchParams: percent-encoding, sorting, iteration, and url.searchParams", async () => {
+    const code = `
+      const p = new URLSearchParams("a=1&b=%20x+y&c=%zz&&=e&a=2&%E2%82%AC=€");
+      p.append("sp ace", "a+b&c=d/é💩"); p.set("z", "1"); p.delete("c");
+      const sorted = new URLSearchParams(p); sorted.sort();
+      const url = new URL("https://h.example/p?x=1"); url.searchParams.append("q", "a b&c"); url.hash = "frag ment";
+      const fromObj = new URLSearchParams({ k: "v v", "ü": "~!*()'" });
+      const fromPairs = new URLSearchParams([["x", "1"], ["x", "2"]]);
+      return [p.toString(), sorted.toString(), [...p.entries()], p.getAll("a"), p.get("missing"), p.has("b"), url.href, fromObj.toString(), fromPairs.getAll("x"), p.size];`;
+    const run = new Function(`return (async () => {\n${code}\n})()`) as () => Promise<unknown>;
+    const node = JSON.parse(JSON.stringify({ value: await run() })) as unknown;
+    await host.run(request("probe", "eval", { code }));
+    expect(stored.get("probe:result")).toEqual(node);
+  });
+});
