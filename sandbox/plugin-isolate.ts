@@ -196,13 +196,19 @@ export class PluginIsolate {
       const context = await step(isolate.createContext());
       const hostRef = new ivm.Reference(this.hostCall);
       const syncRef = new ivm.Reference(this.syncHostCall);
+      // The runtime is compiled from V8's code cache after the first isolate of the process: it
+      // is evaluated in every isolate, and compiling it is most of an isolate's start-up.
+      const source = runtimeSource(this.runtimeCode[0]);
+      const cached = runtimeCache.data;
+      const runtimeScript = (await step(isolate.compileScript(source, cached ? { cachedData: cached } : { produceCachedData: true }))) as ivm.Script & { cachedData?: ivm.ExternalCopy<ArrayBuffer>; cachedDataRejected?: boolean };
+      if (cached === undefined || runtimeScript.cachedDataRejected === true) {
+        const fresh = cached === undefined ? runtimeScript : ((await step(isolate.compileScript(source, { produceCachedData: true }))) as typeof runtimeScript);
+        runtimeCache.data = fresh.cachedData;
+      }
+      const install = (await step(runtimeScript.run(context, { reference: true }))) as ivm.Reference<(...args: unknown[]) => unknown>;
       const runtime = (await step(
-        context.evalClosure(
-          `${this.runtimeCode[0]}\nconst d = __hookdRuntime.install($0, $1, $2); return { dispatch: d, finishLoading: d.finishLoading, setSecrets: d.setSecrets };`,
-          // The heap limit doubles as the budget of WebAssembly memories, which V8 keeps off the heap.
-          [hostRef, memoryMb, syncRef],
-          { result: { reference: true } },
-        ),
+        // The heap limit doubles as the budget of WebAssembly memories, which V8 keeps off the heap.
+        install.apply(undefined, [hostRef, memoryMb, syncRef], { result: { reference: true } }),
       )) as ivm.Reference<{ dispatch: (json: string) => Promise<string>; finishLoading: () => string; setSecrets: (json: string) => void }>;
       const script = await step(isolate.compileScript(this.spec.code, { filename: scriptFilename(this.spec) }));
       try {
@@ -525,6 +531,21 @@ export class PluginIsolate {
   }
 }
 
+
+/** V8's code cache of the runtime script, for the runtime this process evaluates. */
+const runtimeCache: { source?: string; data?: ivm.ExternalCopy<ArrayBuffer> } = {};
+
+/**
+ * The runtime as a script whose value is its install function; wrapped in a function, so that
+ * the bundle's top-level name stays out of the plugin's global scope.
+ */
+function runtimeSource(code: string): string {
+  if (runtimeCache.source !== code) {
+    runtimeCache.source = code;
+    runtimeCache.data = undefined;
+  }
+  return `(function () {\n${code}\nreturn (host, memoryMb, syncHost) => {\n  const d = __hookdRuntime.install(host, memoryMb, syncHost);\n  return { dispatch: d, finishLoading: d.finishLoading, setSecrets: d.setSecrets };\n};\n})()`;
+}
 
 function fail(started: number, error: RunError, retriable: boolean): RunOutcome {
   return { ok: false, durationMs: performance.now() - started, retriable, error };

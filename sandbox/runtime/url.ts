@@ -5,4 +5,5 @@
  * host keeps the text, and the runtime evaluates it the first time a plugin touches `URL` or
  * `URLSearchParams` (web.ts, `lazyGlobal`).
  */
+// @ts-expect-error whatwg-url ships no types; the runtime only re-exports its two classes.
 export { URL, URLSearchParams } from "whatwg-url";

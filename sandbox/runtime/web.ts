@@ -119,20 +119,6 @@ export function bytesOf(source: unknown, what = "data"): Uint8Array {
   throw new TypeError(`${what} must be an ArrayBuffer or an ArrayBufferView`);
 }
 
-export class TextEncoder {
-  get encoding(): string {
-    return "utf-8";
-  }
-  encode(input: unknown = ""): Uint8Array {
-    const text = String(input);
-    const out = new Uint8Array(text.length * 3);
-    return out.slice(0, encodeUtf8(text, out).written);
-  }
-  encodeInto(input: unknown, destination: Uint8Array): { read: number; written: number } {
-    return encodeUtf8(String(input), destination);
-  }
-}
-
 function encodeUtf8(text: string, out: Uint8Array): { read: number; written: number } {
   let j = 0;
   let i = 0;
@@ -167,130 +153,12 @@ function encodeUtf8(text: string, out: Uint8Array): { read: number; written: num
   return { read: i, written: j };
 }
 
-const ENCODING_LABELS: Record<string, string> = {
-  "utf-8": "utf-8", utf8: "utf-8", "unicode-1-1-utf-8": "utf-8", "unicode11utf8": "utf-8", "unicode20utf8": "utf-8", "x-unicode20utf8": "utf-8",
-  "utf-16le": "utf-16le", "utf-16": "utf-16le", ucs2: "utf-16le", "ucs-2": "utf-16le", csunicode: "utf-16le", "iso-10646-ucs-2": "utf-16le", "unicodefeff": "utf-16le",
-  "utf-16be": "utf-16be", unicodefffe: "utf-16be",
-  latin1: "windows-1252", "iso-8859-1": "windows-1252", ascii: "windows-1252", "us-ascii": "windows-1252", "windows-1252": "windows-1252",
-};
-
-export class TextDecoder {
-  readonly encoding: string;
-  readonly fatal: boolean;
-  readonly ignoreBOM: boolean;
-  constructor(label: unknown = "utf-8", options: { fatal?: boolean; ignoreBOM?: boolean } = {}) {
-    const encoding = ENCODING_LABELS[String(label).trim().toLowerCase()];
-    if (encoding === undefined) throw new RangeError(`The "${String(label)}" encoding is not supported`);
-    this.encoding = encoding;
-    this.fatal = Boolean(options?.fatal);
-    this.ignoreBOM = Boolean(options?.ignoreBOM);
-  }
-  decode(input?: unknown, options?: { stream?: boolean }): string {
-    if (options?.stream) throw new TypeError("TextDecoder: streaming is not supported in hookd");
-    const bytes = input === undefined ? new Uint8Array(0) : bytesOf(input, "TextDecoder.decode: input");
-    if (this.encoding === "utf-8") return this.utf8(bytes);
-    if (this.encoding === "windows-1252") return latin1(bytes);
-    return this.utf16(bytes, this.encoding === "utf-16be");
-  }
-  private fail(): string {
-    throw new TypeError(`The encoded data was not valid for encoding ${this.encoding}`);
-  }
-  private utf8(bytes: Uint8Array): string {
-    let i = !this.ignoreBOM && bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf ? 3 : 0;
-    const units: number[] = [];
-    let out = "";
-    while (i < bytes.length) {
-      const b = bytes[i]!;
-      let code = -1;
-      let need = 0;
-      let lower = 0x80;
-      let upper = 0xbf;
-      if (b < 0x80) code = b;
-      else if (b >= 0xc2 && b <= 0xdf) (need = 1), (code = b & 0x1f);
-      else if (b >= 0xe0 && b <= 0xef) {
-        need = 2;
-        code = b & 0xf;
-        if (b === 0xe0) lower = 0xa0;
-        if (b === 0xed) upper = 0x9f;
-      } else if (b >= 0xf0 && b <= 0xf4) {
-        need = 3;
-        code = b & 0x7;
-        if (b === 0xf0) lower = 0x90;
-        if (b === 0xf4) upper = 0x8f;
-      }
-      i++;
-      if (code < 0) {
-        if (this.fatal) this.fail();
-        units.push(0xfffd);
-      } else {
-        let ok = true;
-        for (let k = 0; k < need; k++) {
-          const c = bytes[i];
-          if (c === undefined || c < lower || c > upper) {
-            ok = false;
-            break;
-          }
-          lower = 0x80;
-          upper = 0xbf;
-          code = (code << 6) | (c & 0x3f);
-          i++;
-        }
-        if (!ok) {
-          if (this.fatal) this.fail();
-          units.push(0xfffd);
-        } else if (code >= 0x10000) {
-          code -= 0x10000;
-          units.push(0xd800 + (code >> 10), 0xdc00 + (code & 0x3ff));
-        } else units.push(code);
-      }
-      if (units.length >= 8192) {
-        out += String.fromCharCode(...units);
-        units.length = 0;
-      }
-    }
-    return out + String.fromCharCode(...units);
-  }
-  private utf16(bytes: Uint8Array, bigEndian: boolean): string {
-    const codes: number[] = [];
-    let out = "";
-    let i = 0;
-    const unit = (at: number) => (bigEndian ? (bytes[at]! << 8) | bytes[at + 1]! : bytes[at]! | (bytes[at + 1]! << 8));
-    if (!this.ignoreBOM && bytes.length >= 2 && unit(0) === 0xfeff) i = 2;
-    for (; i + 1 < bytes.length; i += 2) {
-      const code = unit(i);
-      if (code >= 0xd800 && code <= 0xdbff) {
-        const next = i + 3 < bytes.length ? unit(i + 2) : -1;
-        if (next >= 0xdc00 && next <= 0xdfff) {
-          codes.push(code, next);
-          i += 2;
-        } else {
-          if (this.fatal) this.fail();
-          codes.push(0xfffd);
-        }
-      } else if (code >= 0xdc00 && code <= 0xdfff) {
-        if (this.fatal) this.fail();
-        codes.push(0xfffd);
-      } else codes.push(code);
-      if (codes.length >= 8192) {
-        out += String.fromCharCode(...codes);
-        codes.length = 0;
-      }
-    }
-    if (i < bytes.length) {
-      if (this.fatal) this.fail();
-      codes.push(0xfffd);
-    }
-    return out + String.fromCharCode(...codes);
-  }
-}
-
 function latin1(bytes: Uint8Array): string {
   let out = "";
   for (let i = 0; i < bytes.length; i += 8192) out += String.fromCharCode(...bytes.subarray(i, i + 8192));
   return out;
 }
 
-/** structuredClone for the types plugins pass around; functions and symbols throw DataCloneError. */
 export function structuredClone<T>(value: T, options?: { transfer?: unknown[] }): T {
   if (options?.transfer !== undefined && options.transfer.length > 0) throw domException("structuredClone: transfer is not supported in hookd", "DataCloneError");
   const seen = new Map<unknown, unknown>();
@@ -368,98 +236,6 @@ export function structuredClone<T>(value: T, options?: { transfer?: unknown[] })
   return clone(value) as T;
 }
 
-// ---------------------------------------------------------------- events and abort
-
-export class Event {
-  readonly type: string;
-  readonly bubbles: boolean;
-  readonly cancelable: boolean;
-  readonly timeStamp = Date.now();
-  defaultPrevented = false;
-  target: EventTarget | null = null;
-  currentTarget: EventTarget | null = null;
-  /** @internal */ stopped = false;
-  constructor(type: unknown, init: { bubbles?: boolean; cancelable?: boolean } = {}) {
-    if (arguments.length === 0) throw new TypeError("Event: the type argument is required");
-    this.type = String(type);
-    this.bubbles = Boolean(init?.bubbles);
-    this.cancelable = Boolean(init?.cancelable);
-  }
-  preventDefault(): void {
-    if (this.cancelable) this.defaultPrevented = true;
-  }
-  stopImmediatePropagation(): void {
-    this.stopped = true;
-  }
-  stopPropagation(): void {}
-  composedPath(): EventTarget[] {
-    return this.currentTarget ? [this.currentTarget] : [];
-  }
-}
-
-type Listener = ((event: Event) => void) | { handleEvent(event: Event): void };
-interface ListenerEntry {
-  listener: Listener;
-  once: boolean;
-  removed: boolean;
-}
-
-const listenersOf = new WeakMap<EventTarget, Map<string, ListenerEntry[]>>();
-
-export class EventTarget {
-  constructor() {
-    listenersOf.set(this, new Map());
-  }
-  addEventListener(type: unknown, listener: Listener | null, options?: boolean | { once?: boolean; signal?: AbortSignal }): void {
-    if (listener === null || listener === undefined) return;
-    const map = listenersOf.get(this)!;
-    const name = String(type);
-    const list = map.get(name) ?? [];
-    if (list.some((entry) => entry.listener === listener)) return;
-    const signal = typeof options === "object" ? options.signal : undefined;
-    if (signal?.aborted) return;
-    const entry = { listener, once: typeof options === "object" && Boolean(options.once), removed: false };
-    list.push(entry);
-    map.set(name, list);
-    signal?.addEventListener("abort", () => this.removeEventListener(name, listener));
-  }
-  removeEventListener(type: unknown, listener: Listener | null): void {
-    const list = listenersOf.get(this)!.get(String(type));
-    if (!list) return;
-    const at = list.findIndex((entry) => entry.listener === listener);
-    if (at >= 0) {
-      list[at]!.removed = true;
-      list.splice(at, 1);
-    }
-  }
-  dispatchEvent(event: Event): boolean {
-    if (!(event instanceof Event)) throw new TypeError("dispatchEvent: the argument must be an Event");
-    event.target = this;
-    event.currentTarget = this;
-    const list = [...(listenersOf.get(this)!.get(event.type) ?? [])];
-    const handler = (this as unknown as Record<string, unknown>)[`on${event.type}`];
-    for (const entry of list) {
-      if (entry.removed) continue;
-      if (entry.once) this.removeEventListener(event.type, entry.listener);
-      try {
-        if (typeof entry.listener === "function") entry.listener.call(this, event);
-        else entry.listener.handleEvent(event);
-      } catch (error) {
-        reportError(error);
-      }
-      if (event.stopped) break;
-    }
-    if (typeof handler === "function" && !event.stopped) {
-      try {
-        handler.call(this, event);
-      } catch (error) {
-        reportError(error);
-      }
-    }
-    event.currentTarget = null;
-    return !event.defaultPrevented;
-  }
-}
 
 /** Where errors thrown by listeners and timer callbacks go (the run's log); set by the runtime. */
 let reportError: (error: unknown) => void = () => undefined;
@@ -467,51 +243,8 @@ export function setErrorReporter(fn: (error: unknown) => void): void {
   reportError = fn;
 }
 
-let abortTimeout: (signal: AbortSignal, ms: number) => void = () => undefined;
-
-export class AbortSignal extends EventTarget {
-  aborted = false;
-  reason: unknown = undefined;
-  onabort: ((event: Event) => void) | null = null;
-  throwIfAborted(): void {
-    if (this.aborted) throw this.reason;
-  }
-  static abort(reason?: unknown): AbortSignal {
-    const signal = new AbortSignal();
-    abortSignal(signal, reason === undefined ? domException("This operation was aborted", "AbortError") : reason);
-    return signal;
-  }
-  static timeout(ms: number): AbortSignal {
-    const signal = new AbortSignal();
-    abortTimeout(signal, Number(ms));
-    return signal;
-  }
-  static any(signals: AbortSignal[]): AbortSignal {
-    const signal = new AbortSignal();
-    for (const source of signals) {
-      if (source.aborted) {
-        abortSignal(signal, source.reason);
-        return signal;
-      }
-    }
-    for (const source of signals) source.addEventListener("abort", () => abortSignal(signal, source.reason), { once: true });
-    return signal;
-  }
-}
-
-function abortSignal(signal: AbortSignal, reason: unknown): void {
-  if (signal.aborted) return;
-  signal.aborted = true;
-  signal.reason = reason;
-  signal.dispatchEvent(new Event("abort"));
-}
-
-export class AbortController {
-  readonly signal = new AbortSignal();
-  abort(reason?: unknown): void {
-    abortSignal(this.signal, reason === undefined ? domException("This operation was aborted", "AbortError") : reason);
-  }
-}
+const LAZY_NAMES = ["TextEncoder", "TextDecoder", "Event", "EventTarget", "AbortController", "AbortSignal", "crypto"] as const;
+type LazyName = (typeof LAZY_NAMES)[number];
 
 // ---------------------------------------------------------------- timers, crypto, console
 
@@ -587,22 +320,26 @@ export function installWeb(host: WebHost): void {
       }
     });
   });
-  abortTimeout = (signal, ms) => {
-    addTimer(() => abortSignal(signal, domException("The operation was aborted due to timeout", "TimeoutError")), ms, [], false);
-  };
 
   define("atob", atob);
   define("btoa", btoa);
-  define("TextEncoder", TextEncoder);
-  define("TextDecoder", TextDecoder);
   define("structuredClone", structuredClone);
-  define("Event", Event);
-  define("EventTarget", EventTarget);
-  define("AbortController", AbortController);
-  define("AbortSignal", AbortSignal);
   const origin = Date.now();
   define("performance", Object.freeze({ timeOrigin: origin, now: () => Date.now() - origin, toJSON: () => ({ timeOrigin: origin }) }));
-  define("crypto", makeCrypto(host));
+  // The classes are made on first touch of any of them: an isolate that never uses them skips
+  // their cost at start-up (it is evaluated for every plugin).
+  let classes: Record<LazyName, unknown> | undefined;
+  const lazyGlobal = (name: string, value: () => unknown) =>
+    Object.defineProperty(global, name, { configurable: true, enumerable: false, get: () => value(), set: (replaced: unknown) => define(name, replaced) });
+  for (const name of LAZY_NAMES) {
+    lazyGlobal(name, () => {
+      if (classes === undefined) {
+        classes = webClasses(host, (fn, ms) => addTimer(fn, ms, [], false));
+        for (const each of LAZY_NAMES) define(each, classes[each]);
+      }
+      return classes[name];
+    });
+  }
 
   // URL and URLSearchParams are evaluated on first touch (see url.ts): most plugins never pay.
   const FunctionCtor = Function;
@@ -616,105 +353,379 @@ export function installWeb(host: WebHost): void {
     }
     return urlModule;
   };
-  for (const name of ["URL", "URLSearchParams"] as const) {
-    Object.defineProperty(global, name, {
-      configurable: true,
-      enumerable: false,
-      get: () => loadUrl()[name],
-      set: (value: unknown) => define(name, value),
-    });
-  }
+  for (const name of ["URL", "URLSearchParams"] as const) lazyGlobal(name, () => loadUrl()[name]);
 }
 
-// ---------------------------------------------------------------- crypto
-
-const DIGESTS: Record<string, string> = { "SHA-1": "sha1", "SHA-256": "sha256", "SHA-384": "sha384", "SHA-512": "sha512" };
-
-function hashName(algorithm: unknown): string {
-  const name = typeof algorithm === "string" ? algorithm : (algorithm as { name?: unknown } | null)?.name;
-  const key = String(name).toUpperCase();
-  if (DIGESTS[key] === undefined) throw domException(`Unrecognized algorithm name: ${String(name)}`, "NotSupportedError");
-  return key;
-}
-
-export class CryptoKey {
-  readonly type = "secret";
-  constructor(
-    readonly algorithm: { name: "HMAC"; hash: { name: string }; length: number },
-    readonly extractable: boolean,
-    readonly usages: string[],
-  ) {}
-}
-const keyBytes = new WeakMap<CryptoKey, Uint8Array>();
-
-function cryptoInput(data: unknown): string {
-  const bytes = bytesOf(data);
-  if (bytes.length > MAX_CRYPTO_INPUT) throw domException(`crypto input of ${bytes.length} bytes is over hookd's limit of ${MAX_CRYPTO_INPUT}`, "QuotaExceededError");
-  return bytesToBase64(bytes);
-}
-
-function bufferOf(base64: unknown): ArrayBuffer {
-  const bytes = base64ToBytes(String(base64))!;
-  return bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer;
-}
-
-function makeCrypto(host: WebHost): object {
-  const hmacKey = (key: unknown, usage: string): CryptoKey => {
-    if (!(key instanceof CryptoKey) || key.algorithm.name !== "HMAC") throw domException("the key is not an HMAC CryptoKey", "InvalidAccessError");
-    if (!key.usages.includes(usage)) throw domException(`the key does not allow ${usage}`, "InvalidAccessError");
-    return key;
-  };
-  const sign = async (key: CryptoKey, data: unknown): Promise<ArrayBuffer> =>
-    bufferOf(await host.crypto("hmac", [DIGESTS[key.algorithm.hash.name], bytesToBase64(keyBytes.get(key)!), cryptoInput(data)]));
-  const subtle = Object.freeze({
-    async digest(algorithm: unknown, data: unknown): Promise<ArrayBuffer> {
-      return bufferOf(await host.crypto("digest", [DIGESTS[hashName(algorithm)], cryptoInput(data)]));
-    },
-    async importKey(format: unknown, keyData: unknown, algorithm: unknown, extractable: unknown, usages: unknown): Promise<CryptoKey> {
-      const algo = (typeof algorithm === "string" ? { name: algorithm } : algorithm) as { name?: unknown; hash?: unknown; length?: unknown };
-      if (String(algo?.name).toUpperCase() !== "HMAC") throw domException(`importKey: only HMAC keys are supported in hookd (got ${String(algo?.name)})`, "NotSupportedError");
-      if (format !== "raw") throw domException("importKey: only the raw format is supported in hookd", "NotSupportedError");
-      const bytes = bytesOf(keyData, "keyData").slice();
-      if (bytes.length === 0) throw domException("importKey: the key is empty", "DataError");
-      const list = Array.isArray(usages) ? usages.map(String) : [];
-      for (const usage of list) if (usage !== "sign" && usage !== "verify") throw new SyntaxError(`importKey: an HMAC key cannot be used to ${usage}`);
-      const key = new CryptoKey({ name: "HMAC", hash: { name: hashName(algo.hash) }, length: bytes.length * 8 }, Boolean(extractable), list);
-      keyBytes.set(key, bytes);
-      return key;
-    },
-    async exportKey(format: unknown, key: unknown): Promise<ArrayBuffer> {
-      if (!(key instanceof CryptoKey) || !key.extractable) throw domException("the key is not extractable", "InvalidAccessError");
-      if (format !== "raw") throw domException("exportKey: only the raw format is supported in hookd", "NotSupportedError");
-      return keyBytes.get(key)!.slice().buffer;
-    },
-    async sign(_algorithm: unknown, key: unknown, data: unknown): Promise<ArrayBuffer> {
-      return sign(hmacKey(key, "sign"), data);
-    },
-    async verify(_algorithm: unknown, key: unknown, signature: unknown, data: unknown): Promise<boolean> {
-      const expected = new Uint8Array(await sign(hmacKey(key, "verify"), data));
-      const given = bytesOf(signature, "signature");
-      if (given.length !== expected.length) return false;
-      let diff = 0;
-      for (let i = 0; i < given.length; i++) diff |= given[i]! ^ expected[i]!;
-      return diff === 0;
-    },
-  });
-  const getRandomValues = <T extends ArrayBufferView | null>(array: T): T => {
-    if (!(array instanceof Int8Array || array instanceof Uint8Array || array instanceof Uint8ClampedArray || array instanceof Int16Array || array instanceof Uint16Array || array instanceof Int32Array || array instanceof Uint32Array || array instanceof BigInt64Array || array instanceof BigUint64Array)) {
-      throw domException("getRandomValues: the argument must be an integer typed array", "TypeMismatchError");
+/** The web classes and the crypto object, made once per isolate, on first touch. */
+function webClasses(host: WebHost, timeout: (fn: () => void, ms: number) => void): Record<LazyName, unknown> {
+  class TextEncoder {
+    get encoding(): string {
+      return "utf-8";
     }
-    if (array.byteLength > MAX_RANDOM_BYTES) throw domException(`getRandomValues: ${array.byteLength} bytes is more than ${MAX_RANDOM_BYTES}`, "QuotaExceededError");
-    if (array.byteLength === 0) return array;
-    bytesOf(array).set(base64ToBytes(host.randomBytes(array.byteLength))!);
-    return array;
+    encode(input: unknown = ""): Uint8Array {
+      const text = String(input);
+      const out = new Uint8Array(text.length * 3);
+      return out.slice(0, encodeUtf8(text, out).written);
+    }
+    encodeInto(input: unknown, destination: Uint8Array): { read: number; written: number } {
+      return encodeUtf8(String(input), destination);
+    }
+  }
+
+  const ENCODING_LABELS: Record<string, string> = {
+    "utf-8": "utf-8", utf8: "utf-8", "unicode-1-1-utf-8": "utf-8", "unicode11utf8": "utf-8", "unicode20utf8": "utf-8", "x-unicode20utf8": "utf-8",
+    "utf-16le": "utf-16le", "utf-16": "utf-16le", ucs2: "utf-16le", "ucs-2": "utf-16le", csunicode: "utf-16le", "iso-10646-ucs-2": "utf-16le", "unicodefeff": "utf-16le",
+    "utf-16be": "utf-16be", unicodefffe: "utf-16be",
+    latin1: "windows-1252", "iso-8859-1": "windows-1252", ascii: "windows-1252", "us-ascii": "windows-1252", "windows-1252": "windows-1252",
   };
-  const randomUUID = (): string => {
-    const bytes = getRandomValues(new Uint8Array(16));
-    bytes[6] = (bytes[6]! & 0x0f) | 0x40;
-    bytes[8] = (bytes[8]! & 0x3f) | 0x80;
-    let hex = "";
-    for (let i = 0; i < 16; i++) hex += (bytes[i]! + 0x100).toString(16).slice(1);
-    return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
-  };
-  return Object.freeze({ subtle, getRandomValues, randomUUID });
+
+  class TextDecoder {
+    readonly encoding: string;
+    readonly fatal: boolean;
+    readonly ignoreBOM: boolean;
+    constructor(label: unknown = "utf-8", options: { fatal?: boolean; ignoreBOM?: boolean } = {}) {
+      const encoding = ENCODING_LABELS[String(label).trim().toLowerCase()];
+      if (encoding === undefined) throw new RangeError(`The "${String(label)}" encoding is not supported`);
+      this.encoding = encoding;
+      this.fatal = Boolean(options?.fatal);
+      this.ignoreBOM = Boolean(options?.ignoreBOM);
+    }
+    decode(input?: unknown, options?: { stream?: boolean }): string {
+      if (options?.stream) throw new TypeError("TextDecoder: streaming is not supported in hookd");
+      const bytes = input === undefined ? new Uint8Array(0) : bytesOf(input, "TextDecoder.decode: input");
+      if (this.encoding === "utf-8") return this.utf8(bytes);
+      if (this.encoding === "windows-1252") return latin1(bytes);
+      return this.utf16(bytes, this.encoding === "utf-16be");
+    }
+    private fail(): string {
+      throw new TypeError(`The encoded data was not valid for encoding ${this.encoding}`);
+    }
+    private utf8(bytes: Uint8Array): string {
+      let i = !this.ignoreBOM && bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf ? 3 : 0;
+      const units: number[] = [];
+      let out = "";
+      while (i < bytes.length) {
+        const b = bytes[i]!;
+        let code = -1;
+        let need = 0;
+        let lower = 0x80;
+        let upper = 0xbf;
+        if (b < 0x80) code = b;
+        else if (b >= 0xc2 && b <= 0xdf) (need = 1), (code = b & 0x1f);
+        else if (b >= 0xe0 && b <= 0xef) {
+          need = 2;
+          code = b & 0xf;
+          if (b === 0xe0) lower = 0xa0;
+          if (b === 0xed) upper = 0x9f;
+        } else if (b >= 0xf0 && b <= 0xf4) {
+          need = 3;
+          code = b & 0x7;
+          if (b === 0xf0) lower = 0x90;
+          if (b === 0xf4) upper = 0x8f;
+        }
+        i++;
+        if (code < 0) {
+          if (this.fatal) this.fail();
+          units.push(0xfffd);
+        } else {
+          let ok = true;
+          for (let k = 0; k < need; k++) {
+            const c = bytes[i];
+            if (c === undefined || c < lower || c > upper) {
+              ok = false;
+              break;
+            }
+            lower = 0x80;
+            upper = 0xbf;
+            code = (code << 6) | (c & 0x3f);
+            i++;
+          }
+          if (!ok) {
+            if (this.fatal) this.fail();
+            units.push(0xfffd);
+          } else if (code >= 0x10000) {
+            code -= 0x10000;
+            units.push(0xd800 + (code >> 10), 0xdc00 + (code & 0x3ff));
+          } else units.push(code);
+        }
+        if (units.length >= 8192) {
+          out += String.fromCharCode(...units);
+          units.length = 0;
+        }
+      }
+      return out + String.fromCharCode(...units);
+    }
+    private utf16(bytes: Uint8Array, bigEndian: boolean): string {
+      const codes: number[] = [];
+      let out = "";
+      let i = 0;
+      const unit = (at: number) => (bigEndian ? (bytes[at]! << 8) | bytes[at + 1]! : bytes[at]! | (bytes[at + 1]! << 8));
+      if (!this.ignoreBOM && bytes.length >= 2 && unit(0) === 0xfeff) i = 2;
+      for (; i + 1 < bytes.length; i += 2) {
+        const code = unit(i);
+        if (code >= 0xd800 && code <= 0xdbff) {
+          const next = i + 3 < bytes.length ? unit(i + 2) : -1;
+          if (next >= 0xdc00 && next <= 0xdfff) {
+            codes.push(code, next);
+            i += 2;
+          } else {
+            if (this.fatal) this.fail();
+            codes.push(0xfffd);
+            // A lead surrogate with at most an odd byte after it: one error for both, as in the spec.
+            if (next < 0) {
+              i = bytes.length;
+              break;
+            }
+          }
+        } else if (code >= 0xdc00 && code <= 0xdfff) {
+          if (this.fatal) this.fail();
+          codes.push(0xfffd);
+        } else codes.push(code);
+        if (codes.length >= 8192) {
+          out += String.fromCharCode(...codes);
+          codes.length = 0;
+        }
+      }
+      if (i < bytes.length) {
+        if (this.fatal) this.fail();
+        codes.push(0xfffd);
+      }
+      return out + String.fromCharCode(...codes);
+    }
+  }
+
+  // ---------------------------------------------------------------- events and abort
+
+  class Event {
+    readonly type: string;
+    readonly bubbles: boolean;
+    readonly cancelable: boolean;
+    readonly timeStamp = Date.now();
+    defaultPrevented = false;
+    target: EventTarget | null = null;
+    currentTarget: EventTarget | null = null;
+    /** @internal */ stopped = false;
+    constructor(type: unknown, init: { bubbles?: boolean; cancelable?: boolean } = {}) {
+      if (arguments.length === 0) throw new TypeError("Event: the type argument is required");
+      this.type = String(type);
+      this.bubbles = Boolean(init?.bubbles);
+      this.cancelable = Boolean(init?.cancelable);
+    }
+    preventDefault(): void {
+      if (this.cancelable) this.defaultPrevented = true;
+    }
+    stopImmediatePropagation(): void {
+      this.stopped = true;
+    }
+    stopPropagation(): void {}
+    composedPath(): EventTarget[] {
+      return this.currentTarget ? [this.currentTarget] : [];
+    }
+  }
+
+  type Listener = ((event: Event) => void) | { handleEvent(event: Event): void };
+  interface ListenerEntry {
+    listener: Listener;
+    once: boolean;
+    removed: boolean;
+  }
+
+  const listenersOf = new WeakMap<EventTarget, Map<string, ListenerEntry[]>>();
+
+  class EventTarget {
+    constructor() {
+      listenersOf.set(this, new Map());
+    }
+    addEventListener(type: unknown, listener: Listener | null, options?: boolean | { once?: boolean; signal?: AbortSignal }): void {
+      if (listener === null || listener === undefined) return;
+      const map = listenersOf.get(this)!;
+      const name = String(type);
+      const list = map.get(name) ?? [];
+      if (list.some((entry) => entry.listener === listener)) return;
+      const signal = typeof options === "object" ? options.signal : undefined;
+      if (signal?.aborted) return;
+      const entry = { listener, once: typeof options === "object" && Boolean(options.once), removed: false };
+      list.push(entry);
+      map.set(name, list);
+      signal?.addEventListener("abort", () => this.removeEventListener(name, listener));
+    }
+    removeEventListener(type: unknown, listener: Listener | null): void {
+      const list = listenersOf.get(this)!.get(String(type));
+      if (!list) return;
+      const at = list.findIndex((entry) => entry.listener === listener);
+      if (at >= 0) {
+        list[at]!.removed = true;
+        list.splice(at, 1);
+      }
+    }
+    dispatchEvent(event: Event): boolean {
+      if (!(event instanceof Event)) throw new TypeError("dispatchEvent: the argument must be an Event");
+      event.target = this;
+      event.currentTarget = this;
+      const list = [...(listenersOf.get(this)!.get(event.type) ?? [])];
+      const handler = (this as unknown as Record<string, unknown>)[`on${event.type}`];
+      for (const entry of list) {
+        if (entry.removed) continue;
+        if (entry.once) this.removeEventListener(event.type, entry.listener);
+        try {
+          if (typeof entry.listener === "function") entry.listener.call(this, event);
+          else entry.listener.handleEvent(event);
+        } catch (error) {
+          reportError(error);
+        }
+        if (event.stopped) break;
+      }
+      if (typeof handler === "function" && !event.stopped) {
+        try {
+          handler.call(this, event);
+        } catch (error) {
+          reportError(error);
+        }
+      }
+      event.currentTarget = null;
+      return !event.defaultPrevented;
+    }
+  }
+  const abortTimeout = (signal: AbortSignal, ms: number): void => {
+      timeout(() => abortSignal(signal, domException("The operation was aborted due to timeout", "TimeoutError")), ms);
+    };
+
+  class AbortSignal extends EventTarget {
+    aborted = false;
+    reason: unknown = undefined;
+    onabort: ((event: Event) => void) | null = null;
+    throwIfAborted(): void {
+      if (this.aborted) throw this.reason;
+    }
+    static abort(reason?: unknown): AbortSignal {
+      const signal = new AbortSignal();
+      abortSignal(signal, reason === undefined ? domException("This operation was aborted", "AbortError") : reason);
+      return signal;
+    }
+    static timeout(ms: number): AbortSignal {
+      const signal = new AbortSignal();
+      abortTimeout(signal, Number(ms));
+      return signal;
+    }
+    static any(signals: AbortSignal[]): AbortSignal {
+      const signal = new AbortSignal();
+      for (const source of signals) {
+        if (source.aborted) {
+          abortSignal(signal, source.reason);
+          return signal;
+        }
+      }
+      for (const source of signals) source.addEventListener("abort", () => abortSignal(signal, source.reason), { once: true });
+      return signal;
+    }
+  }
+
+  function abortSignal(signal: AbortSignal, reason: unknown): void {
+    if (signal.aborted) return;
+    signal.aborted = true;
+    signal.reason = reason;
+    signal.dispatchEvent(new Event("abort"));
+  }
+
+  class AbortController {
+    readonly signal = new AbortSignal();
+    abort(reason?: unknown): void {
+      abortSignal(this.signal, reason === undefined ? domException("This operation was aborted", "AbortError") : reason);
+    }
+  }
+
+  // ---------------------------------------------------------------- crypto
+
+  const DIGESTS: Record<string, string> = { "SHA-1": "sha1", "SHA-256": "sha256", "SHA-384": "sha384", "SHA-512": "sha512" };
+
+  function hashName(algorithm: unknown): string {
+    const name = typeof algorithm === "string" ? algorithm : (algorithm as { name?: unknown } | null)?.name;
+    const key = String(name).toUpperCase();
+    if (DIGESTS[key] === undefined) throw domException(`Unrecognized algorithm name: ${String(name)}`, "NotSupportedError");
+    return key;
+  }
+
+  class CryptoKey {
+    readonly type = "secret";
+    constructor(
+      readonly algorithm: { name: "HMAC"; hash: { name: string }; length: number },
+      readonly extractable: boolean,
+      readonly usages: string[],
+    ) {}
+  }
+  const keyBytes = new WeakMap<CryptoKey, Uint8Array>();
+
+  function cryptoInput(data: unknown): string {
+    const bytes = bytesOf(data);
+    if (bytes.length > MAX_CRYPTO_INPUT) throw domException(`crypto input of ${bytes.length} bytes is over hookd's limit of ${MAX_CRYPTO_INPUT}`, "QuotaExceededError");
+    return bytesToBase64(bytes);
+  }
+
+  function bufferOf(base64: unknown): ArrayBuffer {
+    const bytes = base64ToBytes(String(base64))!;
+    return bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer;
+  }
+
+  function makeCrypto(): object {
+    const hmacKey = (key: unknown, usage: string): CryptoKey => {
+      if (!(key instanceof CryptoKey) || key.algorithm.name !== "HMAC") throw domException("the key is not an HMAC CryptoKey", "InvalidAccessError");
+      if (!key.usages.includes(usage)) throw domException(`the key does not allow ${usage}`, "InvalidAccessError");
+      return key;
+    };
+    const sign = async (key: CryptoKey, data: unknown): Promise<ArrayBuffer> =>
+      bufferOf(await host.crypto("hmac", [DIGESTS[key.algorithm.hash.name], bytesToBase64(keyBytes.get(key)!), cryptoInput(data)]));
+    const subtle = Object.freeze({
+      async digest(algorithm: unknown, data: unknown): Promise<ArrayBuffer> {
+        return bufferOf(await host.crypto("digest", [DIGESTS[hashName(algorithm)], cryptoInput(data)]));
+      },
+      async importKey(format: unknown, keyData: unknown, algorithm: unknown, extractable: unknown, usages: unknown): Promise<CryptoKey> {
+        const algo = (typeof algorithm === "string" ? { name: algorithm } : algorithm) as { name?: unknown; hash?: unknown; length?: unknown };
+        if (String(algo?.name).toUpperCase() !== "HMAC") throw domException(`importKey: only HMAC keys are supported in hookd (got ${String(algo?.name)})`, "NotSupportedError");
+        if (format !== "raw") throw domException("importKey: only the raw format is supported in hookd", "NotSupportedError");
+        const bytes = bytesOf(keyData, "keyData").slice();
+        if (bytes.length === 0) throw domException("importKey: the key is empty", "DataError");
+        const list = Array.isArray(usages) ? usages.map(String) : [];
+        for (const usage of list) if (usage !== "sign" && usage !== "verify") throw new SyntaxError(`importKey: an HMAC key cannot be used to ${usage}`);
+        const key = new CryptoKey({ name: "HMAC", hash: { name: hashName(algo.hash) }, length: bytes.length * 8 }, Boolean(extractable), list);
+        keyBytes.set(key, bytes);
+        return key;
+      },
+      async exportKey(format: unknown, key: unknown): Promise<ArrayBuffer> {
+        if (!(key instanceof CryptoKey) || !key.extractable) throw domException("the key is not extractable", "InvalidAccessError");
+        if (format !== "raw") throw domException("exportKey: only the raw format is supported in hookd", "NotSupportedError");
+        return keyBytes.get(key)!.slice().buffer;
+      },
+      async sign(_algorithm: unknown, key: unknown, data: unknown): Promise<ArrayBuffer> {
+        return sign(hmacKey(key, "sign"), data);
+      },
+      async verify(_algorithm: unknown, key: unknown, signature: unknown, data: unknown): Promise<boolean> {
+        const expected = new Uint8Array(await sign(hmacKey(key, "verify"), data));
+        const given = bytesOf(signature, "signature");
+        if (given.length !== expected.length) return false;
+        let diff = 0;
+        for (let i = 0; i < given.length; i++) diff |= given[i]! ^ expected[i]!;
+        return diff === 0;
+      },
+    });
+    const getRandomValues = <T extends ArrayBufferView | null>(array: T): T => {
+      if (!(array instanceof Int8Array || array instanceof Uint8Array || array instanceof Uint8ClampedArray || array instanceof Int16Array || array instanceof Uint16Array || array instanceof Int32Array || array instanceof Uint32Array || array instanceof BigInt64Array || array instanceof BigUint64Array)) {
+        throw domException("getRandomValues: the argument must be an integer typed array", "TypeMismatchError");
+      }
+      if (array.byteLength > MAX_RANDOM_BYTES) throw domException(`getRandomValues: ${array.byteLength} bytes is more than ${MAX_RANDOM_BYTES}`, "QuotaExceededError");
+      if (array.byteLength === 0) return array;
+      bytesOf(array).set(base64ToBytes(host.randomBytes(array.byteLength))!);
+      return array;
+    };
+    const randomUUID = (): string => {
+      const bytes = getRandomValues(new Uint8Array(16));
+      bytes[6] = (bytes[6]! & 0x0f) | 0x40;
+      bytes[8] = (bytes[8]! & 0x3f) | 0x80;
+      let hex = "";
+      for (let i = 0; i < 16; i++) hex += (bytes[i]! + 0x100).toString(16).slice(1);
+      return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+    };
+    return Object.freeze({ subtle, getRandomValues, randomUUID });
+  }
+
+  return { TextEncoder, TextDecoder, Event, EventTarget, AbortController, AbortSignal, crypto: makeCrypto() };
 }
