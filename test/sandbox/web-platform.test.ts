@@ -1,14 +1,15 @@
 // Issue 20: the web platform inside the isolate. Differential tests: the same snippet runs in
 // Node and in a real plugin isolate (test/fixtures/plugins/web/probe.ts) and the results are
 // compared value by value. Then the timers' lifetime: nothing a run leaves pending fires later.
-import { randomBytes } from "node:crypto";
+import { createHmac, randomBytes } from "node:crypto";
+import { createServer, type IncomingMessage, type Server } from "node:http";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { compilePlugin } from "../../core/compile/compile-plugin.ts";
 import type { RunOutcome } from "../../core/store/types.ts";
 import { IsolateHost } from "../../sandbox/isolate-host.ts";
 import type { PluginLimits, PluginLogRecord, PluginSpec, RunRequest } from "../../sandbox/protocol.ts";
-import { FIXTURES } from "../helpers/daemon.ts";
+import { FIXTURES, TestDaemon, TestProject } from "../helpers/daemon.ts";
 
 const DIR = path.join(FIXTURES, "plugins", "web");
 const LIMITS: PluginLimits = { memoryMb: 64, timeoutMs: 2000, maxConcurrentRuns: 4, maxHostCallsInFlight: 64 };
@@ -287,4 +288,82 @@ describe("URL and URLSearchParams (whatwg-url, evaluated on first use)", () => {
     await host.run(request("probe", "eval", { code }));
     expect(stored.get("probe:result")).toEqual(node);
   });
+});
+
+describe("the web platform in a real daemon", () => {
+  const CONFIG = `
+import { defineConfig, z } from "hookd/config";
+export default defineConfig({
+  events: { "web.go": z.object({ port: z.number().int() }) },
+  delivery: { maxAttempts: 1 },
+  sandbox: { fetchAllowHosts: ["127.0.0.1"] },
+  secrets: { "signer:SIGNING_KEY": "s3cr3t-key", "signer:API_USER": "ops:pa:ss" },
+});
+`;
+  const PLUGIN = `
+import { on, plugin } from "hookd";
+plugin({ fetch: ["http://*"], secrets: ["SIGNING_KEY", "API_USER"], fetchTimeoutMs: 5000 });
+const hex = (buffer: ArrayBuffer) => [...new Uint8Array(buffer)].map((b) => b.toString(16).padStart(2, "0")).join("");
+on("web.go", async (event, ctx) => {
+  const body = JSON.stringify({ deal: 42, note: "naïve 💸" });
+  const key = await crypto.subtle.importKey("raw", new TextEncoder().encode(ctx.secrets.SIGNING_KEY!), { name: "HMAC", hash: "SHA-256" }, false, ["sign"]);
+  const signature = hex(await crypto.subtle.sign("HMAC", key, new TextEncoder().encode(body)));
+  const started = performance.now();
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  const waited = performance.now() - started;
+  const url = new URL("/hook", "http://127.0.0.1:" + event.port);
+  url.search = new URLSearchParams({ sig: signature, q: "a b&c" }).toString();
+  const reply = await ctx.fetch(url.href, { method: "POST", body, headers: { authorization: "Basic " + btoa(ctx.secrets.API_USER!), "content-type": "application/json" } });
+  let aborted = "no";
+  try {
+    await ctx.fetch("http://127.0.0.1:" + event.port + "/slow", { signal: AbortSignal.timeout(100) });
+  } catch (error) {
+    aborted = (error as Error).name;
+  }
+  ctx.log.info({ signature, waited, status: reply.status, answer: await reply.text(), aborted, uuid: crypto.randomUUID() }, "web done");
+});
+`;
+  let server: Server;
+  let port = 0;
+  const seen: Array<{ url: string; authorization?: string; body: string }> = [];
+  const project = new TestProject({ config: CONFIG, files: { "signer.ts": PLUGIN } });
+  const daemon = new TestDaemon(project);
+
+  beforeAll(async () => {
+    server = createServer((request: IncomingMessage, response) => {
+      let body = "";
+      request.on("data", (chunk: Buffer) => (body += chunk.toString()));
+      request.on("end", () => {
+        seen.push({ url: request.url ?? "", authorization: request.headers.authorization, body });
+        if (request.url === "/slow") setTimeout(() => response.end("late"), 3000).unref();
+        else response.end("signed ok");
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    port = (server.address() as { port: number }).port;
+    await daemon.start({ timeoutMs: 60_000 });
+  }, 90_000);
+
+  afterAll(async () => {
+    await daemon.stop();
+    project.remove();
+    server?.closeAllConnections();
+    await new Promise((resolve) => server?.close(resolve));
+  });
+
+  it("signs with HMAC-SHA256, waits with setTimeout, builds a URL, base64-encodes a credential, aborts a slow fetch", async () => {
+    const { status, body } = await daemon.post("web.go", { port });
+    expect(status).toBe(202);
+    const done = await daemon.waitForLog((line) => line.msg === "web done" && line.eventId === body.id, 20_000);
+    const payload = JSON.stringify({ deal: 42, note: "naïve 💸" });
+    const expected = createHmac("sha256", "s3cr3t-key").update(payload).digest("hex");
+    expect(done.signature).toBe(expected);
+    expect(done.waited as number).toBeGreaterThanOrEqual(45);
+    expect(done).toMatchObject({ status: 200, answer: "signed ok", aborted: "TimeoutError" });
+    expect(done.uuid).toMatch(/^[0-9a-f-]{36}$/);
+    const hook = seen.find((request) => request.url.startsWith("/hook"))!;
+    expect(hook.url).toBe(`/hook?sig=${expected}&q=a+b%26c`);
+    expect(hook.authorization).toBe(`Basic ${Buffer.from("ops:pa:ss").toString("base64")}`);
+    expect(hook.body).toBe(payload);
+  }, 30_000);
 });
