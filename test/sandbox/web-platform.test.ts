@@ -3,7 +3,11 @@
 // compared value by value. Then the timers' lifetime: nothing a run leaves pending fires later.
 import { createHmac, randomBytes } from "node:crypto";
 import { createServer, type IncomingMessage, type Server } from "node:http";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import path from "node:path";
+import ts from "typescript";
+import { WEB_GLOBALS } from "../../core/web-globals.ts";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { compilePlugin } from "../../core/compile/compile-plugin.ts";
 import type { RunOutcome } from "../../core/store/types.ts";
@@ -365,5 +369,36 @@ on("web.go", async (event, ctx) => {
     expect(hook.url).toBe(`/hook?sig=${expected}&q=a+b%26c`);
     expect(hook.authorization).toBe(`Basic ${Buffer.from("ops:pa:ss").toString("base64")}`);
     expect(hook.body).toBe(payload);
+  }, 30_000);
+});
+
+describe("editor types of the web globals", () => {
+  it("type-check a plugin that uses them under ES2023 alone (no DOM, no Node), and refuse Node's process", () => {
+    const dir = mkdtempSync(path.join(tmpdir(), "hookd-webtypes-"));
+    try {
+      writeFileSync(path.join(dir, "env.d.ts"), `export {};\ndeclare global {${WEB_GLOBALS}}\n`);
+      writeFileSync(
+        path.join(dir, "plugin.ts"),
+        `export async function go(secret: string): Promise<string> {
+  const key = await crypto.subtle.importKey("raw", new TextEncoder().encode(secret), { name: "HMAC", hash: "SHA-256" }, false, ["sign"]);
+  const sig = new Uint8Array(await crypto.subtle.sign("HMAC", key, new TextEncoder().encode("x")));
+  const id: number = setTimeout(() => console.log("hi"), 10); clearTimeout(id);
+  const url = new URL("https://a.b/"); url.searchParams.set("s", btoa(String.fromCharCode(...sig)));
+  const c = new AbortController(); c.signal.addEventListener("abort", (e) => e.type); AbortSignal.timeout(5);
+  queueMicrotask(() => undefined); structuredClone(new Map()); performance.now(); crypto.randomUUID();
+  // @ts-expect-error Node's process is not there
+  process.exit(1);
+  return url.href + new TextDecoder("utf-16le", { fatal: true }).decode(new Uint8Array(2)) + atob("eA==");
+}
+`,
+      );
+      const program = ts.createProgram([path.join(dir, "env.d.ts"), path.join(dir, "plugin.ts")], {
+        target: ts.ScriptTarget.ES2022, lib: ["lib.es2023.d.ts"], module: ts.ModuleKind.ESNext, moduleResolution: ts.ModuleResolutionKind.Bundler, noEmit: true, strict: true, types: [],
+      });
+      const problems = ts.getPreEmitDiagnostics(program).map((d) => ts.flattenDiagnosticMessageText(d.messageText, "\n"));
+      expect(problems).toEqual([]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   }, 30_000);
 });
