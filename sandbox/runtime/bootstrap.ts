@@ -158,6 +158,7 @@ export function install(host: HostReference, memoryMb = 64, syncHost?: SyncHostR
   const liveOf = (run: TimerRun | undefined) => (run === undefined ? undefined : (apply(mapGet, liveRuns, [run.runId]) as { timers: TimerRun; budget: RunBudget; log: ReturnType<typeof makeLogger> } | undefined));
   installWeb({
     currentRun: pickRun,
+    liveRuns: () => arrayFrom(apply(mapKeys, liveRuns, []) as Iterable<string>, (runId) => (apply(mapGet, liveRuns, [runId]) as { timers: TimerRun }).timers),
     enterRun: (run) => {
       currentRun = run;
     },

@@ -42,6 +42,8 @@ export interface WebHost {
   /** Asynchronous host call for crypto.subtle. */
   crypto(op: string, args: unknown[]): Promise<unknown>;
   currentRun(): TimerRun | undefined;
+  /** Every run in flight in this isolate (clearTimeout looks for the id in each). */
+  liveRuns(): TimerRun[];
   enterRun(run: TimerRun | undefined): void;
 }
 
@@ -298,8 +300,8 @@ export function installWeb(host: WebHost): void {
     return id;
   };
   const clear = (id: unknown): void => {
-    const run = host.currentRun();
-    run?.timers.delete(Number(id));
+    const key = Number(id);
+    for (const run of host.liveRuns()) if (run.timers.delete(key)) return;
   };
 
   const define = (name: string, value: unknown) => Object.defineProperty(global, name, { value, writable: true, configurable: true, enumerable: false });
