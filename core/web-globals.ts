@@ -55,11 +55,15 @@ export const WEB_GLOBALS = `
     static abort(reason?: unknown): AbortSignal; static timeout(ms: number): AbortSignal; static any(signals: AbortSignal[]): AbortSignal;
   }
   class AbortController { readonly signal: AbortSignal; abort(reason?: unknown): void }
-  interface CryptoKey { readonly type: "secret"; readonly extractable: boolean; readonly algorithm: { name: "HMAC"; hash: { name: string }; length: number }; readonly usages: string[] }
+  interface CryptoKey { readonly type: "secret"; readonly extractable: boolean; readonly algorithm: { name: "HMAC"; hash: { name: string }; length: number } | { name: "AES-GCM"; length: number }; readonly usages: string[] }
+  interface AesGcmParams { name: "AES-GCM"; iv: HookdBufferSource; additionalData?: HookdBufferSource; tagLength?: number }
   type HookdHash = "SHA-1" | "SHA-256" | "SHA-384" | "SHA-512";
   interface SubtleCrypto {
     digest(algorithm: HookdHash | { name: HookdHash }, data: HookdBufferSource): Promise<ArrayBuffer>;
     importKey(format: "raw", keyData: HookdBufferSource, algorithm: { name: "HMAC"; hash: HookdHash | { name: HookdHash } }, extractable: boolean, usages: Array<"sign" | "verify">): Promise<CryptoKey>;
+    importKey(format: "raw", keyData: HookdBufferSource, algorithm: "AES-GCM" | { name: "AES-GCM" }, extractable: boolean, usages: Array<"encrypt" | "decrypt">): Promise<CryptoKey>;
+    encrypt(algorithm: AesGcmParams, key: CryptoKey, data: HookdBufferSource): Promise<ArrayBuffer>;
+    decrypt(algorithm: AesGcmParams, key: CryptoKey, data: HookdBufferSource): Promise<ArrayBuffer>;
     exportKey(format: "raw", key: CryptoKey): Promise<ArrayBuffer>;
     sign(algorithm: "HMAC" | { name: "HMAC" }, key: CryptoKey, data: HookdBufferSource): Promise<ArrayBuffer>;
     verify(algorithm: "HMAC" | { name: "HMAC" }, key: CryptoKey, signature: HookdBufferSource, data: HookdBufferSource): Promise<boolean>;

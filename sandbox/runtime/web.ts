@@ -650,7 +650,7 @@ function webClasses(host: WebHost, timeout: (fn: () => void, ms: number) => void
   class CryptoKey {
     readonly type = "secret";
     constructor(
-      readonly algorithm: { name: "HMAC"; hash: { name: string }; length: number },
+      readonly algorithm: { name: "HMAC"; hash: { name: string }; length: number } | { name: "AES-GCM"; length: number },
       readonly extractable: boolean,
       readonly usages: string[],
     ) {}
@@ -669,20 +669,47 @@ function webClasses(host: WebHost, timeout: (fn: () => void, ms: number) => void
   }
 
   function makeCrypto(): object {
+    const aesGcm = async (op: "encrypt" | "decrypt", algorithm: unknown, key: unknown, data: unknown): Promise<ArrayBuffer> => {
+      const params = (algorithm ?? {}) as { name?: unknown; iv?: unknown; additionalData?: unknown; tagLength?: unknown };
+      if (String(params.name).toUpperCase() !== "AES-GCM") throw domException(`${op}: only AES-GCM is supported in hookd`, "NotSupportedError");
+      if (!(key instanceof CryptoKey) || key.algorithm.name !== "AES-GCM") throw domException("the key is not an AES-GCM CryptoKey", "InvalidAccessError");
+      if (!key.usages.includes(op)) throw domException(`the key does not allow ${op}`, "InvalidAccessError");
+      const tagLength = params.tagLength === undefined ? 128 : Number(params.tagLength);
+      if (![32, 64, 96, 104, 112, 120, 128].includes(tagLength)) throw domException("AES-GCM: invalid tagLength", "OperationError");
+      const iv = bytesOf(params.iv, "iv");
+      // Node's Web Crypto refuses an iv under 96 bits, and so does hookd (NIST SP 800-38D's size).
+      if (iv.length < 12) throw domException("AES-GCM: the iv must be at least 12 bytes", "OperationError");
+      const aad = params.additionalData === undefined ? "" : cryptoInput(params.additionalData);
+      try {
+        return bufferOf(await host.crypto("aesgcm", [op, bytesToBase64(keyBytes.get(key)!), bytesToBase64(iv), aad, tagLength, cryptoInput(data)]));
+      } catch (error) {
+        throw domException(op === "decrypt" ? "The operation failed for an operation-specific reason" : String((error as Error)?.message), "OperationError");
+      }
+    };
     const hmacKey = (key: unknown, usage: string): CryptoKey => {
       if (!(key instanceof CryptoKey) || key.algorithm.name !== "HMAC") throw domException("the key is not an HMAC CryptoKey", "InvalidAccessError");
       if (!key.usages.includes(usage)) throw domException(`the key does not allow ${usage}`, "InvalidAccessError");
       return key;
     };
     const sign = async (key: CryptoKey, data: unknown): Promise<ArrayBuffer> =>
-      bufferOf(await host.crypto("hmac", [DIGESTS[key.algorithm.hash.name], bytesToBase64(keyBytes.get(key)!), cryptoInput(data)]));
+      bufferOf(await host.crypto("hmac", [DIGESTS[(key.algorithm as { hash: { name: string } }).hash.name], bytesToBase64(keyBytes.get(key)!), cryptoInput(data)]));
     const subtle = Object.freeze({
       async digest(algorithm: unknown, data: unknown): Promise<ArrayBuffer> {
         return bufferOf(await host.crypto("digest", [DIGESTS[hashName(algorithm)], cryptoInput(data)]));
       },
       async importKey(format: unknown, keyData: unknown, algorithm: unknown, extractable: unknown, usages: unknown): Promise<CryptoKey> {
         const algo = (typeof algorithm === "string" ? { name: algorithm } : algorithm) as { name?: unknown; hash?: unknown; length?: unknown };
-        if (String(algo?.name).toUpperCase() !== "HMAC") throw domException(`importKey: only HMAC keys are supported in hookd (got ${String(algo?.name)})`, "NotSupportedError");
+        if (String(algo?.name).toUpperCase() === "AES-GCM") {
+          if (format !== "raw") throw domException("importKey: only the raw format is supported in hookd", "NotSupportedError");
+          const bytes = bytesOf(keyData, "keyData").slice();
+          if (bytes.length !== 16 && bytes.length !== 24 && bytes.length !== 32) throw domException("importKey: an AES key is 128, 192 or 256 bits", "DataError");
+          const list = Array.isArray(usages) ? usages.map(String) : [];
+          for (const usage of list) if (usage !== "encrypt" && usage !== "decrypt") throw new SyntaxError(`importKey: an AES-GCM key cannot be used to ${usage}`);
+          const key = new CryptoKey({ name: "AES-GCM", length: bytes.length * 8 }, Boolean(extractable), list);
+          keyBytes.set(key, bytes);
+          return key;
+        }
+        if (String(algo?.name).toUpperCase() !== "HMAC") throw domException(`importKey: only HMAC and AES-GCM keys are supported in hookd (got ${String(algo?.name)})`, "NotSupportedError");
         if (format !== "raw") throw domException("importKey: only the raw format is supported in hookd", "NotSupportedError");
         const bytes = bytesOf(keyData, "keyData").slice();
         if (bytes.length === 0) throw domException("importKey: the key is empty", "DataError");
@@ -696,6 +723,12 @@ function webClasses(host: WebHost, timeout: (fn: () => void, ms: number) => void
         if (!(key instanceof CryptoKey) || !key.extractable) throw domException("the key is not extractable", "InvalidAccessError");
         if (format !== "raw") throw domException("exportKey: only the raw format is supported in hookd", "NotSupportedError");
         return keyBytes.get(key)!.slice().buffer;
+      },
+      async encrypt(algorithm: unknown, key: unknown, data: unknown): Promise<ArrayBuffer> {
+        return aesGcm("encrypt", algorithm, key, data);
+      },
+      async decrypt(algorithm: unknown, key: unknown, data: unknown): Promise<ArrayBuffer> {
+        return aesGcm("decrypt", algorithm, key, data);
       },
       async sign(_algorithm: unknown, key: unknown, data: unknown): Promise<ArrayBuffer> {
         return sign(hmacKey(key, "sign"), data);

@@ -159,6 +159,31 @@ describe("the web platform inside the isolate", () => {
     expect(random.value.uuid).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
   });
 
+  it("crypto: AES-GCM encrypt/decrypt agree with Node's, tampering fails with OperationError", async () => {
+    const keys = [[...randomBytes(16)], [...randomBytes(24)], [...randomBytes(32)]];
+    const datas = [[], [...randomBytes(1)], [...randomBytes(100)], [...randomBytes(3000)]];
+    await same(`
+      const hex = (b) => [...new Uint8Array(b)].map((x) => x.toString(16).padStart(2, "0")).join("");
+      const out = [];
+      const iv = new Uint8Array(${JSON.stringify([...randomBytes(16)])});
+      for (const raw of ${JSON.stringify(keys)}) {
+        const key = await crypto.subtle.importKey("raw", new Uint8Array(raw), { name: "AES-GCM" }, true, ["encrypt", "decrypt"]);
+        out.push([key.algorithm.name, key.algorithm.length, key.usages]);
+        for (const data of ${JSON.stringify(datas)}) {
+          for (const params of [{ name: "AES-GCM", iv: iv.subarray(0, 12) }, { name: "AES-GCM", iv, additionalData: new Uint8Array([1, 2, 3]), tagLength: 96 }]) {
+            const sealed = await crypto.subtle.encrypt(params, key, new Uint8Array(data));
+            const opened = await crypto.subtle.decrypt(params, key, sealed);
+            const bad = new Uint8Array(sealed); bad[bad.length - 1] ^= 1;
+            let tampered; try { await crypto.subtle.decrypt(params, key, bad); tampered = "opened"; } catch (e) { tampered = e.name; }
+            out.push([hex(sealed), hex(opened) === hex(new Uint8Array(data)), tampered]);
+          }
+        }
+      }
+      let shortIv; try { await crypto.subtle.encrypt({ name: "AES-GCM", iv: iv.subarray(0, 8) }, await crypto.subtle.importKey("raw", new Uint8Array(16), "AES-GCM", false, ["encrypt"]), new Uint8Array(1)); } catch (e) { shortIv = e.name; }
+      let badKey; try { await crypto.subtle.importKey("raw", new Uint8Array(5), { name: "AES-GCM" }, false, ["encrypt"]); } catch (e) { badKey = e.name; }
+      return [out, badKey, shortIv];`);
+  });
+
   it("EventTarget, AbortController and AbortSignal.timeout behave as Node's", async () => {
     await same(`
       const target = new EventTarget(); const seen = [];
