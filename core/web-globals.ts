@@ -38,6 +38,12 @@ export const WEB_GLOBALS = `
     href: string; readonly origin: string; protocol: string; username: string; password: string; host: string; hostname: string;
     port: string; pathname: string; search: string; readonly searchParams: URLSearchParams; hash: string; toString(): string; toJSON(): string;
   }
+  class Headers implements Iterable<[string, string]> {
+    constructor(init?: Headers | Record<string, string> | Iterable<[string, string]>);
+    append(name: string, value: string): void; delete(name: string): void; get(name: string): string | null; getSetCookie(): string[];
+    has(name: string): boolean; set(name: string, value: string): void; forEach(callback: (value: string, name: string, headers: Headers) => void): void;
+    entries(): IterableIterator<[string, string]>; keys(): IterableIterator<string>; values(): IterableIterator<string>; [Symbol.iterator](): IterableIterator<[string, string]>;
+  }
   class Event {
     constructor(type: string, init?: { bubbles?: boolean; cancelable?: boolean });
     readonly type: string; readonly bubbles: boolean; readonly cancelable: boolean; readonly defaultPrevented: boolean; readonly timeStamp: number;

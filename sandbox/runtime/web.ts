@@ -245,7 +245,7 @@ export function setErrorReporter(fn: (error: unknown) => void): void {
   reportError = fn;
 }
 
-const LAZY_NAMES = ["TextEncoder", "TextDecoder", "Event", "EventTarget", "AbortController", "AbortSignal", "crypto"] as const;
+const LAZY_NAMES = ["TextEncoder", "TextDecoder", "Event", "EventTarget", "AbortController", "AbortSignal", "Headers", "crypto"] as const;
 type LazyName = (typeof LAZY_NAMES)[number];
 
 // ---------------------------------------------------------------- timers, crypto, console
@@ -762,5 +762,84 @@ function webClasses(host: WebHost, timeout: (fn: () => void, ms: number) => void
     return Object.freeze({ subtle, getRandomValues, randomUUID });
   }
 
-  return { TextEncoder, TextDecoder, Event, EventTarget, AbortController, AbortSignal, crypto: makeCrypto() };
+  const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+  const headerName = (name: unknown): string => {
+    const text = String(name);
+    if (!TOKEN.test(text)) throw new TypeError(`Headers: invalid header name: "${text}"`);
+    return text.toLowerCase();
+  };
+  const headerValue = (value: unknown): string => {
+    const text = String(value).replace(/^[\t\n\r ]+|[\t\n\r ]+$/g, "");
+    if (/[\0\r\n]/.test(text)) throw new TypeError(`Headers: invalid header value`);
+    return text;
+  };
+  /** The Fetch Standard's Headers: names lowercased, values joined with ", " (set-cookie kept apart). */
+  class Headers {
+    readonly #list: Array<[string, string]> = [];
+    constructor(init?: unknown) {
+      if (init === undefined || init === null) return;
+      if (init instanceof Headers) {
+        for (const [name, value] of init.#list) this.#list.push([name, value]);
+      } else if (typeof (init as { [Symbol.iterator]?: unknown })[Symbol.iterator] === "function") {
+        for (const pair of init as Iterable<unknown>) {
+          const entry = [...(pair as Iterable<unknown>)];
+          if (entry.length !== 2) throw new TypeError("Headers: each header must be a [name, value] pair");
+          this.append(entry[0], entry[1]);
+        }
+      } else if (typeof init === "object") {
+        for (const name of Object.keys(init)) this.append(name, (init as Record<string, unknown>)[name]);
+      } else throw new TypeError("Headers: invalid init");
+    }
+    append(name: unknown, value: unknown): void {
+      this.#list.push([headerName(name), headerValue(value)]);
+    }
+    delete(name: unknown): void {
+      const key = headerName(name);
+      for (let i = this.#list.length - 1; i >= 0; i--) if (this.#list[i]![0] === key) this.#list.splice(i, 1);
+    }
+    get(name: unknown): string | null {
+      const key = headerName(name);
+      const values = this.#list.filter(([n]) => n === key).map(([, v]) => v);
+      return values.length === 0 ? null : values.join(", ");
+    }
+    getSetCookie(): string[] {
+      return this.#list.filter(([n]) => n === "set-cookie").map(([, v]) => v);
+    }
+    has(name: unknown): boolean {
+      const key = headerName(name);
+      return this.#list.some(([n]) => n === key);
+    }
+    set(name: unknown, value: unknown): void {
+      const key = headerName(name);
+      const text = headerValue(value);
+      const at = this.#list.findIndex(([n]) => n === key);
+      if (at < 0) {
+        this.#list.push([key, text]);
+        return;
+      }
+      this.#list[at] = [key, text];
+      for (let i = this.#list.length - 1; i > at; i--) if (this.#list[i]![0] === key) this.#list.splice(i, 1);
+    }
+    forEach(callback: (value: string, name: string, headers: Headers) => void, thisArg?: unknown): void {
+      for (const [name, value] of this.entries()) callback.call(thisArg, value, name, this);
+    }
+    *entries(): IterableIterator<[string, string]> {
+      const names = [...new Set(this.#list.map(([n]) => n))].sort();
+      for (const name of names) {
+        if (name === "set-cookie") for (const value of this.getSetCookie()) yield [name, value];
+        else yield [name, this.get(name)!];
+      }
+    }
+    *keys(): IterableIterator<string> {
+      for (const [name] of this.entries()) yield name;
+    }
+    *values(): IterableIterator<string> {
+      for (const [, value] of this.entries()) yield value;
+    }
+    [Symbol.iterator](): IterableIterator<[string, string]> {
+      return this.entries();
+    }
+  }
+
+  return { TextEncoder, TextDecoder, Event, EventTarget, AbortController, AbortSignal, Headers, crypto: makeCrypto() };
 }

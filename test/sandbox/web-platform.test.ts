@@ -79,7 +79,7 @@ describe("the web platform inside the isolate", () => {
   }
 
   it("has every global of the list", async () => {
-    const names = ["setTimeout", "setInterval", "clearTimeout", "clearInterval", "queueMicrotask", "structuredClone", "TextEncoder", "TextDecoder", "atob", "btoa", "crypto", "AbortController", "AbortSignal", "performance", "EventTarget", "Event", "console"];
+    const names = ["setTimeout", "setInterval", "clearTimeout", "clearInterval", "queueMicrotask", "structuredClone", "TextEncoder", "TextDecoder", "atob", "btoa", "crypto", "AbortController", "AbortSignal", "performance", "EventTarget", "Event", "Headers", "URL", "URLSearchParams", "console"];
     expect(await inIsolate(`return ${JSON.stringify(names)}.filter((n) => typeof globalThis[n] === "undefined")`)).toEqual({ value: [] });
   });
 
@@ -182,6 +182,18 @@ describe("the web platform inside the isolate", () => {
       let shortIv; try { await crypto.subtle.encrypt({ name: "AES-GCM", iv: iv.subarray(0, 8) }, await crypto.subtle.importKey("raw", new Uint8Array(16), "AES-GCM", false, ["encrypt"]), new Uint8Array(1)); } catch (e) { shortIv = e.name; }
       let badKey; try { await crypto.subtle.importKey("raw", new Uint8Array(5), { name: "AES-GCM" }, false, ["encrypt"]); } catch (e) { badKey = e.name; }
       return [out, badKey, shortIv];`);
+  });
+
+  it("Headers agree with Node's: case, joining, set-cookie, sorting, invalid names and values", async () => {
+    await same(`
+      const h = new Headers({ "Content-Type": " text/plain \\t", Accept: "a" });
+      h.append("accept", "b"); h.append("Set-Cookie", "a=1"); h.append("set-cookie", "b=2"); h.append("X-Z", ""); h.set("x-a", "1"); h.set("ACCEPT", "c");
+      const copy = new Headers(h); copy.delete("x-z");
+      const pairs = new Headers([["a", "1"], ["A", "2"]]);
+      const bad = [];
+      for (const [n, v] of [["bad name", "x"], ["ok", "a\\nb"], ["", "x"], ["é", "x"], ["ok", "a\\0"]]) { try { new Headers([[n, v]]); bad.push("ok"); } catch (e) { bad.push(e.name); } }
+      const seen = []; h.forEach((v, k) => seen.push(k + "=" + v));
+      return [[...h], h.get("accept"), h.get("missing"), h.has("CONTENT-TYPE"), h.getSetCookie(), [...copy.keys()], [...pairs.values()], bad, seen];`);
   });
 
   it("EventTarget, AbortController and AbortSignal.timeout behave as Node's", async () => {
