@@ -6,11 +6,28 @@
  * writing it does not load the TypeScript compiler.
  */
 import { readFile, rename, writeFile } from "node:fs/promises";
+import { createRequire } from "node:module";
 import path from "node:path";
+import { WEB_GLOBALS } from "./web-globals.ts";
 
 /** The declaration file beside the config. */
 export function envDeclarationPath(configFile: string): string {
   return path.join(path.dirname(configFile), "hookd-env.d.ts");
+}
+
+/**
+ * The isolate's web globals (setTimeout, URL, crypto, ...), declared for a project without
+ * Node's types: there they are all a plugin sees. A project with @types/node (its tests or
+ * tooling run in Node) keeps Node's declarations of the same names, which are a superset:
+ * declaring both in one program clashes (a timer id is a number here, a Timeout in Node).
+ */
+function webGlobals(configFile: string): string {
+  try {
+    createRequire(configFile).resolve("@types/node/package.json");
+    return "";
+  } catch {
+    return `\ndeclare global {${WEB_GLOBALS}}\n`;
+  }
 }
 
 /**
@@ -27,7 +44,7 @@ declare module "hookd" {
     config: typeof config;
   }
 }
-`;
+${webGlobals(configFile)}`;
   const current = await readFile(target, "utf8").catch(() => undefined);
   if (current !== contents) {
     // Written beside and renamed into place: an editor or `tsc` reading it never sees half a file.

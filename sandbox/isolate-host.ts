@@ -4,6 +4,7 @@
  * ctx.fetch is passed on to the daemon's fetch service (core/fetch), which holds its limits. It implements the Sandbox interface in-process; the sandbox process
  * (worker.ts) wraps it so the daemon can keep it at arm's length.
  */
+import { createCipheriv, createDecipheriv, createHash, createHmac } from "node:crypto";
 import { HookdError } from "../core/errors.ts";
 import type { RunOutcome } from "../core/store/types.ts";
 import { fetchPolicy, type PluginFetchInit } from "../core/fetch/policy.ts";
@@ -177,6 +178,10 @@ export class IsolateHost implements Sandbox {
         const policy = fetchPolicy(isolate.limits, isolate.manifest?.options ?? {});
         return this.options.services.fetch({ plugin, runId: run.runId, url: String(args[0]), init, policy, signal });
       }
+      case "crypto.digest":
+      case "crypto.hmac":
+      case "crypto.aesgcm":
+        return cryptoCall(op, args);
       default:
         throw new HookdError("HOOKD_HOST_CALL_UNKNOWN", [op]);
     }
@@ -239,6 +244,43 @@ function ownFields(fields: unknown): Record<string, unknown> | undefined {
   const own: Record<string, unknown> = {};
   for (const [name, value] of Object.entries(fields)) if (!RESERVED_FIELDS.has(name)) own[name] = value;
   return own;
+}
+
+const HASHES = new Set(["sha1", "sha256", "sha384", "sha512"]);
+/** Base64 of at most 4 MiB, what the runtime sends at most. */
+const MAX_CRYPTO_BASE64 = Math.ceil((4 * 1024 * 1024) / 3) * 4;
+
+/** crypto.subtle's digest and HMAC, on base64 bytes; the answer is base64 too. */
+function cryptoCall(op: string, args: unknown[]): string {
+  const hash = String(args[0]);
+  const bytes = (value: unknown) => {
+    if (typeof value !== "string" || value.length > MAX_CRYPTO_BASE64) throw new HookdError("HOOKD_HOST_CALL_INVALID", [op, "data must be base64 of at most 4 MiB"]);
+    return Buffer.from(value, "base64");
+  };
+  if (op === "crypto.aesgcm") return aesGcm(args, bytes);
+  if (!HASHES.has(hash)) throw new HookdError("HOOKD_HOST_CALL_INVALID", [op, `unknown hash ${hash}`]);
+  if (op === "crypto.digest") return createHash(hash).update(bytes(args[1])).digest("base64");
+  return createHmac(hash, bytes(args[1])).update(bytes(args[2])).digest("base64");
+}
+
+/** AES-GCM for crypto.subtle.encrypt/decrypt: [op, key, iv, additionalData, tagLength bits, data]; the ciphertext carries its tag last. */
+function aesGcm(args: unknown[], bytes: (value: unknown) => Buffer): string {
+  const [op, key, iv, aad, tagBits, data] = [args[0], bytes(args[1]), bytes(args[2]), bytes(args[3]), Number(args[4]), bytes(args[5])];
+  if ((key.length !== 16 && key.length !== 24 && key.length !== 32) || iv.length === 0 || ![32, 64, 96, 104, 112, 120, 128].includes(tagBits)) {
+    throw new HookdError("HOOKD_HOST_CALL_INVALID", ["crypto.aesgcm", "bad key, iv or tag length"]);
+  }
+  const algorithm = `aes-${key.length * 8}-gcm` as "aes-256-gcm";
+  const tagLength = tagBits / 8;
+  if (op === "encrypt") {
+    const cipher = createCipheriv(algorithm, key, iv, { authTagLength: tagLength });
+    if (aad.length > 0) cipher.setAAD(aad);
+    return Buffer.concat([cipher.update(data), cipher.final(), cipher.getAuthTag()]).toString("base64");
+  }
+  if (data.length < tagLength) throw new HookdError("HOOKD_HOST_CALL_INVALID", ["crypto.aesgcm", "the data is shorter than its tag"]);
+  const decipher = createDecipheriv(algorithm, key, iv, { authTagLength: tagLength });
+  decipher.setAuthTag(data.subarray(data.length - tagLength));
+  if (aad.length > 0) decipher.setAAD(aad);
+  return Buffer.concat([decipher.update(data.subarray(0, data.length - tagLength)), decipher.final()]).toString("base64");
 }
 
 function checkKey(key: unknown): string {

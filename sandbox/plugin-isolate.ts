@@ -9,10 +9,12 @@
  * its runs fail at once, the next run gets a new isolate, and the owner is told, so that it can
  * replace the whole process (the abandoned isolate's thread and heap stay taken until then).
  */
+import { randomBytes } from "node:crypto";
 import ivm from "isolated-vm";
 import { HookdError } from "../core/errors.ts";
 import type { RunError, RunOutcome } from "../core/store/types.ts";
 import { jsonProblem } from "./json-guard.ts";
+import { LAZY_URL_MARKER } from "./runtime/marker.ts";
 import { baseLimits, DEFAULT_LOAD_TIMEOUT_MS, DEFAULT_MAX_HOST_CALLS_IN_FLIGHT, resolveLimits, runtimeLimits, type ResolvedLimits } from "./limits.ts";
 import type { PluginManifest, PluginOptions, PluginSpec, RunRequest } from "./protocol.ts";
 import { limitError, plainHostError, pluginError, type LimitReason } from "./run-errors.ts";
@@ -54,6 +56,9 @@ interface LiveRun {
   abort: AbortController | undefined;
   /** Host calls of the run waiting on the host now (bounded by `sandbox.maxHostCallsInFlight`). */
   hostCalls: number;
+  /** The run's one host sleep for its timers (op "timer"), and how to say it was superseded. */
+  sleep: NodeJS.Timeout | undefined;
+  superseded: (() => void) | undefined;
   settle: (outcome: RunOutcome) => void;
 }
 
@@ -190,13 +195,20 @@ export class PluginIsolate {
     try {
       const context = await step(isolate.createContext());
       const hostRef = new ivm.Reference(this.hostCall);
+      const syncRef = new ivm.Reference(this.syncHostCall);
+      // The runtime is compiled from V8's code cache after the first isolate of the process: it
+      // is evaluated in every isolate, and compiling it is most of an isolate's start-up.
+      const source = runtimeSource(this.runtimeCode[0]);
+      const cached = runtimeCache.data;
+      const runtimeScript = (await step(isolate.compileScript(source, cached ? { cachedData: cached } : { produceCachedData: true }))) as ivm.Script & { cachedData?: ivm.ExternalCopy<ArrayBuffer>; cachedDataRejected?: boolean };
+      if (cached === undefined || runtimeScript.cachedDataRejected === true) {
+        const fresh = cached === undefined ? runtimeScript : ((await step(isolate.compileScript(source, { produceCachedData: true }))) as typeof runtimeScript);
+        runtimeCache.data = fresh.cachedData;
+      }
+      const install = (await step(runtimeScript.run(context, { reference: true }))) as ivm.Reference<(...args: unknown[]) => unknown>;
       const runtime = (await step(
-        context.evalClosure(
-          `${this.options.bootstrapCode}\nconst d = __hookdRuntime.install($0, $1); return { dispatch: d, finishLoading: d.finishLoading, setSecrets: d.setSecrets };`,
-          // The heap limit doubles as the budget of WebAssembly memories, which V8 keeps off the heap.
-          [hostRef, memoryMb],
-          { result: { reference: true } },
-        ),
+        // The heap limit doubles as the budget of WebAssembly memories, which V8 keeps off the heap.
+        install.apply(undefined, [hostRef, memoryMb, syncRef], { result: { reference: true } }),
       )) as ivm.Reference<{ dispatch: (json: string) => Promise<string>; finishLoading: () => string; setSecrets: (json: string) => void }>;
       const script = await step(isolate.compileScript(this.spec.code, { filename: scriptFilename(this.spec) }));
       try {
@@ -273,9 +285,13 @@ export class PluginIsolate {
       wallTimer: setTimeout(() => this.limitExceeded(generation, live, "timeout"), this.limits.timeoutMs),
       abort: undefined,
       hostCalls: 0,
+      sleep: undefined,
+      superseded: undefined,
       settle: (result) => {
         if (!this.live.delete(request.runId)) return;
         clearTimeout(live.wallTimer);
+        // A pending timer dies with its run: its sleep never answers.
+        clearTimeout(live.sleep);
         live.abort?.abort();
         if (this.live.size === 0) this.stopCpuWatch();
         settle(result);
@@ -434,6 +450,7 @@ export class PluginIsolate {
       }
       if (!live) return never();
       if (problem) return reply({ code: "HOOKD_HOST_CALL_INVALID", message: `${op}: ${problem}`, retriable: false });
+      if (op === "timer") return this.sleep(live, parsed.args);
       const still = () => this.live.get(live.request.runId) === live;
       // The runtime keeps a run's calls under the limit; past it, the runtime was subverted and the
       // isolate goes, so that its flood stops costing the sandbox process memory.
@@ -451,6 +468,43 @@ export class PluginIsolate {
     } catch {
       return reply({ code: "HOOKD_HOST_CALL_INVALID", message: "malformed host call", retriable: false });
     }
+  };
+
+  /**
+   * The run's timers wake it through one sleep at a time: a new one supersedes the last (which
+   * answers false at once), and the run's end clears it without an answer, so no timer fires
+   * outside its run. Not counted as a host call in flight: a run has at most two.
+   */
+  private sleep(live: LiveRun, args: unknown): Promise<string> {
+    const ms = Math.min(Math.max(Number(Array.isArray(args) ? args[0] : 0) || 0, 0), 2 ** 31 - 1);
+    clearTimeout(live.sleep);
+    live.superseded?.();
+    return new Promise<string>((resolve) => {
+      live.superseded = () => resolve('{"ok":true,"value":false}');
+      live.sleep = setTimeout(() => {
+        live.sleep = undefined;
+        live.superseded = undefined;
+        if (this.live.get(live.request.runId) === live) resolve('{"ok":true,"value":true}');
+      }, ms);
+    });
+  }
+
+  /** The runtime, and the code it evaluates on first use (URL), split at the bundle's marker. */
+  private get runtimeCode(): [string, string] {
+    const code = this.options.bootstrapCode;
+    const at = code.indexOf(LAZY_URL_MARKER);
+    return at < 0 ? [code, ""] : [code.slice(0, at), code.slice(at + LAZY_URL_MARKER.length)];
+  }
+
+  /**
+   * The synchronous host function: random bytes for crypto.getRandomValues (at most 64 KiB a
+   * call, as Web Crypto says), and the URL code the first time a plugin touches URL.
+   */
+  private readonly syncHostCall = (op: unknown, n: unknown): string => {
+    if (op === "url") return this.runtimeCode[1];
+    const size = Number(n);
+    if (op !== "random" || !Number.isInteger(size) || size < 0 || size > 65_536) throw new Error("invalid synchronous host call");
+    return randomBytes(size).toString("base64");
   };
 
   private acquireSlot(): Promise<void> {
@@ -483,6 +537,22 @@ export class PluginIsolate {
     if (generation && !generation.reason) this.endGeneration(generation, reason);
     this.dispatch = undefined;
   }
+}
+
+
+/** V8's code cache of the runtime script, for the runtime this process evaluates. */
+const runtimeCache: { source?: string; data?: ivm.ExternalCopy<ArrayBuffer> } = {};
+
+/**
+ * The runtime as a script whose value is its install function; wrapped in a function, so that
+ * the bundle's top-level name stays out of the plugin's global scope.
+ */
+function runtimeSource(code: string): string {
+  if (runtimeCache.source !== code) {
+    runtimeCache.source = code;
+    runtimeCache.data = undefined;
+  }
+  return `(function () {\n${code}\nreturn (host, memoryMb, syncHost) => {\n  const d = __hookdRuntime.install(host, memoryMb, syncHost);\n  return { dispatch: d, finishLoading: d.finishLoading, setSecrets: d.setSecrets };\n};\n})()`;
 }
 
 function fail(started: number, error: RunError, retriable: boolean): RunOutcome {

@@ -51,6 +51,11 @@ export interface FetchInit {
   method?: string;
   headers?: Record<string, string>;
   body?: string;
+  /**
+   * An AbortSignal (e.g. `AbortSignal.timeout(500)`): the call rejects with its reason when it
+   * aborts. The request itself is cut when the run ends.
+   */
+  signal?: { readonly aborted: boolean; readonly reason: unknown; throwIfAborted(): void; addEventListener(type: "abort", listener: () => void, options?: { once?: boolean }): void };
 }
 
 export interface FetchResponse {

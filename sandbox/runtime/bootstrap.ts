@@ -16,10 +16,16 @@
  */
 
 import { guardWebAssembly } from "./wasm-guard.ts";
+import { installWeb, setErrorReporter, type TimerRun } from "./web.ts";
 
 /** The part of isolated-vm's Reference this runtime uses. */
 interface HostReference {
   apply(receiver: undefined, args: unknown[], options: object): Promise<unknown>;
+}
+
+/** The synchronous host function (random bytes for crypto.getRandomValues). */
+interface SyncHostReference {
+  applySync(receiver: undefined, args: unknown[], options?: object): unknown;
 }
 
 type AnyHandler = (payload: unknown, ctx: unknown) => unknown;
@@ -49,7 +55,7 @@ interface HostErrorJson {
 const MAX_LOG_LINE_CHARS = 16 * 1024;
 
 /** Installs the runtime; returns the dispatcher the host calls for every run. */
-export function install(host: HostReference, memoryMb = 64): (requestJson: string) => Promise<string> {
+export function install(host: HostReference, memoryMb = 64, syncHost?: SyncHostReference): (requestJson: string) => Promise<string> {
   // Own copies of the built-ins the runtime needs, taken before any plugin code runs.
   const stringify = JSON.stringify;
   const parse = JSON.parse;
@@ -137,6 +143,66 @@ export function install(host: HostReference, memoryMb = 64): (requestJson: strin
     return declared;
   }
 
+  // The runs in flight in this isolate, for the web globals (timers, crypto, console): a global
+  // like setTimeout has no ctx, so it is filed under the run whose code entered last (a handler
+  // started, a host reply, a timer fired), or else the newest run in flight.
+  const liveRuns = new MapCtor<string, { timers: TimerRun; budget: RunBudget; log: ReturnType<typeof makeLogger> }>();
+  let currentRun: TimerRun | undefined;
+  const syncApply = syncHost?.applySync;
+  const pickRun = (): TimerRun | undefined => {
+    if (currentRun !== undefined && !currentRun.ended) return currentRun;
+    let newest: TimerRun | undefined;
+    for (const runId of arrayFrom(apply(mapKeys, liveRuns, []) as Iterable<string>)) newest = (apply(mapGet, liveRuns, [runId]) as { timers: TimerRun }).timers;
+    return newest;
+  };
+  const liveOf = (run: TimerRun | undefined) => (run === undefined ? undefined : (apply(mapGet, liveRuns, [run.runId]) as { timers: TimerRun; budget: RunBudget; log: ReturnType<typeof makeLogger> } | undefined));
+  installWeb({
+    currentRun: pickRun,
+    liveRuns: () => arrayFrom(apply(mapKeys, liveRuns, []) as Iterable<string>, (runId) => (apply(mapGet, liveRuns, [runId]) as { timers: TimerRun }).timers),
+    enterRun: (run) => {
+      currentRun = run;
+    },
+    sleep: (run, ms) => sendHostCall("timer", run.runId, [ms]),
+    randomBytes: (n) => {
+      if (syncApply === undefined) throw new ErrorCtor("crypto.getRandomValues is not available here");
+      return apply(syncApply, syncHost, [undefined, ["random", n]]) as string;
+    },
+    urlCode: () => {
+      if (syncApply === undefined) throw new ErrorCtor("URL is not available here");
+      return apply(syncApply, syncHost, [undefined, ["url", 0]]) as string;
+    },
+    crypto: (op, args) => {
+      const live = liveOf(pickRun());
+      if (live === undefined) return PromiseCtor.reject(new ErrorCtor("crypto.subtle works only inside a handler"));
+      return callHost(`crypto.${op}`, live.timers.runId, args, live.budget);
+    },
+  });
+  const consoleLine = (level: "debug" | "info" | "warn" | "error") => (...args: unknown[]) => {
+    const live = liveOf(pickRun());
+    if (live === undefined) return;
+    let text = "";
+    for (let i = 0; i < args.length; i++) {
+      const arg = args[i];
+      let part: string;
+      try {
+        part = typeof arg === "string" ? arg : arg instanceof ErrorCtor ? String(arg.stack ?? arg) : (stringify(arg) ?? stringOf(arg));
+      } catch {
+        part = stringOf(arg);
+      }
+      text += (i === 0 ? "" : " ") + part;
+    }
+    live.log[level](text);
+  };
+  const consoleApi = freeze({
+    log: consoleLine("info"), info: consoleLine("info"), warn: consoleLine("warn"), error: consoleLine("error"),
+    debug: consoleLine("debug"), trace: consoleLine("debug"),
+  });
+  defineProperty(globalThis, "console", { value: consoleApi, writable: true, configurable: true, enumerable: false });
+  setErrorReporter((error) => {
+    const live = liveOf(pickRun());
+    live?.log.error({ err: error instanceof ErrorCtor ? { name: error.name, message: error.message, stack: error.stack } : { value: stringOf(error) } }, "uncaught error in a timer, microtask or event listener");
+  });
+
   const api = freeze({ on, action, plugin, NonRetriableError });
   defineProperty(globalThis, "__hookd", { value: api, enumerable: false, writable: false, configurable: false });
 
@@ -199,6 +265,8 @@ export function install(host: HostReference, memoryMb = 64): (requestJson: strin
     }
     return apply(then, reply, [
       (text: unknown) => {
+        const live = apply(mapGet, liveRuns, [runId]) as { timers: TimerRun } | undefined;
+        if (live !== undefined) currentRun = live.timers;
         const parsed = parse(text as string) as { ok: boolean; value?: unknown; error?: HostErrorJson };
         if (parsed.ok) return parsed.value;
         throw hostError(parsed.error ?? {});
@@ -265,6 +333,10 @@ export function install(host: HostReference, memoryMb = 64): (requestJson: strin
       queueHead: 0,
       queueTail: 0,
     };
+    const log = makeLogger(request, budget);
+    const timers: TimerRun = { runId, ended: false, timers: new MapCtor(), armedFor: undefined, log: () => undefined };
+    apply(mapSet, liveRuns, [runId, { timers, budget, log }]);
+    currentRun = timers;
     return freeze({
       event: freeze({
         id: request.meta.eventId,
@@ -272,7 +344,7 @@ export function install(host: HostReference, memoryMb = 64): (requestJson: strin
         receivedAt: new Date(request.meta.receivedAt).toISOString(),
         attempt: request.meta.attempt,
       }),
-      log: makeLogger(request, budget),
+      log,
       secrets,
       kv: freeze({
         get: (key: string) => callHost("kv.get", runId, [key], budget),
@@ -286,8 +358,23 @@ export function install(host: HostReference, memoryMb = 64): (requestJson: strin
         }
         return callHost("emit", runId, [name, payload], budget) as Promise<{ id: string }>;
       },
-      fetch: async (url: string, init?: { method?: string; headers?: Record<string, string>; body?: string }) => {
-        const reply = (await callHost("fetch", runId, [stringOf(url), init ?? {}], budget)) as {
+      fetch: async (url: string, init?: { method?: string; headers?: Record<string, string>; body?: string; signal?: AbortSignal }) => {
+        const signal = init?.signal;
+        let sent: { method?: string; headers?: Record<string, string>; body?: string } = init ?? {};
+        if (signal !== undefined) {
+          const { signal: _signal, ...rest } = init!;
+          sent = rest;
+          signal.throwIfAborted();
+        }
+        const call = callHost("fetch", runId, [stringOf(url), sent], budget);
+        const aborted =
+          signal === undefined
+            ? call
+            : new PromiseCtor<unknown>((resolve, reject) => {
+                signal.addEventListener("abort", () => reject(signal.reason), { once: true });
+                apply(then, call, [resolve, reject]);
+              });
+        const reply = (await aborted) as {
           status: number;
           statusText: string;
           headers: Record<string, string>;
@@ -344,6 +431,14 @@ export function install(host: HostReference, memoryMb = 64): (requestJson: strin
     } catch (thrown) {
       return describeFailure(thrown);
     } finally {
+      // The run's timers go with it: none fires later, into another run or into no run.
+      const live = apply(mapGet, liveRuns, [request.runId]) as { timers: TimerRun } | undefined;
+      if (live !== undefined) {
+        live.timers.ended = true;
+        live.timers.timers.clear();
+        if (currentRun === live.timers) currentRun = undefined;
+      }
+      apply(mapDelete, liveRuns, [request.runId]);
       const pending = (apply(mapGet, logsInFlight, [request.runId]) as Array<Promise<unknown>> | undefined) ?? [];
       apply(mapDelete, logsInFlight, [request.runId]);
       await promiseAll(pending);

@@ -5,7 +5,9 @@
  * once per process.
  */
 import { readFile } from "node:fs/promises";
+import { pathToFileURL } from "node:url";
 import { COMPILED, ownFile } from "../../core/locate.ts";
+import { LAZY_URL_MARKER } from "./marker.ts";
 
 /** The prebuilt bundle's name beside this file in dist/. */
 export const RUNTIME_BUNDLE = "bootstrap.bundle.js";
@@ -17,11 +19,29 @@ export function runtimeBootstrapCode(): Promise<string> {
   return built;
 }
 
-/** Bundles the runtime from its entry file (bootstrap.ts). */
+
+/**
+ * Bundles the runtime from its entry file (bootstrap.ts), followed by the marker and the URL
+ * bundle (url.ts beside it), which the host keeps apart and hands over on first use.
+ */
 export async function bundleRuntime(entry: string): Promise<string> {
   // Loaded only here: the compiled sandbox process never needs esbuild.
   const esbuild = await import("esbuild");
-  return esbuild
+  const url = await esbuild.build({
+    entryPoints: [new URL("./url.ts", pathToFileURL(entry)).pathname],
+    bundle: true,
+    write: false,
+    format: "iife",
+    globalName: "__hookdUrl",
+    platform: "neutral",
+    mainFields: ["module", "main"],
+    target: "es2022",
+    minify: true,
+    legalComments: "none",
+    banner: { js: '"use strict";' },
+    logLevel: "silent",
+  });
+  const runtime = await esbuild
     .build({
       entryPoints: [entry],
       bundle: true,
@@ -35,4 +55,5 @@ export async function bundleRuntime(entry: string): Promise<string> {
       logLevel: "silent",
     })
     .then((result) => result.outputFiles[0]!.text);
+  return `${runtime}${LAZY_URL_MARKER}${url.outputFiles[0]!.text}`;
 }
