@@ -179,9 +179,14 @@ describe("the web platform inside the isolate", () => {
           }
         }
       }
-      let shortIv; try { await crypto.subtle.encrypt({ name: "AES-GCM", iv: iv.subarray(0, 8) }, await crypto.subtle.importKey("raw", new Uint8Array(16), "AES-GCM", false, ["encrypt"]), new Uint8Array(1)); } catch (e) { shortIv = e.name; }
       let badKey; try { await crypto.subtle.importKey("raw", new Uint8Array(5), { name: "AES-GCM" }, false, ["encrypt"]); } catch (e) { badKey = e.name; }
-      return [out, badKey, shortIv];`);
+      return [out, badKey];`);
+    // An iv under 12 bytes: Node 24's Web Crypto refuses it, Node 26's accepts it (the spec allows
+    // any length). The isolate keeps Node 24's rule on every Node, so it is asserted on its own.
+    const shortIv = (await inIsolate(`
+      try { await crypto.subtle.encrypt({ name: "AES-GCM", iv: new Uint8Array(8) }, await crypto.subtle.importKey("raw", new Uint8Array(16), "AES-GCM", false, ["encrypt"]), new Uint8Array(1)); return "sealed"; }
+      catch (e) { return e.name; }`)) as { value: unknown };
+    expect(shortIv.value).toBe("OperationError");
   });
 
   it("Headers agree with Node's: case, joining, set-cookie, sorting, invalid names and values", async () => {
