@@ -256,3 +256,17 @@ export function toRunRecord(row: RunRow): DeliveryRecord {
     replayId: row.replay_id,
   };
 }
+
+/**
+ * The plugins that have pending deliveries, by a loose index scan of deliveries_pending_by_plugin:
+ * one seek per such plugin, whatever the backlog. Claims and due-time checks then seek only
+ * those, not every loaded plugin (1,000 idle plugins cost 1,000 seeks per claim otherwise).
+ */
+export const PLUGINS_WITH_PENDING_SQL = `
+  WITH RECURSIVE p(plugin) AS (
+    SELECT (SELECT plugin FROM deliveries WHERE status = 'pending' ORDER BY plugin LIMIT 1)
+    UNION ALL
+    SELECT (SELECT plugin FROM deliveries WHERE status = 'pending' AND plugin > p.plugin ORDER BY plugin LIMIT 1)
+      FROM p WHERE p.plugin IS NOT NULL)
+  SELECT plugin FROM p WHERE plugin IS NOT NULL`;
+

@@ -8,7 +8,7 @@ import { randomUUID } from "node:crypto";
 import type Database from "better-sqlite3";
 import { HookdError, type HookdErrorCode } from "../errors.ts";
 import { kvLimit } from "./kv-limit.ts";
-import { eventValues, RUN_COLUMNS, toRunRecord, type ClaimRow, type RunRow, type Synchronous } from "./sqlite-schema.ts";
+import { eventValues, PLUGINS_WITH_PENDING_SQL, RUN_COLUMNS, toRunRecord, type ClaimRow, type RunRow, type Synchronous } from "./sqlite-schema.ts";
 import type { AcceptOutcome, AddedDeliveries, ClaimOptions, DeliveryResult, DeliveryTarget, NewEvent, PruneOptions } from "./types.ts";
 
 export type WriteOp =
@@ -208,10 +208,12 @@ function claim(s: WriteStatements, options: ClaimOptions): ClaimRow[] {
   const shares = options.shares ?? options.plugins.map((plugin) => ({ plugins: [plugin], limit: options.limit }));
   const suspect = options.suspects ? 1 : 0;
   const ranked: Array<{ id: number; nextAt: number; rank: number }> = [];
+  const pending = new Set((s.pluginsWithPending.all() as Array<{ plugin: string }>).map((row) => row.plugin));
   for (const share of shares) {
     if (share.limit <= 0) continue;
     const ready: Array<{ id: number; next_at: number }> = [];
     for (const plugin of share.plugins) {
+      if (!pending.has(plugin)) continue;
       ready.push(...(s.readyOfPlugin.all({ plugin, suspect, now: options.now, limit: share.limit }) as Array<{ id: number; next_at: number }>));
     }
     if (share.plugins.length > 1) ready.sort((a, b) => a.next_at - b.next_at || a.id - b.id);
@@ -253,6 +255,7 @@ function prepareWriteStatements(db: Database.Database) {
     // One plugin's ready deliveries, oldest first, through the index that leads with the plugin.
     // Per-key order: a delivery waits while an earlier one of the same plugin and key is pending
     // or running (the partial index holds only those).
+    pluginsWithPending: db.prepare(PLUGINS_WITH_PENDING_SQL),
     readyOfPlugin: db.prepare(
       `SELECT d.id, d.next_at FROM deliveries d
         WHERE d.plugin = @plugin AND d.status = 'pending' AND d.suspect = @suspect AND d.next_at <= @now

@@ -21,7 +21,7 @@
 import { mkdirSync } from "node:fs";
 import path from "node:path";
 import Database from "better-sqlite3";
-import { configureConnection, ensureSchema, RUN_COLUMNS, toClaimedDelivery, toEventRecord, toRunRecord, type ClaimRow, type EventRow, type RunRow, type Synchronous } from "./sqlite-schema.ts";
+import { configureConnection, ensureSchema, PLUGINS_WITH_PENDING_SQL, RUN_COLUMNS, toClaimedDelivery, toEventRecord, toRunRecord, type ClaimRow, type EventRow, type RunRow, type Synchronous } from "./sqlite-schema.ts";
 import { inlineWriter, threadWriter, type Writer } from "./sqlite-writer.ts";
 import { reviveError, type WriteOp } from "./sqlite-writes.ts";
 import type {
@@ -142,7 +142,9 @@ export class SqliteStore implements Store {
     if (plugins.length === 0) return null;
     // One index seek per plugin (see deliveries_pending_by_plugin), never a walk past the others' rows.
     let next: number | null = null;
+    const pending = new Set((this.statements.pluginsWithPending.all() as Array<{ plugin: string }>).map((row) => row.plugin));
     for (const plugin of plugins) {
+      if (!pending.has(plugin)) continue;
       const row = this.statements.nextDue.get({ plugin, suspect: suspects ? 1 : 0 }) as { next: number | null };
       if (row.next !== null && (next === null || row.next < next)) next = row.next;
     }
@@ -278,6 +280,7 @@ export class SqliteStore implements Store {
 
 function prepareReadStatements(db: Database.Database) {
   return {
+    pluginsWithPending: db.prepare(PLUGINS_WITH_PENDING_SQL),
     nextDue: db.prepare(
       `SELECT MIN(next_at) AS next FROM deliveries
         WHERE plugin = @plugin AND status = 'pending' AND suspect = @suspect`,
