@@ -66,7 +66,7 @@ export async function main(argv: string[]): Promise<number> {
   const { values, positionals } = parsed;
   const [command, ...args] = positionals;
   if (values.version || command === "version") {
-    process.stdout.write(`${hookdVersion()} (Node.js ${process.version})\n`);
+    process.stdout.write(`hookd ${PACKAGE_JSON.version} (Node.js ${process.version})\n`);
     return 0;
   }
   if (values.help || command === undefined || command === "help") {
@@ -330,8 +330,4 @@ async function readStdin(): Promise<string> {
 function required(value: string | undefined, usage: string): string {
   if (!value) throw new HookdError("HOOKD_CLI_USAGE", [`usage: ${usage}`]);
   return value;
-}
-
-function hookdVersion(): string {
-  return `hookd ${PACKAGE_JSON.version}`;
 }

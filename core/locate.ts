@@ -29,19 +29,22 @@ export function ownTypes(base: string, relative: string): string {
   return base.endsWith(".js") ? file.replace(/\.ts$/, ".d.ts") : file;
 }
 
+const FOUND = findPackage(path.dirname(fileURLToPath(import.meta.url)));
+
 /** The folder with hookd's package.json: walks up, so it is right from core/ and dist/core/ alike. */
-export const PACKAGE_ROOT: string = findPackageRoot(path.dirname(fileURLToPath(import.meta.url)));
+export const PACKAGE_ROOT: string = FOUND.dir;
 
 /** hookd's package.json, read once. */
-export const PACKAGE_JSON: { name: string; version: string; devDependencies?: Record<string, string> } = JSON.parse(
-  readFileSync(path.join(PACKAGE_ROOT, "package.json"), "utf8"),
-);
+export const PACKAGE_JSON: { name: string; version: string; devDependencies?: Record<string, string> } = FOUND.json;
 
-function findPackageRoot(from: string): string {
+function findPackage(from: string): { dir: string; json: typeof PACKAGE_JSON } {
   for (let dir = from; ; dir = path.dirname(dir)) {
     const file = path.join(dir, "package.json");
     // Only hookd's own: a package.json of some other name on the way up is not ours.
-    if (existsSync(file) && (JSON.parse(readFileSync(file, "utf8")) as { name?: string }).name === PACKAGE_NAME) return dir;
+    if (existsSync(file)) {
+      const json = JSON.parse(readFileSync(file, "utf8")) as typeof PACKAGE_JSON;
+      if (json.name === PACKAGE_NAME) return { dir, json };
+    }
     if (path.dirname(dir) === dir) throw new Error(`hookd: no package.json named ${PACKAGE_NAME} above ${from}`);
   }
 }

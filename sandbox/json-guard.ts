@@ -12,6 +12,16 @@ export const MAX_JSON_DEPTH = 64;
 /** Why `text` is refused, or undefined when it may be parsed. */
 export function jsonProblem(text: string, maxChars = MAX_HOST_CALL_CHARS, maxDepth = MAX_JSON_DEPTH): string | undefined {
   if (text.length > maxChars) return `it is larger than ${maxChars} characters`;
+  if (jsonTextTooDeep(text, maxDepth)) return `it nests deeper than ${maxDepth} levels`;
+  return undefined;
+}
+
+/**
+ * True when JSON text nests objects/arrays deeper than `maxDepth`: a linear scan of the brackets
+ * outside strings, so it runs before any parser sees the text and cannot overflow a stack. The
+ * ingress (core/ingress/depth.ts) checks request bodies with it too.
+ */
+export function jsonTextTooDeep(text: string, maxDepth: number): boolean {
   let depth = 0;
   let inString = false;
   for (let i = 0; i < text.length; i++) {
@@ -21,8 +31,8 @@ export function jsonProblem(text: string, maxChars = MAX_HOST_CALL_CHARS, maxDep
       else if (c === 0x22 /* " */) inString = false;
     } else if (c === 0x22) inString = true;
     else if (c === 0x7b /* { */ || c === 0x5b /* [ */) {
-      if (++depth > maxDepth) return `it nests deeper than ${maxDepth} levels`;
+      if (++depth > maxDepth) return true;
     } else if (c === 0x7d /* } */ || c === 0x5d /* ] */) depth--;
   }
-  return undefined;
+  return false;
 }

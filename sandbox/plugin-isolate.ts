@@ -489,12 +489,16 @@ export class PluginIsolate {
     });
   }
 
-  /** The runtime, and the code it evaluates on first use (URL), split at the bundle's marker. */
+  /** The runtime, and the code it evaluates on first use (URL), split at the bundle's marker once. */
   private get runtimeCode(): [string, string] {
-    const code = this.options.bootstrapCode;
-    const at = code.indexOf(LAZY_URL_MARKER);
-    return at < 0 ? [code, ""] : [code.slice(0, at), code.slice(at + LAZY_URL_MARKER.length)];
+    if (!this.splitRuntime) {
+      const code = this.options.bootstrapCode;
+      const at = code.indexOf(LAZY_URL_MARKER);
+      this.splitRuntime = at < 0 ? [code, ""] : [code.slice(0, at), code.slice(at + LAZY_URL_MARKER.length)];
+    }
+    return this.splitRuntime;
   }
+  private splitRuntime: [string, string] | undefined;
 
   /**
    * The synchronous host function: random bytes for crypto.getRandomValues (at most 64 KiB a

@@ -7,7 +7,7 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import type { Duplex } from "node:stream";
 import { HookdError } from "../core/errors.ts";
-import { fetchPolicy, type PluginFetchInit } from "../core/fetch/policy.ts";
+import { fetchPolicy, type FetchPolicy, type PluginFetchInit } from "../core/fetch/policy.ts";
 import { existsSync } from "node:fs";
 import path from "node:path";
 import { COMPILED, ownFile, PACKAGE_ROOT } from "../core/locate.ts";
@@ -54,7 +54,7 @@ export class SandboxProcess {
    * the spec sent for it and the manifest its load reported. Its end aborts the run's fetches.
    */
   private readonly runFetch = new Map<string, { plugin: string; version: number; ended: AbortController }>();
-  private readonly versions = new Map<string, { spec: PluginSpec; manifest: PluginManifest }>();
+  private readonly versions = new Map<string, { spec: PluginSpec; manifest: PluginManifest; fetchPolicy: FetchPolicy }>();
   private readonly unloads = new Map<string, () => void>();
   private readonly heapRequests = new Map<number, (usage: HeapUsage[]) => void>();
   private nextHeapRequest = 1;
@@ -252,7 +252,7 @@ export class SandboxProcess {
         this.loads.delete(key);
         if (message.t === "loaded") {
           this.loadedKeys.add(key);
-          if (pending) this.versions.set(key, { spec: pending.spec, manifest: message.manifest });
+          if (pending) this.versions.set(key, { spec: pending.spec, manifest: message.manifest, fetchPolicy: fetchPolicyOf(pending.spec, message.manifest) });
           pending?.resolve(message.manifest);
         } else pending?.reject(message.error);
         return;
@@ -334,19 +334,12 @@ export class SandboxProcess {
     if (!run || !loaded) {
       throw new HookdError("HOOKD_FETCH_NOT_ALLOWED", [String(url), "nothing"], { message: `fetch to ${String(url)} refused: no run of plugin ${plugin} is in flight here` });
     }
-    let limits;
-    try {
-      limits = resolveLimits(loaded.spec.limits, loaded.manifest.options, loaded.spec.file);
-    } catch {
-      // The load would have failed with this; the config's limits are the safe reading.
-      limits = baseLimits(loaded.spec.limits);
-    }
     return this.options.services.fetch({
       plugin: run.plugin,
       runId: runId as string,
       url: String(url),
       init: (typeof init === "object" && init !== null ? init : {}) as PluginFetchInit,
-      policy: fetchPolicy(limits, loaded.manifest.options),
+      policy: loaded.fetchPolicy,
       signal: run.ended.signal,
     });
   }
@@ -410,5 +403,17 @@ function workerFile(): string {
   if (COMPILED) return ownFile(import.meta.url, "./worker.ts");
   const built = path.join(PACKAGE_ROOT, "dist", "sandbox", "worker.js");
   return existsSync(built) ? built : ownFile(import.meta.url, "./worker.ts");
+}
+
+/** A loaded version's fetch policy, worked out once from what the daemon sent and what the load reported. */
+function fetchPolicyOf(spec: PluginSpec, manifest: PluginManifest): FetchPolicy {
+  let limits;
+  try {
+    limits = resolveLimits(spec.limits, manifest.options, spec.file);
+  } catch {
+    // The load would have failed with this; the config's limits are the safe reading.
+    limits = baseLimits(spec.limits);
+  }
+  return fetchPolicy(limits, manifest.options);
 }
 

@@ -241,10 +241,11 @@ export class SandboxSupervisor implements Sandbox {
 
   private onExit(process: SandboxProcess, reason: string): void {
     this.draining.delete(process);
-    if (process === this.current) this.lastDown = process.hungReason ? `it stopped answering (${process.hungReason})` : `it exited (${reason})`;
+    const hung = process.hungReason ? `it stopped answering (${process.hungReason})` : undefined;
+    if (process === this.current) this.lastDown = hung ?? `it exited (${reason})`;
     // During a replacement the new process takes over anyway (or, failing that, see replace()).
     if (process !== this.current || this.closing || this.replacing) return;
-    this.scheduleRestart(process.hungReason ? `it stopped answering (${process.hungReason})` : reason);
+    this.scheduleRestart(hung ?? reason);
   }
 
   private scheduleRestart(reason: string): void {

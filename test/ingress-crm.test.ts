@@ -1,26 +1,13 @@
 // Issue 17 items 5-6 on a real daemon: the CRM's webhooks as the CRM sends them (GET with the
 // query as the payload, query fields on POST, multipart form fields), unknown fields kept, the
 // seeds' types; bad requests get a 4xx with a HOOKD_* code and store nothing.
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { TestDaemon, TestProject } from "./helpers/daemon.ts";
+import { describe, expect, it } from "vitest";
+import { storedEventCount, useDaemon } from "./helpers/daemon.ts";
 
 describe("CRM webhooks and the seeds' payloads", () => {
-  const project = new TestProject({ fixtures: ["basic"] });
-  const daemon = new TestDaemon(project);
+  const { daemon } = useDaemon({ fixtures: ["basic"] }, { env: { HOOKD_TOKEN: "s3cret-token" } });
   const auth = { authorization: "Bearer s3cret-token" };
-
-  beforeAll(async () => {
-    await daemon.start({ env: { HOOKD_TOKEN: "s3cret-token" } });
-  });
-  afterAll(async () => {
-    await daemon.stop();
-    project.remove();
-  });
-
-  async function storedEvents(): Promise<number> {
-    const { events } = await daemon.getJson("/api/events?limit=1000", auth);
-    return events.length;
-  }
+  const storedEvents = () => storedEventCount(daemon, auth);
   async function payloadOf(id: string): Promise<unknown> {
     const { event } = await daemon.getJson(`/api/events/${id}`, auth);
     return event.payload;

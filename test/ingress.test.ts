@@ -1,24 +1,11 @@
 // Bad input of every kind gets a 4xx with a HOOKD_* code, and nothing is stored.
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { TestDaemon, TestProject } from "./helpers/daemon.ts";
+import { describe, expect, it } from "vitest";
+import { storedEventCount, useDaemon } from "./helpers/daemon.ts";
 
 describe("ingress errors", () => {
-  const project = new TestProject({ fixtures: ["basic"] });
-  const daemon = new TestDaemon(project);
+  const { daemon } = useDaemon({ fixtures: ["basic"] }, { env: { HOOKD_TOKEN: "s3cret-token" } });
   const auth = { authorization: "Bearer s3cret-token" };
-
-  beforeAll(async () => {
-    await daemon.start({ env: { HOOKD_TOKEN: "s3cret-token" } });
-  });
-  afterAll(async () => {
-    await daemon.stop();
-    project.remove();
-  });
-
-  async function storedEvents(): Promise<number> {
-    const { events } = await daemon.getJson("/api/events?limit=1000", auth);
-    return events.length;
-  }
+  const storedEvents = () => storedEventCount(daemon, auth);
 
   async function expectError(response: Response, status: number, code: string) {
     expect(response.status).toBe(status);

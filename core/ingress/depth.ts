@@ -10,25 +10,8 @@ import { HookdError } from "../errors.ts";
 /** The default of `server.maxDepth`: the shipped catalog's deepest payload is a few levels. */
 export const DEFAULT_MAX_DEPTH = 64;
 
-/**
- * True when JSON text nests objects/arrays deeper than `maxDepth`. A linear scan of the text
- * (brackets outside strings), so it runs before the parser sees the body.
- */
-export function jsonTextTooDeep(text: string, maxDepth: number): boolean {
-  let depth = 0;
-  let inString = false;
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    if (inString) {
-      if (c === 0x5c /* \ */) i++;
-      else if (c === 0x22 /* " */) inString = false;
-    } else if (c === 0x22) inString = true;
-    else if (c === 0x7b /* { */ || c === 0x5b /* [ */) {
-      if (++depth > maxDepth) return true;
-    } else if (c === 0x7d /* } */ || c === 0x5d /* ] */) depth--;
-  }
-  return false;
-}
+/** The linear bracket scan of JSON text, shared with the sandbox's host-call guard. */
+export { jsonTextTooDeep } from "../../sandbox/json-guard.ts";
 
 /** True when a value nests objects/arrays deeper than `maxDepth` (a top-level object is depth 1). */
 export function valueTooDeep(value: unknown, maxDepth: number): boolean {

@@ -13,6 +13,7 @@
  */
 import { XMLParser, XMLValidator } from "fast-xml-parser";
 import { HookdError } from "../errors.ts";
+import { DEFAULT_MAX_DEPTH } from "./depth.ts";
 
 /** One property of an event: a value (with the name of a coded value), a set, or a collection. */
 export type RawProperty =
@@ -78,7 +79,7 @@ function xmlTooDeep(text: string, maxDepth: number): boolean {
 type Node = Record<string, unknown>;
 
 /** Parses the text of a body; throws HOOKD_OKTELL_MALFORMED or HOOKD_OKTELL_NO_EVENT. */
-export function parseOktellXml(text: string, maxDepth = 64): RawOktellEvent[] {
+export function parseOktellXml(text: string, maxDepth = DEFAULT_MAX_DEPTH): RawOktellEvent[] {
   // Entity declarations are the one way XML text can make the parser do unbounded work;
   // the server never sends a DOCTYPE.
   if (/<!DOCTYPE/i.test(text)) throw new HookdError("HOOKD_OKTELL_MALFORMED", ["a DOCTYPE is not accepted"]);

@@ -78,7 +78,7 @@ export async function collectStatus(sources: StatusSources): Promise<DaemonStatu
     .slice(0, limit)
     .map(toRecentError);
   return {
-    version: HOOKD_VERSION,
+    version: PACKAGE_JSON.version,
     pid: process.pid,
     startedAt: new Date(sources.startedAt).toISOString(),
     uptimeSeconds: Math.round((now - sources.startedAt) / 1000),
@@ -164,4 +164,3 @@ function firstLine(text: string): string {
   return line.length > 160 ? `${line.slice(0, 157)}...` : line;
 }
 
-const HOOKD_VERSION: string = PACKAGE_JSON.version;

@@ -5,7 +5,7 @@
  * once per process.
  */
 import { readFile } from "node:fs/promises";
-import { pathToFileURL } from "node:url";
+import path from "node:path";
 import { COMPILED, ownFile } from "../../core/locate.ts";
 import { LAZY_URL_MARKER } from "./marker.ts";
 
@@ -28,7 +28,7 @@ export async function bundleRuntime(entry: string): Promise<string> {
   // Loaded only here: the compiled sandbox process never needs esbuild.
   const esbuild = await import("esbuild");
   const url = await esbuild.build({
-    entryPoints: [new URL("./url.ts", pathToFileURL(entry)).pathname],
+    entryPoints: [path.join(path.dirname(entry), "url.ts")],
     bundle: true,
     write: false,
     format: "iife",

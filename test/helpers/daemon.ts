@@ -8,6 +8,7 @@ import { cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { afterAll, beforeAll } from "vitest";
 import { distProblem } from "../../scripts/dist-state.mjs";
 
 export const REPO = fileURLToPath(new URL("../..", import.meta.url));
@@ -198,3 +199,27 @@ export class TestDaemon {
     return this.child?.pid;
   }
 }
+
+/**
+ * A real daemon for one describe block: the project is written and the daemon started before
+ * its tests, stopped and removed after them.
+ */
+export function useDaemon(projectOptions: ProjectOptions, startOptions: StartOptions = {}): { project: TestProject; daemon: TestDaemon } {
+  const project = new TestProject(projectOptions);
+  const daemon = new TestDaemon(project);
+  beforeAll(async () => {
+    await daemon.start(startOptions);
+  });
+  afterAll(async () => {
+    await daemon.stop();
+    project.remove();
+  });
+  return { project, daemon };
+}
+
+/** How many events the daemon has stored (up to 1,000): "nothing was stored" checks count before and after. */
+export async function storedEventCount(daemon: TestDaemon, headers?: Record<string, string>): Promise<number> {
+  const { events } = await daemon.getJson("/api/events?limit=1000", headers);
+  return events.length;
+}
+

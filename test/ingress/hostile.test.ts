@@ -1,7 +1,7 @@
 // Hostile requests against a real daemon: each is refused with its own 4xx code, never a 500,
 // and nothing of it is stored.
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { TestDaemon, TestProject } from "../helpers/daemon.ts";
+import { describe, expect, it } from "vitest";
+import { useDaemon } from "../helpers/daemon.ts";
 
 const CONFIG = `
 import { defineConfig, z } from "hookd/config";
@@ -36,16 +36,7 @@ const nestedJson = (depth: number) => `${"[".repeat(depth)}1${"]".repeat(depth)}
 const utf16le = (text: string) => Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from(text, "utf16le")]);
 
 describe("nesting depth at every ingress", () => {
-  const project = new TestProject({ config: CONFIG, files: { "emitter.js": EMITTER } });
-  const daemon = new TestDaemon(project);
-
-  beforeAll(async () => {
-    await daemon.start();
-  });
-  afterAll(async () => {
-    await daemon.stop();
-    project.remove();
-  });
+  const { daemon } = useDaemon({ config: CONFIG, files: { "emitter.js": EMITTER } });
 
   async function expectCode(response: Response, status: number, code: string) {
     const body = (await response.json()) as { error?: { code: string } };

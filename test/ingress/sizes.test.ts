@@ -1,8 +1,8 @@
 // Sizes that used to bypass the limits: list pages are bounded in bytes (payloads over a bound
 // shown as a marker, whole in the detail), and a handler's huge error message is stored, served
 // and logged cut to a bound, saying so.
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { TestDaemon, TestProject } from "../helpers/daemon.ts";
+import { describe, expect, it } from "vitest";
+import { useDaemon } from "../helpers/daemon.ts";
 
 const CONFIG = `
 import { defineConfig, z } from "hookd/config";
@@ -26,16 +26,7 @@ on("test.ping", (ping, ctx) => {
 const edit = (clid: number, chars: number) => ({ clid, autor: 1, user: 1, newparam: { x: "a".repeat(chars) } });
 
 describe("sizes", () => {
-  const project = new TestProject({ config: CONFIG, files: { "thrower.js": THROWER } });
-  const daemon = new TestDaemon(project);
-
-  beforeAll(async () => {
-    await daemon.start();
-  });
-  afterAll(async () => {
-    await daemon.stop();
-    project.remove();
-  });
+  const { daemon } = useDaemon({ config: CONFIG, files: { "thrower.js": THROWER } });
 
   it("GET /api/events pages by bytes: every page fits maxPageBytes, large payloads are markers, next reaches every event once", async () => {
     const large = [1, 2, 3];
