@@ -20,7 +20,9 @@ import { compilePlugin } from "../core/compile/compile-plugin.ts";
 import type { RunOutcome } from "../core/store/types.ts";
 import { FetchService } from "../core/fetch/fetch-service.ts";
 import { IsolateHost } from "../sandbox/isolate-host.ts";
-import type { HostServices, PluginSpec, RunRequest, Sandbox } from "../sandbox/protocol.ts";
+import type { HostServices } from "../sandbox/contract/host-calls.ts";
+import type { PluginSpec, RunRequest } from "../sandbox/contract/run.ts";
+import type { Sandbox } from "../sandbox/contract/sandbox.ts";
 import { SandboxSupervisor } from "../sandbox/supervisor.ts";
 import { figure, percentile, ratio, round, type Figure } from "./lib/stats.ts";
 
@@ -238,15 +240,12 @@ function memoryServices(): HostServices {
   const kv = new Map<string, unknown>();
   return {
     log: () => undefined,
-    kv: async (plugin, op, args) => {
-      const key = `${plugin}\0${String(args[0])}`;
-      if (op === "get") return kv.get(key);
-      if (op === "set") return void kv.set(key, args[1]);
-      if (op === "delete") return kv.delete(key);
-      return [];
-    },
+    "kv.get": async (caller, key) => kv.get(`${caller.plugin}\0${key}`),
+    "kv.set": async (caller, key, value) => void kv.set(`${caller.plugin}\0${key}`, value),
+    "kv.delete": async (caller, key) => kv.delete(`${caller.plugin}\0${key}`),
+    "kv.list": async () => [],
     emit: async () => ({ id: "bench" }),
-    fetch: (call) => fetchService.fetch(call),
+    fetch: (caller, url, init) => fetchService.fetch({ plugin: caller.plugin, runId: caller.runId, url, init, policy: caller.fetchPolicy, signal: caller.signal }),
   };
 }
 

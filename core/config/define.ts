@@ -3,7 +3,7 @@
  * `defineConfig` returns its argument unchanged (the loader validates it).
  */
 import { z } from "zod";
-import type { PluginOptions } from "../../sandbox/runtime/api.ts";
+import type { PluginOptions } from "../../sandbox/contract/run.ts";
 
 export { z };
 

@@ -11,7 +11,7 @@
  */
 import type { Logger } from "../log.ts";
 import type { ClaimedDelivery, RunOutcome } from "../store/types.ts";
-import { killedTheIsolate } from "../../sandbox/run-errors.ts";
+import { killedTheIsolate } from "../../sandbox/contract/run.ts";
 
 export interface BreakerSettings {
   /** Runs of different deliveries failing in a row that pause the plugin. */

@@ -11,7 +11,7 @@ import { HookdError } from "../errors.ts";
 export const DEFAULT_MAX_DEPTH = 64;
 
 /** The linear bracket scan of JSON text, shared with the sandbox's host-call guard. */
-export { jsonTextTooDeep } from "../../sandbox/json-guard.ts";
+export { jsonTextTooDeep } from "../../sandbox/contract/json-guard.ts";
 
 /** True when a value nests objects/arrays deeper than `maxDepth` (a top-level object is depth 1). */
 export function valueTooDeep(value: unknown, maxDepth: number): boolean {

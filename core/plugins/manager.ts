@@ -7,6 +7,7 @@
  * Requests for one plugin are coalesced: while one load runs, any number of further changes
  * make one more load, which reads the file as it is when it starts (the latest save wins).
  */
+import { toRunError } from "../../sandbox/contract/to-run-error.ts";
 import { createHash } from "node:crypto";
 import path from "node:path";
 import type { EventCatalog } from "../config/define.ts";
@@ -16,7 +17,8 @@ import { HookdError } from "../errors.ts";
 import type { PluginHealth } from "../delivery/circuit-breaker.ts";
 import type { Logger } from "../log.ts";
 import type { RunError } from "../store/types.ts";
-import type { PluginLimits, PluginManifest, PluginSpec, Sandbox } from "../../sandbox/protocol.ts";
+import type { PluginLimits, PluginManifest, PluginSpec } from "../../sandbox/contract/run.ts";
+import type { Sandbox } from "../../sandbox/contract/sandbox.ts";
 import { discoverPlugins, type PluginEntry } from "./discover.ts";
 
 /** Deliveries of routes and manual starts are claimed by action name, not by plugin. */
@@ -196,7 +198,7 @@ export class PluginManager {
    * dropped (its runs wait in the store, unclaimed) and the plugin is loaded anew, with backoff,
    * until a version serves again or its file changes or goes.
    */
-  versionLost(plugin: string, version: number, error: { code: string; message: string }): void {
+  versionLost(plugin: string, version: number, error: RunError): void {
     const managed = this.plugins.get(plugin);
     if (!managed || managed.current?.version !== version) return;
     managed.current = undefined;
@@ -435,7 +437,7 @@ export class PluginManager {
       if (old) void this.options.sandbox.unload(name, old.version);
       return result;
     } catch (thrown) {
-      const error = toRunError(thrown);
+      const error = toRunError(thrown, "HOOKD_PLUGIN_LOAD");
       managed.lastError = { ...error, at: new Date().toISOString(), version };
       managed.failedInputs = [...new Set([...managed.failedInputs, path.resolve(managed.entry.file), ...issueFiles(thrown, this.options.root)])];
       if (!managed.current) managed.state = "failed";
@@ -515,21 +517,6 @@ export class PluginManager {
     ];
     this.options.onChange?.();
   }
-}
-
-function toRunError(thrown: unknown): RunError {
-  if (thrown instanceof HookdError) {
-    const issues = thrown.issues as Array<{ file?: string; line?: number; column?: number }> | undefined;
-    const first = issues?.[0];
-    const location = first?.file ? `${first.file}:${first.line}:${first.column}` : undefined;
-    return { code: thrown.code, message: thrown.message, ...(location ? { location } : {}) };
-  }
-  const raw = thrown as { code?: unknown; message?: unknown; location?: unknown };
-  return {
-    code: typeof raw?.code === "string" ? raw.code : "HOOKD_PLUGIN_LOAD",
-    message: typeof raw?.message === "string" ? raw.message : String(thrown),
-    ...(typeof raw?.location === "string" ? { location: raw.location } : {}),
-  };
 }
 
 /** The files a compile error points into (a broken shared module, say), as absolute paths. */

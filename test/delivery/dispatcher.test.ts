@@ -12,7 +12,8 @@ import { createLogger } from "../../core/log.ts";
 import type { PluginManager } from "../../core/plugins/manager.ts";
 import { SqliteStore } from "../../core/store/sqlite.ts";
 import type { DeliveryRecord, RunOutcome } from "../../core/store/types.ts";
-import type { RunRequest, Sandbox } from "../../sandbox/protocol.ts";
+import type { RunRequest } from "../../sandbox/contract/run.ts";
+import type { Sandbox, SandboxStatus } from "../../sandbox/contract/sandbox.ts";
 import { waitUntil } from "../helpers/wait.ts";
 
 const T0 = Date.parse("2026-11-21T10:00:00Z");
@@ -34,6 +35,10 @@ class ScriptedSandbox implements Sandbox {
   readonly requests: RunRequest[] = [];
   inflight = 0;
   constructor(public script: Script) {}
+  async start(): Promise<void> {}
+  status(): SandboxStatus {
+    return { mode: "inline", running: true, restarts: 0 };
+  }
   async load(): Promise<never> {
     throw new Error("not used");
   }

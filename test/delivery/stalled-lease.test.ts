@@ -11,7 +11,8 @@ import { createLogger } from "../../core/log.ts";
 import type { PluginManager } from "../../core/plugins/manager.ts";
 import { SqliteStore } from "../../core/store/sqlite.ts";
 import type { RunOutcome } from "../../core/store/types.ts";
-import type { RunRequest, Sandbox } from "../../sandbox/protocol.ts";
+import type { RunRequest } from "../../sandbox/contract/run.ts";
+import type { Sandbox } from "../../sandbox/contract/sandbox.ts";
 
 let dir: string;
 let store: SqliteStore;
@@ -32,6 +33,8 @@ it("does not renew the lease of a run held by a sandbox process that misses its 
   const finish: Array<(outcome: RunOutcome) => void> = [];
   const stalledEvents = new Set<string>();
   const sandbox: Sandbox = {
+    start: async () => undefined,
+    status: () => ({ mode: "inline", running: true, restarts: 0 }),
     load: async () => {
       throw new Error("not used");
     },

@@ -11,6 +11,7 @@ import { z } from "zod";
 import { createLogger } from "../../core/log.ts";
 import { PluginManager } from "../../core/plugins/manager.ts";
 import { IsolateHost } from "../../sandbox/isolate-host.ts";
+import { testServices } from "../helpers/services.ts";
 import { waitUntil } from "../helpers/wait.ts";
 
 const PLUGIN = `import { on } from "hookd";
@@ -27,12 +28,7 @@ describe("a version the sandbox lost", () => {
     writeFileSync(path.join(dir, "pinger.ts"), PLUGIN);
     host = new IsolateHost({
       environmentSecrets: false,
-      services: {
-        log: () => undefined,
-        kv: async () => undefined,
-        emit: async () => ({ id: "e" }),
-        fetch: async () => ({ status: 200, statusText: "OK", headers: {}, body: "", url: "" }),
-      },
+      services: testServices(),
     });
     manager = new PluginManager({
       sandbox: host,

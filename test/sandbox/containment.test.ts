@@ -7,7 +7,8 @@ import { compilePlugin } from "../../core/compile/compile-plugin.ts";
 import { describeIssues, settingsSchema } from "../../core/config/settings.ts";
 import type { RunOutcome } from "../../core/store/types.ts";
 import { IsolateHost } from "../../sandbox/isolate-host.ts";
-import type { PluginLimits, PluginLogRecord, PluginSpec } from "../../sandbox/protocol.ts";
+import type { PluginLimits, PluginLogRecord, PluginSpec } from "../../sandbox/contract/run.ts";
+import { testServices } from "../helpers/services.ts";
 import { FIXTURES } from "../helpers/daemon.ts";
 
 const DIR = path.join(FIXTURES, "plugins", "limits");
@@ -29,9 +30,9 @@ describe("containment, round two", () => {
   beforeAll(async () => {
     host = new IsolateHost({
       environmentSecrets: false,
-      services: {
+      services: testServices({
         log: (record) => logs.push(record),
-        kv: async (_plugin, op) => {
+        kv: async (op) => {
           kvCalls++;
           kvMaxInFlight = Math.max(kvMaxInFlight, ++kvInFlight);
           // Answered on a later turn, so that calls really overlap on the host.
@@ -39,9 +40,7 @@ describe("containment, round two", () => {
           kvInFlight--;
           return op === "list" ? [] : "v";
         },
-        emit: async () => ({ id: "emitted" }),
-        fetch: async () => ({ status: 200, statusText: "OK", headers: {}, body: "", url: "" }),
-      },
+      }),
     });
     for (const name of ["forge-aborted", "forge-reply", "kv-flood", "wasm-off", "wasm-memory"]) await host.load(await specOf(name));
   }, 60_000);

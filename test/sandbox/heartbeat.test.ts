@@ -10,7 +10,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { compilePlugin } from "../../core/compile/compile-plugin.ts";
 import type { RunOutcome } from "../../core/store/types.ts";
 import type { HeartbeatSettings } from "../../sandbox/heartbeat.ts";
-import type { PluginSpec, RunRequest } from "../../sandbox/protocol.ts";
+import type { PluginSpec, RunRequest } from "../../sandbox/contract/run.ts";
+import { testServices } from "../helpers/services.ts";
 import { SandboxSupervisor } from "../../sandbox/supervisor.ts";
 import { FIXTURES } from "../helpers/daemon.ts";
 
@@ -48,12 +49,7 @@ describe("sandbox process heartbeat and memory watch", () => {
     process.env.HOOKD_TEST_BLOCK_SANDBOX_PLUGIN = "blocker";
     sandbox = new SandboxSupervisor({
       secrets: {},
-      services: {
-        log: () => undefined,
-        kv: async () => "v",
-        emit: async () => ({ id: "emitted" }),
-        fetch: async () => ({ status: 200, statusText: "OK", headers: {}, body: "", url: "" }),
-      },
+      services: testServices({ kv: async () => "v" }),
       heartbeat: () => heartbeat,
       onRestart: ({ reason }) => restarts.push(reason),
       onUnresponsive: (info) => unresponsive.push(info),

@@ -5,7 +5,8 @@ import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { compilePlugin } from "../../core/compile/compile-plugin.ts";
 import type { RunOutcome } from "../../core/store/types.ts";
-import type { PluginLogRecord, PluginSpec, RunRequest } from "../../sandbox/protocol.ts";
+import type { PluginLogRecord, PluginSpec, RunRequest } from "../../sandbox/contract/run.ts";
+import { testServices } from "../helpers/services.ts";
 import { SandboxSupervisor } from "../../sandbox/supervisor.ts";
 import { FIXTURES, REPO } from "../helpers/daemon.ts";
 import { waitUntil } from "../helpers/wait.ts";
@@ -30,18 +31,16 @@ describe("sandbox supervisor", () => {
   beforeAll(async () => {
     sandbox = new SandboxSupervisor({
       secrets: {},
-      services: {
+      services: testServices({
         log: (record) => logs.push(record),
-        kv: async (_plugin, op, args) => {
+        kv: async (op, _caller, args) => {
           if (op === "get" && String(args[0]).startsWith("slow:") && slowKv) {
             slowKv.entered++;
             await slowKv.released;
           }
           return op === "list" ? [] : op === "get" ? "kv-value" : undefined;
         },
-        emit: async () => ({ id: "emitted" }),
-        fetch: async () => ({ status: 200, statusText: "OK", headers: {}, body: "", url: "" }),
-      },
+      }),
       onRestart: ({ reason }) => restarts.push(reason),
     });
     await sandbox.start();

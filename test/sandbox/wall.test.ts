@@ -13,7 +13,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { compilePlugin } from "../../core/compile/compile-plugin.ts";
 import { loadConfig } from "../../core/config/load.ts";
 import { type DaemonStatus, formatStatus } from "../../core/ops/status.ts";
-import type { PluginLogRecord } from "../../sandbox/protocol.ts";
+import type { PluginLogRecord } from "../../sandbox/contract/run.ts";
+import { testServices } from "../helpers/services.ts";
 import { SandboxProcess } from "../../sandbox/sandbox-process.ts";
 import { sandboxCommand, wallStatus } from "../../sandbox/wall.ts";
 import { FIXTURES, REPO, TestDaemon, TestProject } from "../helpers/daemon.ts";
@@ -144,7 +145,7 @@ describe("the sandbox process's wall", () => {
     const logs: PluginLogRecord[] = [];
     const sandbox = new SandboxProcess({
       secrets: { DECLARED_KEY: "declared-value", UNDECLARED_KEY: "undeclared-value" },
-      services: { log: (record) => logs.push(record), kv: async () => undefined, emit: async () => ({ id: "e" }), fetch: async () => ({ status: 200, statusText: "OK", headers: {}, body: "", url: "" }) },
+      services: testServices({ log: (record) => logs.push(record) }),
       onExit: () => undefined,
       onCatastrophe: () => undefined,
     });

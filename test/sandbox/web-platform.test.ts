@@ -12,7 +12,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { compilePlugin } from "../../core/compile/compile-plugin.ts";
 import type { RunOutcome } from "../../core/store/types.ts";
 import { IsolateHost } from "../../sandbox/isolate-host.ts";
-import type { PluginLimits, PluginLogRecord, PluginSpec, RunRequest } from "../../sandbox/protocol.ts";
+import type { PluginLimits, PluginLogRecord, PluginSpec, RunRequest } from "../../sandbox/contract/run.ts";
+import { testServices } from "../helpers/services.ts";
 import { FIXTURES, TestDaemon, TestProject } from "../helpers/daemon.ts";
 
 const DIR = path.join(FIXTURES, "plugins", "web");
@@ -37,15 +38,13 @@ describe("the web platform inside the isolate", () => {
   beforeAll(async () => {
     host = new IsolateHost({
       environmentSecrets: false,
-      services: {
+      services: testServices({
         log: (record) => logs.push(record),
-        kv: async (plugin, op, args) => {
-          if (op === "set") stored.set(`${plugin}:${String(args[0])}`, args[1]);
+        kv: async (op, caller, args) => {
+          if (op === "set") stored.set(`${caller.plugin}:${String(args[0])}`, args[1]);
           return op === "list" ? [] : null;
         },
-        emit: async () => ({ id: "emitted" }),
-        fetch: async () => ({ status: 200, statusText: "OK", headers: {}, body: "", url: "" }),
-      },
+      }),
     });
     for (const name of ["probe", "leaky"]) await host.load(await specOf(name));
   }, 60_000);
@@ -278,15 +277,12 @@ describe("URL and URLSearchParams (whatwg-url, evaluated on first use)", () => {
   beforeAll(async () => {
     host = new IsolateHost({
       environmentSecrets: false,
-      services: {
-        log: () => undefined,
-        kv: async (plugin, op, args) => {
-          if (op === "set") stored.set(`${plugin}:${String(args[0])}`, args[1]);
+      services: testServices({
+        kv: async (op, caller, args) => {
+          if (op === "set") stored.set(`${caller.plugin}:${String(args[0])}`, args[1]);
           return null;
         },
-        emit: async () => ({ id: "x" }),
-        fetch: async () => ({ status: 200, statusText: "OK", headers: {}, body: "", url: "" }),
-      },
+      }),
     });
     await host.load(await specOf("probe"));
   }, 60_000);
