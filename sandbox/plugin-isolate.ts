@@ -16,7 +16,7 @@ import type { PluginManifest, PluginOptions, PluginSpec, RunError, RunOutcome, R
 import { errorCodeOr } from "./contract/to-run-error.ts";
 import { jsonProblem } from "./contract/json-guard.ts";
 import { LAZY_URL_MARKER } from "./runtime/marker.ts";
-import { baseLimits, DEFAULT_LOAD_TIMEOUT_MS, DEFAULT_MAX_HOST_CALLS_IN_FLIGHT, resolveLimits, runtimeLimits, type ResolvedLimits } from "./limits.ts";
+import { baseLimits, DEFAULT_LOAD_TIMEOUT_MS, DEFAULT_MAX_HOST_CALLS_IN_FLIGHT, resolveLimits, runtimeLimits, type ResolvedLimits } from "./contract/limits.ts";
 import { limitError, plainHostError, pluginError, type LimitReason } from "./run-errors.ts";
 import { errorFromIsolate, type SourceMapper } from "./source-map.ts";
 

@@ -6,7 +6,7 @@
  */
 import type { HookdErrorCode } from "./contract/errors.ts";
 import type { RunError } from "./contract/run.ts";
-import type { ResolvedLimits } from "./limits.ts";
+import type { ResolvedLimits } from "./contract/limits.ts";
 import type { PluginSpec } from "./contract/run.ts";
 import { errorFromIsolate, type SourceMapper } from "./source-map.ts";
 

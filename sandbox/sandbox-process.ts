@@ -16,7 +16,7 @@ import type { HeapUsage, PluginManifest, PluginSpec, RunMeta, RunOutcome, RunReq
 import { errorCodeOr } from "./contract/to-run-error.ts";
 import { daemonCodec, LineChannel } from "./channel.ts";
 import { checkHostCall, type RunUsage } from "./host-calls/index.ts";
-import { baseLimits, resolveLimits, type ResolvedLimits } from "./limits.ts";
+import { baseLimits, resolveLimits, type ResolvedLimits } from "./contract/limits.ts";
 import { Heartbeat, type HeartbeatSettings } from "./heartbeat.ts";
 import type { FromSandbox, ToSandbox } from "./protocol.ts";
 import { runtimeBootstrapCode } from "./runtime/build.ts";

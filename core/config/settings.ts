@@ -92,7 +92,7 @@ export const settingsSchema = z.object({
       loadTimeoutMs: z.number().int().min(10).max(15 * 60_000).default(5000),
       // The kernel wall (bubblewrap) around the sandbox process: sandbox/wall.ts.
       wall: z.enum(["auto", "required", "off"]).default("auto"),
-      // The rest are per-plugin limits too (sandbox/limits.ts); a plugin may override each one.
+      // The rest are per-plugin limits too (sandbox/contract/limits.ts); a plugin may override each one.
       cpuTimeMs: z.number().int().min(10).max(15 * 60_000).default(2000),
       maxLogLinesPerRun: z.number().int().min(1).max(1_000_000).default(1000),
       maxLogBytesPerRun: z.number().int().min(1024).max(256 * 1024 * 1024).default(1024 * 1024),
@@ -106,7 +106,7 @@ export const settingsSchema = z.object({
       kvMaxValueBytes: z.number().int().min(1).max(64 * 1024 * 1024).default(256 * 1024),
       kvMaxKeys: z.number().int().min(1).max(10_000_000).default(10_000),
       maxEmitsPerRun: z.number().int().min(0).max(100_000).default(100),
-      // The most a plugin may raise each limit above to (sandbox/limits.ts has the defaults:
+      // The most a plugin may raise each limit above to (sandbox/contract/limits.ts has the defaults:
       // 256 MB, 60 s, 1000 emits...). Lowering is always allowed; the config's own value is too.
       ceilings: z
         .strictObject({

@@ -54,13 +54,13 @@ export interface RunMeta {
 
 /**
  * The config's sandbox limits, handed to every plugin version (a plugin may override each in
- * `plugin({...})`; sandbox/limits.ts resolves and checks them). Those left out take defaults.
+ * `plugin({...})`; sandbox/contract/limits.ts resolves and checks them). Those left out take defaults.
  */
 export type PluginLimits = Required<Pick<PluginOptions, "memoryMb" | "timeoutMs" | "maxConcurrentRuns">> &
   Omit<PluginOptions, "fetch" | "secrets" | "retry" | "memoryMb" | "timeoutMs" | "maxConcurrentRuns"> & {
     /** Time the top-level code gets when the isolate is built (config only: it runs before `plugin({...})` is known). */
     loadTimeoutMs?: number;
-    /** The most a plugin may raise each limit to (`sandbox.ceilings`, config only; sandbox/limits.ts). */
+    /** The most a plugin may raise each limit to (`sandbox.ceilings`, config only; sandbox/contract/limits.ts). */
     ceilings?: Partial<Record<string, number>>;
     /** Host calls (kv, emit, fetch) one run may have in flight at once (config only). */
     maxHostCallsInFlight?: number;

@@ -4,7 +4,7 @@
  * the isolate host answers itself, the answer. Each call has a file of its own beside this one.
  */
 import type { HostCallArgs, HostCallName, HostCallResult } from "../contract/host-calls.ts";
-import type { ResolvedLimits } from "../limits.ts";
+import type { ResolvedLimits } from "../contract/limits.ts";
 
 /** What one run has used of its budgets, counted on each side of the channel on its own. */
 export interface RunUsage {

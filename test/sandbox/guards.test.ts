@@ -11,7 +11,7 @@ import { FetchService } from "../../core/fetch/fetch-service.ts";
 import { IsolateHost } from "../../sandbox/isolate-host.ts";
 import { testServices } from "../helpers/services.ts";
 import { jsonProblem } from "../../sandbox/contract/json-guard.ts";
-import { resolveLimits } from "../../sandbox/limits.ts";
+import { resolveLimits } from "../../sandbox/contract/limits.ts";
 import { SecretResolver } from "../../sandbox/secrets.ts";
 import { FIXTURES } from "../helpers/daemon.ts";
 
