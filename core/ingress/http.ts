@@ -11,10 +11,10 @@ import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest }
 import qs from "qs";
 import { apiRoutes, type ApiRoutesDeps } from "../api/routes.ts";
 import { admitConsoleRequest } from "../console/auth.ts";
+import { DEFAULT_MAX_DEPTH, jsonTextTooDeep } from "../depth.ts";
 import { HookdError, isHookdError } from "../errors.ts";
 import type { Metrics } from "../metrics.ts";
 import type { EventIntake } from "./intake.ts";
-import { DEFAULT_MAX_DEPTH, jsonTextTooDeep } from "./depth.ts";
 
 /** What the server needs; the `/api/*` group (core/api/routes.ts) gets its part of it. */
 export interface HttpDeps extends ApiRoutesDeps {

@@ -15,12 +15,10 @@ import { readSourceFile } from "../compile/source-file.ts";
 import { HookdError } from "../errors.ts";
 import type { PluginHealth } from "../delivery/circuit-breaker.ts";
 import type { Logger } from "../log.ts";
+import { actionKey, routeInputErrors, SubscriberIndex, type RouteInputError, type RouteRule, type ServingVersion } from "../routing/index.ts";
 import type { RunError } from "../store/types.ts";
 import type { PluginLimits, PluginManifest, PluginSpec, Sandbox } from "../../sandbox/protocol.ts";
 import { discoverPlugins, type PluginEntry } from "./discover.ts";
-
-/** Deliveries of routes and manual starts are claimed by action name, not by plugin. */
-export const ACTION_KEY_PREFIX = "action:";
 
 export type PluginState = "loading" | "loaded" | "failed" | "removed";
 
@@ -42,7 +40,7 @@ export interface PluginStatus {
    * Routes (config `routes`) to this plugin's actions whose input leaves out a field the action
    * requires (HOOKD_ROUTE_INPUT_MISSING): known once the action's input schema loads.
    */
-  routeErrors?: Array<{ code: string; route: number; action: string; message: string }>;
+  routeErrors?: RouteInputError[];
   /** Runs waiting for this plugin (a removed plugin's runs wait for its return), counted up to 1000 per claim key; null when unknown. */
   pendingRuns?: number | null;
   /** Run health: paused by the circuit breaker, failures in a row, isolates rebuilt after a limit. */
@@ -110,7 +108,7 @@ export interface PluginManagerOptions {
   /** A plugin's run health (core/delivery/circuit-breaker.ts), shown in `list()`. */
   health?: (plugin: string) => PluginHealth;
   /** Config `routes`: checked against the input schema of each action a plugin declares. */
-  routes?: () => ReadonlyArray<{ on: string; run: string; input?: Record<string, unknown> }>;
+  routes?: () => readonly RouteRule[];
   /**
    * Someone else reports reloads (`hookd dev` prints one line per reload through `onReload`):
    * the manager's own reload lines, failures included, go to the trace level.
@@ -129,9 +127,8 @@ const SETTLE_BUDGET_MS = 1000;
 
 export class PluginManager {
   private readonly plugins = new Map<string, ManagedPlugin>();
-  private subscriptions = new Map<string, string[]>();
-  private actionOwners = new Map<string, string>();
-  private keys: string[] = [];
+  /** Which serving plugin handles what (core/routing), rebuilt whenever the serving versions change. */
+  private index = SubscriberIndex.EMPTY;
   private readonly log: Logger;
   private stopped = false;
 
@@ -223,17 +220,17 @@ export class PluginManager {
 
   /** Plugins whose current version subscribes to an event. */
   subscribers(event: string): readonly string[] {
-    return this.subscriptions.get(event) ?? [];
+    return this.index.subscribers(event);
   }
 
   /** The plugin whose current version declares an action. */
   actionOwner(action: string): string | undefined {
-    return this.actionOwners.get(action);
+    return this.index.actionOwner(action);
   }
 
   /** The JSON Schema of an action's input in its owner's current version, when it has one. */
   actionInputSchema(action: string): unknown {
-    const owner = this.actionOwners.get(action);
+    const owner = this.index.actionOwner(action);
     return owner === undefined ? undefined : this.plugins.get(owner)?.current?.manifest.actionInputs?.[action];
   }
 
@@ -249,7 +246,7 @@ export class PluginManager {
 
   /** What the dispatcher claims: loaded plugins' names and `action:<name>` of their actions. */
   claimKeys(): readonly string[] {
-    return this.keys;
+    return this.index.claimKeys();
   }
 
   loadedNames(): string[] {
@@ -297,20 +294,8 @@ export class PluginManager {
   }
 
   /** Routes to the manifest's actions whose input mapping leaves out a field the action requires. */
-  routeErrorsOf(manifest: PluginManifest): NonNullable<PluginStatus["routeErrors"]> {
-    const errors: NonNullable<PluginStatus["routeErrors"]> = [];
-    const routes = this.options.routes?.() ?? [];
-    routes.forEach((route, i) => {
-      if (!manifest.actions.includes(route.run) || route.input === undefined) return;
-      const schema = manifest.actionInputs?.[route.run] as { required?: unknown } | undefined;
-      const required = Array.isArray(schema?.required) ? (schema.required as unknown[]).filter((f): f is string => typeof f === "string") : [];
-      const left = required.filter((field) => !Object.hasOwn(route.input!, field));
-      if (left.length > 0) {
-        const error = new HookdError("HOOKD_ROUTE_INPUT_MISSING", [i, route.on, route.run, left.join(", ")]);
-        errors.push({ code: error.code, route: i, action: route.run, message: error.message });
-      }
-    });
-    return errors;
+  private routeErrorsOf(manifest: PluginManifest): RouteInputError[] {
+    return routeInputErrors(this.options.routes?.() ?? [], manifest);
   }
 
   /** `list()` plus each plugin's pending runs, read from the store. */
@@ -321,7 +306,7 @@ export class PluginManager {
     return Promise.all(
       statuses.map(async (status) => {
         const managed = this.plugins.get(status.name)!;
-        const keys = [status.name, ...managed.lastActions.map((action) => `${ACTION_KEY_PREFIX}${action}`)];
+        const keys = [status.name, ...managed.lastActions.map(actionKey)];
         const pendingRuns = await count(keys).catch(() => null);
         return { ...status, pendingRuns };
       }),
@@ -487,33 +472,18 @@ export class PluginManager {
     return this.options.quietReloadLogs ? "trace" : "error";
   }
 
+  /** One step: the index intake, the dispatcher and replay read is replaced whole. */
   private reindex(): void {
-    const subscriptions = new Map<string, string[]>();
-    const actionOwners = new Map<string, string>();
-    for (const managed of this.plugins.values()) {
-      const current = managed.current;
-      if (!current) continue;
-      for (const event of current.manifest.events) {
-        const list = subscriptions.get(event) ?? [];
-        list.push(managed.entry.name);
-        subscriptions.set(event, list);
-      }
-      for (const action of current.manifest.actions) {
-        const owner = actionOwners.get(action);
-        if (owner && owner !== managed.entry.name) {
-          this.log.warn({ action, plugins: [owner, managed.entry.name] }, "two plugins declare the same action; the first one runs it");
-          continue;
-        }
-        actionOwners.set(action, managed.entry.name);
-      }
-    }
-    this.subscriptions = subscriptions;
-    this.actionOwners = actionOwners;
-    this.keys = [
-      ...[...this.plugins.values()].filter((p) => p.current).map((p) => p.entry.name),
-      ...[...actionOwners.keys()].map((action) => `${ACTION_KEY_PREFIX}${action}`),
-    ];
+    this.index = SubscriberIndex.build(this.servingVersions(), (action, plugins) =>
+      this.log.warn({ action, plugins: [...plugins] }, "two plugins declare the same action; the first one runs it"),
+    );
     this.options.onChange?.();
+  }
+
+  private *servingVersions(): Iterable<ServingVersion> {
+    for (const managed of this.plugins.values()) {
+      if (managed.current) yield { plugin: managed.entry.name, events: managed.current.manifest.events, actions: managed.current.manifest.actions };
+    }
   }
 }
 
