@@ -15,7 +15,7 @@ import { Dispatcher } from "./delivery/dispatcher.ts";
 import { Replayer } from "./delivery/replay.ts";
 import { RetentionPruner } from "./delivery/retention.ts";
 import { FetchService } from "./fetch/fetch-service.ts";
-import { retryPolicyFor } from "./delivery/retry-policy.ts";
+import { retryPolicyFor } from "./routing/index.ts";
 import { DEFAULT_MAX_TEXT_CHARS } from "./truncate.ts";
 import { createHttpServer } from "./ingress/http.ts";
 import { EventIntake } from "./ingress/intake.ts";

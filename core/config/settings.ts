@@ -2,13 +2,14 @@
  * The settings half of events.config.ts: a zod schema with every default, so the rest of
  * hookd reads one complete, frozen object. Validation errors name the key.
  */
+import { Webhook } from "standardwebhooks";
 import { z } from "zod";
 import type { EventCatalog, RouteConfig, WebhookConfig } from "./define.ts";
-import { catalogOrderBy } from "../delivery/order-keys.ts";
 import { parseAllowHost } from "../fetch/plugin-fetch.ts";
-import { isValidTimezone } from "../ingress/oktell-time.ts";
-import { DEFAULT_RETRY_SCHEDULE_MS } from "../webhooks/schedule.ts";
-import { secretProblem } from "../webhooks/signing.ts";
+import { catalogOrderBy, DEFAULT_RETRY_SCHEDULE_MS } from "../routing/index.ts";
+import { isValidTimezone } from "../time-zone.ts";
+
+const WHSEC_PREFIX = "whsec_";
 
 const logLevel = z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]);
 
@@ -217,6 +218,23 @@ export interface ResolvedConfig {
   delivery: Settings["delivery"];
   log: Settings["log"];
   secrets: Record<string, string | undefined>;
+}
+
+/**
+ * Why a webhook signing secret cannot sign, or undefined when it can: `whsec_<base64>` as
+ * Standard Webhooks issues them (the library must accept it), or any other non-empty string,
+ * whose UTF-8 bytes are the key (core/webhooks/signing.ts signs with either).
+ */
+export function secretProblem(secret: string): string | undefined {
+  if (!secret.startsWith(WHSEC_PREFIX)) return secret.length === 0 ? "the secret is empty" : undefined;
+  const encoded = secret.slice(WHSEC_PREFIX.length);
+  if (!/^[A-Za-z0-9+/]+={0,2}$/.test(encoded) || encoded.length % 4 !== 0) return "a whsec_ secret must be base64 after the prefix";
+  try {
+    new Webhook(secret);
+    return undefined;
+  } catch (error) {
+    return (error as Error).message;
+  }
 }
 
 /** One readable line per zod issue: `server.port: Invalid input: expected number`. */

@@ -9,8 +9,8 @@ import path from "node:path";
 import { watch, type FSWatcher } from "chokidar";
 import { z } from "zod";
 import type { Logger } from "../log.ts";
-import { MissedChangeCheck } from "../plugins/watcher.ts";
 import type { RunError } from "../store/types.ts";
+import { MissedChangeCheck } from "../watch/missed-change.ts";
 import type { ResolvedConfig } from "./settings.ts";
 
 /** What one config reload did; the dev console prints it as one line. */

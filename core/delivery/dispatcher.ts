@@ -10,14 +10,13 @@
  */
 import type { Settings } from "../config/settings.ts";
 import type { Logger } from "../log.ts";
-import { ACTION_KEY_PREFIX, type PluginManager } from "../plugins/manager.ts";
+import type { PluginManager } from "../plugins/manager.ts";
+import { ACTION_KEY_PREFIX, retryDelayMs, type RetryPolicy } from "../routing/index.ts";
 import type { ClaimedDelivery, ClaimOptions, DeliveryResult, RunOutcome, Store } from "../store/types.ts";
 import type { RunRequest } from "../../sandbox/contract/run.ts";
 import type { Sandbox } from "../../sandbox/contract/sandbox.ts";
-import { retryDelayMs } from "./backoff.ts";
-import { valueTooDeep } from "../ingress/depth.ts";
+import { valueTooDeep } from "../depth.ts";
 import { DEFAULT_MAX_TEXT_CHARS, truncateText } from "../truncate.ts";
-import type { RetryPolicy } from "./retry-policy.ts";
 
 export interface RunFinished {
   delivery: ClaimedDelivery;

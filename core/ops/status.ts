@@ -3,7 +3,7 @@
  * its dead letters and the last errors, for an operator at a terminal.
  */
 import { PACKAGE_JSON } from "../locate.ts";
-import type { PluginStatus } from "../plugins/manager.ts";
+import type { PluginStatus } from "../plugins/status.ts";
 import type { DeliveryRecord, DeliveryStatus, Store } from "../store/types.ts";
 
 export interface DaemonStatus {
