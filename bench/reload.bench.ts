@@ -13,7 +13,7 @@ import { pathToFileURL } from "node:url";
 import { compilePlugin } from "../core/compile/compile-plugin.ts";
 import { loadConfig } from "../core/config/load.ts";
 import { Daemon } from "../core/daemon.ts";
-import { createLogger } from "../core/log.ts";
+import { createLogger } from "../core/base/log.ts";
 import { percentile, round } from "./lib/stats.ts";
 
 export interface ReloadBenchOptions {

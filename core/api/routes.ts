@@ -12,10 +12,10 @@ import type { FastifyInstance } from "fastify";
 import { z } from "zod";
 import type { EventCatalog } from "../config/define.ts";
 import type { Replayer } from "../delivery/replay.ts";
-import { HookdError } from "../errors.ts";
+import { HookdError } from "../../sandbox/contract/errors.ts";
 import type { PluginManager } from "../plugins/manager.ts";
 import type { DeliveryRecord, DeliveryStatus, Store } from "../store/types.ts";
-import { truncateText } from "../truncate.ts";
+import { truncateText } from "../base/truncate.ts";
 
 /** Which daemon answers: `HOOKD_INSTANCE_ID`, or hostname:pid. */
 export const INSTANCE_ID = process.env.HOOKD_INSTANCE_ID || `${hostname()}:${process.pid}`;

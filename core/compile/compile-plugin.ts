@@ -12,7 +12,7 @@ import { builtinModules } from "node:module";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import * as esbuild from "esbuild";
-import { HookdError, type HookdErrorCode } from "../errors.ts";
+import { HookdError, type HookdErrorCode } from "../../sandbox/contract/errors.ts";
 import { readSourceFile, realPathOrUndefined, SourceFileError } from "./source-file.ts";
 import { RUNTIME_FILES } from "../../sandbox/contract/runtime-files.ts";
 

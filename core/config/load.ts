@@ -13,7 +13,7 @@ import { pathToFileURL } from "node:url";
 import * as esbuild from "esbuild";
 import { z } from "zod";
 import * as catalogModule from "../catalog/index.ts";
-import { HookdError } from "../errors.ts";
+import { HookdError } from "../../sandbox/contract/errors.ts";
 import { routeInputPathProblems, type RouteRule } from "../routing/index.ts";
 import * as defineModule from "./define.ts";
 import { describeIssues, settingsSchema, type ResolvedConfig } from "./settings.ts";

@@ -7,7 +7,7 @@ import { z } from "zod";
 import type { EventCatalog, RouteConfig, WebhookConfig } from "./define.ts";
 import { parseAllowHost } from "../fetch/plugin-fetch.ts";
 import { catalogOrderBy, DEFAULT_RETRY_SCHEDULE_MS } from "../routing/index.ts";
-import { isValidTimezone } from "../time-zone.ts";
+import { isValidTimezone } from "../base/time-zone.ts";
 
 const WHSEC_PREFIX = "whsec_";
 

@@ -8,7 +8,7 @@ import { toRunError } from "../../sandbox/contract/to-run-error.ts";
 import path from "node:path";
 import { watch, type FSWatcher } from "chokidar";
 import { z } from "zod";
-import type { Logger } from "../log.ts";
+import type { Logger } from "../base/log.ts";
 import type { RunError } from "../store/types.ts";
 import { MissedChangeCheck } from "../watch/missed-change.ts";
 import type { ResolvedConfig } from "./settings.ts";

@@ -9,7 +9,7 @@
  * failures that are not the plugin's doing (the sandbox process went down, the plugin was not
  * loaded, another run's limit took the isolate down with it) do not count at all.
  */
-import type { Logger } from "../log.ts";
+import type { Logger } from "../base/log.ts";
 import type { PluginHealth } from "../plugins/status.ts";
 import type { ClaimedDelivery, RunOutcome } from "../store/types.ts";
 import { killedTheIsolate } from "../../sandbox/contract/run.ts";

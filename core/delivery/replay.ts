@@ -9,7 +9,7 @@
  * answers with the cursor the next batch starts from.
  */
 import { randomUUID } from "node:crypto";
-import { HookdError } from "../errors.ts";
+import { HookdError } from "../../sandbox/contract/errors.ts";
 import type { PluginManager } from "../plugins/manager.ts";
 import { deliveriesOfPlugin } from "../routing/index.ts";
 import type { DeliveryStatus, DeliveryTarget, Store } from "../store/types.ts";

@@ -8,7 +8,7 @@
  * the daemon's own listen address never (core/fetch/guarded-transport.ts, which checks the
  * address the socket connects to, so DNS rebinding cannot get around it).
  */
-import { HookdError } from "../errors.ts";
+import { HookdError } from "../../sandbox/contract/errors.ts";
 import { guardedFetch, type Endpoint } from "./guarded-transport.ts";
 import type { PluginFetchInit, PluginFetchReply } from "../../sandbox/contract/fetch.ts";
 import { matchesAny } from "./url-patterns.ts";

@@ -6,7 +6,7 @@
 import type { HostServices } from "../../sandbox/contract/host-calls.ts";
 import type { FetchService } from "../fetch/fetch-service.ts";
 import type { EventIntake } from "../ingress/intake.ts";
-import type { Logger } from "../log.ts";
+import type { Logger } from "../base/log.ts";
 import type { Store } from "../store/types.ts";
 
 export interface DaemonServicesOptions {

@@ -11,9 +11,9 @@ import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest }
 import qs from "qs";
 import { apiRoutes, type ApiRoutesDeps } from "../api/routes.ts";
 import { admitConsoleRequest } from "../console/auth.ts";
-import { DEFAULT_MAX_DEPTH, jsonTextTooDeep } from "../depth.ts";
-import { HookdError, isHookdError } from "../errors.ts";
-import type { Metrics } from "../metrics.ts";
+import { DEFAULT_MAX_DEPTH, jsonTextTooDeep } from "../base/depth.ts";
+import { HookdError, isHookdError } from "../../sandbox/contract/errors.ts";
+import type { Metrics } from "../base/metrics.ts";
 import type { EventIntake } from "./intake.ts";
 
 /** What the server needs; the `/api/*` group (core/api/routes.ts) gets its part of it. */

@@ -6,8 +6,8 @@
 import { createHash, randomUUID } from "node:crypto";
 import type { EventCatalog, RouteConfig } from "../config/define.ts";
 import type { Settings } from "../config/settings.ts";
-import { assertDepth, DEFAULT_MAX_DEPTH } from "../depth.ts";
-import { HookdError, isHookdError } from "../errors.ts";
+import { assertDepth, DEFAULT_MAX_DEPTH } from "../base/depth.ts";
+import { HookdError, isHookdError } from "../../sandbox/contract/errors.ts";
 import type { PluginManager } from "../plugins/manager.ts";
 import { actionDelivery, actionKey, deliveriesFor, type EventRouting } from "../routing/index.ts";
 import type { DeliveryTarget, EventSource, Store } from "../store/types.ts";

@@ -5,7 +5,7 @@
  * it they stay zone-less, which is all the server says.
  */
 import { oktellDateTimeToIso } from "../catalog/oktell.ts";
-import { formatOffset, offsetMinutesAtLocal } from "../time-zone.ts";
+import { formatOffset, offsetMinutesAtLocal } from "../base/time-zone.ts";
 
 /** "12.07.2008 18:35:06" -> "2008-07-12T18:35:06" (no zone) or "...+04:00"; undefined if not a date. */
 export function oktellDateTimeToZonedIso(value: string, timezone: string | undefined): string | undefined {

@@ -14,7 +14,7 @@
  */
 import path from "node:path";
 import type { EventCatalog } from "../config/define.ts";
-import { HookdError } from "../errors.ts";
+import { HookdError } from "../../sandbox/contract/errors.ts";
 import type { RunError } from "../store/types.ts";
 import type { PluginManifest } from "../../sandbox/contract/run.ts";
 import { toRunError } from "../../sandbox/contract/to-run-error.ts";

@@ -14,8 +14,8 @@
 import path from "node:path";
 import type { EventCatalog } from "../config/define.ts";
 import type { CompileOptions } from "../compile/compile-plugin.ts";
-import { HookdError } from "../errors.ts";
-import type { Logger } from "../log.ts";
+import { HookdError } from "../../sandbox/contract/errors.ts";
+import type { Logger } from "../base/log.ts";
 import { actionKey, routeInputErrors, SubscriberIndex, type RouteInputError, type RouteRule, type ServingVersion } from "../routing/index.ts";
 import type { RunError } from "../store/types.ts";
 import type { PluginLimits, PluginManifest, PluginSpec } from "../../sandbox/contract/run.ts";

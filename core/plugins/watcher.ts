@@ -7,7 +7,7 @@
 import { stat } from "node:fs/promises";
 import path from "node:path";
 import { watch, type FSWatcher } from "chokidar";
-import type { Logger } from "../log.ts";
+import type { Logger } from "../base/log.ts";
 import { MissedChangeCheck } from "../watch/missed-change.ts";
 import { findPluginEntry, isSharedName, pluginEntryFor, type PluginEntry } from "./discover.ts";
 import type { PluginManager } from "./manager.ts";

@@ -5,7 +5,7 @@
  * the config loads (every path names a field the event has), and against an action's input
  * schema when the plugin that declares the action loads (no required field left out).
  */
-import { HookdError } from "../errors.ts";
+import { HookdError } from "../../sandbox/contract/errors.ts";
 import { missingPathStep, readPath } from "./payload-paths.ts";
 
 /** Maps an action's input field to a dotted path in the event payload, or to a constant. */

@@ -25,7 +25,7 @@
  */
 import { randomUUID } from "node:crypto";
 import pg from "pg";
-import { HookdError } from "../errors.ts";
+import { HookdError } from "../../sandbox/contract/errors.ts";
 import { migrate, quoteIdent } from "./postgres-schema.ts";
 import { kvLimit } from "./kv-limit.ts";
 import { eventValues, RUN_COLUMNS, toClaimedDelivery, toEventRecord, toRunRecord, type ClaimRow, type EventRow, type RunRow } from "./sqlite-schema.ts";

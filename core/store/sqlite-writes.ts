@@ -6,7 +6,7 @@
  */
 import { randomUUID } from "node:crypto";
 import type Database from "better-sqlite3";
-import { HookdError, type HookdErrorCode } from "../errors.ts";
+import { HookdError, type HookdErrorCode } from "../../sandbox/contract/errors.ts";
 import { kvLimit } from "./kv-limit.ts";
 import { eventValues, PLUGINS_WITH_PENDING_SQL, RUN_COLUMNS, toRunRecord, type ClaimRow, type RunRow, type Synchronous } from "./sqlite-schema.ts";
 import type { AcceptOutcome, AddedDeliveries, ClaimOptions, DeliveryResult, DeliveryTarget, NewEvent, PruneOptions } from "./types.ts";

@@ -9,7 +9,7 @@ import { randomUUID } from "node:crypto";
 import type { HostServices } from "../../sandbox/contract/host-calls.ts";
 import type { PluginLogRecord } from "../../sandbox/contract/run.ts";
 import type { EventCatalog } from "../config/define.ts";
-import { HookdError } from "../errors.ts";
+import { HookdError } from "../../sandbox/contract/errors.ts";
 import { FetchService } from "../fetch/fetch-service.ts";
 import { SecretResolver } from "../../sandbox/index.ts";
 import type { FakeNetwork } from "./fake-network.ts";

@@ -13,7 +13,7 @@ import { compilePlugin } from "../compile/compile-plugin.ts";
 import type { EventCatalog } from "../config/define.ts";
 import { loadConfig } from "../config/load.ts";
 import { settingsSchema } from "../config/settings.ts";
-import { HookdError } from "../errors.ts";
+import { HookdError } from "../../sandbox/contract/errors.ts";
 import { errorCodeOr } from "../../sandbox/contract/to-run-error.ts";
 import type { RunError } from "../store/types.ts";
 import { createSandbox, type EventInput, type EventName } from "../../sandbox/index.ts";

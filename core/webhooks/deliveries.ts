@@ -5,7 +5,7 @@
  * The dispatcher claims them by `webhook:<endpoint id>` and hands them to `run`, which sends one
  * attempt and tells it when to try again (the retry schedule, or later if `Retry-After` says so).
  */
-import type { Logger } from "../log.ts";
+import type { Logger } from "../base/log.ts";
 import { attemptsFor, endpointId, nextAttemptDelayMs, WEBHOOK_KEY_PREFIX, webhookTargets, type WebhookInput, type WebhookRule } from "../routing/index.ts";
 import type { ClaimedDelivery, DeliveryTarget, RunOutcome, Store } from "../store/types.ts";
 import { EndpointStates, type EndpointState } from "./endpoints.ts";

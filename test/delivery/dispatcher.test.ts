@@ -6,7 +6,7 @@ import path from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { Settings } from "../../core/config/settings.ts";
 import { Dispatcher } from "../../core/delivery/dispatcher.ts";
-import { createLogger } from "../../core/log.ts";
+import { createLogger } from "../../core/base/log.ts";
 import type { PluginManager } from "../../core/plugins/manager.ts";
 import { retryDelayMs, retryPolicyFor } from "../../core/routing/retry-policy.ts";
 import { SqliteStore } from "../../core/store/sqlite.ts";

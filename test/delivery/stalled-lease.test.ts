@@ -7,7 +7,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterEach, beforeEach, expect, it } from "vitest";
 import { Dispatcher } from "../../core/delivery/dispatcher.ts";
-import { createLogger } from "../../core/log.ts";
+import { createLogger } from "../../core/base/log.ts";
 import type { PluginManager } from "../../core/plugins/manager.ts";
 import { SqliteStore } from "../../core/store/sqlite.ts";
 import type { RunOutcome } from "../../core/store/types.ts";

@@ -8,7 +8,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { z } from "zod";
-import { createLogger } from "../../core/log.ts";
+import { createLogger } from "../../core/base/log.ts";
 import { PluginManager } from "../../core/plugins/manager.ts";
 import { IsolateHost } from "../../sandbox/isolate-host.ts";
 import { testServices } from "../helpers/services.ts";
