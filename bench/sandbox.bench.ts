@@ -24,6 +24,8 @@ import type { HostServices } from "../sandbox/contract/host-calls.ts";
 import type { PluginSpec, RunRequest } from "../sandbox/contract/run.ts";
 import type { Sandbox } from "../sandbox/contract/sandbox.ts";
 import { SandboxSupervisor } from "../sandbox/supervisor.ts";
+import { runRequest } from "../test/helpers/run-request.ts";
+import { waitUntil } from "../test/helpers/wait.ts";
 import { figure, percentile, ratio, round, type Figure } from "./lib/stats.ts";
 
 export interface SandboxBenchOptions {
@@ -83,9 +85,11 @@ export async function run(opts: SandboxBenchOptions): Promise<Record<string, unk
         p50.alone.push(percentile(alone, 50));
         p99.alone.push(percentile(alone, 99));
         for (const [kind, plugin] of [["loop", "spinner"], ["oom", "hog"]] as const) {
+          const before = hostileRuns[kind].runs;
           const attack = keepAttacking(supervisor, plugin, hostileRuns[kind]);
-          // Let the attack get going before measuring (the hog needs a moment to fill its heap).
-          await new Promise((resolve) => setTimeout(resolve, 300));
+          // Measured once the attack is under way: its first run ended (the spinner hit its
+          // timeout, the hog filled its heap) and the next one is in flight.
+          await waitUntil(() => hostileRuns[kind].runs > before, { timeoutMs: 60_000, intervalMs: 5, what: `a first ${plugin} run to end` });
           const beside = await latencies(supervisor, latencyRuns);
           await attack.stop();
           p50[kind].push(percentile(beside, 50));
@@ -224,15 +228,7 @@ let runIds = 0;
 
 function request(plugin: string, event: string, payload: unknown): RunRequest {
   const id = ++runIds;
-  return {
-    runId: String(id),
-    plugin,
-    version: 1,
-    kind: "event",
-    name: event,
-    payload,
-    meta: { eventId: `bench-${id}`, eventName: event, receivedAt: Date.now(), attempt: 1, depth: 0 },
-  };
+  return runRequest(plugin, event, { payload, runId: String(id), eventId: `bench-${id}` });
 }
 
 function memoryServices(): HostServices {

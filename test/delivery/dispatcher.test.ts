@@ -13,7 +13,7 @@ import { SqliteStore } from "../../core/store/sqlite.ts";
 import type { DeliveryRecord, RunOutcome } from "../../core/store/types.ts";
 import type { RunRequest } from "../../sandbox/contract/run.ts";
 import type { Sandbox, SandboxStatus } from "../../sandbox/contract/sandbox.ts";
-import { waitUntil } from "../helpers/wait.ts";
+import { pause, waitUntil } from "../helpers/wait.ts";
 
 const T0 = Date.parse("2026-11-21T10:00:00Z");
 const delivery: Settings["delivery"] = {
@@ -144,7 +144,7 @@ describe("retries", () => {
       // Not due a millisecond early, even when woken.
       now = run.nextAt - 1;
       dispatcher!.wake();
-      await new Promise((resolve) => setTimeout(resolve, 20));
+      await pause(20); // a bounded watch that no run starts (an absence has no signal to wait on)
       expect(sandbox.requests).toHaveLength(attempt + 1);
       now = run.nextAt;
       dispatcher!.wake();

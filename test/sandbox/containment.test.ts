@@ -10,6 +10,7 @@ import { IsolateHost } from "../../sandbox/isolate-host.ts";
 import type { PluginLimits, PluginLogRecord, PluginSpec } from "../../sandbox/contract/run.ts";
 import { testServices } from "../helpers/services.ts";
 import { FIXTURES } from "../helpers/daemon.ts";
+import { runRequest } from "../helpers/run-request.ts";
 
 const DIR = path.join(FIXTURES, "plugins", "limits");
 const LIMITS: PluginLimits = { memoryMb: 64, timeoutMs: 5000, maxConcurrentRuns: 4, maxHostCallsInFlight: 64 };
@@ -51,15 +52,7 @@ describe("containment, round two", () => {
 
   function run(plugin: string, event: string): Promise<RunOutcome> {
     runs++;
-    return host.run({
-      runId: `run-${runs}`,
-      plugin,
-      version: 1,
-      kind: "event",
-      name: event,
-      payload: {},
-      meta: { eventId: `event-${runs}`, eventName: event, receivedAt: Date.now(), attempt: 1, depth: 0 },
-    });
+    return host.run(runRequest(plugin, event, { runId: `run-${runs}`, eventId: `event-${runs}` }));
   }
 
   describe("13: codes come from the host", () => {

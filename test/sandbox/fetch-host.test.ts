@@ -14,6 +14,7 @@ import { testServices } from "../helpers/services.ts";
 import type { SandboxProcess } from "../../sandbox/sandbox-process.ts";
 import { SandboxSupervisor } from "../../sandbox/supervisor.ts";
 import { FIXTURES, REPO } from "../helpers/daemon.ts";
+import { runRequest } from "../helpers/run-request.ts";
 
 const DIR = path.join(FIXTURES, "plugins", "fetch-daemon");
 const LIMITS = { memoryMb: 64, timeoutMs: 10_000, maxConcurrentRuns: 4 };
@@ -86,16 +87,7 @@ describe("ctx.fetch in the daemon", () => {
   function run(plugin: string, event: string): Promise<RunOutcome> {
     const runId = `run-${++runs}`;
     inFlight.set(plugin, runId);
-    const request: RunRequest = {
-      runId,
-      plugin,
-      version: 1,
-      kind: "event",
-      name: event,
-      payload: {},
-      meta: { eventId: `event-${runs}`, eventName: event, receivedAt: Date.now(), attempt: 1, depth: 0 },
-    };
-    return sandbox.run(request);
+    return sandbox.run(runRequest(plugin, event, { runId, eventId: `event-${runs}` }));
   }
 
   it("performs a plugin's fetch in the daemon, under the patterns and limits it holds for that version", async () => {

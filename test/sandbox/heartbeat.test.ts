@@ -14,6 +14,8 @@ import type { PluginSpec, RunRequest } from "../../sandbox/contract/run.ts";
 import { testServices } from "../helpers/services.ts";
 import { SandboxSupervisor } from "../../sandbox/supervisor.ts";
 import { FIXTURES } from "../helpers/daemon.ts";
+import { runRequest } from "../helpers/run-request.ts";
+import { waitUntil } from "../helpers/wait.ts";
 
 const DIR = path.join(FIXTURES, "plugins", "limits");
 const LIMITS = { memoryMb: 64, timeoutMs: 20_000, maxConcurrentRuns: 4 };
@@ -23,16 +25,8 @@ async function specOf(name: string): Promise<PluginSpec> {
   return { plugin: name, version: 1, file: `plugins/${name}.ts`, code: compiled.code, sourceMap: compiled.sourceMap, limits: LIMITS };
 }
 
-/** Polls `check` until it returns a value (not undefined), or fails saying what never happened. */
-async function waitFor<T>(check: () => T | undefined | Promise<T | undefined>, what: string, timeoutMs = 15_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await check();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`gave up after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
+/** The shared waitUntil, with this file's argument order, bound and pace. */
+const waitFor = <T>(check: () => T | undefined | Promise<T | undefined>, what: string, timeoutMs = 15_000): Promise<T> => waitUntil(check, { what, timeoutMs, intervalMs: 20 });
 
 
 describe("sandbox process heartbeat and memory watch", () => {
@@ -72,7 +66,7 @@ describe("sandbox process heartbeat and memory watch", () => {
 
   function request(plugin: string, event: string): RunRequest {
     runs++;
-    return { runId: `run-${runs}`, plugin, version: 1, kind: "event", name: event, payload: {}, meta: { eventId: `e${runs}`, eventName: event, receivedAt: Date.now(), attempt: 1, depth: 0 } };
+    return runRequest(plugin, event, { runId: `run-${runs}`, eventId: `e${runs}` });
   }
 
   it("keeps the sandbox process small under 200,000 un-awaited ctx.kv.get (they wait in the isolate, 64 at a time)", async () => {
