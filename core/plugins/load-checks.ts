@@ -9,15 +9,12 @@
  * evaluated the version (its manifest: the events and actions it registered). A version that
  * fails the second stage is unloaded again; the version already serving stays.
  *
- * Also here: a failed load's error as the plugin's status shows it (code, message, location),
- * and the files a compile error points into, so fixing one of them retries the plugin.
+ * Also here: the files a compile error points into, so fixing one of them retries the plugin.
  */
 import path from "node:path";
 import type { EventCatalog } from "../config/define.ts";
 import { HookdError } from "../../sandbox/contract/errors.ts";
-import type { RunError } from "../store/types.ts";
 import type { PluginManifest } from "../../sandbox/contract/run.ts";
-import { toRunError } from "../../sandbox/contract/to-run-error.ts";
 import type { PluginEntry } from "./discover.ts";
 
 /** A check: the error a load fails with, or undefined when the candidate passes. */
@@ -68,11 +65,6 @@ export function firstFailure<Candidate>(checks: ReadonlyArray<LoadCheck<Candidat
     if (failure) return failure;
   }
   return undefined;
-}
-
-/** A failed compile or load as the plugin's `lastError` shows it, with the first issue's location. */
-export function loadErrorOf(thrown: unknown): RunError {
-  return toRunError(thrown, "HOOKD_PLUGIN_LOAD");
 }
 
 /** The files a compile error points into (a broken shared module, say), as absolute paths. */

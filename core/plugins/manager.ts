@@ -20,8 +20,9 @@ import { actionKey, routeInputErrors, SubscriberIndex, type RouteInputError, typ
 import type { RunError } from "../store/types.ts";
 import type { PluginLimits, PluginManifest, PluginSpec } from "../../sandbox/contract/run.ts";
 import type { Sandbox } from "../../sandbox/contract/sandbox.ts";
+import { toRunError } from "../../sandbox/contract/to-run-error.ts";
 import { discoverPlugins, type PluginEntry } from "./discover.ts";
-import { firstFailure, issueFiles, loadErrorOf, SOURCE_CHECKS, VERSION_CHECKS } from "./load-checks.ts";
+import { firstFailure, issueFiles, SOURCE_CHECKS, VERSION_CHECKS } from "./load-checks.ts";
 import { compileWhenStill } from "./settled-compile.ts";
 import { pluginStatuses, roundMs, withPendingRuns, type PluginHealth, type PluginState, type PluginStatus } from "./status.ts";
 
@@ -368,7 +369,7 @@ export class PluginManager {
       if (old) void this.options.sandbox.unload(name, old.version);
       return result;
     } catch (thrown) {
-      const error = loadErrorOf(thrown);
+      const error = toRunError(thrown, "HOOKD_PLUGIN_LOAD");
       managed.lastError = { ...error, at: new Date().toISOString(), version };
       managed.failedInputs = [...new Set([...managed.failedInputs, path.resolve(managed.entry.file), ...issueFiles(thrown, this.options.root)])];
       if (!managed.current) managed.state = "failed";

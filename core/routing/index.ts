@@ -16,7 +16,7 @@
  *   6. delivery/ (dispatcher, replay, circuit breaker, retention), ops/ (status, systemd, signals)
  *   7. api/ (the `/api/*` routes), console/ (the live console)
  *   8. ingress/ (intake, the telephony ingress, and the HTTP server that registers the route groups)
- *   9. daemon.ts, cli.ts, check.ts, init.ts (the wiring and the commands)
+ *   9. host/ (the daemon's side of the host calls), daemon.ts, cli.ts, check.ts, init.ts (the wiring and the commands)
  */
 export { missingPathStep, readPath } from "./payload-paths.ts";
 export { catalogOrderBy, orderKeyFor, type OrderBy } from "./order-key.ts";

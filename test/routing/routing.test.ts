@@ -45,10 +45,7 @@ describe("routing over loaded plugins", () => {
     writeFileSync(path.join(dir, "audit.ts"), AUDIT);
     writeFileSync(path.join(dir, "sync.ts"), SYNC);
     writeFileSync(path.join(dir, "typo.ts"), TYPO);
-    host = new IsolateHost({
-      environmentSecrets: false,
-      services: testServices(),
-    });
+    host = new IsolateHost({ environmentSecrets: false, services: testServices() });
     manager = new PluginManager({
       sandbox: host,
       dir,
