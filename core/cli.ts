@@ -103,10 +103,10 @@ export async function main(argv: string[]): Promise<number> {
         return 0;
       }
       case "types": {
-        const { envDeclarationPath, writeEnvDeclaration } = await import("./env-types.ts");
+        const { writeEnvDeclaration } = await import("./env-types.ts");
         const config = await loadConfig(configOptions);
-        await writeEnvDeclaration(config.file);
-        process.stdout.write(`wrote ${path.relative(process.cwd(), envDeclarationPath(config.file))}\n`);
+        const written = await writeEnvDeclaration(config.file, config.plugins.dir);
+        process.stdout.write(`wrote ${written.map((file) => path.relative(process.cwd(), file)).join(", ")}\n`);
         return 0;
       }
       default:
