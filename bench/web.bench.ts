@@ -4,7 +4,8 @@
  * 1. Start-up: an isolated-vm isolate with a context, bare, against the same with hookd's
  *    runtime evaluated and installed the way sandbox/plugin-isolate.ts does it (one script
  *    compiled per process, then from V8's code cache). Interleaved rounds. Target <= 1.3x.
- * 2. Idle memory of a plugin: the isolate's heap (used and total) after the runtime is installed,
+ * 2. Idle memory of a plugin: the isolate's heap in use (and V8's total, reserved pages included,
+ *    for the bare isolate too) after the runtime is installed,
  *    and the same after a plugin touched Request/Response (the lazily evaluated part: URL, Blob,
  *    FormData, streams). Target <= 1.5 MB for an idle plugin.
  * 3. crypto.subtle.digest("SHA-256") of 1 KB: calls/s inside a real plugin isolate (through the
@@ -42,6 +43,7 @@ export async function run(opts: { quick: boolean }): Promise<Record<string, unkn
   const idleUsed: number[] = [];
   const idleTotal: number[] = [];
   const bareUsed: number[] = [];
+  const bareTotal: number[] = [];
   const touchedUsed: number[] = [];
   for (let i = 0; i < rounds + 5; i++) {
     {
@@ -50,7 +52,11 @@ export async function run(opts: { quick: boolean }): Promise<Record<string, unkn
       const context = await isolate.createContext();
       const elapsed = performance.now() - started;
       if (i >= 5) bare.push(elapsed);
-      if (i >= 5 && i % 10 === 0) bareUsed.push((await isolate.getHeapStatistics()).used_heap_size);
+      if (i >= 5 && i % 10 === 0) {
+        const stats = await isolate.getHeapStatistics();
+        bareUsed.push(stats.used_heap_size);
+        bareTotal.push(stats.total_heap_size);
+      }
       context.release();
       isolate.dispose();
     }
@@ -81,6 +87,7 @@ export async function run(opts: { quick: boolean }): Promise<Record<string, unkn
   const startup = { bare: figure(bare, "ms"), withRuntime: figure(withRuntime, "ms") };
   const memory = {
     bareIsolateUsedMb: figure(mb(bareUsed), "MB"),
+    bareIsolateTotalMb: figure(mb(bareTotal), "MB"),
     idlePluginUsedMb: figure(mb(idleUsed), "MB"),
     idlePluginTotalMb: figure(mb(idleTotal), "MB"),
     afterFetchClassesUsedMb: figure(mb(touchedUsed), "MB"),
@@ -96,7 +103,8 @@ export async function run(opts: { quick: boolean }): Promise<Record<string, unkn
     ratios: { startupWithRuntimeVsBare: startupRatio, digestIsolateVsNode: ratio(digest.isolate, digest.node, "isolate / Node") },
     targets: {
       startup: { target: `<= ${TARGET_STARTUP_RATIO} x bare`, holds: startupRatio === undefined ? null : startupRatio.ratio <= TARGET_STARTUP_RATIO },
-      idleMemory: { target: `<= ${TARGET_IDLE_MB} MB`, holds: memory.idlePluginTotalMb.median <= TARGET_IDLE_MB },
+      // The heap in use; V8's total (reserved pages) is reported beside it, bare and with the runtime.
+      idleMemory: { target: `<= ${TARGET_IDLE_MB} MB used heap`, holds: memory.idlePluginUsedMb.median <= TARGET_IDLE_MB },
     },
   };
   return result;

@@ -28,7 +28,7 @@ Usage:
                                                           run stored events' handlers again, with progress
                                                           (time: ISO-8601, epoch ms, or ago: 30m, 2h, 7d)
   hookd check [--config F] [--plugins DIR]                compile and type-check config and plugins
-  hookd types [--config F]                                write the editor types for the catalog
+  hookd types [--config F]                                write the editor types: catalog, isolate globals
   hookd --version                                         hookd's version and the Node.js it runs on
   hookd init [dir]                                        scaffold a project (config, example plugin and
                                                           its tests, tsconfig, npm scripts, systemd unit)
