@@ -253,7 +253,8 @@ describe("the web platform inside the isolate", () => {
     expect(left).toMatchObject({ ok: true });
     const idle = await host.run(request("leaky", "idle", {}));
     expect(idle).toMatchObject({ ok: true });
-    // Four or so interval ticks during the first run, none after it; the 30 ms timeout never fired.
+    // Four or so interval ticks during the first run, none after it; the 150 ms timeout never fired
+    // (it would have, inside the 400 ms idle run, had it outlived its own run of some 22 ms).
     const idleRun = logs.filter((line) => line.msg === "idle done")[0]!.runId;
     expect(logs.filter((line) => line.runId === idleRun).map((line) => line.msg)).toEqual(["idle done"]);
     expect(logs.some((line) => line.msg?.startsWith("late timeout"))).toBe(false);
