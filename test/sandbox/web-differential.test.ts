@@ -9,6 +9,7 @@ import { compilePlugin } from "../../core/compile/compile-plugin.ts";
 import type { RunOutcome } from "../../core/store/types.ts";
 import { IsolateHost } from "../../sandbox/isolate-host.ts";
 import type { PluginLimits, RunRequest } from "../../sandbox/protocol.ts";
+import type { FetchCall, PluginFetchReply } from "../../core/fetch/policy.ts";
 import { FIXTURES } from "../helpers/daemon.ts";
 
 const LIMITS: PluginLimits = { memoryMb: 128, timeoutMs: 20_000, maxConcurrentRuns: 1, maxHostCallsInFlight: 64 };
@@ -31,6 +32,7 @@ const bytes = (n: number) => Array.from({ length: n }, () => int(256));
 
 let seq = 0;
 const stored = new Map<string, unknown>();
+const fetched: FetchCall[] = [];
 let host: IsolateHost;
 
 beforeAll(async () => {
@@ -43,7 +45,11 @@ beforeAll(async () => {
         return null;
       },
       emit: async () => ({ id: "x" }),
-      fetch: async () => ({ status: 200, statusText: "OK", headers: {}, body: "", url: "" }),
+      fetch: async (call): Promise<PluginFetchReply> => {
+        fetched.push(call);
+        if (call.url.endsWith("/empty")) return { status: 204, statusText: "No Content", headers: {}, body: "", url: call.url };
+        return { status: 201, statusText: "Created", headers: { "content-type": "application/json", "x-echo": String(call.init.method) }, body: JSON.stringify({ got: call.init.body ?? null }), url: `${call.url}#final` };
+      },
     },
   });
   const compiled = await compilePlugin(path.join(FIXTURES, "plugins", "web", "probe.ts"), { root: FIXTURES });
@@ -367,5 +373,37 @@ describe("encodings, base64, crypto and structuredClone agree with Node's on gen
       }
       return out;`;
     await same(code);
+  });
+});
+
+describe("ctx.fetch: a Request or a URL in, a real Response out", () => {
+  it("sends a Request's method, headers and body; answers a Response that keeps the old header properties", async () => {
+    fetched.length = 0;
+    const result = (await inIsolate(`
+      const form = new URLSearchParams({ a: "1 2", b: "é" });
+      const request = new Request("https://api.example.com/in", { method: "put", body: form, headers: [["X-Trace", "t1"]] });
+      const response = await ctx.fetch(request);
+      const copy = response.clone();
+      const json = await response.json();
+      let again; try { await response.text(); again = "read twice"; } catch (e) { again = e.name; }
+      const empty = await ctx.fetch(new URL("https://api.example.com/empty"), { method: "POST", body: new Uint8Array([104, 105]) });
+      let binary; try { await ctx.fetch("https://api.example.com/bin", { method: "POST", body: new Uint8Array([0xff, 0xfe]) }); binary = "sent"; } catch (e) { binary = e.name + ": " + e.message; }
+      return {
+        isResponse: response instanceof Response, status: response.status, statusText: response.statusText, ok: response.ok, type: response.type,
+        url: response.url, redirected: response.redirected, json, again, copied: [...new Uint8Array(await copy.arrayBuffer())].length,
+        header: response.headers.get("X-Echo"), legacy: response.headers["x-echo"], isHeaders: response.headers instanceof Headers, entries: [...response.headers],
+        empty: [empty.status, empty.body, await empty.text()], binary,
+      };`)) as { value: Record<string, unknown> };
+    expect(result.value).toMatchObject({
+      isResponse: true, status: 201, statusText: "Created", ok: true, type: "basic", url: "https://api.example.com/in#final", redirected: true,
+      json: { got: "a=1+2&b=%C3%A9" }, again: "TypeError", header: "PUT", legacy: "PUT", isHeaders: true,
+      entries: [["content-type", "application/json"], ["x-echo", "PUT"]], empty: [204, null, ""],
+    });
+    expect(result.value.copied).toBeGreaterThan(10);
+    expect(String(result.value.binary)).toMatch(/^TypeError: ctx\.fetch: a request body must be UTF-8 text/);
+    expect(fetched.map((call) => [call.url, call.init])).toEqual([
+      ["https://api.example.com/in", { method: "PUT", headers: { "content-type": "application/x-www-form-urlencoded;charset=UTF-8", "x-trace": "t1" }, body: "a=1+2&b=%C3%A9" }],
+      ["https://api.example.com/empty", { method: "POST", headers: {}, body: "hi" }],
+    ]);
   });
 });
