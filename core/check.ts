@@ -9,7 +9,7 @@ import { compilePlugin } from "./compile/compile-plugin.ts";
 import { loadConfig, type LoadConfigOptions } from "./config/load.ts";
 import { HookdError } from "../sandbox/contract/errors.ts";
 import { ownTypes } from "../sandbox/contract/locate.ts";
-import { envDeclarationPath, writeEnvDeclaration } from "./env-types.ts";
+import { envDeclarationPath, globalsDeclarationPath, writeEnvDeclaration } from "./env-types.ts";
 import { discoverPlugins } from "./plugins/discover.ts";
 import { createSandbox, RUNTIME_FILES } from "../sandbox/index.ts";
 import type { PluginManifest } from "../sandbox/contract/run.ts";
@@ -37,7 +37,7 @@ export async function checkProject(options: LoadConfigOptions, out: NodeJS.Writa
   const config = await loadConfig(options);
   const root = path.dirname(config.plugins.dir);
   const problems: Problem[] = [];
-  await writeEnvDeclaration(config.file);
+  await writeEnvDeclaration(config.file, config.plugins.dir);
 
   const entries = await discoverPlugins(config.plugins.dir);
   const compiled = new Map<string, Awaited<ReturnType<typeof compilePlugin>>>();
@@ -56,7 +56,7 @@ export async function checkProject(options: LoadConfigOptions, out: NodeJS.Writa
 
   // Only what compiled: the compiler vetted its files (TypeScript would read a FIFO named like a
   // plugin, blocking, or a file outside the plugins folder).
-  for (const diagnostic of typeCheck(config.file, entries.filter((e) => compiled.has(e.name)).map((e) => e.file))) problems.push(diagnostic);
+  for (const diagnostic of typeCheck(config.file, config.plugins.dir, entries.filter((e) => compiled.has(e.name)).map((e) => e.file))) problems.push(diagnostic);
 
   // Load what compiled, in a real sandbox, to learn what each plugin subscribes to.
   const manifests = new Map<string, PluginManifest>();
@@ -113,7 +113,7 @@ export async function checkProject(options: LoadConfigOptions, out: NodeJS.Writa
 }
 
 /** Type errors in the config and plugin files, with the project's own tsconfig when it has one. */
-function typeCheck(configFile: string, pluginFiles: string[]): Problem[] {
+function typeCheck(configFile: string, pluginsDir: string, pluginFiles: string[]): Problem[] {
   const dir = path.dirname(configFile);
   const tsconfigPath = ts.findConfigFile(dir, ts.sys.fileExists, "tsconfig.json");
   let compilerOptions: ts.CompilerOptions = {
@@ -139,9 +139,30 @@ function typeCheck(configFile: string, pluginFiles: string[]): Problem[] {
       paths: { ...compilerOptions.paths, hookd: [OWN_FILES.api], "hookd/config": [OWN_FILES.config], "hookd/catalog": [OWN_FILES.catalog] },
     };
   }
-  const rootNames = [configFile, envDeclarationPath(configFile), ...pluginFiles].filter((f) => existsSync(f));
-  const program = ts.createProgram({ rootNames, options: compilerOptions });
-  const checked = new Set(rootNames.map((f) => path.resolve(f)));
+  // The config in the project's own program; the plugins in one with exactly the isolate's globals
+  // (plugins/tsconfig.json, which `hookd types` writes): `process` or `document` there is an error.
+  const configNames = [configFile, envDeclarationPath(configFile)].filter((f) => existsSync(f));
+  const pluginNames = [envDeclarationPath(configFile), globalsDeclarationPath(configFile), ...pluginFiles].filter((f) => existsSync(f));
+  let pluginOptions = pluginCompilerOptions(pluginsDir, compilerOptions);
+  // Where the plugins' own tsconfig cannot resolve `hookd`, the project's way (or this installation's files) is used.
+  if (ts.resolveModuleName("hookd", pluginNames.at(-1) ?? configFile, pluginOptions, ts.sys).resolvedModule === undefined) {
+    pluginOptions = { ...pluginOptions, paths: compilerOptions.paths, baseUrl: compilerOptions.baseUrl, pathsBasePath: compilerOptions.pathsBasePath };
+  }
+  return [...diagnose(ts.createProgram({ rootNames: configNames, options: compilerOptions }), configNames), ...diagnose(ts.createProgram({ rootNames: pluginNames, options: pluginOptions }), pluginFiles)];
+}
+
+/** The options of the plugins' own tsconfig.json, else the project's with ES2023 and no `types`. */
+function pluginCompilerOptions(pluginsDir: string, projectOptions: ts.CompilerOptions): ts.CompilerOptions {
+  const found = path.join(pluginsDir, "tsconfig.json");
+  if (existsSync(found)) {
+    const read = ts.readConfigFile(found, ts.sys.readFile);
+    return { ...ts.parseJsonConfigFileContent(read.config, ts.sys, path.dirname(found)).options, noEmit: true };
+  }
+  return { ...projectOptions, lib: ["lib.es2023.d.ts"], types: [], noEmit: true };
+}
+
+function diagnose(program: ts.Program, files: string[]): Problem[] {
+  const checked = new Set(files.map((f) => path.resolve(f)));
   return ts
     .getPreEmitDiagnostics(program)
     .filter((d) => d.file === undefined || checked.has(path.resolve(d.file.fileName)))

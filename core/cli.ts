@@ -28,7 +28,7 @@ Usage:
                                                           run stored events' handlers again, with progress
                                                           (time: ISO-8601, epoch ms, or ago: 30m, 2h, 7d)
   hookd check [--config F] [--plugins DIR]                compile and type-check config and plugins
-  hookd types [--config F]                                write the editor types for the catalog
+  hookd types [--config F]                                write the editor types: catalog, isolate globals
   hookd --version                                         hookd's version and the Node.js it runs on
   hookd init [dir]                                        scaffold a project (config, example plugin and
                                                           its tests, tsconfig, npm scripts, systemd unit)
@@ -103,10 +103,10 @@ export async function main(argv: string[]): Promise<number> {
         return 0;
       }
       case "types": {
-        const { envDeclarationPath, writeEnvDeclaration } = await import("./env-types.ts");
+        const { writeEnvDeclaration } = await import("./env-types.ts");
         const config = await loadConfig(configOptions);
-        await writeEnvDeclaration(config.file);
-        process.stdout.write(`wrote ${path.relative(process.cwd(), envDeclarationPath(config.file))}\n`);
+        const written = await writeEnvDeclaration(config.file, config.plugins.dir);
+        process.stdout.write(`wrote ${written.map((file) => path.relative(process.cwd(), file)).join(", ")}\n`);
         return 0;
       }
       default:

@@ -25,6 +25,9 @@ const HOOKD_PACKAGE = PACKAGE_JSON;
  */
 const PUBLISHED = false;
 
+/** What writeEnvDeclaration adds: the catalog's types, the isolate's globals, the plugins' tsconfig. */
+const EDITOR_TYPES = ["hookd-env.d.ts", "hookd-globals.d.ts", path.join("plugins", "tsconfig.json")];
+
 /** Where the packed hookd goes in a project, relative to it. */
 const VENDOR_DIR = "vendor";
 
@@ -49,7 +52,7 @@ export async function initProject(target: string): Promise<InitResult> {
   const tarball = PUBLISHED ? undefined : path.join(VENDOR_DIR, `${PACKAGE_NAME}-${HOOKD_PACKAGE.version}.tgz`);
   files.set("package.json", `${JSON.stringify(packageJson(name, tarball), null, 2)}\n`);
 
-  const existing = [...files.keys(), "hookd-env.d.ts", ...(tarball ? [tarball] : [])].filter((file) => existsSync(path.join(dir, file)));
+  const existing = [...files.keys(), ...EDITOR_TYPES, ...(tarball ? [tarball] : [])].filter((file) => existsSync(path.join(dir, file)));
   if (existing.length > 0) throw new HookdError("HOOKD_INIT_CONFLICT", [dir, existing.sort().join(", ")]);
   // First, so a failed pack leaves no half project behind.
   if (tarball) await packHookd(path.join(dir, tarball));
@@ -59,7 +62,7 @@ export async function initProject(target: string): Promise<InitResult> {
     await writeFile(path.join(dir, relative), contents, { flag: "wx" });
   }
   await writeEnvDeclaration(path.join(dir, "events.config.ts"));
-  return { dir, files: [...files.keys(), "hookd-env.d.ts", ...(tarball ? [tarball] : [])].sort() };
+  return { dir, files: [...files.keys(), ...EDITOR_TYPES, ...(tarball ? [tarball] : [])].sort() };
 }
 
 /** What `hookd init` prints: what was written and what to run next. */

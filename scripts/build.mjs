@@ -45,7 +45,7 @@ async function bundlePackages() {
   const esbuild = await import("esbuild");
   // Not the code that runs inside isolates (the shim plugins are bundled with, the runtime): it
   // has no Node, and esbuild bundles it again for each plugin.
-  const isolateCode = new Set(["shim.js", "bootstrap.js", "web.js", "url.js", runtime.RUNTIME_BUNDLE].map((name) => path.join(DIST, "sandbox/runtime", name)));
+  const isolateCode = new Set(["shim.js", "bootstrap.js", "web.js", "url.js", "fetch-api.js", "fetch-packages.js", runtime.RUNTIME_BUNDLE].map((name) => path.join(DIST, "sandbox/runtime", name)));
   // Only what tsc emitted (a module with its .d.ts): not the console's browser script.
   const entries = listJs(DIST).filter((file) => existsSync(file.replace(/\.js$/, ".d.ts")) && !isolateCode.has(file));
   await esbuild.build({

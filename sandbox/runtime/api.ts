@@ -49,23 +49,37 @@ export interface PluginKv {
 
 export interface FetchInit {
   method?: string;
-  headers?: Record<string, string>;
-  body?: string;
+  headers?: Record<string, string> | Headers | Array<[string, string]>;
+  /** Sent as UTF-8 text: a string, or a body (URLSearchParams, FormData, Blob, bytes) whose bytes are UTF-8. */
+  body?: string | ArrayBuffer | ArrayBufferView | Blob | FormData | URLSearchParams | null;
   /**
    * An AbortSignal (e.g. `AbortSignal.timeout(500)`): the call rejects with its reason when it
    * aborts. The request itself is cut when the run ends.
    */
-  signal?: { readonly aborted: boolean; readonly reason: unknown; throwIfAborted(): void; addEventListener(type: "abort", listener: () => void, options?: { once?: boolean }): void };
+  signal?: { readonly aborted: boolean; readonly reason: unknown; throwIfAborted(): void; addEventListener(type: "abort", listener: () => void, options?: { once?: boolean }): void } | null;
 }
 
+/**
+ * What ctx.fetch answers: a real `Response` of the isolate. Its headers are a real `Headers`
+ * whose header names also read as properties (`response.headers["content-type"]`), as when
+ * ctx.fetch answered a plain object.
+ */
 export interface FetchResponse {
   readonly status: number;
   readonly statusText: string;
   readonly ok: boolean;
   readonly url: string;
-  readonly headers: Readonly<Record<string, string>> & { get(name: string): string | null };
+  readonly redirected: boolean;
+  readonly type: string;
+  readonly headers: Headers & Readonly<Record<string, string>>;
+  readonly bodyUsed: boolean;
   text(): Promise<string>;
   json<T = unknown>(): Promise<T>;
+  arrayBuffer(): Promise<ArrayBuffer>;
+  bytes(): Promise<Uint8Array>;
+  blob(): Promise<Blob>;
+  formData(): Promise<FormData>;
+  clone(): FetchResponse;
 }
 
 /** Everything a handler can reach besides its payload. */
@@ -77,7 +91,7 @@ export interface Ctx {
   readonly secrets: Readonly<Record<string, string | undefined>>;
   readonly kv: PluginKv;
   /** Reaches only URLs matching the plugin's `plugin({ fetch })` patterns. */
-  fetch(url: string, init?: FetchInit): Promise<FetchResponse>;
+  fetch(input: string | URL | Request, init?: FetchInit): Promise<FetchResponse>;
   /** Publishes a new event through the same validation as the HTTP ingress. */
   emit<K extends EventName>(name: K, payload: EventInput<K>): Promise<{ id: string }>;
 }

@@ -18,6 +18,7 @@
 import type { HostCallArgs, HostCallName, HostCallResult } from "../contract/host-calls.ts";
 import { guardWebAssembly } from "./wasm-guard.ts";
 import { installWeb, setErrorReporter, type TimerRun } from "./web.ts";
+import type { HostFetchReply } from "./fetch-api.ts";
 
 /** The part of isolated-vm's Reference this runtime uses. */
 interface HostReference {
@@ -157,7 +158,7 @@ export function install(host: HostReference, memoryMb = 64, syncHost?: SyncHostR
     return newest;
   };
   const liveOf = (run: TimerRun | undefined) => (run === undefined ? undefined : (apply(mapGet, liveRuns, [run.runId]) as { timers: TimerRun; budget: RunBudget; log: ReturnType<typeof makeLogger> } | undefined));
-  installWeb({
+  const webApi = installWeb({
     currentRun: pickRun,
     liveRuns: () => arrayFrom(apply(mapKeys, liveRuns, []) as Iterable<string>, (runId) => (apply(mapGet, liveRuns, [runId]) as { timers: TimerRun }).timers),
     enterRun: (run) => {
@@ -363,15 +364,11 @@ export function install(host: HostReference, memoryMb = 64, syncHost?: SyncHostR
         }
         return callHost("emit", runId, [name, payload], budget);
       },
-      fetch: async (url: string, init?: { method?: string; headers?: Record<string, string>; body?: string; signal?: AbortSignal }) => {
-        const signal = init?.signal;
-        let sent: { method?: string; headers?: Record<string, string>; body?: string } = init ?? {};
-        if (signal !== undefined) {
-          const { signal: _signal, ...rest } = init!;
-          sent = rest;
-          signal.throwIfAborted();
-        }
-        const call = callHost("fetch", runId, [stringOf(url), sent], budget);
+      fetch: async (input: unknown, init?: unknown) => {
+        // ---- web platform (issue 20): a Request or a URL in, a real Response out (fetch-api.ts).
+        const { url, init: sent, signal } = await webApi.fetch().hostRequest(input, init);
+        signal?.throwIfAborted();
+        const call = callHost("fetch", runId, [url, sent], budget);
         const aborted =
           signal === undefined
             ? call
@@ -379,22 +376,8 @@ export function install(host: HostReference, memoryMb = 64, syncHost?: SyncHostR
                 signal.addEventListener("abort", () => reject(signal.reason), { once: true });
                 apply(then, call, [resolve, reject]);
               });
-        const reply = (await aborted) as {
-          status: number;
-          statusText: string;
-          headers: Record<string, string>;
-          body: string;
-          url: string;
-        };
-        return freeze({
-          status: reply.status,
-          statusText: reply.statusText,
-          ok: reply.status >= 200 && reply.status < 300,
-          url: reply.url,
-          headers: freeze({ ...reply.headers, get: (name: string) => reply.headers[stringOf(name).toLowerCase()] ?? null }),
-          text: async () => reply.body,
-          json: async () => parse(reply.body) as unknown,
-        });
+        return webApi.fetch().hostResponse((await aborted) as HostFetchReply, url);
+        // ---- end web platform
       },
     });
   }

@@ -5,6 +5,7 @@
  * once per process.
  */
 import { readFile } from "node:fs/promises";
+import { createRequire } from "node:module";
 import path from "node:path";
 import { COMPILED, ownFile } from "../contract/locate.ts";
 import { LAZY_URL_MARKER } from "./marker.ts";
@@ -39,6 +40,7 @@ export async function bundleRuntime(entry: string): Promise<string> {
     minify: true,
     legalComments: "none",
     banner: { js: '"use strict";' },
+    plugins: [isolateStandIns],
     logLevel: "silent",
   });
   const runtime = await esbuild
@@ -57,3 +59,18 @@ export async function bundleRuntime(entry: string): Promise<string> {
     .then((result) => result.outputFiles[0]!.text);
   return `${runtime}${LAZY_URL_MARKER}${url.outputFiles[0]!.text}`;
 }
+
+/**
+ * fetch-blob loads a Node stream module for itself (streams.cjs: `require("node:stream/web")`)
+ * and its from.js reads files with node:fs; inside an isolate the streams come from
+ * web-streams-polyfill (fetch-packages.ts) and there are no files, so the first is left out and
+ * node-fetch's multipart parser gets fetch-blob's plain File instead of the file reader.
+ */
+const isolateStandIns = {
+  name: "hookd-isolate-stand-ins",
+  setup(build: { onResolve(options: { filter: RegExp }, callback: (args: { path: string; importer: string; resolveDir: string }) => unknown): void; onLoad(options: { filter: RegExp; namespace: string }, callback: () => unknown): void }) {
+    build.onResolve({ filter: /streams\.cjs$/ }, (args) => (args.importer.includes(`${path.sep}fetch-blob${path.sep}`) ? { path: "fetch-blob-streams", namespace: "hookd-empty" } : undefined));
+    build.onResolve({ filter: /^fetch-blob\/from\.js$/ }, (args) => ({ path: createRequire(args.importer).resolve("fetch-blob/file.js") }));
+    build.onLoad({ filter: /.*/, namespace: "hookd-empty" }, () => ({ contents: "", loader: "js" }));
+  },
+};

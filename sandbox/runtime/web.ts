@@ -9,6 +9,8 @@
  * outside a run and a setInterval loop cannot outlive its run.
  */
 
+import { fetchClasses, type FetchClasses, type FetchDeps, type FetchPackages } from "./fetch-api.ts";
+
 /** At most this many timers pending per run; one more throws a RangeError. */
 export const MAX_TIMERS_PER_RUN = 10_000;
 /** Web Crypto's limit for getRandomValues; digests and HMAC take at most MAX_CRYPTO_INPUT. */
@@ -250,7 +252,7 @@ type LazyName = (typeof LAZY_NAMES)[number];
 
 // ---------------------------------------------------------------- timers, crypto, console
 
-export function installWeb(host: WebHost): void {
+export function installWeb(host: WebHost): { fetch: () => FetchClasses } {
   const global = globalThis as Record<string, unknown>;
   let nextId = 1;
 
@@ -333,29 +335,75 @@ export function installWeb(host: WebHost): void {
   let classes: Record<LazyName, unknown> | undefined;
   const lazyGlobal = (name: string, value: () => unknown) =>
     Object.defineProperty(global, name, { configurable: true, enumerable: false, get: () => value(), set: (replaced: unknown) => define(name, replaced) });
-  for (const name of LAZY_NAMES) {
-    lazyGlobal(name, () => {
-      if (classes === undefined) {
-        classes = webClasses(host, (fn, ms) => addTimer(fn, ms, [], false));
-        for (const each of LAZY_NAMES) define(each, classes[each]);
-      }
-      return classes[name];
-    });
-  }
+  const ensureClasses = (): Record<LazyName, unknown> => {
+    if (classes === undefined) {
+      classes = webClasses(host, (fn, ms) => addTimer(fn, ms, [], false));
+      for (const each of LAZY_NAMES) define(each, classes[each]);
+    }
+    return classes;
+  };
+  for (const name of LAZY_NAMES) lazyGlobal(name, () => ensureClasses()[name]);
 
-  // URL and URLSearchParams are evaluated on first touch (see url.ts): most plugins never pay.
+  // URL, URLSearchParams, Blob, File, FormData and the streams are evaluated on first touch
+  // (see url.ts): most plugins never pay.
   const FunctionCtor = Function;
-  let urlModule: { URL: unknown; URLSearchParams: unknown } | undefined;
+  let urlModule: (FetchPackages & Record<PackageName, unknown>) | undefined;
   const loadUrl = () => {
     if (urlModule === undefined) {
       const code = host.urlCode();
-      urlModule = new FunctionCtor(`${code}\nreturn __hookdUrl;`)() as { URL: unknown; URLSearchParams: unknown };
-      define("URL", urlModule.URL);
-      define("URLSearchParams", urlModule.URLSearchParams);
+      urlModule = new FunctionCtor(`${code}\nreturn __hookdUrl;`)() as FetchPackages & Record<PackageName, unknown>;
+      for (const name of PACKAGE_NAMES) define(name, urlModule[name]);
     }
     return urlModule;
   };
-  for (const name of ["URL", "URLSearchParams"] as const) lazyGlobal(name, () => loadUrl()[name]);
+  for (const name of PACKAGE_NAMES) lazyGlobal(name, () => loadUrl()[name]);
+
+  // Request and Response (fetch-api.ts), made on first touch, from the classes above.
+  let fetchApi: FetchClasses | undefined;
+  const loadFetch = (): FetchClasses => {
+    if (fetchApi === undefined) {
+      fetchApi = fetchClasses({ ...(ensureClasses() as unknown as Pick<FetchDeps, "Headers" | "AbortController" | "TextEncoder" | "TextDecoder">), packages: loadUrl, loadedPackages: () => urlModule });
+      define("Request", fetchApi.Request);
+      define("Response", fetchApi.Response);
+    }
+    return fetchApi;
+  };
+  for (const name of ["Request", "Response"] as const) lazyGlobal(name, () => loadFetch()[name]);
+  return { fetch: loadFetch };
+}
+
+/** The globals that come from the bundled packages (url.ts, fetch-packages.ts). */
+const PACKAGE_NAMES = ["URL", "URLSearchParams", "Blob", "File", "FormData", "ReadableStream", "WritableStream", "TransformStream"] as const;
+type PackageName = (typeof PACKAGE_NAMES)[number];
+
+/** How many bytes at the end of `bytes` start a UTF-8 sequence that more bytes could still finish. */
+function utf8Tail(bytes: Uint8Array): number {
+  for (let back = 1; back <= 3 && back <= bytes.length; back++) {
+    const lead = bytes[bytes.length - back]!;
+    if (lead >= 0x80 && lead < 0xc0) continue;
+    const need = lead >= 0xc2 && lead <= 0xdf ? 2 : lead >= 0xe0 && lead <= 0xef ? 3 : lead >= 0xf0 && lead <= 0xf4 ? 4 : 1;
+    if (need <= back) return 0;
+    // The second byte's range depends on the lead (no overlongs, no surrogates, nothing past U+10FFFF).
+    const second = bytes[bytes.length - back + 1];
+    if (second !== undefined) {
+      const lower = lead === 0xe0 ? 0xa0 : lead === 0xf0 ? 0x90 : 0x80;
+      const upper = lead === 0xed ? 0x9f : lead === 0xf4 ? 0x8f : 0xbf;
+      if (second < lower || second > upper) return 0;
+    }
+    return back;
+  }
+  return 0;
+}
+
+/** The odd byte at the end, and a lead surrogate that the next unit may complete. */
+function utf16Tail(bytes: Uint8Array, bigEndian: boolean): number {
+  const odd = bytes.length % 2;
+  const end = bytes.length - odd;
+  if (end >= 2) {
+    const unit = bigEndian ? (bytes[end - 2]! << 8) | bytes[end - 1]! : bytes[end - 2]! | (bytes[end - 1]! << 8);
+    if (unit >= 0xd800 && unit <= 0xdbff) return odd + 2;
+  }
+  return odd;
 }
 
 /** The web classes and the crypto object, made once per isolate, on first touch. */
@@ -392,18 +440,38 @@ function webClasses(host: WebHost, timeout: (fn: () => void, ms: number) => void
       this.fatal = Boolean(options?.fatal);
       this.ignoreBOM = Boolean(options?.ignoreBOM);
     }
+    /** Bytes of an unfinished sequence kept from the last `stream: true` call; whether the BOM was seen. */
+    #pending: Uint8Array | undefined = undefined;
+    #started = false;
     decode(input?: unknown, options?: { stream?: boolean }): string {
-      if (options?.stream) throw new TypeError("TextDecoder: streaming is not supported in hookd");
-      const bytes = input === undefined ? new Uint8Array(0) : bytesOf(input, "TextDecoder.decode: input");
-      if (this.encoding === "utf-8") return this.utf8(bytes);
+      let bytes = input === undefined ? new Uint8Array(0) : bytesOf(input, "TextDecoder.decode: input");
+      const stream = Boolean(options?.stream);
+      if (this.#pending !== undefined) {
+        const joined = new Uint8Array(this.#pending.length + bytes.length);
+        joined.set(this.#pending);
+        joined.set(bytes, this.#pending.length);
+        bytes = joined;
+        this.#pending = undefined;
+      }
+      if (stream) {
+        const keep = this.encoding === "utf-8" ? utf8Tail(bytes) : this.encoding === "windows-1252" ? 0 : utf16Tail(bytes, this.encoding === "utf-16be");
+        if (keep > 0) {
+          this.#pending = bytes.slice(bytes.length - keep);
+          bytes = bytes.subarray(0, bytes.length - keep);
+        }
+      }
+      // The BOM is looked for once per stream: at its first bytes.
+      const ignoreBOM = this.ignoreBOM || (this.#started && bytes.length > 0);
+      if (bytes.length > 0 || !stream) this.#started = stream;
+      if (this.encoding === "utf-8") return this.utf8(bytes, ignoreBOM);
       if (this.encoding === "windows-1252") return latin1(bytes);
-      return this.utf16(bytes, this.encoding === "utf-16be");
+      return this.utf16(bytes, this.encoding === "utf-16be", ignoreBOM);
     }
     private fail(): string {
       throw new TypeError(`The encoded data was not valid for encoding ${this.encoding}`);
     }
-    private utf8(bytes: Uint8Array): string {
-      let i = !this.ignoreBOM && bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf ? 3 : 0;
+    private utf8(bytes: Uint8Array, ignoreBOM: boolean): string {
+      let i = !ignoreBOM && bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf ? 3 : 0;
       const units: number[] = [];
       let out = "";
       while (i < bytes.length) {
@@ -457,12 +525,12 @@ function webClasses(host: WebHost, timeout: (fn: () => void, ms: number) => void
       }
       return out + String.fromCharCode(...units);
     }
-    private utf16(bytes: Uint8Array, bigEndian: boolean): string {
+    private utf16(bytes: Uint8Array, bigEndian: boolean, ignoreBOM: boolean): string {
       const codes: number[] = [];
       let out = "";
       let i = 0;
       const unit = (at: number) => (bigEndian ? (bytes[at]! << 8) | bytes[at + 1]! : bytes[at]! | (bytes[at + 1]! << 8));
-      if (!this.ignoreBOM && bytes.length >= 2 && unit(0) === 0xfeff) i = 2;
+      if (!ignoreBOM && bytes.length >= 2 && unit(0) === 0xfeff) i = 2;
       for (; i + 1 < bytes.length; i += 2) {
         const code = unit(i);
         if (code >= 0xd800 && code <= 0xdbff) {

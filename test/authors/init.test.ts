@@ -86,6 +86,8 @@ describe("hookd init", { timeout: 120_000 }, () => {
       "tsconfig.json",
       "vitest.config.ts",
       "hookd-env.d.ts",
+      "hookd-globals.d.ts",
+      "plugins/tsconfig.json",
       "deploy/hookd.service",
       ".gitignore",
       "README.md",
@@ -195,7 +197,7 @@ describe("hookd init", { timeout: 120_000 }, () => {
     unlinkSync(file("hookd-env.d.ts"));
     const typed = await run(file("node_modules/.bin/hookd"), ["types"], project);
     expect(typed.code).toBe(0);
-    expect(typed.stdout).toBe("wrote hookd-env.d.ts\n");
+    expect(typed.stdout).toBe("wrote hookd-env.d.ts, hookd-globals.d.ts, plugins/tsconfig.json\n");
     expect(existsSync(file("hookd-env.d.ts"))).toBe(true);
 
     unlinkSync(file("hookd-env.d.ts"));
