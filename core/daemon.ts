@@ -35,6 +35,7 @@ import type { HostServices, Sandbox } from "../sandbox/protocol.ts";
 import { SandboxSupervisor } from "../sandbox/supervisor.ts";
 import { warnOnceIfMissing } from "../sandbox/wall.ts";
 import { PluginWatcher } from "./plugins/watcher.ts";
+import { deliverAtFromOptions } from "./time/delay.ts";
 
 /** What the closing steps of a stop get beyond the drain budget (see Daemon.stop). */
 const STOP_MARGIN_MS = 5000;
@@ -127,8 +128,12 @@ export class Daemon {
         if (op === "delete") return store.kvDelete(plugin, a as string);
         return store.kvList(plugin, a as string, b as number);
       },
-      emit: (_plugin, from, name, payload) =>
-        this.intake.accept({ name, body: payload, source: "emit", parent: { eventId: from.eventId, depth: from.depth } }).then(({ id }) => ({ id })),
+      emit: async (_plugin, from, name, payload, options) => {
+        // ctx.emit(name, payload, { delay } | { at }): checked before anything is stored.
+        const deliverAt = deliverAtFromOptions(options, Date.now());
+        const { id } = await this.intake.accept({ name, body: payload, source: "emit", parent: { eventId: from.eventId, depth: from.depth }, deliverAt });
+        return { id };
+      },
       fetch: (call) => fetchService.fetch(call),
     };
 
@@ -204,9 +209,11 @@ export class Daemon {
       routes: () => this.config.routes,
       delivery: () => this.config.delivery,
       limits: () => ({ maxDepth: this.config.server.maxDepth, maxBytes: this.config.server.bodyLimit }),
-      onAccepted: ({ name, id, source }) => {
+      onAccepted: ({ name, id, source, deliverAt }) => {
         this.metrics.eventsAccepted.inc({ event: name, source });
         this.console.eventAccepted(id);
+        // A delayed event: a timer for its due time, whatever the dispatcher is busy with now.
+        if (deliverAt !== undefined) this.dispatcher.wakeAtTime(deliverAt);
         this.dispatcher.wake();
       },
       onRejected: ({ name, reason }) => this.metrics.eventsRejected.inc({ event: name, reason }),

@@ -170,7 +170,7 @@ export class IsolateHost implements Sandbox {
         const usage = this.usage.get(run.runId);
         if (usage && ++usage.emits > limits.maxEmitsPerRun) throw new HookdError("HOOKD_RUN_EMIT_LIMIT", [limits.maxEmitsPerRun]);
         if (typeof args[0] !== "string") throw new HookdError("HOOKD_EVENT_UNKNOWN", [String(args[0])]);
-        return this.options.services.emit(plugin, run.meta, args[0], args[1]);
+        return this.options.services.emit(plugin, run.meta, args[0], args[1], args[2] ?? undefined);
       }
       case "fetch": {
         // Performed by the daemon's fetch service, under what this version declared at load.

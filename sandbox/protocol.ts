@@ -74,7 +74,8 @@ export interface RunMeta {
 export interface HostServices {
   log(record: PluginLogRecord): void;
   kv(plugin: string, op: "get" | "set" | "delete" | "list", args: unknown[]): Promise<unknown>;
-  emit(plugin: string, from: RunMeta, name: string, payload: unknown): Promise<{ id: string }>;
+  /** `options`: ctx.emit's third argument as the plugin gave it (`{ delay }` or `{ at }`), checked by the daemon. */
+  emit(plugin: string, from: RunMeta, name: string, payload: unknown, options?: unknown): Promise<{ id: string }>;
   /** Performed by the daemon (core/fetch/fetch-service.ts) under the call's policy. */
   fetch(call: FetchCall): Promise<PluginFetchReply>;
 }

@@ -54,6 +54,8 @@ const CODES_A_PLUGIN_MAY_CARRY = new Set([
   "HOOKD_EVENT_INVALID",
   "HOOKD_EVENT_EMIT_DEPTH",
   "HOOKD_EVENT_EMIT_BUDGET",
+  // ctx.emit's { delay } / { at } refused (core/time/delay.ts).
+  "HOOKD_EVENT_DELAY_INVALID",
   "HOOKD_HOST_CALL_UNKNOWN",
   "HOOKD_HOST_CALL_INVALID",
 ]);
@@ -68,6 +70,7 @@ const NOT_RETRIABLE = new Set([
   "HOOKD_HTTP_TOO_DEEP",
   "HOOKD_EVENT_TOO_LARGE",
   "HOOKD_EVENT_INVALID",
+  "HOOKD_EVENT_DELAY_INVALID",
   "HOOKD_EVENT_EMIT_DEPTH",
   // The root's budget never grows back: a retry would be refused the same way.
   "HOOKD_EVENT_EMIT_BUDGET",

@@ -304,8 +304,8 @@ export class SandboxProcess {
         const [kvOp, ...rest] = args as ["get" | "set" | "delete" | "list", ...unknown[]];
         value = await this.options.services.kv(plugin, kvOp, rest);
       } else {
-        const [from, name, payload] = args as [RunRequest["meta"], string, unknown];
-        value = await this.options.services.emit(plugin, from, name, payload);
+        const [from, name, payload, options] = args as [RunRequest["meta"], string, unknown, unknown];
+        value = await this.options.services.emit(plugin, from, name, payload, options ?? undefined);
       }
       this.outbox.send({ t: "hostReply", callId, ok: true, value });
     } catch (error) {

@@ -66,7 +66,7 @@ const host = new IsolateHost({
   services: {
     log: (record) => outbox.send({ t: "log", record }),
     kv: (plugin, op, args) => callDaemon(plugin, "kv", [op, ...args]),
-    emit: (plugin, from, name, payload) => callDaemon(plugin, "emit", [from, name, payload]) as Promise<{ id: string }>,
+    emit: (plugin, from, name, payload, options) => callDaemon(plugin, "emit", [from, name, payload, options ?? null]) as Promise<{ id: string }>,
     // The daemon fetches: it knows the run, so only the run and the request travel (its own
     // records say what the plugin may reach), and it aborts the fetch when the run's result arrives.
     fetch: (call) => callDaemon(call.plugin, "fetch", [call.runId, call.url, call.init]) as Promise<PluginFetchReply>,

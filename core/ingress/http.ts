@@ -19,6 +19,7 @@ import type { EventIntake } from "./intake.ts";
 import { DEFAULT_MAX_DEPTH, jsonTextTooDeep } from "./depth.ts";
 import { truncateText } from "../truncate.ts";
 import type { Replayer } from "../delivery/replay.ts";
+import { deliverAtFromHeaders } from "../time/delay.ts";
 
 /** Which daemon answers: `HOOKD_INSTANCE_ID`, or hostname:pid. */
 export const INSTANCE_ID = process.env.HOOKD_INSTANCE_ID || `${hostname()}:${process.pid}`;
@@ -50,7 +51,7 @@ export interface HttpDeps {
 }
 
 const PUBLIC_PATHS = new Set(["/healthz", "/readyz"]);
-const RUN_STATUSES = new Set(["pending", "running", "done", "dead", "failed"]);
+const RUN_STATUSES = new Set(["pending", "running", "done", "dead", "failed", "cancelled"]);
 
 export function createHttpServer(deps: HttpDeps): FastifyInstance {
   const app = Fastify({
@@ -153,14 +154,17 @@ export function createHttpServer(deps: HttpDeps): FastifyInstance {
       }
     },
     handler: async (request, reply) => {
+      // `hookd-delay: 2h` / `hookd-deliver-at: <ISO 8601>`: a bad value is a 400 before anything is read or stored.
+      const deliverAt = deliverAtFromHeaders(request.headers, Date.now());
       const accepted = await deps.intake.accept({
         name: request.params.name,
         body: await readPayload(request),
         source: "http",
         idempotencyKey: idempotencyKeyOf(request),
+        deliverAt,
       });
       if (accepted.duplicate) reply.header("idempotent-replayed", "true");
-      return reply.code(202).send({ id: accepted.id });
+      return reply.code(202).send(deliverAt === undefined || accepted.duplicate ? { id: accepted.id } : { id: accepted.id, deliverAt: new Date(deliverAt).toISOString() });
     },
   });
 
@@ -198,6 +202,11 @@ export function createHttpServer(deps: HttpDeps): FastifyInstance {
   // History pages newest first; `next` is the URL of the following page (null on the last one).
   app.get<{ Querystring: Record<string, string | undefined> }>("/api/events", async (request) => {
     const q = request.query;
+    // Delayed events not due yet, soonest first (one page of up to `limit`).
+    if (q.scheduled === "true" || q.scheduled === "1") {
+      const events = fitPage(await deps.store.listScheduledEvents({ now: Date.now(), limit: pageLimit(q.limit) }), pageBounds().page);
+      return { events: events.map((event) => ({ ...event, state: "scheduled" })), next: null };
+    }
     const limit = pageLimit(q.limit);
     const bounds = pageBounds();
     const listed = await deps.store.listEvents({
@@ -256,6 +265,12 @@ export function createHttpServer(deps: HttpDeps): FastifyInstance {
     const run = await deps.store.retryDelivery(id, Date.now());
     deps.onRetried(run);
     return reply.code(202).send({ run });
+  });
+
+  // A delayed event's runs that have not started are cancelled (status `cancelled`); 409 when none is left.
+  app.post<{ Params: { id: string } }>("/api/events/:id/cancel", async (request) => {
+    const cancelled = await deps.store.cancelScheduledEvent(request.params.id, Date.now());
+    return { id: request.params.id, cancelled };
   });
 
   // Replay: `{ event, since, until?, plugin?, batch? }`; with `batch`, continue with the answer's

@@ -70,6 +70,11 @@ const MIGRATIONS: readonly string[] = [
   ALTER TABLE events ADD COLUMN descendants integer NOT NULL DEFAULT 0;
   CREATE INDEX deliveries_pending_by_plugin ON deliveries(plugin, suspect, next_at, id) WHERE status = 'pending';
   `,
+  // Delayed events (core/time/delay.ts): their due time, and the scheduled list by it.
+  `
+  ALTER TABLE events ADD COLUMN deliver_at bigint;
+  CREATE INDEX events_scheduled ON events(deliver_at) WHERE deliver_at IS NOT NULL;
+  `,
 ];
 
 export const PG_SCHEMA_VERSION = MIGRATIONS.length;

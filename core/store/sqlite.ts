@@ -37,6 +37,7 @@ import type {
   EventRecord,
   ListEventsFilter,
   ListRunsFilter,
+  ListScheduledFilter,
   NewEvent,
   PruneOptions,
   Store,
@@ -130,6 +131,14 @@ export class SqliteStore implements Store {
     return this.write({ op: "prune", options });
   }
 
+  cancelScheduledEvent(id: string, now: number): Promise<number> {
+    return this.write({ op: "cancelScheduled", id, now });
+  }
+
+  async listScheduledEvents(filter: ListScheduledFilter): Promise<EventRecord[]> {
+    return (this.statements.listScheduled.all({ now: filter.now, limit: clampLimit(filter.limit) }) as EventRow[]).map(toEventRecord);
+  }
+
   kvSet(plugin: string, key: string, value: unknown, limits?: { maxKeys?: number | undefined }): Promise<void> {
     return this.write({ op: "kvSet", plugin, key, json: JSON.stringify(value), now: Date.now(), maxKeys: limits?.maxKeys ?? null });
   }
@@ -194,7 +203,7 @@ export class SqliteStore implements Store {
   }
 
   async countByStatus(filter: DeliveryCountFilter = {}): Promise<Record<DeliveryStatus, number>> {
-    const counts: Record<DeliveryStatus, number> = { pending: 0, running: 0, done: 0, dead: 0 };
+    const counts: Record<DeliveryStatus, number> = { pending: 0, running: 0, done: 0, dead: 0, cancelled: 0 };
     const rows = filter.replayId === undefined ? this.statements.countByStatus.all() : this.statements.countReplayByStatus.all(filter.replayId);
     for (const row of rows as Array<{ status: DeliveryStatus; n: number }>) counts[row.status] = row.n;
     return counts;
@@ -296,7 +305,7 @@ function prepareReadStatements(db: Database.Database) {
     // octet_length reads a value's size without loading it: a list of huge payloads costs
     // only the ones it shows.
     listEventsBounded: db.prepare(
-      `SELECT seq, id, name, received_at, source, parent_id, depth, root_id, octet_length(payload) AS payload_bytes,
+      `SELECT seq, id, name, received_at, source, parent_id, depth, root_id, deliver_at, octet_length(payload) AS payload_bytes,
               CASE WHEN octet_length(payload) > @maxPayload THEN NULL ELSE payload END AS payload
          FROM events
         WHERE (@name IS NULL OR name = @name) AND (@since IS NULL OR received_at >= @since)
@@ -327,7 +336,14 @@ function prepareReadStatements(db: Database.Database) {
     ),
     countByStatus: db.prepare("SELECT status, COUNT(*) AS n FROM deliveries GROUP BY status"),
     countReplayByStatus: db.prepare("SELECT status, COUNT(*) AS n FROM deliveries WHERE replay_id = ? GROUP BY status"),
-    oldestPending: db.prepare("SELECT MIN(created_at) AS oldest FROM deliveries WHERE status = 'pending'"),
+    // A delivery that has never run waits from its due time: a delayed one's wait starts then.
+    oldestPending: db.prepare("SELECT MIN(CASE WHEN attempts = 0 THEN MAX(created_at, next_at) ELSE created_at END) AS oldest FROM deliveries WHERE status = 'pending'"),
+    listScheduled: db.prepare(
+      `SELECT * FROM events ev
+        WHERE ev.deliver_at > @now
+          AND EXISTS (SELECT 1 FROM deliveries d WHERE d.event_seq = ev.seq AND d.status = 'pending')
+        ORDER BY ev.deliver_at, ev.seq LIMIT @limit`,
+    ),
     probeWrite: db.prepare("INSERT OR REPLACE INTO meta(key, value) VALUES ('write_probe', ?)"),
     kvGet: db.prepare("SELECT value FROM kv WHERE plugin = ? AND key = ?"),
     // Prefix match without LIKE, so `%` and `_` in keys mean themselves.

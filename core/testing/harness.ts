@@ -18,6 +18,7 @@ import type { RunError } from "../store/types.ts";
 import { IsolateHost } from "../../sandbox/isolate-host.ts";
 import { SecretResolver } from "../../sandbox/secrets.ts";
 import { FetchService } from "../fetch/fetch-service.ts";
+import { deliverAtFromOptions } from "../time/delay.ts";
 import type { PluginLimits, PluginLogRecord, PluginManifest, RunMeta } from "../../sandbox/protocol.ts";
 import type { EventInput, EventName } from "../../sandbox/runtime/api.ts";
 import { FakeNetwork, type OutboundCall } from "./fake-network.ts";
@@ -60,6 +61,8 @@ export interface EmittedEvent {
   name: string;
   payload: unknown;
   id: string;
+  /** A delayed emit's due time (ISO 8601), checked as the daemon checks it; absent for "at once". */
+  deliverAt?: string;
 }
 
 /** What one run did. */
@@ -124,9 +127,10 @@ export class PluginHarness {
       services: {
         log: (record) => this.logs.push(toLogEntry(record)),
         kv: async (_plugin, op, args) => this.kv.serve(op, args),
-        emit: async (_plugin, _from, name, payload) => {
+        emit: async (_plugin, _from, name, payload, options) => {
+          const deliverAt = deliverAtFromOptions(options, Date.now());
           const stored = validate(this.catalog, name, payload);
-          const emitted = { name, payload: stored, id: randomUUID() };
+          const emitted: EmittedEvent = { name, payload: stored, id: randomUUID(), ...(deliverAt === undefined ? {} : { deliverAt: new Date(deliverAt).toISOString() }) };
           this.emitted.push(emitted);
           return { id: emitted.id };
         },

@@ -68,6 +68,22 @@ export interface FetchResponse {
   json<T = unknown>(): Promise<T>;
 }
 
+/**
+ * `ctx.emit`'s third argument: deliver the event later. It is stored at once (the emit resolves
+ * once it is on disk) and its handlers run at its time, across restarts. Either option, not both.
+ */
+export type EmitOptions =
+  | {
+      /** How long from now: "30s", "15m", "2h", "1.5h", "1d" (a unit is required), or milliseconds. At most 366 days. */
+      delay: string | number;
+      at?: never;
+    }
+  | {
+      /** When: a Date, or an ISO 8601 string with a zone ("2026-12-01T09:00:00+03:00"). A time already past means now. */
+      at: Date | string;
+      delay?: never;
+    };
+
 /** Everything a handler can reach besides its payload. */
 export interface Ctx {
   /** The event this run handles; `attempt` starts at 1. */
@@ -78,8 +94,11 @@ export interface Ctx {
   readonly kv: PluginKv;
   /** Reaches only URLs matching the plugin's `plugin({ fetch })` patterns. */
   fetch(url: string, init?: FetchInit): Promise<FetchResponse>;
-  /** Publishes a new event through the same validation as the HTTP ingress. */
-  emit<K extends EventName>(name: K, payload: EventInput<K>): Promise<{ id: string }>;
+  /**
+   * Publishes a new event through the same validation as the HTTP ingress; with `{ delay }` or
+   * `{ at }` its handlers run later (cancel it with `POST /api/events/{id}/cancel`).
+   */
+  emit<K extends EventName>(name: K, payload: EventInput<K>, options?: EmitOptions): Promise<{ id: string }>;
 }
 
 export interface PluginOptions {

@@ -352,11 +352,12 @@ export function install(host: HostReference, memoryMb = 64, syncHost?: SyncHostR
         delete: (key: string) => callHost("kv.delete", runId, [key], budget) as Promise<boolean>,
         list: (prefix = "", limit = 100) => callHost("kv.list", runId, [prefix, limit], budget) as Promise<string[]>,
       }),
-      emit: (name: string, payload: unknown) => {
+      emit: (name: string, payload: unknown, options?: unknown) => {
         if (++budget.emits > budget.maxEmits) {
           return PromiseCtor.reject(hostError({ code: "HOOKD_RUN_EMIT_LIMIT", message: `run emitted more than ${budget.maxEmits} events`, retriable: false }));
         }
-        return callHost("emit", runId, [name, payload], budget) as Promise<{ id: string }>;
+        // Options ({ delay } or { at }, a Date crossing as its ISO string) are the daemon's to check.
+        return callHost("emit", runId, options === undefined ? [name, payload] : [name, payload, options], budget) as Promise<{ id: string }>;
       },
       fetch: async (url: string, init?: { method?: string; headers?: Record<string, string>; body?: string; signal?: AbortSignal }) => {
         const signal = init?.signal;

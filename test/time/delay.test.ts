@@ -1,0 +1,81 @@
+// When a delayed event is due (core/time/delay.ts): the one set of rules behind ctx.emit's
+// `{ delay } | { at }` and the `hookd-delay` / `hookd-deliver-at` headers. The clock is passed in.
+import { describe, expect, it } from "vitest";
+import { isHookdError } from "../../core/errors.ts";
+import { deliverAtFromHeaders, deliverAtFromOptions, MAX_DELAY_MS, parseDelay } from "../../core/time/delay.ts";
+
+const NOW = Date.parse("2026-12-01T10:00:00Z");
+
+function codeOf(run: () => unknown): string | undefined {
+  try {
+    run();
+  } catch (error) {
+    return isHookdError(error) ? error.code : `not a HookdError: ${String(error)}`;
+  }
+  return undefined;
+}
+
+describe("durations", () => {
+  it("reads ms's durations with a unit", () => {
+    expect(parseDelay("2h", "x")).toBe(2 * 3600_000);
+    expect(parseDelay("1.5h", "x")).toBe(5400_000);
+    expect(parseDelay("30s", "x")).toBe(30_000);
+    expect(parseDelay("2 hours", "x")).toBe(2 * 3600_000);
+    expect(parseDelay("1d", "x")).toBe(86_400_000);
+    expect(parseDelay(250, "x")).toBe(250);
+  });
+
+  it.each(["", "abc", "10", "-1h", "2 parsecs", "1e400h", "400d", "h".repeat(200)])("refuses %j with HOOKD_EVENT_DELAY_INVALID", (text) => {
+    expect(codeOf(() => parseDelay(text, "hookd-delay header"))).toBe("HOOKD_EVENT_DELAY_INVALID");
+  });
+
+  it("refuses numbers that are negative, not finite or past the bound, and values of other types", () => {
+    for (const value of [-1, Number.NaN, Number.POSITIVE_INFINITY, MAX_DELAY_MS + 1, true, {}, null]) {
+      expect(codeOf(() => parseDelay(value, "x")), String(value)).toBe("HOOKD_EVENT_DELAY_INVALID");
+    }
+  });
+});
+
+describe("ctx.emit options", () => {
+  it("gives the due time of a delay or a time, and nothing for no delay", () => {
+    expect(deliverAtFromOptions({ delay: "2h" }, NOW)).toBe(NOW + 2 * 3600_000);
+    // 14:00 in Moscow is 11:00 UTC, an hour from now.
+    expect(deliverAtFromOptions({ at: "2026-12-01T14:00:00+03:00" }, NOW)).toBe(NOW + 3600_000);
+    expect(deliverAtFromOptions({ at: "2026-12-02T00:00:00.250Z" }, NOW)).toBe(Date.parse("2026-12-02T00:00:00.250Z"));
+    expect(deliverAtFromOptions(undefined, NOW)).toBeUndefined();
+    expect(deliverAtFromOptions(null, NOW)).toBeUndefined();
+    expect(deliverAtFromOptions({}, NOW)).toBeUndefined();
+  });
+
+  it("delivers at once for a zero delay or a time already past", () => {
+    expect(deliverAtFromOptions({ delay: "0s" }, NOW)).toBeUndefined();
+    expect(deliverAtFromOptions({ delay: 0 }, NOW)).toBeUndefined();
+    expect(deliverAtFromOptions({ at: "2026-12-01T09:59:59Z" }, NOW)).toBeUndefined();
+  });
+
+  it("refuses both options at once, unknown options (a typo), times without a zone and non-objects", () => {
+    for (const options of [{ delay: "1h", at: "2026-12-02T00:00:00Z" }, { dealy: "2h" }, { at: "2026-12-02T09:00:00" }, { at: "tomorrow" }, { at: 1764583200000 }, "2h", [1], { at: "2028-01-01T00:00:00Z" }]) {
+      expect(codeOf(() => deliverAtFromOptions(options, NOW)), JSON.stringify(options)).toBe("HOOKD_EVENT_DELAY_INVALID");
+    }
+  });
+});
+
+describe("HTTP headers", () => {
+  it("reads hookd-delay and hookd-deliver-at", () => {
+    expect(deliverAtFromHeaders({ "hookd-delay": "15m" }, NOW)).toBe(NOW + 15 * 60_000);
+    expect(deliverAtFromHeaders({ "hookd-deliver-at": "2026-12-01T11:00:00Z" }, NOW)).toBe(NOW + 3600_000);
+    expect(deliverAtFromHeaders({ "content-type": "application/json" }, NOW)).toBeUndefined();
+  });
+
+  it("refuses both headers together, a repeated header and bad values", () => {
+    for (const headers of [
+      { "hookd-delay": "1h", "hookd-deliver-at": "2026-12-01T11:00:00Z" },
+      { "hookd-delay": ["1h", "2h"] },
+      { "hookd-delay": "soon" },
+      { "hookd-deliver-at": "2026-13-45T99:00:00Z" },
+      { "hookd-deliver-at": "Tue, 01 Dec 2026 11:00:00 GMT" },
+    ]) {
+      expect(codeOf(() => deliverAtFromHeaders(headers, NOW)), JSON.stringify(headers)).toBe("HOOKD_EVENT_DELAY_INVALID");
+    }
+  });
+});
