@@ -4,6 +4,9 @@
  */
 import { z } from "zod";
 import type { PluginOptions } from "../../sandbox/runtime/api.ts";
+import type { ScheduleConfig } from "../time/schedules.ts";
+
+export type { ScheduleConfig };
 
 export { z };
 
@@ -149,6 +152,8 @@ export interface HookdConfig<Events extends EventCatalog = EventCatalog> {
    * only: no other plugin can read that name, from here or from the environment.
    */
   secrets?: Record<string, string | undefined>;
+  /** Cron ticks that emit a catalog event: `{ cron, tz, emit, payload, catchUp }` (see "Time and flow control"). */
+  schedules?: Array<ScheduleConfig<keyof Events & string>>;
 }
 
 /** Identity function that gives events.config.ts its types. */

@@ -8,6 +8,7 @@ import { catalogOrderBy } from "../delivery/order-keys.ts";
 import { parseAllowHost } from "../fetch/plugin-fetch.ts";
 import { isValidTimezone } from "../ingress/oktell-time.ts";
 import { DEFAULT_RETRY_SCHEDULE_MS } from "../webhooks/schedule.ts";
+import { scheduleConfigSchema, type ScheduleConfig } from "../time/schedules.ts";
 import { secretProblem } from "../webhooks/signing.ts";
 
 const logLevel = z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]);
@@ -194,6 +195,8 @@ export const settingsSchema = z.object({
   // message itself) is cut there, saying so.
   log: z.object({ level: logLevel.default("info"), maxFieldChars: z.number().int().min(256).max(64 * 1024 * 1024).default(16 * 1024) }).prefault({}),
   secrets: z.record(z.string(), z.string().optional()).default({}),
+  // Cron ticks that emit a catalog event (core/time/schedules.ts).
+  schedules: scheduleConfigSchema,
 });
 
 export type Settings = z.output<typeof settingsSchema>;
@@ -217,6 +220,7 @@ export interface ResolvedConfig {
   delivery: Settings["delivery"];
   log: Settings["log"];
   secrets: Record<string, string | undefined>;
+  schedules: ScheduleConfig[];
 }
 
 /** One readable line per zod issue: `server.port: Invalid input: expected number`. */

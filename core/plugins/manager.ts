@@ -18,6 +18,7 @@ import type { Logger } from "../log.ts";
 import type { RunError } from "../store/types.ts";
 import type { PluginLimits, PluginManifest, PluginSpec, Sandbox } from "../../sandbox/protocol.ts";
 import { discoverPlugins, type PluginEntry } from "./discover.ts";
+import { manifestScheduleProblem } from "../time/schedules.ts";
 
 /** Deliveries of routes and manual starts are claimed by action name, not by plugin. */
 export const ACTION_KEY_PREFIX = "action:";
@@ -247,6 +248,11 @@ export class PluginManager {
     return this.plugins.get(plugin)?.current?.manifest.options;
   }
 
+  /** What the current versions declare with `schedule(...)` (core/time/scheduler.ts runs them). */
+  declaredSchedules(): Array<{ plugin: string; schedules: NonNullable<PluginManifest["schedules"]> }> {
+    return [...this.plugins.values()].flatMap((p) => (p.current?.manifest.schedules?.length ? [{ plugin: p.entry.name, schedules: p.current.manifest.schedules }] : []));
+  }
+
   /** What the dispatcher claims: loaded plugins' names and `action:<name>` of their actions. */
   claimKeys(): readonly string[] {
     return this.keys;
@@ -412,6 +418,11 @@ export class PluginManager {
       if (unknown.length > 0) {
         await this.options.sandbox.unload(name, version);
         throw new HookdError("HOOKD_PLUGIN_UNKNOWN_EVENT", [spec.file, unknown.join(", ")]);
+      }
+      const badSchedule = manifestScheduleProblem(manifest.schedules);
+      if (badSchedule !== undefined) {
+        await this.options.sandbox.unload(name, version);
+        throw new HookdError("HOOKD_SCHEDULE_INVALID", [spec.file, badSchedule]);
       }
       // The swap: one synchronous step, so every run is sent to exactly one version.
       const old = managed.current;

@@ -336,6 +336,28 @@ export class PostgresStore implements Store {
     return added;
   }
 
+  async claimScheduleTick(scheduleId: string, at: number, event: NewEvent, deliveries: readonly DeliveryTarget[]): Promise<boolean> {
+    // The upsert takes the schedule's row lock: instances claiming the same tick wait for each
+    // other, and the WHERE, read again after the wait, lets only the first move it forward.
+    const claimed = await this.transaction(async (client) => {
+      const { rowCount } = await client.query(
+        `INSERT INTO schedule_ticks (schedule_id, last_tick_at) VALUES ($1, $2)
+         ON CONFLICT (schedule_id) DO UPDATE SET last_tick_at = excluded.last_tick_at WHERE schedule_ticks.last_tick_at < excluded.last_tick_at`,
+        [scheduleId, at],
+      );
+      if (!rowCount) return false;
+      await this.insertEvent(client, event, deliveries, null);
+      return true;
+    });
+    if (claimed && deliveries.length > 0 && event.deliverAt === undefined) this.notifyWork();
+    return claimed;
+  }
+
+  async lastScheduleTicks(): Promise<Map<string, number>> {
+    const { rows } = await this.pool.query<{ schedule_id: string; last_tick_at: number }>("SELECT schedule_id, last_tick_at FROM schedule_ticks");
+    return new Map(rows.map((row) => [row.schedule_id, row.last_tick_at]));
+  }
+
   async cancelScheduledEvent(id: string, now: number): Promise<number> {
     // The row locks of the UPDATE and the claim's FOR UPDATE SKIP LOCKED exclude each other: a
     // delivery is either claimed (and runs) or cancelled, never both.

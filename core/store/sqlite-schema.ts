@@ -51,6 +51,8 @@ CREATE TABLE IF NOT EXISTS deliveries (
   replay_id TEXT
 );
 CREATE INDEX IF NOT EXISTS deliveries_by_event ON deliveries(event_seq);
+-- Each schedule's last claimed tick (core/time/scheduler.ts): claiming a tick is moving it forward.
+CREATE TABLE IF NOT EXISTS schedule_ticks (schedule_id TEXT PRIMARY KEY, last_tick_at INTEGER NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS kv (
   plugin TEXT NOT NULL,
   key TEXT NOT NULL,

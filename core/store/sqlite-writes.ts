@@ -25,10 +25,11 @@ export type WriteOp =
   | { op: "prune"; options: PruneOptions }
   | { op: "kvSet"; plugin: string; key: string; json: string; now: number; maxKeys?: number | null }
   | { op: "kvDelete"; plugin: string; key: string }
-  | { op: "cancelScheduled"; id: string; now: number };
+  | { op: "cancelScheduled"; id: string; now: number }
+  | { op: "claimTick"; scheduleId: string; at: number; event: NewEvent; payloadJson: string; deliveries: readonly DeliveryTarget[] };
 
 /** Writes whose callers were promised durability: a commit carrying one fsyncs. */
-const PROMISED: ReadonlySet<WriteOp["op"]> = new Set(["accept", "retry", "addDeliveries", "cancelScheduled"]);
+const PROMISED: ReadonlySet<WriteOp["op"]> = new Set(["accept", "retry", "addDeliveries", "cancelScheduled", "claimTick"]);
 
 /** An error as data, to cross a thread and become the same error again on the other side. */
 export interface WriteError {
@@ -128,6 +129,13 @@ export function createWriteExecutor(db: Database.Database, synchronous: Synchron
         return undefined;
       case "kvDelete":
         return s.kvDelete.run(op.plugin, op.key).changes === 1;
+      case "claimTick": {
+        // Moves the schedule's last tick forward, or changes nothing when a tick at or after
+        // this one was claimed already; the event goes in the same savepoint.
+        if (s.claimTick.run(op.scheduleId, op.at).changes === 0) return false;
+        accept(s, op.event, op.deliveries, op.payloadJson);
+        return true;
+      }
       case "cancelScheduled": {
         const event = s.scheduleOf.get(op.id) as { seq: number; deliver_at: number | null } | undefined;
         if (!event) throw new HookdError("HOOKD_EVENT_NOT_FOUND", [op.id]);
@@ -337,6 +345,10 @@ function prepareWriteStatements(db: Database.Database) {
     ),
     kvDelete: db.prepare("DELETE FROM kv WHERE plugin = ? AND key = ?"),
     scheduleOf: db.prepare("SELECT seq, deliver_at FROM events WHERE id = ?"),
+    claimTick: db.prepare(
+      `INSERT INTO schedule_ticks (schedule_id, last_tick_at) VALUES (?, ?)
+       ON CONFLICT (schedule_id) DO UPDATE SET last_tick_at = excluded.last_tick_at WHERE last_tick_at < excluded.last_tick_at`,
+    ),
     // Only what has not started: no attempt made, nothing running (a released run has its attempt back, and may go).
     cancelScheduled: db.prepare(
       `UPDATE deliveries SET status = 'cancelled', updated_at = @now, finished_at = @now

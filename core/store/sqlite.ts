@@ -131,6 +131,21 @@ export class SqliteStore implements Store {
     return this.write({ op: "prune", options });
   }
 
+  claimScheduleTick(scheduleId: string, at: number, event: NewEvent, deliveries: readonly DeliveryTarget[]): Promise<boolean> {
+    let payloadJson: string;
+    try {
+      payloadJson = JSON.stringify(event.payload);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return this.write({ op: "claimTick", scheduleId, at, event: { ...event, payload: null }, payloadJson, deliveries });
+  }
+
+  async lastScheduleTicks(): Promise<Map<string, number>> {
+    const rows = this.statements.scheduleTicks.all() as Array<{ schedule_id: string; last_tick_at: number }>;
+    return new Map(rows.map((row) => [row.schedule_id, row.last_tick_at]));
+  }
+
   cancelScheduledEvent(id: string, now: number): Promise<number> {
     return this.write({ op: "cancelScheduled", id, now });
   }
@@ -338,6 +353,7 @@ function prepareReadStatements(db: Database.Database) {
     countReplayByStatus: db.prepare("SELECT status, COUNT(*) AS n FROM deliveries WHERE replay_id = ? GROUP BY status"),
     // A delivery that has never run waits from its due time: a delayed one's wait starts then.
     oldestPending: db.prepare("SELECT MIN(CASE WHEN attempts = 0 THEN MAX(created_at, next_at) ELSE created_at END) AS oldest FROM deliveries WHERE status = 'pending'"),
+    scheduleTicks: db.prepare("SELECT schedule_id, last_tick_at FROM schedule_ticks"),
     listScheduled: db.prepare(
       `SELECT * FROM events ev
         WHERE ev.deliver_at > @now

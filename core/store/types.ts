@@ -18,7 +18,7 @@
  *   stores it: the check and the count are one atomic step, whatever runs beside it.
  */
 
-export type EventSource = "http" | "emit" | "action" | "oktell" | "replay";
+export type EventSource = "http" | "emit" | "action" | "oktell" | "replay" | "schedule";
 export type DeliveryKind = "handler" | "route" | "action" | "webhook";
 /** `cancelled`: a delayed event's delivery, cancelled before it ran (POST /api/events/{id}/cancel). */
 export type DeliveryStatus = "pending" | "running" | "done" | "dead" | "cancelled";
@@ -262,6 +262,15 @@ export interface Store {
   cancelScheduledEvent(id: string, now: number): Promise<number>;
   /** Delayed events not due yet with deliveries still waiting, soonest first. */
   listScheduledEvents(filter: ListScheduledFilter): Promise<EventRecord[]>;
+  /**
+   * A schedule's tick (core/time/scheduler.ts): claims tick `at` of `scheduleId` and stores its
+   * event and deliveries, in one transaction. The claim succeeds only when no tick at or after
+   * `at` was claimed before (by this instance or any other): the insert of a tick is its claim,
+   * so a tick runs once however many instances reach it. Returns false when it was taken.
+   */
+  claimScheduleTick(scheduleId: string, at: number, event: NewEvent, deliveries: readonly DeliveryTarget[]): Promise<boolean>;
+  /** The last claimed tick of every schedule that ever ticked (epoch ms), by schedule id. */
+  lastScheduleTicks(): Promise<Map<string, number>>;
   /** Deletes old finished events with their deliveries; returns how many events went. */
   pruneEvents(options: PruneOptions): Promise<number>;
 

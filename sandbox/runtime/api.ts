@@ -151,6 +151,32 @@ export declare function action<S extends z.ZodType>(
 ): void;
 export declare function action(name: string, handler: (input: unknown, ctx: Ctx) => Awaitable<void>): void;
 
+/** What a schedule's handler receives for each tick. */
+export interface ScheduleTick {
+  /** The tick's time (ISO 8601), not when it happened to run: a retried tick keeps it. */
+  readonly scheduledAt: string;
+  readonly cron: string;
+  readonly tz: string;
+}
+
+export interface ScheduleOptions {
+  /** The zone the cron is read in (`Europe/Moscow`); default `UTC`. */
+  tz?: string;
+  /**
+   * Ticks missed while hookd was down: `"one"` (default) runs the latest once at start, `"none"`
+   * skips them, `"all"` runs each (at most 100, the latest).
+   */
+  catchUp?: "one" | "none" | "all";
+}
+
+/**
+ * Runs `handler` on a cron (5 fields, or 6 with seconds first), each tick a durable run like an
+ * event's: retried, dead-lettered, in the history. One tick runs once, across restarts and
+ * across instances.
+ */
+export declare function schedule(cron: string, options: ScheduleOptions, handler: (tick: ScheduleTick, ctx: Ctx) => Awaitable<void>): void;
+export declare function schedule(cron: string, handler: (tick: ScheduleTick, ctx: Ctx) => Awaitable<void>): void;
+
 /** Declares the plugin's capabilities and limits; call it once, at the top level. */
 export declare function plugin(options: PluginOptions): PluginOptions;
 
