@@ -36,6 +36,9 @@ import { SandboxSupervisor } from "../sandbox/supervisor.ts";
 import { warnOnceIfMissing } from "../sandbox/wall.ts";
 import { PluginWatcher } from "./plugins/watcher.ts";
 import { deliverAtFromOptions } from "./time/delay.ts";
+import { calendarsOf } from "./time/calendar-config.ts";
+import { HookdError } from "./errors.ts";
+import { isOpenDay } from "./time/calendar.ts";
 import { scheduleApi } from "./time/routes.ts";
 import { Scheduler } from "./time/scheduler.ts";
 import { configSchedules, pluginSchedules, tickRecord } from "./time/schedules.ts";
@@ -134,7 +137,7 @@ export class Daemon {
       },
       emit: async (_plugin, from, name, payload, options) => {
         // ctx.emit(name, payload, { delay } | { at }): checked before anything is stored.
-        const deliverAt = deliverAtFromOptions(options, Date.now());
+        const deliverAt = deliverAtFromOptions(options, Date.now(), (name) => calendarsOf(this.config.calendars).get(name));
         const { id } = await this.intake.accept({ name, body: payload, source: "emit", parent: { eventId: from.eventId, depth: from.depth }, deliverAt });
         return { id };
       },
@@ -263,6 +266,11 @@ export class Daemon {
             return { payload: valid, deliveries: this.intake.deliveriesFor(name, valid) };
           },
         }),
+      isClosed: (definition, at) => {
+        const calendar = calendarsOf(this.config.calendars).get(definition.calendar!);
+        if (!calendar) throw new HookdError("HOOKD_CALENDAR_INVALID", [definition.calendar!, "no such calendar in the config's calendars"]);
+        return !isOpenDay(calendar, at);
+      },
       onTick: ({ definition }) => {
         this.metrics.eventsAccepted.inc({ event: definition.emit ?? "(schedule)", source: "schedule" });
         this.dispatcher.wake();
@@ -288,6 +296,7 @@ export class Daemon {
       },
       status: () => this.status(),
       stopping: () => this.stopping !== undefined,
+      calendars: (name) => calendarsOf(this.config.calendars).get(name),
       routeGroups: [
         oktellIngress({ intake: this.intake, logger: options.logger, timezone: () => this.config.oktell.timezone, stopping: () => this.stopping !== undefined, maxDepth: () => this.config.server.maxDepth }),
         webhookApi(this.webhooks),

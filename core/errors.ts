@@ -44,6 +44,7 @@ const definitions = {
   HOOKD_EVENT_NOT_SCHEDULED: { status: 409, message: "event %s cannot be cancelled: %s" },
   // schedules (core/time)
   HOOKD_SCHEDULE_INVALID: { status: 500, message: "schedule of %s: %s" },
+  HOOKD_CALENDAR_INVALID: { status: 500, message: "calendar %s: %s" },
   HOOKD_ACTION_UNKNOWN: { status: 404, message: "unknown action %s: no loaded plugin declares it" },
   HOOKD_RUN_NOT_FOUND: { status: 404, message: "no run %s" },
   HOOKD_RUN_NOT_RETRIABLE: { status: 409, message: "run %s is %s: only failed or dead runs can be retried" },

@@ -42,7 +42,7 @@ export interface PluginManifest {
   /** Each action's input as JSON Schema (zod's input side), for host-side checks of manual starts. */
   actionInputs?: Record<string, unknown>;
   /** `schedule(cron, { tz, catchUp }, handler)` declarations; `key` is the name the handler runs under. */
-  schedules?: Array<{ key: string; cron: string; tz?: string | undefined; catchUp?: string | undefined }>;
+  schedules?: Array<{ key: string; cron: string; tz?: string | undefined; catchUp?: string | undefined; calendar?: string | undefined }>;
 }
 
 /** What `plugin({...})` declares: the public type plugin authors write against. */

@@ -5,8 +5,9 @@
 import { z } from "zod";
 import type { PluginOptions } from "../../sandbox/runtime/api.ts";
 import type { ScheduleConfig } from "../time/schedules.ts";
+import type { CalendarConfig } from "../time/calendar.ts";
 
-export type { ScheduleConfig };
+export type { CalendarConfig, ScheduleConfig };
 
 export { z };
 
@@ -154,6 +155,8 @@ export interface HookdConfig<Events extends EventCatalog = EventCatalog> {
   secrets?: Record<string, string | undefined>;
   /** Cron ticks that emit a catalog event: `{ cron, tz, emit, payload, catchUp }` (see "Time and flow control"). */
   schedules?: Array<ScheduleConfig<keyof Events & string>>;
+  /** Business hours by name: `{ office: { tz, hours: "Mon-Fri 09:00-18:00", holidays: ["2026-12-31"] } }`. */
+  calendars?: Record<string, CalendarConfig>;
 }
 
 /** Identity function that gives events.config.ts its types. */

@@ -55,7 +55,7 @@ export async function loadConfig(options: LoadConfigOptions = {}): Promise<Resol
   }
   const settings = parsed.data;
   checkEventReferences(file, settings);
-  const scheduleProblems = scheduleConfigProblems(settings.events, settings.schedules);
+  const scheduleProblems = scheduleConfigProblems(settings.events, settings.schedules, Object.keys(settings.calendars));
   if (scheduleProblems.length > 0) throw new HookdError("HOOKD_CONFIG_INVALID", [file, scheduleProblems.join("; ")]);
 
   const base = path.dirname(file);
@@ -83,6 +83,7 @@ export async function loadConfig(options: LoadConfigOptions = {}): Promise<Resol
     log: settings.log,
     secrets: settings.secrets,
     schedules: settings.schedules,
+    calendars: settings.calendars,
   });
 }
 

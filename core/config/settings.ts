@@ -9,6 +9,7 @@ import { parseAllowHost } from "../fetch/plugin-fetch.ts";
 import { isValidTimezone } from "../ingress/oktell-time.ts";
 import { DEFAULT_RETRY_SCHEDULE_MS } from "../webhooks/schedule.ts";
 import { scheduleConfigSchema, type ScheduleConfig } from "../time/schedules.ts";
+import { calendarsSchema, type CalendarConfig } from "../time/calendar-config.ts";
 import { secretProblem } from "../webhooks/signing.ts";
 
 const logLevel = z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]);
@@ -197,6 +198,8 @@ export const settingsSchema = z.object({
   secrets: z.record(z.string(), z.string().optional()).default({}),
   // Cron ticks that emit a catalog event (core/time/schedules.ts).
   schedules: scheduleConfigSchema,
+  // Business hours for delays ({ within }) and schedules ({ calendar }) (core/time/calendar.ts).
+  calendars: calendarsSchema,
 });
 
 export type Settings = z.output<typeof settingsSchema>;
@@ -221,6 +224,7 @@ export interface ResolvedConfig {
   log: Settings["log"];
   secrets: Record<string, string | undefined>;
   schedules: ScheduleConfig[];
+  calendars: Record<string, CalendarConfig>;
 }
 
 /** One readable line per zod issue: `server.port: Invalid input: expected number`. */

@@ -19,7 +19,7 @@ import type { EventIntake } from "./intake.ts";
 import { DEFAULT_MAX_DEPTH, jsonTextTooDeep } from "./depth.ts";
 import { truncateText } from "../truncate.ts";
 import type { Replayer } from "../delivery/replay.ts";
-import { deliverAtFromHeaders } from "../time/delay.ts";
+import { deliverAtFromHeaders, type CalendarLookup } from "../time/delay.ts";
 
 /** Which daemon answers: `HOOKD_INSTANCE_ID`, or hostname:pid. */
 export const INSTANCE_ID = process.env.HOOKD_INSTANCE_ID || `${hostname()}:${process.pid}`;
@@ -48,6 +48,8 @@ export interface HttpDeps {
   replayer: Replayer;
   /** Route groups kept in their own modules (the telephony ingress, the webhook API), each in its own scope. */
   routeGroups?: ReadonlyArray<(scope: FastifyInstance) => Promise<void>>;
+  /** The config's calendars, for `hookd-within` (core/time). */
+  calendars?: CalendarLookup;
 }
 
 const PUBLIC_PATHS = new Set(["/healthz", "/readyz"]);
@@ -155,7 +157,7 @@ export function createHttpServer(deps: HttpDeps): FastifyInstance {
     },
     handler: async (request, reply) => {
       // `hookd-delay: 2h` / `hookd-deliver-at: <ISO 8601>`: a bad value is a 400 before anything is read or stored.
-      const deliverAt = deliverAtFromHeaders(request.headers, Date.now());
+      const deliverAt = deliverAtFromHeaders(request.headers, Date.now(), deps.calendars);
       const accepted = await deps.intake.accept({
         name: request.params.name,
         body: await readPayload(request),

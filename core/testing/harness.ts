@@ -19,6 +19,7 @@ import { IsolateHost } from "../../sandbox/isolate-host.ts";
 import { SecretResolver } from "../../sandbox/secrets.ts";
 import { FetchService } from "../fetch/fetch-service.ts";
 import { deliverAtFromOptions } from "../time/delay.ts";
+import { calendarsOf, type CalendarConfig } from "../time/calendar-config.ts";
 import type { PluginLimits, PluginLogRecord, PluginManifest, RunMeta } from "../../sandbox/protocol.ts";
 import type { EventInput, EventName } from "../../sandbox/runtime/api.ts";
 import { FakeNetwork, type OutboundCall } from "./fake-network.ts";
@@ -91,7 +92,7 @@ export async function loadPlugin(file: string | URL, options: LoadPluginOptions 
   // The plugin's folder as the daemon would see it: a folder plugin's index sits one level down.
   const pluginsDir = config && isInside(entry, config.plugins.dir) ? config.plugins.dir : path.dirname(/^index\.[mc]?[jt]s$/.test(path.basename(entry)) ? path.dirname(entry) : entry);
   const compiled = await compilePlugin(entry, { root, pluginsDir });
-  const harness = new PluginHarness(pluginName(entry), catalog, { ...config?.secrets, ...options.secrets }, options.kv);
+  const harness = new PluginHarness(pluginName(entry), catalog, { ...config?.secrets, ...options.secrets }, options.kv, config?.calendars);
   await harness.start({ file: path.relative(root, entry), code: compiled.code, sourceMap: compiled.sourceMap, limits });
   return harness;
 }
@@ -118,6 +119,8 @@ export class PluginHarness {
     private readonly catalog: EventCatalog,
     secrets: Record<string, string | undefined>,
     kv: Record<string, unknown> | undefined,
+    /** The config's business-hours calendars, for ctx.emit's `within`. */
+    calendars: Record<string, CalendarConfig> = {},
   ) {
     this.kv = new MemoryKv(kv);
     const fetchService = new FetchService({ send: this.fetch.fetch, secret: (plugin, name) => new SecretResolver({ configured: secrets, environment: undefined }).resolve(plugin, name) });
@@ -128,7 +131,7 @@ export class PluginHarness {
         log: (record) => this.logs.push(toLogEntry(record)),
         kv: async (_plugin, op, args) => this.kv.serve(op, args),
         emit: async (_plugin, _from, name, payload, options) => {
-          const deliverAt = deliverAtFromOptions(options, Date.now());
+          const deliverAt = deliverAtFromOptions(options, Date.now(), (name) => calendarsOf(calendars).get(name));
           const stored = validate(this.catalog, name, payload);
           const emitted: EmittedEvent = { name, payload: stored, id: randomUUID(), ...(deliverAt === undefined ? {} : { deliverAt: new Date(deliverAt).toISOString() }) };
           this.emitted.push(emitted);

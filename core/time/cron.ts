@@ -65,12 +65,12 @@ export function compileCron(spec: CronSpec, where: string): CompiledCron {
  * The ticks to run now for a schedule whose last tick was `last` (null: never ran, so nothing
  * was missed), at `now`: each one due at or before `now`, oldest first.
  */
-export function ticksDue(cron: CompiledCron, last: number | null, now: number, catchUp: CatchUp): number[] {
+export function ticksDue(cron: CompiledCron, last: number | null, now: number, catchUp: CatchUp, keep: (at: number) => boolean = () => true): number[] {
   if (last === null || catchUp === "none") return [];
   // Stepped back from now, not forward from the last tick: a per-second cron after a day down
-  // costs as many steps as ticks it runs, not 86,400.
-  const missed = cron.previous(now, catchUp === "one" ? 1 : MAX_CATCH_UP_TICKS).filter((at) => at > last);
-  return missed.reverse();
+  // costs as many steps as ticks it runs, not 86,400. `keep` drops ticks on a calendar's closed days.
+  const missed = cron.previous(now, MAX_CATCH_UP_TICKS).filter((at) => at > last && keep(at));
+  return catchUp === "one" ? missed.slice(0, 1) : missed.reverse();
 }
 
 function isTimeZone(tz: string): boolean {

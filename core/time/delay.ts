@@ -8,9 +8,17 @@
  * ctx.emit is milliseconds. Times are ISO 8601 with a zone (`Z` or `+03:00`): a time without one
  * would mean a different instant on every machine. A time already past, or a zero delay, is no
  * delay at all: the event is delivered at once, as an ordinary one.
+ *
+ * With `within: "office"` (a calendar of the config), a delay counts only that calendar's open
+ * hours, `at` moves to the next opening when it falls in closed hours, and `at: "next-open"` is
+ * the next opening itself (now, when open now).
  */
 import ms from "ms";
 import { HookdError } from "../errors.ts";
+import { addOpenTime, nextOpen, type Calendar } from "./calendar.ts";
+
+/** Finds a calendar of the config by name (undefined: there is none). */
+export type CalendarLookup = (name: string) => Calendar | undefined;
 
 /** The furthest ahead an event may be delayed (a little over a year). */
 export const MAX_DELAY_MS = 366 * 24 * 60 * 60 * 1000;
@@ -19,6 +27,7 @@ export const MAX_DELAY_MS = 366 * 24 * 60 * 60 * 1000;
 export interface DelayOptions {
   delay?: string | number;
   at?: string;
+  within?: string;
 }
 
 const ISO_WITH_ZONE = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(?:Z|[+-]\d{2}:?\d{2})$/i;
@@ -55,28 +64,60 @@ export function parseDeliverAt(value: unknown, what: string, now: number): numbe
  * from plugin code, so every field is checked: an unknown key (a typo such as `dealy`) is refused
  * rather than silently delivering now.
  */
-export function deliverAtFromOptions(options: unknown, now: number): number | undefined {
+export function deliverAtFromOptions(options: unknown, now: number, calendars?: CalendarLookup): number | undefined {
   if (options === undefined || options === null) return undefined;
   const what = "ctx.emit options";
   if (typeof options !== "object" || Array.isArray(options)) throw invalid(what, "must be an object such as { delay: \"2h\" } or { at: date }");
   const given = options as Record<string, unknown>;
-  const unknown = Object.keys(given).filter((key) => key !== "delay" && key !== "at");
-  if (unknown.length > 0) throw invalid(what, `unknown option ${unknown.map(quote).join(", ")} (delay, at)`);
-  const hasDelay = given.delay !== undefined;
-  const hasAt = given.at !== undefined;
-  if (hasDelay && hasAt) throw invalid(what, "give delay or at, not both");
-  if (hasDelay) return dueAfter(parseDelay(given.delay, `${what}: delay`), now);
-  if (hasAt) return dueAt(parseDeliverAt(given.at, `${what}: at`, now), now);
-  return undefined;
+  const unknown = Object.keys(given).filter((key) => key !== "delay" && key !== "at" && key !== "within");
+  if (unknown.length > 0) throw invalid(what, `unknown option ${unknown.map(quote).join(", ")} (delay, at, within)`);
+  return resolve({ delay: given.delay, at: given.at, within: given.within }, now, calendars, { delay: `${what}: delay`, at: `${what}: at`, within: `${what}: within`, both: what });
 }
 
 /** When an event sent over HTTP with these headers is due, or undefined for "at once". */
-export function deliverAtFromHeaders(headers: Record<string, string | string[] | undefined>, now: number): number | undefined {
+export function deliverAtFromHeaders(headers: Record<string, string | string[] | undefined>, now: number, calendars?: CalendarLookup): number | undefined {
   const delay = single(headers["hookd-delay"], "hookd-delay header");
   const at = single(headers["hookd-deliver-at"], "hookd-deliver-at header");
-  if (delay !== undefined && at !== undefined) throw invalid("hookd-delay and hookd-deliver-at headers", "send one of them, not both");
-  if (delay !== undefined) return dueAfter(parseDelay(delay, "hookd-delay header"), now);
-  if (at !== undefined) return dueAt(parseDeliverAt(at, "hookd-deliver-at header", now), now);
+  const within = single(headers["hookd-within"], "hookd-within header");
+  return resolve({ delay, at, within }, now, calendars, {
+    delay: "hookd-delay header",
+    at: "hookd-deliver-at header",
+    within: "hookd-within header",
+    both: "hookd-delay and hookd-deliver-at headers",
+  });
+}
+
+function resolve(
+  given: { delay: unknown; at: unknown; within: unknown },
+  now: number,
+  calendars: CalendarLookup | undefined,
+  names: { delay: string; at: string; within: string; both: string },
+): number | undefined {
+  const hasDelay = given.delay !== undefined;
+  const hasAt = given.at !== undefined;
+  if (hasDelay && hasAt) throw invalid(names.both, "give a delay or a time, not both");
+  let calendar: Calendar | undefined;
+  if (given.within !== undefined) {
+    if (typeof given.within !== "string" || given.within.length === 0) throw invalid(names.within, "must name a calendar of the config's calendars");
+    calendar = calendars?.(given.within);
+    if (calendar === undefined) throw invalid(names.within, `no calendar ${quote(given.within)} in the config's calendars`);
+    if (!hasDelay && !hasAt) throw invalid(names.within, "goes with a delay or a time");
+  }
+  if (hasDelay) {
+    const delayMs = parseDelay(given.delay, names.delay);
+    if (calendar === undefined) return dueAfter(delayMs, now);
+    const at = addOpenTime(calendar, now, delayMs);
+    if (at - now > MAX_DELAY_MS) throw invalid(names.delay, `${quote(given.delay)} of open hours ends more than 366 days ahead`);
+    return dueAt(at, now);
+  }
+  if (hasAt) {
+    if (given.at === "next-open") {
+      if (calendar === undefined) throw invalid(names.at, `"next-open" needs a calendar (within)`);
+      return dueAt(nextOpen(calendar, now), now);
+    }
+    const at = parseDeliverAt(given.at, names.at, now);
+    return dueAt(calendar === undefined ? at : nextOpen(calendar, at), now);
+  }
   return undefined;
 }
 

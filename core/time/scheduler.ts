@@ -32,6 +32,8 @@ export interface ScheduleDefinition {
   cron: string;
   tz: string;
   catchUp: CatchUp;
+  /** A calendar's name: ticks on its closed days are skipped (see `isClosed`). */
+  calendar?: string | undefined;
 }
 
 /** What one tick stores: built by the daemon (a plugin's handler, or the config's event through the catalog). */
@@ -63,6 +65,11 @@ export interface SchedulerOptions {
   onTick?: (info: { definition: ScheduleDefinition; at: number; eventId: string }) => void;
   logger: Logger;
   clock?: SchedulerClock;
+  /**
+   * Whether a tick at `at` falls on a closed day of the schedule's calendar (skipped, not stored);
+   * throws when the calendar is unknown (the schedule then shows `failing`).
+   */
+  isClosed?: (definition: ScheduleDefinition, at: number) => boolean;
 }
 
 /** What `GET /api/schedules` shows for one schedule. */
@@ -74,6 +81,7 @@ export interface ScheduleStatus {
   cron: string;
   tz: string;
   catchUp: CatchUp;
+  calendar: string | null;
   /** `scheduled`, or `failing` while storing its ticks fails (retried every second). */
   state: "scheduled" | "failing";
   nextTick: string | null;
@@ -143,6 +151,7 @@ export class Scheduler {
       cron: d.cron,
       tz: d.tz,
       catchUp: d.catchUp,
+      calendar: d.calendar ?? null,
       state: lastError === null ? "scheduled" : "failing",
       nextTick: nextAt === null ? null : new Date(nextAt).toISOString(),
       lastTick: lastTick === null ? null : new Date(lastTick).toISOString(),
@@ -191,7 +200,7 @@ export class Scheduler {
       await Promise.all(
         added.map(async (entry) => {
           entry.lastTick = last.get(entry.definition.id) ?? null;
-          const missed = ticksDue(entry.cron, entry.lastTick, now, entry.definition.catchUp);
+          const missed = ticksDue(entry.cron, entry.lastTick, now, entry.definition.catchUp, (at) => !this.closed(entry, at));
           entry.since = now;
           entry.nextAt = entry.cron.next(now);
           for (const at of missed) if (!(await this.store(entry, at, "caught up"))) break;
@@ -209,7 +218,10 @@ export class Scheduler {
     await Promise.all(
       due.map(async (entry) => {
         // Normally one tick; after a stall of the event loop, the latest (or all, bounded) since the last look.
-        const ticks = entry.cron.previous(now, entry.definition.catchUp === "all" ? 100 : 1).filter((at) => at > entry.since).reverse();
+        const ticks = entry.cron
+          .previous(now, entry.definition.catchUp === "all" ? 100 : 1)
+          .filter((at) => at > entry.since && !this.closed(entry, at))
+          .reverse();
         let ok = true;
         for (const at of ticks) if (!(ok = await this.store(entry, at, "due"))) break;
         if (ok) {
@@ -239,6 +251,19 @@ export class Scheduler {
       entry.lastError = error instanceof Error ? error.message : String(error);
       this.log.warn({ err: error, schedule: definition.id }, "storing a schedule tick failed; retrying shortly");
       return false;
+    }
+  }
+
+  /** A tick on a closed day of the schedule's calendar; an unknown calendar skips every tick, loudly. */
+  private closed(entry: Entry, at: number): boolean {
+    if (entry.definition.calendar === undefined || !this.options.isClosed) return false;
+    try {
+      return this.options.isClosed(entry.definition, at);
+    } catch (error) {
+      const message = error instanceof Error ? error.message : String(error);
+      if (entry.lastError !== message) this.log.error({ schedule: entry.definition.id, calendar: entry.definition.calendar }, message);
+      entry.lastError = message;
+      return true;
     }
   }
 

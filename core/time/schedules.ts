@@ -26,6 +26,8 @@ export interface ScheduleConfig<EventName extends string = string> {
   payload?: unknown;
   /** Missed ticks: `"one"` (default), `"none"`, `"all"`. */
   catchUp?: CatchUp;
+  /** A calendar of the config's `calendars`: ticks on its closed days are skipped. */
+  calendar?: string;
 }
 
 /** The config's `schedules` setting. */
@@ -38,6 +40,7 @@ export const scheduleConfigSchema = z
         emit: z.string().min(1),
         payload: z.unknown().optional(),
         catchUp: z.enum(["one", "none", "all"]).optional(),
+        calendar: z.string().min(1).optional(),
       })
       .superRefine((entry, ctx) => {
         const problem = cronProblem(entry);
@@ -47,9 +50,10 @@ export const scheduleConfigSchema = z
   .default([]);
 
 /** The config's schedules against its catalog: each emits a known event, with a payload that fits it. */
-export function scheduleConfigProblems(events: Record<string, unknown>, schedules: ReadonlyArray<ScheduleConfig>): string[] {
+export function scheduleConfigProblems(events: Record<string, unknown>, schedules: ReadonlyArray<ScheduleConfig>, calendars: readonly string[] = []): string[] {
   const problems: string[] = [];
   schedules.forEach((entry, i) => {
+    if (entry.calendar !== undefined && !calendars.includes(entry.calendar)) problems.push(`schedules.${i}.calendar: no calendar "${entry.calendar}" in calendars`);
     const schema = Object.hasOwn(events, entry.emit) ? (events[entry.emit] as z.ZodType) : undefined;
     if (schema === undefined) return problems.push(`schedules.${i}.emit: unknown event "${entry.emit}"`);
     const parsed = schema.safeParse(entry.payload ?? {});
@@ -60,7 +64,7 @@ export function scheduleConfigProblems(events: Record<string, unknown>, schedule
 }
 
 /** Why a plugin's declared schedules cannot run, or undefined when they can. */
-export function manifestScheduleProblem(schedules: ReadonlyArray<{ cron: string; tz?: string | undefined; catchUp?: string | undefined }> | undefined): string | undefined {
+export function manifestScheduleProblem(schedules: ReadonlyArray<{ cron: string; tz?: string | undefined; catchUp?: string | undefined; calendar?: string | undefined }> | undefined): string | undefined {
   for (const declared of schedules ?? []) {
     const problem = cronProblem(declared);
     if (problem !== undefined) return `schedule(${JSON.stringify(declared.cron)}): ${problem}`;
@@ -72,7 +76,7 @@ export function manifestScheduleProblem(schedules: ReadonlyArray<{ cron: string;
 }
 
 /** The schedules of the plugins' current versions. */
-export function pluginSchedules(declared: ReadonlyArray<{ plugin: string; schedules: ReadonlyArray<{ key: string; cron: string; tz?: string | undefined; catchUp?: string | undefined }> }>): ScheduleDefinition[] {
+export function pluginSchedules(declared: ReadonlyArray<{ plugin: string; schedules: ReadonlyArray<{ key: string; cron: string; tz?: string | undefined; catchUp?: string | undefined; calendar?: string | undefined }> }>): ScheduleDefinition[] {
   return declared.flatMap(({ plugin, schedules }) =>
     schedules.map((s) => ({
       id: `plugin:${plugin}:${s.key}`,
@@ -82,6 +86,7 @@ export function pluginSchedules(declared: ReadonlyArray<{ plugin: string; schedu
       cron: s.cron.trim(),
       tz: s.tz ?? "UTC",
       catchUp: (s.catchUp as CatchUp | undefined) ?? "one",
+      calendar: s.calendar,
     })),
   );
 }
@@ -101,6 +106,7 @@ export function configSchedules(schedules: ReadonlyArray<ScheduleConfig>): Sched
       cron: s.cron.trim(),
       tz: s.tz ?? "UTC",
       catchUp: s.catchUp ?? "one",
+      calendar: s.calendar,
     };
   });
 }

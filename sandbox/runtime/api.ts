@@ -72,17 +72,27 @@ export interface FetchResponse {
  * `ctx.emit`'s third argument: deliver the event later. It is stored at once (the emit resolves
  * once it is on disk) and its handlers run at its time, across restarts. Either option, not both.
  */
-export type EmitOptions =
+export type EmitOptions = (
   | {
       /** How long from now: "30s", "15m", "2h", "1.5h", "1d" (a unit is required), or milliseconds. At most 366 days. */
       delay: string | number;
       at?: never;
     }
   | {
-      /** When: a Date, or an ISO 8601 string with a zone ("2026-12-01T09:00:00+03:00"). A time already past means now. */
+      /**
+       * When: a Date, or an ISO 8601 string with a zone ("2026-12-01T09:00:00+03:00"). A time
+       * already past means now. `"next-open"` (with `within`): the calendar's next opening.
+       */
       at: Date | string;
       delay?: never;
-    };
+    }
+) & {
+  /**
+   * A calendar of the config's `calendars`: the delay counts only its open hours, and a time in
+   * closed hours moves to the next opening.
+   */
+  within?: string;
+};
 
 /** Everything a handler can reach besides its payload. */
 export interface Ctx {
@@ -167,6 +177,8 @@ export interface ScheduleOptions {
    * skips them, `"all"` runs each (at most 100, the latest).
    */
   catchUp?: "one" | "none" | "all";
+  /** A calendar of the config's `calendars`: ticks on its closed days (weekends, holidays) are skipped. */
+  calendar?: string;
 }
 
 /**

@@ -100,7 +100,7 @@ export function install(host: HostReference, memoryMb = 64, syncHost?: SyncHostR
   const handlers = new MapCtor<string, AnyHandler[]>();
   const actions = new MapCtor<string, { input?: SafeParseSchema; fn: AnyHandler }>();
   // schedule(cron, { tz, catchUp }, handler), by key: `schedule:<cron>[@tz][#n]` (the run's name).
-  const schedules = new MapCtor<string, { cron: string; tz?: string; catchUp?: string; fn: AnyHandler }>();
+  const schedules = new MapCtor<string, { cron: string; tz?: string; catchUp?: string; calendar?: string; fn: AnyHandler }>();
   let options: Record<string, unknown> = {};
   let loading = true;
   // Only the secrets the plugin declared, handed over by the host after it loaded.
@@ -143,14 +143,15 @@ export function install(host: HostReference, memoryMb = 64, syncHost?: SyncHostR
     if (typeof cron !== "string" || cron.trim().length === 0) throw new TypeError("schedule(cron, ...): cron must be a cron expression such as \"0 9 * * 1-5\"");
     const handler = typeof spec === "function" ? spec : fn;
     if (typeof handler !== "function") throw new TypeError(`schedule("${cron}"): missing the handler function`);
-    const given = (typeof spec === "object" && spec !== null ? spec : {}) as { tz?: unknown; catchUp?: unknown };
+    const given = (typeof spec === "object" && spec !== null ? spec : {}) as { tz?: unknown; catchUp?: unknown; calendar?: unknown };
+    if (given.calendar !== undefined && typeof given.calendar !== "string") throw new TypeError(`schedule("${cron}"): calendar must be the name of a calendar of the config`);
     if (given.tz !== undefined && typeof given.tz !== "string") throw new TypeError(`schedule("${cron}"): tz must be a time zone name`);
     if (given.catchUp !== undefined && typeof given.catchUp !== "string") throw new TypeError(`schedule("${cron}"): catchUp must be "one", "none" or "all"`);
     const expression = cron;
     const base = `schedule:${expression}${given.tz === undefined ? "" : `@${given.tz as string}`}`;
     let key = base;
     for (let n = 2; apply(mapHas, schedules, [key]); n++) key = `${base}#${n}`;
-    apply(mapSet, schedules, [key, { cron: expression, tz: given.tz as string | undefined, catchUp: given.catchUp as string | undefined, fn: handler as AnyHandler }]);
+    apply(mapSet, schedules, [key, { cron: expression, tz: given.tz as string | undefined, catchUp: given.catchUp as string | undefined, calendar: given.calendar as string | undefined, fn: handler as AnyHandler }]);
   }
 
   function plugin(declared: unknown): unknown {
@@ -489,8 +490,8 @@ export function install(host: HostReference, memoryMb = 64, syncHost?: SyncHostR
       events: arrayFrom(apply(mapKeys, handlers, []) as Iterable<string>),
       actions: arrayFrom(apply(mapKeys, actions, []) as Iterable<string>),
       schedules: arrayFrom(apply(mapKeys, schedules, []) as Iterable<string>, (key) => {
-        const entry = apply(mapGet, schedules, [key]) as { cron: string; tz?: string; catchUp?: string };
-        return { key, cron: entry.cron, tz: entry.tz, catchUp: entry.catchUp };
+        const entry = apply(mapGet, schedules, [key]) as { cron: string; tz?: string; catchUp?: string; calendar?: string };
+        return { key, cron: entry.cron, tz: entry.tz, catchUp: entry.catchUp, calendar: entry.calendar };
       }),
       options,
       actionInputs,

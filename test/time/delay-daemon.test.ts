@@ -2,7 +2,8 @@
 // ctx.emit's `{ delay }` / `{ at }`, the scheduled list, cancelling, and a delay that spans a
 // restart delivered once, on SQLite and on PostgreSQL.
 import { afterAll, describe, expect, it } from "vitest";
-import { storedEventCount, TestDaemon, TestProject, useDaemon, type LogLine } from "../helpers/daemon.ts";
+import { parseCalendar, addOpenTime, nextOpen } from "../../core/time/calendar.ts";
+import { DEFAULT_CONFIG, storedEventCount, TestDaemon, TestProject, useDaemon, type LogLine } from "../helpers/daemon.ts";
 import { waitUntil } from "../helpers/wait.ts";
 import { dropSchema, postgresUnavailable, schemaUrl, testSchemaName } from "../store/stores.ts";
 
@@ -22,8 +23,11 @@ async function doneRuns(daemon: TestDaemon, id: string) {
   );
 }
 
+const OFFICE = { tz: "Europe/Moscow", hours: "Mon-Fri 09:00-18:00", holidays: ["2026-12-31"] };
+const CONFIG = DEFAULT_CONFIG.replace("  delivery: {", `  calendars: { office: ${JSON.stringify(OFFICE)} },\n  delivery: {`);
+
 describe("delayed events over HTTP and ctx.emit", () => {
-  const { daemon } = useDaemon({ fixtures: ["delayed"] });
+  const { daemon } = useDaemon({ fixtures: ["delayed"], config: CONFIG });
 
   it("stores a hookd-delay event at once, lists it as scheduled, and runs it once at its time", async () => {
     const sent = Date.now();
@@ -71,6 +75,28 @@ describe("delayed events over HTTP and ctx.emit", () => {
       expect({ headers, status, code: body?.error?.code }).toEqual({ headers, status: 400, code: "HOOKD_EVENT_DELAY_INVALID" });
     }
     expect(await storedEventCount(daemon)).toBe(before);
+  });
+
+  it("counts a delay within a calendar's open hours, and takes next-open; an unknown calendar is a 400", async () => {
+    const office = parseCalendar("office", OFFICE);
+    const sent = Date.now();
+    const within = await daemon.post("test.ping", { n: 8 }, { "hookd-delay": "3h", "hookd-within": "office" });
+    const opening = await daemon.post("test.ping", { n: 9 }, { "hookd-deliver-at": "next-open", "hookd-within": "office" });
+    const answered = Date.now();
+    expect(within.status).toBe(202);
+    // Computed for the moment of sending and of the answer: the daemon's lies between (or on) them.
+    const bounds = (f: (at: number) => number) => [f(sent), f(answered)];
+    const [low, high] = bounds((at) => addOpenTime(office, at, 3 * 3600_000));
+    expect(Date.parse(within.body.deliverAt)).toBeGreaterThanOrEqual(low!);
+    expect(Date.parse(within.body.deliverAt)).toBeLessThanOrEqual(high!);
+    expect(opening.status).toBe(202);
+    const [openLow, openHigh] = bounds((at) => nextOpen(office, at));
+    // Open now: delivered at once (no deliverAt); closed: at the next opening.
+    if (openHigh! > answered) expect(Date.parse(opening.body.deliverAt)).toBeGreaterThanOrEqual(openLow!);
+    else expect(opening.body.deliverAt).toBeUndefined();
+    const unknown = await daemon.post("test.ping", { n: 10 }, { "hookd-delay": "1h", "hookd-within": "warehouse" });
+    expect([unknown.status, unknown.body.error.code]).toEqual([400, "HOOKD_EVENT_DELAY_INVALID"]);
+    for (const { body } of [within, opening]) if (body.deliverAt) await daemon.fetch(`/api/events/${body.id}/cancel`, { method: "POST" });
   });
 
   it("cancels a delayed event by id; a second cancel, an event not delayed and an unknown id are refused", async () => {

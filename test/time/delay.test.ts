@@ -1,7 +1,10 @@
 // When a delayed event is due (core/time/delay.ts): the one set of rules behind ctx.emit's
-// `{ delay } | { at }` and the `hookd-delay` / `hookd-deliver-at` headers. The clock is passed in.
+// `{ delay } | { at }` (with `within` a calendar) and the `hookd-delay` / `hookd-deliver-at` /
+// `hookd-within` headers. The clock is passed in.
 import { describe, expect, it } from "vitest";
 import { isHookdError } from "../../core/errors.ts";
+import { settingsSchema } from "../../core/config/settings.ts";
+import { parseCalendar } from "../../core/time/calendar.ts";
 import { deliverAtFromHeaders, deliverAtFromOptions, MAX_DELAY_MS, parseDelay } from "../../core/time/delay.ts";
 
 const NOW = Date.parse("2026-12-01T10:00:00Z");
@@ -77,5 +80,38 @@ describe("HTTP headers", () => {
     ]) {
       expect(codeOf(() => deliverAtFromHeaders(headers, NOW)), JSON.stringify(headers)).toBe("HOOKD_EVENT_DELAY_INVALID");
     }
+  });
+});
+
+describe("delays within business hours", () => {
+  // Tuesday 2026-12-01 10:00 UTC is 13:00 in Moscow; the office closes at 18:00 (15:00 UTC).
+  const office = parseCalendar("office", { tz: "Europe/Moscow", hours: "Mon-Fri 09:00-18:00" });
+  const calendars = (name: string) => (name === "office" ? office : undefined);
+
+  it("counts only open hours, and moves a time in closed hours to the next opening", () => {
+    expect(new Date(deliverAtFromOptions({ delay: "2h", within: "office" }, NOW, calendars)!).toISOString()).toBe("2026-12-01T12:00:00.000Z");
+    expect(new Date(deliverAtFromOptions({ delay: "6h", within: "office" }, NOW, calendars)!).toISOString()).toBe("2026-12-02T07:00:00.000Z");
+    expect(new Date(deliverAtFromOptions({ at: "2026-12-05T12:00:00Z", within: "office" }, NOW, calendars)!).toISOString()).toBe("2026-12-07T06:00:00.000Z");
+    expect(new Date(deliverAtFromHeaders({ "hookd-delay": "6h", "hookd-within": "office" }, NOW, calendars)!).toISOString()).toBe("2026-12-02T07:00:00.000Z");
+  });
+
+  it("takes at: next-open as the next opening, which is now while open", () => {
+    expect(deliverAtFromOptions({ at: "next-open", within: "office" }, NOW, calendars)).toBeUndefined();
+    const evening = Date.parse("2026-12-01T16:00:00Z");
+    expect(new Date(deliverAtFromOptions({ at: "next-open", within: "office" }, evening, calendars)!).toISOString()).toBe("2026-12-02T06:00:00.000Z");
+    expect(new Date(deliverAtFromHeaders({ "hookd-deliver-at": "next-open", "hookd-within": "office" }, evening, calendars)!).toISOString()).toBe("2026-12-02T06:00:00.000Z");
+  });
+
+  it("refuses an unknown calendar, next-open without one, and within alone", () => {
+    for (const options of [{ delay: "2h", within: "warehouse" }, { at: "next-open" }, { within: "office" }, { delay: "2h", within: 7 }]) {
+      expect(codeOf(() => deliverAtFromOptions(options, NOW, calendars)), JSON.stringify(options)).toBe("HOOKD_EVENT_DELAY_INVALID");
+    }
+    expect(codeOf(() => deliverAtFromHeaders({ "hookd-delay": "2h", "hookd-within": "warehouse" }, NOW, calendars))).toBe("HOOKD_EVENT_DELAY_INVALID");
+  });
+
+  it("is a config error when a calendar does not read", () => {
+    const parsed = settingsSchema.safeParse({ events: {}, calendars: { office: { tz: "Europe/Moscow", hours: "weekdays 9 to 6" } } });
+    expect(parsed.success).toBe(false);
+    expect(parsed.error!.issues.map((issue) => issue.path.join("."))).toEqual(["calendars.office"]);
   });
 });

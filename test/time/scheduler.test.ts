@@ -4,6 +4,7 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { createLogger } from "../../core/log.ts";
 import type { Store } from "../../core/store/types.ts";
+import { isOpenDay, parseCalendar } from "../../core/time/calendar.ts";
 import { MAX_CATCH_UP_TICKS } from "../../core/time/cron.ts";
 import { Scheduler, type ScheduleDefinition, type SchedulerClock } from "../../core/time/scheduler.ts";
 import { configSchedules, pluginSchedules, tickRecord } from "../../core/time/schedules.ts";
@@ -66,8 +67,9 @@ describe.each(factories)("$name store: the scheduler", (factory) => {
     await fixture.dispose();
   });
 
-  function scheduler(clock: ManualClock, definitions: () => readonly ScheduleDefinition[], on: Store = store): Scheduler {
+  function scheduler(clock: ManualClock, definitions: () => readonly ScheduleDefinition[], on: Store = store, isClosed?: (definition: ScheduleDefinition, at: number) => boolean): Scheduler {
     const made = new Scheduler({
+      isClosed,
       store: on,
       definitions,
       tickFor: (definition, at) =>
@@ -185,6 +187,23 @@ describe.each(factories)("$name store: the scheduler", (factory) => {
     expect(await ticks()).toEqual(["2026-12-01T12:01:00.000Z"]);
     await clock.advanceTo(Date.parse("2026-12-01T12:10:30Z"), [s]);
     expect(await ticks()).toEqual(["2026-12-01T12:01:00.000Z", "2026-12-01T12:10:00.000Z"]);
+  });
+
+  it("skips ticks on a calendar's closed days, caught-up ones included", async () => {
+    const office = parseCalendar("office", { tz: "Europe/Moscow", hours: "Mon-Fri 09:00-18:00", holidays: ["2026-12-08"] });
+    const definitions = () => plugin("0 10 * * *", { tz: "Europe/Moscow" }).map((d) => ({ ...d, calendar: "office" }));
+    // Friday 2026-12-04 08:00 Moscow; through Wednesday 2026-12-09 (the 8th is a holiday).
+    const clock = new ManualClock(Date.parse("2026-12-04T05:00:00Z"));
+    const s = scheduler(clock, definitions, store, (_d, at) => !isOpenDay(office, at));
+    await s.start();
+    await clock.advanceTo(Date.parse("2026-12-07T12:00:00Z"), [s]);
+    expect(await ticks()).toEqual(["2026-12-04T07:00:00.000Z", "2026-12-07T07:00:00.000Z"]);
+    await s.stop();
+    // Down over the holiday and Wednesday's tick: the latest missed open-day tick runs once.
+    const later = scheduler(new ManualClock(Date.parse("2026-12-09T12:00:00Z")), definitions, store, (_d, at) => !isOpenDay(office, at));
+    await later.start();
+    expect(await ticks()).toEqual(["2026-12-04T07:00:00.000Z", "2026-12-07T07:00:00.000Z", "2026-12-09T07:00:00.000Z"]);
+    expect(later.list()[0]).toMatchObject({ calendar: "office", state: "scheduled" });
   });
 
   it("a config schedule emits its event with its payload to the event's handlers", async () => {
