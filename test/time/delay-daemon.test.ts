@@ -43,6 +43,8 @@ describe("delayed events over HTTP and ctx.emit", () => {
     const [run] = await doneRuns(daemon, body.id);
     expect(run!.attempts).toBe(1);
     expect(run!.finishedAt!).toBeGreaterThanOrEqual(deliverAt);
+    // The run's log line may reach stdout after its finish is recorded.
+    await daemon.waitForLog(handled(1));
     expect(daemon.logs.filter(handled(1))).toHaveLength(1);
     expect((await daemon.getJson("/api/events?scheduled=true")).events.map((e: { id: string }) => e.id)).not.toContain(body.id);
   });
@@ -130,6 +132,8 @@ describe("delayed events over HTTP and ctx.emit", () => {
       const [run] = await doneRuns(daemon, String(line.child));
       expect(run!.finishedAt!).toBeGreaterThanOrEqual(event.deliverAt);
     }
+    await daemon.waitForLog(handled(1001));
+    await daemon.waitForLog(handled(2001));
     expect(daemon.logs.filter(handled(1001))).toHaveLength(1);
     expect(daemon.logs.filter(handled(2001))).toHaveLength(1);
     expect(daemon.logs.filter(handled(3001))).toHaveLength(0);
@@ -163,6 +167,7 @@ describe.each([
       const [run] = await doneRuns(second, body.id);
       expect(run!.attempts).toBe(1);
       expect(run!.finishedAt!).toBeGreaterThanOrEqual(Date.parse(body.deliverAt));
+      await second.waitForLog(handled(7));
       expect(second.logs.filter(handled(7))).toHaveLength(1);
     } finally {
       await second.stop();

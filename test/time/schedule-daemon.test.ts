@@ -27,8 +27,11 @@ describe("schedules in the daemon", () => {
     for (const at of seen) expect(Date.parse(at) % 1000).toBe(0);
     const line = daemon.logs.find((l) => l.msg === "tick handled")!;
     expect(line).toMatchObject({ plugin: "ticker", cron: "* * * * * *", eventName: "schedule:* * * * * *" });
-    const runs = (await daemon.getJson("/api/runs?plugin=ticker&status=done")).runs as Array<{ target: string; attempts: number }>;
-    expect(runs.filter((r) => r.target === "schedule:* * * * * *").length).toBeGreaterThanOrEqual(3);
+    // Handled ticks are recorded done once their finish commits (just after their log line).
+    await waitUntil(
+      async () => ((await daemon.getJson("/api/runs?plugin=ticker&status=done")).runs as Array<{ target: string }>).filter((r) => r.target === "schedule:* * * * * *").length >= 3,
+      { timeoutMs: 60_000, what: "three tick runs recorded done" },
+    );
     const { schedules } = await daemon.getJson("/api/schedules");
     const mine = schedules.find((s: { plugin: string | null }) => s.plugin === "ticker");
     expect(mine).toMatchObject({ id: "plugin:ticker:schedule:* * * * * *", source: "plugin", cron: "* * * * * *", tz: "UTC", catchUp: "one", state: "scheduled" });
