@@ -179,6 +179,21 @@ export class PluginHarness {
     return this.execute("event", name, stored, name, options);
   }
 
+  /**
+   * Runs a schedule's handler for one tick at `at` (default now), as the daemon does when the
+   * tick comes: `cron` picks the schedule (needed only when the plugin declares several).
+   */
+  async tick(cron?: string, options: SendOptions & { at?: Date } = {}): Promise<RunReport> {
+    const declared = this.loaded!.schedules ?? [];
+    const matching = cron === undefined ? declared : declared.filter((s) => s.cron.trim() === cron.trim());
+    if (matching.length !== 1) {
+      throw new HookdError("HOOKD_RUN_NO_HANDLER", [this.file, cron === undefined ? `a schedule (it declares ${declared.length}: pass the cron)` : `schedule(${JSON.stringify(cron)})`]);
+    }
+    const schedule = matching[0]!;
+    const tick = { scheduledAt: (options.at ?? new Date()).toISOString(), cron: schedule.cron.trim(), tz: schedule.tz ?? "UTC" };
+    return this.execute("event", schedule.key, tick, schedule.key, options);
+  }
+
   /** Starts an action with an input, as a route or `POST /actions/{name}` would. */
   async run(action: string, input: unknown, options: SendOptions = {}): Promise<RunReport> {
     if (!this.manifest.actions.includes(action)) throw new HookdError("HOOKD_ACTION_UNKNOWN", [action]);
