@@ -33,6 +33,13 @@ import { createSandbox, SecretResolver, warnOnceIfMissing } from "../sandbox/ind
 import type { Sandbox } from "../sandbox/contract/sandbox.ts";
 import { daemonServices } from "./host/services.ts";
 import { PluginWatcher } from "./plugins/watcher.ts";
+import { deliverAtFromOptions } from "./time/delay.ts";
+import { calendarsOf } from "./time/calendar-config.ts";
+import { HookdError } from "../sandbox/contract/errors.ts";
+import { isOpenDay } from "./time/calendar.ts";
+import { scheduleApi } from "./time/routes.ts";
+import { Scheduler } from "./time/scheduler.ts";
+import { configSchedules, pluginSchedules, tickRecord } from "./time/schedules.ts";
 
 /** What the closing steps of a stop get beyond the drain budget (see Daemon.stop). */
 const STOP_MARGIN_MS = 5000;
@@ -75,6 +82,7 @@ export class Daemon {
   readonly webhooks: WebhookDeliveries;
   readonly replayer: Replayer;
   private readonly pruner: RetentionPruner;
+  private readonly scheduler: Scheduler;
   readonly metrics: Metrics;
   /** Store writable, sandbox up, plugins loaded: /readyz and the systemd watchdog ask it. */
   readonly readiness: Readiness;
@@ -112,7 +120,7 @@ export class Daemon {
       ownEndpoints: () => (this.http.server.listening ? [this.address] : [{ host: this.config.server.host, port: this.config.server.port }]),
       secret: (plugin, name) => new SecretResolver({ configured: this.secrets(), environment: process.env }).resolve(plugin, name),
     });
-    const services = daemonServices({ store, intake: () => this.intake, fetchService, pluginLog });
+    const services = daemonServices({ store, intake: () => this.intake, fetchService, pluginLog, calendars: (name) => calendarsOf(this.config.calendars).get(name) });
 
     this.sandbox = createSandbox({
       mode: options.sandbox === "inline" ? "inline" : "process",
@@ -150,7 +158,11 @@ export class Daemon {
       compile: () => ({ limits: compileLimits(this.config), protectedPaths: [this.config.file, this.config.dataDir] }),
       catalog: () => this.config.events,
       logger: options.logger,
-      onChange: () => this.dispatcher?.wake(),
+      onChange: () => {
+        this.dispatcher?.wake();
+        // A schedule removed or edited by a reload stops (or starts) at once.
+        void this.scheduler?.refresh();
+      },
       onReload: (result) => {
         if (result.outcome !== "removed") this.metrics.reloads.inc({ plugin: result.plugin, outcome: result.ok ? "ok" : "error" });
         // A new version deserves a fresh start, not the pause its predecessor earned.
@@ -183,9 +195,11 @@ export class Daemon {
       routes: () => this.config.routes,
       delivery: () => this.config.delivery,
       limits: () => ({ maxDepth: this.config.server.maxDepth, maxBytes: this.config.server.bodyLimit }),
-      onAccepted: ({ name, id, source }) => {
+      onAccepted: ({ name, id, source, deliverAt }) => {
         this.metrics.eventsAccepted.inc({ event: name, source });
         this.console.eventAccepted(id);
+        // A delayed event: a timer for its due time, whatever the dispatcher is busy with now.
+        if (deliverAt !== undefined) this.dispatcher.wakeAtTime(deliverAt);
         this.dispatcher.wake();
       },
       onRejected: ({ name, reason }) => this.metrics.eventsRejected.inc({ event: name, reason }),
@@ -214,6 +228,31 @@ export class Daemon {
     this.replayer = new Replayer({ store, intake: this.intake, plugins: this.plugins, onScheduled: () => this.dispatcher.wake() });
     this.pruner = new RetentionPruner({ store, retention: () => this.config.delivery.retention, logger: options.logger });
 
+    // Schedules (core/time): each tick stored like an accepted event, claimed once across instances.
+    this.scheduler = new Scheduler({
+      store,
+      definitions: () => [...pluginSchedules(this.plugins.declaredSchedules()), ...configSchedules(this.config.schedules)],
+      tickFor: (definition, at) =>
+        tickRecord(definition, at, {
+          now: Date.now,
+          maxAttempts: (plugin) => retryPolicyFor(this.config.delivery, this.plugins.declaredOptions(plugin)?.retry).maxAttempts,
+          emitted: (name, payload) => {
+            const valid = this.intake.validate(name, payload);
+            return { payload: valid, deliveries: this.intake.deliveriesFor(name, valid) };
+          },
+        }),
+      isClosed: (definition, at) => {
+        const calendar = calendarsOf(this.config.calendars).get(definition.calendar!);
+        if (!calendar) throw new HookdError("HOOKD_CALENDAR_INVALID", [definition.calendar!, "no such calendar in the config's calendars"]);
+        return !isOpenDay(calendar, at);
+      },
+      onTick: ({ definition }) => {
+        this.metrics.eventsAccepted.inc({ event: definition.emit ?? "(schedule)", source: "schedule" });
+        this.dispatcher.wake();
+      },
+      logger: options.logger,
+    });
+
     this.http = createHttpServer({
       intake: this.intake,
       replayer: this.replayer,
@@ -232,9 +271,11 @@ export class Daemon {
       },
       status: () => this.status(),
       stopping: () => this.stopping !== undefined,
+      calendars: (name) => calendarsOf(this.config.calendars).get(name),
       routeGroups: [
         oktellIngress({ intake: this.intake, logger: options.logger, timezone: () => this.config.oktell.timezone, stopping: () => this.stopping !== undefined, maxDepth: () => this.config.server.maxDepth }),
         webhookApi(this.webhooks),
+        scheduleApi(() => this.scheduler),
         consoleRoutes({ hub: this.console, token: () => this.config.server.token }),
       ],
       onRetried: (run) => {
@@ -301,6 +342,7 @@ export class Daemon {
         await this.configWatcher?.close();
       });
       await this.stopStep("the retention pruner", deadline, () => this.pruner.stop());
+      await this.stopStep("the schedules", deadline, () => this.scheduler.stop());
       await this.stopStep("the drain", deadline, async () => {
         const left = await this.dispatcher.stop(drainMs);
         if (left > 0) this.log.warn({ runs: left }, "runs still in flight at stop; their leases are released and they run again after the next start");
@@ -345,6 +387,8 @@ export class Daemon {
     if (this.options.releaseCompiler) await (await import("esbuild")).stop();
     await this.webhooks.start();
     this.dispatcher.start();
+    // After the plugins loaded: their schedules' missed ticks are caught up now, once.
+    await this.scheduler.start();
     // Other instances' events and freed keys (PostgreSQL NOTIFY): claim them now, not at the next sweep.
     this.store.onRemoteWork?.(() => this.dispatcher.wake());
     this.pruner.start();
@@ -404,6 +448,7 @@ export class Daemon {
     this.currentConfig = next;
     if (changes.reloadPlugins) await this.plugins.loadAll();
     this.dispatcher.wake();
+    await this.scheduler.refresh();
   }
 
   private notReadyReason(): string | undefined {

@@ -55,6 +55,8 @@ const CODES_A_PLUGIN_MAY_CARRY = new Set<string>([
   "HOOKD_EVENT_INVALID",
   "HOOKD_EVENT_EMIT_DEPTH",
   "HOOKD_EVENT_EMIT_BUDGET",
+  // ctx.emit's { delay } / { at } refused (core/time/delay.ts).
+  "HOOKD_EVENT_DELAY_INVALID",
   "HOOKD_HOST_CALL_UNKNOWN",
   "HOOKD_HOST_CALL_INVALID",
 ]);
@@ -69,6 +71,7 @@ const NOT_RETRIABLE = new Set<string>([
   "HOOKD_HTTP_TOO_DEEP",
   "HOOKD_EVENT_TOO_LARGE",
   "HOOKD_EVENT_INVALID",
+  "HOOKD_EVENT_DELAY_INVALID",
   "HOOKD_EVENT_EMIT_DEPTH",
   // The root's budget never grows back: a retry would be refused the same way.
   "HOOKD_EVENT_EMIT_BUDGET",

@@ -33,7 +33,7 @@ export interface ApiRoutesDeps {
   replayer: Replayer;
 }
 
-const RUN_STATUSES = new Set(["pending", "running", "done", "dead", "failed"]);
+const RUN_STATUSES = new Set(["pending", "running", "done", "dead", "failed", "cancelled"]);
 
 const DEFAULT_PAGE_BYTES = 4 * 1024 * 1024;
 const DEFAULT_LIST_ITEM_BYTES = 64 * 1024;
@@ -56,6 +56,13 @@ function registerApi(app: FastifyInstance, deps: ApiRoutesDeps): void {
 
   app.get<{ Querystring: Record<string, string | undefined> }>("/api/events", async (request) => {
     const q = request.query;
+    // Delayed events not due yet, soonest first (one page of up to `limit`).
+    if (q.scheduled !== undefined && !["true", "1", "false", "0"].includes(q.scheduled)) throw new HookdError("HOOKD_HTTP_BAD_REQUEST", ["scheduled must be true or false"]);
+    if (q.scheduled === "true" || q.scheduled === "1") {
+      const bounds = pageBounds();
+      const events = fitPage(await deps.store.listScheduledEvents({ now: Date.now(), limit: pageLimit(q.limit) }), bounds.page);
+      return { events: events.map((event) => ({ ...event, state: "scheduled" })), next: null };
+    }
     const limit = pageLimit(q.limit);
     const bounds = pageBounds();
     const listed = await deps.store.listEvents({
@@ -78,6 +85,12 @@ function registerApi(app: FastifyInstance, deps: ApiRoutesDeps): void {
     if (!event) throw new HookdError("HOOKD_HTTP_NOT_FOUND", ["GET", request.url]);
     const runs = await deps.store.listRuns({ eventId: event.id, limit: 1000 });
     return { event, runs: runs.map((run) => boundRunError(run, pageBounds().item)) };
+  });
+
+  // A delayed event's runs that have not started are cancelled (status `cancelled`); 409 when none is left.
+  app.post<{ Params: { id: string } }>("/api/events/:id/cancel", async (request) => {
+    const cancelled = await deps.store.cancelScheduledEvent(request.params.id, Date.now());
+    return { id: request.params.id, cancelled };
   });
 
   app.get<{ Querystring: Record<string, string | undefined> }>("/api/runs", async (request) => {

@@ -5,6 +5,10 @@
 import { z } from "zod";
 import type { PluginOptions } from "../../sandbox/contract/run.ts";
 import type { InputMapping } from "../routing/route-input.ts";
+import type { ScheduleConfig } from "../time/schedules.ts";
+import type { CalendarConfig } from "../time/calendar.ts";
+
+export type { CalendarConfig, ScheduleConfig };
 
 export { z };
 
@@ -150,6 +154,10 @@ export interface HookdConfig<Events extends EventCatalog = EventCatalog> {
    * only: no other plugin can read that name, from here or from the environment.
    */
   secrets?: Record<string, string | undefined>;
+  /** Cron ticks that emit a catalog event: `{ cron, tz, emit, payload, catchUp }` (see "Time and flow control"). */
+  schedules?: Array<ScheduleConfig<keyof Events & string>>;
+  /** Business hours by name: `{ office: { tz, hours: "Mon-Fri 09:00-18:00", holidays: ["2026-12-31"] } }`. */
+  calendars?: Record<string, CalendarConfig>;
 }
 
 /** Identity function that gives events.config.ts its types. */

@@ -17,6 +17,7 @@ import { HookdError } from "../../sandbox/contract/errors.ts";
 import { routeInputPathProblems, type RouteRule } from "../routing/index.ts";
 import * as defineModule from "./define.ts";
 import { describeIssues, settingsSchema, type ResolvedConfig } from "./settings.ts";
+import { scheduleConfigProblems } from "../time/schedules.ts";
 
 export interface LoadConfigOptions {
   /** Path of the config file; default HOOKD_CONFIG, then ./events.config.ts. */
@@ -55,6 +56,8 @@ export async function loadConfig(options: LoadConfigOptions = {}): Promise<Resol
   }
   const settings = parsed.data;
   checkEventReferences(file, settings);
+  const scheduleProblems = scheduleConfigProblems(settings.events, settings.schedules, Object.keys(settings.calendars));
+  if (scheduleProblems.length > 0) throw new HookdError("HOOKD_CONFIG_INVALID", [file, scheduleProblems.join("; ")]);
 
   const base = path.dirname(file);
   const chosenDataDir = options.dataDir ?? (env.HOOKD_DATA_DIR || undefined);
@@ -80,6 +83,8 @@ export async function loadConfig(options: LoadConfigOptions = {}): Promise<Resol
     delivery: settings.delivery,
     log: settings.log,
     secrets: settings.secrets,
+    schedules: settings.schedules,
+    calendars: settings.calendars,
   });
 }
 

@@ -8,6 +8,8 @@ import type { EventCatalog, RouteConfig, WebhookConfig } from "./define.ts";
 import { parseAllowHost } from "../fetch/plugin-fetch.ts";
 import { catalogOrderBy, DEFAULT_RETRY_SCHEDULE_MS } from "../routing/index.ts";
 import { isValidTimezone } from "../base/time-zone.ts";
+import { scheduleConfigSchema, type ScheduleConfig } from "../time/schedules.ts";
+import { calendarsSchema, type CalendarConfig } from "../time/calendar-config.ts";
 
 const WHSEC_PREFIX = "whsec_";
 
@@ -195,6 +197,10 @@ export const settingsSchema = z.object({
   // message itself) is cut there, saying so.
   log: z.object({ level: logLevel.default("info"), maxFieldChars: z.number().int().min(256).max(64 * 1024 * 1024).default(16 * 1024) }).prefault({}),
   secrets: z.record(z.string(), z.string().optional()).default({}),
+  // Cron ticks that emit a catalog event (core/time/schedules.ts).
+  schedules: scheduleConfigSchema,
+  // Business hours for delays ({ within }) and schedules ({ calendar }) (core/time/calendar.ts).
+  calendars: calendarsSchema,
 });
 
 export type Settings = z.output<typeof settingsSchema>;
@@ -218,6 +224,8 @@ export interface ResolvedConfig {
   delivery: Settings["delivery"];
   log: Settings["log"];
   secrets: Record<string, string | undefined>;
+  schedules: ScheduleConfig[];
+  calendars: Record<string, CalendarConfig>;
 }
 
 /**

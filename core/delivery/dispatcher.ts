@@ -443,6 +443,11 @@ export class Dispatcher {
     return { maxAttempts, backoffMs, maxBackoffMs };
   }
 
+  /** Work becomes due at `at` (a delayed event): the dispatcher wakes then, not by polling. */
+  wakeAtTime(at: number): void {
+    this.wakeAt(at);
+  }
+
   /** Wakes the dispatcher at `at` (the earliest of the times asked for wins). */
   private wakeAt(at: number): void {
     if (this.stopped || (this.dueTimer !== undefined && this.dueTimerAt <= at)) return;

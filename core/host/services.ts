@@ -8,6 +8,8 @@ import type { FetchService } from "../fetch/fetch-service.ts";
 import type { EventIntake } from "../ingress/intake.ts";
 import type { Logger } from "../base/log.ts";
 import type { Store } from "../store/types.ts";
+import type { Calendar } from "../time/calendar.ts";
+import { deliverAtFromOptions } from "../time/delay.ts";
 
 export interface DaemonServicesOptions {
   store: Store;
@@ -16,9 +18,11 @@ export interface DaemonServicesOptions {
   fetchService: FetchService;
   /** The daemon's log, component "plugin". */
   pluginLog: Logger;
+  /** The config's business-hours calendars by name, for ctx.emit's `within`. */
+  calendars: (name: string) => Calendar | undefined;
 }
 
-export function daemonServices({ store, intake, fetchService, pluginLog }: DaemonServicesOptions): HostServices {
+export function daemonServices({ store, intake, fetchService, pluginLog, calendars }: DaemonServicesOptions): HostServices {
   return {
     log: (record) => {
       const fields = { ...record.fields, plugin: record.plugin, event: record.event, eventId: record.eventId, runId: record.runId };
@@ -29,8 +33,12 @@ export function daemonServices({ store, intake, fetchService, pluginLog }: Daemo
     "kv.set": (caller, key, value) => store.kvSet(caller.plugin, key, value, { maxKeys: caller.kvMaxKeys }),
     "kv.delete": (caller, key) => store.kvDelete(caller.plugin, key),
     "kv.list": (caller, prefix, limit) => store.kvList(caller.plugin, prefix, limit),
-    emit: (caller, name, payload) =>
-      intake().accept({ name, body: payload, source: "emit", parent: { eventId: caller.meta.eventId, depth: caller.meta.depth } }).then(({ id }) => ({ id })),
+    emit: async (caller, name, payload, options) => {
+      // ctx.emit(name, payload, { delay } | { at }): checked before anything is stored.
+      const deliverAt = deliverAtFromOptions(options, Date.now(), calendars);
+      const { id } = await intake().accept({ name, body: payload, source: "emit", parent: { eventId: caller.meta.eventId, depth: caller.meta.depth }, deliverAt });
+      return { id };
+    },
     fetch: (caller, url, init) => fetchService.fetch({ plugin: caller.plugin, runId: caller.runId, url, init, policy: caller.fetchPolicy, signal: caller.signal }),
   };
 }

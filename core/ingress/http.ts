@@ -15,6 +15,7 @@ import { DEFAULT_MAX_DEPTH, jsonTextTooDeep } from "../base/depth.ts";
 import { HookdError, isHookdError } from "../../sandbox/contract/errors.ts";
 import type { Metrics } from "../base/metrics.ts";
 import type { EventIntake } from "./intake.ts";
+import { deliverAtFromHeaders, type CalendarLookup } from "../time/delay.ts";
 
 /** What the server needs; the `/api/*` group (core/api/routes.ts) gets its part of it. */
 export interface HttpDeps extends ApiRoutesDeps {
@@ -31,6 +32,8 @@ export interface HttpDeps extends ApiRoutesDeps {
   stopping: () => boolean;
   /** Route groups kept in their own modules (the telephony ingress, the webhook API), each in its own scope. */
   routeGroups?: ReadonlyArray<(scope: FastifyInstance) => Promise<void>>;
+  /** The config's calendars, for `hookd-within` (core/time). */
+  calendars?: CalendarLookup;
 }
 
 const PUBLIC_PATHS = new Set(["/healthz", "/readyz"]);
@@ -137,14 +140,17 @@ export function createHttpServer(deps: HttpDeps): FastifyInstance {
       }
     },
     handler: async (request, reply) => {
+      // `hookd-delay: 2h` / `hookd-deliver-at: <ISO 8601>`: a bad value is a 400 before anything is read or stored.
+      const deliverAt = deliverAtFromHeaders(request.headers, Date.now(), deps.calendars);
       const accepted = await deps.intake.accept({
         name: request.params.name,
         body: await readPayload(request),
         source: "http",
         idempotencyKey: idempotencyKeyOf(request),
+        deliverAt,
       });
       if (accepted.duplicate) reply.header("idempotent-replayed", "true");
-      return reply.code(202).send({ id: accepted.id });
+      return reply.code(202).send(deliverAt === undefined || accepted.duplicate ? { id: accepted.id } : { id: accepted.id, deliverAt: new Date(deliverAt).toISOString() });
     },
   });
 

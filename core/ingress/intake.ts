@@ -23,7 +23,7 @@ export interface IntakeOptions {
   /** The webhook deliveries of an event (core/webhooks), stored with its other deliveries. */
   webhookTargets?: (name: string, payload: unknown) => DeliveryTarget[];
   /** Called after a commit that created deliveries. */
-  onAccepted: (info: { name: string; id: string; source: EventSource }) => void;
+  onAccepted: (info: { name: string; id: string; source: EventSource; deliverAt?: number | undefined }) => void;
   onRejected?: (info: { name: string; reason: string }) => void;
   /**
    * Bounds on what comes in (config `server.maxDepth`, `server.bodyLimit`). HTTP bodies are
@@ -38,6 +38,8 @@ export interface AcceptRequest {
   source: EventSource;
   idempotencyKey?: string | undefined;
   parent?: { eventId: string; depth: number } | undefined;
+  /** A delayed event's due time (core/time/delay.ts); absent: delivered at once. */
+  deliverAt?: number | undefined;
 }
 
 export interface Accepted {
@@ -97,8 +99,11 @@ export class EventIntake {
         maxDescendants: request.parent ? maxDescendants : undefined,
         idempotencyKey: request.idempotencyKey,
         bodyHash: request.idempotencyKey === undefined ? undefined : hashBody(request.name, request.body),
+        deliverAt: request.deliverAt,
       },
-      this.deliveriesFor(request.name, payload),
+      // A delayed event keeps no order key: waiting for its time, it would hold back every later
+      // event of its key until then.
+      this.deliveriesFor(request.name, payload).map((target) => (request.deliverAt === undefined ? target : { ...target, orderKey: undefined })),
     ).catch((error: unknown) => {
       if (isHookdError(error, "HOOKD_EVENT_EMIT_BUDGET")) this.options.onRejected?.({ name: request.name, reason: "emit_budget" });
       throw error;
@@ -107,7 +112,7 @@ export class EventIntake {
       this.options.onRejected?.({ name: request.name, reason: "idempotency_conflict" });
       throw new HookdError("HOOKD_EVENT_IDEMPOTENCY_CONFLICT", [request.idempotencyKey ?? "", outcome.id]);
     }
-    if (outcome.kind === "stored") this.options.onAccepted({ name: request.name, id: outcome.id, source: request.source });
+    if (outcome.kind === "stored") this.options.onAccepted({ name: request.name, id: outcome.id, source: request.source, deliverAt: request.deliverAt });
     return { id: outcome.id, duplicate: outcome.kind === "duplicate" };
   }
 

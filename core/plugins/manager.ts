@@ -25,6 +25,7 @@ import { discoverPlugins, type PluginEntry } from "./discover.ts";
 import { firstFailure, issueFiles, SOURCE_CHECKS, VERSION_CHECKS } from "./load-checks.ts";
 import { compileWhenStill } from "./settled-compile.ts";
 import { pluginStatuses, roundMs, withPendingRuns, type PluginHealth, type PluginState, type PluginStatus } from "./status.ts";
+import { manifestScheduleProblem } from "../time/schedules.ts";
 
 /** What one load, reload or removal did; the dev console prints one line per result. */
 export interface ReloadResult {
@@ -220,6 +221,11 @@ export class PluginManager {
     return this.plugins.get(plugin)?.current?.manifest.options;
   }
 
+  /** What the current versions declare with `schedule(...)` (core/time/scheduler.ts runs them). */
+  declaredSchedules(): Array<{ plugin: string; schedules: NonNullable<PluginManifest["schedules"]> }> {
+    return [...this.plugins.values()].flatMap((p) => (p.current?.manifest.schedules?.length ? [{ plugin: p.entry.name, schedules: p.current.manifest.schedules }] : []));
+  }
+
   /** What the dispatcher claims: loaded plugins' names and `action:<name>` of their actions. */
   claimKeys(): readonly string[] {
     return this.index.claimKeys();
@@ -346,6 +352,11 @@ export class PluginManager {
       if (rejected) {
         await this.options.sandbox.unload(name, version);
         throw rejected;
+      }
+      const badSchedule = manifestScheduleProblem(manifest.schedules);
+      if (badSchedule !== undefined) {
+        await this.options.sandbox.unload(name, version);
+        throw new HookdError("HOOKD_SCHEDULE_INVALID", [spec.file, badSchedule]);
       }
       // The swap: one synchronous step, so every run is sent to exactly one version.
       const old = managed.current;

@@ -70,6 +70,13 @@ const MIGRATIONS: readonly string[] = [
   ALTER TABLE events ADD COLUMN descendants integer NOT NULL DEFAULT 0;
   CREATE INDEX deliveries_pending_by_plugin ON deliveries(plugin, suspect, next_at, id) WHERE status = 'pending';
   `,
+  // Delayed events (core/time/delay.ts): their due time, and the scheduled list by it; each
+  // schedule's last claimed tick (core/time/scheduler.ts).
+  `
+  ALTER TABLE events ADD COLUMN deliver_at bigint;
+  CREATE INDEX events_scheduled ON events(deliver_at) WHERE deliver_at IS NOT NULL;
+  CREATE TABLE schedule_ticks (schedule_id text PRIMARY KEY, last_tick_at bigint NOT NULL);
+  `,
 ];
 
 export const PG_SCHEMA_VERSION = MIGRATIONS.length;

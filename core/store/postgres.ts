@@ -29,7 +29,7 @@ import * as leases from "./postgres-claims.ts";
 import { migrate } from "./postgres-schema.ts";
 import { PostgresWakeup } from "./postgres-wakeup.ts";
 import { deliveryValues, eventValues, RUN_COLUMNS, toEventRecord, toKvValue, toRunRecord, toStatusCounts, type EventRow, type RunRow } from "./rows.ts";
-import { assertRetriable, emitBudgetSpent, eventsQuery, nothingToClaim, repeatOutcome, runsQuery } from "./rules.ts";
+import { assertRetriable, clampPageLimit, emitBudgetSpent, eventsQuery, nothingToClaim, repeatOutcome, runsQuery } from "./rules.ts";
 import type {
   AcceptOutcome,
   AddedDeliveries,
@@ -43,6 +43,7 @@ import type {
   EventRecord,
   ListEventsFilter,
   ListRunsFilter,
+  ListScheduledFilter,
   NewEvent,
   PruneOptions,
   Store,
@@ -144,13 +145,13 @@ export class PostgresStore implements Store {
     // inserts nothing and finds the first below.
     const { rows } = await on.query<{ seq: number }>(
       `WITH ev AS (
-         INSERT INTO events (id, name, payload, received_at, source, parent_id, depth, idempotency_key, body_hash, root_id)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $19)
+         INSERT INTO events (id, name, payload, received_at, source, parent_id, depth, idempotency_key, body_hash, root_id, deliver_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $20, $21)
          ${event.idempotencyKey === undefined ? "" : "ON CONFLICT (idempotency_key) DO NOTHING"}
          RETURNING seq),
        ${DELIVERY_INSERT_CTES("(SELECT seq FROM ev)", 10)}
        SELECT seq FROM ev`,
-      [...eventValues(event), ...deliveryParams(deliveries, event.receivedAt, null), root],
+      [...eventValues(event), ...deliveryParams(deliveries, event.receivedAt, null, event.deliverAt), root, event.deliverAt ?? null],
     );
     if (rows.length === 0) {
       const found = await on.query<{ id: string; body_hash: string | null }>("SELECT id, body_hash FROM events WHERE idempotency_key = $1", [event.idempotencyKey]);
@@ -226,6 +227,57 @@ export class PostgresStore implements Store {
     return added;
   }
 
+  async claimScheduleTick(scheduleId: string, at: number, event: NewEvent, deliveries: readonly DeliveryTarget[]): Promise<boolean> {
+    // The upsert takes the schedule's row lock: instances claiming the same tick wait for each
+    // other, and the WHERE, read again after the wait, lets only the first move it forward.
+    const claimed = await this.transaction(async (client) => {
+      const { rowCount } = await client.query(
+        `INSERT INTO schedule_ticks (schedule_id, last_tick_at) VALUES ($1, $2)
+         ON CONFLICT (schedule_id) DO UPDATE SET last_tick_at = excluded.last_tick_at WHERE schedule_ticks.last_tick_at < excluded.last_tick_at`,
+        [scheduleId, at],
+      );
+      if (!rowCount) return false;
+      await this.insertEvent(client, event, deliveries, null);
+      return true;
+    });
+    if (claimed && deliveries.length > 0 && event.deliverAt === undefined) this.wakeup.notify();
+    return claimed;
+  }
+
+  async lastScheduleTicks(): Promise<Map<string, number>> {
+    const { rows } = await this.pool.query<{ schedule_id: string; last_tick_at: number }>("SELECT schedule_id, last_tick_at FROM schedule_ticks");
+    return new Map(rows.map((row) => [row.schedule_id, row.last_tick_at]));
+  }
+
+  async cancelScheduledEvent(id: string, now: number): Promise<number> {
+    // The row locks of the UPDATE and the claim's FOR UPDATE SKIP LOCKED exclude each other: a
+    // delivery is either claimed (and runs) or cancelled, never both.
+    return this.transaction(async (client) => {
+      const { rows } = await client.query<{ seq: number; deliver_at: number | null }>("SELECT seq, deliver_at FROM events WHERE id = $1", [id]);
+      const event = rows[0];
+      if (!event) throw new HookdError("HOOKD_EVENT_NOT_FOUND", [id]);
+      if (event.deliver_at === null) throw new HookdError("HOOKD_EVENT_NOT_SCHEDULED", [id, "it was not delayed"]);
+      const { rowCount } = await client.query(
+        `UPDATE deliveries SET status = 'cancelled', updated_at = $2, finished_at = $2
+          WHERE event_seq = $1 AND status = 'pending' AND attempts = 0`,
+        [event.seq, now],
+      );
+      if (!rowCount) throw new HookdError("HOOKD_EVENT_NOT_SCHEDULED", [id, "its runs have started already, or it was cancelled"]);
+      return rowCount;
+    });
+  }
+
+  async listScheduledEvents(filter: ListScheduledFilter): Promise<EventRecord[]> {
+    const { rows } = await this.pool.query<EventRow>(
+      `SELECT * FROM events ev
+        WHERE ev.deliver_at > $1
+          AND EXISTS (SELECT 1 FROM deliveries d WHERE d.event_seq = ev.seq AND d.status = 'pending')
+        ORDER BY ev.deliver_at, ev.seq LIMIT $2`,
+      [filter.now, clampPageLimit(filter.limit)],
+    );
+    return rows.map(toEventRecord);
+  }
+
   async pruneEvents(options: PruneOptions): Promise<number> {
     // Oldest first; events with unfinished deliveries are never touched.
     const { rowCount } = await this.pool.query(
@@ -255,7 +307,7 @@ export class PostgresStore implements Store {
     // Bounded (a list for people): octet_length reads a toasted value's size without fetching it.
     const columns =
       q.maxPayloadBytes !== undefined
-        ? `seq, id, name, received_at, source, parent_id, depth, root_id, octet_length(payload) AS payload_bytes,
+        ? `seq, id, name, received_at, source, parent_id, depth, root_id, deliver_at, octet_length(payload) AS payload_bytes,
          CASE WHEN octet_length(payload) > ${Math.floor(q.maxPayloadBytes)} THEN NULL ELSE payload END AS payload`
         : "*";
     const { rows } = await this.pool.query<EventRow>(
@@ -302,7 +354,10 @@ export class PostgresStore implements Store {
   }
 
   async oldestPendingAt(): Promise<number | null> {
-    const { rows } = await this.pool.query<{ oldest: number | null }>("SELECT MIN(created_at) AS oldest FROM deliveries WHERE status = 'pending'");
+    // A delivery that has never run waits from its due time: a delayed one's wait starts then.
+    const { rows } = await this.pool.query<{ oldest: number | null }>(
+      "SELECT MIN(CASE WHEN attempts = 0 THEN GREATEST(created_at, next_at) ELSE created_at END) AS oldest FROM deliveries WHERE status = 'pending'",
+    );
     return rows[0]!.oldest;
   }
 
@@ -429,7 +484,7 @@ function DELIVERY_INSERT_CTES(seq: string, first: number): string {
            FROM (SELECT DISTINCT hashtext(k) AS h FROM unnest(${p(0)}::text[]) AS k WHERE k IS NOT NULL ORDER BY h) AS keys),
        ins AS (
          INSERT INTO deliveries (event_seq, kind, plugin, target, input, order_key, status, max_attempts, next_at, created_at, updated_at, replay_id)
-         SELECT s.seq, t.kind, t.plugin, t.target, t.input, t.order_key, 'pending', t.max_attempts, ${p(1)}, ${p(1)}, ${p(1)}, ${p(2)}
+         SELECT s.seq, t.kind, t.plugin, t.target, t.input, t.order_key, 'pending', t.max_attempts, COALESCE(${p(9)}::bigint, ${p(1)}), ${p(1)}, ${p(1)}, ${p(2)}
            FROM (SELECT ${seq} AS seq) AS s,
                 unnest(${p(3)}::text[], ${p(4)}::text[], ${p(5)}::text[], ${p(6)}::text[], ${p(7)}::text[], ${p(8)}::int[]) WITH ORDINALITY
                   AS t(kind, plugin, target, input, order_key, max_attempts, n)
@@ -438,7 +493,8 @@ function DELIVERY_INSERT_CTES(seq: string, first: number): string {
          RETURNING 1)`;
 }
 
-function deliveryParams(targets: readonly DeliveryTarget[], now: number, replayId: string | null): unknown[] {
+/** `dueAt`: a delayed event's due time (its deliveries' next_at); absent, they are due `now`. */
+function deliveryParams(targets: readonly DeliveryTarget[], now: number, replayId: string | null, dueAt?: number): unknown[] {
   const values = targets.map(deliveryValues);
   return [
     targets.map((t) => (t.orderKey === undefined ? null : JSON.stringify([t.plugin, t.orderKey]))),
@@ -446,5 +502,6 @@ function deliveryParams(targets: readonly DeliveryTarget[], now: number, replayI
     replayId,
     // kind, plugin, target, input, order_key, max_attempts: one array per column.
     ...[0, 1, 2, 3, 4, 5].map((column) => values.map((row) => row[column])),
+    dueAt ?? null,
   ];
 }

@@ -35,6 +35,7 @@ export interface EventRow {
   parent_id: string | null;
   depth: number;
   root_id: string | null;
+  deliver_at?: number | null;
 }
 
 export interface RunRow {
@@ -126,6 +127,7 @@ export function toEventRecord(row: EventRow): EventRecord {
     parentId: row.parent_id,
     depth: row.depth,
     rootId: row.root_id ?? null,
+    deliverAt: row.deliver_at ?? null,
   };
 }
 
@@ -197,7 +199,7 @@ export function toKvValue(row: { value: string } | undefined): unknown {
 
 /** `status, COUNT(*)` rows as a count for every status, the ones without deliveries at 0. */
 export function toStatusCounts(rows: ReadonlyArray<{ status: DeliveryStatus; n: number }>): Record<DeliveryStatus, number> {
-  const counts: Record<DeliveryStatus, number> = { pending: 0, running: 0, done: 0, dead: 0 };
+  const counts: Record<DeliveryStatus, number> = { pending: 0, running: 0, done: 0, dead: 0, cancelled: 0 };
   for (const row of rows) counts[row.status] = row.n;
   return counts;
 }

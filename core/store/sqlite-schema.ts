@@ -5,7 +5,7 @@
  */
 import type Database from "better-sqlite3";
 
-export const SCHEMA_VERSION = 3;
+export const SCHEMA_VERSION = 4;
 
 export type Synchronous = "FULL" | "NORMAL" | "OFF";
 
@@ -51,6 +51,8 @@ CREATE TABLE IF NOT EXISTS deliveries (
   replay_id TEXT
 );
 CREATE INDEX IF NOT EXISTS deliveries_by_event ON deliveries(event_seq);
+-- Each schedule's last claimed tick (core/time/scheduler.ts): claiming a tick is moving it forward.
+CREATE TABLE IF NOT EXISTS schedule_ticks (schedule_id TEXT PRIMARY KEY, last_tick_at INTEGER NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS kv (
   plugin TEXT NOT NULL,
   key TEXT NOT NULL,
@@ -71,6 +73,8 @@ CREATE INDEX IF NOT EXISTS deliveries_by_replay ON deliveries(replay_id) WHERE r
 -- Claims and due times ask per plugin: a seek to that plugin's pending rows, so another plugin's
 -- backlog (or an unloaded plugin's) is never walked past.
 CREATE INDEX IF NOT EXISTS deliveries_pending_by_plugin ON deliveries(plugin, suspect, next_at, id) WHERE status = 'pending';
+-- Delayed events by due time (the scheduled list); events delivered at once are not in it.
+CREATE INDEX IF NOT EXISTS events_scheduled ON events(deliver_at) WHERE deliver_at IS NOT NULL;
 `;
 
 /** Sets a connection up: WAL, the durability level, cascading deletes, patience with locks. */
@@ -104,6 +108,8 @@ function migrate(db: Database.Database): void {
   const addedToEvents: Array<[string, string]> = [
     ["root_id", "TEXT"],
     ["descendants", "INTEGER NOT NULL DEFAULT 0"],
+    // Schema 4: delayed events (core/time/delay.ts).
+    ["deliver_at", "INTEGER"],
   ];
   for (const [name, type] of addedToEvents) if (!eventColumns.has(name)) db.exec(`ALTER TABLE events ADD COLUMN ${name} ${type}`);
   // The ready index gained the suspect column: rebuild it under the same name.

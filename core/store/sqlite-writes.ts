@@ -26,10 +26,12 @@ export type WriteOp =
   | { op: "addDeliveries"; items: readonly AddedDeliveries[]; now: number; replayId: string | null }
   | { op: "prune"; options: PruneOptions }
   | { op: "kvSet"; plugin: string; key: string; json: string; now: number; maxKeys?: number | null }
-  | { op: "kvDelete"; plugin: string; key: string };
+  | { op: "kvDelete"; plugin: string; key: string }
+  | { op: "cancelScheduled"; id: string; now: number }
+  | { op: "claimTick"; scheduleId: string; at: number; event: NewEvent; payloadJson: string; deliveries: readonly DeliveryTarget[] };
 
 /** Writes whose callers were promised durability: a commit carrying one fsyncs. */
-const PROMISED: ReadonlySet<WriteOp["op"]> = new Set(["accept", "retry", "addDeliveries"]);
+const PROMISED: ReadonlySet<WriteOp["op"]> = new Set(["accept", "retry", "addDeliveries", "cancelScheduled", "claimTick"]);
 
 /** An error as data, to cross a thread and become the same error again on the other side. */
 export interface WriteError {
@@ -112,6 +114,21 @@ export function createWriteExecutor(db: Database.Database, synchronous: Synchron
         return undefined;
       case "kvDelete":
         return s.kvDelete.run(op.plugin, op.key).changes === 1;
+      case "claimTick": {
+        // Moves the schedule's last tick forward, or changes nothing when a tick at or after
+        // this one was claimed already; the event goes in the same savepoint.
+        if (s.claimTick.run(op.scheduleId, op.at).changes === 0) return false;
+        accept(s, op.event, op.deliveries, op.payloadJson);
+        return true;
+      }
+      case "cancelScheduled": {
+        const event = s.scheduleOf.get(op.id) as { seq: number; deliver_at: number | null } | undefined;
+        if (!event) throw new HookdError("HOOKD_EVENT_NOT_FOUND", [op.id]);
+        if (event.deliver_at === null) throw new HookdError("HOOKD_EVENT_NOT_SCHEDULED", [op.id, "it was not delayed"]);
+        const { changes } = s.cancelScheduled.run({ seq: event.seq, now: op.now });
+        if (changes === 0) throw new HookdError("HOOKD_EVENT_NOT_SCHEDULED", [op.id, "its runs have started already, or it was cancelled"]);
+        return changes;
+      }
     }
   };
 
@@ -161,8 +178,8 @@ function accept(s: WriteStatements, event: NewEvent, deliveries: readonly Delive
     if (existing) return repeatOutcome(existing, event);
   }
   const root = event.parentId === undefined ? null : countDescendant(s, event);
-  const { lastInsertRowid: seq } = s.insertEvent.run(...eventValues(event, payloadJson), root);
-  for (const d of deliveries) insertDelivery(s, Number(seq), d, event.receivedAt, null);
+  const { lastInsertRowid: seq } = s.insertEvent.run(...eventValues(event, payloadJson), root, event.deliverAt ?? null);
+  for (const d of deliveries) insertDelivery(s, Number(seq), d, event.receivedAt, null, event.deliverAt);
   return { kind: "stored", id: event.id, deliveries: deliveries.length };
 }
 
@@ -211,16 +228,17 @@ function claim(s: WriteStatements, options: ClaimOptions): ClaimRow[] {
   return claimed;
 }
 
-function insertDelivery(s: WriteStatements, seq: number, d: DeliveryTarget, now: number, replayId: string | null): void {
-  s.insertDelivery.run(seq, ...deliveryValues(d), now, now, now, replayId);
+/** A delivery due at `now`, or at `dueAt` (a delayed event's). */
+function insertDelivery(s: WriteStatements, seq: number, d: DeliveryTarget, now: number, replayId: string | null, dueAt?: number): void {
+  s.insertDelivery.run(seq, ...deliveryValues(d), dueAt ?? now, now, now, replayId);
 }
 
 function prepareWriteStatements(db: Database.Database) {
   return {
     eventByIdempotencyKey: db.prepare("SELECT id, body_hash FROM events WHERE idempotency_key = ?"),
     insertEvent: db.prepare(
-      `INSERT INTO events (id, name, payload, received_at, source, parent_id, depth, idempotency_key, body_hash, root_id)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      `INSERT INTO events (id, name, payload, received_at, source, parent_id, depth, idempotency_key, body_hash, root_id, deliver_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     ),
     rootOf: db.prepare("SELECT COALESCE(root_id, id) AS root FROM events WHERE id = ?"),
     countDescendant: db.prepare("UPDATE events SET descendants = descendants + 1 WHERE id = ? AND descendants < ?"),
@@ -303,6 +321,16 @@ function prepareWriteStatements(db: Database.Database) {
        ON CONFLICT (plugin, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`,
     ),
     kvDelete: db.prepare("DELETE FROM kv WHERE plugin = ? AND key = ?"),
+    scheduleOf: db.prepare("SELECT seq, deliver_at FROM events WHERE id = ?"),
+    claimTick: db.prepare(
+      `INSERT INTO schedule_ticks (schedule_id, last_tick_at) VALUES (?, ?)
+       ON CONFLICT (schedule_id) DO UPDATE SET last_tick_at = excluded.last_tick_at WHERE last_tick_at < excluded.last_tick_at`,
+    ),
+    // Only what has not started: no attempt made, nothing running (a released run has its attempt back, and may go).
+    cancelScheduled: db.prepare(
+      `UPDATE deliveries SET status = 'cancelled', updated_at = @now, finished_at = @now
+        WHERE event_seq = @seq AND status = 'pending' AND attempts = 0`,
+    ),
     kvExists: db.prepare("SELECT 1 FROM kv WHERE plugin = ? AND key = ?"),
     // Counts up to the limit only: enough to tell whether one more key fits.
     kvCount: db.prepare("SELECT COUNT(*) AS n FROM (SELECT 1 FROM kv WHERE plugin = ? LIMIT ?)"),

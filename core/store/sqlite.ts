@@ -22,7 +22,7 @@ import { mkdirSync } from "node:fs";
 import path from "node:path";
 import Database from "better-sqlite3";
 import { RUN_COLUMNS, toClaimedDelivery, toEventRecord, toKvValue, toRunRecord, toStatusCounts, type ClaimRow, type EventRow, type RunRow } from "./rows.ts";
-import { eventsQuery, nothingToClaim, runsQuery } from "./rules.ts";
+import { clampPageLimit, eventsQuery, nothingToClaim, runsQuery } from "./rules.ts";
 import { configureConnection, ensureSchema, PLUGINS_WITH_PENDING_SQL, type Synchronous } from "./sqlite-schema.ts";
 import { inlineWriter, threadWriter, type Writer } from "./sqlite-writer.ts";
 import { reviveError, type WriteOp } from "./sqlite-writes.ts";
@@ -39,6 +39,7 @@ import type {
   EventRecord,
   ListEventsFilter,
   ListRunsFilter,
+  ListScheduledFilter,
   NewEvent,
   PruneOptions,
   Store,
@@ -130,6 +131,29 @@ export class SqliteStore implements Store {
 
   pruneEvents(options: PruneOptions): Promise<number> {
     return this.write({ op: "prune", options });
+  }
+
+  claimScheduleTick(scheduleId: string, at: number, event: NewEvent, deliveries: readonly DeliveryTarget[]): Promise<boolean> {
+    let payloadJson: string;
+    try {
+      payloadJson = JSON.stringify(event.payload);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return this.write({ op: "claimTick", scheduleId, at, event: { ...event, payload: null }, payloadJson, deliveries });
+  }
+
+  async lastScheduleTicks(): Promise<Map<string, number>> {
+    const rows = this.statements.scheduleTicks.all() as Array<{ schedule_id: string; last_tick_at: number }>;
+    return new Map(rows.map((row) => [row.schedule_id, row.last_tick_at]));
+  }
+
+  cancelScheduledEvent(id: string, now: number): Promise<number> {
+    return this.write({ op: "cancelScheduled", id, now });
+  }
+
+  async listScheduledEvents(filter: ListScheduledFilter): Promise<EventRecord[]> {
+    return (this.statements.listScheduled.all({ now: filter.now, limit: clampPageLimit(filter.limit) }) as EventRow[]).map(toEventRecord);
   }
 
   kvSet(plugin: string, key: string, value: unknown, limits?: { maxKeys?: number | undefined }): Promise<void> {
@@ -279,7 +303,7 @@ function prepareReadStatements(db: Database.Database) {
     // octet_length reads a value's size without loading it: a list of huge payloads costs
     // only the ones it shows.
     listEventsBounded: db.prepare(
-      `SELECT seq, id, name, received_at, source, parent_id, depth, root_id, octet_length(payload) AS payload_bytes,
+      `SELECT seq, id, name, received_at, source, parent_id, depth, root_id, deliver_at, octet_length(payload) AS payload_bytes,
               CASE WHEN octet_length(payload) > @maxPayload THEN NULL ELSE payload END AS payload
          FROM events
         WHERE (@name IS NULL OR name = @name) AND (@since IS NULL OR received_at >= @since)
@@ -310,7 +334,15 @@ function prepareReadStatements(db: Database.Database) {
     ),
     countByStatus: db.prepare("SELECT status, COUNT(*) AS n FROM deliveries GROUP BY status"),
     countReplayByStatus: db.prepare("SELECT status, COUNT(*) AS n FROM deliveries WHERE replay_id = ? GROUP BY status"),
-    oldestPending: db.prepare("SELECT MIN(created_at) AS oldest FROM deliveries WHERE status = 'pending'"),
+    // A delivery that has never run waits from its due time: a delayed one's wait starts then.
+    oldestPending: db.prepare("SELECT MIN(CASE WHEN attempts = 0 THEN MAX(created_at, next_at) ELSE created_at END) AS oldest FROM deliveries WHERE status = 'pending'"),
+    scheduleTicks: db.prepare("SELECT schedule_id, last_tick_at FROM schedule_ticks"),
+    listScheduled: db.prepare(
+      `SELECT * FROM events ev
+        WHERE ev.deliver_at > @now
+          AND EXISTS (SELECT 1 FROM deliveries d WHERE d.event_seq = ev.seq AND d.status = 'pending')
+        ORDER BY ev.deliver_at, ev.seq LIMIT @limit`,
+    ),
     probeWrite: db.prepare("INSERT OR REPLACE INTO meta(key, value) VALUES ('write_probe', ?)"),
     kvGet: db.prepare("SELECT value FROM kv WHERE plugin = ? AND key = ?"),
     // Prefix match without LIKE, so `%` and `_` in keys mean themselves.

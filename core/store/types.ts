@@ -18,9 +18,10 @@
  *   stores it: the check and the count are one atomic step, whatever runs beside it.
  */
 
-export type EventSource = "http" | "emit" | "action" | "oktell" | "replay";
+export type EventSource = "http" | "emit" | "action" | "oktell" | "replay" | "schedule";
 export type DeliveryKind = "handler" | "route" | "action" | "webhook";
-export type DeliveryStatus = "pending" | "running" | "done" | "dead";
+/** `cancelled`: a delayed event's delivery, cancelled before it ran (POST /api/events/{id}/cancel). */
+export type DeliveryStatus = "pending" | "running" | "done" | "dead" | "cancelled";
 
 export interface NewEvent {
   id: string;
@@ -41,6 +42,8 @@ export interface NewEvent {
   idempotencyKey?: string | undefined;
   /** Hash of the request body, to tell a repeat from a different body under the same key. */
   bodyHash?: string | undefined;
+  /** A delayed event (core/time/delay.ts): its deliveries are due then, not at `receivedAt`. */
+  deliverAt?: number | undefined;
 }
 
 /** Who must run for an accepted event. */
@@ -134,6 +137,8 @@ export interface EventRecord {
   payloadTruncated?: { bytes: number };
   /** The accepted event whose emit chain produced this one (null for an event from outside). */
   rootId: string | null;
+  /** When a delayed event's deliveries are due (epoch ms); null for an event delivered at once. */
+  deliverAt: number | null;
 }
 
 export interface ClaimOptions {
@@ -202,6 +207,13 @@ export interface PruneOptions {
   limit: number;
 }
 
+/** Delayed events still waiting, soonest first (core/time). */
+export interface ListScheduledFilter {
+  /** Only events due after this time (epoch ms): the ones not due yet. */
+  now: number;
+  limit?: number | undefined;
+}
+
 export interface DeliveryCountFilter {
   replayId?: string | undefined;
 }
@@ -225,6 +237,23 @@ export interface Store {
   nextDueAt(plugins: readonly string[], suspects?: boolean): Promise<number | null>;
   /** Adds deliveries to stored events (replay), all in one transaction; returns how many. */
   addDeliveries(items: readonly AddedDeliveries[], now: number, replayId?: string): Promise<number>;
+  /**
+   * Cancels the deliveries of a delayed event that have not started (pending, no attempt made),
+   * in one transaction; returns how many. HOOKD_EVENT_NOT_FOUND when there is no such event,
+   * HOOKD_EVENT_NOT_SCHEDULED when it was not delayed or nothing of it is left to cancel.
+   */
+  cancelScheduledEvent(id: string, now: number): Promise<number>;
+  /** Delayed events not due yet with deliveries still waiting, soonest first. */
+  listScheduledEvents(filter: ListScheduledFilter): Promise<EventRecord[]>;
+  /**
+   * A schedule's tick (core/time/scheduler.ts): claims tick `at` of `scheduleId` and stores its
+   * event and deliveries, in one transaction. The claim succeeds only when no tick at or after
+   * `at` was claimed before (by this instance or any other): the insert of a tick is its claim,
+   * so a tick runs once however many instances reach it. Returns false when it was taken.
+   */
+  claimScheduleTick(scheduleId: string, at: number, event: NewEvent, deliveries: readonly DeliveryTarget[]): Promise<boolean>;
+  /** The last claimed tick of every schedule that ever ticked (epoch ms), by schedule id. */
+  lastScheduleTicks(): Promise<Map<string, number>>;
   /** Deletes old finished events with their deliveries; returns how many events went. */
   pruneEvents(options: PruneOptions): Promise<number>;
 
@@ -233,7 +262,10 @@ export interface Store {
   listRuns(filter: ListRunsFilter): Promise<DeliveryRecord[]>;
   countEvents(filter: Pick<ListEventsFilter, "name" | "since" | "until">): Promise<number>;
   countByStatus(filter?: DeliveryCountFilter): Promise<Record<DeliveryStatus, number>>;
-  /** When the oldest pending delivery was created (epoch ms), null when none waits: the queue's age. */
+  /**
+   * When the oldest pending delivery started to wait (epoch ms), null when none waits: the
+   * queue's age. A delayed delivery waits from its due time (a future time while it is not due).
+   */
   oldestPendingAt(): Promise<number | null>;
   /**
    * Resolves once a tiny write committed; rejects with the reason when the store cannot take

@@ -14,12 +14,16 @@ import { FetchService } from "../fetch/fetch-service.ts";
 import { SecretResolver } from "../../sandbox/index.ts";
 import type { FakeNetwork } from "./fake-network.ts";
 import type { MemoryKv } from "./memory-kv.ts";
+import { calendarsOf, type CalendarConfig } from "../time/calendar-config.ts";
+import { deliverAtFromOptions } from "../time/delay.ts";
 
 /** An event a plugin published with ctx.emit, as hookd would store it (validated, coerced). */
 export interface EmittedEvent {
   name: string;
   payload: unknown;
   id: string;
+  /** A delayed emit's due time (ISO 8601), checked as the daemon checks it; absent for "at once". */
+  deliverAt?: string;
 }
 
 export interface FakeServicesOptions {
@@ -30,10 +34,13 @@ export interface FakeServicesOptions {
   secrets: Record<string, string | undefined>;
   onLog: (record: PluginLogRecord) => void;
   onEmit: (event: EmittedEvent) => void;
+  /** The config's business-hours calendars, for ctx.emit's `within`. */
+  calendars?: Record<string, CalendarConfig>;
 }
 
 export function fakeServices(options: FakeServicesOptions): HostServices {
   const { catalog, kv } = options;
+  const calendars = calendarsOf(options.calendars ?? {});
   const fetchService = new FetchService({
     send: options.network.fetch,
     secret: (plugin, name) => new SecretResolver({ configured: options.secrets, environment: undefined }).resolve(plugin, name),
@@ -44,8 +51,14 @@ export function fakeServices(options: FakeServicesOptions): HostServices {
     "kv.set": async (caller, key, value) => kv.write(key, value, caller.kvMaxKeys),
     "kv.delete": async (_caller, key) => kv.remove(key),
     "kv.list": async (_caller, prefix, limit) => kv.list(prefix, limit),
-    emit: async (_caller, name, payload) => {
-      const emitted = { name, payload: validateEvent(catalog, name, payload), id: randomUUID() };
+    emit: async (_caller, name, payload, emitOptions) => {
+      const deliverAt = deliverAtFromOptions(emitOptions, Date.now(), (name) => calendars.get(name));
+      const emitted: EmittedEvent = {
+        name,
+        payload: validateEvent(catalog, name, payload),
+        id: randomUUID(),
+        ...(deliverAt === undefined ? {} : { deliverAt: new Date(deliverAt).toISOString() }),
+      };
       options.onEmit(emitted);
       return { id: emitted.id };
     },

@@ -20,6 +20,7 @@ import { createSandbox, type EventInput, type EventName } from "../../sandbox/in
 import type { PluginLimits, PluginLogRecord, PluginManifest, RunMeta } from "../../sandbox/contract/run.ts";
 import type { Sandbox } from "../../sandbox/contract/sandbox.ts";
 import { fakeServices, validateEvent, type EmittedEvent } from "./fake-services.ts";
+import type { CalendarConfig } from "../time/calendar-config.ts";
 import { FakeNetwork, type OutboundCall } from "./fake-network.ts";
 
 export type { EmittedEvent } from "./fake-services.ts";
@@ -84,7 +85,7 @@ export async function loadPlugin(file: string | URL, options: LoadPluginOptions 
   // The plugin's folder as the daemon would see it: a folder plugin's index sits one level down.
   const pluginsDir = config && isInside(entry, config.plugins.dir) ? config.plugins.dir : path.dirname(/^index\.[mc]?[jt]s$/.test(path.basename(entry)) ? path.dirname(entry) : entry);
   const compiled = await compilePlugin(entry, { root, pluginsDir });
-  const harness = new PluginHarness(pluginName(entry), catalog, { ...config?.secrets, ...options.secrets }, options.kv);
+  const harness = new PluginHarness(pluginName(entry), catalog, { ...config?.secrets, ...options.secrets }, options.kv, config?.calendars);
   await harness.start({ file: path.relative(root, entry), code: compiled.code, sourceMap: compiled.sourceMap, limits });
   return harness;
 }
@@ -111,6 +112,8 @@ export class PluginHarness {
     private readonly catalog: EventCatalog,
     secrets: Record<string, string | undefined>,
     kv: Record<string, unknown> | undefined,
+    /** The config's business-hours calendars, for ctx.emit's `within`. */
+    calendars: Record<string, CalendarConfig> = {},
   ) {
     this.kv = new MemoryKv(kv);
     this.host = createSandbox({
@@ -122,6 +125,7 @@ export class PluginHarness {
         kv: this.kv,
         network: this.fetch,
         secrets,
+        calendars,
         onLog: (record) => this.logs.push(toLogEntry(record)),
         onEmit: (event) => this.emitted.push(event),
       }),
@@ -162,6 +166,21 @@ export class PluginHarness {
     const stored = validateEvent(this.catalog, name, payload);
     if (!this.manifest.events.includes(name)) throw new HookdError("HOOKD_RUN_NO_HANDLER", [this.file, name]);
     return this.execute("event", name, stored, name, options);
+  }
+
+  /**
+   * Runs a schedule's handler for one tick at `at` (default now), as the daemon does when the
+   * tick comes: `cron` picks the schedule (needed only when the plugin declares several).
+   */
+  async tick(cron?: string, options: SendOptions & { at?: Date } = {}): Promise<RunReport> {
+    const declared = this.loaded!.schedules ?? [];
+    const matching = cron === undefined ? declared : declared.filter((s) => s.cron.trim() === cron.trim());
+    if (matching.length !== 1) {
+      throw new HookdError("HOOKD_RUN_NO_HANDLER", [this.file, cron === undefined ? `a schedule (it declares ${declared.length}: pass the cron)` : `schedule(${JSON.stringify(cron)})`]);
+    }
+    const schedule = matching[0]!;
+    const tick = { scheduledAt: (options.at ?? new Date()).toISOString(), cron: schedule.cron.trim(), tz: schedule.tz ?? "UTC" };
+    return this.execute("event", schedule.key, tick, schedule.key, options);
   }
 
   /** Starts an action with an input, as a route or `POST /actions/{name}` would. */

@@ -38,6 +38,13 @@ const definitions = {
     status: 429,
     message: "event %s already caused %s events (delivery.maxDescendants): the emit of %s is refused to stop a fan-out",
   },
+  // delayed events (core/time)
+  HOOKD_EVENT_DELAY_INVALID: { status: 400, message: "%s: %s" },
+  HOOKD_EVENT_NOT_FOUND: { status: 404, message: "no event %s" },
+  HOOKD_EVENT_NOT_SCHEDULED: { status: 409, message: "event %s cannot be cancelled: %s" },
+  // schedules (core/time)
+  HOOKD_SCHEDULE_INVALID: { status: 500, message: "schedule of %s: %s" },
+  HOOKD_CALENDAR_INVALID: { status: 500, message: "calendar %s: %s" },
   HOOKD_ACTION_UNKNOWN: { status: 404, message: "unknown action %s: no loaded plugin declares it" },
   HOOKD_RUN_NOT_FOUND: { status: 404, message: "no run %s" },
   HOOKD_RUN_NOT_RETRIABLE: { status: 409, message: "run %s is %s: only failed or dead runs can be retried" },

@@ -17,7 +17,8 @@ export interface DaemonCalls {
   "kv.set": { args: [key: string, value: unknown]; result: void };
   "kv.delete": { args: [key: string]; result: boolean };
   "kv.list": { args: [prefix: string, limit: number]; result: string[] };
-  emit: { args: [name: string, payload: unknown]; result: { id: string } };
+  /** `options`: ctx.emit's third argument as the plugin gave it (`{ delay }` or `{ at }`), checked by the daemon. */
+  emit: { args: [name: string, payload: unknown, options?: unknown]; result: { id: string } };
   fetch: { args: [url: string, init: PluginFetchInit]; result: PluginFetchReply };
 }
 

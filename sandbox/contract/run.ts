@@ -86,6 +86,8 @@ export interface PluginManifest {
   loadMs: number;
   /** Each action's input as JSON Schema (zod's input side), for host-side checks of manual starts. */
   actionInputs?: Record<string, unknown>;
+  /** `schedule(cron, { tz, catchUp }, handler)` declarations; `key` is the name the handler runs under. */
+  schedules?: Array<{ key: string; cron: string; tz?: string | undefined; catchUp?: string | undefined; calendar?: string | undefined }>;
 }
 
 export interface PluginLogRecord {

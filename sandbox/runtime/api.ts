@@ -82,6 +82,32 @@ export interface FetchResponse {
   clone(): FetchResponse;
 }
 
+/**
+ * `ctx.emit`'s third argument: deliver the event later. It is stored at once (the emit resolves
+ * once it is on disk) and its handlers run at its time, across restarts. Either option, not both.
+ */
+export type EmitOptions = (
+  | {
+      /** How long from now: "30s", "15m", "2h", "1.5h", "1d" (a unit is required), or milliseconds. At most 366 days. */
+      delay: string | number;
+      at?: never;
+    }
+  | {
+      /**
+       * When: a Date, or an ISO 8601 string with a zone ("2026-12-01T09:00:00+03:00"). A time
+       * already past means now. `"next-open"` (with `within`): the calendar's next opening.
+       */
+      at: Date | string;
+      delay?: never;
+    }
+) & {
+  /**
+   * A calendar of the config's `calendars`: the delay counts only its open hours, and a time in
+   * closed hours moves to the next opening.
+   */
+  within?: string;
+};
+
 /** Everything a handler can reach besides its payload. */
 export interface Ctx {
   /** The event this run handles; `attempt` starts at 1. */
@@ -92,8 +118,11 @@ export interface Ctx {
   readonly kv: PluginKv;
   /** Reaches only URLs matching the plugin's `plugin({ fetch })` patterns. */
   fetch(input: string | URL | Request, init?: FetchInit): Promise<FetchResponse>;
-  /** Publishes a new event through the same validation as the HTTP ingress. */
-  emit<K extends EventName>(name: K, payload: EventInput<K>): Promise<{ id: string }>;
+  /**
+   * Publishes a new event through the same validation as the HTTP ingress; with `{ delay }` or
+   * `{ at }` its handlers run later (cancel it with `POST /api/events/{id}/cancel`).
+   */
+  emit<K extends EventName>(name: K, payload: EventInput<K>, options?: EmitOptions): Promise<{ id: string }>;
 }
 
 export interface PluginOptions {
@@ -145,6 +174,34 @@ export declare function action<S extends z.ZodType>(
   handler: (input: z.output<S>, ctx: Ctx) => Awaitable<void>,
 ): void;
 export declare function action(name: string, handler: (input: unknown, ctx: Ctx) => Awaitable<void>): void;
+
+/** What a schedule's handler receives for each tick. */
+export interface ScheduleTick {
+  /** The tick's time (ISO 8601), not when it happened to run: a retried tick keeps it. */
+  readonly scheduledAt: string;
+  readonly cron: string;
+  readonly tz: string;
+}
+
+export interface ScheduleOptions {
+  /** The zone the cron is read in (`Europe/Moscow`); default `UTC`. */
+  tz?: string;
+  /**
+   * Ticks missed while hookd was down: `"one"` (default) runs the latest once at start, `"none"`
+   * skips them, `"all"` runs each (at most 100, the latest).
+   */
+  catchUp?: "one" | "none" | "all";
+  /** A calendar of the config's `calendars`: ticks on its closed days (weekends, holidays) are skipped. */
+  calendar?: string;
+}
+
+/**
+ * Runs `handler` on a cron (5 fields, or 6 with seconds first), each tick a durable run like an
+ * event's: retried, dead-lettered, in the history. One tick runs once, across restarts and
+ * across instances.
+ */
+export declare function schedule(cron: string, options: ScheduleOptions, handler: (tick: ScheduleTick, ctx: Ctx) => Awaitable<void>): void;
+export declare function schedule(cron: string, handler: (tick: ScheduleTick, ctx: Ctx) => Awaitable<void>): void;
 
 /** Declares the plugin's capabilities and limits; call it once, at the top level. */
 export declare function plugin(options: PluginOptions): PluginOptions;

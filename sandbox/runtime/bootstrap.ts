@@ -101,6 +101,8 @@ export function install(host: HostReference, memoryMb = 64, syncHost?: SyncHostR
 
   const handlers = new MapCtor<string, AnyHandler[]>();
   const actions = new MapCtor<string, { input?: SafeParseSchema; fn: AnyHandler }>();
+  // schedule(cron, { tz, catchUp }, handler), by key: `schedule:<cron>[@tz][#n]` (the run's name).
+  const schedules = new MapCtor<string, { cron: string; tz?: string; catchUp?: string; calendar?: string; fn: AnyHandler }>();
   let options: Record<string, unknown> = {};
   let loading = true;
   // Only the secrets the plugin declared, handed over by the host after it loaded.
@@ -135,6 +137,23 @@ export function install(host: HostReference, memoryMb = 64, syncHost?: SyncHostR
     if (apply(mapHas, actions, [name])) throw new ErrorCtor(`action("${name}") is declared twice`);
     const input = typeof spec === "object" && spec !== null ? (spec as { input?: SafeParseSchema }).input : undefined;
     apply(mapSet, actions, [name, { input, fn: handler as AnyHandler }]);
+  }
+
+  /** The cron, zone and catch-up are the host's to check (core/time/cron.ts), at load. */
+  function schedule(cron: unknown, spec: unknown, fn?: unknown): void {
+    assertLoading("schedule()");
+    if (typeof cron !== "string" || cron.trim().length === 0) throw new TypeError("schedule(cron, ...): cron must be a cron expression such as \"0 9 * * 1-5\"");
+    const handler = typeof spec === "function" ? spec : fn;
+    if (typeof handler !== "function") throw new TypeError(`schedule("${cron}"): missing the handler function`);
+    const given = (typeof spec === "object" && spec !== null ? spec : {}) as { tz?: unknown; catchUp?: unknown; calendar?: unknown };
+    if (given.calendar !== undefined && typeof given.calendar !== "string") throw new TypeError(`schedule("${cron}"): calendar must be the name of a calendar of the config`);
+    if (given.tz !== undefined && typeof given.tz !== "string") throw new TypeError(`schedule("${cron}"): tz must be a time zone name`);
+    if (given.catchUp !== undefined && typeof given.catchUp !== "string") throw new TypeError(`schedule("${cron}"): catchUp must be "one", "none" or "all"`);
+    const expression = cron;
+    const base = `schedule:${expression}${given.tz === undefined ? "" : `@${given.tz as string}`}`;
+    let key = base;
+    for (let n = 2; apply(mapHas, schedules, [key]); n++) key = `${base}#${n}`;
+    apply(mapSet, schedules, [key, { cron: expression, tz: given.tz as string | undefined, catchUp: given.catchUp as string | undefined, calendar: given.calendar as string | undefined, fn: handler as AnyHandler }]);
   }
 
   function plugin(declared: unknown): unknown {
@@ -205,7 +224,7 @@ export function install(host: HostReference, memoryMb = 64, syncHost?: SyncHostR
     live?.log.error({ err: error instanceof ErrorCtor ? { name: error.name, message: error.message, stack: error.stack } : { value: stringOf(error) } }, "uncaught error in a timer, microtask or event listener");
   });
 
-  const api = freeze({ on, action, plugin, NonRetriableError });
+  const api = freeze({ on, action, plugin, schedule, NonRetriableError });
   defineProperty(globalThis, "__hookd", { value: api, enumerable: false, writable: false, configurable: false });
 
   /**
@@ -358,11 +377,12 @@ export function install(host: HostReference, memoryMb = 64, syncHost?: SyncHostR
         delete: (key: string) => callHost("kv.delete", runId, [key], budget),
         list: (prefix = "", limit = 100) => callHost("kv.list", runId, [prefix, limit], budget),
       }),
-      emit: (name: string, payload: unknown) => {
+      emit: (name: string, payload: unknown, options?: unknown) => {
         if (++budget.emits > budget.maxEmits) {
           return PromiseCtor.reject(hostError({ code: "HOOKD_RUN_EMIT_LIMIT", message: `run emitted more than ${budget.maxEmits} events`, retriable: false }));
         }
-        return callHost("emit", runId, [name, payload], budget);
+        // Options ({ delay } or { at }, a Date crossing as its ISO string) are the daemon's to check.
+        return callHost("emit", runId, options === undefined ? [name, payload] : [name, payload, options], budget);
       },
       fetch: async (input: unknown, init?: unknown) => {
         // ---- web platform (issue 20): a Request or a URL in, a real Response out (fetch-api.ts).
@@ -392,7 +412,8 @@ export function install(host: HostReference, memoryMb = 64, syncHost?: SyncHostR
     try {
       const ctx = makeContext(request);
       if (request.kind === "event") {
-        const list = apply(mapGet, handlers, [request.name]) as AnyHandler[] | undefined;
+        const scheduled = apply(mapGet, schedules, [request.name]) as { fn: AnyHandler } | undefined;
+        const list = scheduled !== undefined ? [scheduled.fn] : (apply(mapGet, handlers, [request.name]) as AnyHandler[] | undefined);
         // Replies are written by hand from strings, as in describeFailure: no toJSON can forge them.
         if (!list) return `{"ok":false,"error":{"code":"HOOKD_RUN_NO_HANDLER","message":${stringify(`no handler for ${request.name}`)}}}`;
         // Several on() for one event run in declaration order, as one run.
@@ -456,6 +477,10 @@ export function install(host: HostReference, memoryMb = 64, syncHost?: SyncHostR
     return stringify({
       events: arrayFrom(apply(mapKeys, handlers, []) as Iterable<string>),
       actions: arrayFrom(apply(mapKeys, actions, []) as Iterable<string>),
+      schedules: arrayFrom(apply(mapKeys, schedules, []) as Iterable<string>, (key) => {
+        const entry = apply(mapGet, schedules, [key]) as { cron: string; tz?: string; catchUp?: string; calendar?: string };
+        return { key, cron: entry.cron, tz: entry.tz, catchUp: entry.catchUp, calendar: entry.calendar };
+      }),
       options,
       actionInputs,
     });

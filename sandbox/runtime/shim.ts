@@ -6,6 +6,7 @@ interface RuntimeApi {
   on: (...args: unknown[]) => void;
   action: (...args: unknown[]) => void;
   plugin: (options: unknown) => unknown;
+  schedule: (...args: unknown[]) => void;
   NonRetriableError: new (message: string) => Error;
 }
 
@@ -14,5 +15,6 @@ const api = (globalThis as unknown as { __hookd: RuntimeApi }).__hookd;
 export const on = api.on;
 export const action = api.action;
 export const plugin = api.plugin;
+export const schedule = api.schedule;
 export const NonRetriableError = api.NonRetriableError;
 export { z } from "zod";

@@ -69,8 +69,13 @@ on("console.order", async (order, ctx) => {
 });
 `;
 
+// A schedule that does not tick while the test runs: the Time view lists it with its next tick.
+const NEW_YEAR = `import { schedule } from "hookd";
+schedule("0 0 1 1 *", { tz: "Europe/Moscow" }, async (_tick, ctx) => ctx.log.info("happy new year"));
+`;
+
 describe.skipIf(!hasChromium)("the console in a browser", () => {
-  const project = new TestProject({ config: CONFIG, files: { "greeter.ts": GREETER, "orders.ts": ORDERS } });
+  const project = new TestProject({ config: CONFIG, files: { "greeter.ts": GREETER, "orders.ts": ORDERS, "new-year.ts": NEW_YEAR } });
   const daemon = new TestDaemon(project);
   const userDataDir = mkdtempSync(path.join(tmpdir(), "hookd-chromium-"));
   let context: BrowserContext;
@@ -175,6 +180,21 @@ describe.skipIf(!hasChromium)("the console in a browser", () => {
     await show("runs");
     await page.locator(`#runs tr[data-run-id="${dead.id}"][data-status="done"]`).waitFor();
     await screenshot("runs");
+  });
+
+  it("lists schedules and delayed events, and cancels a delayed event from its button", async () => {
+    const delayed = await daemon.post("console.greeting", { name: "later" }, { ...auth, "hookd-delay": "1h" });
+    expect(delayed.status).toBe(202);
+    await show("time");
+    const schedule = page.locator('#schedules tr[data-schedule-id="plugin:new-year:schedule:0 0 1 1 *@Europe/Moscow"]');
+    await schedule.waitFor();
+    await expect(schedule.textContent()).resolves.toContain("Europe/Moscow");
+    const row = page.locator(`#scheduled tr[data-event-id="${delayed.body.id}"]`);
+    await row.waitFor();
+    await screenshot("time");
+    await row.getByRole("button", { name: "Cancel" }).click();
+    await row.waitFor({ state: "detached" });
+    expect((await runsOf(delayed.body.id)).map((run) => run.status)).toEqual(["cancelled"]);
   });
 
   it("sends a test event from the catalog's form and shows the schema it is checked against", async () => {

@@ -34,6 +34,14 @@ on("user.operator_status.changed", (event, ctx) => {
   // @ts-expect-error emit checks the payload against the catalog
   void ctx.emit("task.add", { id: "not-a-number-shape", autor: { bad: true } });
   void ctx.emit("task.add", { id: 1, autor: "2" });
+  // Delays: a duration or a time, not both.
+  void ctx.emit("task.add", { id: 1, autor: 2 }, { delay: "2h" });
+  void ctx.emit("task.add", { id: 1, autor: 2 }, { at: new Date() });
+  void ctx.emit("task.add", { id: 1, autor: 2 }, { at: "2026-12-01T09:00:00+03:00" });
+  // @ts-expect-error delay or at, not both
+  void ctx.emit("task.add", { id: 1, autor: 2 }, { delay: "2h", at: new Date() });
+  // @ts-expect-error a typo in the options
+  void ctx.emit("task.add", { id: 1, autor: 2 }, { dealy: "2h" });
 });
 
 type Closed = EventPayload<"deal.close">;

@@ -8,6 +8,8 @@ const state = {
   runs: [],
   dead: [],
   catalog: null,
+  schedules: [],
+  scheduled: [],
   view: "plugins",
   runsEvent: "",
   catalogEvent: "",
@@ -91,13 +93,14 @@ function errorBlock(error) {
 function route() {
   const hash = decodeURIComponent(location.hash.replace(/^#/, ""));
   const [view, rest = ""] = hash.split(/[/?](.*)/s);
-  state.view = ["plugins", "events", "runs", "dead", "catalog"].includes(view) ? view : "plugins";
+  state.view = ["plugins", "events", "runs", "dead", "time", "catalog"].includes(view) ? view : "plugins";
   state.runsEvent = state.view === "runs" && rest.startsWith("event=") ? rest.slice("event=".length) : "";
   if (state.view === "catalog") state.catalogEvent = rest;
   for (const section of document.querySelectorAll("[data-view]")) section.hidden = section.dataset.view !== state.view;
   for (const link of document.querySelectorAll("[data-view-link]")) link.classList.toggle("active", link.dataset.viewLink === state.view);
   if (state.view === "runs") void loadRuns();
   if (state.view === "catalog") void showCatalog();
+  if (state.view === "time") void loadTime();
 }
 
 function renderPlugins() {
@@ -237,6 +240,55 @@ async function retryRun(run, button) {
   }
   button.textContent = "Queued";
   refreshRuns();
+}
+
+// ---- time: schedules and delayed events -------------------------------------------------------
+
+function renderTime() {
+  const schedules = state.schedules.map((s) =>
+    h(
+      "tr",
+      { dataset: { scheduleId: s.id } },
+      h("td", { class: "mono" }, s.source === "plugin" ? s.plugin : `emit ${s.emit}`, s.calendar ? h("small", { class: "hint" }, ` (${s.calendar})`) : ""),
+      h("td", { class: "mono" }, s.cron),
+      h("td", { class: "mono" }, s.tz),
+      h("td", { class: "mono" }, s.nextTick ? time(Date.parse(s.nextTick)) : ""),
+      h("td", { class: "mono" }, s.lastTick ? time(Date.parse(s.lastTick)) : ""),
+      h("td", {}, h("span", { class: `badge ${s.state === "scheduled" ? "done" : "dead"}` }, s.state), s.lastError ? h("div", { class: "error" }, s.lastError) : ""),
+    ),
+  );
+  $("schedules").replaceChildren(...schedules);
+  $("schedules-empty").hidden = schedules.length > 0;
+  const scheduled = state.scheduled.map((event) => {
+    const button = h("button", { type: "button", dataset: { cancel: event.id } }, "Cancel");
+    button.addEventListener("click", () => cancelEvent(event, button));
+    return h(
+      "tr",
+      { dataset: { eventId: event.id } },
+      h("td", { class: "mono" }, time(event.deliverAt)),
+      h("td", { class: "mono" }, event.name),
+      h("td", {}, event.source),
+      h("td", { class: "mono", title: event.id }, shortId(event.id)),
+      h("td", {}, button),
+    );
+  });
+  $("scheduled").replaceChildren(...scheduled);
+  $("scheduled-empty").hidden = scheduled.length > 0;
+  $("count-scheduled").textContent = state.scheduled.length ? String(state.scheduled.length) : "";
+}
+
+async function loadTime() {
+  const [schedules, scheduled] = await Promise.all([api("/api/schedules"), api("/api/events?scheduled=true&limit=200")]);
+  if (schedules.ok) state.schedules = schedules.body.schedules;
+  if (scheduled.ok) state.scheduled = scheduled.body.events;
+  renderTime();
+}
+
+async function cancelEvent(event, button) {
+  button.disabled = true;
+  const { ok, body } = await api(`/api/events/${encodeURIComponent(event.id)}/cancel`, { method: "POST" });
+  if (!ok) showBanner(`Cancel of event ${shortId(event.id)} failed: ${body?.error?.code ?? "error"} ${body?.error?.message ?? ""}`);
+  void loadTime();
 }
 
 // ---- catalog and the test-event form ----------------------------------------------------------
@@ -435,6 +487,7 @@ const refreshRuns = debounce(() => {
   void loadDead();
 }, 150);
 const refreshPlugins = debounce(() => void loadPlugins(), 300);
+const refreshTime = debounce(() => void loadTime(), 300);
 
 function connectStream() {
   const live = $("live");
@@ -454,6 +507,7 @@ function connectStream() {
   stream.addEventListener("event", (message) => {
     addEvent(JSON.parse(message.data));
     refreshRuns();
+    refreshTime();
   });
   stream.addEventListener("events-skipped", () => {
     void loadEvents();
@@ -467,7 +521,7 @@ function connectStream() {
 }
 
 function loadAll() {
-  return Promise.all([loadPlugins(), loadEvents(), loadRuns(), loadDead()]);
+  return Promise.all([loadPlugins(), loadEvents(), loadRuns(), loadDead(), loadTime()]);
 }
 
 $("runs-status").addEventListener("change", () => void loadRuns());
