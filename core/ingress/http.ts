@@ -205,8 +205,10 @@ export function createHttpServer(deps: HttpDeps): FastifyInstance {
   app.get<{ Querystring: Record<string, string | undefined> }>("/api/events", async (request) => {
     const q = request.query;
     // Delayed events not due yet, soonest first (one page of up to `limit`).
+    if (q.scheduled !== undefined && !["true", "1", "false", "0"].includes(q.scheduled)) throw new HookdError("HOOKD_HTTP_BAD_REQUEST", ["scheduled must be true or false"]);
     if (q.scheduled === "true" || q.scheduled === "1") {
-      const events = fitPage(await deps.store.listScheduledEvents({ now: Date.now(), limit: pageLimit(q.limit) }), pageBounds().page);
+      const bounds = pageBounds();
+      const events = fitPage(await deps.store.listScheduledEvents({ now: Date.now(), limit: pageLimit(q.limit), maxPayloadBytes: bounds.item }), bounds.page);
       return { events: events.map((event) => ({ ...event, state: "scheduled" })), next: null };
     }
     const limit = pageLimit(q.limit);
