@@ -60,7 +60,7 @@ function registerApi(app: FastifyInstance, deps: ApiRoutesDeps): void {
     if (q.scheduled !== undefined && !["true", "1", "false", "0"].includes(q.scheduled)) throw new HookdError("HOOKD_HTTP_BAD_REQUEST", ["scheduled must be true or false"]);
     if (q.scheduled === "true" || q.scheduled === "1") {
       const bounds = pageBounds();
-      const events = fitPage(await deps.store.listScheduledEvents({ now: Date.now(), limit: pageLimit(q.limit) }), bounds.page);
+      const events = fitPage(await deps.store.listScheduledEvents({ now: Date.now(), limit: pageLimit(q.limit), maxPayloadBytes: bounds.item }), bounds.page);
       return { events: events.map((event) => ({ ...event, state: "scheduled" })), next: null };
     }
     const limit = pageLimit(q.limit);

@@ -269,11 +269,13 @@ export class PostgresStore implements Store {
 
   async listScheduledEvents(filter: ListScheduledFilter): Promise<EventRecord[]> {
     const { rows } = await this.pool.query<EventRow>(
-      `SELECT * FROM events ev
+      `SELECT seq, id, name, received_at, source, parent_id, depth, root_id, deliver_at, octet_length(payload) AS payload_bytes,
+              CASE WHEN octet_length(payload) > $3::bigint THEN NULL ELSE payload END AS payload
+         FROM events ev
         WHERE ev.deliver_at > $1
           AND EXISTS (SELECT 1 FROM deliveries d WHERE d.event_seq = ev.seq AND d.status = 'pending')
         ORDER BY ev.deliver_at, ev.seq LIMIT $2`,
-      [filter.now, clampPageLimit(filter.limit)],
+      [filter.now, clampPageLimit(filter.limit), Math.floor(filter.maxPayloadBytes ?? Number.MAX_SAFE_INTEGER)],
     );
     return rows.map(toEventRecord);
   }

@@ -153,7 +153,8 @@ export class SqliteStore implements Store {
   }
 
   async listScheduledEvents(filter: ListScheduledFilter): Promise<EventRecord[]> {
-    return (this.statements.listScheduled.all({ now: filter.now, limit: clampPageLimit(filter.limit) }) as EventRow[]).map(toEventRecord);
+    const maxPayload = filter.maxPayloadBytes ?? Number.MAX_SAFE_INTEGER;
+    return (this.statements.listScheduled.all({ now: filter.now, limit: clampPageLimit(filter.limit), maxPayload }) as EventRow[]).map(toEventRecord);
   }
 
   kvSet(plugin: string, key: string, value: unknown, limits?: { maxKeys?: number | undefined }): Promise<void> {
@@ -338,7 +339,9 @@ function prepareReadStatements(db: Database.Database) {
     oldestPending: db.prepare("SELECT MIN(CASE WHEN attempts = 0 THEN MAX(created_at, next_at) ELSE created_at END) AS oldest FROM deliveries WHERE status = 'pending'"),
     scheduleTicks: db.prepare("SELECT schedule_id, last_tick_at FROM schedule_ticks"),
     listScheduled: db.prepare(
-      `SELECT * FROM events ev
+      `SELECT seq, id, name, received_at, source, parent_id, depth, root_id, deliver_at, octet_length(payload) AS payload_bytes,
+              CASE WHEN octet_length(payload) > @maxPayload THEN NULL ELSE payload END AS payload
+         FROM events ev
         WHERE ev.deliver_at > @now
           AND EXISTS (SELECT 1 FROM deliveries d WHERE d.event_seq = ev.seq AND d.status = 'pending')
         ORDER BY ev.deliver_at, ev.seq LIMIT @limit`,

@@ -212,6 +212,8 @@ export interface ListScheduledFilter {
   /** Only events due after this time (epoch ms): the ones not due yet. */
   now: number;
   limit?: number | undefined;
+  /** As in ListEventsFilter: a larger payload is not read and comes back as `payload: null` with `payloadTruncated`. */
+  maxPayloadBytes?: number | undefined;
 }
 
 export interface DeliveryCountFilter {

@@ -70,6 +70,10 @@ describe.each(factories)("$name store: delayed events", (factory) => {
     ]);
     expect((await store.listScheduledEvents({ now: T0 + HOUR })).map((e) => e.id)).toEqual(["ev-4", "ev-1"]);
     expect((await store.listScheduledEvents({ now: T0, limit: 1 })).map((e) => e.id)).toEqual(["ev-2"]);
+    // A large payload is not read for the list: it is marked with its size instead.
+    await store.acceptEvent(event({ id: "big", payload: { pad: "x".repeat(5000) }, deliverAt: T0 + 30 * 60_000 }), [handler("a")]);
+    const [big] = await store.listScheduledEvents({ now: T0, limit: 1, maxPayloadBytes: 1024 });
+    expect(big).toMatchObject({ id: "big", payload: null, payloadTruncated: { bytes: JSON.stringify({ pad: "x".repeat(5000) }).length } });
   });
 
   it("cancels what has not started, in one step, and refuses what cannot be cancelled", async () => {

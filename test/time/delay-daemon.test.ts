@@ -77,6 +77,8 @@ describe("delayed events over HTTP and ctx.emit", () => {
       expect({ headers, status, code: body?.error?.code }).toEqual({ headers, status: 400, code: "HOOKD_EVENT_DELAY_INVALID" });
     }
     expect(await storedEventCount(daemon)).toBe(before);
+    const badList = await daemon.fetch("/api/events?scheduled=maybe");
+    expect([badList.status, ((await badList.json()) as { error: { code: string } }).error.code]).toEqual([400, "HOOKD_HTTP_BAD_REQUEST"]);
   });
 
   it("counts a delay within a calendar's open hours, and takes next-open; an unknown calendar is a 400", async () => {
