@@ -5,7 +5,7 @@
 import { z } from "zod";
 import type { PluginOptions } from "../../sandbox/contract/run.ts";
 import type { InputMapping } from "../routing/route-input.ts";
-import type { ScheduleConfig } from "../time/schedules.ts";
+import type { ScheduleConfig } from "../time/schedule-config.ts";
 import type { CalendarConfig } from "../time/calendar.ts";
 
 export type { CalendarConfig, ScheduleConfig };

@@ -12,7 +12,8 @@
 import { Cron } from "croner";
 import { HookdError } from "../../sandbox/contract/errors.ts";
 
-export type CatchUp = "one" | "none" | "all";
+export type { CatchUp } from "./schedule-config.ts";
+import type { CatchUp } from "./schedule-config.ts";
 
 export const CATCH_UP_MODES: readonly CatchUp[] = ["one", "none", "all"];
 

@@ -13,22 +13,9 @@ import { z } from "zod";
 import type { DeliveryTarget, NewEvent } from "../store/types.ts";
 import { CATCH_UP_MODES, cronProblem, type CatchUp } from "./cron.ts";
 import type { ScheduleDefinition, TickRecord } from "./scheduler.ts";
+import type { ScheduleConfig } from "./schedule-config.ts";
 
-/** One entry of the config's `schedules`. */
-export interface ScheduleConfig<EventName extends string = string> {
-  /** 5 fields (minute hour day month weekday), or 6 with seconds first. */
-  cron: string;
-  /** The zone the cron is read in (`Europe/Moscow`); default `UTC`. */
-  tz?: string;
-  /** The catalog event each tick emits. */
-  emit: EventName;
-  /** Its payload, validated against the event's schema when the config loads. */
-  payload?: unknown;
-  /** Missed ticks: `"one"` (default), `"none"`, `"all"`. */
-  catchUp?: CatchUp;
-  /** A calendar of the config's `calendars`: ticks on its closed days are skipped. */
-  calendar?: string;
-}
+export type { ScheduleConfig } from "./schedule-config.ts";
 
 /** The config's `schedules` setting. */
 export const scheduleConfigSchema = z
