@@ -369,7 +369,7 @@ export function fetchClasses(deps: FetchDeps): FetchClasses {
     // the host says what is wrong with them (HOOKD_FETCH_NOT_ALLOWED for a relative URL, say).
     if (!(input instanceof Request) && (given.body === undefined || typeof given.body === "string") && isPlainHeaders(given.headers)) {
       const { signal, ...rest } = given;
-      return { url: String(input), init: rest, signal: signal as never };
+      return { url: String(input), init: rest, signal: (signal ?? undefined) as never };
     }
     const request = new Request(input, given);
     const headers: Record<string, string> = {};
