@@ -47,6 +47,8 @@ export interface FetchDeps {
   AbortController: new () => { signal: unknown };
   TextEncoder: new () => { encode(text: string): Uint8Array };
   TextDecoder: new (label?: string, options?: { fatal?: boolean }) => { decode(bytes: Uint8Array): string };
+  /** Forgiving base64 to bytes (web.ts). */
+  base64ToBytes(text: string): Uint8Array;
   /** The packages, evaluated now if they were not yet. */
   packages(): FetchPackages;
   /** The packages if something already evaluated them (else nothing can be one of their instances). */
@@ -59,6 +61,8 @@ export interface HostFetchReply {
   statusText: string;
   headers: Record<string, string>;
   body: string;
+  /** A body that is not UTF-8, as base64 (then `body` is ""). */
+  bodyBase64?: string;
   url: string;
 }
 
@@ -392,7 +396,8 @@ export function fetchClasses(deps: FetchDeps): FetchClasses {
     const status = Number(reply.status);
     const body = NULL_BODY_STATUS.has(status) && reply.body === "" ? null : reply.body;
     const response = new Response(null, { statusText: reply.statusText, headers: reply.headers, [INTERNAL]: { type: "basic", url: reply.url, redirected: reply.url !== requested && reply.url !== `${requested}/`, status } });
-    if (body !== null) sourceOf.get(response)!.source = encoder.encode(body);
+    if (typeof reply.bodyBase64 === "string") sourceOf.get(response)!.source = deps.base64ToBytes(reply.bodyBase64);
+    else if (body !== null) sourceOf.get(response)!.source = encoder.encode(body);
     // ctx.fetch answered a plain object before: `response.headers["content-type"]` keeps working.
     for (const [name, value] of Object.entries(reply.headers)) {
       if (!(name in response.headers)) Object.defineProperty(response.headers, name, { value, enumerable: true });
