@@ -17,7 +17,8 @@ import { BENCH_EVENT, benchEvent, measureCompletion, startHookd, type BenchHookd
 import { runLoad } from "./lib/load.ts";
 import { treeCpu, treeCpuMs, treeRss } from "./lib/proc.ts";
 import { costsByLayer, profileSection, profilingEnv, readProfiles, topCosts, type Cost } from "./lib/profile.ts";
-import { closedLoop, interleave, sleep } from "./lib/repeat.ts";
+import { pause } from "../test/helpers/wait.ts";
+import { closedLoop, interleave } from "./lib/repeat.ts";
 import { startBareFastify, type RunningServer } from "./lib/servers.ts";
 import { figure, percentile, ratio, round, type Figure } from "./lib/stats.ts";
 
@@ -120,7 +121,7 @@ export async function run(opts: { quick: boolean }): Promise<Record<string, unkn
         }
         samples.push(hookd.startupMs);
         // Let the start-up's garbage go before reading resident memory.
-        await sleep(opts.quick ? 1000 : 3000);
+        await pause(opts.quick ? 1000 : 3000);
         memory[String(plugins)] = memoryOf(hookd.pid);
         const previous = daemons.get(plugins);
         daemons.set(plugins, hookd);

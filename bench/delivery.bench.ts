@@ -14,7 +14,8 @@ import path from "node:path";
 import { pathToFileURL } from "node:url";
 import { BENCH_CONFIG, BENCH_EVENT, benchEvent, HANDLER_BODY, measureCompletion, startHookd, type BenchHookd } from "./lib/hookd.ts";
 import { runLoad } from "./lib/load.ts";
-import { interleave, sleep } from "./lib/repeat.ts";
+import { pause } from "../test/helpers/wait.ts";
+import { interleave } from "./lib/repeat.ts";
 import { startBareFastify, type RunningServer } from "./lib/servers.ts";
 import { median, ratio, round } from "./lib/stats.ts";
 
@@ -56,7 +57,7 @@ export async function run(opts: { quick: boolean }): Promise<Record<string, unkn
     });
 
     async function eventsPerSec(hookd: BenchHookd, key: "one" | "ten"): Promise<number> {
-      await sleep(200);
+      await pause(200); // a breather between two measurements, not a state
       const measured = await measureCompletion(hookd, { connections: settings.connections, durationSec: settings.loadSec }, 120_000);
       if (measured.drainTimedOut) throw new Error(`${hookd.plugins} plugin(s): the backlog did not drain within 120 s`);
       accepted[key].push(measured.acceptRate);

@@ -17,8 +17,8 @@ import { dropSchema, PG_URL, postgresUnavailable, schemaUrl, testSchemaName } fr
 import { TestDaemon, TestProject } from "../test/helpers/daemon.ts";
 import { ACTIVE_PLUGIN, BENCH_CONFIG, BENCH_EVENT, CompletionView, stampedBenchBody } from "./lib/hookd.ts";
 import { runLoad, type LoadResult } from "./lib/load.ts";
-import { alive, descendants } from "./lib/proc.ts";
-import { sleep } from "./lib/repeat.ts";
+import { pause, waitUntil } from "../test/helpers/wait.ts";
+import { descendants, reapFamily } from "./lib/proc.ts";
 import { figure, ratio, round, type Figure } from "./lib/stats.ts";
 
 const SETTINGS = {
@@ -94,7 +94,7 @@ export async function run(opts: { quick: boolean }): Promise<Record<string, unkn
       ];
       for (const [step, go] of steps) {
         try {
-          await sleep(200);
+          await pause(200); // a breather between two measurements, not a state
           const measured = await go();
           samples[step].push(measured.completionRate);
           accepted[step].push(measured.acceptRate);
@@ -143,11 +143,7 @@ async function measure(instances: readonly Instance[], view: Completions, durati
   const loads: LoadResult[] = await Promise.all(
     instances.map((instance) => runLoad({ url: instance.daemon.url, path: `/events/${BENCH_EVENT}`, body: stampedBenchBody(), stamp: true, connections: per, durationSec })),
   );
-  const deadline = Date.now() + DRAIN_BOUND_MS;
-  while ((await view.unfinished()) > 0) {
-    if (Date.now() > deadline) throw new Error(`the backlog did not drain within ${DRAIN_BOUND_MS} ms`);
-    await sleep(20);
-  }
+  await waitUntil(async () => (await view.unfinished()) === 0, { timeoutMs: DRAIN_BOUND_MS, intervalMs: 20, what: "the backlog to drain" });
   const { count, lastFinishedAt } = await view.doneSince(afterId);
   const startedAt = Math.min(...loads.map((l) => l.startedAt));
   const end = lastFinishedAt ?? Date.now();
@@ -169,15 +165,7 @@ async function startInstance(project: TestProject, env: Record<string, string>):
 async function stopInstance(instance: Instance): Promise<void> {
   const family = descendants(instance.pid);
   await instance.daemon.stop(15_000);
-  const deadline = Date.now() + 3000;
-  while (family.some(alive) && Date.now() < deadline) await sleep(50);
-  for (const member of family) {
-    try {
-      process.kill(member, "SIGKILL");
-    } catch {
-      // Gone already, as it should be.
-    }
-  }
+  await reapFamily(family, 3000);
 }
 
 function sqliteCompletions(file: string): Completions {

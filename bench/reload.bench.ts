@@ -13,7 +13,8 @@ import { pathToFileURL } from "node:url";
 import { compilePlugin } from "../core/compile/compile-plugin.ts";
 import { loadConfig } from "../core/config/load.ts";
 import { Daemon } from "../core/daemon.ts";
-import { createLogger } from "../core/log.ts";
+import { createLogger } from "../core/base/log.ts";
+import { pause } from "../test/helpers/wait.ts";
 import { percentile, round } from "./lib/stats.ts";
 
 export interface ReloadBenchOptions {
@@ -95,8 +96,8 @@ export async function run(opts: ReloadBenchOptions): Promise<Record<string, unkn
           esbuildMs,
         });
       }
-      // Let the old version retire before the next edit, as between two saves by hand.
-      await new Promise((resolve) => setTimeout(resolve, 20));
+      // A pause between two saves, as by hand (the old version retires meanwhile; it logs no line to wait on).
+      await pause(20);
     }
   } finally {
     clearInterval(ticker);

@@ -20,8 +20,12 @@ import { compilePlugin } from "../core/compile/compile-plugin.ts";
 import type { RunOutcome } from "../core/store/types.ts";
 import { FetchService } from "../core/fetch/fetch-service.ts";
 import { IsolateHost } from "../sandbox/isolate-host.ts";
-import type { HostServices, PluginSpec, RunRequest, Sandbox } from "../sandbox/protocol.ts";
+import type { HostServices } from "../sandbox/contract/host-calls.ts";
+import type { PluginSpec, RunRequest } from "../sandbox/contract/run.ts";
+import type { Sandbox } from "../sandbox/contract/sandbox.ts";
 import { SandboxSupervisor } from "../sandbox/supervisor.ts";
+import { runRequest } from "../test/helpers/run-request.ts";
+import { waitUntil } from "../test/helpers/wait.ts";
 import { figure, percentile, ratio, round, type Figure } from "./lib/stats.ts";
 
 export interface SandboxBenchOptions {
@@ -81,9 +85,11 @@ export async function run(opts: SandboxBenchOptions): Promise<Record<string, unk
         p50.alone.push(percentile(alone, 50));
         p99.alone.push(percentile(alone, 99));
         for (const [kind, plugin] of [["loop", "spinner"], ["oom", "hog"]] as const) {
+          const before = hostileRuns[kind].runs;
           const attack = keepAttacking(supervisor, plugin, hostileRuns[kind]);
-          // Let the attack get going before measuring (the hog needs a moment to fill its heap).
-          await new Promise((resolve) => setTimeout(resolve, 300));
+          // Measured once the attack is under way: its first run ended (the spinner hit its
+          // timeout, the hog filled its heap) and the next one is in flight.
+          await waitUntil(() => hostileRuns[kind].runs > before, { timeoutMs: 60_000, intervalMs: 5, what: `a first ${plugin} run to end` });
           const beside = await latencies(supervisor, latencyRuns);
           await attack.stop();
           p50[kind].push(percentile(beside, 50));
@@ -222,15 +228,7 @@ let runIds = 0;
 
 function request(plugin: string, event: string, payload: unknown): RunRequest {
   const id = ++runIds;
-  return {
-    runId: String(id),
-    plugin,
-    version: 1,
-    kind: "event",
-    name: event,
-    payload,
-    meta: { eventId: `bench-${id}`, eventName: event, receivedAt: Date.now(), attempt: 1, depth: 0 },
-  };
+  return runRequest(plugin, event, { payload, runId: String(id), eventId: `bench-${id}` });
 }
 
 function memoryServices(): HostServices {
@@ -238,15 +236,12 @@ function memoryServices(): HostServices {
   const kv = new Map<string, unknown>();
   return {
     log: () => undefined,
-    kv: async (plugin, op, args) => {
-      const key = `${plugin}\0${String(args[0])}`;
-      if (op === "get") return kv.get(key);
-      if (op === "set") return void kv.set(key, args[1]);
-      if (op === "delete") return kv.delete(key);
-      return [];
-    },
+    "kv.get": async (caller, key) => kv.get(`${caller.plugin}\0${key}`),
+    "kv.set": async (caller, key, value) => void kv.set(`${caller.plugin}\0${key}`, value),
+    "kv.delete": async (caller, key) => kv.delete(`${caller.plugin}\0${key}`),
+    "kv.list": async () => [],
     emit: async () => ({ id: "bench" }),
-    fetch: (call) => fetchService.fetch(call),
+    fetch: (caller, url, init) => fetchService.fetch({ plugin: caller.plugin, runId: caller.runId, url, init, policy: caller.fetchPolicy, signal: caller.signal }),
   };
 }
 

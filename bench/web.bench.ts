@@ -20,10 +20,11 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { pathToFileURL } from "node:url";
 import { compilePlugin } from "../core/compile/compile-plugin.ts";
+import { testServices } from "../test/helpers/services.ts";
 import { IsolateHost } from "../sandbox/isolate-host.ts";
 import { runtimeBootstrapCode } from "../sandbox/runtime/build.ts";
 import { LAZY_URL_MARKER } from "../sandbox/runtime/marker.ts";
-import type { RunRequest } from "../sandbox/protocol.ts";
+import type { RunRequest } from "../sandbox/contract/run.ts";
 import { figure, ratio, round, type Figure } from "./lib/stats.ts";
 
 const TARGET_STARTUP_RATIO = 1.3;
@@ -117,15 +118,12 @@ async function digestRates(quick: boolean): Promise<{ isolate: Figure; node: Fig
   const stored = new Map<string, unknown>();
   const host = new IsolateHost({
     environmentSecrets: false,
-    services: {
-      log: () => undefined,
-      kv: async (_plugin, op, args) => {
+    services: testServices({
+      kv: async (op, _caller, args) => {
         if (op === "set") stored.set(String(args[0]), args[1]);
         return null;
       },
-      emit: async () => ({ id: "x" }),
-      fetch: async () => ({ status: 200, statusText: "OK", headers: {}, body: "", url: "" }),
-    },
+    }),
   });
   try {
     const file = path.join(dir, "digest.ts");

@@ -7,19 +7,22 @@ import path from "node:path";
 import ts from "typescript";
 import { compilePlugin } from "./compile/compile-plugin.ts";
 import { loadConfig, type LoadConfigOptions } from "./config/load.ts";
-import { HookdError } from "./errors.ts";
-import { ownTypes } from "./locate.ts";
+import { HookdError } from "../sandbox/contract/errors.ts";
+import { ownTypes } from "../sandbox/contract/locate.ts";
 import { envDeclarationPath, globalsDeclarationPath, writeEnvDeclaration } from "./env-types.ts";
 import { discoverPlugins } from "./plugins/discover.ts";
-import { SandboxSupervisor } from "../sandbox/supervisor.ts";
-import type { PluginManifest } from "../sandbox/protocol.ts";
+import { createSandbox, RUNTIME_FILES } from "../sandbox/index.ts";
+import type { PluginManifest } from "../sandbox/contract/run.ts";
+import { FakeNetwork } from "./testing/fake-network.ts";
+import { fakeServices } from "./testing/fake-services.ts";
+import { MemoryKv } from "./testing/memory-kv.ts";
 
 // The editor types live in env-types.ts (no TypeScript compiler needed to write them).
 export { envDeclarationPath, writeEnvDeclaration } from "./env-types.ts";
 
 // Types only: the sources, or the .d.ts files of the compiled build.
 const OWN_FILES = {
-  api: ownTypes(import.meta.url, "../sandbox/runtime/api.ts"),
+  api: RUNTIME_FILES.apiTypes,
   config: ownTypes(import.meta.url, "./config/define.ts"),
   catalog: ownTypes(import.meta.url, "./catalog/index.ts"),
 };
@@ -58,17 +61,11 @@ export async function checkProject(options: LoadConfigOptions, out: NodeJS.Writa
   // Load what compiled, in a real sandbox, to learn what each plugin subscribes to.
   const manifests = new Map<string, PluginManifest>();
   if (compiled.size > 0) {
-    const sandbox = new SandboxSupervisor({
+    // Only loads happen here: nothing runs, so nothing reaches the test kit's fake services.
+    const sandbox = createSandbox({
+      mode: "process",
       secrets: {},
-      services: {
-        log: () => undefined,
-        kv: async () => null,
-        emit: async () => ({ id: "check" }),
-        // Only loads happen here: nothing runs, so nothing fetches.
-        fetch: async (call) => {
-          throw new HookdError("HOOKD_FETCH_NOT_ALLOWED", [call.url, "nothing during a check"]);
-        },
-      },
+      services: fakeServices({ catalog: config.events, kv: new MemoryKv(), network: new FakeNetwork(), secrets: {}, onLog: () => undefined, onEmit: () => undefined }),
     });
     try {
       for (const [name, result] of compiled) {

@@ -6,8 +6,8 @@ import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { parseArgs } from "node:util";
 import type { LoadConfigOptions } from "./config/load.ts";
-import { HookdError } from "./errors.ts";
-import { PACKAGE_JSON } from "./locate.ts";
+import { HookdError } from "../sandbox/contract/errors.ts";
+import { PACKAGE_JSON } from "../sandbox/contract/locate.ts";
 
 // Each command loads only what it needs: a client command must not pay for the daemon's
 // modules (fastify, isolated-vm, TypeScript) at every call.
@@ -130,7 +130,7 @@ async function runDaemon(configOptions: LoadConfigOptions, dev: boolean): Promis
   await (await import("./ops/child-env.ts")).startEsbuildService();
   const [{ Daemon }, { createLogger }, { ServiceNotifications }, { readyStatus, reloadOnSighup }] = await Promise.all([
     import("./daemon.ts"),
-    import("./log.ts"),
+    import("./base/log.ts"),
     import("./ops/systemd.ts"),
     import("./ops/sighup.ts"),
   ]);

@@ -15,25 +15,23 @@ import { Dispatcher } from "./delivery/dispatcher.ts";
 import { Replayer } from "./delivery/replay.ts";
 import { RetentionPruner } from "./delivery/retention.ts";
 import { FetchService } from "./fetch/fetch-service.ts";
-import { retryPolicyFor } from "./delivery/retry-policy.ts";
-import { DEFAULT_MAX_TEXT_CHARS } from "./truncate.ts";
+import { retryPolicyFor } from "./routing/index.ts";
+import { DEFAULT_MAX_TEXT_CHARS } from "./base/truncate.ts";
 import { createHttpServer } from "./ingress/http.ts";
 import { EventIntake } from "./ingress/intake.ts";
 import { oktellIngress } from "./ingress/oktell.ts";
 import { webhookApi } from "./webhooks/api.ts";
 import { WebhookDeliveries } from "./webhooks/deliveries.ts";
-import type { Logger } from "./log.ts";
-import { createMetrics, type Metrics } from "./metrics.ts";
+import type { Logger } from "./base/log.ts";
+import { createMetrics, type Metrics } from "./base/metrics.ts";
 import { Readiness } from "./ops/readiness.ts";
 import { collectStatus, type DaemonStatus } from "./ops/status.ts";
 import { PluginManager, type ReloadResult } from "./plugins/manager.ts";
 import { openStore } from "./store/open.ts";
 import type { Store } from "./store/types.ts";
-import { IsolateHost } from "../sandbox/isolate-host.ts";
-import { SecretResolver } from "../sandbox/secrets.ts";
-import type { HostServices, Sandbox } from "../sandbox/protocol.ts";
-import { SandboxSupervisor } from "../sandbox/supervisor.ts";
-import { warnOnceIfMissing } from "../sandbox/wall.ts";
+import { createSandbox, SecretResolver, warnOnceIfMissing } from "../sandbox/index.ts";
+import type { Sandbox } from "../sandbox/contract/sandbox.ts";
+import { daemonServices } from "./host/services.ts";
 import { PluginWatcher } from "./plugins/watcher.ts";
 
 /** What the closing steps of a stop get beyond the drain budget (see Daemon.stop). */
@@ -114,47 +112,28 @@ export class Daemon {
       ownEndpoints: () => (this.http.server.listening ? [this.address] : [{ host: this.config.server.host, port: this.config.server.port }]),
       secret: (plugin, name) => new SecretResolver({ configured: this.secrets(), environment: process.env }).resolve(plugin, name),
     });
-    const services: HostServices = {
-      log: (record) => {
-        const fields = { ...record.fields, plugin: record.plugin, event: record.event, eventId: record.eventId, runId: record.runId };
-        pluginLog[record.level](fields, record.msg);
-      },
-      kv: (plugin, op, args) => {
-        const [a, b] = args;
-        if (op === "get") return store.kvGet(plugin, a as string);
-        // The third argument: the plugin's key limit, checked by the store with the write.
-        if (op === "set") return store.kvSet(plugin, a as string, b, { maxKeys: typeof args[2] === "number" ? args[2] : undefined });
-        if (op === "delete") return store.kvDelete(plugin, a as string);
-        return store.kvList(plugin, a as string, b as number);
-      },
-      emit: (_plugin, from, name, payload) =>
-        this.intake.accept({ name, body: payload, source: "emit", parent: { eventId: from.eventId, depth: from.depth } }).then(({ id }) => ({ id })),
-      fetch: (call) => fetchService.fetch(call),
-    };
+    const services = daemonServices({ store, intake: () => this.intake, fetchService, pluginLog });
 
-    if (options.sandbox === "inline") {
-      this.sandbox = new IsolateHost({ services, secrets: this.secrets() });
-    } else {
-      this.sandbox = new SandboxSupervisor({
-        services,
-        secrets: this.secrets(),
-        wall: config.sandbox.wall,
-        onRestart: ({ restarts, reason }) => {
-          this.metrics.sandboxRestarts.inc();
-          this.log.warn({ restarts, reason }, "sandbox process restarted; plugins reloaded");
-          this.dispatcher.wake();
-        },
-        onReloadFailed: (spec, error) => {
-          this.log.error({ plugin: spec.plugin, code: error.code }, `plugin failed to reload after a sandbox restart: ${error.message}`);
-          this.plugins.versionLost(spec.plugin, spec.version, error);
-        },
-        heartbeat: () => ({ intervalMs: this.config.sandbox.heartbeatMs, misses: this.config.sandbox.heartbeatMisses, processMemoryMb: this.config.sandbox.processMemoryMb }),
-        onUnresponsive: (info) =>
-          this.log.error({ ...info, code: "HOOKD_SANDBOX_UNRESPONSIVE" }, `sandbox process stopped answering (${info.missed} heartbeats of ${info.intervalMs} ms missed): killed, its ${info.runs} runs in flight run again`),
-        onProcessMemory: (info) =>
-          this.log.warn({ ...info, code: "HOOKD_SANDBOX_MEMORY" }, `sandbox process uses ${info.rssMb} MB, above sandbox.processMemoryMb (${info.limitMb} MB): replacing it${info.plugin ? `; plugin ${info.plugin} holds the most heap (${info.heapMb} MB)` : ""}`),
-      });
-    }
+    this.sandbox = createSandbox({
+      mode: options.sandbox === "inline" ? "inline" : "process",
+      services,
+      secrets: this.secrets(),
+      wall: config.sandbox.wall,
+      onRestart: ({ restarts, reason }) => {
+        this.metrics.sandboxRestarts.inc();
+        this.log.warn({ restarts, reason }, "sandbox process restarted; plugins reloaded");
+        this.dispatcher.wake();
+      },
+      onReloadFailed: (spec, error) => {
+        this.log.error({ plugin: spec.plugin, code: error.code }, `plugin failed to reload after a sandbox restart: ${error.message}`);
+        this.plugins.versionLost(spec.plugin, spec.version, error);
+      },
+      heartbeat: () => ({ intervalMs: this.config.sandbox.heartbeatMs, misses: this.config.sandbox.heartbeatMisses, processMemoryMb: this.config.sandbox.processMemoryMb }),
+      onUnresponsive: (info) =>
+        this.log.error({ ...info, code: "HOOKD_SANDBOX_UNRESPONSIVE" }, `sandbox process stopped answering (${info.missed} heartbeats of ${info.intervalMs} ms missed): killed, its ${info.runs} runs in flight run again`),
+      onProcessMemory: (info) =>
+        this.log.warn({ ...info, code: "HOOKD_SANDBOX_MEMORY" }, `sandbox process uses ${info.rssMb} MB, above sandbox.processMemoryMb (${info.limitMb} MB): replacing it${info.plugin ? `; plugin ${info.plugin} holds the most heap (${info.heapMb} MB)` : ""}`),
+    });
 
     this.breaker = new CircuitBreaker({
       settings: () => this.config.sandbox.breaker,
@@ -248,7 +227,7 @@ export class Daemon {
       pageBytes: () => ({ page: this.config.server.maxPageBytes, item: this.config.server.listItemBytes }),
       notReadyReason: () => this.readiness.notReadyReason(),
       readyWarnings: () => {
-        const wall = this.sandbox instanceof SandboxSupervisor ? this.sandbox.wall : undefined;
+        const wall = this.sandbox.status().wall;
         return wall && !wall.kernel ? [`sandbox process without its kernel wall: ${wall.missing}`] : [];
       },
       status: () => this.status(),
@@ -297,7 +276,7 @@ export class Daemon {
       store: this.store,
       plugins: () => this.plugins.list(),
       notReadyReason: () => this.readiness.notReadyReason(),
-      sandbox: sandbox instanceof SandboxSupervisor ? () => ({ running: sandbox.running, restarts: sandbox.restarts, wall: sandbox.wall }) : undefined,
+      sandbox: sandbox.status().mode === "process" ? () => sandbox.status() : undefined,
       startedAt: this.startedAt,
     });
   }
@@ -357,10 +336,11 @@ export class Daemon {
   private async boot(): Promise<void> {
     // The sandbox process starts while the plugins compile: a load waits for the process, a
     // compile does not. A sandbox that cannot start still fails the start-up.
-    const sandboxUp = this.sandbox instanceof SandboxSupervisor ? this.sandbox.start() : Promise.resolve();
+    const sandboxUp = this.sandbox.start();
     const [, results] = await Promise.all([sandboxUp, this.plugins.loadAll({ waitMs: this.config.plugins.startTimeoutMs })]);
     // One warning per daemon, not per sandbox restart: what is missing and how to get it.
-    if (this.sandbox instanceof SandboxSupervisor) warnOnceIfMissing(this.sandbox.wall, (fields, message) => this.log.warn(fields, message));
+    const wall = this.sandbox.status().wall;
+    if (wall) warnOnceIfMissing(wall, (fields, message) => this.log.warn(fields, message));
     // Before the watchers start: no compile can be in flight.
     if (this.options.releaseCompiler) await (await import("esbuild")).stop();
     await this.webhooks.start();
@@ -429,8 +409,7 @@ export class Daemon {
   private notReadyReason(): string | undefined {
     if (this.stopping) return "stopping";
     if (!this.ready) return "starting";
-    if (this.sandbox instanceof SandboxSupervisor) return this.sandbox.notReadyReason();
-    return undefined;
+    return this.sandbox.status().notReadyReason;
   }
 
   /** Declared secrets come from the config's secrets map, else from the environment. */

@@ -13,8 +13,8 @@ import { execFile } from "node:child_process";
 import { mkdir, readdir, readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { writeEnvDeclaration } from "./env-types.ts";
-import { HookdError } from "./errors.ts";
-import { PACKAGE_JSON, PACKAGE_NAME, PACKAGE_ROOT } from "./locate.ts";
+import { HookdError } from "../sandbox/contract/errors.ts";
+import { PACKAGE_JSON, PACKAGE_NAME, PACKAGE_ROOT } from "../sandbox/contract/locate.ts";
 
 const TEMPLATE_DIR = path.join(PACKAGE_ROOT, "templates/project");
 const HOOKD_PACKAGE = PACKAGE_JSON;

@@ -1,15 +1,16 @@
 /**
  * The isolate host: every loaded plugin version in its own isolate, and the host side of the
  * ctx API with each plugin's limits (log volume, kv value size and key count, emits per run).
- * ctx.fetch is passed on to the daemon's fetch service (core/fetch), which holds its limits. It implements the Sandbox interface in-process; the sandbox process
- * (worker.ts) wraps it so the daemon can keep it at arm's length.
+ * Host calls are checked by their specs (sandbox/host-calls/) and passed to the daemon's services
+ * (ctx.fetch to its fetch service, which holds its limits). It implements the Sandbox interface
+ * in-process; the sandbox process (worker.ts) wraps it so the daemon can keep it at arm's length.
  */
-import { createCipheriv, createDecipheriv, createHash, createHmac } from "node:crypto";
-import { HookdError } from "../core/errors.ts";
-import type { RunOutcome } from "../core/store/types.ts";
-import { fetchPolicy, type PluginFetchInit } from "../core/fetch/policy.ts";
+import { fetchPolicy, type FetchPolicy } from "./contract/fetch.ts";
+import { serveDaemonCall, type DaemonCallName, type HostCallArgs, type HostCaller, type HostServices } from "./contract/host-calls.ts";
+import type { PluginLogRecord, PluginManifest, PluginSpec, RunOutcome, RunRequest } from "./contract/run.ts";
+import type { Sandbox, SandboxStatus } from "./contract/sandbox.ts";
+import { checkHostCall, type RunUsage as CallUsage } from "./host-calls/index.ts";
 import { PluginIsolate } from "./plugin-isolate.ts";
-import type { HostServices, PluginLogRecord, PluginManifest, PluginSpec, RunRequest, Sandbox } from "./protocol.ts";
 import { SecretResolver } from "./secrets.ts";
 import { SourceMapper } from "./source-map.ts";
 
@@ -41,11 +42,10 @@ const LOG_LEVELS = new Set(["debug", "info", "warn", "error"]);
 const MAX_LOG_MESSAGE_CHARS = 8192;
 
 /** What one run has used of its budgets, counted on the host whatever the runtime says. */
-interface RunUsage {
+interface RunUsage extends CallUsage {
   logLines: number;
   logChars: number;
   logWarned: boolean;
-  emits: number;
 }
 
 export class IsolateHost implements Sandbox {
@@ -55,9 +55,19 @@ export class IsolateHost implements Sandbox {
   private readonly sourceMapper = new SourceMapper();
   private readonly usage = new Map<string, RunUsage>();
   private readonly secrets: SecretResolver;
+  private readonly fetchPolicies = new WeakMap<PluginIsolate, FetchPolicy>();
 
   constructor(private readonly options: IsolateHostOptions) {
     this.secrets = this.secretResolver(options.secrets ?? {});
+  }
+
+  /** Inline, isolates are ready as soon as the host exists. */
+  start(): Promise<void> {
+    return Promise.resolve();
+  }
+
+  status(): SandboxStatus {
+    return { mode: "inline", running: true, restarts: 0 };
   }
 
   load(spec: PluginSpec): Promise<PluginManifest> {
@@ -112,7 +122,7 @@ export class IsolateHost implements Sandbox {
         error: { code: "HOOKD_PLUGIN_NOT_LOADED", message: `plugin ${request.plugin} version ${request.version} is not loaded` },
       };
     }
-    this.usage.set(request.runId, { logLines: 0, logChars: 0, logWarned: false, emits: 0 });
+    this.usage.set(request.runId, newUsage());
     try {
       return await isolate.run(request, payloadJson);
     } finally {
@@ -146,54 +156,31 @@ export class IsolateHost implements Sandbox {
     this.versions.clear();
   }
 
-  private async serveHostCall(isolate: PluginIsolate, op: string, args: unknown[], run: RunRequest, signal: AbortSignal): Promise<unknown> {
-    const plugin = run.plugin;
-    const limits = isolate.limits;
-    switch (op) {
-      case "kv.get":
-        return this.options.services.kv(plugin, "get", [checkKey(args[0])]);
-      case "kv.set": {
-        const key = checkKey(args[0]);
-        const value = args[1] ?? null;
-        const bytes = Buffer.byteLength(JSON.stringify(value));
-        if (bytes > limits.kvMaxValueBytes) throw new HookdError("HOOKD_KV_LIMIT", [`value of ${key} is ${bytes} bytes, more than the limit of ${limits.kvMaxValueBytes}`]);
-        return this.setWithinKeyLimit(plugin, key, value, limits.kvMaxKeys);
-      }
-      case "kv.delete":
-        return this.options.services.kv(plugin, "delete", [checkKey(args[0])]);
-      case "kv.list": {
-        const prefix = typeof args[0] === "string" ? args[0] : "";
-        const limit = Math.min(Math.max(Number(args[1]) || 100, 1), 1000);
-        return this.options.services.kv(plugin, "list", [prefix, limit]);
-      }
-      case "emit": {
-        const usage = this.usage.get(run.runId);
-        if (usage && ++usage.emits > limits.maxEmitsPerRun) throw new HookdError("HOOKD_RUN_EMIT_LIMIT", [limits.maxEmitsPerRun]);
-        if (typeof args[0] !== "string") throw new HookdError("HOOKD_EVENT_UNKNOWN", [String(args[0])]);
-        return this.options.services.emit(plugin, run.meta, args[0], args[1]);
-      }
-      case "fetch": {
-        // Performed by the daemon's fetch service, under what this version declared at load.
-        const init = (typeof args[1] === "object" && args[1] !== null ? args[1] : {}) as PluginFetchInit;
-        const policy = fetchPolicy(isolate.limits, isolate.manifest?.options ?? {});
-        return this.options.services.fetch({ plugin, runId: run.runId, url: String(args[0]), init, policy, signal });
-      }
-      case "crypto.digest":
-      case "crypto.hmac":
-      case "crypto.aesgcm":
-        return cryptoCall(op, args);
-      default:
-        throw new HookdError("HOOKD_HOST_CALL_UNKNOWN", [op]);
-    }
+  /**
+   * One host call of a run: checked by its spec (sandbox/host-calls/), then answered here (the
+   * crypto calls) or passed to the daemon's services with the caller as this host's records say.
+   */
+  private async serveHostCall(isolate: PluginIsolate, name: string, raw: unknown[], run: RunRequest, signal: AbortSignal): Promise<unknown> {
+    const usage = this.usage.get(run.runId) ?? newUsage();
+    const call = checkHostCall(name, raw, { limits: isolate.limits, usage });
+    if (call.serve) return call.serve();
+    const caller: HostCaller = {
+      plugin: run.plugin,
+      version: run.version,
+      runId: run.runId,
+      meta: run.meta,
+      kvMaxKeys: isolate.limits.kvMaxKeys,
+      fetchPolicy: this.fetchPolicyOf(isolate),
+      signal,
+    };
+    return serveDaemonCall(this.options.services, call.name as DaemonCallName, caller, call.args as HostCallArgs<DaemonCallName>);
   }
 
-  /**
-   * Refuses a new key past the plugin's key limit; overwriting a key is always fine. The store
-   * counts and writes in one atomic step (the limit goes with the set): a count kept here,
-   * apart from the write, let 500 concurrent sets of new keys through a limit of 50.
-   */
-  private async setWithinKeyLimit(plugin: string, key: string, value: unknown, maxKeys: number): Promise<unknown> {
-    return this.options.services.kv(plugin, "set", [key, value, maxKeys]);
+  /** A version's fetch policy, worked out once per isolate from what it declared at load. */
+  private fetchPolicyOf(isolate: PluginIsolate): FetchPolicy {
+    let policy = this.fetchPolicies.get(isolate);
+    if (!policy) this.fetchPolicies.set(isolate, (policy = fetchPolicy(isolate.limits, isolate.manifest?.options ?? {})));
+    return policy;
   }
 
   private forwardLog(isolate: PluginIsolate, line: Record<string, unknown>, run: RunRequest, chars: number): void {
@@ -246,46 +233,6 @@ function ownFields(fields: unknown): Record<string, unknown> | undefined {
   return own;
 }
 
-const HASHES = new Set(["sha1", "sha256", "sha384", "sha512"]);
-/** Base64 of at most 4 MiB, what the runtime sends at most. */
-const MAX_CRYPTO_BASE64 = Math.ceil((4 * 1024 * 1024) / 3) * 4;
-
-/** crypto.subtle's digest and HMAC, on base64 bytes; the answer is base64 too. */
-function cryptoCall(op: string, args: unknown[]): string {
-  const hash = String(args[0]);
-  const bytes = (value: unknown) => {
-    if (typeof value !== "string" || value.length > MAX_CRYPTO_BASE64) throw new HookdError("HOOKD_HOST_CALL_INVALID", [op, "data must be base64 of at most 4 MiB"]);
-    return Buffer.from(value, "base64");
-  };
-  if (op === "crypto.aesgcm") return aesGcm(args, bytes);
-  if (!HASHES.has(hash)) throw new HookdError("HOOKD_HOST_CALL_INVALID", [op, `unknown hash ${hash}`]);
-  if (op === "crypto.digest") return createHash(hash).update(bytes(args[1])).digest("base64");
-  return createHmac(hash, bytes(args[1])).update(bytes(args[2])).digest("base64");
-}
-
-/** AES-GCM for crypto.subtle.encrypt/decrypt: [op, key, iv, additionalData, tagLength bits, data]; the ciphertext carries its tag last. */
-function aesGcm(args: unknown[], bytes: (value: unknown) => Buffer): string {
-  const [op, key, iv, aad, tagBits, data] = [args[0], bytes(args[1]), bytes(args[2]), bytes(args[3]), Number(args[4]), bytes(args[5])];
-  if ((key.length !== 16 && key.length !== 24 && key.length !== 32) || iv.length === 0 || ![32, 64, 96, 104, 112, 120, 128].includes(tagBits)) {
-    throw new HookdError("HOOKD_HOST_CALL_INVALID", ["crypto.aesgcm", "bad key, iv or tag length"]);
-  }
-  const algorithm = `aes-${key.length * 8}-gcm` as "aes-256-gcm";
-  const tagLength = tagBits / 8;
-  if (op === "encrypt") {
-    const cipher = createCipheriv(algorithm, key, iv, { authTagLength: tagLength });
-    if (aad.length > 0) cipher.setAAD(aad);
-    return Buffer.concat([cipher.update(data), cipher.final(), cipher.getAuthTag()]).toString("base64");
-  }
-  if (data.length < tagLength) throw new HookdError("HOOKD_HOST_CALL_INVALID", ["crypto.aesgcm", "the data is shorter than its tag"]);
-  const decipher = createDecipheriv(algorithm, key, iv, { authTagLength: tagLength });
-  decipher.setAuthTag(data.subarray(data.length - tagLength));
-  if (aad.length > 0) decipher.setAAD(aad);
-  return Buffer.concat([decipher.update(data.subarray(0, data.length - tagLength)), decipher.final()]).toString("base64");
-}
-
-function checkKey(key: unknown): string {
-  if (typeof key !== "string" || key.length === 0 || key.length > 512) {
-    throw new HookdError("HOOKD_KV_INVALID", ["keys are non-empty strings of at most 512 characters"]);
-  }
-  return key;
+function newUsage(): RunUsage {
+  return { logLines: 0, logChars: 0, logWarned: false, emits: 0 };
 }

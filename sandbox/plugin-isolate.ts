@@ -11,12 +11,12 @@
  */
 import { randomBytes } from "node:crypto";
 import ivm from "isolated-vm";
-import { HookdError } from "../core/errors.ts";
-import type { RunError, RunOutcome } from "../core/store/types.ts";
-import { jsonProblem } from "./json-guard.ts";
+import { HookdError } from "./contract/errors.ts";
+import type { PluginManifest, PluginOptions, PluginSpec, RunError, RunOutcome, RunRequest } from "./contract/run.ts";
+import { errorCodeOr } from "./contract/to-run-error.ts";
+import { jsonProblem } from "./contract/json-guard.ts";
 import { LAZY_URL_MARKER } from "./runtime/marker.ts";
-import { baseLimits, DEFAULT_LOAD_TIMEOUT_MS, DEFAULT_MAX_HOST_CALLS_IN_FLIGHT, resolveLimits, runtimeLimits, type ResolvedLimits } from "./limits.ts";
-import type { PluginManifest, PluginOptions, PluginSpec, RunRequest } from "./protocol.ts";
+import { baseLimits, DEFAULT_LOAD_TIMEOUT_MS, DEFAULT_MAX_HOST_CALLS_IN_FLIGHT, resolveLimits, runtimeLimits, type ResolvedLimits } from "./contract/limits.ts";
 import { limitError, plainHostError, pluginError, type LimitReason } from "./run-errors.ts";
 import { errorFromIsolate, type SourceMapper } from "./source-map.ts";
 
@@ -131,7 +131,7 @@ export class PluginIsolate {
     } catch (error) {
       // The isolate could not be (re)built: the run fails and is retried later.
       const raw = error as { code?: unknown; message?: unknown };
-      return fail(started, { code: typeof raw?.code === "string" ? raw.code : "HOOKD_PLUGIN_LOAD", message: typeof raw?.message === "string" ? raw.message : String(error) }, true);
+      return fail(started, { code: errorCodeOr(raw?.code, "HOOKD_PLUGIN_LOAD"), message: typeof raw?.message === "string" ? raw.message : String(error) }, true);
     } finally {
       this.releaseSlot();
     }

@@ -4,9 +4,10 @@
  * only the codes the host itself hands into isolates, so a plugin cannot pass its own failure off
  * as, say, a sandbox crash. Host errors going into an isolate are reduced to plain data.
  */
-import type { RunError } from "../core/store/types.ts";
-import type { ResolvedLimits } from "./limits.ts";
-import type { PluginSpec } from "./protocol.ts";
+import type { HookdErrorCode } from "./contract/errors.ts";
+import type { RunError } from "./contract/run.ts";
+import type { ResolvedLimits } from "./contract/limits.ts";
+import type { PluginSpec } from "./contract/run.ts";
 import { errorFromIsolate, type SourceMapper } from "./source-map.ts";
 
 /** Why the host ended a run (or every run) of an isolate. */
@@ -35,7 +36,7 @@ export function limitError(reason: LimitReason, limits: ResolvedLimits): RunErro
  * HOOKD_RUN_ABORTED is not among them: only the host aborts runs, and never says so through an
  * isolate, so a reply carrying it is forged (the circuit breaker does not count that code).
  */
-const CODES_A_PLUGIN_MAY_CARRY = new Set([
+const CODES_A_PLUGIN_MAY_CARRY = new Set<string>([
   "HOOKD_RUN_FAILED",
   "HOOKD_RUN_NO_HANDLER",
   "HOOKD_RUN_INPUT_INVALID",
@@ -59,7 +60,7 @@ const CODES_A_PLUGIN_MAY_CARRY = new Set([
 ]);
 
 /** Host errors that fail the same way however often they are retried. */
-const NOT_RETRIABLE = new Set([
+const NOT_RETRIABLE = new Set<string>([
   "HOOKD_FETCH_NOT_ALLOWED",
   "HOOKD_KV_INVALID",
   "HOOKD_KV_LIMIT",
@@ -98,7 +99,7 @@ export function pluginError(raw: unknown, spec: PluginSpec, mapper: SourceMapper
 
 /** What the isolate learns of a failed host call: code, message, whether to retry. Never a stack. */
 export interface PlainHostError {
-  code: string;
+  code: HookdErrorCode;
   message: string;
   retriable?: false;
   issues?: unknown[];
@@ -107,7 +108,7 @@ export interface PlainHostError {
 export function plainHostError(error: unknown): PlainHostError {
   const raw = error as { code?: unknown; message?: unknown; issues?: unknown } | undefined;
   const known = typeof raw?.code === "string" && CODES_A_PLUGIN_MAY_CARRY.has(raw.code);
-  const code = known ? (raw!.code as string) : "HOOKD_RUN_FAILED";
+  const code: HookdErrorCode = known ? (raw!.code as HookdErrorCode) : "HOOKD_RUN_FAILED";
   // Any other error (a store failure, a bug) may carry host paths or internals: it goes in as a
   // generic sentence, and the host's own log keeps the details.
   const message = known && typeof raw?.message === "string" ? raw.message : "the host could not complete the call";
@@ -115,10 +116,6 @@ export function plainHostError(error: unknown): PlainHostError {
   return { code, message, ...(NOT_RETRIABLE.has(code) ? { retriable: false as const } : {}), ...(issues ? { issues } : {}) };
 }
 
-/** Whether a failure code means the host disposed the isolate to end the run. */
-export function killedTheIsolate(code: string): boolean {
-  return code === "HOOKD_RUN_TIMEOUT" || code === "HOOKD_RUN_CPU" || code === "HOOKD_RUN_MEMORY";
-}
 
 function plainIssues(issues: unknown[]): unknown[] | undefined {
   try {

@@ -6,16 +6,19 @@
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import type { Duplex } from "node:stream";
-import { HookdError } from "../core/errors.ts";
-import { fetchPolicy, type FetchPolicy, type PluginFetchInit } from "../core/fetch/policy.ts";
 import { existsSync } from "node:fs";
 import path from "node:path";
-import { COMPILED, ownFile, PACKAGE_ROOT } from "../core/locate.ts";
-import type { RunOutcome } from "../core/store/types.ts";
+import { HookdError } from "./contract/errors.ts";
+import { fetchPolicy, type FetchPolicy } from "./contract/fetch.ts";
+import { isDaemonCall, serveDaemonCall, type DaemonCallName, type HostCallArgs, type HostServices } from "./contract/host-calls.ts";
+import { COMPILED, ownFile, PACKAGE_ROOT } from "./contract/locate.ts";
+import type { HeapUsage, PluginManifest, PluginSpec, RunMeta, RunOutcome, RunRequest } from "./contract/run.ts";
+import { errorCodeOr } from "./contract/to-run-error.ts";
 import { daemonCodec, LineChannel } from "./channel.ts";
-import { baseLimits, resolveLimits } from "./limits.ts";
+import { checkHostCall, type RunUsage } from "./host-calls/index.ts";
+import { baseLimits, resolveLimits, type ResolvedLimits } from "./contract/limits.ts";
 import { Heartbeat, type HeartbeatSettings } from "./heartbeat.ts";
-import type { FromSandbox, HeapUsage, HostServices, PluginManifest, PluginSpec, RunRequest, ToSandbox } from "./protocol.ts";
+import type { FromSandbox, ToSandbox } from "./protocol.ts";
 import { runtimeBootstrapCode } from "./runtime/build.ts";
 import { SecretResolver } from "./secrets.ts";
 import { sandboxCommand, type WallMode, type WallStatus } from "./wall.ts";
@@ -50,11 +53,12 @@ export class SandboxProcess {
   private readonly loads = new Map<string, PendingLoad>();
   private readonly runs = new Map<string, (outcome: RunOutcome) => void>();
   /**
-   * The daemon's own record of what each run's fetches may do: the version it was sent to run,
-   * the spec sent for it and the manifest its load reported. Its end aborts the run's fetches.
+   * The daemon's own record of each run in flight here: the version and meta it was sent with,
+   * what its host calls used of its budgets. Its end aborts the run's fetches.
    */
-  private readonly runFetch = new Map<string, { plugin: string; version: number; ended: AbortController }>();
-  private readonly versions = new Map<string, { spec: PluginSpec; manifest: PluginManifest; fetchPolicy: FetchPolicy }>();
+  private readonly runRecords = new Map<string, { plugin: string; version: number; meta: RunMeta; usage: RunUsage; ended: AbortController }>();
+  /** Each loaded version's limits and fetch policy, from the spec sent and the manifest its load reported. */
+  private readonly versions = new Map<string, { limits: ResolvedLimits; fetchPolicy: FetchPolicy }>();
   private readonly unloads = new Map<string, () => void>();
   private readonly heapRequests = new Map<number, (usage: HeapUsage[]) => void>();
   private nextHeapRequest = 1;
@@ -196,7 +200,7 @@ export class SandboxProcess {
     }
     return new Promise((resolve) => {
       this.runs.set(request.runId, resolve);
-      this.runFetch.set(request.runId, { plugin: request.plugin, version: request.version, ended: new AbortController() });
+      this.runRecords.set(request.runId, { plugin: request.plugin, version: request.version, meta: request.meta, usage: { emits: 0 }, ended: new AbortController() });
       const { payload, ...rest } = request;
       this.outbox.send({ t: "run", request: rest, payload: JSON.stringify(payload) ?? "null" });
     });
@@ -252,7 +256,7 @@ export class SandboxProcess {
         this.loads.delete(key);
         if (message.t === "loaded") {
           this.loadedKeys.add(key);
-          if (pending) this.versions.set(key, { spec: pending.spec, manifest: message.manifest, fetchPolicy: fetchPolicyOf(pending.spec, message.manifest) });
+          if (pending) this.versions.set(key, loadedVersion(pending.spec, message.manifest));
           pending?.resolve(message.manifest);
         } else pending?.reject(message.error);
         return;
@@ -279,7 +283,10 @@ export class SandboxProcess {
         this.options.services.log(message.record);
         return;
       case "hostCall":
-        void this.serveHostCall(message.callId, message.plugin, message.op, message.args);
+        void this.reply(message.callId, () => this.serveHostCall(message.name, message.plugin, message.runId, message.args));
+        return;
+      case "secrets":
+        void this.reply(message.callId, async () => this.declaredSecretValues(message.plugin, message.version, message.names));
         return;
       case "pong":
         this.heartbeat?.answer(message.seq, message.rss);
@@ -293,21 +300,9 @@ export class SandboxProcess {
     }
   }
 
-  private async serveHostCall(callId: number, plugin: string, op: "kv" | "emit" | "fetch" | "secrets", args: unknown[]): Promise<void> {
+  private async reply(callId: number, serve: () => Promise<unknown>): Promise<void> {
     try {
-      let value: unknown;
-      if (op === "fetch") {
-        value = await this.serveFetch(plugin, args);
-      } else if (op === "secrets") {
-        value = this.declaredSecretValues(plugin, args[0], args[1]);
-      } else if (op === "kv") {
-        const [kvOp, ...rest] = args as ["get" | "set" | "delete" | "list", ...unknown[]];
-        value = await this.options.services.kv(plugin, kvOp, rest);
-      } else {
-        const [from, name, payload] = args as [RunRequest["meta"], string, unknown];
-        value = await this.options.services.emit(plugin, from, name, payload);
-      }
-      this.outbox.send({ t: "hostReply", callId, ok: true, value });
+      this.outbox.send({ t: "hostReply", callId, ok: true, value: await serve() });
     } catch (error) {
       const raw = error as { code?: unknown; message?: unknown; issues?: unknown };
       this.outbox.send({
@@ -315,7 +310,7 @@ export class SandboxProcess {
         callId,
         ok: false,
         error: {
-          code: typeof raw?.code === "string" ? raw.code : "HOOKD_RUN_FAILED",
+          code: errorCodeOr(raw?.code, "HOOKD_RUN_FAILED"),
           message: typeof raw?.message === "string" ? raw.message : String(error),
           ...(Array.isArray(raw?.issues) ? { issues: raw.issues } : {}),
         },
@@ -324,29 +319,39 @@ export class SandboxProcess {
   }
 
   /**
-   * A fetch for a run this process was sent and has not finished, under that version's policy as
-   * the daemon recorded it; the process names only the run (and the plugin, which must match).
+   * A daemon call of a run this process was sent and has not finished. The process names the run
+   * and its plugin (which must match): the caller (version, meta, limits, fetch policy) comes
+   * from this side's own records, and the call's checks run again here on arguments the process
+   * could have forged.
    */
-  private serveFetch(plugin: string, args: unknown[]): Promise<unknown> {
-    const [runId, url, init] = args;
-    const run = typeof runId === "string" ? this.runFetch.get(runId) : undefined;
-    const loaded = run && run.plugin === plugin ? this.versions.get(keyOf(run.plugin, run.version)) : undefined;
+  private serveHostCall(name: unknown, plugin: unknown, runId: unknown, raw: unknown): Promise<unknown> {
+    if (!isDaemonCall(name)) throw new HookdError("HOOKD_HOST_CALL_UNKNOWN", [String(name)]);
+    const record = typeof runId === "string" ? this.runRecords.get(runId) : undefined;
+    const run = record && record.plugin === plugin ? record : undefined;
+    const loaded = run ? this.versions.get(keyOf(run.plugin, run.version)) : undefined;
     if (!run || !loaded) {
-      throw new HookdError("HOOKD_FETCH_NOT_ALLOWED", [String(url), "nothing"], { message: `fetch to ${String(url)} refused: no run of plugin ${plugin} is in flight here` });
+      if (name === "fetch") {
+        const url = Array.isArray(raw) ? String(raw[0]) : "";
+        throw new HookdError("HOOKD_FETCH_NOT_ALLOWED", [url, "nothing"], { message: `fetch to ${url} refused: no run of plugin ${String(plugin)} is in flight here under that id` });
+      }
+      throw new HookdError("HOOKD_HOST_CALL_INVALID", [name, "no run is in flight here under that id"]);
     }
-    return this.options.services.fetch({
+    const call = checkHostCall(name, Array.isArray(raw) ? raw : [], { limits: loaded.limits, usage: run.usage });
+    const caller = {
       plugin: run.plugin,
+      version: run.version,
       runId: runId as string,
-      url: String(url),
-      init: (typeof init === "object" && init !== null ? init : {}) as PluginFetchInit,
-      policy: loaded.fetchPolicy,
+      meta: run.meta,
+      kvMaxKeys: loaded.limits.kvMaxKeys,
+      fetchPolicy: loaded.fetchPolicy,
       signal: run.ended.signal,
-    });
+    };
+    return serveDaemonCall(this.options.services, name, caller, call.args as HostCallArgs<DaemonCallName>);
   }
 
   private endFetches(runId: string): void {
-    this.runFetch.get(runId)?.ended.abort();
-    this.runFetch.delete(runId);
+    this.runRecords.get(runId)?.ended.abort();
+    this.runRecords.delete(runId);
   }
 
   /**
@@ -378,7 +383,7 @@ export class SandboxProcess {
     };
     for (const resolve of this.runs.values()) resolve(crashed);
     this.runs.clear();
-    for (const runId of [...this.runFetch.keys()]) this.endFetches(runId);
+    for (const runId of [...this.runRecords.keys()]) this.endFetches(runId);
     this.idleWaiter?.();
     for (const pending of this.loads.values()) pending.reject(new HookdError("HOOKD_SANDBOX_CRASHED", [reason]));
     this.loads.clear();
@@ -405,8 +410,8 @@ function workerFile(): string {
   return existsSync(built) ? built : ownFile(import.meta.url, "./worker.ts");
 }
 
-/** A loaded version's fetch policy, worked out once from what the daemon sent and what the load reported. */
-function fetchPolicyOf(spec: PluginSpec, manifest: PluginManifest): FetchPolicy {
+/** A loaded version's limits and fetch policy, worked out once from what the daemon sent and what the load reported. */
+function loadedVersion(spec: PluginSpec, manifest: PluginManifest): { limits: ResolvedLimits; fetchPolicy: FetchPolicy } {
   let limits;
   try {
     limits = resolveLimits(spec.limits, manifest.options, spec.file);
@@ -414,6 +419,6 @@ function fetchPolicyOf(spec: PluginSpec, manifest: PluginManifest): FetchPolicy 
     // The load would have failed with this; the config's limits are the safe reading.
     limits = baseLimits(spec.limits);
   }
-  return fetchPolicy(limits, manifest.options);
+  return { limits, fetchPolicy: fetchPolicy(limits, manifest.options) };
 }
 

@@ -3,8 +3,10 @@
  * (Node's own SourceMap reader), so a failure reads `plugins/foo.ts:12:5`, not a bundle offset.
  */
 import { SourceMap } from "node:module";
-import type { RunError } from "../core/store/types.ts";
-import type { PluginSpec } from "./protocol.ts";
+import type { HookdErrorCode } from "./contract/errors.ts";
+import type { RunError } from "./contract/run.ts";
+import { errorCodeOr } from "./contract/to-run-error.ts";
+import type { PluginSpec } from "./contract/run.ts";
 
 export class SourceMapper {
   private readonly maps = new Map<string, SourceMap | null>();
@@ -43,10 +45,10 @@ const FRAME = /hookd-plugin:\/\/([^@\s]+)@(\d+)\.js:(\d+):(\d+)/g;
  * Turns whatever an isolate threw (a host-side Error from isolated-vm, or the plain object the
  * runtime reports) into a RunError whose stack and location point into the TypeScript source.
  */
-export function errorFromIsolate(thrown: unknown, spec: PluginSpec, mapper: SourceMapper, fallbackCode: string): RunError {
+export function errorFromIsolate(thrown: unknown, spec: PluginSpec, mapper: SourceMapper, fallbackCode: HookdErrorCode): RunError {
   const raw = thrown as { code?: unknown; message?: unknown; stack?: unknown } | undefined;
   const message = typeof raw?.message === "string" ? raw.message : String(thrown);
-  const code = typeof raw?.code === "string" && raw.code.startsWith("HOOKD_") ? raw.code : fallbackCode;
+  const code = errorCodeOr(raw?.code, fallbackCode);
   const stackText = typeof raw?.stack === "string" ? raw.stack : "";
   let location: string | undefined;
   const stack = stackText.replace(FRAME, (whole, _plugin: string, _version: string, line: string, column: string) => {

@@ -8,12 +8,14 @@
  * loads every plugin while the old one keeps serving; then new runs go to the new one and the
  * old one finishes what it has in flight and is killed. Nobody else's run is lost.
  */
-import { HookdError } from "../core/errors.ts";
-import type { RunOutcome } from "../core/store/types.ts";
-import type { HeapUsage, HostServices, PluginManifest, PluginSpec, RunError, RunRequest, Sandbox } from "./protocol.ts";
+import { HookdError } from "./contract/errors.ts";
+import type { HostServices } from "./contract/host-calls.ts";
+import type { HeapUsage, PluginManifest, PluginSpec, RunError, RunOutcome, RunRequest } from "./contract/run.ts";
+import type { Sandbox, SandboxStatus, WallMode, WallStatus } from "./contract/sandbox.ts";
+import { toRunError } from "./contract/to-run-error.ts";
 import { DEFAULT_HEARTBEAT, type HeartbeatSettings } from "./heartbeat.ts";
 import { SandboxProcess } from "./sandbox-process.ts";
-import { wallStatus, type WallMode, type WallStatus } from "./wall.ts";
+import { wallStatus } from "./wall.ts";
 
 export interface SupervisorOptions {
   services: HostServices;
@@ -82,6 +84,10 @@ export class SandboxSupervisor implements Sandbox {
 
   get pid(): number | undefined {
     return this.current?.pid;
+  }
+
+  status(): SandboxStatus {
+    return { mode: "process", running: this.running, restarts: this.restarts, wall: this.wall, notReadyReason: this.notReadyReason() };
   }
 
   /** Why the sandbox cannot take runs now (for /readyz), or undefined when it can. */
@@ -232,7 +238,7 @@ export class SandboxSupervisor implements Sandbox {
           } catch (error) {
             if (!process.alive) return;
             this.loaded.delete(key);
-            this.options.onReloadFailed?.(spec, toRunError(error));
+            this.options.onReloadFailed?.(spec, toRunError(error, "HOOKD_PLUGIN_LOAD"));
           }
         }),
       );
@@ -312,14 +318,4 @@ export class SandboxSupervisor implements Sandbox {
 
 function keyOf(plugin: string, version: number): string {
   return `${plugin}@${version}`;
-}
-
-function toRunError(error: unknown): RunError {
-  if (error instanceof HookdError) return { code: error.code, message: error.message };
-  const raw = error as { code?: unknown; message?: unknown; location?: unknown };
-  return {
-    code: typeof raw?.code === "string" ? raw.code : "HOOKD_PLUGIN_LOAD",
-    message: typeof raw?.message === "string" ? raw.message : String(error),
-    ...(typeof raw?.location === "string" ? { location: raw.location } : {}),
-  };
 }

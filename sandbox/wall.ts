@@ -27,21 +27,11 @@ import { existsSync, lstatSync, readlinkSync, realpathSync } from "node:fs";
 import { createRequire } from "node:module";
 import path from "node:path";
 // hookd's package root (its package.json says the sources are ES modules), from sandbox/ and dist/sandbox/ alike.
-import { PACKAGE_ROOT } from "../core/locate.ts";
-import { HookdError } from "../core/errors.ts";
+import { PACKAGE_ROOT } from "./contract/locate.ts";
+import { HookdError } from "./contract/errors.ts";
+import type { WallMode, WallStatus } from "./contract/sandbox.ts";
 
-export type WallMode = "auto" | "required" | "off";
-
-/** What stands around the sandbox process, for the log, `hookd status` and `/readyz`. */
-export interface WallStatus {
-  mode: WallMode;
-  /** bubblewrap namespaces and mounts are in place. */
-  kernel: boolean;
-  /** Node's permission model is on in the sandbox process. */
-  permission: boolean;
-  /** Why the kernel wall is not in place and how to get it; absent when it is. */
-  missing?: string | undefined;
-}
+export type { WallMode, WallStatus } from "./contract/sandbox.ts";
 
 export interface SandboxCommand {
   command: string;
@@ -246,15 +236,15 @@ function libraryFolders(binary: string): string[] {
 }
 
 /**
- * What the worker may read: the worker's own folder and the `core` beside it (sandbox/ and core/,
- * or their built counterparts), hookd's package.json (Node reads "type" from it), and the two
+ * What the worker may read: the worker's own folder (sandbox/, or dist/sandbox/: the sandbox
+ * imports nothing from core/), the bundled npm packages beside it, hookd's package.json (Node reads "type" from it), and the two
  * packages it loads, isolated-vm and node-gyp-build, wherever node_modules holds them. Not the
  * package root as a whole: in a checkout it also holds events.config.ts, data/ and plugins/.
  */
 function readableRoots(worker: string): string[] {
   const own = path.dirname(path.resolve(worker));
   // Compiled, the npm packages the worker's modules import are bundled into dist/chunks/.
-  const roots = [own, path.join(path.dirname(own), "core"), path.join(path.dirname(own), "chunks"), path.join(PACKAGE_ROOT, "package.json")].filter((root) => existsSync(root));
+  const roots = [own, path.join(path.dirname(own), "chunks"), path.join(PACKAGE_ROOT, "package.json")].filter((root) => existsSync(root));
   try {
     const require = createRequire(path.join(PACKAGE_ROOT, "package.json"));
     const ivm = path.dirname(realpathSync(require.resolve("isolated-vm/package.json")));

@@ -13,8 +13,9 @@ import { fstatSync } from "node:fs";
 import { Socket } from "node:net";
 import { LineChannel, sandboxCodec } from "./channel.ts";
 import { IsolateHost } from "./isolate-host.ts";
-import type { PluginFetchReply } from "../core/fetch/policy.ts";
-import type { FromSandbox, RunError, ToSandbox } from "./protocol.ts";
+import { DAEMON_CALLS, type DaemonCallName, type HostCaller, type HostServices } from "./contract/host-calls.ts";
+import { toRunError } from "./contract/to-run-error.ts";
+import type { FromSandbox, ToSandbox } from "./protocol.ts";
 
 if (!isSocket(3)) {
   console.error("sandbox/worker.ts is started by the hookd daemon (with a socket on fd 3), not by hand");
@@ -54,29 +55,36 @@ const secretsAsked = new Map<string, Promise<Record<string, string | undefined>>
 const hostCalls = new Map<number, { resolve: (value: unknown) => void; reject: (error: unknown) => void }>();
 let nextCallId = 1;
 
-function callDaemon(plugin: string, op: "kv" | "emit" | "fetch" | "secrets", args: unknown[]): Promise<unknown> {
+/** Sends a message that the daemon answers with a hostReply of the same call id. */
+function askDaemon(send: (callId: number) => FromSandbox): Promise<unknown> {
   const callId = nextCallId++;
   return new Promise((resolve, reject) => {
     hostCalls.set(callId, { resolve, reject });
-    outbox.send({ t: "hostCall", callId, plugin, op, args });
+    outbox.send(send(callId));
   });
 }
 
+/**
+ * The daemon's calls of the host-call table, forwarded by name. Only the run and the checked
+ * arguments travel: the daemon's own records of the run say who calls and under which limits
+ * and fetch policy, and the run's end aborts its fetches there.
+ */
+function forwardedServices(): HostServices {
+  const services: Partial<Record<DaemonCallName, (caller: HostCaller, ...args: unknown[]) => Promise<unknown>>> = {};
+  for (const name of DAEMON_CALLS) {
+    services[name] = (caller, ...args) => askDaemon((callId) => ({ t: "hostCall", callId, name, plugin: caller.plugin, runId: caller.runId, args }));
+  }
+  return { ...(services as Omit<HostServices, "log">), log: (record) => outbox.send({ t: "log", record }) };
+}
+
 const host = new IsolateHost({
-  services: {
-    log: (record) => outbox.send({ t: "log", record }),
-    kv: (plugin, op, args) => callDaemon(plugin, "kv", [op, ...args]),
-    emit: (plugin, from, name, payload) => callDaemon(plugin, "emit", [from, name, payload]) as Promise<{ id: string }>,
-    // The daemon fetches: it knows the run, so only the run and the request travel (its own
-    // records say what the plugin may reach), and it aborts the fetch when the run's result arrives.
-    fetch: (call) => callDaemon(call.plugin, "fetch", [call.runId, call.url, call.init]) as Promise<PluginFetchReply>,
-  },
+  services: forwardedServices(),
   bootstrapCode: () => runtimeCode,
   secretsFor: (plugin, version, names) => {
     const key = `${plugin}@${version}`;
     let asked = secretsAsked.get(key);
     if (!asked) {
-      asked = callDaemon(plugin, "secrets", [version, names]) as Promise<Record<string, string | undefined>>;
+      asked = askDaemon((callId) => ({ t: "secrets", callId, plugin, version, names })) as Promise<Record<string, string | undefined>>;
       asked.catch(() => secretsAsked.delete(key));
       secretsAsked.set(key, asked);
     }
@@ -97,7 +105,7 @@ function handle(message: ToSandbox): void {
       const { plugin, version } = message.spec;
       host.load(message.spec).then(
         (manifest) => outbox.send({ t: "loaded", plugin, version, manifest }),
-        (error: unknown) => outbox.send({ t: "loadFailed", plugin, version, error: toRunError(error) }),
+        (error: unknown) => outbox.send({ t: "loadFailed", plugin, version, error: toRunError(error, "HOOKD_PLUGIN_LOAD") }),
       );
       return;
     }
@@ -168,11 +176,3 @@ function isSocket(fd: number): boolean {
   }
 }
 
-function toRunError(error: unknown): RunError {
-  const raw = error as { code?: unknown; message?: unknown; location?: unknown; stack?: unknown };
-  return {
-    code: typeof raw?.code === "string" ? raw.code : "HOOKD_PLUGIN_LOAD",
-    message: typeof raw?.message === "string" ? raw.message : String(error),
-    ...(typeof raw?.location === "string" ? { location: raw.location } : {}),
-  };
-}

@@ -7,31 +7,9 @@ import { pathToFileURL } from "node:url";
 import { afterAll, describe, expect, it } from "vitest";
 import { BUILD_STAMP, distProblem, sourceFingerprint } from "../scripts/dist-state.mjs";
 import { FIXTURES, REPO, TestDaemon, TestProject } from "./helpers/daemon.ts";
+import { processTree } from "./helpers/run.ts";
 
 const TRACE = path.join(FIXTURES, "build/trace-modules.mjs");
-
-/** The pids and command lines of a process and its descendants (Linux /proc). */
-function processTree(pid: number): Array<{ pid: number; cmd: string }> {
-  const parents = new Map<number, number>();
-  for (const entry of readdirSync("/proc")) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
-      parents.set(Number(entry), Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]));
-    } catch {
-      // ended while we looked
-    }
-  }
-  const tree = [pid];
-  for (let i = 0; i < tree.length; i++) for (const [child, parent] of parents) if (parent === tree[i]) tree.push(child);
-  return tree.flatMap((member) => {
-    try {
-      return [{ pid: member, cmd: readFileSync(`/proc/${member}/cmdline`, "utf8").split("\0").join(" ").trim() }];
-    } catch {
-      return [];
-    }
-  });
-}
 
 describe("the compiled build", () => {
   const traceDir = mkdtempSync(path.join(tmpdir(), "hookd-trace-"));

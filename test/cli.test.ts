@@ -1,28 +1,13 @@
 // The hookd command as a user runs it: check, emit, run, runs.
-import { spawn } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import path from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { BIN, REPO, TestDaemon, TestProject } from "./helpers/daemon.ts";
+import { describe, expect, it } from "vitest";
+import { REPO, TestProject, useDaemon } from "./helpers/daemon.ts";
+import { runHookd } from "./helpers/run.ts";
 
 function hookd(args: string[], options: { cwd?: string; input?: string; env?: Record<string, string> } = {}) {
-  return new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
-    const child = spawn(process.execPath, [BIN, ...args], {
-      cwd: options.cwd ?? REPO,
-      env: { ...process.env, NODE_OPTIONS: "", ...options.env },
-      stdio: ["pipe", "pipe", "pipe"],
-    });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (c) => (stdout += c));
-    child.stderr.on("data", (c) => (stderr += c));
-    child.stdin.end(options.input ?? "");
-    const timer = setTimeout(() => child.kill("SIGKILL"), 60_000);
-    child.on("close", (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
+  // stdin is a pipe, empty unless the test feeds it (as `hookd emit` reads it).
+  return runHookd(args, { cwd: options.cwd ?? REPO, input: options.input ?? "", ...(options.env ? { env: options.env } : {}), timeoutMs: 60_000 });
 }
 
 describe("hookd check", () => {
@@ -58,15 +43,7 @@ describe("hookd check", () => {
 });
 
 describe("hookd emit and run", () => {
-  const project = new TestProject({ fixtures: ["basic"] });
-  const daemon = new TestDaemon(project);
-  beforeAll(async () => {
-    await daemon.start({ env: { HOOKD_TOKEN: "cli-token" } });
-  });
-  afterAll(async () => {
-    await daemon.stop();
-    project.remove();
-  });
+  const { project, daemon } = useDaemon({ fixtures: ["basic"] }, { env: { HOOKD_TOKEN: "cli-token" } });
   const env = () => ({ HOOKD_URL: daemon.url, HOOKD_TOKEN: "cli-token" });
 
   it("sends an event from an argument, a file and standard input", async () => {

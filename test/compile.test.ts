@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { compilePlugin } from "../core/compile/compile-plugin.ts";
-import { HookdError } from "../core/errors.ts";
+import { HookdError } from "../sandbox/contract/errors.ts";
 
 const root = mkdtempSync(path.join(tmpdir(), "hookd-compile-"));
 mkdirSync(path.join(root, "plugins/lib"), { recursive: true });

@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { loadConfig } from "../core/config/load.ts";
-import { HookdError } from "../core/errors.ts";
+import { HookdError } from "../sandbox/contract/errors.ts";
 
 const folders: string[] = [];
 function project(source: string, name = "events.config.ts"): string {

@@ -1,20 +1,12 @@
 // The real daemon on a free port: events in over HTTP, handlers run in isolates, results out.
-import { createServer, type Server } from "node:http";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { TestDaemon, TestProject } from "./helpers/daemon.ts";
+import { BIN, TestDaemon, TestProject, useDaemon } from "./helpers/daemon.ts";
+import { readBody, startLocalServer, type LocalServer } from "./helpers/http.ts";
+import { runProcess } from "./helpers/run.ts";
 import { waitUntil } from "./helpers/wait.ts";
 
 describe("daemon end to end", () => {
-  const project = new TestProject({ fixtures: ["basic", "uses-fs"] });
-  const daemon = new TestDaemon(project);
-
-  beforeAll(async () => {
-    await daemon.start();
-  });
-  afterAll(async () => {
-    await daemon.stop();
-    project.remove();
-  });
+  const { daemon } = useDaemon({ fixtures: ["basic", "uses-fs"] });
 
   it("accepts a valid event with 202 and runs the subscribed handler with the typed payload", async () => {
     const { status, body } = await daemon.post("deal.close", { did: "12", autor: 3, summa: "1500.00", status: "won" });
@@ -140,7 +132,7 @@ describe("daemon end to end", () => {
 });
 
 describe("daemon restarts", () => {
-  let sink: Server;
+  let sink: LocalServer;
   let sinkUrl = "";
   let hang = true;
   /** Requests held unanswered: each is a run in flight. */
@@ -148,23 +140,15 @@ describe("daemon restarts", () => {
   const received: Array<{ did: number; eventId: string; attempt: number }> = [];
 
   beforeAll(async () => {
-    sink = createServer((request, response) => {
-      let body = "";
-      request.on("data", (chunk) => (body += chunk));
-      request.on("end", () => {
-        if (hang) return void hung++; // never answers: the run is still in flight when the daemon dies
-        received.push(JSON.parse(body));
-        response.end("ok");
-      });
+    sink = await startLocalServer(async (request, response) => {
+      const body = await readBody(request);
+      if (hang) return void hung++; // never answers: the run is still in flight when the daemon dies
+      received.push(JSON.parse(body));
+      response.end("ok");
     });
-    await new Promise<void>((resolve) => sink.listen(0, "127.0.0.1", resolve));
-    const address = sink.address();
-    sinkUrl = `http://127.0.0.1:${typeof address === "object" && address ? address.port : 0}`;
+    sinkUrl = sink.origin;
   });
-  afterAll(async () => {
-    sink.closeAllConnections();
-    await new Promise((resolve) => sink.close(resolve));
-  });
+  afterAll(() => sink.close());
 
   it("keeps ctx.kv across a restart", async () => {
     const project = new TestProject({ fixtures: ["basic"] });
@@ -225,8 +209,6 @@ describe("daemon restarts", () => {
 describe("HOOKD_EXIT_WITH_PARENT", () => {
   it("stops the daemon, draining, once the process that started it is gone", async () => {
     const project = new TestProject({ fixtures: ["basic"] });
-    const { spawn } = await import("node:child_process");
-    const { BIN } = await import("./helpers/daemon.ts");
     // A parent that starts hookd, prints its pid once it is ready, then dies without stopping it.
     // Its log goes to a file, not a pipe: a pipe whose reader died would end it by itself.
     const logFile = `${project.dir}/daemon.log`;
@@ -241,11 +223,8 @@ describe("HOOKD_EXIT_WITH_PARENT", () => {
       }, 50);
       setTimeout(() => { clearInterval(poll); child.kill("SIGKILL"); process.exit(1); }, 30000);
     `;
-    const parent = spawn(process.execPath, ["-e", parentScript], { stdio: ["ignore", "pipe", "inherit"] });
-    let out = "";
-    parent.stdout.on("data", (d) => (out += d));
-    await new Promise((resolve) => parent.once("exit", resolve));
-    const pid = Number(/PID (\d+)/.exec(out)?.[1]);
+    const parent = await runProcess(process.execPath, ["-e", parentScript], { timeoutMs: 45_000 });
+    const pid = Number(/PID (\d+)/.exec(parent.stdout)?.[1]);
     expect(pid).toBeGreaterThan(0);
     const alive = () => {
       try {
@@ -255,8 +234,8 @@ describe("HOOKD_EXIT_WITH_PARENT", () => {
         return false;
       }
     };
-    const deadline = Date.now() + 15_000;
-    while (alive() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    // Gone within the bound, or still alive when it passed (asserted below, after a SIGKILL).
+    await waitUntil(() => !alive(), { timeoutMs: 15_000, intervalMs: 100 }).catch(() => undefined);
     const stillAlive = alive();
     if (stillAlive) process.kill(pid, "SIGKILL");
     const log = (await import("node:fs")).readFileSync(logFile, "utf8");

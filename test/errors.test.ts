@@ -2,7 +2,7 @@ import { readdirSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
-import { errorCodes, HookdError } from "../core/errors.ts";
+import { errorCodes, HookdError } from "../sandbox/contract/errors.ts";
 
 const REPO = fileURLToPath(new URL("..", import.meta.url));
 

@@ -5,9 +5,9 @@ import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { openSync, renameSync, rmSync, writeSync, closeSync, writeFileSync } from "node:fs";
 import path from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { BIN, TestDaemon, TestProject, type LogLine } from "./helpers/daemon.ts";
-import { waitUntil } from "./helpers/wait.ts";
+import { describe, expect, it } from "vitest";
+import { BIN, TestDaemon, TestProject, useDaemon, type LogLine } from "./helpers/daemon.ts";
+import { pause, waitUntil } from "./helpers/wait.ts";
 
 const EVENTS = ["t.add", "t.change", "t.delete", "t.delete.witness", "t.rename", "t.broken", "t.throws", "t.rapid", "t.stream", "t.shared", "t.atomic", "t.dev"];
 
@@ -40,8 +40,6 @@ on("${event}", (event, ctx) => {
 `;
 }
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
 function isSwap(plugin: string, version?: number) {
   return (l: LogLine) =>
     l.component === "plugins" &&
@@ -67,17 +65,8 @@ async function postHandled(daemon: TestDaemon, event: string, n: number, tag: st
 }
 
 describe("hot reload", () => {
-  const project = new TestProject({ fixtures: ["reload"], config: configSource() });
-  const daemon = new TestDaemon(project);
+  const { project, daemon } = useDaemon({ fixtures: ["reload"], config: configSource() });
   const file = (name: string) => path.join(project.pluginsDir, name);
-
-  beforeAll(async () => {
-    await daemon.start();
-  });
-  afterAll(async () => {
-    await daemon.stop();
-    project.remove();
-  });
 
   it("loads a plugin file dropped into the running daemon", async () => {
     project.write("added.ts", handlerSource("t.add", "added", 1));
@@ -281,13 +270,17 @@ on("t.throws", (event, ctx) => {
     for (let v = 1; v <= 100; v++) {
       writeFileSync(file("rapid.ts"), handlerSource("t.rapid", "rapid", v));
       // Bursts with short pauses: some saves land while a reload is compiling or loading.
-      if (v % 10 === 0) await sleep(15);
+      if (v % 10 === 0) await pause(15);
     }
+    let n = 0;
     let handled: LogLine | undefined;
-    for (let n = 0; n < 200 && handled?.rev !== 100; n++) {
-      handled = await postHandled(daemon, "t.rapid", n, "rapid");
-      if (handled.rev !== 100) await sleep(50);
-    }
+    await waitUntil(
+      async () => {
+        handled = await postHandled(daemon, "t.rapid", n++, "rapid");
+        return handled.rev === 100;
+      },
+      { timeoutMs: 30_000, intervalMs: 50, what: () => `a run on the last save (the last ran on rev ${String(handled?.rev)})` },
+    ).catch(() => undefined);
     expect(handled?.rev).toBe(100);
     const swaps = daemon.logs.filter(isSwap("rapid"));
     expect(swaps.length).toBeGreaterThan(1);
@@ -311,12 +304,13 @@ on("t.throws", (event, ctx) => {
     const source = handlerSource("t.atomic", "atomic", 3);
     const fd = openSync(file("atomic.ts"), "w");
     writeSync(fd, source.slice(0, source.length / 2));
-    await sleep(5);
+    await pause(5);
     writeSync(fd, source.slice(source.length / 2));
     closeSync(fd);
     await daemon.waitForLog(isSwap("atomic", 3));
     expect((await postHandled(daemon, "t.atomic", 2, "atomic")).rev).toBe(3);
-    await sleep(300);
+    // A bounded watch that no fourth reload follows (an absence has no signal to wait on).
+    await pause(300);
     expect(daemon.logs.filter(isSwap("atomic")).map((l) => l.version)).toEqual([1, 2, 3]);
     expect(daemon.logs.filter(isFailure("atomic"))).toEqual([]);
   });
@@ -343,12 +337,14 @@ on("t.throws", (event, ctx) => {
     const handled = (l: LogLine) => l.msg === "stream handled";
     await daemon.waitForLogs(handled, posted.length, 20_000);
     // Every run recorded as done: no retry can still add a second handling.
-    for (let i = 0; i < 100; i++) {
-      const { runs } = await daemon.getJson("/api/runs?plugin=stream&status=pending&limit=10");
-      const { runs: running } = await daemon.getJson("/api/runs?plugin=stream&status=running&limit=10");
-      if (runs.length === 0 && running.length === 0) break;
-      await sleep(100);
-    }
+    await waitUntil(
+      async () => {
+        const { runs } = await daemon.getJson("/api/runs?plugin=stream&status=pending&limit=10");
+        const { runs: running } = await daemon.getJson("/api/runs?plugin=stream&status=running&limit=10");
+        return runs.length === 0 && running.length === 0;
+      },
+      { timeoutMs: 10_000, intervalMs: 100 },
+    ).catch(() => undefined); // the counts below say what is wrong
     const lines = daemon.logs.filter(handled);
     const counts = new Map<string, number>();
     for (const line of lines) counts.set(String(line.eventId), (counts.get(String(line.eventId)) ?? 0) + 1);
@@ -432,7 +428,8 @@ describe("hot reload switched off", () => {
     try {
       await daemon.start();
       project.write("ignored.ts", handlerSource("t.add", "ignored", 1));
-      await sleep(500);
+      // A bounded watch that the new file is not loaded (an absence has no signal to wait on).
+      await pause(500);
       expect(await pluginStatus(daemon, "ignored")).toBeUndefined();
       expect(daemon.logs.some((l) => l.component === "plugins" && l.plugin === "ignored")).toBe(false);
     } finally {
@@ -458,14 +455,8 @@ describe("hookd dev", () => {
       buffered = parts.pop()!;
       lines.push(...parts);
     });
-    const waitForLine = async (pattern: RegExp): Promise<string> => {
-      for (let i = 0; i < 200; i++) {
-        const found = lines.find((line) => pattern.test(line));
-        if (found) return found;
-        await sleep(50);
-      }
-      throw new Error(`no line matches ${pattern}:\n${lines.join("\n")}`);
-    };
+    const waitForLine = (pattern: RegExp): Promise<string> =>
+      waitUntil(() => lines.find((line) => pattern.test(line)), { timeoutMs: 10_000, intervalMs: 50, what: () => `a line matching ${pattern}:\n${lines.join("\n")}` });
     try {
       await waitForLine(/hookd ready/);
       project.write("hello.ts", handlerSource("t.dev", "hello", 1));

@@ -14,7 +14,7 @@ import { Writable } from "node:stream";
 import { randomUUID } from "node:crypto";
 import { loadConfig } from "../../core/config/load.ts";
 import { Daemon } from "../../core/daemon.ts";
-import { createLogger } from "../../core/log.ts";
+import { createLogger } from "../../core/base/log.ts";
 import type { Store } from "../../core/store/types.ts";
 import { TestProject } from "../../test/helpers/daemon.ts";
 import { BENCH_CONFIG, BENCH_EVENT, benchEvent, HANDLER_BODY } from "./hookd.ts";

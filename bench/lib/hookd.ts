@@ -12,7 +12,8 @@ import path from "node:path";
 import Database from "better-sqlite3";
 import { TestDaemon, TestProject } from "../../test/helpers/daemon.ts";
 import { runLoad, type LoadOptions, type LoadResult } from "./load.ts";
-import { alive, descendants } from "./proc.ts";
+import { waitUntil } from "../../test/helpers/wait.ts";
+import { descendants, reapFamily } from "./proc.ts";
 
 export const BENCH_EVENT = "bench.ping";
 
@@ -112,18 +113,8 @@ export async function startHookd(options: StartHookdOptions): Promise<BenchHookd
       db.close();
       const family = descendants(pid);
       await daemon.stop(15_000);
-      // The sandbox and esbuild's service end on their own once the daemon is gone (the
-      // sandbox writes its profile first, when profiling); what outlives a grace period is a
-      // leak and is ended here.
-      const deadline = Date.now() + 3000;
-      while (family.some(alive) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
-      for (const member of family) {
-        try {
-          process.kill(member, "SIGKILL");
-        } catch {
-          // Gone already, as it should be.
-        }
-      }
+      // The sandbox writes its profile first, when profiling: a grace period, then leaks are ended.
+      await reapFamily(family, 3000);
       project.remove();
     },
   };
@@ -194,15 +185,10 @@ export interface CompletionRun {
 export async function measureCompletion(hookd: BenchHookd, load: Omit<LoadOptions, "url" | "path" | "body">, drainBoundMs = 60_000): Promise<CompletionRun> {
   const afterId = hookd.db.lastDeliveryId();
   const result = await runLoad({ ...load, url: hookd.url, path: `/events/${BENCH_EVENT}`, body: stampedBenchBody(), stamp: true });
-  const deadline = Date.now() + drainBoundMs;
-  let drainTimedOut = false;
-  while (hookd.db.unfinished() > 0) {
-    if (Date.now() > deadline) {
-      drainTimedOut = true;
-      break;
-    }
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
+  const drainTimedOut = await waitUntil(() => hookd.db.unfinished() === 0, { timeoutMs: drainBoundMs, intervalMs: 20 }).then(
+    () => false,
+    () => true,
+  );
   const { count, lastFinishedAt } = hookd.db.doneSince(afterId);
   const end = lastFinishedAt ?? Date.now();
   return {

@@ -8,6 +8,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, 
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { waitUntil } from "../../test/helpers/wait.ts";
 import type { ModuleOutcome } from "./report.ts";
 
 const CHILD = fileURLToPath(new URL("./module-child.ts", import.meta.url));
@@ -121,12 +122,8 @@ function killGroup(pgid: number): void {
 }
 
 async function leftInGroup(pgid: number, graceMs: number): Promise<number> {
-  const deadline = Date.now() + graceMs;
-  for (;;) {
-    const members = groupMembers(pgid).length;
-    if (members === 0 || Date.now() > deadline) return members;
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
+  await waitUntil(() => groupMembers(pgid).length === 0, { timeoutMs: graceMs, intervalMs: 100 }).catch(() => undefined);
+  return groupMembers(pgid).length;
 }
 
 /** Pids whose process group is `pgid` (field 5 of /proc/<pid>/stat). */

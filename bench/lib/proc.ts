@@ -6,6 +6,7 @@
 import type { ChildProcess } from "node:child_process";
 import { readFileSync, readdirSync } from "node:fs";
 import { createServer } from "node:net";
+import { waitUntil } from "../../test/helpers/wait.ts";
 
 const children = new Set<ChildProcess>();
 let hooked = false;
@@ -123,18 +124,19 @@ export function freePort(): Promise<number> {
   });
 }
 
-/** Polls until `probe` resolves true; throws after the timeout with the last error. */
-export async function waitUntil(probe: () => Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
+/**
+ * What is left of a stopped daemon's process tree: its members get `graceMs` to end on their own
+ * (the sandbox and esbuild's service do once the daemon is gone); whoever outlives it is a leak
+ * and is killed.
+ */
+export async function reapFamily(family: readonly number[], graceMs: number): Promise<void> {
+  await waitUntil(() => !family.some(alive), { timeoutMs: graceMs, intervalMs: 50 }).catch(() => undefined);
+  for (const member of family) {
     try {
-      if (await probe()) return;
-    } catch (error) {
-      last = error;
+      process.kill(member, "SIGKILL");
+    } catch {
+      // Gone already, as it should be.
     }
-    if (Date.now() > deadline) throw new Error(`${what}: not ready within ${timeoutMs} ms${last ? ` (${String(last)})` : ""}`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
   }
 }
 

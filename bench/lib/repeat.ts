@@ -72,6 +72,3 @@ async function drive(call: () => Promise<unknown>, durationMs: number, window: n
   return { completed, elapsedMs: performance.now() - started };
 }
 
-export function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}

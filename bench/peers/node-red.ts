@@ -11,7 +11,8 @@ import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync 
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { freePort, tracked, waitUntil } from "../lib/proc.ts";
+import { waitUntil } from "../../test/helpers/wait.ts";
+import { freePort, tracked } from "../lib/proc.ts";
 import { stopChild, type RunningServer } from "../lib/servers.ts";
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
@@ -73,8 +74,7 @@ export async function startNodeRed(): Promise<RunningServer & { startupMs: numbe
         await response.arrayBuffer();
         return response.status === 202;
       },
-      60_000,
-      `node-red on ${url}`,
+      { timeoutMs: 60_000, intervalMs: 100, what: `node-red answering on ${url}` },
     );
   } catch (error) {
     await stop();

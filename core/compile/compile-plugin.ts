@@ -12,13 +12,13 @@ import { builtinModules } from "node:module";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import * as esbuild from "esbuild";
-import { HookdError, type HookdErrorCode } from "../errors.ts";
+import { HookdError, type HookdErrorCode } from "../../sandbox/contract/errors.ts";
 import { readSourceFile, realPathOrUndefined, SourceFileError } from "./source-file.ts";
-import { ownFile } from "../locate.ts";
+import { RUNTIME_FILES } from "../../sandbox/contract/runtime-files.ts";
 
 // An absolute path, so `hookd` in a plugin is this installation's shim however hookd was installed
 // (node_modules/hookd through the npm:hookd-daemon alias, a linked folder, or these sources).
-const SHIM = ownFile(import.meta.url, "../../sandbox/runtime/shim.ts");
+const SHIM = RUNTIME_FILES.shim;
 const ZOD_DIR = path.dirname(fileURLToPath(import.meta.resolve("zod/package.json")));
 const BUILTINS = new Set(builtinModules.flatMap((name) => [name, `node:${name}`]));
 

@@ -3,7 +3,8 @@
  * `defineConfig` returns its argument unchanged (the loader validates it).
  */
 import { z } from "zod";
-import type { PluginOptions } from "../../sandbox/runtime/api.ts";
+import type { PluginOptions } from "../../sandbox/contract/run.ts";
+import type { InputMapping } from "../routing/route-input.ts";
 
 export { z };
 
@@ -11,7 +12,7 @@ export { z };
 export type EventCatalog = Record<string, z.ZodType>;
 
 /** Maps an action's input field to a dotted path in the event payload, or to a constant. */
-export type InputMapping = Record<string, string | { value: unknown }>;
+export type { InputMapping };
 
 /** A handler without code: start a plugin's action when an event arrives. */
 export interface RouteConfig<EventName extends string = string> {

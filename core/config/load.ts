@@ -13,7 +13,8 @@ import { pathToFileURL } from "node:url";
 import * as esbuild from "esbuild";
 import { z } from "zod";
 import * as catalogModule from "../catalog/index.ts";
-import { HookdError } from "../errors.ts";
+import { HookdError } from "../../sandbox/contract/errors.ts";
+import { routeInputPathProblems, type RouteRule } from "../routing/index.ts";
 import * as defineModule from "./define.ts";
 import { describeIssues, settingsSchema, type ResolvedConfig } from "./settings.ts";
 
@@ -170,7 +171,7 @@ function applyEnvOverrides(exported: Record<string, unknown>, env: NodeJS.Proces
 }
 
 /** Routes and webhooks must name events of the catalog: a typo is a start-up error, not silence. */
-function checkEventReferences(file: string, settings: { events: Record<string, unknown>; routes: Array<{ on: string }>; webhooks: Array<{ on: string }> }): void {
+function checkEventReferences(file: string, settings: { events: Record<string, unknown>; routes: readonly RouteRule[]; webhooks: Array<{ on: string }> }): void {
   const problems: string[] = [];
   settings.routes.forEach((route, i) => {
     if (!(route.on in settings.events)) problems.push(`routes.${i}.on: unknown event "${route.on}"`);
@@ -178,57 +179,8 @@ function checkEventReferences(file: string, settings: { events: Record<string, u
   settings.webhooks.forEach((hook, i) => {
     if (!(hook.on in settings.events)) problems.push(`webhooks.${i}.on: unknown event "${hook.on}"`);
   });
-  settings.routes.forEach((route, i) => {
-    const schema = settings.events[route.on];
-    const input = (route as { input?: Record<string, unknown> }).input;
-    if (schema === undefined || input === undefined) return;
-    for (const [field, source] of Object.entries(input)) {
-      if (typeof source !== "string") continue;
-      const missing = missingPathStep(schema, source);
-      if (missing !== undefined) problems.push(`routes.${i}.input.${field}: event "${route.on}" has no field "${missing}" (path "${source}")`);
-    }
-  });
+  problems.push(...routeInputPathProblems(settings.routes, settings.events));
   if (problems.length > 0) throw new HookdError("HOOKD_CONFIG_INVALID", [file, problems.join("; ")]);
-}
-
-/**
- * The first step of a dotted path that the event's schema does not list, or undefined when the
- * path is there or cannot be known (an undescribed event, a field of free shape such as a record
- * or `unknown`). A listed object's unlisted key is an error even if the object is loose: a route
- * reads what the catalog describes (declare a custom field in the catalog to route it).
- */
-export function missingPathStep(schema: unknown, dotted: string): string | undefined {
-  let current: unknown = schema;
-  for (const key of dotted.split(".")) {
-    const shape = objectShape(current);
-    if (shape === undefined || Object.keys(shape).length === 0) return undefined;
-    if (!Object.hasOwn(shape, key)) return key;
-    current = shape[key];
-  }
-  return undefined;
-}
-
-/** The shape of a zod object, seen through optional/nullable/default/pipe/refine wrappers. */
-function objectShape(schema: unknown, seen = 0): Record<string, unknown> | undefined {
-  if (seen > 20 || typeof schema !== "object" || schema === null) return undefined;
-  const def = (schema as { _zod?: { def?: Record<string, unknown> } })._zod?.def;
-  if (def === undefined) return undefined;
-  switch (def.type) {
-    case "object":
-      return def.shape as Record<string, unknown>;
-    case "optional":
-    case "nullable":
-    case "default":
-    case "prefault":
-    case "nonoptional":
-    case "readonly":
-    case "catch":
-      return objectShape(def.innerType, seen + 1);
-    case "pipe":
-      return objectShape(def.in, seen + 1);
-    default:
-      return undefined;
-  }
 }
 
 /**

@@ -2,13 +2,14 @@
  * The settings half of events.config.ts: a zod schema with every default, so the rest of
  * hookd reads one complete, frozen object. Validation errors name the key.
  */
+import { Webhook } from "standardwebhooks";
 import { z } from "zod";
 import type { EventCatalog, RouteConfig, WebhookConfig } from "./define.ts";
-import { catalogOrderBy } from "../delivery/order-keys.ts";
 import { parseAllowHost } from "../fetch/plugin-fetch.ts";
-import { isValidTimezone } from "../ingress/oktell-time.ts";
-import { DEFAULT_RETRY_SCHEDULE_MS } from "../webhooks/schedule.ts";
-import { secretProblem } from "../webhooks/signing.ts";
+import { catalogOrderBy, DEFAULT_RETRY_SCHEDULE_MS } from "../routing/index.ts";
+import { isValidTimezone } from "../base/time-zone.ts";
+
+const WHSEC_PREFIX = "whsec_";
 
 const logLevel = z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]);
 
@@ -92,7 +93,7 @@ export const settingsSchema = z.object({
       loadTimeoutMs: z.number().int().min(10).max(15 * 60_000).default(5000),
       // The kernel wall (bubblewrap) around the sandbox process: sandbox/wall.ts.
       wall: z.enum(["auto", "required", "off"]).default("auto"),
-      // The rest are per-plugin limits too (sandbox/limits.ts); a plugin may override each one.
+      // The rest are per-plugin limits too (sandbox/contract/limits.ts); a plugin may override each one.
       cpuTimeMs: z.number().int().min(10).max(15 * 60_000).default(2000),
       maxLogLinesPerRun: z.number().int().min(1).max(1_000_000).default(1000),
       maxLogBytesPerRun: z.number().int().min(1024).max(256 * 1024 * 1024).default(1024 * 1024),
@@ -106,7 +107,7 @@ export const settingsSchema = z.object({
       kvMaxValueBytes: z.number().int().min(1).max(64 * 1024 * 1024).default(256 * 1024),
       kvMaxKeys: z.number().int().min(1).max(10_000_000).default(10_000),
       maxEmitsPerRun: z.number().int().min(0).max(100_000).default(100),
-      // The most a plugin may raise each limit above to (sandbox/limits.ts has the defaults:
+      // The most a plugin may raise each limit above to (sandbox/contract/limits.ts has the defaults:
       // 256 MB, 60 s, 1000 emits...). Lowering is always allowed; the config's own value is too.
       ceilings: z
         .strictObject({
@@ -217,6 +218,23 @@ export interface ResolvedConfig {
   delivery: Settings["delivery"];
   log: Settings["log"];
   secrets: Record<string, string | undefined>;
+}
+
+/**
+ * Why a webhook signing secret cannot sign, or undefined when it can: `whsec_<base64>` as
+ * Standard Webhooks issues them (the library must accept it), or any other non-empty string,
+ * whose UTF-8 bytes are the key (core/webhooks/signing.ts signs with either).
+ */
+export function secretProblem(secret: string): string | undefined {
+  if (!secret.startsWith(WHSEC_PREFIX)) return secret.length === 0 ? "the secret is empty" : undefined;
+  const encoded = secret.slice(WHSEC_PREFIX.length);
+  if (!/^[A-Za-z0-9+/]+={0,2}$/.test(encoded) || encoded.length % 4 !== 0) return "a whsec_ secret must be base64 after the prefix";
+  try {
+    new Webhook(secret);
+    return undefined;
+  } catch (error) {
+    return (error as Error).message;
+  }
 }
 
 /** One readable line per zod issue: `server.port: Invalid input: expected number`. */

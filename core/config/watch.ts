@@ -4,12 +4,13 @@
  * says why. Settings bound at start (address, store, plugins folder, log level, secrets) keep
  * their old values until a restart, with a warning naming them.
  */
+import { toRunError } from "../../sandbox/contract/to-run-error.ts";
 import path from "node:path";
 import { watch, type FSWatcher } from "chokidar";
 import { z } from "zod";
-import type { Logger } from "../log.ts";
-import { MissedChangeCheck } from "../plugins/watcher.ts";
+import type { Logger } from "../base/log.ts";
 import type { RunError } from "../store/types.ts";
+import { MissedChangeCheck } from "../watch/missed-change.ts";
 import type { ResolvedConfig } from "./settings.ts";
 
 /** What one config reload did; the dev console prints it as one line. */
@@ -116,7 +117,7 @@ export class ConfigWatcher {
     try {
       next = await this.options.load();
     } catch (thrown) {
-      const error = toRunError(thrown);
+      const error = toRunError(thrown, "HOOKD_CONFIG_COMPILE");
       this.log[this.options.quietLogs ? "trace" : "error"]({ code: error.code, file: current.file }, `${error.message}; the previous config stays in force`);
       this.options.onReload?.({ ok: false, file: current.file, changed: [], needsRestart: [], error });
       return;
@@ -203,12 +204,4 @@ function sameSchemas(a: ResolvedConfig["events"], b: ResolvedConfig["events"]): 
       return false;
     }
   });
-}
-
-function toRunError(thrown: unknown): RunError {
-  const raw = thrown as { code?: unknown; message?: unknown };
-  return {
-    code: typeof raw?.code === "string" ? raw.code : "HOOKD_CONFIG_COMPILE",
-    message: typeof raw?.message === "string" ? raw.message : String(thrown),
-  };
 }

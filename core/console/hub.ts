@@ -4,7 +4,7 @@
  * server-sent events. With nobody watching it does nothing, so it costs the daemon nothing.
  */
 import type { ServerResponse } from "node:http";
-import type { PluginStatus } from "../plugins/manager.ts";
+import type { PluginStatus } from "../plugins/status.ts";
 import type { DeliveryRecord, EventRecord, Store } from "../store/types.ts";
 import type { RunFinished } from "../delivery/dispatcher.ts";
 

@@ -9,28 +9,16 @@
  * failures that are not the plugin's doing (the sandbox process went down, the plugin was not
  * loaded, another run's limit took the isolate down with it) do not count at all.
  */
-import type { Logger } from "../log.ts";
+import type { Logger } from "../base/log.ts";
+import type { PluginHealth } from "../plugins/status.ts";
 import type { ClaimedDelivery, RunOutcome } from "../store/types.ts";
-import { killedTheIsolate } from "../../sandbox/run-errors.ts";
+import { killedTheIsolate } from "../../sandbox/contract/run.ts";
 
 export interface BreakerSettings {
   /** Runs of different deliveries failing in a row that pause the plugin. */
   failures: number;
   /** First pause; each pause straight after a probe doubles it. */
   coolDownMs: number;
-}
-
-/** What `GET /api/plugins` shows of a plugin's run health. */
-export interface PluginHealth {
-  /** `running`, `paused` (deliveries wait) or `probing` (running again after a pause). */
-  state: "running" | "paused" | "probing";
-  consecutiveFailures: number;
-  pausedUntil: string | null;
-  /** Times the breaker paused the plugin. */
-  pauses: number;
-  /** Runs that hit a limit (time, CPU, memory) and had the plugin's isolate disposed and rebuilt. */
-  isolateRestarts: number;
-  lastFailure: { code: string; message: string; runId: string; at: string } | null;
 }
 
 export interface CircuitBreakerOptions {

@@ -9,14 +9,14 @@
  * charged for it, until it is dead-lettered.
  */
 import type { Settings } from "../config/settings.ts";
-import type { Logger } from "../log.ts";
-import { ACTION_KEY_PREFIX, type PluginManager } from "../plugins/manager.ts";
+import type { Logger } from "../base/log.ts";
+import type { PluginManager } from "../plugins/manager.ts";
+import { ACTION_KEY_PREFIX, retryDelayMs, type RetryPolicy } from "../routing/index.ts";
 import type { ClaimedDelivery, ClaimOptions, DeliveryResult, RunOutcome, Store } from "../store/types.ts";
-import type { RunRequest, Sandbox } from "../../sandbox/protocol.ts";
-import { retryDelayMs } from "./backoff.ts";
-import { valueTooDeep } from "../ingress/depth.ts";
-import { DEFAULT_MAX_TEXT_CHARS, truncateText } from "../truncate.ts";
-import type { RetryPolicy } from "./retry-policy.ts";
+import type { RunRequest } from "../../sandbox/contract/run.ts";
+import type { Sandbox } from "../../sandbox/contract/sandbox.ts";
+import { valueTooDeep } from "../base/depth.ts";
+import { DEFAULT_MAX_TEXT_CHARS, truncateText } from "../base/truncate.ts";
 
 export interface RunFinished {
   delivery: ClaimedDelivery;

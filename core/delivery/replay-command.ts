@@ -4,7 +4,7 @@
  * replayed runs (`GET /api/replays/{id}`) until every one is done or dead. Ctrl-C stops watching;
  * the runs go on in the daemon. Exit code 1 when some replayed runs ended dead.
  */
-import { HookdError } from "../errors.ts";
+import { HookdError } from "../../sandbox/contract/errors.ts";
 
 export interface ReplayCommandOptions {
   event?: string | undefined;

@@ -9,9 +9,9 @@
  * answers with the cursor the next batch starts from.
  */
 import { randomUUID } from "node:crypto";
-import { HookdError } from "../errors.ts";
-import type { EventIntake } from "../ingress/intake.ts";
-import { ACTION_KEY_PREFIX, type PluginManager } from "../plugins/manager.ts";
+import { HookdError } from "../../sandbox/contract/errors.ts";
+import type { PluginManager } from "../plugins/manager.ts";
+import { deliveriesOfPlugin } from "../routing/index.ts";
 import type { DeliveryStatus, DeliveryTarget, Store } from "../store/types.ts";
 
 export interface ReplayRequest {
@@ -45,9 +45,15 @@ export interface ReplayProgress {
   done: boolean;
 }
 
+/** What replay asks of intake (core/ingress/intake.ts answers it): today's catalog and deliveries. */
+export interface ReplayIntake {
+  knows(name: string): boolean;
+  deliveriesFor(name: string, payload: unknown): DeliveryTarget[];
+}
+
 export interface ReplayerOptions {
   store: Store;
-  intake: EventIntake;
+  intake: ReplayIntake;
   plugins: PluginManager;
   /** Called after each batch committed (the dispatcher wakes up). */
   onScheduled: () => void;
@@ -106,8 +112,6 @@ export class Replayer {
   private targetsFor(name: string, payload: unknown, plugin: string | undefined): DeliveryTarget[] {
     const targets = this.options.intake.deliveriesFor(name, payload);
     if (plugin === undefined) return targets;
-    return targets.filter((target) =>
-      target.plugin.startsWith(ACTION_KEY_PREFIX) ? this.options.plugins.actionOwner(target.target) === plugin : target.plugin === plugin,
-    );
+    return deliveriesOfPlugin(targets, plugin, this.options.plugins);
   }
 }

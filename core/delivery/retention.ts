@@ -6,7 +6,7 @@
  * pruned. An Idempotency-Key is forgotten with its event: a repeat after that is a new event.
  */
 import type { Settings } from "../config/settings.ts";
-import type { Logger } from "../log.ts";
+import type { Logger } from "../base/log.ts";
 import type { Store } from "../store/types.ts";
 
 export interface RetentionOptions {

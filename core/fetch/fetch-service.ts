@@ -9,12 +9,12 @@
  * just paced, and the wait counts against the fetch's own time limit (and ends with its run), so
  * a plugin that keeps thousands waiting gets HOOKD_FETCH_TIMEOUT, not sockets.
  */
-import { HookdError } from "../errors.ts";
+import { HookdError } from "../../sandbox/contract/errors.ts";
 import type { Endpoint } from "./guarded-transport.ts";
 import { defaultFetchLimits, fetchForPlugin } from "./plugin-fetch.ts";
-import type { FetchCall, PluginFetchReply } from "./policy.ts";
+import type { FetchCall, PluginFetchReply } from "../../sandbox/contract/fetch.ts";
 
-export { fetchPolicy, type FetchCall, type FetchPolicy, type PluginFetchInit, type PluginFetchReply } from "./policy.ts";
+export { fetchPolicy, type FetchCall, type FetchPolicy, type PluginFetchInit, type PluginFetchReply } from "../../sandbox/contract/fetch.ts";
 
 export interface FetchServiceOptions {
   /** The config's `sandbox.fetchAllowHosts`: hosts reachable on loopback, private or own addresses. */

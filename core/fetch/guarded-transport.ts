@@ -17,7 +17,7 @@ import { BlockList, isIP, type LookupFunction } from "node:net";
 import { networkInterfaces } from "node:os";
 import { Readable } from "node:stream";
 import zlib from "node:zlib";
-import { HookdError } from "../errors.ts";
+import { HookdError } from "../../sandbox/contract/errors.ts";
 
 /** Addresses only a host the config allows reaches: loopback, private, link-local, and the like. */
 const PRIVATE = new BlockList();

@@ -9,9 +9,9 @@
  * address the socket connects to, so DNS rebinding cannot get around it).
  */
 import { isUtf8 } from "node:buffer";
-import { HookdError } from "../errors.ts";
+import { HookdError } from "../../sandbox/contract/errors.ts";
 import { guardedFetch, type Endpoint } from "./guarded-transport.ts";
-import type { PluginFetchInit, PluginFetchReply } from "./policy.ts";
+import type { PluginFetchInit, PluginFetchReply } from "../../sandbox/contract/fetch.ts";
 import { matchesAny } from "./url-patterns.ts";
 
 export interface FetchLimits {
@@ -22,7 +22,7 @@ export interface FetchLimits {
 
 export const defaultFetchLimits: FetchLimits = { maxResponseBytes: 1024 * 1024, timeoutMs: 10_000, maxRedirects: 5 };
 
-export type { PluginFetchInit, PluginFetchReply } from "./policy.ts";
+export type { PluginFetchInit, PluginFetchReply } from "../../sandbox/contract/fetch.ts";
 
 /** True when `url` matches one of the patterns; `*` spans any characters but a `/` in the host part. */
 export function isUrlAllowed(url: string, patterns: readonly string[]): boolean {

@@ -1,19 +1,17 @@
 /**
  * The one way an event gets in, whether from HTTP, the telephony ingress, a plugin's ctx.emit
- * or a manual action start: validate against the catalog, work out who must run for it, store
- * the event and its deliveries in one transaction, wake the dispatcher.
+ * or a manual action start: validate against the catalog, work out who must run for it
+ * (core/routing), store the event and its deliveries in one transaction, wake the dispatcher.
  */
 import { createHash, randomUUID } from "node:crypto";
 import type { EventCatalog, RouteConfig } from "../config/define.ts";
 import type { Settings } from "../config/settings.ts";
-import { HookdError, isHookdError } from "../errors.ts";
-import { ACTION_KEY_PREFIX, type PluginManager } from "../plugins/manager.ts";
+import { assertDepth, DEFAULT_MAX_DEPTH } from "../base/depth.ts";
+import { HookdError, isHookdError } from "../../sandbox/contract/errors.ts";
+import type { PluginManager } from "../plugins/manager.ts";
+import { actionDelivery, actionKey, deliveriesFor, type EventRouting } from "../routing/index.ts";
 import type { DeliveryTarget, EventSource, Store } from "../store/types.ts";
-import { orderKeyFor } from "../delivery/order-keys.ts";
-import { retryPolicyFor } from "../delivery/retry-policy.ts";
 import { checkActionInput } from "./action-input.ts";
-import { assertDepth, DEFAULT_MAX_DEPTH } from "./depth.ts";
-import { readPath } from "./payload-path.ts";
 
 export interface IntakeOptions {
   store: Store;
@@ -129,7 +127,7 @@ export class EventIntake {
     this.checkBounds(`action ${action}`, input, "action");
     checkActionInput(action, this.options.plugins.actionInputSchema(action), input ?? null);
     const id = randomUUID();
-    const name = `${ACTION_KEY_PREFIX}${action}`;
+    const name = actionKey(action);
     const outcome = await this.options.store.acceptEvent(
       {
         id,
@@ -141,7 +139,7 @@ export class EventIntake {
         idempotencyKey,
         bodyHash: idempotencyKey === undefined ? undefined : hashBody(name, input),
       },
-      [{ kind: "action", plugin: name, target: action, input: input ?? null, maxAttempts: this.maxAttemptsOf(this.options.plugins.actionOwner(action)) }],
+      [actionDelivery(this.routing(), action, input ?? null)],
     );
     if (outcome.kind === "conflict") throw new HookdError("HOOKD_EVENT_IDEMPOTENCY_CONFLICT", [idempotencyKey ?? "", outcome.id]);
     if (outcome.kind === "stored") this.options.onAccepted({ name, id: outcome.id, source: "action" });
@@ -153,11 +151,12 @@ export class EventIntake {
    * order key. Replay uses it too, so a replayed event reaches today's subscribers.
    */
   deliveriesFor(name: string, payload: unknown): DeliveryTarget[] {
-    const orderKey = orderKeyFor(this.options.delivery().orderBy, name, payload);
-    return this.targetsFor(name, payload, this.options.delivery().maxAttempts).map((target) => {
-      const runner = target.kind === "handler" ? target.plugin : target.kind === "route" ? this.options.plugins.actionOwner(target.target) : undefined;
-      return { ...target, maxAttempts: runner === undefined ? target.maxAttempts : this.maxAttemptsOf(runner), orderKey };
-    });
+    return deliveriesFor(this.routing(), name, payload);
+  }
+
+  /** What core/routing works an event's deliveries out from: the plugins serving now and the config in force. */
+  private routing(): EventRouting {
+    return { lookup: this.options.plugins, routes: this.options.routes(), delivery: this.options.delivery(), webhookTargets: this.options.webhookTargets };
   }
 
   /**
@@ -180,42 +179,6 @@ export class EventIntake {
       throw new HookdError("HOOKD_EVENT_TOO_LARGE", [name, bytes, maxBytes]);
     }
   }
-
-  /** A plugin's own `retry.maxAttempts`, else the config's. */
-  private maxAttemptsOf(plugin: string | undefined): number {
-    const declared = plugin === undefined ? undefined : this.options.plugins.declaredOptions(plugin)?.retry;
-    return retryPolicyFor(this.options.delivery(), declared).maxAttempts;
-  }
-
-  private targetsFor(name: string, payload: unknown, maxAttempts: number): DeliveryTarget[] {
-    const targets: DeliveryTarget[] = this.options.plugins
-      .subscribers(name)
-      .map((plugin) => ({ kind: "handler", plugin, target: name, maxAttempts }));
-    for (const route of this.options.routes()) {
-      if (route.on !== name) continue;
-      // Routes are claimed by action name, so the action runs wherever it is declared when it runs.
-      targets.push({
-        kind: "route",
-        plugin: `${ACTION_KEY_PREFIX}${route.run}`,
-        target: route.run,
-        input: route.input ? mapInput(route.input, payload) : payload,
-        maxAttempts,
-      });
-    }
-    if (this.options.webhookTargets) targets.push(...this.options.webhookTargets(name, payload));
-    return targets;
-  }
-}
-
-/** Builds an action's input from an event: dotted paths into the payload, or `{ value }` constants. */
-export function mapInput(mapping: NonNullable<RouteConfig["input"]>, payload: unknown): Record<string, unknown> {
-  const input: Record<string, unknown> = {};
-  for (const [field, source] of Object.entries(mapping)) {
-    const value = typeof source === "string" ? readPath(payload, source) : source.value;
-    // A field whose source is missing stays out: the action fills it itself (seed 000).
-    if (value !== undefined) input[field] = value;
-  }
-  return input;
 }
 
 function hashBody(name: string, body: unknown): string {

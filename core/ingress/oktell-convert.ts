@@ -18,7 +18,7 @@ import {
   oktellEventIds,
   type OktellXmlEventName,
 } from "../catalog/oktell.ts";
-import { HookdError } from "../errors.ts";
+import { HookdError } from "../../sandbox/contract/errors.ts";
 import { oktellDateTimeToZonedIso } from "./oktell-time.ts";
 import type { RawOktellEvent, RawProperty } from "./oktell-xml.ts";
 

@@ -4,8 +4,8 @@
  * (oktell-convert) -> validated all together -> stored all or none -> `202 {"ids":[...]}`.
  */
 import type { FastifyInstance, FastifyRequest } from "fastify";
-import { HookdError, isHookdError } from "../errors.ts";
-import type { Logger } from "../log.ts";
+import { HookdError, isHookdError } from "../../sandbox/contract/errors.ts";
+import type { Logger } from "../base/log.ts";
 import type { EventIntake } from "./intake.ts";
 import { convertOktellEvent, type ConvertedOktellEvent } from "./oktell-convert.ts";
 import { decodeXmlBody } from "./oktell-decode.ts";

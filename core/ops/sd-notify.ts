@@ -11,7 +11,7 @@
  * another, in the order they were sent: RELOADING=1 always arrives before its READY=1.
  */
 import { execFile } from "node:child_process";
-import type { Logger } from "../log.ts";
+import type { Logger } from "../base/log.ts";
 
 /** The systemd environment hookd was started with; read once, then removed from process.env. */
 export interface SystemdEnv {

@@ -5,8 +5,9 @@
  * a reload that fails leaves the previous config and plugins serving.
  */
 import type { ConfigReloadResult } from "../config/watch.ts";
-import type { Logger } from "../log.ts";
-import type { PluginStatus, ReloadResult } from "../plugins/manager.ts";
+import type { Logger } from "../base/log.ts";
+import type { ReloadResult } from "../plugins/manager.ts";
+import type { PluginStatus } from "../plugins/status.ts";
 import type { ServiceNotifications } from "./systemd.ts";
 
 export interface ReloadTarget {

@@ -2,8 +2,8 @@
  * `GET /api/status` and `hookd status`: one look at a running daemon, its plugins, its queue,
  * its dead letters and the last errors, for an operator at a terminal.
  */
-import { PACKAGE_JSON } from "../locate.ts";
-import type { PluginStatus } from "../plugins/manager.ts";
+import { PACKAGE_JSON } from "../../sandbox/contract/locate.ts";
+import type { PluginStatus } from "../plugins/status.ts";
 import type { DeliveryRecord, DeliveryStatus, Store } from "../store/types.ts";
 
 export interface DaemonStatus {

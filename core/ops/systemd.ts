@@ -4,7 +4,7 @@
  * starts the drain. Without NOTIFY_SOCKET (a terminal, a container without systemd) every method
  * is a no-op and nothing is spawned.
  */
-import type { Logger } from "../log.ts";
+import type { Logger } from "../base/log.ts";
 import { monotonicUsec, SystemdNotifier, type SystemdEnv } from "./sd-notify.ts";
 import { Watchdog } from "./watchdog.ts";
 

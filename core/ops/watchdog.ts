@@ -5,7 +5,7 @@
  * lock), stops the pings and systemd restarts the service (Restart=on-failure): events answered
  * 202 are on disk, so a restart loses nothing.
  */
-import type { Logger } from "../log.ts";
+import type { Logger } from "../base/log.ts";
 
 export interface WatchdogOptions {
   /** WATCHDOG_USEC: the service manager's deadline between two pings. */

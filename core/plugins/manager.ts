@@ -6,48 +6,25 @@
  *
  * Requests for one plugin are coalesced: while one load runs, any number of further changes
  * make one more load, which reads the file as it is when it starts (the latest save wins).
+ *
+ * This file is the version lifecycle. Beside it: the compile that waits for a file to hold still
+ * (settled-compile.ts), the checks a version passes before it serves (load-checks.ts), the status
+ * listing (status.ts); the subscriber index it rebuilds on every swap is core/routing's.
  */
-import { createHash } from "node:crypto";
 import path from "node:path";
 import type { EventCatalog } from "../config/define.ts";
-import { compilePlugin, DEFAULT_COMPILE_LIMITS, type CompiledPlugin, type CompileOptions } from "../compile/compile-plugin.ts";
-import { readSourceFile } from "../compile/source-file.ts";
-import { HookdError } from "../errors.ts";
-import type { PluginHealth } from "../delivery/circuit-breaker.ts";
-import type { Logger } from "../log.ts";
+import type { CompileOptions } from "../compile/compile-plugin.ts";
+import { HookdError } from "../../sandbox/contract/errors.ts";
+import type { Logger } from "../base/log.ts";
+import { actionKey, routeInputErrors, SubscriberIndex, type RouteInputError, type RouteRule, type ServingVersion } from "../routing/index.ts";
 import type { RunError } from "../store/types.ts";
-import type { PluginLimits, PluginManifest, PluginSpec, Sandbox } from "../../sandbox/protocol.ts";
+import type { PluginLimits, PluginManifest, PluginSpec } from "../../sandbox/contract/run.ts";
+import type { Sandbox } from "../../sandbox/contract/sandbox.ts";
+import { toRunError } from "../../sandbox/contract/to-run-error.ts";
 import { discoverPlugins, type PluginEntry } from "./discover.ts";
-
-/** Deliveries of routes and manual starts are claimed by action name, not by plugin. */
-export const ACTION_KEY_PREFIX = "action:";
-
-export type PluginState = "loading" | "loaded" | "failed" | "removed";
-
-/** What `GET /api/plugins` shows for one plugin. */
-export interface PluginStatus {
-  name: string;
-  file: string;
-  state: PluginState;
-  /** The version taking runs; null until one loaded (and after removal). */
-  version: number | null;
-  loadedAt: string | null;
-  events: string[];
-  actions: string[];
-  compileMs: number | null;
-  loadMs: number | null;
-  /** The last compile or load failure; cleared by the next good version. */
-  lastError: (RunError & { at: string; version: number }) | null;
-  /**
-   * Routes (config `routes`) to this plugin's actions whose input leaves out a field the action
-   * requires (HOOKD_ROUTE_INPUT_MISSING): known once the action's input schema loads.
-   */
-  routeErrors?: Array<{ code: string; route: number; action: string; message: string }>;
-  /** Runs waiting for this plugin (a removed plugin's runs wait for its return), counted up to 1000 per claim key; null when unknown. */
-  pendingRuns?: number | null;
-  /** Run health: paused by the circuit breaker, failures in a row, isolates rebuilt after a limit. */
-  health?: PluginHealth;
-}
+import { firstFailure, issueFiles, SOURCE_CHECKS, VERSION_CHECKS } from "./load-checks.ts";
+import { compileWhenStill } from "./settled-compile.ts";
+import { pluginStatuses, roundMs, withPendingRuns, type PluginHealth, type PluginState, type PluginStatus } from "./status.ts";
 
 /** What one load, reload or removal did; the dev console prints one line per result. */
 export interface ReloadResult {
@@ -110,7 +87,7 @@ export interface PluginManagerOptions {
   /** A plugin's run health (core/delivery/circuit-breaker.ts), shown in `list()`. */
   health?: (plugin: string) => PluginHealth;
   /** Config `routes`: checked against the input schema of each action a plugin declares. */
-  routes?: () => ReadonlyArray<{ on: string; run: string; input?: Record<string, unknown> }>;
+  routes?: () => readonly RouteRule[];
   /**
    * Someone else reports reloads (`hookd dev` prints one line per reload through `onReload`):
    * the manager's own reload lines, failures included, go to the trace level.
@@ -124,14 +101,10 @@ export interface PluginManagerOptions {
 const LOST_RETRY_FIRST_MS = 1000;
 const LOST_RETRY_MAX_MS = 60_000;
 
-/** How long a reload waits for a file being written to hold still before compiling it anyway. */
-const SETTLE_BUDGET_MS = 1000;
-
 export class PluginManager {
   private readonly plugins = new Map<string, ManagedPlugin>();
-  private subscriptions = new Map<string, string[]>();
-  private actionOwners = new Map<string, string>();
-  private keys: string[] = [];
+  /** Which serving plugin handles what (core/routing), rebuilt whenever the serving versions change. */
+  private index = SubscriberIndex.EMPTY;
   private readonly log: Logger;
   private stopped = false;
 
@@ -196,7 +169,7 @@ export class PluginManager {
    * dropped (its runs wait in the store, unclaimed) and the plugin is loaded anew, with backoff,
    * until a version serves again or its file changes or goes.
    */
-  versionLost(plugin: string, version: number, error: { code: string; message: string }): void {
+  versionLost(plugin: string, version: number, error: RunError): void {
     const managed = this.plugins.get(plugin);
     if (!managed || managed.current?.version !== version) return;
     managed.current = undefined;
@@ -223,17 +196,17 @@ export class PluginManager {
 
   /** Plugins whose current version subscribes to an event. */
   subscribers(event: string): readonly string[] {
-    return this.subscriptions.get(event) ?? [];
+    return this.index.subscribers(event);
   }
 
   /** The plugin whose current version declares an action. */
   actionOwner(action: string): string | undefined {
-    return this.actionOwners.get(action);
+    return this.index.actionOwner(action);
   }
 
   /** The JSON Schema of an action's input in its owner's current version, when it has one. */
   actionInputSchema(action: string): unknown {
-    const owner = this.actionOwners.get(action);
+    const owner = this.index.actionOwner(action);
     return owner === undefined ? undefined : this.plugins.get(owner)?.current?.manifest.actionInputs?.[action];
   }
 
@@ -249,7 +222,7 @@ export class PluginManager {
 
   /** What the dispatcher claims: loaded plugins' names and `action:<name>` of their actions. */
   claimKeys(): readonly string[] {
-    return this.keys;
+    return this.index.claimKeys();
   }
 
   loadedNames(): string[] {
@@ -278,54 +251,20 @@ export class PluginManager {
   }
 
   list(): PluginStatus[] {
-    return [...this.plugins.values()]
-      .sort((a, b) => a.entry.name.localeCompare(b.entry.name))
-      .map((p) => ({
-        name: p.entry.name,
-        file: path.relative(this.options.root, p.entry.file),
-        state: p.state,
-        version: p.current?.version ?? null,
-        loadedAt: p.current?.loadedAt.toISOString() ?? null,
-        events: p.current?.manifest.events ?? [],
-        actions: p.current?.manifest.actions ?? [],
-        compileMs: p.current ? round(p.current.compileMs) : null,
-        loadMs: p.current ? round(p.current.manifest.loadMs) : null,
-        lastError: p.lastError,
-        ...(p.current ? routeErrorsField(this.routeErrorsOf(p.current.manifest)) : {}),
-        ...(this.options.health ? { health: this.options.health(p.entry.name) } : {}),
-      }));
+    return pluginStatuses(this.plugins.values(), { root: this.options.root, routeErrors: (manifest) => this.routeErrorsOf(manifest), health: this.options.health });
   }
 
   /** Routes to the manifest's actions whose input mapping leaves out a field the action requires. */
-  routeErrorsOf(manifest: PluginManifest): NonNullable<PluginStatus["routeErrors"]> {
-    const errors: NonNullable<PluginStatus["routeErrors"]> = [];
-    const routes = this.options.routes?.() ?? [];
-    routes.forEach((route, i) => {
-      if (!manifest.actions.includes(route.run) || route.input === undefined) return;
-      const schema = manifest.actionInputs?.[route.run] as { required?: unknown } | undefined;
-      const required = Array.isArray(schema?.required) ? (schema.required as unknown[]).filter((f): f is string => typeof f === "string") : [];
-      const left = required.filter((field) => !Object.hasOwn(route.input!, field));
-      if (left.length > 0) {
-        const error = new HookdError("HOOKD_ROUTE_INPUT_MISSING", [i, route.on, route.run, left.join(", ")]);
-        errors.push({ code: error.code, route: i, action: route.run, message: error.message });
-      }
-    });
-    return errors;
+  private routeErrorsOf(manifest: PluginManifest): RouteInputError[] {
+    return routeInputErrors(this.options.routes?.() ?? [], manifest);
   }
 
-  /** `list()` plus each plugin's pending runs, read from the store. */
+  /** `list()` plus each plugin's pending runs, read from the store (its name and the `action:` keys of its last actions). */
   async listWithPendingRuns(): Promise<PluginStatus[]> {
     const statuses = this.list();
     const count = this.options.countPendingRuns;
     if (!count) return statuses;
-    return Promise.all(
-      statuses.map(async (status) => {
-        const managed = this.plugins.get(status.name)!;
-        const keys = [status.name, ...managed.lastActions.map((action) => `${ACTION_KEY_PREFIX}${action}`)];
-        const pendingRuns = await count(keys).catch(() => null);
-        return { ...status, pendingRuns };
-      }),
-    );
+    return withPendingRuns(statuses, (plugin) => [plugin, ...this.plugins.get(plugin)!.lastActions.map(actionKey)], count);
   }
 
   /** Waits for reloads under way (tests and shutdown). */
@@ -389,14 +328,9 @@ export class PluginManager {
     if (!managed.current) managed.state = "loading";
     let compileMs = 0;
     try {
-      // Two sources for one name (`victim.ts` and `victim/index.ts`): which one is "victim", with
-      // its kv and secrets, must never be a silent choice. Neither new source loads; a version
-      // already serving stays (it is the one that was vetted), and the error says why.
-      const sources = managed.entry.sources;
-      if (sources && sources.length > 1) {
-        throw new HookdError("HOOKD_PLUGIN_AMBIGUOUS", [name, sources.map((file) => path.relative(this.options.root, file)).join(", ")]);
-      }
-      const compiled = await this.compileSettled(managed.entry.file);
+      const unfit = firstFailure(SOURCE_CHECKS, { entry: managed.entry, root: this.options.root });
+      if (unfit) throw unfit;
+      const compiled = await compileWhenStill(managed.entry.file, { root: this.options.root, pluginsDir: this.options.dir, ...this.options.compile?.() });
       compileMs = compiled.compileMs;
       const spec: PluginSpec = {
         plugin: name,
@@ -408,10 +342,10 @@ export class PluginManager {
       };
       managed.failedInputs = compiled.inputs;
       const manifest = await this.options.sandbox.load(spec);
-      const unknown = manifest.events.filter((event) => !Object.hasOwn(this.options.catalog(), event));
-      if (unknown.length > 0) {
+      const rejected = firstFailure(VERSION_CHECKS, { file: spec.file, manifest, catalog: this.options.catalog() });
+      if (rejected) {
         await this.options.sandbox.unload(name, version);
-        throw new HookdError("HOOKD_PLUGIN_UNKNOWN_EVENT", [spec.file, unknown.join(", ")]);
+        throw rejected;
       }
       // The swap: one synchronous step, so every run is sent to exactly one version.
       const old = managed.current;
@@ -423,7 +357,7 @@ export class PluginManager {
       this.reindex();
       const outcome = old ? "reloaded" : "loaded";
       this.log[this.reloadLevel](
-        { plugin: name, version, previousVersion: old?.version, events: manifest.events, actions: manifest.actions, compileMs: round(compileMs), loadMs: round(manifest.loadMs) },
+        { plugin: name, version, previousVersion: old?.version, events: manifest.events, actions: manifest.actions, compileMs: roundMs(compileMs), loadMs: roundMs(manifest.loadMs) },
         `plugin ${outcome}`,
       );
       for (const routeError of this.routeErrorsOf(manifest)) {
@@ -435,7 +369,7 @@ export class PluginManager {
       if (old) void this.options.sandbox.unload(name, old.version);
       return result;
     } catch (thrown) {
-      const error = toRunError(thrown);
+      const error = toRunError(thrown, "HOOKD_PLUGIN_LOAD");
       managed.lastError = { ...error, at: new Date().toISOString(), version };
       managed.failedInputs = [...new Set([...managed.failedInputs, path.resolve(managed.entry.file), ...issueFiles(thrown, this.options.root)])];
       if (!managed.current) managed.state = "failed";
@@ -449,36 +383,6 @@ export class PluginManager {
     }
   }
 
-  /**
-   * Compiles the entry once it holds still: when it changed while esbuild read it, or is empty
-   * (an editor truncated it and is still writing), the bundle may be a half save, which must not
-   * serve. Such a build is thrown away and the file read again, within a time budget; a file
-   * still moving after it is compiled as it is (the next change reloads it anyway).
-   */
-  private async compileSettled(file: string): Promise<CompiledPlugin> {
-    const deadline = performance.now() + SETTLE_BUDGET_MS;
-    const compile = { root: this.options.root, pluginsDir: this.options.dir, ...this.options.compile?.() };
-    const maxBytes = compile.limits?.maxSourceBytes ?? DEFAULT_COMPILE_LIMITS.maxSourceBytes;
-    for (;;) {
-      const before = await fingerprint(file, maxBytes);
-      let compiled: CompiledPlugin | undefined;
-      let failure: unknown;
-      try {
-        compiled = await compilePlugin(file, compile);
-      } catch (error) {
-        failure = error;
-      }
-      const after = await fingerprint(file, maxBytes);
-      const settled = before === after && after !== EMPTY_FILE;
-      if (settled || performance.now() >= deadline) {
-        if (compiled) return compiled;
-        throw failure;
-      }
-      // Give the writer a moment to finish before reading again.
-      await new Promise((resolve) => setTimeout(resolve, 10));
-    }
-  }
-
   private get reloadLevel(): "info" | "trace" {
     return this.options.quietReloadLogs ? "trace" : "info";
   }
@@ -487,77 +391,17 @@ export class PluginManager {
     return this.options.quietReloadLogs ? "trace" : "error";
   }
 
+  /** One step: the index intake, the dispatcher and replay read is replaced whole. */
   private reindex(): void {
-    const subscriptions = new Map<string, string[]>();
-    const actionOwners = new Map<string, string>();
-    for (const managed of this.plugins.values()) {
-      const current = managed.current;
-      if (!current) continue;
-      for (const event of current.manifest.events) {
-        const list = subscriptions.get(event) ?? [];
-        list.push(managed.entry.name);
-        subscriptions.set(event, list);
-      }
-      for (const action of current.manifest.actions) {
-        const owner = actionOwners.get(action);
-        if (owner && owner !== managed.entry.name) {
-          this.log.warn({ action, plugins: [owner, managed.entry.name] }, "two plugins declare the same action; the first one runs it");
-          continue;
-        }
-        actionOwners.set(action, managed.entry.name);
-      }
-    }
-    this.subscriptions = subscriptions;
-    this.actionOwners = actionOwners;
-    this.keys = [
-      ...[...this.plugins.values()].filter((p) => p.current).map((p) => p.entry.name),
-      ...[...actionOwners.keys()].map((action) => `${ACTION_KEY_PREFIX}${action}`),
-    ];
+    this.index = SubscriberIndex.build(this.servingVersions(), (action, plugins) =>
+      this.log.warn({ action, plugins: [...plugins] }, "two plugins declare the same action; the first one runs it"),
+    );
     this.options.onChange?.();
   }
-}
 
-function toRunError(thrown: unknown): RunError {
-  if (thrown instanceof HookdError) {
-    const issues = thrown.issues as Array<{ file?: string; line?: number; column?: number }> | undefined;
-    const first = issues?.[0];
-    const location = first?.file ? `${first.file}:${first.line}:${first.column}` : undefined;
-    return { code: thrown.code, message: thrown.message, ...(location ? { location } : {}) };
+  private *servingVersions(): Iterable<ServingVersion> {
+    for (const managed of this.plugins.values()) {
+      if (managed.current) yield { plugin: managed.entry.name, events: managed.current.manifest.events, actions: managed.current.manifest.actions };
+    }
   }
-  const raw = thrown as { code?: unknown; message?: unknown; location?: unknown };
-  return {
-    code: typeof raw?.code === "string" ? raw.code : "HOOKD_PLUGIN_LOAD",
-    message: typeof raw?.message === "string" ? raw.message : String(thrown),
-    ...(typeof raw?.location === "string" ? { location: raw.location } : {}),
-  };
-}
-
-/** The files a compile error points into (a broken shared module, say), as absolute paths. */
-function issueFiles(thrown: unknown, root: string): string[] {
-  if (!(thrown instanceof HookdError)) return [];
-  const issues = (thrown.issues ?? []) as Array<{ file?: unknown }>;
-  return issues.flatMap((issue) => (typeof issue.file === "string" && issue.file ? [path.resolve(root, issue.file)] : []));
-}
-
-const EMPTY_FILE = createHash("sha1").digest("base64url");
-
-/**
- * The content's hash: modification times move in kernel ticks, too coarse for quick saves. Read
- * as a source file (never blocking on a FIFO named like a plugin); such a file, or one over the
- * compile's size limit, is "unreadable" (the compile says why).
- */
-async function fingerprint(file: string, maxBytes: number): Promise<string> {
-  try {
-    return createHash("sha1").update((await readSourceFile(file, maxBytes)).bytes).digest("base64url");
-  } catch {
-    return "unreadable";
-  }
-}
-
-function round(ms: number): number {
-  return Math.round(ms * 10) / 10;
-}
-
-function routeErrorsField(errors: NonNullable<PluginStatus["routeErrors"]>): Pick<PluginStatus, "routeErrors"> {
-  return errors.length > 0 ? { routeErrors: errors } : {};
 }

@@ -4,12 +4,11 @@
  * period, so an editor's temp-file-and-rename save or a burst of writes is one reload. A shared
  * module (`lib/`, `_name.ts`) reloads exactly the plugins that bundle it.
  */
-import { createHash } from "node:crypto";
 import { stat } from "node:fs/promises";
 import path from "node:path";
 import { watch, type FSWatcher } from "chokidar";
-import { readSourceFileSync } from "../compile/source-file.ts";
-import type { Logger } from "../log.ts";
+import type { Logger } from "../base/log.ts";
+import { MissedChangeCheck } from "../watch/missed-change.ts";
 import { findPluginEntry, isSharedName, pluginEntryFor, type PluginEntry } from "./discover.ts";
 import type { PluginManager } from "./manager.ts";
 
@@ -135,64 +134,6 @@ export class PluginWatcher {
       return;
     }
     await plugins.reload(entry);
-  }
-}
-
-/** chokidar drops a `change` that follows another change of the same file within this window. */
-const CHOKIDAR_CHANGE_THROTTLE_MS = 50;
-
-/**
- * chokidar reports at most one change per file per 50 ms and drops the rest, so the last save of
- * a quick burst (a broken save fixed at once, an editor writing twice) can go unseen. After each
- * change this looks at the file once more, past that window, and reports it again if it differs
- * from what the last reload read.
- */
-export class MissedChangeCheck {
-  private readonly read = new Map<string, string>();
-  private readonly timers = new Map<string, NodeJS.Timeout>();
-
-  constructor(private readonly onMissed: (file: string) => void) {}
-
-  /** A change of this file was reported: look at it again once chokidar could report another. */
-  arm(file: string): void {
-    clearTimeout(this.timers.get(file));
-    const timer = setTimeout(() => {
-      this.timers.delete(file);
-      const now = contentFingerprint(file);
-      if (now === undefined || now === this.read.get(file)) return;
-      // Remembered first, so a file nobody reloads is reported once, not every window.
-      this.read.set(file, now);
-      this.onMissed(file);
-    }, CHOKIDAR_CHANGE_THROTTLE_MS + 15);
-    this.timers.set(file, timer);
-  }
-
-  /** A reload is about to read this file: what it sees now is what was acted on. */
-  reading(file: string): void {
-    const now = contentFingerprint(file);
-    if (now === undefined) this.read.delete(file);
-    else this.read.set(file, now);
-  }
-
-  close(): void {
-    for (const timer of this.timers.values()) clearTimeout(timer);
-    this.timers.clear();
-  }
-}
-
-const FINGERPRINT_MAX_BYTES = 64 * 1024 * 1024;
-
-/**
- * The content's hash: modification times move in kernel ticks (several ms), so two quick saves
- * of the same length can look identical to `stat`.
- */
-export function contentFingerprint(file: string): string | undefined {
-  try {
-    // Synchronous on the main thread: a FIFO named like a plugin must not block it (it is
-    // refused at once), nor a huge file take it for long (the compile refuses those anyway).
-    return createHash("sha1").update(readSourceFileSync(file, FINGERPRINT_MAX_BYTES)).digest("base64url");
-  } catch {
-    return undefined;
   }
 }
 

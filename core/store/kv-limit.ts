@@ -1,4 +1,4 @@
-import { HookdError } from "../errors.ts";
+import { HookdError } from "../../sandbox/contract/errors.ts";
 
 /** The error of a new key past a plugin's key limit (both stores, and hookd/testing's kv). */
 export function kvLimit(maxKeys: number, key: string): HookdError {

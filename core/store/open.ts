@@ -1,5 +1,5 @@
 /** Opens the store a URL names: `sqlite:<path>` (embedded default) or `postgres://...`. */
-import { HookdError } from "../errors.ts";
+import { HookdError } from "../../sandbox/contract/errors.ts";
 import { SqliteStore } from "./sqlite.ts";
 import type { Store } from "./types.ts";
 

@@ -1,7 +1,7 @@
 /**
  * The PostgreSQL store's tables and their migrations. Columns mirror the SQLite store's (JSON as
  * text, times as epoch-ms bigints, `suspect` as 0/1) so rows become records through the same
- * converters (sqlite-schema.ts).
+ * converters (rows.ts).
  *
  * Migrations run at start inside one transaction holding an advisory lock keyed on the schema:
  * instances starting together wait for each other instead of racing on CREATE TABLE.

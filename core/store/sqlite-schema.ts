@@ -1,9 +1,9 @@
 /**
- * The SQLite store's tables, how a connection is opened, and how rows become records. Shared by
- * the store (reads, in the daemon's thread) and its writer (writes, in a thread of its own).
+ * The SQLite store's tables and how a connection is opened. Shared by the store (reads, in the
+ * daemon's thread) and its writer (writes, in a thread of its own); how rows become records is
+ * rows.ts, the same for both stores.
  */
 import type Database from "better-sqlite3";
-import type { ClaimedDelivery, DeliveryRecord, DeliveryStatus, EventRecord, NewEvent } from "./types.ts";
 
 export const SCHEMA_VERSION = 3;
 
@@ -109,152 +109,6 @@ function migrate(db: Database.Database): void {
   // The ready index gained the suspect column: rebuild it under the same name.
   const ready = db.prepare("SELECT sql FROM sqlite_master WHERE type = 'index' AND name = 'deliveries_ready'").get() as { sql: string } | undefined;
   if (ready && !ready.sql.includes("suspect")) db.exec("DROP INDEX deliveries_ready");
-}
-
-export interface ClaimRow {
-  id: number;
-  kind: ClaimedDelivery["kind"];
-  plugin: string;
-  target: string;
-  attempts: number;
-  max_attempts: number;
-  lease_token: string;
-  suspect: number;
-  input: string | null;
-  event_id: string;
-  event_name: string;
-  payload: string;
-  received_at: number;
-  depth: number;
-}
-
-export interface EventRow {
-  seq: number;
-  id: string;
-  name: string;
-  /** null only in a bounded list, for a payload over its bound (`payload_bytes` says how large). */
-  payload: string | null;
-  payload_bytes?: number | string;
-  received_at: number;
-  source: EventRecord["source"];
-  parent_id: string | null;
-  depth: number;
-  root_id: string | null;
-}
-
-export interface RunRow {
-  id: number;
-  event_id: string;
-  event_name: string;
-  kind: DeliveryRecord["kind"];
-  plugin: string;
-  target: string;
-  status: DeliveryStatus;
-  attempts: number;
-  max_attempts: number;
-  next_at: number;
-  last_error: string | null;
-  created_at: number;
-  updated_at: number;
-  finished_at: number | null;
-  duration_ms: number | null;
-  order_key: string | null;
-  suspect: number;
-  replay_id: string | null;
-}
-
-/** SELECT of a run with its event's id and name, for DeliveryRecord. */
-export const RUN_COLUMNS = "d.*, e.id AS event_id, e.name AS event_name FROM deliveries d JOIN events e ON e.seq = d.event_seq";
-
-export function toClaimedDelivery(row: ClaimRow): ClaimedDelivery {
-  // One row that does not parse must not fail the claim of its batch neighbours.
-  let unreadable: string | undefined;
-  const parse = (text: string | null, what: string): unknown => {
-    if (text === null) return undefined;
-    try {
-      return JSON.parse(text);
-    } catch (error) {
-      unreadable ??= `its ${what} is not JSON (${error instanceof Error ? error.message : String(error)})`;
-      return undefined;
-    }
-  };
-  const input = parse(row.input, "input");
-  const payload = parse(row.payload, "payload");
-  return {
-    ...(unreadable === undefined ? {} : { unreadable }),
-    id: row.id,
-    kind: row.kind,
-    plugin: row.plugin,
-    target: row.target,
-    attempt: row.attempts,
-    maxAttempts: row.max_attempts,
-    leaseToken: row.lease_token,
-    suspect: row.suspect === 1,
-    input,
-    event: {
-      id: row.event_id,
-      name: row.event_name,
-      payload,
-      receivedAt: row.received_at,
-      depth: row.depth,
-    },
-  };
-}
-
-/**
- * An event's values in the column order of `events` (id, name, payload, received_at, source,
- * parent_id, depth, idempotency_key, body_hash), as both stores insert them.
- */
-export function eventValues(event: NewEvent, payloadJson?: string): [string, string, string, number, string, string | null, number, string | null, string | null] {
-  return [
-    event.id,
-    event.name,
-    payloadJson ?? JSON.stringify(event.payload),
-    event.receivedAt,
-    event.source,
-    event.parentId ?? null,
-    event.depth,
-    event.idempotencyKey ?? null,
-    event.bodyHash ?? null,
-  ];
-}
-
-export function toEventRecord(row: EventRow): EventRecord {
-  return {
-    seq: row.seq,
-    id: row.id,
-    name: row.name,
-    payload: row.payload === null ? null : JSON.parse(row.payload),
-    ...(row.payload === null && row.payload_bytes !== undefined ? { payloadTruncated: { bytes: Number(row.payload_bytes) } } : {}),
-    receivedAt: row.received_at,
-    source: row.source,
-    parentId: row.parent_id,
-    depth: row.depth,
-    rootId: row.root_id ?? null,
-  };
-}
-
-export function toRunRecord(row: RunRow): DeliveryRecord {
-  return {
-    id: row.id,
-    eventId: row.event_id,
-    eventName: row.event_name,
-    kind: row.kind,
-    plugin: row.plugin,
-    target: row.target,
-    status: row.status,
-    attempts: row.attempts,
-    maxAttempts: row.max_attempts,
-    nextAt: row.next_at,
-    lastError: row.last_error === null ? null : JSON.parse(row.last_error),
-    createdAt: row.created_at,
-    updatedAt: row.updated_at,
-    finishedAt: row.finished_at,
-    durationMs: row.duration_ms,
-    orderKey: row.order_key,
-    suspect: row.suspect === 1,
-    replayId: row.replay_id,
-  };
 }
 
 /**

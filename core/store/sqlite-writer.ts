@@ -10,9 +10,9 @@ import { fileURLToPath } from "node:url";
 import { Worker } from "node:worker_threads";
 import type Database from "better-sqlite3";
 import * as esbuild from "esbuild";
-import { COMPILED, ownFile } from "../locate.ts";
+import { COMPILED, ownFile } from "../../sandbox/contract/locate.ts";
 import type { Synchronous } from "./sqlite-schema.ts";
-import { HookdError } from "../errors.ts";
+import { HookdError } from "../../sandbox/contract/errors.ts";
 import type { FromWriterThread, ToWriterThread, WriterThreadData } from "./sqlite-writer-thread.ts";
 import { createWriteExecutor, type CommitOutcome, type WriteOp } from "./sqlite-writes.ts";
 

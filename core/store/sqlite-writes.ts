@@ -6,9 +6,11 @@
  */
 import { randomUUID } from "node:crypto";
 import type Database from "better-sqlite3";
-import { HookdError, type HookdErrorCode } from "../errors.ts";
+import { HookdError, type HookdErrorCode } from "../../sandbox/contract/errors.ts";
 import { kvLimit } from "./kv-limit.ts";
-import { eventValues, PLUGINS_WITH_PENDING_SQL, RUN_COLUMNS, toRunRecord, type ClaimRow, type RunRow, type Synchronous } from "./sqlite-schema.ts";
+import { deliveryValues, eventValues, finishValues, RUN_COLUMNS, toRunRecord, type ClaimRow, type RunRow } from "./rows.ts";
+import { assertRetriable, claimShares, emitBudgetSpent, LEASE_LOST_ON_LAST_ATTEMPT_JSON, repeatOutcome } from "./rules.ts";
+import { PLUGINS_WITH_PENDING_SQL, type Synchronous } from "./sqlite-schema.ts";
 import type { AcceptOutcome, AddedDeliveries, ClaimOptions, DeliveryResult, DeliveryTarget, NewEvent, PruneOptions } from "./types.ts";
 
 export type WriteOp =
@@ -66,26 +68,12 @@ export function createWriteExecutor(db: Database.Database, synchronous: Synchron
         // payload nested a few thousand deep failed to arrive (a `messageerror`), and the claim
         // of its whole batch never settled.
         return claim(s, op.options);
-      case "finish": {
-        const { result } = op;
-        const info = s.finish.run({
-          id: op.id,
-          token: op.leaseToken,
-          status: result.status,
-          now: result.now,
-          nextAt: result.nextAt ?? result.now,
-          error: result.error === undefined ? null : JSON.stringify(result.error),
-          finishedAt: result.status === "pending" ? null : result.now,
-          durationMs: Math.round(result.durationMs),
-          refund: result.refundAttempt ? 1 : 0,
-          suspect: result.suspect === undefined ? null : result.suspect ? 1 : 0,
-        });
-        return info.changes === 1;
-      }
+      case "finish":
+        return s.finish.run({ id: op.id, token: op.leaseToken, ...finishValues(op.result) }).changes === 1;
       case "renew":
         return s.renew.run(op.until, op.id, op.leaseToken).changes === 1;
       case "releaseExpired": {
-        const expired = s.expiredLeases.run({ now: op.now, before: op.expiredBefore, error: JSON.stringify(LEASE_LOST_ON_LAST_ATTEMPT) });
+        const expired = s.expiredLeases.run({ now: op.now, before: op.expiredBefore, error: LEASE_LOST_ON_LAST_ATTEMPT_JSON });
         const released = s.releaseLeases.run({ now: op.now, before: op.expiredBefore });
         return expired.changes + released.changes;
       }
@@ -95,10 +83,7 @@ export function createWriteExecutor(db: Database.Database, synchronous: Synchron
         return released;
       }
       case "retry": {
-        const row = s.runById.get(op.id) as RunRow | undefined;
-        if (!row) throw new HookdError("HOOKD_RUN_NOT_FOUND", [op.id]);
-        const failed = row.status === "pending" && row.last_error !== null;
-        if (row.status !== "dead" && !failed) throw new HookdError("HOOKD_RUN_NOT_RETRIABLE", [op.id, row.status]);
+        assertRetriable(op.id, s.runById.get(op.id) as RunRow | undefined);
         // A fresh budget as large as the last one; the attempt count goes on (ctx.event.attempt).
         s.retry.run({ now: op.now, id: op.id });
         return toRunRecord(s.runById.get(op.id) as RunRow);
@@ -173,9 +158,7 @@ type WriteStatements = ReturnType<typeof prepareWriteStatements>;
 function accept(s: WriteStatements, event: NewEvent, deliveries: readonly DeliveryTarget[], payloadJson?: string): AcceptOutcome {
   if (event.idempotencyKey !== undefined) {
     const existing = s.eventByIdempotencyKey.get(event.idempotencyKey) as { id: string; body_hash: string | null } | undefined;
-    if (existing) {
-      return existing.body_hash === (event.bodyHash ?? null) ? { kind: "duplicate", id: existing.id } : { kind: "conflict", id: existing.id };
-    }
+    if (existing) return repeatOutcome(existing, event);
   }
   const root = event.parentId === undefined ? null : countDescendant(s, event);
   const { lastInsertRowid: seq } = s.insertEvent.run(...eventValues(event, payloadJson), root);
@@ -194,7 +177,7 @@ function countDescendant(s: WriteStatements, event: NewEvent): string | null {
   if (!parent) return null;
   if (event.maxDescendants === undefined) return parent.root;
   if (s.countDescendant.run(parent.root, event.maxDescendants).changes === 0 && s.eventSeqById.get(parent.root)) {
-    throw new HookdError("HOOKD_EVENT_EMIT_BUDGET", [parent.root, event.maxDescendants, event.name]);
+    throw emitBudgetSpent(parent.root, event.maxDescendants, event.name);
   }
   return parent.root;
 }
@@ -205,12 +188,11 @@ function countDescendant(s: WriteStatements, event: NewEvent): string | null {
  * every share's first before any share's second, the longest-waiting share first at each round.
  */
 function claim(s: WriteStatements, options: ClaimOptions): ClaimRow[] {
-  const shares = options.shares ?? options.plugins.map((plugin) => ({ plugins: [plugin], limit: options.limit }));
+  const shares = claimShares(options);
   const suspect = options.suspects ? 1 : 0;
   const ranked: Array<{ id: number; nextAt: number; rank: number }> = [];
   const pending = new Set((s.pluginsWithPending.all() as Array<{ plugin: string }>).map((row) => row.plugin));
   for (const share of shares) {
-    if (share.limit <= 0) continue;
     const ready: Array<{ id: number; next_at: number }> = [];
     for (const plugin of share.plugins) {
       if (!pending.has(plugin)) continue;
@@ -230,13 +212,8 @@ function claim(s: WriteStatements, options: ClaimOptions): ClaimRow[] {
 }
 
 function insertDelivery(s: WriteStatements, seq: number, d: DeliveryTarget, now: number, replayId: string | null): void {
-  s.insertDelivery.run(seq, d.kind, d.plugin, d.target, d.input === undefined ? null : JSON.stringify(d.input), d.orderKey ?? null, d.maxAttempts, now, now, now, replayId);
+  s.insertDelivery.run(seq, ...deliveryValues(d), now, now, now, replayId);
 }
-
-const LEASE_LOST_ON_LAST_ATTEMPT = {
-  code: "HOOKD_RUN_ABORTED",
-  message: "run aborted: its lease expired on the last attempt (the process running it stopped or hung)",
-};
 
 function prepareWriteStatements(db: Database.Database) {
   return {

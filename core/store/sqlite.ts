@@ -21,7 +21,9 @@
 import { mkdirSync } from "node:fs";
 import path from "node:path";
 import Database from "better-sqlite3";
-import { configureConnection, ensureSchema, PLUGINS_WITH_PENDING_SQL, RUN_COLUMNS, toClaimedDelivery, toEventRecord, toRunRecord, type ClaimRow, type EventRow, type RunRow, type Synchronous } from "./sqlite-schema.ts";
+import { RUN_COLUMNS, toClaimedDelivery, toEventRecord, toKvValue, toRunRecord, toStatusCounts, type ClaimRow, type EventRow, type RunRow } from "./rows.ts";
+import { eventsQuery, nothingToClaim, runsQuery } from "./rules.ts";
+import { configureConnection, ensureSchema, PLUGINS_WITH_PENDING_SQL, type Synchronous } from "./sqlite-schema.ts";
 import { inlineWriter, threadWriter, type Writer } from "./sqlite-writer.ts";
 import { reviveError, type WriteOp } from "./sqlite-writes.ts";
 import type {
@@ -97,7 +99,7 @@ export class SqliteStore implements Store {
   }
 
   claimDeliveries(options: ClaimOptions): Promise<ClaimedDelivery[]> {
-    if (options.plugins.length === 0 || options.limit <= 0) return Promise.resolve([]);
+    if (nothingToClaim(options)) return Promise.resolve([]);
     return this.write<ClaimRow[]>({ op: "claim", options }).then((rows) => rows.map(toClaimedDelivery));
   }
 
@@ -162,42 +164,24 @@ export class SqliteStore implements Store {
   }
 
   async listEvents(filter: ListEventsFilter): Promise<EventRecord[]> {
-    const params = {
-      name: filter.name ?? null,
-      since: filter.since ?? null,
-      until: filter.until ?? null,
-      before: filter.before ?? null,
-      after: filter.after ?? null,
-      limit: clampLimit(filter.limit),
-    };
-    if (filter.maxPayloadBytes !== undefined && filter.after === undefined) {
-      return (this.statements.listEventsBounded.all({ ...params, maxPayload: filter.maxPayloadBytes }) as EventRow[]).map(toEventRecord);
+    const { ascending, maxPayloadBytes, ...params } = eventsQuery(filter);
+    if (maxPayloadBytes !== undefined) {
+      return (this.statements.listEventsBounded.all({ ...params, maxPayload: maxPayloadBytes }) as EventRow[]).map(toEventRecord);
     }
-    const statement = filter.after === undefined ? this.statements.listEvents : this.statements.listEventsAscending;
+    const statement = ascending ? this.statements.listEventsAscending : this.statements.listEvents;
     return (statement.all(params) as EventRow[]).map(toEventRecord);
   }
 
   async listRuns(filter: ListRunsFilter): Promise<DeliveryRecord[]> {
-    const rows = this.statements.listRuns.all({
-      status: filter.status === "failed" ? "pending" : (filter.status ?? null),
-      failedOnly: filter.status === "failed" ? 1 : 0,
-      plugin: filter.plugin ?? null,
-      event: filter.event ?? null,
-      eventId: filter.eventId ?? null,
-      replayId: filter.replayId ?? null,
-      since: filter.since ?? null,
-      until: filter.until ?? null,
-      before: filter.before ?? null,
-      limit: clampLimit(filter.limit),
-    }) as RunRow[];
+    const query = runsQuery(filter);
+    // SQLite binds no booleans.
+    const rows = this.statements.listRuns.all({ ...query, failedOnly: query.failedOnly ? 1 : 0 }) as RunRow[];
     return rows.map(toRunRecord);
   }
 
   async countByStatus(filter: DeliveryCountFilter = {}): Promise<Record<DeliveryStatus, number>> {
-    const counts: Record<DeliveryStatus, number> = { pending: 0, running: 0, done: 0, dead: 0 };
     const rows = filter.replayId === undefined ? this.statements.countByStatus.all() : this.statements.countReplayByStatus.all(filter.replayId);
-    for (const row of rows as Array<{ status: DeliveryStatus; n: number }>) counts[row.status] = row.n;
-    return counts;
+    return toStatusCounts(rows as Array<{ status: DeliveryStatus; n: number }>);
   }
 
   async oldestPendingAt(): Promise<number | null> {
@@ -217,8 +201,7 @@ export class SqliteStore implements Store {
   }
 
   async kvGet(plugin: string, key: string): Promise<unknown> {
-    const row = this.statements.kvGet.get(plugin, key) as { value: string } | undefined;
-    return row ? JSON.parse(row.value) : undefined;
+    return toKvValue(this.statements.kvGet.get(plugin, key) as { value: string } | undefined);
   }
 
   async kvList(plugin: string, prefix: string, limit: number): Promise<string[]> {
@@ -333,8 +316,4 @@ function prepareReadStatements(db: Database.Database) {
     // Prefix match without LIKE, so `%` and `_` in keys mean themselves.
     kvList: db.prepare("SELECT key FROM kv WHERE plugin = ? AND substr(key, 1, length(?)) = ? ORDER BY key LIMIT ?"),
   };
-}
-
-function clampLimit(limit: number | undefined): number {
-  return Math.min(Math.max(limit ?? 100, 1), 1000);
 }

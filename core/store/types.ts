@@ -81,26 +81,9 @@ export interface ClaimedDelivery {
   unreadable?: string;
 }
 
-export interface RunError {
-  code: string;
-  message: string;
-  /** `plugins/foo.ts:12:5` where the error was thrown, when known. */
-  location?: string | undefined;
-  stack?: string | undefined;
-  /** The `code` the plugin set on what it threw: shown to its author, never acted on (codes come from the host). */
-  pluginCode?: string | undefined;
-}
-
-export type RunOutcome =
-  | { ok: true; durationMs: number }
-  | {
-      ok: false;
-      durationMs: number;
-      error: RunError;
-      retriable: boolean;
-      /** When to try again, if the runner knows better than the backoff (webhooks: schedule, Retry-After). */
-      retryAfterMs?: number | undefined;
-    };
+// The run contract is the sandbox's (the lower layer); the store records it as it is.
+import type { RunError, RunOutcome } from "../../sandbox/contract/run.ts";
+export type { RunError, RunOutcome };
 
 /** What the dispatcher decided after a run: done, back to pending at `nextAt`, or dead. */
 export interface DeliveryResult {

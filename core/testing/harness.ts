@@ -13,14 +13,16 @@ import { compilePlugin } from "../compile/compile-plugin.ts";
 import type { EventCatalog } from "../config/define.ts";
 import { loadConfig } from "../config/load.ts";
 import { settingsSchema } from "../config/settings.ts";
-import { errorCodes, HookdError, type HookdErrorCode } from "../errors.ts";
+import { HookdError } from "../../sandbox/contract/errors.ts";
+import { errorCodeOr } from "../../sandbox/contract/to-run-error.ts";
 import type { RunError } from "../store/types.ts";
-import { IsolateHost } from "../../sandbox/isolate-host.ts";
-import { SecretResolver } from "../../sandbox/secrets.ts";
-import { FetchService } from "../fetch/fetch-service.ts";
-import type { PluginLimits, PluginLogRecord, PluginManifest, RunMeta } from "../../sandbox/protocol.ts";
-import type { EventInput, EventName } from "../../sandbox/runtime/api.ts";
+import { createSandbox, type EventInput, type EventName } from "../../sandbox/index.ts";
+import type { PluginLimits, PluginLogRecord, PluginManifest, RunMeta } from "../../sandbox/contract/run.ts";
+import type { Sandbox } from "../../sandbox/contract/sandbox.ts";
+import { fakeServices, validateEvent, type EmittedEvent } from "./fake-services.ts";
 import { FakeNetwork, type OutboundCall } from "./fake-network.ts";
+
+export type { EmittedEvent } from "./fake-services.ts";
 import { MemoryKv, type KvWrite } from "./memory-kv.ts";
 
 export interface LoadPluginOptions {
@@ -55,12 +57,6 @@ export interface LogEntry {
   fields: Record<string, unknown> | undefined;
 }
 
-/** An event the plugin published with ctx.emit, as hookd would store it (validated, coerced). */
-export interface EmittedEvent {
-  name: string;
-  payload: unknown;
-  id: string;
-}
 
 /** What one run did. */
 export interface RunReport {
@@ -102,7 +98,7 @@ export class PluginHarness {
   readonly logs: LogEntry[] = [];
   /** Every ctx.emit of every run. */
   readonly emitted: EmittedEvent[] = [];
-  private readonly host: IsolateHost;
+  private readonly host: Sandbox;
   private loaded: PluginManifest | undefined;
   private file = "";
   /** Runs go one at a time, so each report holds exactly its own calls. */
@@ -117,22 +113,18 @@ export class PluginHarness {
     kv: Record<string, unknown> | undefined,
   ) {
     this.kv = new MemoryKv(kv);
-    const fetchService = new FetchService({ send: this.fetch.fetch, secret: (plugin, name) => new SecretResolver({ configured: secrets, environment: undefined }).resolve(plugin, name) });
-    this.host = new IsolateHost({
+    this.host = createSandbox({
+      mode: "inline",
       secrets,
       environmentSecrets: false,
-      services: {
-        log: (record) => this.logs.push(toLogEntry(record)),
-        kv: async (_plugin, op, args) => this.kv.serve(op, args),
-        emit: async (_plugin, _from, name, payload) => {
-          const stored = validate(this.catalog, name, payload);
-          const emitted = { name, payload: stored, id: randomUUID() };
-          this.emitted.push(emitted);
-          return { id: emitted.id };
-        },
-        // The daemon's own fetch service, on the fake network: patterns, redirects and limits as in production.
-        fetch: (call) => fetchService.fetch(call),
-      },
+      services: fakeServices({
+        catalog: this.catalog,
+        kv: this.kv,
+        network: this.fetch,
+        secrets,
+        onLog: (record) => this.logs.push(toLogEntry(record)),
+        onEmit: (event) => this.emitted.push(event),
+      }),
     });
   }
 
@@ -150,7 +142,7 @@ export class PluginHarness {
     } catch (thrown) {
       await this.host.close();
       const raw = thrown as Partial<RunError>;
-      const code = (typeof raw.code === "string" && Object.hasOwn(errorCodes, raw.code) ? raw.code : "HOOKD_PLUGIN_LOAD") as HookdErrorCode;
+      const code = errorCodeOr(raw.code, "HOOKD_PLUGIN_LOAD");
       throw Object.assign(new HookdError(code, [spec.file, String(raw.message ?? thrown)], { message: String(raw.message ?? thrown), cause: thrown }), {
         location: raw.location,
       });
@@ -167,7 +159,7 @@ export class PluginHarness {
    * HOOKD_EVENT_INVALID, as the HTTP ingress answers 400) and runs the plugin's handlers for it.
    */
   async send<K extends EventName>(name: K, payload: EventInput<K>, options: SendOptions = {}): Promise<RunReport> {
-    const stored = validate(this.catalog, name, payload);
+    const stored = validateEvent(this.catalog, name, payload);
     if (!this.manifest.events.includes(name)) throw new HookdError("HOOKD_RUN_NO_HANDLER", [this.file, name]);
     return this.execute("event", name, stored, name, options);
   }
@@ -218,19 +210,6 @@ export class PluginHarness {
 }
 
 /** The catalog's validation, as the ingress does it; returns what hookd would store. */
-function validate(catalog: EventCatalog, name: string, payload: unknown): unknown {
-  const schema = Object.hasOwn(catalog, name) ? catalog[name] : undefined;
-  if (!schema) throw new HookdError("HOOKD_EVENT_UNKNOWN", [name]);
-  const parsed = schema.safeParse(payload);
-  if (!parsed.success) {
-    throw new HookdError("HOOKD_EVENT_INVALID", [name], {
-      issues: parsed.error.issues.map((issue) => ({ path: issue.path.map(String), code: issue.code, message: issue.message })),
-      cause: parsed.error,
-      message: `event ${name} does not match its schema: ${parsed.error.issues.map((i) => `${i.path.join(".") || "(root)"}: ${i.message}`).join("; ")}`,
-    });
-  }
-  return parsed.data;
-}
 
 /**
  * Node 20+ aborts the whole process when an isolate is created without --no-node-snapshot; a

@@ -35,34 +35,27 @@ export class MemoryKv {
     return result;
   }
 
-  /** Serves one ctx.kv call of the plugin, recording writes. */
-  serve(op: "get" | "set" | "delete" | "list", args: unknown[]): unknown {
-    const key = String(args[0] ?? "");
-    switch (op) {
-      case "get":
-        return this.get(key);
-      case "set": {
-        // The plugin's key limit comes with the set (the real store checks it the same way).
-        const maxKeys = args[2];
-        if (typeof maxKeys === "number" && !this.values.has(key) && this.values.size >= maxKeys) throw kvLimit(maxKeys, key);
-        // Stored as JSON, like the real store: what the handler reads back is a copy.
-        const json = JSON.stringify(args[1] ?? null);
-        this.values.set(key, json);
-        this.writes.push({ op: "set", key, value: JSON.parse(json) });
-        return undefined;
-      }
-      case "delete": {
-        const existed = this.values.delete(key);
-        this.writes.push({ op: "delete", key });
-        return existed;
-      }
-      case "list": {
-        const limit = typeof args[1] === "number" ? args[1] : 100;
-        return [...this.values.keys()]
-          .filter((k) => k.startsWith(key))
-          .sort()
-          .slice(0, limit);
-      }
-    }
+  /** ctx.kv.set: the plugin's key limit comes with the set (the real store checks it the same way). */
+  write(key: string, value: unknown, maxKeys?: number): void {
+    if (maxKeys !== undefined && !this.values.has(key) && this.values.size >= maxKeys) throw kvLimit(maxKeys, key);
+    // Stored as JSON, like the real store: what the handler reads back is a copy.
+    const json = JSON.stringify(value ?? null);
+    this.values.set(key, json);
+    this.writes.push({ op: "set", key, value: JSON.parse(json) });
+  }
+
+  /** ctx.kv.delete. */
+  remove(key: string): boolean {
+    const existed = this.values.delete(key);
+    this.writes.push({ op: "delete", key });
+    return existed;
+  }
+
+  /** ctx.kv.list: keys in order by prefix. */
+  list(prefix: string, limit: number): string[] {
+    return [...this.values.keys()]
+      .filter((k) => k.startsWith(prefix))
+      .sort()
+      .slice(0, limit);
   }
 }

@@ -3,7 +3,7 @@
  * error. `POST /api/webhooks/{id}/enable`: put a disabled endpoint back to work.
  */
 import type { FastifyInstance } from "fastify";
-import { HookdError } from "../errors.ts";
+import { HookdError } from "../../sandbox/contract/errors.ts";
 import type { WebhookDeliveries } from "./deliveries.ts";
 
 export function webhookApi(webhooks: WebhookDeliveries) {

@@ -5,26 +5,18 @@
  * The dispatcher claims them by `webhook:<endpoint id>` and hands them to `run`, which sends one
  * attempt and tells it when to try again (the retry schedule, or later if `Retry-After` says so).
  */
-import type { Logger } from "../log.ts";
-import { mapInput } from "../ingress/intake.ts";
+import type { Logger } from "../base/log.ts";
+import { attemptsFor, endpointId, nextAttemptDelayMs, WEBHOOK_KEY_PREFIX, webhookTargets, type WebhookInput, type WebhookRule } from "../routing/index.ts";
 import type { ClaimedDelivery, DeliveryTarget, RunOutcome, Store } from "../store/types.ts";
-import { EndpointStates, endpointId, type EndpointState } from "./endpoints.ts";
+import { EndpointStates, type EndpointState } from "./endpoints.ts";
 import { prepareWebhookRequest, sendWebhook } from "./request.ts";
-import { attemptsFor, nextAttemptDelayMs } from "./schedule.ts";
 import { createSigner, type WebhookSigner } from "./signing.ts";
-
-/** Claim keys of webhook deliveries: `webhook:<endpoint id>`. */
-export const WEBHOOK_KEY_PREFIX = "webhook:";
 
 /** How often endpoint state written by other instances is read back. */
 const REFRESH_MS = 10_000;
 
-export interface WebhookEndpointConfig {
-  on: string;
-  url: string;
-  method: "GET" | "POST";
-  format: "json" | "form";
-  map?: Record<string, string> | undefined;
+/** A configured webhook (config `webhooks`): where routing sends an event, and its signing secret. */
+export interface WebhookEndpointConfig extends WebhookRule {
   secret?: string | undefined;
 }
 
@@ -49,16 +41,6 @@ export interface WebhookDeliveriesOptions {
   fetch?: typeof fetch;
   /** The set of endpoints taking deliveries changed (the dispatcher's claim keys). */
   onEndpointsChanged?: () => void;
-}
-
-/** What a webhook delivery stores: where and how to send; the fields only when mapped. */
-interface WebhookInput {
-  url: string;
-  method: "GET" | "POST";
-  format: "json" | "form";
-  fields?: unknown;
-  /** Which of the event's webhooks to one endpoint this is, for a distinct message id. */
-  ordinal: number;
 }
 
 /** One endpoint as `GET /api/webhooks` shows it. */
@@ -96,19 +78,9 @@ export class WebhookDeliveries {
     clearInterval(this.refreshTimer);
   }
 
-  /** The deliveries an event gets: one per configured webhook for it. */
+  /** The deliveries an event gets: one per configured webhook for it (core/routing), with the schedule's attempts. */
   targetsFor(event: string, payload: unknown): DeliveryTarget[] {
-    const maxAttempts = attemptsFor(this.options.settings().retryScheduleMs);
-    const perEndpoint = new Map<string, number>();
-    return this.options.webhooks()
-      .filter((hook) => hook.on === event)
-      .map((hook) => {
-        const id = endpointId(hook.url);
-        const ordinal = perEndpoint.get(id) ?? 0;
-        perEndpoint.set(id, ordinal + 1);
-        const input: WebhookInput = { url: hook.url, method: hook.method, format: hook.format, ordinal, ...(hook.map ? { fields: mapInput(hook.map, payload) } : {}) };
-        return { kind: "webhook", plugin: WEBHOOK_KEY_PREFIX + id, target: id, input, maxAttempts };
-      });
+    return webhookTargets(this.options.webhooks(), event, payload, attemptsFor(this.options.settings().retryScheduleMs));
   }
 
   /** Endpoints whose deliveries may be claimed: the configured ones that are not disabled. */

@@ -7,7 +7,6 @@
  * receiver keeps failing, not just one payload. A disabled endpoint gets no more attempts; its
  * messages wait in the store until `POST /api/webhooks/<id>/enable`.
  */
-import { createHash } from "node:crypto";
 import type { Store } from "../store/types.ts";
 
 /** kv namespace of endpoint state; `$` cannot start a plugin's kv namespace by accident. */
@@ -24,11 +23,6 @@ export interface EndpointState {
   lastError: string | null;
   disabledAt: number | null;
   disabledReason: string | null;
-}
-
-/** A short, stable id of an endpoint URL: `ep_` and 16 hex digits of its SHA-256. */
-export function endpointId(url: string): string {
-  return `ep_${createHash("sha256").update(url).digest("hex").slice(0, 16)}`;
 }
 
 export class EndpointStates {

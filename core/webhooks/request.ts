@@ -6,8 +6,8 @@
  * signed message somewhere the config does not name) and counts as a failure.
  */
 import qs from "qs";
+import { parseRetryAfter } from "../routing/index.ts";
 import type { WebhookSigner } from "./signing.ts";
-import { parseRetryAfter } from "./schedule.ts";
 
 export interface WebhookMessage {
   /** `webhook-id`: the same for every attempt of one message, so receivers can deduplicate. */

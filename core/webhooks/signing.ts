@@ -7,7 +7,7 @@
  * GET by putting the URL it was called with where the body would go.
  *
  * Secrets: `whsec_<base64>` as Standard Webhooks issues them, or any other string, whose UTF-8
- * bytes are the key.
+ * bytes are the key (the config checks a secret with core/config/settings.ts's secretProblem).
  */
 import { Webhook } from "standardwebhooks";
 
@@ -23,17 +23,4 @@ export function createSigner(secret: string): WebhookSigner {
     ? new Webhook(secret)
     : new Webhook(new Uint8Array(Buffer.from(secret, "utf8")), { format: "raw" });
   return { sign: (msgId, timestamp, content) => webhook.sign(msgId, timestamp, content) };
-}
-
-/** Why a secret cannot sign, or undefined when it can (config validation). */
-export function secretProblem(secret: string): string | undefined {
-  if (!secret.startsWith(PREFIX)) return secret.length === 0 ? "the secret is empty" : undefined;
-  const encoded = secret.slice(PREFIX.length);
-  if (!/^[A-Za-z0-9+/]+={0,2}$/.test(encoded) || encoded.length % 4 !== 0) return "a whsec_ secret must be base64 after the prefix";
-  try {
-    createSigner(secret);
-    return undefined;
-  } catch (error) {
-    return (error as Error).message;
-  }
 }

@@ -15,6 +15,7 @@
  * call anyway: a plugin that subverts its own runtime can only break its own runs.
  */
 
+import type { HostCallArgs, HostCallName, HostCallResult } from "../contract/host-calls.ts";
 import { guardWebAssembly } from "./wasm-guard.ts";
 import { installWeb, setErrorReporter, type TimerRun } from "./web.ts";
 import type { HostFetchReply } from "./fetch-api.ts";
@@ -175,7 +176,7 @@ export function install(host: HostReference, memoryMb = 64, syncHost?: SyncHostR
     crypto: (op, args) => {
       const live = liveOf(pickRun());
       if (live === undefined) return PromiseCtor.reject(new ErrorCtor("crypto.subtle works only inside a handler"));
-      return callHost(`crypto.${op}`, live.timers.runId, args, live.budget);
+      return callHostUntyped(`crypto.${op}`, live.timers.runId, args, live.budget);
     },
   });
   const consoleLine = (level: "debug" | "info" | "warn" | "error") => (...args: unknown[]) => {
@@ -213,7 +214,11 @@ export function install(host: HostReference, memoryMb = 64, syncHost?: SyncHostR
    * process: 200,000 un-awaited `ctx.kv.get` used to take it from 84 MB to 2 GB. The host fails
    * a run that goes past the limit anyway (a plugin that subverted this runtime).
    */
-  function callHost(op: string, runId: string, args: unknown[], budget: RunBudget): Promise<unknown> {
+  function callHost<K extends HostCallName>(op: K, runId: string, args: HostCallArgs<K>, budget: RunBudget): Promise<HostCallResult<K>> {
+    return callHostUntyped(op, runId, args, budget) as Promise<HostCallResult<K>>;
+  }
+
+  function callHostUntyped(op: string, runId: string, args: readonly unknown[], budget: RunBudget): Promise<unknown> {
     if (budget.hostCalls < budget.maxHostCalls) {
       budget.hostCalls++;
       return releasing(sendHostCall(op, runId, args), budget);
@@ -253,7 +258,7 @@ export function install(host: HostReference, memoryMb = 64, syncHost?: SyncHostR
   }
 
   /** Sends one host call; a failure comes back as plain data and is thrown here as a fresh Error. */
-  function sendHostCall(op: string, runId: string, args: unknown[]): Promise<unknown> {
+  function sendHostCall(op: string, runId: string, args: readonly unknown[]): Promise<unknown> {
     let reply: Promise<unknown>;
     try {
       // The envelope is written by hand: a toJSON a plugin put on Object.prototype may forge the
@@ -350,14 +355,14 @@ export function install(host: HostReference, memoryMb = 64, syncHost?: SyncHostR
       kv: freeze({
         get: (key: string) => callHost("kv.get", runId, [key], budget),
         set: (key: string, value: unknown) => apply(then, callHost("kv.set", runId, [key, value === undefined ? null : value], budget), [() => undefined]) as Promise<void>,
-        delete: (key: string) => callHost("kv.delete", runId, [key], budget) as Promise<boolean>,
-        list: (prefix = "", limit = 100) => callHost("kv.list", runId, [prefix, limit], budget) as Promise<string[]>,
+        delete: (key: string) => callHost("kv.delete", runId, [key], budget),
+        list: (prefix = "", limit = 100) => callHost("kv.list", runId, [prefix, limit], budget),
       }),
       emit: (name: string, payload: unknown) => {
         if (++budget.emits > budget.maxEmits) {
           return PromiseCtor.reject(hostError({ code: "HOOKD_RUN_EMIT_LIMIT", message: `run emitted more than ${budget.maxEmits} events`, retriable: false }));
         }
-        return callHost("emit", runId, [name, payload], budget) as Promise<{ id: string }>;
+        return callHost("emit", runId, [name, payload], budget);
       },
       fetch: async (input: unknown, init?: unknown) => {
         // ---- web platform (issue 20): a Request or a URL in, a real Response out (fetch-api.ts).

@@ -7,7 +7,7 @@
 import { readFile } from "node:fs/promises";
 import { createRequire } from "node:module";
 import path from "node:path";
-import { COMPILED, ownFile } from "../../core/locate.ts";
+import { COMPILED, ownFile } from "../contract/locate.ts";
 import { LAZY_URL_MARKER } from "./marker.ts";
 
 /** The prebuilt bundle's name beside this file in dist/. */

@@ -55,7 +55,7 @@ export interface FetchDeps {
   loadedPackages(): FetchPackages | undefined;
 }
 
-/** A host reply to op "fetch" (core/fetch/policy.ts, PluginFetchReply). */
+/** A host reply to op "fetch" (sandbox/contract/fetch.ts, PluginFetchReply). */
 export interface HostFetchReply {
   status: number;
   statusText: string;

@@ -9,6 +9,8 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { assertFreshBuild, BIN, REPO } from "../helpers/daemon.ts";
+import { processTree as processTreeOf, runProcess, type Ran } from "../helpers/run.ts";
+import { waitUntil } from "../helpers/wait.ts";
 
 const HOOKD_PACKAGE = JSON.parse(readFileSync(path.join(REPO, "package.json"), "utf8")) as { name: string; version: string; bin: unknown; engines: unknown; dependencies: Record<string, string> };
 const TARBALL = `vendor/${HOOKD_PACKAGE.name}-${HOOKD_PACKAGE.version}.tgz`;
@@ -36,27 +38,9 @@ function writeLockfile(project: string, name: string): void {
   writeFileSync(path.join(project, "package-lock.json"), JSON.stringify({ name, lockfileVersion: 3, requires: true, packages }, null, 2));
 }
 
-/** The command lines of a process and all its descendants (Linux /proc). */
+/** The command lines of a process and all its descendants. */
 function processTree(pid: number): string[] {
-  const parents = new Map<number, number>();
-  for (const entry of readdirSync("/proc")) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
-      parents.set(Number(entry), Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]));
-    } catch {
-      // ended while we looked
-    }
-  }
-  const tree = [pid];
-  for (let i = 0; i < tree.length; i++) for (const [child, parent] of parents) if (parent === tree[i]) tree.push(child);
-  return tree.flatMap((member) => {
-    try {
-      return [readFileSync(`/proc/${member}/cmdline`, "utf8").split("\0").join(" ").trim()];
-    } catch {
-      return [];
-    }
-  });
+  return processTreeOf(pid).map((member) => member.cmd);
 }
 
 /** Every file under a folder, relative to it. */
@@ -68,28 +52,11 @@ function filesUnder(dir: string, prefix = ""): string[] {
 
 const VITEST = path.join(REPO, "node_modules/.bin/vitest");
 
-interface Ran {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
 /** Runs a command to its end (bounded), with an environment free of this test run's own vitest. */
 function run(command: string, args: string[], cwd: string, timeoutMs = 120_000): Promise<Ran> {
   const env: NodeJS.ProcessEnv = { ...process.env, NODE_OPTIONS: "", NO_COLOR: "1", FORCE_COLOR: "0" };
   for (const key of Object.keys(env)) if (key.startsWith("VITEST") || key === "TEST") delete env[key];
-  return new Promise((resolve) => {
-    const child = spawn(command, args, { cwd, env, stdio: ["ignore", "pipe", "pipe"] });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (chunk) => (stdout += chunk));
-    child.stderr.on("data", (chunk) => (stderr += chunk));
-    const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
-    child.on("close", (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
+  return runProcess(command, args, { cwd, env, timeoutMs });
 }
 
 const hookd = (args: string[], cwd: string) => run(process.execPath, [BIN, ...args], cwd);
@@ -241,21 +208,18 @@ describe("hookd init", { timeout: 120_000 }, () => {
     });
     const exited = new Promise((resolve) => dev.once("exit", resolve));
     try {
-      const deadline = Date.now() + 30_000;
-      while (!existsSync(file("hookd-env.d.ts"))) {
-        if (Date.now() > deadline) throw new Error("hookd dev did not write hookd-env.d.ts");
-        await new Promise((resolve) => setTimeout(resolve, 50));
-      }
+      await waitUntil(() => existsSync(file("hookd-env.d.ts")), { timeoutMs: 30_000, intervalMs: 50, what: "hookd dev to write hookd-env.d.ts" });
       expect(readFileSync(file("hookd-env.d.ts"), "utf8")).toContain('import type config from "./events.config.ts"');
 
       // The running hookd, its sandbox process included, is the installed package's JavaScript,
       // with no TypeScript loader on any command line (and none installed to load in-process).
-      let tree = processTree(dev.pid!);
-      while (!tree.some((cmd) => cmd.includes("dist/sandbox/worker.js"))) {
-        if (Date.now() > deadline) throw new Error(`no sandbox process under hookd dev: ${JSON.stringify(tree)}`);
-        await new Promise((resolve) => setTimeout(resolve, 50));
-        tree = processTree(dev.pid!);
-      }
+      const tree = await waitUntil(
+        () => {
+          const found = processTree(dev.pid!);
+          return found.some((cmd) => cmd.includes("dist/sandbox/worker.js")) && found;
+        },
+        { timeoutMs: 30_000, intervalMs: 50, what: () => `a sandbox process under hookd dev: ${JSON.stringify(processTree(dev.pid!))}` },
+      );
       expect(tree.find((cmd) => cmd.includes("dist/sandbox/worker.js"))).toContain(path.join(project, "node_modules/hookd/dist/sandbox/worker.js"));
       expect(tree.filter((cmd) => /tsx/.test(cmd))).toEqual([]);
     } finally {

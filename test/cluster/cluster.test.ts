@@ -5,6 +5,7 @@ import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Sink } from "../delivery/sink.ts";
 import { TestDaemon, TestProject, type LogLine } from "../helpers/daemon.ts";
+import { waitUntil } from "../helpers/wait.ts";
 import { dropSchema, PG_URL, postgresUnavailable, schemaUrl, testSchemaName } from "../store/stores.ts";
 
 const CONFIG = `
@@ -140,12 +141,12 @@ suite("three instances on one PostgreSQL", () => {
     await client.connect();
     let statuses: Array<{ status: string; n: string }>;
     try {
-      const deadline = Date.now() + 30_000;
-      for (;;) {
-        statuses = (await client.query(`SELECT status, count(*) AS n FROM "${schema}".deliveries GROUP BY status`)).rows;
-        if ((statuses.length === 1 && statuses[0]!.status === "done") || Date.now() > deadline) break;
-        await new Promise((r) => setTimeout(r, 100));
-      }
+      const read = async () => (await client.query(`SELECT status, count(*) AS n FROM "${schema}".deliveries GROUP BY status`)).rows as Array<{ status: string; n: string }>;
+      // All done within the bound, or the counts as they stand then (asserted below).
+      statuses = await waitUntil(async () => {
+        const rows = await read();
+        return rows.length === 1 && rows[0]!.status === "done" && rows;
+      }, { timeoutMs: 30_000, intervalMs: 100 }).catch(read);
     } finally {
       await client.end();
     }

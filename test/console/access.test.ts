@@ -1,21 +1,14 @@
 // Who gets into the console, and how a browser's token travels: `?token=` once, then a cookie.
 import http from "node:http";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { TestDaemon, TestProject } from "../helpers/daemon.ts";
+import { describe, expect, it } from "vitest";
+import { useDaemon } from "../helpers/daemon.ts";
+import { waitUntil } from "../helpers/wait.ts";
 
 const TOKEN = "console-access-token";
 
 describe("console access", () => {
-  const project = new TestProject({ fixtures: ["basic"] });
-  const daemon = new TestDaemon(project);
+  const { project, daemon } = useDaemon({ fixtures: ["basic"] }, { env: { HOOKD_TOKEN: TOKEN } });
   let cookie = "";
-  beforeAll(async () => {
-    await daemon.start({ env: { HOOKD_TOKEN: TOKEN } });
-  });
-  afterAll(async () => {
-    await daemon.stop();
-    project.remove();
-  });
 
   it("answers a browser without the token with a 401 login page, and no data", async () => {
     const response = await daemon.fetch("/");
@@ -104,11 +97,7 @@ function openStream(url: string): Promise<{ status: number; contentType: string;
         },
         ended,
         async waitFor(pattern) {
-          const deadline = Date.now() + 10_000;
-          while (!pattern.test(text)) {
-            if (Date.now() > deadline) throw new Error(`no ${pattern} in the stream:\n${text}`);
-            await new Promise((r) => setTimeout(r, 20));
-          }
+          await waitUntil(() => pattern.test(text), { timeoutMs: 10_000, intervalMs: 20, what: () => `${pattern} in the stream:\n${text}` });
         },
         close: () => request.destroy(),
       });

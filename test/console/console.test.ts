@@ -8,6 +8,7 @@ import path from "node:path";
 import { chromium, type BrowserContext, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { REPO, TestDaemon, TestProject } from "../helpers/daemon.ts";
+import { waitUntil } from "../helpers/wait.ts";
 
 const CHROMIUM = process.env.HOOKD_CHROMIUM ?? "/usr/bin/chromium";
 const ARTIFACTS = path.join(REPO, "test/artifacts");
@@ -106,13 +107,14 @@ describe.skipIf(!hasChromium)("the console in a browser", () => {
   }
 
   async function waitForRun(eventId: string, status: string): Promise<{ id: number; status: string }> {
-    const deadline = Date.now() + 15_000;
-    for (;;) {
+    return waitUntil(async () => {
       const run = (await runsOf(eventId))[0];
-      if (run?.status === status) return run;
-      if (Date.now() > deadline) throw new Error(`run of ${eventId} is ${run?.status}, not ${status}`);
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
+      return run?.status === status && run;
+    }, {
+      timeoutMs: 15_000,
+      intervalMs: 50,
+      what: async () => `run of ${eventId} to be ${status} (it is ${(await runsOf(eventId))[0]?.status})`,
+    });
   }
 
   it("asks for the token once, then drops it from the address bar", async () => {

@@ -5,7 +5,7 @@ import path from "node:path";
 import Database from "better-sqlite3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DEFAULT_CONFIG, TestDaemon, TestProject } from "../helpers/daemon.ts";
-import { waitUntil } from "../helpers/wait.ts";
+import { pause, waitUntil } from "../helpers/wait.ts";
 import { Sink } from "./sink.ts";
 
 const KILLS = 20;
@@ -51,7 +51,7 @@ describe("crash safety", () => {
       // leases renewed, results written. (The randomness is the point; the wait for a first 202
       // keeps a slow start from turning the kill into a kill before any work.)
       await waitUntil(() => accepted.size > acceptedBefore, { timeoutMs: 120_000, what: "a first accepted event of this round" });
-      await new Promise((resolve) => setTimeout(resolve, Math.random() * 500));
+      await pause(Math.random() * 500);
       await daemon.kill();
       posting = false;
       await Promise.all(posters);

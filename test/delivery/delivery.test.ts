@@ -1,25 +1,11 @@
 // Delivery through the real daemon: retries and dead letters, manual retry and replay from the
 // CLI and HTTP, idempotent repeats, per-key order, and a poison event that kills the sandbox.
-import { spawn } from "node:child_process";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { BIN, TestDaemon, TestProject } from "../helpers/daemon.ts";
-import { Sink } from "./sink.ts";
+import { describe, expect, it } from "vitest";
+import { runHookd } from "../helpers/run.ts";
 import { waitUntil } from "../helpers/wait.ts";
+import { useSinkDaemon } from "./sink.ts";
 
-function hookd(args: string[], cwd: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [BIN, ...args], { cwd, env: { ...process.env, NODE_OPTIONS: "" }, stdio: ["ignore", "pipe", "pipe"] });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (c) => (stdout += c));
-    child.stderr.on("data", (c) => (stderr += c));
-    const timer = setTimeout(() => child.kill("SIGKILL"), 30_000);
-    child.on("close", (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
+const hookd = (args: string[], cwd: string) => runHookd(args, { cwd, timeoutMs: 30_000 });
 
 /** Polls (real time) until the check passes (the shared helper, with this file's bound and pace). */
 function until<T>(check: () => Promise<T | undefined | false>, timeoutMs = 20_000): Promise<T> {
@@ -29,21 +15,8 @@ function until<T>(check: () => Promise<T | undefined | false>, timeoutMs = 20_00
 const deal = (did: number) => ({ did, autor: 1, summa: "10", status: "won" });
 
 describe("retries, dead letters, retry and replay", () => {
-  const sink = new Sink();
-  const project = new TestProject({ fixtures: ["delivery-retry"] });
-  const daemon = new TestDaemon(project);
   let broken = true;
-
-  beforeAll(async () => {
-    await sink.start();
-    sink.behaviour = () => ({ status: broken ? 500 : 200 });
-    await daemon.start({ env: { SINK_URL: sink.url } });
-  });
-  afterAll(async () => {
-    await daemon.stop();
-    await sink.close();
-    project.remove();
-  });
+  const { sink, project, daemon } = useSinkDaemon({ fixtures: ["delivery-retry"] }, () => ({ status: broken ? 500 : 200 }));
 
   const runsOf = async (query: string) => (await daemon.getJson(`/api/runs?${query}`)).runs as Array<Record<string, any>>;
 
@@ -169,21 +142,8 @@ describe("retries, dead letters, retry and replay", () => {
 });
 
 describe("per-key order", () => {
-  const sink = new Sink();
-  const project = new TestProject({ fixtures: ["delivery-order"] });
-  const daemon = new TestDaemon(project);
-
-  beforeAll(async () => {
-    await sink.start();
-    // Slow answers: a second run of the same deal starting early would overlap the first.
-    sink.behaviour = () => ({ delayMs: 40 });
-    await daemon.start({ env: { SINK_URL: sink.url } });
-  });
-  afterAll(async () => {
-    await daemon.stop();
-    await sink.close();
-    project.remove();
-  });
+  // Slow answers: a second run of the same deal starting early would overlap the first.
+  const { sink, daemon } = useSinkDaemon({ fixtures: ["delivery-order"] }, () => ({ delayMs: 40 }));
 
   it("hands a plugin the events of one deal one at a time in acceptance order, and different deals at once", async () => {
     const sent = new Map<number, string[]>();
@@ -218,19 +178,7 @@ describe("per-key order", () => {
 const V8_LOSES_ISOLATES = Number(process.versions.node.split(".")[0]) < 26;
 
 describe("a poison event", () => {
-  const sink = new Sink();
-  const project = new TestProject({ fixtures: ["delivery-poison", "delivery-sink"] });
-  const daemon = new TestDaemon(project);
-
-  beforeAll(async () => {
-    await sink.start();
-    await daemon.start({ env: { SINK_URL: sink.url } });
-  });
-  afterAll(async () => {
-    await daemon.stop();
-    await sink.close();
-    project.remove();
-  });
+  const { sink, daemon } = useSinkDaemon({ fixtures: ["delivery-poison", "delivery-sink"] });
 
   it("that takes the sandbox process down ends dead-lettered, and costs the runs beside it nothing", { timeout: 60_000 }, async () => {
     // The poison ping, and deals for another plugin posted with it, so their runs are in flight together.
@@ -262,19 +210,7 @@ describe("a poison event", () => {
 });
 
 describe("an out-of-memory V8 cannot recover from, beside another run of the same isolate", () => {
-  const sink = new Sink();
-  const project = new TestProject({ fixtures: ["delivery-oom-neighbour"] });
-  const daemon = new TestDaemon(project);
-
-  beforeAll(async () => {
-    await sink.start();
-    await daemon.start({ env: { SINK_URL: sink.url } });
-  });
-  afterAll(async () => {
-    await daemon.stop();
-    await sink.close();
-    project.remove();
-  });
+  const { sink, daemon } = useSinkDaemon({ fixtures: ["delivery-oom-neighbour"] });
 
   it("charges only the run that does it again alone; the neighbour finishes without losing an attempt", { timeout: 60_000 }, async () => {
     // The first neighbour request hangs (the run stays in flight while the poison strikes);

@@ -5,15 +5,15 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { Settings } from "../../core/config/settings.ts";
-import { retryDelayMs } from "../../core/delivery/backoff.ts";
 import { Dispatcher } from "../../core/delivery/dispatcher.ts";
-import { retryPolicyFor } from "../../core/delivery/retry-policy.ts";
-import { createLogger } from "../../core/log.ts";
+import { createLogger } from "../../core/base/log.ts";
 import type { PluginManager } from "../../core/plugins/manager.ts";
+import { retryDelayMs, retryPolicyFor } from "../../core/routing/retry-policy.ts";
 import { SqliteStore } from "../../core/store/sqlite.ts";
 import type { DeliveryRecord, RunOutcome } from "../../core/store/types.ts";
-import type { RunRequest, Sandbox } from "../../sandbox/protocol.ts";
-import { waitUntil } from "../helpers/wait.ts";
+import type { RunRequest } from "../../sandbox/contract/run.ts";
+import type { Sandbox, SandboxStatus } from "../../sandbox/contract/sandbox.ts";
+import { pause, waitUntil } from "../helpers/wait.ts";
 
 const T0 = Date.parse("2026-11-21T10:00:00Z");
 const delivery: Settings["delivery"] = {
@@ -34,6 +34,10 @@ class ScriptedSandbox implements Sandbox {
   readonly requests: RunRequest[] = [];
   inflight = 0;
   constructor(public script: Script) {}
+  async start(): Promise<void> {}
+  status(): SandboxStatus {
+    return { mode: "inline", running: true, restarts: 0 };
+  }
   async load(): Promise<never> {
     throw new Error("not used");
   }
@@ -140,7 +144,7 @@ describe("retries", () => {
       // Not due a millisecond early, even when woken.
       now = run.nextAt - 1;
       dispatcher!.wake();
-      await new Promise((resolve) => setTimeout(resolve, 20));
+      await pause(20); // a bounded watch that no run starts (an absence has no signal to wait on)
       expect(sandbox.requests).toHaveLength(attempt + 1);
       now = run.nextAt;
       dispatcher!.wake();

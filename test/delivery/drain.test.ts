@@ -5,6 +5,7 @@ import path from "node:path";
 import Database from "better-sqlite3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DEFAULT_CONFIG, TestDaemon, TestProject } from "../helpers/daemon.ts";
+import { waitUntil } from "../helpers/wait.ts";
 import { Sink } from "./sink.ts";
 
 const configWithDrain = (drainMs: number) =>
@@ -24,16 +25,19 @@ function readRuns(project: TestProject, eventId: string): Array<{ plugin: string
 
 /** Posts until the daemon answers 503 (or stops listening); returns the 503's error code. */
 async function postUntilRefused(daemon: TestDaemon): Promise<string | undefined> {
-  for (let i = 0; i < 200; i++) {
-    try {
-      const { status, body } = await daemon.post("test.ping", { n: 1000 + i });
-      if (status === 503) return body.error.code as string;
-    } catch {
-      return undefined; // no longer listening: the 503 window was missed
-    }
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-  return undefined;
+  let n = 1000;
+  const refused = await waitUntil(
+    async (): Promise<{ code: string | undefined } | false> => {
+      try {
+        const { status, body } = await daemon.post("test.ping", { n: n++ });
+        return status === 503 && { code: body.error.code as string };
+      } catch {
+        return { code: undefined }; // no longer listening: the 503 window was missed
+      }
+    },
+    { timeoutMs: 10_000, intervalMs: 10 },
+  ).catch(() => ({ code: undefined }));
+  return refused.code;
 }
 
 describe("graceful stop", () => {

@@ -1,7 +1,7 @@
 // `hookd replay` reads times the way an operator types them.
 import { describe, expect, it } from "vitest";
 import { parseCliTime } from "../../core/delivery/replay-command.ts";
-import { catalogOrderBy, orderKeyFor } from "../../core/delivery/order-keys.ts";
+import { catalogOrderBy, orderKeyFor } from "../../core/routing/order-key.ts";
 
 const NOW = Date.parse("2026-11-21T12:00:00Z");
 

@@ -2,7 +2,11 @@
  * A sink on 127.0.0.1 that fixture plugins report to (`SINK_URL`): it records every JSON body by
  * path, and answers as the test says (status, delay, or never).
  */
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { afterAll, beforeAll } from "vitest";
+import { TestDaemon, TestProject, type ProjectOptions } from "../helpers/daemon.ts";
+import { readBody, startLocalServer, type LocalServer } from "../helpers/http.ts";
+import { Arrivals } from "../helpers/wait.ts";
 
 export interface SinkRecord {
   path: string;
@@ -15,18 +19,20 @@ export interface SinkRecord {
 export type SinkBehaviour = { status?: number; delayMs?: number; hang?: boolean };
 
 export class Sink {
-  readonly records: SinkRecord[] = [];
   url = "";
   /** How to answer a request; the default answers 200 at once. */
   behaviour: (record: SinkRecord) => SinkBehaviour = () => ({});
-  private server: Server | undefined;
-  private readonly waiters = new Set<() => void>();
+  private server: LocalServer | undefined;
+  private readonly arrived = new Arrivals<SinkRecord>();
+
+  /** Every request so far, in arrival order. */
+  get records(): SinkRecord[] {
+    return this.arrived.items;
+  }
 
   async start(): Promise<this> {
-    this.server = createServer((request, response) => this.receive(request, response));
-    await new Promise<void>((resolve) => this.server!.listen(0, "127.0.0.1", resolve));
-    const address = this.server.address();
-    this.url = `http://127.0.0.1:${typeof address === "object" && address ? address.port : 0}`;
+    this.server = await startLocalServer((request, response) => void this.receive(request, response));
+    this.url = this.server.origin;
     return this;
   }
 
@@ -36,49 +42,52 @@ export class Sink {
 
   /** Waits until `check` holds over the records. */
   async waitFor(check: (records: SinkRecord[]) => boolean, timeoutMs = 10_000): Promise<void> {
-    if (check(this.records)) return;
-    await new Promise<void>((resolve, reject) => {
-      const waiter = () => {
-        if (!check(this.records)) return;
-        clearTimeout(timer);
-        this.waiters.delete(waiter);
-        resolve();
-      };
-      const timer = setTimeout(() => {
-        this.waiters.delete(waiter);
-        reject(new Error(`sink: condition not met within ${timeoutMs} ms (${this.records.length} records)`));
-      }, timeoutMs);
-      this.waiters.add(waiter);
-    });
+    await this.arrived.when(() => check(this.records), { timeoutMs, what: "the sink's condition", show: (r) => `${(r as SinkRecord).path} ${JSON.stringify((r as SinkRecord).body)}` });
   }
 
   async close(): Promise<void> {
-    this.server?.closeAllConnections();
-    await new Promise((resolve) => this.server?.close(resolve));
+    await this.server?.close();
   }
 
-  private receive(request: IncomingMessage, response: ServerResponse): void {
-    let text = "";
-    request.setEncoding("utf8").on("data", (chunk: string) => (text += chunk));
-    request.on("end", () => {
-      let body: Record<string, any> = {};
-      try {
-        body = JSON.parse(text) as Record<string, any>;
-      } catch {
-        body = { text };
-      }
-      const record: SinkRecord = { path: request.url ?? "/", body, at: performance.now() };
-      const behaviour = this.behaviour(record);
-      this.records.push(record);
-      for (const waiter of [...this.waiters]) waiter();
-      if (behaviour.hang) return;
-      const answer = () => {
-        record.answeredAt = performance.now();
-        response.statusCode = behaviour.status ?? 200;
-        response.end("ok");
-      };
-      if (behaviour.delayMs) setTimeout(answer, behaviour.delayMs);
-      else answer();
-    });
+  private async receive(request: IncomingMessage, response: ServerResponse): Promise<void> {
+    const text = await readBody(request);
+    let body: Record<string, any> = {};
+    try {
+      body = JSON.parse(text) as Record<string, any>;
+    } catch {
+      body = { text };
+    }
+    const record: SinkRecord = { path: request.url ?? "/", body, at: performance.now() };
+    const behaviour = this.behaviour(record);
+    this.arrived.push(record);
+    if (behaviour.hang) return;
+    const answer = () => {
+      record.answeredAt = performance.now();
+      response.statusCode = behaviour.status ?? 200;
+      response.end("ok");
+    };
+    if (behaviour.delayMs) setTimeout(answer, behaviour.delayMs);
+    else answer();
   }
+}
+
+/**
+ * A sink and a real daemon that reports to it (`SINK_URL`) for one describe block: both started
+ * before its tests, stopped and removed after them.
+ */
+export function useSinkDaemon(projectOptions: ProjectOptions, behaviour?: Sink["behaviour"]): { sink: Sink; project: TestProject; daemon: TestDaemon } {
+  const sink = new Sink();
+  if (behaviour) sink.behaviour = behaviour;
+  const project = new TestProject(projectOptions);
+  const daemon = new TestDaemon(project);
+  beforeAll(async () => {
+    await sink.start();
+    await daemon.start({ env: { SINK_URL: sink.url } });
+  });
+  afterAll(async () => {
+    await daemon.stop();
+    await sink.close();
+    project.remove();
+  });
+  return { sink, project, daemon };
 }

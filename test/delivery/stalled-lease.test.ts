@@ -7,11 +7,13 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterEach, beforeEach, expect, it } from "vitest";
 import { Dispatcher } from "../../core/delivery/dispatcher.ts";
-import { createLogger } from "../../core/log.ts";
+import { createLogger } from "../../core/base/log.ts";
 import type { PluginManager } from "../../core/plugins/manager.ts";
 import { SqliteStore } from "../../core/store/sqlite.ts";
 import type { RunOutcome } from "../../core/store/types.ts";
-import type { RunRequest, Sandbox } from "../../sandbox/protocol.ts";
+import type { RunRequest } from "../../sandbox/contract/run.ts";
+import type { Sandbox } from "../../sandbox/contract/sandbox.ts";
+import { waitUntil } from "../helpers/wait.ts";
 
 let dir: string;
 let store: SqliteStore;
@@ -32,6 +34,8 @@ it("does not renew the lease of a run held by a sandbox process that misses its 
   const finish: Array<(outcome: RunOutcome) => void> = [];
   const stalledEvents = new Set<string>();
   const sandbox: Sandbox = {
+    start: async () => undefined,
+    status: () => ({ mode: "inline", running: true, restarts: 0 }),
     load: async () => {
       throw new Error("not used");
     },
@@ -64,11 +68,11 @@ it("does not renew the lease of a run held by a sandbox process that misses its 
   dispatcher.wake();
 
   // The sweep runs every few seconds (real time): wait for one that renewed the healthy run.
-  const deadline = Date.now() + 15_000;
-  while (requests.size < 2 || ![...requests.values()].some((r) => r.meta.eventId === "fine" && renewed.includes(Number(r.runId)))) {
-    if (Date.now() > deadline) throw new Error(`no lease sweep renewed the healthy run within 15 s (runs started: ${requests.size}, renewed: ${renewed.join(",")})`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
+  await waitUntil(() => requests.size >= 2 && [...requests.values()].some((r) => r.meta.eventId === "fine" && renewed.includes(Number(r.runId))), {
+    timeoutMs: 15_000,
+    intervalMs: 50,
+    what: () => `a lease sweep renewing the healthy run (runs started: ${requests.size}, renewed: ${renewed.join(",")})`,
+  });
   const hung = [...requests.values()].find((r) => r.meta.eventId === "hung")!;
   expect(renewed).not.toContain(Number(hung.runId));
   for (const resolve of finish) resolve({ ok: true, durationMs: 1 });

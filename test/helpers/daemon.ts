@@ -10,6 +10,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll } from "vitest";
 import { distProblem } from "../../scripts/dist-state.mjs";
+import { Arrivals } from "./wait.ts";
 
 export const REPO = fileURLToPath(new URL("../..", import.meta.url));
 export const BIN = path.join(REPO, "bin/hookd.js");
@@ -83,14 +84,18 @@ export interface StartOptions {
 }
 
 export class TestDaemon {
-  readonly logs: LogLine[] = [];
   url = "";
+  private readonly lines = new Arrivals<LogLine>();
   private child: ChildProcess | undefined;
-  private waiters: Array<{ match: (line: LogLine) => boolean; resolve: (line: LogLine) => void }> = [];
   private stderr = "";
   private exited: Promise<number | null> = Promise.resolve(null);
 
   constructor(readonly project: TestProject) {}
+
+  /** Every log line so far, in order (those of earlier starts too). */
+  get logs(): LogLine[] {
+    return this.lines.items;
+  }
 
   async start(options: StartOptions = {}): Promise<this> {
     assertFreshBuild();
@@ -119,8 +124,7 @@ export class TestDaemon {
         } catch {
           line = { msg: text, raw: true };
         }
-        this.logs.push(line);
-        this.waiters = this.waiters.filter((w) => (w.match(line) ? (w.resolve(line), false) : true));
+        this.lines.push(line);
       }
     });
     child.stderr!.setEncoding("utf8").on("data", (chunk: string) => (this.stderr += chunk));
@@ -136,27 +140,12 @@ export class TestDaemon {
 
   /** Resolves with the first log line (past or future) that matches. */
   waitForLog(match: (line: LogLine) => boolean, timeoutMs = 30_000): Promise<LogLine> {
-    const seen = this.logs.find(match);
-    if (seen) return Promise.resolve(seen);
-    return new Promise((resolve, reject) => {
-      const waiter = { match, resolve: (line: LogLine) => (clearTimeout(timer), resolve(line)) };
-      const timer = setTimeout(() => {
-        this.waiters = this.waiters.filter((w) => w !== waiter);
-        reject(new Error(`no matching log line within ${timeoutMs} ms; last lines:\n${this.logs.slice(-15).map((l) => JSON.stringify(l)).join("\n")}\n${this.stderr}`));
-      }, timeoutMs);
-      this.waiters.push(waiter);
-    });
+    return this.lines.first(match, { timeoutMs, what: () => `a matching log line${this.stderr ? ` (stderr: ${this.stderr})` : ""}` });
   }
 
   /** Waits until `count` lines match. */
-  async waitForLogs(match: (line: LogLine) => boolean, count: number, timeoutMs = 30_000): Promise<LogLine[]> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const found = this.logs.filter(match);
-      if (found.length >= count) return found;
-      if (Date.now() > deadline) throw new Error(`only ${found.length} of ${count} matching log lines within ${timeoutMs} ms`);
-      await new Promise((r) => setTimeout(r, 25));
-    }
+  waitForLogs(match: (line: LogLine) => boolean, count: number, timeoutMs = 30_000): Promise<LogLine[]> {
+    return this.lines.count(match, count, { timeoutMs, what: () => `${count} matching log lines (${this.logs.filter(match).length} so far)` });
   }
 
   fetch(pathname: string, init: RequestInit = {}): Promise<Response> {

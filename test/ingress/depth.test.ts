@@ -1,6 +1,6 @@
 // The nesting checks themselves: loops, never recursive, and not fooled by brackets in strings.
 import { expect, it } from "vitest";
-import { jsonTextTooDeep, valueTooDeep } from "../../core/ingress/depth.ts";
+import { jsonTextTooDeep, valueTooDeep } from "../../core/base/depth.ts";
 
 it("counts brackets of the JSON text, not those inside strings or after escapes", () => {
   expect(jsonTextTooDeep(`{"a":[[1]]}`, 3)).toBe(false);

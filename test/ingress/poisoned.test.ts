@@ -7,6 +7,7 @@ import { PostgresStore } from "../../core/store/postgres.ts";
 import { SqliteStore } from "../../core/store/sqlite.ts";
 import type { Store } from "../../core/store/types.ts";
 import { TestDaemon, TestProject } from "../helpers/daemon.ts";
+import { waitUntil } from "../helpers/wait.ts";
 import { dropSchema, postgresUnavailable, schemaUrl, testSchemaName } from "../store/stores.ts";
 
 const RECORDER = `
@@ -29,16 +30,8 @@ async function plant(store: Store): Promise<void> {
   await store.close();
 }
 
-/** Waits until `check` returns a value, polling; fails naming `what` after `timeoutMs`. */
-async function waitFor<T>(what: string, check: () => Promise<T | undefined>, timeoutMs = 15_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await check();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`gave up after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
+/** The shared waitUntil, with this file's argument order, bound and pace. */
+const waitFor = <T>(what: string, check: () => Promise<T | undefined>, timeoutMs = 15_000): Promise<T> => waitUntil(check, { what, timeoutMs, intervalMs: 50 });
 
 const cases = [
   { name: "sqlite", skip: false },

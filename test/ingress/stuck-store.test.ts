@@ -5,6 +5,7 @@
 import pg from "pg";
 import { afterEach, describe, expect, it } from "vitest";
 import { TestDaemon, TestProject } from "../helpers/daemon.ts";
+import { waitUntil } from "../helpers/wait.ts";
 import { dropSchema, PG_URL, postgresUnavailable, schemaUrl, testSchemaName } from "../store/stores.ts";
 
 const config = (statementTimeoutMs: number) => `
@@ -36,11 +37,7 @@ describe.skipIf(pgDown !== null)("a stuck store", () => {
     cleanups.push(async () => dropSchema(schema), async () => project.remove(), async () => void (await daemon.stop()), async () => locker.end().catch(() => undefined));
     await daemon.start({ env: { HOOKD_STORE_URL: schemaUrl(schema) } });
     expect((await daemon.post("test.ping", { n: 1 })).status).toBe(202);
-    const deadline = Date.now() + 10_000;
-    while (((await daemon.getJson("/api/runs?status=done")) as { runs: unknown[] }).runs.length === 0) {
-      if (Date.now() > deadline) throw new Error("the first run was not recorded done within 10 s");
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
+    await waitUntil(async () => ((await daemon.getJson("/api/runs?status=done")) as { runs: unknown[] }).runs.length > 0, { timeoutMs: 10_000, intervalMs: 50, what: "the first run recorded done" });
     await locker.connect();
     await locker.query("BEGIN");
     await locker.query(`LOCK TABLE "${schema}".deliveries IN ACCESS EXCLUSIVE MODE`);
@@ -64,13 +61,11 @@ describe.skipIf(pgDown !== null)("a stuck store", () => {
     const { daemon, locker } = await lockedDaemon(600_000);
     // This event's store write waits on the lock: a request in flight that does not end.
     const hanging = daemon.post("test.ping", { n: 2 }).catch(() => null);
-    const deadline = Date.now() + 10_000;
-    for (;;) {
-      const { rows } = await locker.query<{ n: string }>("SELECT count(*) AS n FROM pg_locks WHERE NOT granted");
-      if (Number(rows[0]!.n) > 0) break;
-      if (Date.now() > deadline) throw new Error("no store call of the daemon waited on the lock within 10 s");
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
+    await waitUntil(async () => Number((await locker.query<{ n: string }>("SELECT count(*) AS n FROM pg_locks WHERE NOT granted")).rows[0]!.n) > 0, {
+      timeoutMs: 10_000,
+      intervalMs: 50,
+      what: "a store call of the daemon waiting on the lock",
+    });
     const started = Date.now();
     const code = await daemon.stop(30_000);
     expect(Date.now() - started).toBeLessThan(DRAIN_MS + STOP_MARGIN_MS + 3000);

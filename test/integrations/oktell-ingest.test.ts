@@ -1,8 +1,8 @@
 // The real daemon: the telephony server's XML samples in over POST /ingest/oktell as UTF-16,
 // typed events out to handlers; a route into an action; manual starts checked before storing.
-import { spawn } from "node:child_process";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { BIN, TestDaemon, TestProject } from "../helpers/daemon.ts";
+import { describe, expect, it } from "vitest";
+import { useDaemon } from "../helpers/daemon.ts";
+import { runHookd } from "../helpers/run.ts";
 import { seed002Events, seed002NotEvents, seed003, TMINTERFACECONFIRM_TEXT_START, tminterfacereserve, utf16be, utf16le } from "./seed-samples.ts";
 
 const CONFIG = `
@@ -21,16 +21,7 @@ export default defineConfig({
 `;
 
 describe("POST /ingest/oktell", () => {
-  const project = new TestProject({ fixtures: ["integrations"], config: CONFIG });
-  const daemon = new TestDaemon(project);
-
-  beforeAll(async () => {
-    await daemon.start();
-  });
-  afterAll(async () => {
-    await daemon.stop();
-    project.remove();
-  });
+  const { daemon } = useDaemon({ fixtures: ["integrations"], config: CONFIG });
 
   const ingest = (body: Buffer | string, headers: Record<string, string> = { "content-type": "text/xml; charset=utf-16" }) =>
     daemon.fetch("/ingest/oktell", { method: "POST", headers, body });
@@ -179,16 +170,7 @@ describe("POST /ingest/oktell", () => {
 });
 
 describe("manual starts are checked against the action's input schema", () => {
-  const project = new TestProject({ fixtures: ["integrations"], config: CONFIG });
-  const daemon = new TestDaemon(project);
-
-  beforeAll(async () => {
-    await daemon.start();
-  });
-  afterAll(async () => {
-    await daemon.stop();
-    project.remove();
-  });
+  const { daemon } = useDaemon({ fixtures: ["integrations"], config: CONFIG });
 
   const start = (input: unknown) =>
     daemon.fetch("/actions/page-operator", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(input) });
@@ -222,18 +204,6 @@ describe("manual starts are checked against the action's input schema", () => {
   });
 });
 
-function runCli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, NODE_OPTIONS: "" }, stdio: ["ignore", "pipe", "pipe"] });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.setEncoding("utf8").on("data", (chunk: string) => (stdout += chunk));
-    child.stderr.setEncoding("utf8").on("data", (chunk: string) => (stderr += chunk));
-    const timer = setTimeout(() => child.kill("SIGKILL"), 20_000);
-    child.once("error", reject);
-    child.once("exit", (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
+function runCli(args: string[]) {
+  return runHookd(args, { timeoutMs: 20_000 });
 }

@@ -3,7 +3,8 @@ import { describe, expect, it } from "vitest";
 import { catalog } from "../../core/catalog/index.ts";
 import { readOktellBody } from "../../core/ingress/oktell.ts";
 import { decodeXmlBody, detectXmlEncoding } from "../../core/ingress/oktell-decode.ts";
-import { isValidTimezone, oktellDateTimeToZonedIso } from "../../core/ingress/oktell-time.ts";
+import { oktellDateTimeToZonedIso } from "../../core/ingress/oktell-time.ts";
+import { isValidTimezone } from "../../core/base/time-zone.ts";
 import { seed002Events, seed002NotEvents, seed003, TMINTERFACECONFIRM_TEXT_START, tminterfacereserve, utf16be, utf16le } from "./seed-samples.ts";
 
 /** The payload a handler would get: read as the server sends it, then the catalog's schema. */

@@ -3,16 +3,17 @@
 // also started by hand), seed 004 (a closed deal forwarded by webhook).
 import { createHmac } from "node:crypto";
 import { readdirSync, readFileSync } from "node:fs";
-import { createServer, type Server } from "node:http";
 import path from "node:path";
 import qs from "qs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { REPO, TestDaemon, TestProject } from "../helpers/daemon.ts";
+import { readBody, startLocalServer, type LocalServer } from "../helpers/http.ts";
+import { waitUntil } from "../helpers/wait.ts";
 
 const SECRET = "shipped-example-secret";
 
 describe("the shipped examples", () => {
-  let receiver: Server;
+  let receiver: LocalServer;
   let origin = "";
   const received: Array<{ path: string; headers: Record<string, unknown>; body: string }> = [];
   const plugins = Object.fromEntries(
@@ -24,25 +25,18 @@ describe("the shipped examples", () => {
   const daemon = new TestDaemon(project);
 
   beforeAll(async () => {
-    receiver = createServer((request, response) => {
-      let body = "";
-      request.setEncoding("utf8");
-      request.on("data", (chunk: string) => (body += chunk));
-      request.on("end", () => {
-        received.push({ path: request.url ?? "", headers: request.headers, body });
-        response.end("ok");
-      });
+    receiver = await startLocalServer(async (request, response) => {
+      const body = await readBody(request);
+      received.push({ path: request.url ?? "", headers: request.headers, body });
+      response.end("ok");
     });
-    await new Promise<void>((resolve) => receiver.listen(0, "127.0.0.1", resolve));
-    const address = receiver.address();
-    origin = `http://127.0.0.1:${typeof address === "object" && address ? address.port : 0}`;
+    origin = receiver.origin;
     await daemon.start({ env: { DEAL_WEBHOOK_URL: `${origin}/hook.php`, HOOKD_WEBHOOK_SECRET: SECRET } });
   });
   afterAll(async () => {
     await daemon.stop();
     project.remove();
-    receiver.closeAllConnections();
-    await new Promise((resolve) => receiver.close(resolve));
+    await receiver.close();
   });
 
   it("seed 000: the supervisor is told of an operator's status change, with the reason", async () => {
@@ -76,8 +70,7 @@ describe("the shipped examples", () => {
 
   it("seed 004: a closed deal is forwarded by webhook as a signed PHP form", async () => {
     const { body } = await daemon.post("deal.close", { did: "77", autor: "3", summa: "10340.00", status: "won" });
-    for (let i = 0; i < 400 && !received.some((r) => r.headers["webhook-id"] === `msg_${body.id}`); i++) await new Promise((r) => setTimeout(r, 25));
-    const hook = received.find((r) => r.headers["webhook-id"] === `msg_${body.id}`);
+    const hook = await waitUntil(() => received.find((r) => r.headers["webhook-id"] === `msg_${body.id}`), { timeoutMs: 15_000, what: `the webhook msg_${body.id}` });
     expect(hook).toBeDefined();
     expect(hook!.path).toBe("/hook.php");
     expect(qs.parse(hook!.body)).toEqual({ deal: "77", amount: "10340.00", status: "won", author: "3" });

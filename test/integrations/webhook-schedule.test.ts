@@ -2,13 +2,13 @@
 // endpoint, with an injected clock and an injected fetch (no timers, no network).
 import { createHmac } from "node:crypto";
 import { afterEach, describe, expect, it } from "vitest";
-import { createLogger } from "../../core/log.ts";
+import { createLogger } from "../../core/base/log.ts";
+import { attemptsFor, DEFAULT_RETRY_SCHEDULE_MS, nextAttemptDelayMs, parseRetryAfter, RETRY_AFTER_CAP_MS } from "../../core/routing/retry-policy.ts";
+import { endpointId } from "../../core/routing/targets.ts";
 import { SqliteStore } from "../../core/store/sqlite.ts";
 import type { ClaimedDelivery, RunOutcome } from "../../core/store/types.ts";
 import { WebhookDeliveries, type WebhookEndpointConfig } from "../../core/webhooks/deliveries.ts";
-import { endpointId } from "../../core/webhooks/endpoints.ts";
 import { phpQuery, prepareWebhookRequest } from "../../core/webhooks/request.ts";
-import { attemptsFor, DEFAULT_RETRY_SCHEDULE_MS, nextAttemptDelayMs, parseRetryAfter, RETRY_AFTER_CAP_MS } from "../../core/webhooks/schedule.ts";
 import { createSigner } from "../../core/webhooks/signing.ts";
 
 const S = 1000;

@@ -1,10 +1,12 @@
 // Outbound webhooks from the real daemon to a receiver on 127.0.0.1, which checks every
 // signature with its own HMAC (node:crypto), as a receiver written in any language would.
 import { createHmac, timingSafeEqual } from "node:crypto";
-import { createServer, type IncomingMessage, type Server } from "node:http";
+import type { IncomingMessage } from "node:http";
 import qs from "qs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { TestDaemon, TestProject } from "../helpers/daemon.ts";
+import { readBody, startLocalServer, type LocalServer } from "../helpers/http.ts";
+import { waitUntil } from "../helpers/wait.ts";
 
 const KEY = Buffer.from("hookd test signing key, 32 bytes");
 const SECRET = `whsec_${KEY.toString("base64")}`;
@@ -35,7 +37,7 @@ function verify(request: IncomingMessage, body: string, origin: string): boolean
 }
 
 describe("outbound webhooks", () => {
-  let receiver: Server;
+  let receiver: LocalServer;
   let origin = "";
   const received: Received[] = [];
   /** How /flaky answers: fail until told otherwise. */
@@ -44,34 +46,28 @@ describe("outbound webhooks", () => {
   let daemon: TestDaemon;
 
   beforeAll(async () => {
-    receiver = createServer((request, response) => {
-      let body = "";
-      request.setEncoding("utf8");
-      request.on("data", (chunk: string) => (body += chunk));
-      request.on("end", () => {
-        const url = new URL(request.url ?? "/", origin);
-        received.push({
-          method: request.method ?? "",
-          path: url.pathname,
-          query: qs.parse(url.search.slice(1)),
-          headers: request.headers,
-          body,
-          signatureValid: verify(request, body, origin),
-        });
-        if (url.pathname === "/redirect") {
-          response.writeHead(302, { location: `${origin}/ok` }).end();
-        } else if (url.pathname === "/flaky" && flakyAnswers) {
-          const first = received.filter((r) => r.path === "/flaky" && r.headers["webhook-id"] === request.headers["webhook-id"]).length === 1;
-          // The first attempt asks for a pause; the rest just fail.
-          response.writeHead(first ? 503 : 500, first ? { "retry-after": "3" } : {}).end("down");
-        } else {
-          response.writeHead(200).end("ok");
-        }
+    receiver = await startLocalServer(async (request, response) => {
+      const body = await readBody(request);
+      const url = new URL(request.url ?? "/", origin);
+      received.push({
+        method: request.method ?? "",
+        path: url.pathname,
+        query: qs.parse(url.search.slice(1)),
+        headers: request.headers,
+        body,
+        signatureValid: verify(request, body, origin),
       });
+      if (url.pathname === "/redirect") {
+        response.writeHead(302, { location: `${origin}/ok` }).end();
+      } else if (url.pathname === "/flaky" && flakyAnswers) {
+        const first = received.filter((r) => r.path === "/flaky" && r.headers["webhook-id"] === request.headers["webhook-id"]).length === 1;
+        // The first attempt asks for a pause; the rest just fail.
+        response.writeHead(first ? 503 : 500, first ? { "retry-after": "3" } : {}).end("down");
+      } else {
+        response.writeHead(200).end("ok");
+      }
     });
-    await new Promise<void>((resolve) => receiver.listen(0, "127.0.0.1", resolve));
-    const address = receiver.address();
-    origin = `http://127.0.0.1:${typeof address === "object" && address ? address.port : 0}`;
+    origin = receiver.origin;
 
     project = new TestProject({
       config: `
@@ -99,17 +95,17 @@ export default defineConfig({
   afterAll(async () => {
     await daemon?.stop();
     project?.remove();
-    receiver.closeAllConnections();
-    await new Promise((resolve) => receiver.close(resolve));
+    await receiver.close();
   });
 
   async function waitForRequests(match: (r: Received) => boolean, count: number): Promise<Received[]> {
-    for (let i = 0; i < 400; i++) {
-      const found = received.filter(match);
-      if (found.length >= count) return found;
-      await new Promise((r) => setTimeout(r, 25));
-    }
-    throw new Error(`receiver saw ${received.filter(match).length} of ${count} matching requests`);
+    return waitUntil(
+      () => {
+        const found = received.filter(match);
+        return found.length >= count && found;
+      },
+      { timeoutMs: 15_000, what: () => `${count} matching requests (the receiver saw ${received.filter(match).length})` },
+    );
   }
 
   async function runsOf(eventId: string): Promise<Array<{ kind: string; plugin: string; status: string; attempts: number; nextAt: number; updatedAt: number; lastError: { code: string; message: string } | null }>> {
@@ -203,25 +199,20 @@ export default defineConfig({
 });
 
 describe("webhook deliveries across a crash", () => {
-  let receiver: Server;
+  let receiver: LocalServer;
   let origin = "";
   const ids: string[] = [];
 
   beforeAll(async () => {
-    receiver = createServer((request, response) => {
+    receiver = await startLocalServer((request, response) => {
       ids.push(String(request.headers["webhook-id"]));
       request.resume();
       // The first attempt never gets an answer: it is in flight when the daemon is killed.
       if (ids.length > 1) request.on("end", () => response.end("ok"));
     });
-    await new Promise<void>((resolve) => receiver.listen(0, "127.0.0.1", resolve));
-    const address = receiver.address();
-    origin = `http://127.0.0.1:${typeof address === "object" && address ? address.port : 0}`;
+    origin = receiver.origin;
   });
-  afterAll(async () => {
-    receiver.closeAllConnections();
-    await new Promise((resolve) => receiver.close(resolve));
-  });
+  afterAll(() => receiver.close());
 
   it("sends again after a restart the webhook that was in flight when the daemon died, with the same webhook-id", async () => {
     const project = new TestProject({

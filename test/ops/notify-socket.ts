@@ -8,6 +8,7 @@ import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
+import { Arrivals } from "../helpers/wait.ts";
 
 const RECEIVER = String.raw`
 import array, json, os, socket, sys
@@ -37,8 +38,7 @@ export function notifySocketUnsupported(): string | undefined {
 }
 
 export class FakeNotifySocket {
-  readonly messages: NotifyMessage[] = [];
-  private waiters: Array<{ match: (m: NotifyMessage) => boolean; resolve: (m: NotifyMessage) => void }> = [];
+  private readonly arrived = new Arrivals<NotifyMessage>();
 
   private constructor(
     readonly path: string,
@@ -75,16 +75,12 @@ export class FakeNotifySocket {
 
   /** Resolves with the first message (past or future) that matches. */
   waitFor(match: (m: NotifyMessage) => boolean, timeoutMs = 10_000): Promise<NotifyMessage> {
-    const seen = this.messages.find(match);
-    if (seen) return Promise.resolve(seen);
-    return new Promise((resolve, reject) => {
-      const waiter = { match, resolve: (m: NotifyMessage) => (clearTimeout(timer), resolve(m)) };
-      const timer = setTimeout(() => {
-        this.waiters = this.waiters.filter((w) => w !== waiter);
-        reject(new Error(`no matching notify message within ${timeoutMs} ms; got:\n${this.messages.map((m) => JSON.stringify(m.raw)).join("\n")}`));
-      }, timeoutMs);
-      this.waiters.push(waiter);
-    });
+    return this.arrived.first(match, { timeoutMs, what: "a matching notify message", show: (m) => JSON.stringify((m as NotifyMessage).raw) });
+  }
+
+  /** Every message so far, in order. */
+  get messages(): NotifyMessage[] {
+    return this.arrived.items;
   }
 
   /** Messages other than the BARRIER=1 that follows each of systemd-notify's sends. */
@@ -107,7 +103,6 @@ export class FakeNotifySocket {
       const eq = line.indexOf("=");
       if (eq > 0) message[line.slice(0, eq)] = line.slice(eq + 1);
     }
-    this.messages.push(message);
-    this.waiters = this.waiters.filter((w) => (w.match(message) ? (w.resolve(message), false) : true));
+    this.arrived.push(message);
   }
 }

@@ -8,6 +8,7 @@ import path from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { BIN, TestDaemon, TestProject } from "../helpers/daemon.ts";
+import { pause, waitUntil } from "../helpers/wait.ts";
 import { parsePrometheusText, sampleValue, sumOf, type Exposition } from "./prometheus-text.ts";
 
 const run = promisify(execFile);
@@ -260,9 +261,9 @@ describe("operations: metrics, status and history", () => {
 
 /** A millisecond no event shares: events before it are strictly older, after it not older. */
 async function distinctMoment(): Promise<number> {
-  await new Promise((resolve) => setTimeout(resolve, 5));
+  await pause(5);
   const at = Date.now();
-  await new Promise((resolve) => setTimeout(resolve, 5));
+  await pause(5);
   return at;
 }
 
@@ -273,12 +274,5 @@ async function untilScrape(scrape: () => Promise<Exposition>, done: (m: Expositi
   });
 }
 
-async function untilValue<T>(read: () => Promise<T | undefined>, timeoutMs = 10_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await read();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error("timed out");
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
+/** The shared waitUntil, with this file's bound and pace. */
+const untilValue = <T>(read: () => Promise<T | undefined>, timeoutMs = 10_000): Promise<T> => waitUntil(read, { timeoutMs, intervalMs: 50 });

@@ -5,6 +5,7 @@ import path from "node:path";
 import Database from "better-sqlite3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { TestDaemon, TestProject } from "../helpers/daemon.ts";
+import { waitUntil } from "../helpers/wait.ts";
 import { FakeNotifySocket, notifySocketUnsupported } from "./notify-socket.ts";
 
 const unsupported = notifySocketUnsupported();
@@ -171,16 +172,6 @@ async function writeConfig(project: TestProject, source: string): Promise<void> 
   writeFileSync(path.join(project.dir, "events.config.ts"), source);
 }
 
-async function until(check: () => boolean | Promise<boolean>, what: string, timeoutMs = 10_000): Promise<void> {
-  await untilValue(async () => ((await check()) ? true : undefined), what, timeoutMs);
-}
-
-async function untilValue<T>(read: () => Promise<T | undefined>, what: string, timeoutMs = 10_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await read();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
+/** The shared waitUntil, with this file's argument order, bound and pace. */
+const until = async (check: () => boolean | Promise<boolean>, what: string, timeoutMs = 10_000): Promise<void> => void (await waitUntil(check, { what, timeoutMs, intervalMs: 50 }));
+const untilValue = <T>(read: () => Promise<T | undefined>, what: string, timeoutMs = 10_000): Promise<T> => waitUntil(read, { what, timeoutMs, intervalMs: 50 });

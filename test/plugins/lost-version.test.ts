@@ -8,9 +8,11 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { z } from "zod";
-import { createLogger } from "../../core/log.ts";
+import { createLogger } from "../../core/base/log.ts";
 import { PluginManager } from "../../core/plugins/manager.ts";
 import { IsolateHost } from "../../sandbox/isolate-host.ts";
+import { testServices } from "../helpers/services.ts";
+import { runRequest } from "../helpers/run-request.ts";
 import { waitUntil } from "../helpers/wait.ts";
 
 const PLUGIN = `import { on } from "hookd";
@@ -27,12 +29,7 @@ describe("a version the sandbox lost", () => {
     writeFileSync(path.join(dir, "pinger.ts"), PLUGIN);
     host = new IsolateHost({
       environmentSecrets: false,
-      services: {
-        log: () => undefined,
-        kv: async () => undefined,
-        emit: async () => ({ id: "e" }),
-        fetch: async () => ({ status: 200, statusText: "OK", headers: {}, body: "", url: "" }),
-      },
+      services: testServices(),
     });
     manager = new PluginManager({
       sandbox: host,
@@ -67,15 +64,7 @@ describe("a version the sandbox lost", () => {
       return version !== undefined && version > lost ? version : undefined;
     }, { timeoutMs: 60_000, what: "pinger loaded again after its version was lost" });
     expect(manager.claimKeys()).toContain("pinger");
-    const outcome = await host.run({
-      runId: "r1",
-      plugin: "pinger",
-      version: again,
-      kind: "event",
-      name: "test.ping",
-      payload: { n: 1 },
-      meta: { eventId: "e1", eventName: "test.ping", receivedAt: Date.now(), attempt: 1, depth: 0 },
-    });
+    const outcome = await host.run(runRequest("pinger", "test.ping", { version: again, payload: { n: 1 }, runId: "r1", eventId: "e1" }));
     expect(outcome.ok).toBe(true);
   });
 });

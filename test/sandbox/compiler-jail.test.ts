@@ -8,7 +8,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { compilePlugin, type CompileOptions } from "../../core/compile/compile-plugin.ts";
-import { HookdError, type HookdErrorCode } from "../../core/errors.ts";
+import { HookdError, type HookdErrorCode } from "../../sandbox/contract/errors.ts";
 
 // Outside the project: what an attacker wants (stands in for /etc/passwd and friends).
 const outside = mkdtempSync(path.join(tmpdir(), "hookd-outside-"));

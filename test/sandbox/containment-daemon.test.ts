@@ -9,6 +9,7 @@ import { readFileSync } from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { FIXTURES, TestDaemon, TestProject } from "../helpers/daemon.ts";
+import { pause, waitUntil } from "../helpers/wait.ts";
 
 const DIR = path.join(FIXTURES, "plugins", "limits");
 const PLUGINS = ["forge-aborted", "greedy", "modest", "blocker", "neighbour"];
@@ -50,14 +51,12 @@ describe("containment, round two, end to end", () => {
   });
 
   async function settled(eventId: string, plugin: string, timeoutMs = 30_000): Promise<RunRecord> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const { runs } = (await daemon.getJson(`/api/runs?eventId=${eventId}`)) as { runs: RunRecord[] };
-      const run = runs.find((r) => r.plugin === plugin);
-      if (run && (run.status === "done" || run.status === "dead")) return run;
-      if (Date.now() > deadline) throw new Error(`run of ${plugin} for ${eventId} not settled within ${timeoutMs} ms: ${JSON.stringify(runs)}`);
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
+    const runsOf = async () => ((await daemon.getJson(`/api/runs?eventId=${eventId}`)) as { runs: RunRecord[] }).runs;
+    return waitUntil(async () => (await runsOf()).find((r) => r.plugin === plugin && (r.status === "done" || r.status === "dead")), {
+      timeoutMs,
+      intervalMs: 50,
+      what: async () => `the run of ${plugin} for ${eventId} to settle: ${JSON.stringify(await runsOf())}`,
+    });
   }
 
   it("12: a plugin declaring memoryMb: 1024 under the default ceiling fails to load, naming the setting; one lowering its limits loads", async () => {
@@ -87,7 +86,7 @@ describe("containment, round two, end to end", () => {
         const response = await daemon.fetch("/readyz").catch(() => undefined);
         if (response && response.status === 503) reasons.add(String(((await response.json()) as { error: { message: string } }).error.message));
         else await response?.arrayBuffer();
-        await new Promise((resolve) => setTimeout(resolve, 30));
+        await pause(30); // a sampling pace, not a state
       }
     })();
     try {
@@ -110,9 +109,7 @@ describe("containment, round two, end to end", () => {
     expect(seen).toMatch(/sandbox process is not answering: \d of 3 heartbeats of 200 ms missed/);
     expect(seen).toMatch(/sandbox process is restarting: it stopped answering \(3 heartbeats of 200 ms missed\)/);
     // Ready again once the process is back.
-    const deadline = Date.now() + 15_000;
-    let status = 0;
-    while ((status = (await daemon.fetch("/readyz")).status) !== 200 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
-    expect(status).toBe(200);
+    await waitUntil(async () => (await daemon.fetch("/readyz")).status === 200, { timeoutMs: 15_000, intervalMs: 50, what: "/readyz answering 200 again" });
+    expect((await daemon.fetch("/readyz")).status).toBe(200);
   }, 90_000);
 });

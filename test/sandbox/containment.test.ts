@@ -7,8 +7,10 @@ import { compilePlugin } from "../../core/compile/compile-plugin.ts";
 import { describeIssues, settingsSchema } from "../../core/config/settings.ts";
 import type { RunOutcome } from "../../core/store/types.ts";
 import { IsolateHost } from "../../sandbox/isolate-host.ts";
-import type { PluginLimits, PluginLogRecord, PluginSpec } from "../../sandbox/protocol.ts";
+import type { PluginLimits, PluginLogRecord, PluginSpec } from "../../sandbox/contract/run.ts";
+import { testServices } from "../helpers/services.ts";
 import { FIXTURES } from "../helpers/daemon.ts";
+import { runRequest } from "../helpers/run-request.ts";
 
 const DIR = path.join(FIXTURES, "plugins", "limits");
 const LIMITS: PluginLimits = { memoryMb: 64, timeoutMs: 5000, maxConcurrentRuns: 4, maxHostCallsInFlight: 64 };
@@ -29,9 +31,9 @@ describe("containment, round two", () => {
   beforeAll(async () => {
     host = new IsolateHost({
       environmentSecrets: false,
-      services: {
+      services: testServices({
         log: (record) => logs.push(record),
-        kv: async (_plugin, op) => {
+        kv: async (op) => {
           kvCalls++;
           kvMaxInFlight = Math.max(kvMaxInFlight, ++kvInFlight);
           // Answered on a later turn, so that calls really overlap on the host.
@@ -39,9 +41,7 @@ describe("containment, round two", () => {
           kvInFlight--;
           return op === "list" ? [] : "v";
         },
-        emit: async () => ({ id: "emitted" }),
-        fetch: async () => ({ status: 200, statusText: "OK", headers: {}, body: "", url: "" }),
-      },
+      }),
     });
     for (const name of ["forge-aborted", "forge-reply", "kv-flood", "wasm-off", "wasm-memory"]) await host.load(await specOf(name));
   }, 60_000);
@@ -52,15 +52,7 @@ describe("containment, round two", () => {
 
   function run(plugin: string, event: string): Promise<RunOutcome> {
     runs++;
-    return host.run({
-      runId: `run-${runs}`,
-      plugin,
-      version: 1,
-      kind: "event",
-      name: event,
-      payload: {},
-      meta: { eventId: `event-${runs}`, eventName: event, receivedAt: Date.now(), attempt: 1, depth: 0 },
-    });
+    return host.run(runRequest(plugin, event, { runId: `run-${runs}`, eventId: `event-${runs}` }));
   }
 
   describe("13: codes come from the host", () => {

@@ -1,9 +1,9 @@
 // The real daemon with a config that opens all of 127.0.0.1 to ctx.fetch: a plugin declaring
 // `http://*` reaches a local server there, and still never the daemon's own API, under any name
 // or spelling of its address.
-import { createServer, type Server } from "node:http";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { TestDaemon, TestProject } from "../helpers/daemon.ts";
+import { startLocalServer, type LocalServer } from "../helpers/http.ts";
 
 const CONFIG = `
 import { defineConfig, z } from "hookd/config";
@@ -42,23 +42,21 @@ on("probe.go", async (event, ctx) => {
 `;
 
 describe("ctx.fetch and the daemon's own address", () => {
-  let local: Server;
+  let local: LocalServer | undefined;
   let localPort = 0;
   const project = new TestProject({ config: CONFIG, files: { "prober.ts": PLUGIN } });
   const daemon = new TestDaemon(project);
 
   beforeAll(async () => {
-    local = createServer((_request, response) => response.end("local ok"));
-    await new Promise<void>((resolve) => local.listen(0, "127.0.0.1", resolve));
-    localPort = (local.address() as { port: number }).port;
+    local = await startLocalServer((_request, response) => response.end("local ok"));
+    localPort = local.port;
     await daemon.start({ timeoutMs: 60_000 });
   }, 90_000);
 
   afterAll(async () => {
     await daemon.stop();
     project.remove();
-    local?.closeAllConnections();
-    await new Promise((resolve) => local?.close(resolve));
+    await local?.close();
   });
 
   it("refuses the daemon's API to a plugin declaring http://* even where the config allows the host, and serves the allowed neighbour", async () => {

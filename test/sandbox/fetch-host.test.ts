@@ -7,12 +7,14 @@ import { build } from "esbuild";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { compilePlugin } from "../../core/compile/compile-plugin.ts";
 import { FetchService } from "../../core/fetch/fetch-service.ts";
-import type { FetchCall } from "../../core/fetch/policy.ts";
+import type { FetchCall } from "../../sandbox/contract/fetch.ts";
 import type { RunOutcome } from "../../core/store/types.ts";
-import type { PluginLogRecord, PluginSpec, RunRequest } from "../../sandbox/protocol.ts";
+import type { PluginLogRecord, PluginSpec, RunRequest } from "../../sandbox/contract/run.ts";
+import { testServices } from "../helpers/services.ts";
 import type { SandboxProcess } from "../../sandbox/sandbox-process.ts";
 import { SandboxSupervisor } from "../../sandbox/supervisor.ts";
 import { FIXTURES, REPO } from "../helpers/daemon.ts";
+import { runRequest } from "../helpers/run-request.ts";
 
 const DIR = path.join(FIXTURES, "plugins", "fetch-daemon");
 const LIMITS = { memoryMb: 64, timeoutMs: 10_000, maxConcurrentRuns: 4 };
@@ -39,22 +41,22 @@ describe("ctx.fetch in the daemon", () => {
     const fetchService = new FetchService({ allowHosts: () => [new URL(localUrl).host] });
     sandbox = new SandboxSupervisor({
       secrets: { LOCAL_URL: localUrl },
-      services: {
+      services: testServices({
         log: (record) => logs.push(record),
-        kv: async (plugin, _op, args) => {
+        kv: async (_op, caller, args) => {
           if (args[0] !== "hang-arrived") return undefined;
           await hang;
           // While forgetful's run is in flight: a fetch that names it, claimed for another plugin.
-          forgedWhileInFlight = serveFetch("caller", [currentRunId(plugin), `${localUrl}/ok/forged`, {}]);
+          forgedWhileInFlight = serveFetch("caller", [currentRunId(caller.plugin), `${localUrl}/ok/forged`, {}]);
           forgedWhileInFlight.catch(() => undefined);
           return "yes";
         },
-        emit: async () => ({ id: "emitted" }),
-        fetch: (call) => {
+        fetch: (caller, url, init) => {
+          const call: FetchCall = { plugin: caller.plugin, runId: caller.runId, url, init, policy: caller.fetchPolicy, signal: caller.signal };
           calls.push(call);
           return fetchService.fetch(call);
         },
-      },
+      }),
     });
     await sandbox.start();
     for (const name of ["caller", "forgetful"]) await sandbox.load(await specOf(name));
@@ -76,23 +78,16 @@ describe("ctx.fetch in the daemon", () => {
   }
 
   /** What the process would do with a host call the sandbox sent (the channel, minus the wire). */
-  function serveFetch(plugin: string, args: unknown[]): Promise<unknown> {
-    return (async () => (process() as unknown as { serveFetch: (plugin: string, args: unknown[]) => Promise<unknown> }).serveFetch(plugin, args))();
+  /** What the daemon's side does with a fetch host call the sandbox process sends: [runId, url, init]. */
+  function serveFetch(plugin: string, [runId, ...args]: unknown[]): Promise<unknown> {
+    type Served = { serveHostCall: (name: string, plugin: string, runId: unknown, args: unknown[]) => Promise<unknown> };
+    return (async () => (process() as unknown as Served).serveHostCall("fetch", plugin, runId, args))();
   }
 
   function run(plugin: string, event: string): Promise<RunOutcome> {
     const runId = `run-${++runs}`;
     inFlight.set(plugin, runId);
-    const request: RunRequest = {
-      runId,
-      plugin,
-      version: 1,
-      kind: "event",
-      name: event,
-      payload: {},
-      meta: { eventId: `event-${runs}`, eventName: event, receivedAt: Date.now(), attempt: 1, depth: 0 },
-    };
-    return sandbox.run(request);
+    return sandbox.run(runRequest(plugin, event, { runId, eventId: `event-${runs}` }));
   }
 
   it("performs a plugin's fetch in the daemon, under the patterns and limits it holds for that version", async () => {

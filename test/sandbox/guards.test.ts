@@ -9,8 +9,9 @@ import { isOwnAddress, isPrivateAddress } from "../../core/fetch/guarded-transpo
 import { fetchForPlugin, isHostAllowed, isUrlAllowed, parseAllowHost } from "../../core/fetch/plugin-fetch.ts";
 import { FetchService } from "../../core/fetch/fetch-service.ts";
 import { IsolateHost } from "../../sandbox/isolate-host.ts";
-import { jsonProblem } from "../../sandbox/json-guard.ts";
-import { resolveLimits } from "../../sandbox/limits.ts";
+import { testServices } from "../helpers/services.ts";
+import { jsonProblem } from "../../sandbox/contract/json-guard.ts";
+import { resolveLimits } from "../../sandbox/contract/limits.ts";
 import { SecretResolver } from "../../sandbox/secrets.ts";
 import { FIXTURES } from "../helpers/daemon.ts";
 
@@ -293,7 +294,10 @@ describe("declared limits", () => {
   });
 
   it("fails the load of a plugin that declares a limit out of range", async () => {
-    const host = new IsolateHost({ services: { log: () => undefined, kv: async () => undefined, emit: async () => ({ id: "x" }), fetch: (call) => new FetchService().fetch(call) } });
+    const fetchService = new FetchService();
+    const host = new IsolateHost({
+      services: testServices({ fetch: (caller, url, init) => fetchService.fetch({ plugin: caller.plugin, runId: caller.runId, url, init, policy: caller.fetchPolicy, signal: caller.signal }) }),
+    });
     const file = path.join(FIXTURES, "plugins", "hostile-supervisor", "bad-limits.ts");
     const compiled = await compilePlugin(file, { root: FIXTURES });
     try {

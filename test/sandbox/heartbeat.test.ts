@@ -10,9 +10,12 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { compilePlugin } from "../../core/compile/compile-plugin.ts";
 import type { RunOutcome } from "../../core/store/types.ts";
 import type { HeartbeatSettings } from "../../sandbox/heartbeat.ts";
-import type { PluginSpec, RunRequest } from "../../sandbox/protocol.ts";
+import type { PluginSpec, RunRequest } from "../../sandbox/contract/run.ts";
+import { testServices } from "../helpers/services.ts";
 import { SandboxSupervisor } from "../../sandbox/supervisor.ts";
 import { FIXTURES } from "../helpers/daemon.ts";
+import { runRequest } from "../helpers/run-request.ts";
+import { waitUntil } from "../helpers/wait.ts";
 
 const DIR = path.join(FIXTURES, "plugins", "limits");
 const LIMITS = { memoryMb: 64, timeoutMs: 20_000, maxConcurrentRuns: 4 };
@@ -22,16 +25,8 @@ async function specOf(name: string): Promise<PluginSpec> {
   return { plugin: name, version: 1, file: `plugins/${name}.ts`, code: compiled.code, sourceMap: compiled.sourceMap, limits: LIMITS };
 }
 
-/** Polls `check` until it returns a value (not undefined), or fails saying what never happened. */
-async function waitFor<T>(check: () => T | undefined | Promise<T | undefined>, what: string, timeoutMs = 15_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await check();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`gave up after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
+/** The shared waitUntil, with this file's argument order, bound and pace. */
+const waitFor = <T>(check: () => T | undefined | Promise<T | undefined>, what: string, timeoutMs = 15_000): Promise<T> => waitUntil(check, { what, timeoutMs, intervalMs: 20 });
 
 
 describe("sandbox process heartbeat and memory watch", () => {
@@ -48,12 +43,7 @@ describe("sandbox process heartbeat and memory watch", () => {
     process.env.HOOKD_TEST_BLOCK_SANDBOX_PLUGIN = "blocker";
     sandbox = new SandboxSupervisor({
       secrets: {},
-      services: {
-        log: () => undefined,
-        kv: async () => "v",
-        emit: async () => ({ id: "emitted" }),
-        fetch: async () => ({ status: 200, statusText: "OK", headers: {}, body: "", url: "" }),
-      },
+      services: testServices({ kv: async () => "v" }),
       heartbeat: () => heartbeat,
       onRestart: ({ reason }) => restarts.push(reason),
       onUnresponsive: (info) => unresponsive.push(info),
@@ -76,7 +66,7 @@ describe("sandbox process heartbeat and memory watch", () => {
 
   function request(plugin: string, event: string): RunRequest {
     runs++;
-    return { runId: `run-${runs}`, plugin, version: 1, kind: "event", name: event, payload: {}, meta: { eventId: `e${runs}`, eventName: event, receivedAt: Date.now(), attempt: 1, depth: 0 } };
+    return runRequest(plugin, event, { runId: `run-${runs}`, eventId: `e${runs}` });
   }
 
   it("keeps the sandbox process small under 200,000 un-awaited ctx.kv.get (they wait in the isolate, 64 at a time)", async () => {

@@ -9,6 +9,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { TestDaemon, TestProject, type LogLine } from "../helpers/daemon.ts";
+import { waitUntil } from "../helpers/wait.ts";
 
 const MARKER = "hookd-env-marker-5d1c";
 
@@ -28,21 +29,8 @@ function handler(event: string, tag: string): string {
   return `import { on } from "hookd";\non("${event}", (event, ctx) => { ctx.log.info({ n: event.n }, "${tag} handled"); });\n`;
 }
 
-/** Polls `probe` until it returns something, for at most `timeoutMs`; says what it waited for. */
-async function waitFor<T>(what: string, probe: () => Promise<T | undefined> | T | undefined, timeoutMs = 15_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const value = await probe();
-      if (value !== undefined) return value;
-    } catch (error) {
-      last = error;
-    }
-    if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms${last ? ` (last error: ${String(last)})` : ""}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
+/** The shared waitUntil, with this file's argument order and bound. */
+const waitFor = <T>(what: string, probe: () => Promise<T | undefined> | T | undefined, timeoutMs = 15_000): Promise<T> => waitUntil(probe, { what, timeoutMs, intervalMs: 50 });
 
 async function plugin(daemon: TestDaemon, name: string): Promise<any> {
   const { plugins } = await daemon.getJson("/api/plugins");

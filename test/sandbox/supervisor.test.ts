@@ -1,13 +1,15 @@
 // The sandbox process from the daemon's side: a real SandboxSupervisor with its worker process,
 // driven directly (no HTTP, no store) so that crashes and replacements can be staged exactly.
-import { spawn } from "node:child_process";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { compilePlugin } from "../../core/compile/compile-plugin.ts";
 import type { RunOutcome } from "../../core/store/types.ts";
-import type { PluginLogRecord, PluginSpec, RunRequest } from "../../sandbox/protocol.ts";
+import type { PluginLogRecord, PluginSpec, RunRequest } from "../../sandbox/contract/run.ts";
+import { testServices } from "../helpers/services.ts";
 import { SandboxSupervisor } from "../../sandbox/supervisor.ts";
 import { FIXTURES, REPO } from "../helpers/daemon.ts";
+import { runProcess } from "../helpers/run.ts";
+import { runRequest } from "../helpers/run-request.ts";
 import { waitUntil } from "../helpers/wait.ts";
 
 const DIR = path.join(FIXTURES, "plugins", "hostile-supervisor");
@@ -30,18 +32,16 @@ describe("sandbox supervisor", () => {
   beforeAll(async () => {
     sandbox = new SandboxSupervisor({
       secrets: {},
-      services: {
+      services: testServices({
         log: (record) => logs.push(record),
-        kv: async (_plugin, op, args) => {
+        kv: async (op, _caller, args) => {
           if (op === "get" && String(args[0]).startsWith("slow:") && slowKv) {
             slowKv.entered++;
             await slowKv.released;
           }
           return op === "list" ? [] : op === "get" ? "kv-value" : undefined;
         },
-        emit: async () => ({ id: "emitted" }),
-        fetch: async () => ({ status: 200, statusText: "OK", headers: {}, body: "", url: "" }),
-      },
+      }),
       onRestart: ({ reason }) => restarts.push(reason),
     });
     await sandbox.start();
@@ -53,16 +53,8 @@ describe("sandbox supervisor", () => {
   });
 
   function run(plugin: string, event: string, n = 0): Promise<RunOutcome> {
-    const request: RunRequest = {
-      runId: `run-${++runs}`,
-      plugin,
-      version: 1,
-      kind: "event",
-      name: event,
-      payload: { n },
-      meta: { eventId: `event-${runs}`, eventName: event, receivedAt: Date.now(), attempt: 1, depth: 0 },
-    };
-    return sandbox.run(request);
+    runs++;
+    return sandbox.run(runRequest(plugin, event, { payload: { n }, runId: `run-${runs}`, eventId: `event-${runs}` }));
   }
 
   // Node 24's V8 aborts the whole process on this object; Node 26's recovers the isolate like any
@@ -78,10 +70,7 @@ describe("sandbox supervisor", () => {
       await context.eval("const o = {}; for (let i = 0; i < 1e6; i++) o['k' + i] = i;", { timeout: 30000 });
       console.log("survived");
     `;
-    const child = spawn(process.execPath, ["--no-node-snapshot", "--input-type=module", "-e", code], { cwd: REPO, stdio: ["ignore", "pipe", "ignore"] });
-    let output = "";
-    child.stdout.on("data", (chunk) => (output += chunk));
-    const [exitCode, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((resolve) => child.once("exit", (c, s) => resolve([c, s])));
+    const { code: exitCode, signal, stdout: output } = await runProcess(process.execPath, ["--no-node-snapshot", "--input-type=module", "-e", code], { cwd: REPO, timeoutMs: 55_000 });
     if (!abortsOnThisNode) {
       // The eval fails (the isolate hit its limit) and the process ends by itself, not by an abort.
       expect(signal).toBeNull();

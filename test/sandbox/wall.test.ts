@@ -4,7 +4,7 @@
 // test/sandbox/wall-probe.ts plays that code, started exactly as the sandbox process is.
 // Where bubblewrap is unavailable only Node's permission model stands: the asserts that need
 // the kernel are skipped with a warning (CI installs bubblewrap).
-import { spawn, spawnSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:net";
 import { tmpdir } from "node:os";
@@ -13,10 +13,13 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { compilePlugin } from "../../core/compile/compile-plugin.ts";
 import { loadConfig } from "../../core/config/load.ts";
 import { type DaemonStatus, formatStatus } from "../../core/ops/status.ts";
-import type { PluginLogRecord } from "../../sandbox/protocol.ts";
+import type { PluginLogRecord } from "../../sandbox/contract/run.ts";
+import { testServices } from "../helpers/services.ts";
 import { SandboxProcess } from "../../sandbox/sandbox-process.ts";
 import { sandboxCommand, wallStatus } from "../../sandbox/wall.ts";
 import { FIXTURES, REPO, TestDaemon, TestProject } from "../helpers/daemon.ts";
+import { runProcess } from "../helpers/run.ts";
+import { runRequest } from "../helpers/run-request.ts";
 
 const PROBE = path.join(REPO, "test/sandbox/wall-probe.ts");
 const wall = wallStatus("auto");
@@ -59,15 +62,10 @@ describe("the sandbox process's wall", () => {
     };
     const command = sandboxCommand({ worker: PROBE, mode: options.mode ?? "auto", env: { HOOKD_WALL_PROBE: JSON.stringify(targets) }, ...options });
     // The daemon's own environment holds secrets; none of it may reach the probe.
-    const child = spawn(command.command, command.args, { env: { ...command.env }, stdio: ["ignore", "pipe", "pipe"] });
-    let out = "";
-    let err = "";
-    child.stdout.on("data", (chunk: Buffer) => (out += chunk.toString()));
-    child.stderr.on("data", (chunk: Buffer) => (err += chunk.toString()));
-    const code = await new Promise<number | null>((resolve) => child.once("exit", resolve));
-    expect(code, err).toBe(0);
-    if (process.env.HOOKD_WALL_TEST_VERBOSE) console.log(out);
-    return JSON.parse(out.trim().split("\n").at(-1)!) as Record<string, string>;
+    const { code, stdout, stderr } = await runProcess(command.command, command.args, { env: { ...command.env }, timeoutMs: 60_000 });
+    expect(code, stderr).toBe(0);
+    if (process.env.HOOKD_WALL_TEST_VERBOSE) console.log(stdout);
+    return JSON.parse(stdout.trim().split("\n").at(-1)!) as Record<string, string>;
   }
 
   function expectNothingLeaked(): void {
@@ -144,7 +142,7 @@ describe("the sandbox process's wall", () => {
     const logs: PluginLogRecord[] = [];
     const sandbox = new SandboxProcess({
       secrets: { DECLARED_KEY: "declared-value", UNDECLARED_KEY: "undeclared-value" },
-      services: { log: (record) => logs.push(record), kv: async () => undefined, emit: async () => ({ id: "e" }), fetch: async () => ({ status: 200, statusText: "OK", headers: {}, body: "", url: "" }) },
+      services: testServices({ log: (record) => logs.push(record) }),
       onExit: () => undefined,
       onCatastrophe: () => undefined,
     });
@@ -155,15 +153,7 @@ describe("the sandbox process's wall", () => {
       const spec = { plugin: "secretive", version: 1, file: "plugins/wall/secretive.ts", code: compiled.code, sourceMap: compiled.sourceMap, limits: { memoryMb: 32, timeoutMs: 5000, maxConcurrentRuns: 1 } };
       const manifest = await sandbox.load(spec);
       expect(manifest.options.secrets).toEqual(["DECLARED_KEY"]);
-      const outcome = await sandbox.run({
-        runId: "r1",
-        plugin: "secretive",
-        version: 1,
-        kind: "event",
-        name: "test.ping",
-        payload: {},
-        meta: { eventId: "e1", eventName: "test.ping", receivedAt: Date.now(), attempt: 1, depth: 0 },
-      });
+      const outcome = await sandbox.run(runRequest("secretive", "test.ping", { runId: "r1", eventId: "e1" }));
       expect(outcome.ok).toBe(true);
       expect(logs.find((record) => record.msg === "secrets seen")?.fields).toEqual({ names: ["DECLARED_KEY"], value: "declared-value" });
       // What a sandbox process taken over by an escape could ask for: the daemon answers with the
@@ -214,13 +204,9 @@ describe("esbuild's service", () => {
       process.stdout.write(JSON.stringify({ found: service !== undefined, environ: readFileSync("/proc/" + service + "/environ", "utf8"), own: process.env.HOOKD_TOKEN }));
       await esbuild.stop();
     `;
-    const child = spawn(process.execPath, ["--import", "tsx", "--input-type=module", "-e", code], { cwd: REPO, stdio: ["ignore", "pipe", "pipe"] });
-    let out = "";
-    let err = "";
-    child.stdout.on("data", (chunk: Buffer) => (out += chunk.toString()));
-    child.stderr.on("data", (chunk: Buffer) => (err += chunk.toString()));
-    expect(await new Promise((resolve) => child.once("exit", resolve)), err).toBe(0);
-    const result = JSON.parse(out) as { found: boolean; environ: string; own: string };
+    const ran = await runProcess(process.execPath, ["--import", "tsx", "--input-type=module", "-e", code], { cwd: REPO, timeoutMs: 30_000 });
+    expect(ran.code, ran.stderr).toBe(0);
+    const result = JSON.parse(ran.stdout) as { found: boolean; environ: string; own: string };
     expect(result.found).toBe(true);
     expect(result.environ).toBe("");
     // The daemon keeps its own environment.

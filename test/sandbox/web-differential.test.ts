@@ -8,8 +8,9 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { compilePlugin } from "../../core/compile/compile-plugin.ts";
 import type { RunOutcome } from "../../core/store/types.ts";
 import { IsolateHost } from "../../sandbox/isolate-host.ts";
-import type { PluginLimits, RunRequest } from "../../sandbox/protocol.ts";
-import type { FetchCall, PluginFetchReply } from "../../core/fetch/policy.ts";
+import type { PluginLimits, RunRequest } from "../../sandbox/contract/run.ts";
+import { testServices } from "../helpers/services.ts";
+import type { FetchCall, PluginFetchReply } from "../../sandbox/contract/fetch.ts";
 import { FIXTURES } from "../helpers/daemon.ts";
 
 const LIMITS: PluginLimits = { memoryMb: 128, timeoutMs: 20_000, maxConcurrentRuns: 1, maxHostCallsInFlight: 64 };
@@ -32,25 +33,24 @@ const bytes = (n: number) => Array.from({ length: n }, () => int(256));
 
 let seq = 0;
 const stored = new Map<string, unknown>();
-const fetched: FetchCall[] = [];
+const fetched: Array<Pick<FetchCall, "url" | "init">> = [];
 let host: IsolateHost;
 
 beforeAll(async () => {
   host = new IsolateHost({
     environmentSecrets: false,
-    services: {
-      log: () => undefined,
-      kv: async (plugin, op, args) => {
-        if (op === "set") stored.set(`${plugin}:${String(args[0])}`, args[1]);
+    services: testServices({
+      kv: async (op, caller, args) => {
+        if (op === "set") stored.set(`${caller.plugin}:${String(args[0])}`, args[1]);
         return null;
       },
-      emit: async () => ({ id: "x" }),
-      fetch: async (call): Promise<PluginFetchReply> => {
+      fetch: async (_caller, url, init): Promise<PluginFetchReply> => {
+        const call = { url, init };
         fetched.push(call);
         if (call.url.endsWith("/empty")) return { status: 204, statusText: "No Content", headers: {}, body: "", url: call.url };
         return { status: 201, statusText: "Created", headers: { "content-type": "application/json", "x-echo": String(call.init.method) }, body: JSON.stringify({ got: call.init.body ?? null }), url: `${call.url}#final` };
       },
-    },
+    }),
   });
   const compiled = await compilePlugin(path.join(FIXTURES, "plugins", "web", "probe.ts"), { root: FIXTURES });
   await host.load({ plugin: "probe", version: 1, file: "plugins/probe.ts", code: compiled.code, sourceMap: compiled.sourceMap, limits: LIMITS });

@@ -2,7 +2,6 @@
 // Node and in a real plugin isolate (test/fixtures/plugins/web/probe.ts) and the results are
 // compared value by value. Then the timers' lifetime: nothing a run leaves pending fires later.
 import { createHmac, randomBytes } from "node:crypto";
-import { createServer, type IncomingMessage, type Server } from "node:http";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -12,8 +11,12 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { compilePlugin } from "../../core/compile/compile-plugin.ts";
 import type { RunOutcome } from "../../core/store/types.ts";
 import { IsolateHost } from "../../sandbox/isolate-host.ts";
-import type { PluginLimits, PluginLogRecord, PluginSpec, RunRequest } from "../../sandbox/protocol.ts";
+import type { PluginLimits, PluginLogRecord, PluginSpec, RunRequest } from "../../sandbox/contract/run.ts";
+import { testServices } from "../helpers/services.ts";
 import { FIXTURES, TestDaemon, TestProject } from "../helpers/daemon.ts";
+import { readBody, startLocalServer, type LocalServer } from "../helpers/http.ts";
+import { runRequest } from "../helpers/run-request.ts";
+import { runSnippet } from "../fixtures/plugins/lib/run-snippet.ts";
 
 const DIR = path.join(FIXTURES, "plugins", "web");
 const LIMITS: PluginLimits = { memoryMb: 64, timeoutMs: 2000, maxConcurrentRuns: 4, maxHostCallsInFlight: 64 };
@@ -23,10 +26,8 @@ async function specOf(name: string, limits: PluginLimits = LIMITS): Promise<Plug
   return { plugin: name, version: 1, file: `plugins/${name}.ts`, code: compiled.code, sourceMap: compiled.sourceMap, limits };
 }
 
-let seq = 0;
 function request(plugin: string, name: string, payload: unknown): RunRequest {
-  const runId = `run-${++seq}`;
-  return { runId, plugin, version: 1, kind: "action", name, payload, meta: { eventId: `ev-${seq}`, eventName: name, receivedAt: Date.now(), attempt: 1, depth: 0 } } as RunRequest;
+  return runRequest(plugin, name, { kind: "action", payload });
 }
 
 describe("the web platform inside the isolate", () => {
@@ -37,15 +38,13 @@ describe("the web platform inside the isolate", () => {
   beforeAll(async () => {
     host = new IsolateHost({
       environmentSecrets: false,
-      services: {
+      services: testServices({
         log: (record) => logs.push(record),
-        kv: async (plugin, op, args) => {
-          if (op === "set") stored.set(`${plugin}:${String(args[0])}`, args[1]);
+        kv: async (op, caller, args) => {
+          if (op === "set") stored.set(`${caller.plugin}:${String(args[0])}`, args[1]);
           return op === "list" ? [] : null;
         },
-        emit: async () => ({ id: "emitted" }),
-        fetch: async () => ({ status: 200, statusText: "OK", headers: {}, body: "", url: "" }),
-      },
+      }),
     });
     for (const name of ["probe", "leaky"]) await host.load(await specOf(name));
   }, 60_000);
@@ -62,14 +61,7 @@ describe("the web platform inside the isolate", () => {
   }
   /** The snippet's result in Node, through the same JSON the kv store keeps. */
   async function inNode(code: string): Promise<unknown> {
-    const run = new Function(`return (async () => {\n${code}\n})()`) as () => Promise<unknown>;
-    let result: unknown;
-    try {
-      result = { value: await run() };
-    } catch (error) {
-      result = { threw: (error as Error)?.name ?? String(error), message: String((error as Error)?.message) };
-    }
-    return JSON.parse(JSON.stringify(result)) as unknown;
+    return JSON.parse(JSON.stringify(await runSnippet(code))) as unknown;
   }
   async function same(code: string, compareMessages = false): Promise<unknown> {
     const [node, isolate] = [await inNode(code), await inIsolate(code)];
@@ -281,15 +273,12 @@ describe("URL and URLSearchParams (whatwg-url, evaluated on first use)", () => {
   beforeAll(async () => {
     host = new IsolateHost({
       environmentSecrets: false,
-      services: {
-        log: () => undefined,
-        kv: async (plugin, op, args) => {
-          if (op === "set") stored.set(`${plugin}:${String(args[0])}`, args[1]);
+      services: testServices({
+        kv: async (op, caller, args) => {
+          if (op === "set") stored.set(`${caller.plugin}:${String(args[0])}`, args[1]);
           return null;
         },
-        emit: async () => ({ id: "x" }),
-        fetch: async () => ({ status: 200, statusText: "OK", headers: {}, body: "", url: "" }),
-      },
+      }),
     });
     await host.load(await specOf("probe"));
   }, 60_000);
@@ -351,7 +340,7 @@ export default defineConfig({
 `;
   // The plugin is a real file, run by the test kit too (test/authors/web-globals.test.ts).
   const PLUGIN = readFileSync(path.join(FIXTURES, "plugins", "web-signer", "signer.ts"), "utf8");
-  let server: Server;
+  let server: LocalServer | undefined;
   let port = 0;
   const seen: Array<{ url: string; authorization?: string; body: string }> = [];
   // A binary answer (not UTF-8) reaches the plugin's Response byte for byte.
@@ -366,26 +355,21 @@ on("web.bin", async (event, ctx) => {
   const daemon = new TestDaemon(project);
 
   beforeAll(async () => {
-    server = createServer((request: IncomingMessage, response) => {
-      let body = "";
-      request.on("data", (chunk: Buffer) => (body += chunk.toString()));
-      request.on("end", () => {
-        seen.push({ url: request.url ?? "", authorization: request.headers.authorization, body });
-        if (request.url === "/slow") setTimeout(() => response.end("late"), 3000).unref();
-        else if (request.url === "/bin") response.writeHead(200, { "content-type": "image/png" }).end(Buffer.from([0x89, 0x50, 0x4e, 0x47, 0xff, 0x00, 0xfe]));
-        else response.writeHead(200, { "content-type": "text/plain; charset=utf-8" }).end("signed ok");
-      });
+    server = await startLocalServer(async (request, response) => {
+      const body = await readBody(request);
+      seen.push({ url: request.url ?? "", authorization: request.headers.authorization, body });
+      if (request.url === "/slow") setTimeout(() => response.end("late"), 3000).unref();
+      else if (request.url === "/bin") response.writeHead(200, { "content-type": "image/png" }).end(Buffer.from([0x89, 0x50, 0x4e, 0x47, 0xff, 0x00, 0xfe]));
+      else response.writeHead(200, { "content-type": "text/plain; charset=utf-8" }).end("signed ok");
     });
-    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-    port = (server.address() as { port: number }).port;
+    port = server.port;
     await daemon.start({ timeoutMs: 60_000 });
   }, 90_000);
 
   afterAll(async () => {
     await daemon.stop();
     project.remove();
-    server?.closeAllConnections();
-    await new Promise((resolve) => server?.close(resolve));
+    await server?.close();
   });
 
   it("signs with HMAC-SHA256, waits with setTimeout, builds a URL, base64-encodes a credential, aborts a slow fetch", async () => {

@@ -1,6 +1,6 @@
 // The store contract (core/store/types.ts), run against every store: the same tests, SQLite and
 // PostgreSQL. The clock is passed in by hand. SQLite-only behaviour (group commit, fsync levels,
-// writer threads, schema upgrades) stays in test/delivery/store.test.ts.
+// writer threads, schema upgrades) is in test/store/sqlite.test.ts and sqlite-writer-thread.test.ts.
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { DeliveryTarget, NewEvent, Store } from "../../core/store/types.ts";
 import { postgresFactory, postgresUnavailable, sqliteFactory, type StoreFactory, type StoreFixture } from "./stores.ts";

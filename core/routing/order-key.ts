@@ -6,7 +6,7 @@
  * The key is namespaced by the pattern that matched (`deal.*=12`), so `task.*` and `history.*`,
  * which both key by `id`, do not hold each other up.
  */
-import { readPath } from "../ingress/payload-path.ts";
+import { readPath } from "./payload-paths.ts";
 
 /** Event name or `prefix.*` -> dotted field path in the payload; `false` switches a default off. */
 export type OrderBy = Readonly<Record<string, string | false>>;

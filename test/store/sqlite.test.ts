@@ -7,7 +7,7 @@ import path from "node:path";
 import Database from "better-sqlite3";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { RetentionPruner } from "../../core/delivery/retention.ts";
-import { createLogger } from "../../core/log.ts";
+import { createLogger } from "../../core/base/log.ts";
 import { SqliteStore } from "../../core/store/sqlite.ts";
 import type { DeliveryTarget, NewEvent } from "../../core/store/types.ts";
 

@@ -41,7 +41,7 @@ export interface FetchPolicy {
   timeoutMs: number;
 }
 
-/** Limits as sandbox/limits.ts resolves them; declared options as `plugin({...})` gave them. */
+/** Limits as sandbox/contract/limits.ts resolves them; declared options as `plugin({...})` gave them. */
 export function fetchPolicy(limits: { fetchTimeoutMs: number; fetchMaxBytes: number; timeoutMs: number }, declared: { fetch?: unknown; secrets?: unknown }): FetchPolicy {
   const strings = (value: unknown) => (Array.isArray(value) ? value.filter((item): item is string => typeof item === "string") : []);
   return {

@@ -3,9 +3,9 @@
 // claim picks round-robin across plugins and honours each share's bound, whatever one plugin has
 // queued. The clock is passed by hand.
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { isHookdError } from "../../core/errors.ts";
+import { isHookdError } from "../../sandbox/contract/errors.ts";
 import type { DeliveryTarget, NewEvent, Store } from "../../core/store/types.ts";
-import { postgresFactory, postgresUnavailable, sqliteFactory, type StoreFactory, type StoreFixture } from "../store/stores.ts";
+import { postgresFactory, postgresUnavailable, sqliteFactory, type StoreFactory, type StoreFixture } from "./stores.ts";
 
 const T0 = Date.parse("2026-11-21T10:00:00Z");
 const LEASE = 30_000;

@@ -19,7 +19,7 @@ export function jsonProblem(text: string, maxChars = MAX_HOST_CALL_CHARS, maxDep
 /**
  * True when JSON text nests objects/arrays deeper than `maxDepth`: a linear scan of the brackets
  * outside strings, so it runs before any parser sees the text and cannot overflow a stack. The
- * ingress (core/ingress/depth.ts) checks request bodies with it too.
+ * ingress (core/base/depth.ts) checks request bodies with it too.
  */
 export function jsonTextTooDeep(text: string, maxDepth: number): boolean {
   let depth = 0;

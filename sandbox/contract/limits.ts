@@ -3,8 +3,8 @@
  * plugin declares in `plugin({...})`. A declared value out of range fails the load with the key's
  * name, rather than being clamped behind the author's back.
  */
-import { HookdError } from "../core/errors.ts";
-import type { PluginLimits, PluginOptions } from "./protocol.ts";
+import { HookdError } from "./errors.ts";
+import type { PluginLimits, PluginOptions } from "./run.ts";
 
 export interface ResolvedLimits {
   /** Heap of the plugin's isolate. */

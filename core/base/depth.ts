@@ -5,13 +5,13 @@
  * overflows a stack: one accepted event like that used to halt all delivery. Both checks here
  * are loops with an explicit counter or stack, so checking can never overflow a stack itself.
  */
-import { HookdError } from "../errors.ts";
+import { HookdError } from "../../sandbox/contract/errors.ts";
 
 /** The default of `server.maxDepth`: the shipped catalog's deepest payload is a few levels. */
 export const DEFAULT_MAX_DEPTH = 64;
 
 /** The linear bracket scan of JSON text, shared with the sandbox's host-call guard. */
-export { jsonTextTooDeep } from "../../sandbox/json-guard.ts";
+export { jsonTextTooDeep } from "../../sandbox/contract/json-guard.ts";
 
 /** True when a value nests objects/arrays deeper than `maxDepth` (a top-level object is depth 1). */
 export function valueTooDeep(value: unknown, maxDepth: number): boolean {
