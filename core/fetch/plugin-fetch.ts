@@ -8,6 +8,7 @@
  * the daemon's own listen address never (core/fetch/guarded-transport.ts, which checks the
  * address the socket connects to, so DNS rebinding cannot get around it).
  */
+import { isUtf8 } from "node:buffer";
 import { HookdError } from "../../sandbox/contract/errors.ts";
 import { guardedFetch, type Endpoint } from "./guarded-transport.ts";
 import type { PluginFetchInit, PluginFetchReply } from "../../sandbox/contract/fetch.ts";
@@ -127,9 +128,9 @@ export async function fetchForPlugin(request: PluginFetchRequest): Promise<Plugi
       }
       continue;
     }
-    let text: string;
+    let bytes: Buffer;
     try {
-      text = await readLimited(response, limits.maxResponseBytes, current);
+      bytes = await readLimited(response, limits.maxResponseBytes, current);
     } catch (error) {
       throw networkError(error, current, limits, timeout);
     }
@@ -137,7 +138,9 @@ export async function fetchForPlugin(request: PluginFetchRequest): Promise<Plugi
     response.headers.forEach((value, name) => {
       replyHeaders[name] = value;
     });
-    return { status: response.status, statusText: response.statusText, headers: replyHeaders, body: text, url: current };
+    // Text crosses to the isolate as it is; other bytes as base64, so Response#arrayBuffer() gets them unchanged.
+    const answer = isUtf8(bytes) ? { body: bytes.toString("utf8") } : { body: "", bodyBase64: bytes.toString("base64") };
+    return { status: response.status, statusText: response.statusText, headers: replyHeaders, ...answer, url: current };
   }
   throw new HookdError("HOOKD_FETCH_FAILED", [current, `more than ${limits.maxRedirects} redirects`]);
 }
@@ -149,13 +152,13 @@ function networkError(error: unknown, url: string, limits: FetchLimits, timeout:
   return new HookdError("HOOKD_FETCH_FAILED", [url, reason], { cause: error });
 }
 
-async function readLimited(response: Response, maxBytes: number, url: string): Promise<string> {
+async function readLimited(response: Response, maxBytes: number, url: string): Promise<Buffer> {
   const declared = Number(response.headers.get("content-length") ?? "0");
   if (declared > maxBytes) {
     await response.body?.cancel().catch(() => undefined);
     throw new HookdError("HOOKD_FETCH_TOO_LARGE", [url, maxBytes]);
   }
-  if (!response.body) return "";
+  if (!response.body) return Buffer.alloc(0);
   const reader = response.body.getReader();
   const chunks: Uint8Array[] = [];
   let total = 0;
@@ -169,7 +172,7 @@ async function readLimited(response: Response, maxBytes: number, url: string): P
     }
     chunks.push(value);
   }
-  return Buffer.concat(chunks).toString("utf8");
+  return Buffer.concat(chunks);
 }
 
 /** Header values as strings; names a plugin cannot sensibly set are left out. */

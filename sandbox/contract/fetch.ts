@@ -14,7 +14,10 @@ export interface PluginFetchReply {
   status: number;
   statusText: string;
   headers: Record<string, string>;
+  /** The answer's body as UTF-8 text; "" when it is not UTF-8, which `bodyBase64` then carries. */
   body: string;
+  /** A body that is not valid UTF-8 (an image, a PDF), as base64: the isolate's Response gets its bytes. */
+  bodyBase64?: string;
   url: string;
 }
 

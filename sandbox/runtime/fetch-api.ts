@@ -47,18 +47,22 @@ export interface FetchDeps {
   AbortController: new () => { signal: unknown };
   TextEncoder: new () => { encode(text: string): Uint8Array };
   TextDecoder: new (label?: string, options?: { fatal?: boolean }) => { decode(bytes: Uint8Array): string };
+  /** Forgiving base64 to bytes (web.ts). */
+  base64ToBytes(text: string): Uint8Array;
   /** The packages, evaluated now if they were not yet. */
   packages(): FetchPackages;
   /** The packages if something already evaluated them (else nothing can be one of their instances). */
   loadedPackages(): FetchPackages | undefined;
 }
 
-/** A host reply to op "fetch" (core/fetch/policy.ts, PluginFetchReply). */
+/** A host reply to op "fetch" (sandbox/contract/fetch.ts, PluginFetchReply). */
 export interface HostFetchReply {
   status: number;
   statusText: string;
   headers: Record<string, string>;
   body: string;
+  /** A body that is not UTF-8, as base64 (then `body` is ""). */
+  bodyBase64?: string;
   url: string;
 }
 
@@ -369,7 +373,7 @@ export function fetchClasses(deps: FetchDeps): FetchClasses {
     // the host says what is wrong with them (HOOKD_FETCH_NOT_ALLOWED for a relative URL, say).
     if (!(input instanceof Request) && (given.body === undefined || typeof given.body === "string") && isPlainHeaders(given.headers)) {
       const { signal, ...rest } = given;
-      return { url: String(input), init: rest, signal: signal as never };
+      return { url: String(input), init: rest, signal: (signal ?? undefined) as never };
     }
     const request = new Request(input, given);
     const headers: Record<string, string> = {};
@@ -392,7 +396,8 @@ export function fetchClasses(deps: FetchDeps): FetchClasses {
     const status = Number(reply.status);
     const body = NULL_BODY_STATUS.has(status) && reply.body === "" ? null : reply.body;
     const response = new Response(null, { statusText: reply.statusText, headers: reply.headers, [INTERNAL]: { type: "basic", url: reply.url, redirected: reply.url !== requested && reply.url !== `${requested}/`, status } });
-    if (body !== null) sourceOf.get(response)!.source = encoder.encode(body);
+    if (typeof reply.bodyBase64 === "string") sourceOf.get(response)!.source = deps.base64ToBytes(reply.bodyBase64);
+    else if (body !== null) sourceOf.get(response)!.source = encoder.encode(body);
     // ctx.fetch answered a plain object before: `response.headers["content-type"]` keeps working.
     for (const [name, value] of Object.entries(reply.headers)) {
       if (!(name in response.headers)) Object.defineProperty(response.headers, name, { value, enumerable: true });

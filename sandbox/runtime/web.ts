@@ -362,7 +362,12 @@ export function installWeb(host: WebHost): { fetch: () => FetchClasses } {
   let fetchApi: FetchClasses | undefined;
   const loadFetch = (): FetchClasses => {
     if (fetchApi === undefined) {
-      fetchApi = fetchClasses({ ...(ensureClasses() as unknown as Pick<FetchDeps, "Headers" | "AbortController" | "TextEncoder" | "TextDecoder">), packages: loadUrl, loadedPackages: () => urlModule });
+      fetchApi = fetchClasses({
+        ...(ensureClasses() as unknown as Pick<FetchDeps, "Headers" | "AbortController" | "TextEncoder" | "TextDecoder">),
+        base64ToBytes: (text) => base64ToBytes(text) ?? new Uint8Array(0),
+        packages: loadUrl,
+        loadedPackages: () => urlModule,
+      });
       define("Request", fetchApi.Request);
       define("Response", fetchApi.Response);
     }

@@ -386,24 +386,26 @@ describe("ctx.fetch: a Request or a URL in, a real Response out", () => {
       const copy = response.clone();
       const json = await response.json();
       let again; try { await response.text(); again = "read twice"; } catch (e) { again = e.name; }
-      const empty = await ctx.fetch(new URL("https://api.example.com/empty"), { method: "POST", body: new Uint8Array([104, 105]) });
+      const empty = await ctx.fetch(new URL("https://api.example.com/empty"), { method: "POST", body: new Uint8Array([104, 105]), signal: null });
+      const plain = await ctx.fetch("https://api.example.com/plain", { headers: { accept: "text/plain" }, signal: null });
       let binary; try { await ctx.fetch("https://api.example.com/bin", { method: "POST", body: new Uint8Array([0xff, 0xfe]) }); binary = "sent"; } catch (e) { binary = e.name + ": " + e.message; }
       return {
         isResponse: response instanceof Response, status: response.status, statusText: response.statusText, ok: response.ok, type: response.type,
         url: response.url, redirected: response.redirected, json, again, copied: [...new Uint8Array(await copy.arrayBuffer())].length,
         header: response.headers.get("X-Echo"), legacy: response.headers["x-echo"], isHeaders: response.headers instanceof Headers, entries: [...response.headers],
-        empty: [empty.status, empty.body, await empty.text()], binary,
+        empty: [empty.status, empty.body, await empty.text()], plain: plain.status, binary,
       };`)) as { value: Record<string, unknown> };
     expect(result.value).toMatchObject({
       isResponse: true, status: 201, statusText: "Created", ok: true, type: "basic", url: "https://api.example.com/in#final", redirected: true,
       json: { got: "a=1+2&b=%C3%A9" }, again: "TypeError", header: "PUT", legacy: "PUT", isHeaders: true,
-      entries: [["content-type", "application/json"], ["x-echo", "PUT"]], empty: [204, null, ""],
+      entries: [["content-type", "application/json"], ["x-echo", "PUT"]], empty: [204, null, ""], plain: 201,
     });
     expect(result.value.copied).toBeGreaterThan(10);
     expect(String(result.value.binary)).toMatch(/^TypeError: ctx\.fetch: a request body must be UTF-8 text/);
     expect(fetched.map((call) => [call.url, call.init])).toEqual([
       ["https://api.example.com/in", { method: "PUT", headers: { "content-type": "application/x-www-form-urlencoded;charset=UTF-8", "x-trace": "t1" }, body: "a=1+2&b=%C3%A9" }],
       ["https://api.example.com/empty", { method: "POST", headers: {}, body: "hi" }],
+      ["https://api.example.com/plain", { headers: { accept: "text/plain" } }],
     ]);
   });
 });

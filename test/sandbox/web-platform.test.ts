@@ -332,7 +332,7 @@ describe("the web platform in a real daemon", () => {
   const CONFIG = `
 import { defineConfig, z } from "hookd/config";
 export default defineConfig({
-  events: { "web.go": z.object({ base: z.string() }) },
+  events: { "web.go": z.object({ base: z.string() }), "web.bin": z.object({ base: z.string() }) },
   delivery: { maxAttempts: 1 },
   sandbox: { fetchAllowHosts: ["127.0.0.1"] },
   secrets: { "signer:SIGNING_KEY": "s3cr3t-key", "signer:API_USER": "ops:pa:ss" },
@@ -343,7 +343,15 @@ export default defineConfig({
   let server: LocalServer | undefined;
   let port = 0;
   const seen: Array<{ url: string; authorization?: string; body: string }> = [];
-  const project = new TestProject({ config: CONFIG, files: { "signer.ts": PLUGIN } });
+  // A binary answer (not UTF-8) reaches the plugin's Response byte for byte.
+  const BINARY = `import { on, plugin } from "hookd";
+plugin({ fetch: ["http://127.0.0.1:*/*"] });
+on("web.bin", async (event, ctx) => {
+  const response = await ctx.fetch(event.base + "/bin");
+  ctx.log.info({ bytes: [...(await response.bytes())], type: (await ctx.fetch(event.base + "/bin")).headers.get("content-type") }, "bin done");
+});
+`;
+  const project = new TestProject({ config: CONFIG, files: { "signer.ts": PLUGIN, "binary.ts": BINARY } });
   const daemon = new TestDaemon(project);
 
   beforeAll(async () => {
@@ -351,6 +359,7 @@ export default defineConfig({
       const body = await readBody(request);
       seen.push({ url: request.url ?? "", authorization: request.headers.authorization, body });
       if (request.url === "/slow") setTimeout(() => response.end("late"), 3000).unref();
+      else if (request.url === "/bin") response.writeHead(200, { "content-type": "image/png" }).end(Buffer.from([0x89, 0x50, 0x4e, 0x47, 0xff, 0x00, 0xfe]));
       else response.writeHead(200, { "content-type": "text/plain; charset=utf-8" }).end("signed ok");
     });
     port = server.port;
@@ -377,6 +386,13 @@ export default defineConfig({
     expect(hook.url).toBe(`/hook?sig=${expected}&q=a+b%26c`);
     expect(hook.authorization).toBe(`Basic ${Buffer.from("ops:pa:ss").toString("base64")}`);
     expect(hook.body).toBe(payload);
+  }, 30_000);
+
+  it("hands a binary answer to the plugin's Response unchanged", async () => {
+    const { status, body } = await daemon.post("web.bin", { base: `http://127.0.0.1:${port}` });
+    expect(status).toBe(202);
+    const done = await daemon.waitForLog((line) => line.msg === "bin done" && line.eventId === body.id, 20_000);
+    expect(done).toMatchObject({ bytes: [0x89, 0x50, 0x4e, 0x47, 0xff, 0x00, 0xfe], type: "image/png" });
   }, 30_000);
 });
 
