@@ -19,7 +19,7 @@ import { retryPolicyFor } from "./delivery/retry-policy.ts";
 import { DEFAULT_MAX_TEXT_CHARS } from "./truncate.ts";
 import { createHttpServer } from "./ingress/http.ts";
 import { EventIntake } from "./ingress/intake.ts";
-import { oktellIngress } from "./ingress/oktell.ts";
+import { oktellIngress } from "./integrations/oktell/ingest.ts";
 import { webhookApi } from "./webhooks/api.ts";
 import { WebhookDeliveries } from "./webhooks/deliveries.ts";
 import type { Logger } from "./log.ts";

@@ -6,7 +6,7 @@ import { z } from "zod";
 import type { EventCatalog, RouteConfig, WebhookConfig } from "./define.ts";
 import { catalogOrderBy } from "../delivery/order-keys.ts";
 import { parseAllowHost } from "../fetch/plugin-fetch.ts";
-import { isValidTimezone } from "../ingress/oktell-time.ts";
+import { isValidTimezone } from "../integrations/oktell/time.ts";
 import { DEFAULT_RETRY_SCHEDULE_MS } from "../webhooks/schedule.ts";
 import { secretProblem } from "../webhooks/signing.ts";
 

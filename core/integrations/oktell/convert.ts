@@ -1,6 +1,6 @@
 /**
  * One `<event>` of the telephony XML -> the payload of its catalog event `oktell.<name>`, by
- * the conventions in core/catalog/oktell.ts:
+ * the conventions in core/integrations/oktell/catalog.ts:
  * - a coded value becomes its name, the number stays beside it as `<key>Code` (the XML carries
  *   both as `value` and `name`; without a `name`, the code table of a described field names it);
  * - 0/1 flags become booleans and dates ISO-8601, for the fields the seeds describe;
@@ -17,10 +17,10 @@ import {
   oktellEventIdByName,
   oktellEventIds,
   type OktellXmlEventName,
-} from "../catalog/oktell.ts";
-import { HookdError } from "../errors.ts";
-import { oktellDateTimeToZonedIso } from "./oktell-time.ts";
-import type { RawOktellEvent, RawProperty } from "./oktell-xml.ts";
+} from "./catalog.ts";
+import { HookdError } from "../../errors.ts";
+import { oktellDateTimeToZonedIso } from "./time.ts";
+import type { RawOktellEvent, RawProperty } from "./xml.ts";
 
 type FieldRule = "flag" | "datetime" | { codes: Readonly<Record<number, string>> };
 

@@ -12,8 +12,8 @@
  * nested properties, so events whose fields the seeds do not describe lose nothing.
  */
 import { XMLParser, XMLValidator } from "fast-xml-parser";
-import { HookdError } from "../errors.ts";
-import { DEFAULT_MAX_DEPTH } from "./depth.ts";
+import { HookdError } from "../../errors.ts";
+import { DEFAULT_MAX_DEPTH } from "../../ingress/depth.ts";
 
 /** One property of an event: a value (with the name of a coded value), a set, or a collection. */
 export type RawProperty =

@@ -4,7 +4,7 @@
  * (daylight saving included), so handlers can compare them with other systems' times; without
  * it they stay zone-less, which is all the server says.
  */
-import { oktellDateTimeToIso } from "../catalog/oktell.ts";
+import { oktellDateTimeToIso } from "./catalog.ts";
 
 const FIXED_OFFSET = /^([+-])(\d{2}):?(\d{2})$/;
 const formatters = new Map<string, Intl.DateTimeFormat>();

@@ -1,15 +1,15 @@
 /**
  * `POST /ingest/oktell`: the telephony server's service events as `<oktellcommapper>` XML.
- * bytes -> text (oktell-decode) -> `<event>` elements (oktell-xml) -> catalog payloads
- * (oktell-convert) -> validated all together -> stored all or none -> `202 {"ids":[...]}`.
+ * bytes -> text (decode.ts) -> `<event>` elements (xml.ts) -> catalog payloads
+ * (convert.ts) -> validated all together -> stored all or none -> `202 {"ids":[...]}`.
  */
 import type { FastifyInstance, FastifyRequest } from "fastify";
-import { HookdError, isHookdError } from "../errors.ts";
-import type { Logger } from "../log.ts";
-import type { EventIntake } from "./intake.ts";
-import { convertOktellEvent, type ConvertedOktellEvent } from "./oktell-convert.ts";
-import { decodeXmlBody } from "./oktell-decode.ts";
-import { parseOktellXml } from "./oktell-xml.ts";
+import { HookdError, isHookdError } from "../../errors.ts";
+import type { Logger } from "../../log.ts";
+import type { EventIntake } from "../../ingress/intake.ts";
+import { convertOktellEvent, type ConvertedOktellEvent } from "./convert.ts";
+import { decodeXmlBody } from "./decode.ts";
+import { parseOktellXml } from "./xml.ts";
 
 export interface OktellIngressOptions {
   intake: EventIntake;
