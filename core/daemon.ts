@@ -20,6 +20,8 @@ import { DEFAULT_MAX_TEXT_CHARS } from "./truncate.ts";
 import { createHttpServer } from "./ingress/http.ts";
 import { EventIntake } from "./ingress/intake.ts";
 import { oktellIngress } from "./integrations/oktell/ingest.ts";
+import { OktellBridge } from "./integrations/oktell/bridge.ts";
+import { oktellBridgeRoutes } from "./integrations/oktell/routes.ts";
 import { webhookApi } from "./webhooks/api.ts";
 import { WebhookDeliveries } from "./webhooks/deliveries.ts";
 import type { Logger } from "./log.ts";
@@ -76,6 +78,8 @@ export class Daemon {
   /** Outbound webhooks: their deliveries, endpoint health and sending. */
   readonly webhooks: WebhookDeliveries;
   readonly replayer: Replayer;
+  /** The telephony workstation bridge: commands for each operator's relay, and the confirm guard. */
+  readonly oktellBridge: OktellBridge;
   private readonly pruner: RetentionPruner;
   readonly metrics: Metrics;
   /** Store writable, sandbox up, plugins loaded: /readyz and the systemd watchdog ask it. */
@@ -130,6 +134,8 @@ export class Daemon {
       emit: (_plugin, from, name, payload) =>
         this.intake.accept({ name, body: payload, source: "emit", parent: { eventId: from.eventId, depth: from.depth } }).then(({ id }) => ({ id })),
       fetch: (call) => fetchService.fetch(call),
+      // ctx.oktell: the telephony workstation's methods (core/integrations/oktell/bridge.ts).
+      oktell: (call) => this.oktellBridge.call(call),
     };
 
     if (options.sandbox === "inline") {
@@ -232,6 +238,13 @@ export class Daemon {
       webhooks: this.webhooks,
     });
 
+    this.oktellBridge = new OktellBridge({
+      store,
+      settings: () => this.config.oktell,
+      maxDepth: () => this.config.server.maxDepth,
+      declaresOktell: (plugin) => this.plugins.declaredOptions(plugin)?.oktell === true,
+      logger: options.logger,
+    });
     this.replayer = new Replayer({ store, intake: this.intake, plugins: this.plugins, onScheduled: () => this.dispatcher.wake() });
     this.pruner = new RetentionPruner({ store, retention: () => this.config.delivery.retention, logger: options.logger });
 
@@ -254,7 +267,8 @@ export class Daemon {
       status: () => this.status(),
       stopping: () => this.stopping !== undefined,
       routeGroups: [
-        oktellIngress({ intake: this.intake, logger: options.logger, timezone: () => this.config.oktell.timezone, stopping: () => this.stopping !== undefined, maxDepth: () => this.config.server.maxDepth }),
+        oktellIngress({ intake: this.intake, logger: options.logger, timezone: () => this.config.oktell.timezone, stopping: () => this.stopping !== undefined, maxDepth: () => this.config.server.maxDepth, onStored: (user, events) => this.oktellBridge.eventsAccepted(user, events) }),
+        oktellBridgeRoutes(this.oktellBridge, { stopping: () => this.stopping !== undefined, maxDepth: () => this.config.server.maxDepth }),
         webhookApi(this.webhooks),
         consoleRoutes({ hub: this.console, token: () => this.config.server.token }),
       ],
@@ -327,6 +341,7 @@ export class Daemon {
         if (left > 0) this.log.warn({ runs: left }, "runs still in flight at stop; their leases are released and they run again after the next start");
       });
       this.webhooks.stop();
+      this.oktellBridge.stop();
       this.breaker.close();
       await this.stopStep("the HTTP server", deadline, () => this.http.close());
       await this.stopStep("the sandbox", deadline, () => this.sandbox.close());
@@ -368,6 +383,7 @@ export class Daemon {
     // Other instances' events and freed keys (PostgreSQL NOTIFY): claim them now, not at the next sweep.
     this.store.onRemoteWork?.(() => this.dispatcher.wake());
     this.pruner.start();
+    this.oktellBridge.start();
     await this.http.listen({ host: this.config.server.host, port: this.config.server.port });
     if (this.options.watch ?? this.config.plugins.watch) {
       this.watcher = new PluginWatcher({ plugins: this.plugins, logger: this.options.logger });

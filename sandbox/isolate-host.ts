@@ -178,6 +178,11 @@ export class IsolateHost implements Sandbox {
         const policy = fetchPolicy(isolate.limits, isolate.manifest?.options ?? {});
         return this.options.services.fetch({ plugin, runId: run.runId, url: String(args[0]), init, policy, signal });
       }
+      // --- ctx.oktell: performed by the daemon (core/integrations/oktell/bridge.ts), which checks the capability and arguments ---
+      case "oktell":
+        if (!this.options.services.oktell) throw new HookdError("HOOKD_OKTELL_UNAVAILABLE", ["no workstation bridge serves this host"]);
+        return this.options.services.oktell({ plugin, runId: run.runId, method: String(args[0]), user: args[1], argument: args[2] ?? null, signal });
+      // --- end ctx.oktell ---
       case "crypto.digest":
       case "crypto.hmac":
       case "crypto.aesgcm":

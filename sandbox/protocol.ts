@@ -65,6 +65,8 @@ export interface RunMeta {
   receivedAt: number;
   attempt: number;
   depth: number;
+  /** `ctx.event.source`: the channel, and the telephony workstation's user for its events. */
+  source?: { channel: string; user?: string };
 }
 
 /**
@@ -77,6 +79,18 @@ export interface HostServices {
   emit(plugin: string, from: RunMeta, name: string, payload: unknown): Promise<{ id: string }>;
   /** Performed by the daemon (core/fetch/fetch-service.ts) under the call's policy. */
   fetch(call: FetchCall): Promise<PluginFetchReply>;
+  /** ctx.oktell: a method call for a telephony workstation, answered when its bridge answers (core/integrations/oktell/bridge.ts). */
+  oktell?(call: OktellHostCall): Promise<unknown>;
+}
+
+/** One ctx.oktell call; `signal` aborts when the run ends (its wall time included). */
+export interface OktellHostCall {
+  plugin: string;
+  runId: string;
+  method: string;
+  user: unknown;
+  argument: unknown;
+  signal?: AbortSignal | undefined;
 }
 
 export interface PluginLogRecord {
@@ -145,6 +159,6 @@ export type FromSandbox =
    * `secrets` (args: version, names) asks for the secrets a plugin version declared, once its
    * top-level code ran; the daemon answers with those only.
    */
-  | { t: "hostCall"; callId: number; plugin: string; op: "kv" | "emit" | "fetch" | "secrets"; args: unknown[] }
+  | { t: "hostCall"; callId: number; plugin: string; op: "kv" | "emit" | "fetch" | "secrets" | "oktell"; args: unknown[] }
   /** The answer to a ping, with the process's resident memory in bytes. */
   | { t: "pong"; seq: number; rss: number };

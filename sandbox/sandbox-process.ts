@@ -293,11 +293,19 @@ export class SandboxProcess {
     }
   }
 
-  private async serveHostCall(callId: number, plugin: string, op: "kv" | "emit" | "fetch" | "secrets", args: unknown[]): Promise<void> {
+  private async serveHostCall(callId: number, plugin: string, op: "kv" | "emit" | "fetch" | "secrets" | "oktell", args: unknown[]): Promise<void> {
     try {
       let value: unknown;
       if (op === "fetch") {
         value = await this.serveFetch(plugin, args);
+      } else if (op === "oktell") {
+        // --- ctx.oktell: for a run in flight here; its end (result, timeout, crash) stops the wait ---
+        const [runId, method, user, argument] = args;
+        const run = typeof runId === "string" ? this.runFetch.get(runId) : undefined;
+        if (!run || run.plugin !== plugin) throw new HookdError("HOOKD_HOST_CALL_INVALID", ["oktell", `no run of plugin ${plugin} is in flight here`]);
+        if (!this.options.services.oktell) throw new HookdError("HOOKD_OKTELL_UNAVAILABLE", ["no workstation bridge serves this daemon"]);
+        value = await this.options.services.oktell({ plugin, runId: runId as string, method: String(method), user, argument, signal: run.ended.signal });
+        // --- end ctx.oktell ---
       } else if (op === "secrets") {
         value = this.declaredSecretValues(plugin, args[0], args[1]);
       } else if (op === "kv") {

@@ -54,7 +54,7 @@ const secretsAsked = new Map<string, Promise<Record<string, string | undefined>>
 const hostCalls = new Map<number, { resolve: (value: unknown) => void; reject: (error: unknown) => void }>();
 let nextCallId = 1;
 
-function callDaemon(plugin: string, op: "kv" | "emit" | "fetch" | "secrets", args: unknown[]): Promise<unknown> {
+function callDaemon(plugin: string, op: "kv" | "emit" | "fetch" | "secrets" | "oktell", args: unknown[]): Promise<unknown> {
   const callId = nextCallId++;
   return new Promise((resolve, reject) => {
     hostCalls.set(callId, { resolve, reject });
@@ -70,6 +70,8 @@ const host = new IsolateHost({
     // The daemon fetches: it knows the run, so only the run and the request travel (its own
     // records say what the plugin may reach), and it aborts the fetch when the run's result arrives.
     fetch: (call) => callDaemon(call.plugin, "fetch", [call.runId, call.url, call.init]) as Promise<PluginFetchReply>,
+    // ctx.oktell: the daemon waits for the workstation's answer, bounded by the run it knows.
+    oktell: (call) => callDaemon(call.plugin, "oktell", [call.runId, call.method, call.user, call.argument]),
   },
   bootstrapCode: () => runtimeCode,
   secretsFor: (plugin, version, names) => {

@@ -28,6 +28,7 @@ import pg from "pg";
 import { HookdError } from "../errors.ts";
 import { migrate, quoteIdent } from "./postgres-schema.ts";
 import { kvLimit } from "./kv-limit.ts";
+import { PostgresOktellCommands } from "../integrations/oktell/command-store-postgres.ts";
 import { eventValues, RUN_COLUMNS, toClaimedDelivery, toEventRecord, toRunRecord, type ClaimRow, type EventRow, type RunRow } from "./sqlite-schema.ts";
 import type {
   AcceptOutcome,
@@ -80,6 +81,8 @@ export class PostgresStore implements Store {
   private readonly pool: pg.Pool;
   /** Claims, finishes, lease renewals and ctx.kv: commits that do not wait for the WAL flush (see the header). */
   private readonly bookkeeping: pg.Pool;
+  /** The telephony workstation commands (core/integrations/oktell/command-store-postgres.ts). */
+  readonly oktellCommands: PostgresOktellCommands;
   private readonly channel: string;
   private readonly connection: pg.ClientConfig;
   private listener: pg.Client | undefined;
@@ -109,6 +112,7 @@ export class PostgresStore implements Store {
     // An idle connection the server dropped: the pool replaces it; a query on it fails on its own.
     this.pool.on("error", () => undefined);
     this.bookkeeping.on("error", () => undefined);
+    this.oktellCommands = new PostgresOktellCommands(this.pool);
   }
 
   /** Connects, runs the migrations (under an advisory lock), and starts listening for other instances' work. */
@@ -162,13 +166,13 @@ export class PostgresStore implements Store {
     // inserts nothing and finds the first below.
     const { rows } = await on.query<{ seq: number }>(
       `WITH ev AS (
-         INSERT INTO events (id, name, payload, received_at, source, parent_id, depth, idempotency_key, body_hash, root_id)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $19)
+         INSERT INTO events (id, name, payload, received_at, source, parent_id, depth, idempotency_key, body_hash, root_id, source_user)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $19, $20)
          ${event.idempotencyKey === undefined ? "" : "ON CONFLICT (idempotency_key) DO NOTHING"}
          RETURNING seq),
        ${DELIVERY_INSERT_CTES("(SELECT seq FROM ev)", 10)}
        SELECT seq FROM ev`,
-      [...eventValues(event), ...deliveryParams(deliveries, event.receivedAt, null), root],
+      [...eventValues(event), ...deliveryParams(deliveries, event.receivedAt, null), root, event.sourceUser ?? null],
     );
     if (rows.length === 0) {
       const found = await on.query<{ id: string; body_hash: string | null }>("SELECT id, body_hash FROM events WHERE idempotency_key = $1", [event.idempotencyKey]);
@@ -208,7 +212,7 @@ export class PostgresStore implements Store {
             SET status = 'running', attempts = d.attempts + 1, lease_token = $5, lease_until = $6, updated_at = $2
            FROM ready WHERE d.id = ready.id AND d.status = 'pending'
          RETURNING d.id, d.kind, d.plugin, d.target, d.attempts, d.max_attempts, d.lease_token, d.suspect, d.input, d.event_seq, d.next_at, ready.rank)
-       SELECT c.*, e.id AS event_id, e.name AS event_name, e.payload, e.received_at, e.depth
+       SELECT c.*, e.id AS event_id, e.name AS event_name, e.payload, e.received_at, e.depth, e.source, e.source_user
          FROM claimed c JOIN events e ON e.seq = c.event_seq
         ORDER BY c.rank, c.next_at, c.id`,
       [
@@ -364,7 +368,7 @@ export class PostgresStore implements Store {
     const bounded = filter.maxPayloadBytes !== undefined && !ascending;
     // Bounded (a list for people): octet_length reads a toasted value's size without fetching it.
     const columns = bounded
-      ? `seq, id, name, received_at, source, parent_id, depth, root_id, octet_length(payload) AS payload_bytes,
+      ? `seq, id, name, received_at, source, source_user, parent_id, depth, root_id, octet_length(payload) AS payload_bytes,
          CASE WHEN octet_length(payload) > ${Math.floor(filter.maxPayloadBytes!)} THEN NULL ELSE payload END AS payload`
       : "*";
     const { rows } = await this.pool.query<EventRow>(

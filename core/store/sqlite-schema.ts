@@ -3,9 +3,9 @@
  * the store (reads, in the daemon's thread) and its writer (writes, in a thread of its own).
  */
 import type Database from "better-sqlite3";
-import type { ClaimedDelivery, DeliveryRecord, DeliveryStatus, EventRecord, NewEvent } from "./types.ts";
+import type { ClaimedDelivery, DeliveryRecord, DeliveryStatus, EventOrigin, EventRecord, EventSource, NewEvent } from "./types.ts";
 
-export const SCHEMA_VERSION = 3;
+export const SCHEMA_VERSION = 4;
 
 export type Synchronous = "FULL" | "NORMAL" | "OFF";
 
@@ -58,6 +58,29 @@ CREATE TABLE IF NOT EXISTS kv (
   updated_at INTEGER NOT NULL,
   PRIMARY KEY (plugin, key)
 ) WITHOUT ROWID;
+-- Schema 4: the telephony workstation commands (core/integrations/oktell/command-store.ts).
+CREATE TABLE IF NOT EXISTS oktell_commands (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  id TEXT NOT NULL UNIQUE,
+  user_login TEXT NOT NULL,
+  method TEXT NOT NULL,
+  xml TEXT,
+  arg INTEGER,
+  state TEXT NOT NULL,
+  requested_by TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  not_before INTEGER NOT NULL,
+  expires_at INTEGER NOT NULL,
+  sent_at INTEGER,
+  lease_until INTEGER,
+  attempts INTEGER NOT NULL DEFAULT 0,
+  finished_at INTEGER,
+  answer TEXT,
+  error TEXT,
+  guard_task TEXT
+);
+CREATE INDEX IF NOT EXISTS oktell_commands_open ON oktell_commands(user_login, seq) WHERE state IN ('queued', 'sent');
+CREATE INDEX IF NOT EXISTS oktell_commands_finished ON oktell_commands(finished_at) WHERE finished_at IS NOT NULL;
 `;
 
 /** Indexes over columns that older databases gain in migrate(). */
@@ -104,6 +127,8 @@ function migrate(db: Database.Database): void {
   const addedToEvents: Array<[string, string]> = [
     ["root_id", "TEXT"],
     ["descendants", "INTEGER NOT NULL DEFAULT 0"],
+    // Schema 4: the telephony workstation's user that sent the event (ctx.event.source.user).
+    ["source_user", "TEXT"],
   ];
   for (const [name, type] of addedToEvents) if (!eventColumns.has(name)) db.exec(`ALTER TABLE events ADD COLUMN ${name} ${type}`);
   // The ready index gained the suspect column: rebuild it under the same name.
@@ -126,6 +151,8 @@ export interface ClaimRow {
   payload: string;
   received_at: number;
   depth: number;
+  source?: string;
+  source_user?: string | null;
 }
 
 export interface EventRow {
@@ -140,6 +167,7 @@ export interface EventRow {
   parent_id: string | null;
   depth: number;
   root_id: string | null;
+  source_user?: string | null;
 }
 
 export interface RunRow {
@@ -161,10 +189,12 @@ export interface RunRow {
   order_key: string | null;
   suspect: number;
   replay_id: string | null;
+  event_source?: string;
+  source_user?: string | null;
 }
 
 /** SELECT of a run with its event's id and name, for DeliveryRecord. */
-export const RUN_COLUMNS = "d.*, e.id AS event_id, e.name AS event_name FROM deliveries d JOIN events e ON e.seq = d.event_seq";
+export const RUN_COLUMNS = "d.*, e.id AS event_id, e.name AS event_name, e.source AS event_source, e.source_user FROM deliveries d JOIN events e ON e.seq = d.event_seq";
 
 export function toClaimedDelivery(row: ClaimRow): ClaimedDelivery {
   // One row that does not parse must not fail the claim of its batch neighbours.
@@ -197,6 +227,7 @@ export function toClaimedDelivery(row: ClaimRow): ClaimedDelivery {
       payload,
       receivedAt: row.received_at,
       depth: row.depth,
+      ...(row.source === undefined ? {} : { source: eventSourceOf(row.source, row.source_user) }),
     },
   };
 }
@@ -231,6 +262,7 @@ export function toEventRecord(row: EventRow): EventRecord {
     parentId: row.parent_id,
     depth: row.depth,
     rootId: row.root_id ?? null,
+    origin: eventSourceOf(row.source, row.source_user),
   };
 }
 
@@ -254,7 +286,13 @@ export function toRunRecord(row: RunRow): DeliveryRecord {
     orderKey: row.order_key,
     suspect: row.suspect === 1,
     replayId: row.replay_id,
+    ...(row.event_source === undefined ? {} : { eventSource: eventSourceOf(row.event_source, row.source_user) }),
   };
+}
+
+/** `ctx.event.source`: the channel an event came by, and the workstation's user for the telephony bridge's. */
+export function eventSourceOf(channel: string, user: string | null | undefined): EventOrigin {
+  return user === null || user === undefined ? { channel: channel as EventSource } : { channel: channel as EventSource, user };
 }
 
 /**

@@ -22,6 +22,7 @@ import { mkdirSync } from "node:fs";
 import path from "node:path";
 import Database from "better-sqlite3";
 import { configureConnection, ensureSchema, PLUGINS_WITH_PENDING_SQL, RUN_COLUMNS, toClaimedDelivery, toEventRecord, toRunRecord, type ClaimRow, type EventRow, type RunRow, type Synchronous } from "./sqlite-schema.ts";
+import { SqliteOktellCommands } from "../integrations/oktell/command-store.ts";
 import { inlineWriter, threadWriter, type Writer } from "./sqlite-writer.ts";
 import { reviveError, type WriteOp } from "./sqlite-writes.ts";
 import type {
@@ -69,6 +70,8 @@ export class SqliteStore implements Store {
   private readonly committing = new Set<Promise<void>>();
   private closed = false;
   private readonly statements;
+  /** The telephony workstation commands (core/integrations/oktell/command-store.ts). */
+  readonly oktellCommands: SqliteOktellCommands;
 
   constructor(options: SqliteStoreOptions) {
     const memory = options.file === ":memory:";
@@ -78,6 +81,7 @@ export class SqliteStore implements Store {
     configureConnection(this.db, synchronous);
     ensureSchema(this.db);
     this.statements = prepareReadStatements(this.db);
+    this.oktellCommands = new SqliteOktellCommands(this.db);
     this.writer = memory || options.writer === "inline" ? inlineWriter(this.db, synchronous) : threadWriter(options.file, synchronous);
   }
 
@@ -296,7 +300,7 @@ function prepareReadStatements(db: Database.Database) {
     // octet_length reads a value's size without loading it: a list of huge payloads costs
     // only the ones it shows.
     listEventsBounded: db.prepare(
-      `SELECT seq, id, name, received_at, source, parent_id, depth, root_id, octet_length(payload) AS payload_bytes,
+      `SELECT seq, id, name, received_at, source, source_user, parent_id, depth, root_id, octet_length(payload) AS payload_bytes,
               CASE WHEN octet_length(payload) > @maxPayload THEN NULL ELSE payload END AS payload
          FROM events
         WHERE (@name IS NULL OR name = @name) AND (@since IS NULL OR received_at >= @since)

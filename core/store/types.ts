@@ -17,8 +17,15 @@
  * - an emitted event counts against its root event's `maxDescendants` in the transaction that
  *   stores it: the check and the count are one atomic step, whatever runs beside it.
  */
+import type { OktellCommandStore } from "../integrations/oktell/command-store.ts";
 
 export type EventSource = "http" | "emit" | "action" | "oktell" | "replay";
+
+/** Where an event came from, as handlers see it (`ctx.event.source`): the telephony bridge's carry the workstation's user. */
+export interface EventOrigin {
+  channel: EventSource;
+  user?: string;
+}
 export type DeliveryKind = "handler" | "route" | "action" | "webhook";
 export type DeliveryStatus = "pending" | "running" | "done" | "dead";
 
@@ -28,6 +35,8 @@ export interface NewEvent {
   payload: unknown;
   receivedAt: number;
   source: EventSource;
+  /** The telephony workstation's user (`POST /ingest/oktell?user=`), stored with the event. */
+  sourceUser?: string | undefined;
   /** The event whose handler emitted this one. */
   parentId?: string | undefined;
   /** Length of the emit chain that produced this event (0 for external events). */
@@ -73,7 +82,7 @@ export interface ClaimedDelivery {
   /** Claimed on its own (see `ClaimOptions.suspects`); a crash now is its own doing. */
   suspect: boolean;
   input: unknown;
-  event: { id: string; name: string; payload: unknown; receivedAt: number; depth: number };
+  event: { id: string; name: string; payload: unknown; receivedAt: number; depth: number; source?: EventOrigin };
   /**
    * Why the stored payload or input could not be read (not JSON): the delivery is claimed anyway,
    * so the dispatcher dead-letters it instead of the whole claim failing over and over.
@@ -135,6 +144,8 @@ export interface DeliveryRecord {
   suspect: boolean;
   /** The replay that created this delivery, if any. */
   replayId: string | null;
+  /** Where its event came from (`ctx.event.source`), in run lists. */
+  eventSource?: EventOrigin;
 }
 
 export interface EventRecord {
@@ -151,6 +162,8 @@ export interface EventRecord {
   payloadTruncated?: { bytes: number };
   /** The accepted event whose emit chain produced this one (null for an event from outside). */
   rootId: string | null;
+  /** `source` with the telephony workstation's user: what handlers get as `ctx.event.source`. */
+  origin: EventOrigin;
 }
 
 export interface ClaimOptions {
@@ -272,6 +285,9 @@ export interface Store {
    * claim, so an idle instance wakes without polling; returns the unsubscribe.
    */
   onRemoteWork?(callback: () => void): () => void;
+
+  /** The telephony workstation commands (core/integrations/oktell/command-store.ts), in the same database. */
+  readonly oktellCommands?: OktellCommandStore;
 
   close(): Promise<void>;
 }

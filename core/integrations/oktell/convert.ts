@@ -78,7 +78,7 @@ export function resolveEventName(raw: RawOktellEvent): { name: string; mismatch?
   throw new HookdError("HOOKD_EVENT_UNKNOWN", [`oktell.? (event #${raw.index} has no name and its id ${JSON.stringify(id ?? null)} is unknown)`]);
 }
 
-function convertProperties(properties: readonly RawProperty[], rules: Record<string, FieldRule>, timezone: string | undefined): Record<string, unknown> {
+export function convertProperties(properties: readonly RawProperty[], rules: Record<string, FieldRule>, timezone: string | undefined): Record<string, unknown> {
   // A repeated key becomes a list, so nothing the server sent is dropped.
   const values = new Map<string, unknown[]>();
   const add = (key: string, value: unknown) => values.set(key, [...(values.get(key) ?? []), value]);
