@@ -131,12 +131,13 @@ export async function main(argv: string[]): Promise<number> {
 
 /** `hookd oktell-sim`: a workstation bridge for demos (core/integrations/oktell/simulator.ts); runs until SIGINT/SIGTERM. */
 async function runOktellSimulator(values: ClientValues & { user?: string; send?: string[] }): Promise<number> {
+  const user = required(values.user, "hookd oktell-sim --user <login> [--send file.xml]...");
   const { OktellSimulator } = await import("./integrations/oktell/simulator.ts");
   const { url, token } = await daemonEndpoint(values);
   const simulator = new OktellSimulator({
     url,
     token,
-    user: required(values.user, "hookd oktell-sim --user <login>"),
+    user,
     waitSeconds: 25,
     onCommand: (command) => process.stdout.write(`${JSON.stringify({ received: command })}\n`),
   });

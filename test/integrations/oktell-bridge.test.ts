@@ -2,9 +2,12 @@
 // workstations (A and B) poll for commands; a TMInterfaceConfirm from A reaches a plugin that
 // answers "skip", and A's bridge, not B's, performs TM_SetConfirmResult with result 1; when the
 // plugin crashes instead, the confirm guard answers with the configured default.
+import { spawn } from "node:child_process";
+import { writeFileSync } from "node:fs";
+import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { OktellSimulator, type SimulatedCommand } from "../../core/integrations/oktell/simulator.ts";
-import { TestDaemon, TestProject } from "../helpers/daemon.ts";
+import { BIN, TestDaemon, TestProject } from "../helpers/daemon.ts";
 import { waitUntil } from "../helpers/wait.ts";
 import { dropSchema, postgresUnavailable, schemaUrl, testSchemaName } from "../store/stores.ts";
 import { seed002Events, seed002NotEvents } from "./seed-samples.ts";
@@ -219,6 +222,53 @@ describe("workstation commands: the methods, bad input and expiry (sqlite)", () 
     expect((await post(Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from(seed002NotEvents.userstate, "utf16le")]))).status).toBe(200);
     expect((await outcome("bad-results")).result).toEqual({ state: "usReady", stateCode: 1, redirect: false });
     expect(await code(await post(seed002NotEvents.userstate))).toEqual({ status: 409, code: "HOOKD_OKTELL_COMMAND_NOT_PENDING" });
+  });
+
+  it("takes the workstation's user from the x-oktell-user header, refuses a user that is no login, and bounds the polls of one user", async () => {
+    const ingest = (headers: Record<string, string>, query = "") =>
+      api(`/ingest/oktell${query}`, { method: "POST", headers: { "content-type": "text/xml", ...headers }, body: seed002Events.tminterfaceclose });
+    const viaHeader = await ingest({ "x-oktell-user": "Peter" });
+    expect(viaHeader.status).toBe(202);
+    const [id] = ((await viaHeader.json()) as { ids: string[] }).ids;
+    expect(((await (await api(`/api/events/${id}`)).json()) as { event: { origin: unknown } }).event.origin).toEqual({ channel: "oktell", user: "Peter" });
+    const bad = await ingest({}, "?user=a%0Ab");
+    expect(bad.status).toBe(400);
+    expect(((await bad.json()) as { error: { code: string } }).error.code).toBe("HOOKD_OKTELL_USER_INVALID");
+
+    // Four polls of one user may wait at once; the fifth is refused, and the four end in 204 at their wait.
+    const polls = Array.from({ length: 4 }, () => api("/oktell/commands?user=D&wait=3"));
+    await waitUntil(async () => {
+      const fifth = await api("/oktell/commands?user=D&wait=0");
+      return fifth.status === 429 && ((await fifth.json()) as { error: { code: string } }).error.code === "HOOKD_OKTELL_TOO_MANY_POLLS";
+    }, { what: "a fifth poll of user D refused while four wait", timeoutMs: 3000 });
+    expect((await Promise.all(polls)).map((r) => r.status)).toEqual([204, 204, 204, 204]);
+  });
+
+  it("hookd oktell-sim posts a file as the workstation's events and answers its commands with the seed's documents", async () => {
+    const file = path.join(project.dir, "tminterfaceclose.xml");
+    writeFileSync(file, seed002Events.tminterfaceclose);
+    const child = spawn(process.execPath, [BIN, "oktell-sim", "--user", "E", "--url", daemon.url, "--token", TOKEN, "--send", file], { stdio: ["ignore", "pipe", "pipe"] });
+    const lines: Array<Record<string, any>> = [];
+    child.stdout.setEncoding("utf8").on("data", (chunk: string) => {
+      for (const line of chunk.split("\n")) if (line.trim()) lines.push(JSON.parse(line));
+    });
+    try {
+      const sent = await waitUntil(() => lines.find((l) => l.sent === file), { what: "the simulator's sent line" });
+      expect(sent.status).toBe(202);
+      // Its poll makes E a connected bridge; a command for E reaches it and is answered.
+      let tries = 0;
+      const answered = await waitUntil(async () => {
+        const tag = `sim-${++tries}`;
+        await ask(tag, "getUserState", "E");
+        const result = await outcome(tag);
+        return result.code !== "HOOKD_OKTELL_USER_NOT_CONNECTED" && result;
+      }, { what: "a getUserState for E answered", intervalMs: 200 });
+      expect(answered.result).toEqual({ state: "usReady", stateCode: 1, redirect: false });
+      expect(lines.some((l) => l.received?.method === "GetUserState")).toBe(true);
+    } finally {
+      child.kill("SIGTERM");
+      await new Promise((resolve) => child.once("exit", resolve));
+    }
   });
 
   it("re-sends a command not answered within its lease, expires it at its TTL, and the plugin's call rejects with its own code", async () => {

@@ -176,18 +176,19 @@ export class OktellBridge {
   }
 
   /** After a telephony request's events are stored: the confirm guard queues or cancels default answers. */
-  async eventsAccepted(user: string | undefined, events: ReadonlyArray<{ name: string; body: Record<string, unknown>; duplicate: boolean }>): Promise<void> {
+  async eventsAccepted(user: string | undefined, events: ReadonlyArray<{ id: string; name: string; body: Record<string, unknown>; duplicate: boolean }>): Promise<void> {
     const confirm = this.options.settings().confirm;
     if (user === undefined || confirm === undefined) return;
     const settings = this.options.settings();
     for (const event of events) {
-      if (event.duplicate) continue;
       const task = typeof event.body.idtask === "string" ? event.body.idtask : undefined;
       const now = Date.now();
       if (event.name === "oktell.tminterfaceconfirm") {
         const notBefore = now + confirm.answerAfterMs;
+        // Its id comes from the event's: a request repeated after a lost 202 (the same event, by its
+        // Idempotency-Key) queues no second guard, and one whose first try failed here queues the missing one.
         await this.commands.queue({
-          id: `okc_${randomUUID()}`,
+          id: `okg_${event.id}`,
           user,
           method: "TM_SetConfirmResult",
           ...confirmResultArgument(confirm.result),
@@ -198,7 +199,7 @@ export class OktellBridge {
           guardTask: task ?? "",
         });
         this.wakePolls(user);
-      } else if (event.name === "oktell.tminterfaceclose") {
+      } else if (event.name === "oktell.tminterfaceclose" && !event.duplicate) {
         await this.commands.cancelGuards(user, now, task);
       }
     }

@@ -11,7 +11,7 @@ export class PostgresOktellCommands implements OktellCommandStore {
   constructor(private readonly pool: pg.Pool) {}
 
   async queue(command: NewOktellCommand, options: { cancelGuards?: boolean } = {}): Promise<void> {
-    const insert = `INSERT INTO oktell_commands (${INSERT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'queued')`;
+    const insert = `INSERT INTO oktell_commands (${INSERT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'queued') ON CONFLICT (id) DO NOTHING`;
     if (!options.cancelGuards) {
       await this.pool.query(insert, commandValues(command));
       return;

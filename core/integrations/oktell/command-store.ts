@@ -48,7 +48,11 @@ export interface OktellCommandFilter {
 }
 
 export interface OktellCommandStore {
-  /** Queues a command; with `cancelGuards`, that user's held confirm guards are cancelled in the same transaction. */
+  /**
+   * Queues a command; with `cancelGuards`, that user's held confirm guards are cancelled in the
+   * same transaction. A command whose id is stored already is left as it is (a guard's id comes
+   * from its event's, so a repeated request queues it once).
+   */
   queue(command: NewOktellCommand, options?: { cancelGuards?: boolean }): Promise<void>;
   /** Leases the user's deliverable commands (queued and due, or sent with an expired lease), oldest first. */
   claim(user: string, now: number, leaseMs: number, limit: number): Promise<OktellCommandRecord[]>;
@@ -120,7 +124,7 @@ export class SqliteOktellCommands implements OktellCommandStore {
 
   constructor(private readonly db: Database.Database) {
     this.s = {
-      insert: db.prepare(`INSERT INTO oktell_commands (${INSERT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'queued')`),
+      insert: db.prepare(`INSERT INTO oktell_commands (${INSERT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'queued') ON CONFLICT (id) DO NOTHING`),
       claim: db.prepare(
         `UPDATE oktell_commands SET state = 'sent', sent_at = @now, lease_until = @until, attempts = attempts + 1
           WHERE seq IN (SELECT seq FROM oktell_commands
@@ -133,6 +137,14 @@ export class SqliteOktellCommands implements OktellCommandStore {
         `UPDATE oktell_commands SET state = @state, answer = @answer, error = @error, finished_at = @now, lease_until = NULL
           WHERE id = @id AND state = 'sent' RETURNING *`,
       ),
+      // Reads first: polls and the expiry sweep ask often and mostly find nothing, and a read
+      // costs no write lock (which the store's writer thread wants too).
+      anyDue: db.prepare(
+        `SELECT 1 FROM oktell_commands WHERE user_login = @user AND expires_at > @now
+            AND ((state = 'queued' AND not_before <= @now) OR (state = 'sent' AND lease_until <= @now)) LIMIT 1`,
+      ),
+      anyExpired: db.prepare("SELECT 1 FROM oktell_commands WHERE state IN ('queued', 'sent') AND expires_at <= ? LIMIT 1"),
+      anyPrunable: db.prepare("SELECT 1 FROM oktell_commands WHERE finished_at IS NOT NULL AND finished_at < ? LIMIT 1"),
       get: db.prepare("SELECT * FROM oktell_commands WHERE id = ?"),
       list: db.prepare(
         `SELECT * FROM oktell_commands
@@ -160,6 +172,7 @@ export class SqliteOktellCommands implements OktellCommandStore {
   }
 
   async claim(user: string, now: number, leaseMs: number, limit: number): Promise<OktellCommandRecord[]> {
+    if (this.s.anyDue.get({ user, now }) === undefined) return [];
     const rows = this.db.transaction(() => this.s.claim.all({ user, now, until: now + leaseMs, limit }) as OktellCommandRow[]).immediate();
     return rows.map(toCommandRecord).sort((a, b) => a.seq - b.seq);
   }
@@ -180,6 +193,7 @@ export class SqliteOktellCommands implements OktellCommandStore {
   }
 
   async expire(now: number, pruneBefore: number): Promise<number> {
+    if (this.s.anyExpired.get(now) === undefined && this.s.anyPrunable.get(pruneBefore) === undefined) return 0;
     return this.db.transaction(() => {
       const expired = this.s.expire.run({ now }).changes;
       this.s.prune.run(pruneBefore);

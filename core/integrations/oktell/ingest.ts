@@ -21,7 +21,7 @@ export interface OktellIngressOptions {
   /** Config `server.maxDepth`: deepest element nesting of the XML's properties. */
   maxDepth?: () => number;
   /** After the events are stored: the confirm guard's look at them (bridge.ts). */
-  onStored?: (user: string | undefined, events: ReadonlyArray<{ name: string; body: Record<string, unknown>; duplicate: boolean }>) => Promise<void>;
+  onStored?: (user: string | undefined, events: ReadonlyArray<{ id: string; name: string; body: Record<string, unknown>; duplicate: boolean }>) => Promise<void>;
 }
 
 /** Registers the route in its own fastify scope, where every body is read as raw bytes. */
@@ -61,7 +61,7 @@ export function oktellIngress(options: OktellIngressOptions) {
             idempotencyKey: key === undefined ? undefined : `${key}#${event.index}`,
           })),
         );
-        await options.onStored?.(user, events.map((event, i) => ({ name: event.name, body: event.body, duplicate: accepted[i]!.duplicate })));
+        await options.onStored?.(user, events.map((event, i) => ({ id: accepted[i]!.id, name: event.name, body: event.body, duplicate: accepted[i]!.duplicate })));
         if (accepted.every((a) => a.duplicate)) reply.header("idempotent-replayed", "true");
         return reply.code(202).send({ ids: accepted.map((a) => a.id) });
       },
