@@ -182,6 +182,16 @@ describe("workstation commands: the methods, bad input and expiry (sqlite)", () 
     expect((await outcome("inside")).result).toBe(true);
   });
 
+  it("describes the protocol at GET /api/oktell: every method, its argument and the result it takes", async () => {
+    const body = (await (await api("/api/oktell")).json()) as { methods: Array<{ api: string; method: string; result: string }>; states: string[] };
+    expect(body.methods.map((m) => m.api).sort()).toEqual([
+      "callCenterEnter", "callCenterExit", "callCenterIsInside", "checkBusyInExternalTask", "confirmResult", "freeBusyInExternalTask",
+      "getCurrentUserFullInfo", "getLineState", "getUserState", "setBusyInExternalTask", "setConfirmUsage", "setTaskActive", "setUserState",
+    ]);
+    expect(body.methods.find((m) => m.api === "setTaskActive")).toMatchObject({ method: "TM_SetTaskActive", result: expect.stringContaining('<data name="settaskactiveresult">') });
+    expect(body.states).toEqual(["queued", "sent", "answered", "failed", "expired", "cancelled"]);
+  });
+
   it("refuses a bad enum, an undeclared plugin and a user with no bridge before anything is queued", async () => {
     const before = ((await (await api("/api/oktell/commands?limit=1000")).json()) as { commands: unknown[] }).commands.length;
     await ask("nap", "setUserState", "C", { state: "usNap" });

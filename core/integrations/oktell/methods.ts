@@ -113,6 +113,29 @@ export const OKTELL_METHODS = {
 
 export type OktellApiMethod = keyof typeof OKTELL_METHODS;
 
+/**
+ * The protocol as data (`GET /api/oktell`), for relay authors: each ctx.oktell method, the
+ * component's method a bridge calls, what the command carries and what the result must be.
+ */
+export function describeMethods(): Array<{ api: string; method: OktellComponentMethod; argument: string; result: string }> {
+  const argumentOf: Partial<Record<OktellComponentMethod, string>> = {
+    SetUserState: `xml: <data name="userstate"><property_set name="currentstateinfo"> state, description?, redirect?`,
+    TM_SetTaskActive: `xml: <data name="settaskactive"><property_set name="params"> tasktype, idtask, active (1 or 2)`,
+    TM_SetConfirmResult: `xml: <data name="confirmresult"><property_set name="confirmresult"> result (0/1/2)`,
+    TM_SetConfirmUsage: `arg: true | false`,
+  };
+  return Object.entries(OKTELL_METHODS).map(([api, spec]) => {
+    const answer = (spec as MethodSpec).answer;
+    const result =
+      answer.kind === "xml"
+        ? `its XML document <data name="${answer.data}">${answer.nullable === undefined ? "" : `, or {"returned": null}`}`
+        : answer.kind === "bool"
+          ? `{"returned": true | false}`
+          : `{"returned": null}`;
+    return { api, method: spec.method, argument: argumentOf[spec.method] ?? "none (xml: null)", result: `${result}; or {"error": "..."}` };
+  });
+}
+
 /** The API names, for checks of what the isolate asked for. */
 export function isOktellApiMethod(name: unknown): name is OktellApiMethod {
   return typeof name === "string" && Object.hasOwn(OKTELL_METHODS, name);

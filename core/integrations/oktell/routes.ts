@@ -14,6 +14,7 @@ import { jsonTextTooDeep } from "../../ingress/depth.ts";
 import type { OktellBridge, BridgeResult } from "./bridge.ts";
 import { MAX_POLL_WAIT_SECONDS } from "./bridge.ts";
 import type { OktellCommandRecord, OktellCommandState } from "./command-store.ts";
+import { describeMethods } from "./methods.ts";
 
 const STATES = new Set<OktellCommandState>(["queued", "sent", "answered", "failed", "expired", "cancelled"]);
 /** A bridge that names no wait gets a long-poll of this many seconds. */
@@ -57,6 +58,18 @@ export function oktellBridgeRoutes(bridge: OktellBridge, options: { stopping: ()
       if (next !== undefined) params.set("before", String(next));
       return { commands: commands.map(forPeople), next: next === undefined ? null : `/api/oktell/commands?${params}` };
     });
+
+    // The protocol itself, described like /api/catalog describes the events.
+    scope.get("/api/oktell", async () => ({
+      endpoints: {
+        ingest: "POST /ingest/oktell?user=<login> (or x-oktell-user): the component's events, UTF-16 or UTF-8 XML",
+        poll: `GET /oktell/commands?user=<login>&wait=<0..${MAX_POLL_WAIT_SECONDS}>: 200 {"commands":[{"id","method","xml","arg"?}]} or 204`,
+        result: "POST /oktell/commands/{id}/result?user=<login>: the method's XML (UTF-16 or UTF-8), {\"returned\": ...} or {\"error\": \"...\"}",
+        commands: "GET /api/oktell/commands?user=&state=&limit=&before=, GET /api/oktell/commands/{id}",
+      },
+      states: [...STATES],
+      methods: describeMethods(),
+    }));
 
     scope.get<{ Params: { id: string } }>("/api/oktell/commands/:id", async (request) => {
       const command = await bridge.get(request.params.id);
