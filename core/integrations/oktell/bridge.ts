@@ -264,6 +264,8 @@ export class OktellBridge {
   /** Records the bridge's visit (here at once, in the store at most every SEEN_WRITE_MS) for connected(). */
   private async markSeen(user: string): Promise<void> {
     const now = Date.now();
+    // Bounded: a flood of made-up logins costs at most this many entries (the store keeps the rest).
+    if (this.seenHere.size > 100_000) this.seenHere.clear();
     this.seenHere.set(user, now);
     if (now - (this.seenWritten.get(user) ?? 0) < SEEN_WRITE_MS) return;
     this.seenWritten.set(user, now);

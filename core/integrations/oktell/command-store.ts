@@ -7,7 +7,10 @@
  * The tables are created with the store's own schema (sqlite-schema.ts, postgres-schema.ts);
  * this file holds the contract and the SQLite side. The SQLite commands are written on the
  * store's reading connection, in the daemon's thread: they are few (one per method call), each
- * one short transaction, and WAL lets that connection write beside the writer thread's.
+ * one short transaction, and WAL lets that connection write beside the writer thread's. As in the
+ * store's own writes, only the commit that stores something promised (a queued command) waits for
+ * the fsync under `synchronous=FULL`; leases, answers and expiries are covered by the next one (a
+ * power loss before it can only make a command go to its bridge again, which at-least-once allows).
  */
 import type Database from "better-sqlite3";
 import type { OktellComponentMethod } from "./methods.ts";
@@ -121,8 +124,11 @@ export const INSERT_COLUMNS = "id, user_login, method, xml, arg, requested_by, c
 
 export class SqliteOktellCommands implements OktellCommandStore {
   private readonly s;
+  /** The connection's level (2 FULL, 1 NORMAL, 0 OFF): bookkeeping commits drop from FULL to NORMAL. */
+  private readonly full: boolean;
 
   constructor(private readonly db: Database.Database) {
+    this.full = db.pragma("synchronous", { simple: true }) === 2;
     this.s = {
       insert: db.prepare(`INSERT INTO oktell_commands (${INSERT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'queued') ON CONFLICT (id) DO NOTHING`),
       claim: db.prepare(
@@ -173,12 +179,12 @@ export class SqliteOktellCommands implements OktellCommandStore {
 
   async claim(user: string, now: number, leaseMs: number, limit: number): Promise<OktellCommandRecord[]> {
     if (this.s.anyDue.get({ user, now }) === undefined) return [];
-    const rows = this.db.transaction(() => this.s.claim.all({ user, now, until: now + leaseMs, limit }) as OktellCommandRow[]).immediate();
+    const rows = this.bookkeeping(() => this.db.transaction(() => this.s.claim.all({ user, now, until: now + leaseMs, limit }) as OktellCommandRow[]).immediate());
     return rows.map(toCommandRecord).sort((a, b) => a.seq - b.seq);
   }
 
   async finish(id: string, outcome: { state: "answered" | "failed"; answer: unknown; error: string | null }, now: number): Promise<OktellCommandRecord | null> {
-    const row = this.s.finish.get({ id, state: outcome.state, answer: outcome.answer === undefined ? null : JSON.stringify(outcome.answer), error: outcome.error, now }) as OktellCommandRow | undefined;
+    const row = this.bookkeeping(() => this.s.finish.get({ id, state: outcome.state, answer: outcome.answer === undefined ? null : JSON.stringify(outcome.answer), error: outcome.error, now }) as OktellCommandRow | undefined);
     return row ? toCommandRecord(row) : null;
   }
 
@@ -194,15 +200,29 @@ export class SqliteOktellCommands implements OktellCommandStore {
 
   async expire(now: number, pruneBefore: number): Promise<number> {
     if (this.s.anyExpired.get(now) === undefined && this.s.anyPrunable.get(pruneBefore) === undefined) return 0;
-    return this.db.transaction(() => {
-      const expired = this.s.expire.run({ now }).changes;
-      this.s.prune.run(pruneBefore);
-      return expired;
-    }).immediate();
+    return this.bookkeeping(() =>
+      this.db.transaction(() => {
+        const expired = this.s.expire.run({ now }).changes;
+        this.s.prune.run(pruneBefore);
+        return expired;
+      }).immediate(),
+    );
   }
 
   async cancelGuards(user: string, now: number, task?: string): Promise<number> {
-    return this.s.cancelGuards.run({ user, now, task: task ?? null }).changes;
+    return this.bookkeeping(() => this.s.cancelGuards.run({ user, now, task: task ?? null }).changes);
+  }
+
+  /** Runs a bookkeeping write without its own fsync (see the file comment); the level is restored after. */
+  private bookkeeping<T>(write: () => T): T {
+    if (!this.full) return write();
+    // Not a prepared statement: SQLite applies this pragma when it is compiled.
+    this.db.pragma("synchronous = NORMAL");
+    try {
+      return write();
+    } finally {
+      this.db.pragma("synchronous = FULL");
+    }
   }
 
   async nextDueAt(user: string, now: number): Promise<number | null> {
