@@ -297,4 +297,23 @@ describe("workstation commands: the methods, bad input and expiry (sqlite)", () 
     expect(late.status).toBe(410);
     expect(((await late.json()) as { error: { code: string } }).error.code).toBe("HOOKD_OKTELL_COMMAND_EXPIRED");
   });
+
+  it("keeps a pending confirm guard across a daemon restart: it is a stored command, not a timer", async () => {
+    const simF = new OktellSimulator({ url: daemon.url, token: TOKEN, user: "F", waitSeconds: 1 });
+    expect((await simF.sendEvents(CONFIRM_666)).status).toBe(202);
+    await waitUntil(async () => ((await (await api("/api/oktell/commands?user=F&state=queued")).json()) as { commands: unknown[] }).commands.length === 1, { what: "F's held guard" });
+    await daemon.stop();
+    // The same project and data folder, a new process (and port).
+    const again = new TestDaemon(project);
+    await again.start();
+    try {
+      const restarted = new OktellSimulator({ url: again.url, token: TOKEN, user: "F", waitSeconds: 1 });
+      const guard = await waitUntil(async () => (await restarted.pollOnce(true, 1)).find((c) => c.method === "TM_SetConfirmResult"), { what: "the guard's answer after the restart" });
+      expect(resultValue(guard)).toBe("0");
+      const { command } = await again.getJson(`/api/oktell/commands/${guard.id}`, AUTH);
+      expect(command).toMatchObject({ state: "answered", requestedBy: "$confirm-guard", answer: true });
+    } finally {
+      await again.stop();
+    }
+  });
 });
