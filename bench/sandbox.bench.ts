@@ -241,6 +241,7 @@ function memoryServices(): HostServices {
     "kv.delete": async (caller, key) => kv.delete(`${caller.plugin}\0${key}`),
     "kv.list": async () => [],
     emit: async () => ({ id: "bench" }),
+    oktell: async () => null,
     fetch: (caller, url, init) => fetchService.fetch({ plugin: caller.plugin, runId: caller.runId, url, init, policy: caller.fetchPolicy, signal: caller.signal }),
   };
 }

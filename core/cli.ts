@@ -32,6 +32,9 @@ Usage:
   hookd --version                                         hookd's version and the Node.js it runs on
   hookd init [dir]                                        scaffold a project (config, example plugin and
                                                           its tests, tsconfig, npm scripts, systemd unit)
+  hookd oktell-sim --user <login> [--send file.xml]...    play one operator's telephony workstation bridge:
+                                                          post the XML files as its events (UTF-16), then
+                                                          answer its commands with the seed's documents
 
 Client commands find the daemon through --url, HOOKD_URL, or the config's server settings;
 the token comes from --token, HOOKD_TOKEN or the config.`;
@@ -51,6 +54,8 @@ const OPTIONS = {
   until: { type: "string" },
   detach: { type: "boolean" },
   json: { type: "boolean" },
+  user: { type: "string" },
+  send: { type: "string", multiple: true },
   help: { type: "boolean", short: "h" },
   version: { type: "boolean", short: "v" },
 } as const;
@@ -109,6 +114,8 @@ export async function main(argv: string[]): Promise<number> {
         process.stdout.write(`wrote ${written.map((file) => path.relative(process.cwd(), file)).join(", ")}\n`);
         return 0;
       }
+      case "oktell-sim":
+        return await runOktellSimulator(values);
       default:
         process.stderr.write(`unknown command "${command}"\n\n${USAGE}\n`);
         return 2;
@@ -120,6 +127,32 @@ export async function main(argv: string[]): Promise<number> {
     }
     throw error;
   }
+}
+
+/** `hookd oktell-sim`: a workstation bridge for demos (core/integrations/oktell/simulator.ts); runs until SIGINT/SIGTERM. */
+async function runOktellSimulator(values: ClientValues & { user?: string; send?: string[] }): Promise<number> {
+  const user = required(values.user, "hookd oktell-sim --user <login> [--send file.xml]...");
+  const { OktellSimulator } = await import("./integrations/oktell/simulator.ts");
+  const { url, token } = await daemonEndpoint(values);
+  const simulator = new OktellSimulator({
+    url,
+    token,
+    user,
+    waitSeconds: 25,
+    onCommand: (command) => process.stdout.write(`${JSON.stringify({ received: command })}\n`),
+  });
+  for (const file of values.send ?? []) {
+    const sent = await simulator.sendEvents(await readFile(file, "utf8"));
+    process.stdout.write(`${JSON.stringify({ sent: file, status: sent.status, answer: sent.body })}\n`);
+    if (sent.status >= 400) return 1;
+  }
+  simulator.start();
+  await new Promise<void>((resolve) => {
+    process.once("SIGINT", resolve);
+    process.once("SIGTERM", resolve);
+  });
+  await simulator.stop();
+  return 0;
 }
 
 async function runDaemon(configOptions: LoadConfigOptions, dev: boolean): Promise<number> {

@@ -19,7 +19,9 @@ import { retryPolicyFor } from "./routing/index.ts";
 import { DEFAULT_MAX_TEXT_CHARS } from "./base/truncate.ts";
 import { createHttpServer } from "./ingress/http.ts";
 import { EventIntake } from "./ingress/intake.ts";
-import { oktellIngress } from "./ingress/oktell.ts";
+import { oktellIngress } from "./integrations/oktell/ingest.ts";
+import { OktellBridge } from "./integrations/oktell/bridge.ts";
+import { oktellBridgeRoutes } from "./integrations/oktell/routes.ts";
 import { webhookApi } from "./webhooks/api.ts";
 import { WebhookDeliveries } from "./webhooks/deliveries.ts";
 import type { Logger } from "./base/log.ts";
@@ -81,6 +83,8 @@ export class Daemon {
   /** Outbound webhooks: their deliveries, endpoint health and sending. */
   readonly webhooks: WebhookDeliveries;
   readonly replayer: Replayer;
+  /** The telephony workstation bridge: commands for each operator's relay, and the confirm guard. */
+  readonly oktellBridge: OktellBridge;
   private readonly pruner: RetentionPruner;
   private readonly scheduler: Scheduler;
   readonly metrics: Metrics;
@@ -120,7 +124,14 @@ export class Daemon {
       ownEndpoints: () => (this.http.server.listening ? [this.address] : [{ host: this.config.server.host, port: this.config.server.port }]),
       secret: (plugin, name) => new SecretResolver({ configured: this.secrets(), environment: process.env }).resolve(plugin, name),
     });
-    const services = daemonServices({ store, intake: () => this.intake, fetchService, pluginLog, calendars: (name) => calendarsOf(this.config.calendars).get(name) });
+    const services = daemonServices({
+      store,
+      intake: () => this.intake,
+      fetchService,
+      pluginLog,
+      calendars: (name) => calendarsOf(this.config.calendars).get(name),
+      oktell: () => this.oktellBridge,
+    });
 
     this.sandbox = createSandbox({
       mode: options.sandbox === "inline" ? "inline" : "process",
@@ -225,6 +236,13 @@ export class Daemon {
       webhooks: this.webhooks,
     });
 
+    this.oktellBridge = new OktellBridge({
+      store,
+      settings: () => this.config.oktell,
+      maxDepth: () => this.config.server.maxDepth,
+      declaresOktell: (plugin) => this.plugins.declaredOptions(plugin)?.oktell === true,
+      logger: options.logger,
+    });
     this.replayer = new Replayer({ store, intake: this.intake, plugins: this.plugins, onScheduled: () => this.dispatcher.wake() });
     this.pruner = new RetentionPruner({ store, retention: () => this.config.delivery.retention, logger: options.logger });
 
@@ -273,7 +291,8 @@ export class Daemon {
       stopping: () => this.stopping !== undefined,
       calendars: (name) => calendarsOf(this.config.calendars).get(name),
       routeGroups: [
-        oktellIngress({ intake: this.intake, logger: options.logger, timezone: () => this.config.oktell.timezone, stopping: () => this.stopping !== undefined, maxDepth: () => this.config.server.maxDepth }),
+        oktellIngress({ intake: this.intake, logger: options.logger, timezone: () => this.config.oktell.timezone, stopping: () => this.stopping !== undefined, maxDepth: () => this.config.server.maxDepth, onStored: (user, events) => this.oktellBridge.eventsAccepted(user, events) }),
+        oktellBridgeRoutes(this.oktellBridge, { stopping: () => this.stopping !== undefined, maxDepth: () => this.config.server.maxDepth }),
         webhookApi(this.webhooks),
         scheduleApi(() => this.scheduler),
         consoleRoutes({ hub: this.console, token: () => this.config.server.token }),
@@ -348,6 +367,7 @@ export class Daemon {
         if (left > 0) this.log.warn({ runs: left }, "runs still in flight at stop; their leases are released and they run again after the next start");
       });
       this.webhooks.stop();
+      this.oktellBridge.stop();
       this.breaker.close();
       await this.stopStep("the HTTP server", deadline, () => this.http.close());
       await this.stopStep("the sandbox", deadline, () => this.sandbox.close());
@@ -392,6 +412,7 @@ export class Daemon {
     // Other instances' events and freed keys (PostgreSQL NOTIFY): claim them now, not at the next sweep.
     this.store.onRemoteWork?.(() => this.dispatcher.wake());
     this.pruner.start();
+    this.oktellBridge.start();
     await this.http.listen({ host: this.config.server.host, port: this.config.server.port });
     if (this.options.watch ?? this.config.plugins.watch) {
       this.watcher = new PluginWatcher({ plugins: this.plugins, logger: this.options.logger });

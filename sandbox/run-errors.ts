@@ -59,6 +59,14 @@ const CODES_A_PLUGIN_MAY_CARRY = new Set<string>([
   "HOOKD_EVENT_DELAY_INVALID",
   "HOOKD_HOST_CALL_UNKNOWN",
   "HOOKD_HOST_CALL_INVALID",
+  // --- ctx.oktell (core/integrations/oktell/bridge.ts) ---
+  "HOOKD_OKTELL_BAD_ARGUMENT",
+  "HOOKD_OKTELL_NOT_DECLARED",
+  "HOOKD_OKTELL_UNAVAILABLE",
+  "HOOKD_OKTELL_USER_NOT_CONNECTED",
+  "HOOKD_OKTELL_COMMAND_TIMEOUT",
+  "HOOKD_OKTELL_METHOD_FAILED",
+  // --- end ctx.oktell ---
 ]);
 
 /** Host errors that fail the same way however often they are retried. */
@@ -79,6 +87,10 @@ const NOT_RETRIABLE = new Set<string>([
   "HOOKD_RUN_WASM_MEMORY",
   "HOOKD_HOST_CALL_UNKNOWN",
   "HOOKD_HOST_CALL_INVALID",
+  // --- ctx.oktell: a wrong argument or a missing capability stays wrong ---
+  "HOOKD_OKTELL_BAD_ARGUMENT",
+  "HOOKD_OKTELL_NOT_DECLARED",
+  // --- end ctx.oktell ---
 ]);
 
 /** V8's own RangeErrors for exhausted resources: the run hit a limit, whatever it caught. */

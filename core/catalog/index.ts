@@ -4,14 +4,14 @@
  * (`z.output`); `z.toJSONSchema(schema, { io: "input" })` describes what to send.
  */
 import type { z } from "zod";
-import { crmEvents } from "./crm.ts";
-import { oktellEvents } from "./oktell.ts";
+import { crmEvents } from "../integrations/crm/catalog.ts";
+import { oktellEvents } from "../integrations/oktell/catalog.ts";
 import { operatorEvents } from "./operators.ts";
 
 export * from "./fields.ts";
-export * from "./crm.ts";
+export * from "../integrations/crm/catalog.ts";
 export * from "./operators.ts";
-export * from "./oktell.ts";
+export * from "../integrations/oktell/catalog.ts";
 
 /** Every event of the seeds: CRM events.php, operators and sessions, Oktell service events. */
 export const catalog = { ...crmEvents, ...operatorEvents, ...oktellEvents } as const;

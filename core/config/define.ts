@@ -59,6 +59,20 @@ export interface OktellSettings {
    * `12.07.2008 18:35:06` becomes `2008-07-12T18:35:06+04:00`. Without it dates stay zone-less.
    */
   timezone?: string;
+  /** How long a workstation command waits for its bridge's answer before it expires (default 60000). */
+  commandTtlMs?: number;
+  /** A command sent to a bridge and not answered within this goes again on its next poll (default 15000). */
+  commandLeaseMs?: number;
+  /** Long-polls (`GET /oktell/commands`) waiting at once on this daemon (default 256; 4 per user). */
+  maxPollers?: number;
+  /** A bridge that polled within this long counts as connected (default 90000). */
+  bridgeSeenMs?: number;
+  /**
+   * The confirm guard: hookd answers every `oktell.tminterfaceconfirm` (121) that no handler
+   * answered within `answerAfterMs` with `result` (TM_SetConfirmResult for that workstation);
+   * a TMInterfaceClose (123) of the same task cancels it. Unset: off.
+   */
+  confirm?: { answerAfterMs: number; result?: "ok" | "skip" | "delete" };
 }
 
 export interface ServerSettings {

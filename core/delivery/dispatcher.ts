@@ -333,6 +333,7 @@ export class Dispatcher {
               receivedAt: delivery.event.receivedAt,
               attempt: delivery.attempt,
               depth: delivery.event.depth,
+              ...(delivery.event.source === undefined ? {} : { source: delivery.event.source }),
             },
           };
     const unreadable = this.unreadable(delivery, isAction);

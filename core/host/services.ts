@@ -7,6 +7,7 @@ import type { HostServices } from "../../sandbox/contract/host-calls.ts";
 import type { FetchService } from "../fetch/fetch-service.ts";
 import type { EventIntake } from "../ingress/intake.ts";
 import type { Logger } from "../base/log.ts";
+import type { OktellBridge } from "../integrations/oktell/bridge.ts";
 import type { Store } from "../store/types.ts";
 import type { Calendar } from "../time/calendar.ts";
 import { deliverAtFromOptions } from "../time/delay.ts";
@@ -20,9 +21,11 @@ export interface DaemonServicesOptions {
   pluginLog: Logger;
   /** The config's business-hours calendars by name, for ctx.emit's `within`. */
   calendars: (name: string) => Calendar | undefined;
+  /** The telephony workstation bridge (core/integrations/oktell/), built after the sandbox. */
+  oktell: () => Pick<OktellBridge, "call">;
 }
 
-export function daemonServices({ store, intake, fetchService, pluginLog, calendars }: DaemonServicesOptions): HostServices {
+export function daemonServices({ store, intake, fetchService, pluginLog, calendars, oktell }: DaemonServicesOptions): HostServices {
   return {
     log: (record) => {
       const fields = { ...record.fields, plugin: record.plugin, event: record.event, eventId: record.eventId, runId: record.runId };
@@ -40,5 +43,7 @@ export function daemonServices({ store, intake, fetchService, pluginLog, calenda
       return { id };
     },
     fetch: (caller, url, init) => fetchService.fetch({ plugin: caller.plugin, runId: caller.runId, url, init, policy: caller.fetchPolicy, signal: caller.signal }),
+    // ctx.oktell: the bridge checks the capability, the user and the argument, and waits for the answer.
+    oktell: (caller, method, user, argument) => oktell().call({ plugin: caller.plugin, runId: caller.runId, method, user, argument, signal: caller.signal }),
   };
 }

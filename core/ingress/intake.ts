@@ -36,6 +36,8 @@ export interface AcceptRequest {
   name: string;
   body: unknown;
   source: EventSource;
+  /** The telephony workstation's user (`POST /ingest/oktell?user=`). */
+  sourceUser?: string | undefined;
   idempotencyKey?: string | undefined;
   parent?: { eventId: string; depth: number } | undefined;
   /** A delayed event's due time (core/time/delay.ts); absent: delivered at once. */
@@ -93,6 +95,7 @@ export class EventIntake {
         payload,
         receivedAt: Date.now(),
         source: request.source,
+        ...(request.sourceUser === undefined ? {} : { sourceUser: request.sourceUser }),
         parentId: request.parent?.eventId,
         depth,
         // The width bound beside the depth one: the store counts it against the chain's root.

@@ -41,7 +41,7 @@ export async function claimDeliveries(on: Queryable, options: ClaimOptions): Pro
           SET status = 'running', attempts = d.attempts + 1, lease_token = $5, lease_until = $6, updated_at = $2
          FROM ready WHERE d.id = ready.id AND d.status = 'pending'
        RETURNING d.id, d.kind, d.plugin, d.target, d.attempts, d.max_attempts, d.lease_token, d.suspect, d.input, d.event_seq, d.next_at, ready.rank)
-     SELECT c.*, e.id AS event_id, e.name AS event_name, e.payload, e.received_at, e.depth
+     SELECT c.*, e.id AS event_id, e.name AS event_name, e.payload, e.received_at, e.depth, e.source, e.source_user
        FROM claimed c JOIN events e ON e.seq = c.event_seq
       ORDER BY c.rank, c.next_at, c.id`,
     [

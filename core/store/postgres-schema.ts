@@ -77,6 +77,33 @@ const MIGRATIONS: readonly string[] = [
   CREATE INDEX events_scheduled ON events(deliver_at) WHERE deliver_at IS NOT NULL;
   CREATE TABLE schedule_ticks (schedule_id text PRIMARY KEY, last_tick_at bigint NOT NULL);
   `,
+  // The telephony workstation: the user an event came from (ctx.event.source.user), and the
+  // commands waiting for, sent to or answered by each user's bridge (core/integrations/oktell).
+  `
+  ALTER TABLE events ADD COLUMN source_user text;
+  CREATE TABLE oktell_commands (
+    seq bigserial PRIMARY KEY,
+    id text NOT NULL UNIQUE,
+    user_login text NOT NULL,
+    method text NOT NULL,
+    xml text,
+    arg smallint,
+    state text NOT NULL,
+    requested_by text NOT NULL,
+    created_at bigint NOT NULL,
+    not_before bigint NOT NULL,
+    expires_at bigint NOT NULL,
+    sent_at bigint,
+    lease_until bigint,
+    attempts integer NOT NULL DEFAULT 0,
+    finished_at bigint,
+    answer text,
+    error text,
+    guard_task text
+  );
+  CREATE INDEX oktell_commands_open ON oktell_commands(user_login, seq) WHERE state IN ('queued', 'sent');
+  CREATE INDEX oktell_commands_finished ON oktell_commands(finished_at) WHERE finished_at IS NOT NULL;
+  `,
 ];
 
 export const PG_SCHEMA_VERSION = MIGRATIONS.length;

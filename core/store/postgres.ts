@@ -30,6 +30,7 @@ import { migrate } from "./postgres-schema.ts";
 import { PostgresWakeup } from "./postgres-wakeup.ts";
 import { deliveryValues, eventValues, RUN_COLUMNS, toEventRecord, toKvValue, toRunRecord, toStatusCounts, type EventRow, type RunRow } from "./rows.ts";
 import { assertRetriable, clampPageLimit, emitBudgetSpent, eventsQuery, nothingToClaim, repeatOutcome, runsQuery } from "./rules.ts";
+import { PostgresOktellCommands } from "../integrations/oktell/command-store-postgres.ts";
 import type {
   AcceptOutcome,
   AddedDeliveries,
@@ -75,6 +76,8 @@ export class PostgresStore implements Store {
   /** Claims, finishes, lease renewals and ctx.kv: commits that do not wait for the WAL flush (see the header). */
   private readonly bookkeeping: pg.Pool;
   private readonly wakeup: PostgresWakeup;
+  /** The telephony workstation commands (core/integrations/oktell/command-store-postgres.ts). */
+  readonly oktellCommands: PostgresOktellCommands;
   private closed = false;
 
   private constructor(options: PostgresStoreOptions) {
@@ -93,6 +96,7 @@ export class PostgresStore implements Store {
     // An idle connection the server dropped: the pool replaces it; a query on it fails on its own.
     this.pool.on("error", () => undefined);
     this.bookkeeping.on("error", () => undefined);
+    this.oktellCommands = new PostgresOktellCommands(this.pool);
   }
 
   /** Connects, runs the migrations (under an advisory lock), and starts listening for other instances' work. */
@@ -145,13 +149,13 @@ export class PostgresStore implements Store {
     // inserts nothing and finds the first below.
     const { rows } = await on.query<{ seq: number }>(
       `WITH ev AS (
-         INSERT INTO events (id, name, payload, received_at, source, parent_id, depth, idempotency_key, body_hash, root_id, deliver_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $20, $21)
+         INSERT INTO events (id, name, payload, received_at, source, parent_id, depth, idempotency_key, body_hash, root_id, deliver_at, source_user)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $20, $21, $22)
          ${event.idempotencyKey === undefined ? "" : "ON CONFLICT (idempotency_key) DO NOTHING"}
          RETURNING seq),
        ${DELIVERY_INSERT_CTES("(SELECT seq FROM ev)", 10)}
        SELECT seq FROM ev`,
-      [...eventValues(event), ...deliveryParams(deliveries, event.receivedAt, null, event.deliverAt), root, event.deliverAt ?? null],
+      [...eventValues(event), ...deliveryParams(deliveries, event.receivedAt, null, event.deliverAt), root, event.deliverAt ?? null, event.sourceUser ?? null],
     );
     if (rows.length === 0) {
       const found = await on.query<{ id: string; body_hash: string | null }>("SELECT id, body_hash FROM events WHERE idempotency_key = $1", [event.idempotencyKey]);
@@ -309,7 +313,7 @@ export class PostgresStore implements Store {
     // Bounded (a list for people): octet_length reads a toasted value's size without fetching it.
     const columns =
       q.maxPayloadBytes !== undefined
-        ? `seq, id, name, received_at, source, parent_id, depth, root_id, deliver_at, octet_length(payload) AS payload_bytes,
+        ? `seq, id, name, received_at, source, source_user, parent_id, depth, root_id, deliver_at, octet_length(payload) AS payload_bytes,
          CASE WHEN octet_length(payload) > ${Math.floor(q.maxPayloadBytes)} THEN NULL ELSE payload END AS payload`
         : "*";
     const { rows } = await this.pool.query<EventRow>(

@@ -4,7 +4,7 @@
  * integers, `suspect` as 0/1; see sqlite-schema.ts and postgres-schema.ts). A store keeps only
  * its SQL; what it reads back is turned into EventRecord, DeliveryRecord and ClaimedDelivery here.
  */
-import type { ClaimedDelivery, DeliveryRecord, DeliveryResult, DeliveryStatus, DeliveryTarget, EventRecord, NewEvent } from "./types.ts";
+import type { ClaimedDelivery, DeliveryRecord, DeliveryResult, DeliveryStatus, DeliveryTarget, EventOrigin, EventRecord, EventSource, NewEvent } from "./types.ts";
 
 export interface ClaimRow {
   id: number;
@@ -21,6 +21,8 @@ export interface ClaimRow {
   payload: string;
   received_at: number;
   depth: number;
+  source?: string;
+  source_user?: string | null;
 }
 
 export interface EventRow {
@@ -36,6 +38,7 @@ export interface EventRow {
   depth: number;
   root_id: string | null;
   deliver_at?: number | null;
+  source_user?: string | null;
 }
 
 export interface RunRow {
@@ -57,10 +60,12 @@ export interface RunRow {
   order_key: string | null;
   suspect: number;
   replay_id: string | null;
+  event_source?: string;
+  source_user?: string | null;
 }
 
 /** SELECT of a run with its event's id and name, for DeliveryRecord. */
-export const RUN_COLUMNS = "d.*, e.id AS event_id, e.name AS event_name FROM deliveries d JOIN events e ON e.seq = d.event_seq";
+export const RUN_COLUMNS = "d.*, e.id AS event_id, e.name AS event_name, e.source AS event_source, e.source_user FROM deliveries d JOIN events e ON e.seq = d.event_seq";
 
 export function toClaimedDelivery(row: ClaimRow): ClaimedDelivery {
   // One row that does not parse must not fail the claim of its batch neighbours.
@@ -93,6 +98,7 @@ export function toClaimedDelivery(row: ClaimRow): ClaimedDelivery {
       payload,
       receivedAt: row.received_at,
       depth: row.depth,
+      ...(row.source === undefined ? {} : { source: eventSourceOf(row.source, row.source_user) }),
     },
   };
 }
@@ -128,6 +134,7 @@ export function toEventRecord(row: EventRow): EventRecord {
     depth: row.depth,
     rootId: row.root_id ?? null,
     deliverAt: row.deliver_at ?? null,
+    origin: eventSourceOf(row.source, row.source_user),
   };
 }
 
@@ -151,6 +158,7 @@ export function toRunRecord(row: RunRow): DeliveryRecord {
     orderKey: row.order_key,
     suspect: row.suspect === 1,
     replayId: row.replay_id,
+    ...(row.event_source === undefined ? {} : { eventSource: eventSourceOf(row.event_source, row.source_user) }),
   };
 }
 
@@ -202,4 +210,9 @@ export function toStatusCounts(rows: ReadonlyArray<{ status: DeliveryStatus; n: 
   const counts: Record<DeliveryStatus, number> = { pending: 0, running: 0, done: 0, dead: 0, cancelled: 0 };
   for (const row of rows) counts[row.status] = row.n;
   return counts;
+}
+
+/** `ctx.event.source`: the channel an event came by, and the workstation's user for the telephony bridge's. */
+export function eventSourceOf(channel: string, user: string | null | undefined): EventOrigin {
+  return user === null || user === undefined ? { channel: channel as EventSource } : { channel: channel as EventSource, user };
 }

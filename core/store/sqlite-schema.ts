@@ -5,7 +5,7 @@
  */
 import type Database from "better-sqlite3";
 
-export const SCHEMA_VERSION = 4;
+export const SCHEMA_VERSION = 5;
 
 export type Synchronous = "FULL" | "NORMAL" | "OFF";
 
@@ -60,6 +60,29 @@ CREATE TABLE IF NOT EXISTS kv (
   updated_at INTEGER NOT NULL,
   PRIMARY KEY (plugin, key)
 ) WITHOUT ROWID;
+-- Schema 5: the telephony workstation commands (core/integrations/oktell/command-store.ts).
+CREATE TABLE IF NOT EXISTS oktell_commands (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  id TEXT NOT NULL UNIQUE,
+  user_login TEXT NOT NULL,
+  method TEXT NOT NULL,
+  xml TEXT,
+  arg INTEGER,
+  state TEXT NOT NULL,
+  requested_by TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  not_before INTEGER NOT NULL,
+  expires_at INTEGER NOT NULL,
+  sent_at INTEGER,
+  lease_until INTEGER,
+  attempts INTEGER NOT NULL DEFAULT 0,
+  finished_at INTEGER,
+  answer TEXT,
+  error TEXT,
+  guard_task TEXT
+);
+CREATE INDEX IF NOT EXISTS oktell_commands_open ON oktell_commands(user_login, seq) WHERE state IN ('queued', 'sent');
+CREATE INDEX IF NOT EXISTS oktell_commands_finished ON oktell_commands(finished_at) WHERE finished_at IS NOT NULL;
 `;
 
 /** Indexes over columns that older databases gain in migrate(). */
@@ -110,6 +133,8 @@ function migrate(db: Database.Database): void {
     ["descendants", "INTEGER NOT NULL DEFAULT 0"],
     // Schema 4: delayed events (core/time/delay.ts).
     ["deliver_at", "INTEGER"],
+    // Schema 5: the telephony workstation's user that sent the event (ctx.event.source.user).
+    ["source_user", "TEXT"],
   ];
   for (const [name, type] of addedToEvents) if (!eventColumns.has(name)) db.exec(`ALTER TABLE events ADD COLUMN ${name} ${type}`);
   // The ready index gained the suspect column: rebuild it under the same name.

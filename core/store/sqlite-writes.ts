@@ -178,7 +178,7 @@ function accept(s: WriteStatements, event: NewEvent, deliveries: readonly Delive
     if (existing) return repeatOutcome(existing, event);
   }
   const root = event.parentId === undefined ? null : countDescendant(s, event);
-  const { lastInsertRowid: seq } = s.insertEvent.run(...eventValues(event, payloadJson), root, event.deliverAt ?? null);
+  const { lastInsertRowid: seq } = s.insertEvent.run(...eventValues(event, payloadJson), root, event.deliverAt ?? null, event.sourceUser ?? null);
   for (const d of deliveries) insertDelivery(s, Number(seq), d, event.receivedAt, null, event.deliverAt);
   return { kind: "stored", id: event.id, deliveries: deliveries.length };
 }
@@ -237,8 +237,8 @@ function prepareWriteStatements(db: Database.Database) {
   return {
     eventByIdempotencyKey: db.prepare("SELECT id, body_hash FROM events WHERE idempotency_key = ?"),
     insertEvent: db.prepare(
-      `INSERT INTO events (id, name, payload, received_at, source, parent_id, depth, idempotency_key, body_hash, root_id, deliver_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      `INSERT INTO events (id, name, payload, received_at, source, parent_id, depth, idempotency_key, body_hash, root_id, deliver_at, source_user)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     ),
     rootOf: db.prepare("SELECT COALESCE(root_id, id) AS root FROM events WHERE id = ?"),
     countDescendant: db.prepare("UPDATE events SET descendants = descendants + 1 WHERE id = ? AND descendants < ?"),
@@ -272,7 +272,9 @@ function prepareWriteStatements(db: Database.Database) {
                  (SELECT name FROM events WHERE seq = event_seq) AS event_name,
                  (SELECT payload FROM events WHERE seq = event_seq) AS payload,
                  (SELECT received_at FROM events WHERE seq = event_seq) AS received_at,
-                 (SELECT depth FROM events WHERE seq = event_seq) AS depth`,
+                 (SELECT depth FROM events WHERE seq = event_seq) AS depth,
+                 (SELECT source FROM events WHERE seq = event_seq) AS source,
+                 (SELECT source_user FROM events WHERE seq = event_seq) AS source_user`,
     ),
     finish: db.prepare(
       `UPDATE deliveries

@@ -24,6 +24,7 @@ import Database from "better-sqlite3";
 import { RUN_COLUMNS, toClaimedDelivery, toEventRecord, toKvValue, toRunRecord, toStatusCounts, type ClaimRow, type EventRow, type RunRow } from "./rows.ts";
 import { clampPageLimit, eventsQuery, nothingToClaim, runsQuery } from "./rules.ts";
 import { configureConnection, ensureSchema, PLUGINS_WITH_PENDING_SQL, type Synchronous } from "./sqlite-schema.ts";
+import { SqliteOktellCommands } from "../integrations/oktell/command-store.ts";
 import { inlineWriter, threadWriter, type Writer } from "./sqlite-writer.ts";
 import { reviveError, type WriteOp } from "./sqlite-writes.ts";
 import type {
@@ -72,6 +73,8 @@ export class SqliteStore implements Store {
   private readonly committing = new Set<Promise<void>>();
   private closed = false;
   private readonly statements;
+  /** The telephony workstation commands (core/integrations/oktell/command-store.ts). */
+  readonly oktellCommands: SqliteOktellCommands;
 
   constructor(options: SqliteStoreOptions) {
     const memory = options.file === ":memory:";
@@ -81,6 +84,7 @@ export class SqliteStore implements Store {
     configureConnection(this.db, synchronous);
     ensureSchema(this.db);
     this.statements = prepareReadStatements(this.db);
+    this.oktellCommands = new SqliteOktellCommands(this.db);
     this.writer = memory || options.writer === "inline" ? inlineWriter(this.db, synchronous) : threadWriter(options.file, synchronous);
   }
 
@@ -304,7 +308,7 @@ function prepareReadStatements(db: Database.Database) {
     // octet_length reads a value's size without loading it: a list of huge payloads costs
     // only the ones it shows.
     listEventsBounded: db.prepare(
-      `SELECT seq, id, name, received_at, source, parent_id, depth, root_id, deliver_at, octet_length(payload) AS payload_bytes,
+      `SELECT seq, id, name, received_at, source, source_user, parent_id, depth, root_id, deliver_at, octet_length(payload) AS payload_bytes,
               CASE WHEN octet_length(payload) > @maxPayload THEN NULL ELSE payload END AS payload
          FROM events
         WHERE (@name IS NULL OR name = @name) AND (@since IS NULL OR received_at >= @since)

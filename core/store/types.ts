@@ -17,8 +17,15 @@
  * - an emitted event counts against its root event's `maxDescendants` in the transaction that
  *   stores it: the check and the count are one atomic step, whatever runs beside it.
  */
+import type { OktellCommandStore } from "../integrations/oktell/command-store.ts";
 
 export type EventSource = "http" | "emit" | "action" | "oktell" | "replay" | "schedule";
+
+/** Where an event came from, as handlers see it (`ctx.event.source`): the telephony bridge's carry the workstation's user. */
+export interface EventOrigin {
+  channel: EventSource;
+  user?: string;
+}
 export type DeliveryKind = "handler" | "route" | "action" | "webhook";
 /** `cancelled`: a delayed event's delivery, cancelled before it ran (POST /api/events/{id}/cancel). */
 export type DeliveryStatus = "pending" | "running" | "done" | "dead" | "cancelled";
@@ -29,6 +36,8 @@ export interface NewEvent {
   payload: unknown;
   receivedAt: number;
   source: EventSource;
+  /** The telephony workstation's user (`POST /ingest/oktell?user=`), stored with the event. */
+  sourceUser?: string | undefined;
   /** The event whose handler emitted this one. */
   parentId?: string | undefined;
   /** Length of the emit chain that produced this event (0 for external events). */
@@ -76,7 +85,7 @@ export interface ClaimedDelivery {
   /** Claimed on its own (see `ClaimOptions.suspects`); a crash now is its own doing. */
   suspect: boolean;
   input: unknown;
-  event: { id: string; name: string; payload: unknown; receivedAt: number; depth: number };
+  event: { id: string; name: string; payload: unknown; receivedAt: number; depth: number; source?: EventOrigin };
   /**
    * Why the stored payload or input could not be read (not JSON): the delivery is claimed anyway,
    * so the dispatcher dead-letters it instead of the whole claim failing over and over.
@@ -121,6 +130,8 @@ export interface DeliveryRecord {
   suspect: boolean;
   /** The replay that created this delivery, if any. */
   replayId: string | null;
+  /** Where its event came from (`ctx.event.source`), in run lists. */
+  eventSource?: EventOrigin;
 }
 
 export interface EventRecord {
@@ -139,6 +150,8 @@ export interface EventRecord {
   rootId: string | null;
   /** When a delayed event's deliveries are due (epoch ms); null for an event delivered at once. */
   deliverAt: number | null;
+  /** `source` with the telephony workstation's user: what handlers get as `ctx.event.source`. */
+  origin: EventOrigin;
 }
 
 export interface ClaimOptions {
@@ -289,6 +302,9 @@ export interface Store {
    * claim, so an idle instance wakes without polling; returns the unsubscribe.
    */
   onRemoteWork?(callback: () => void): () => void;
+
+  /** The telephony workstation commands (core/integrations/oktell/command-store.ts), in the same database. */
+  readonly oktellCommands?: OktellCommandStore;
 
   close(): Promise<void>;
 }

@@ -13,6 +13,7 @@ import { HookdError } from "../../sandbox/contract/errors.ts";
 import { FetchService } from "../fetch/fetch-service.ts";
 import { SecretResolver } from "../../sandbox/index.ts";
 import type { FakeNetwork } from "./fake-network.ts";
+import type { FakeWorkstations } from "./fake-workstations.ts";
 import type { MemoryKv } from "./memory-kv.ts";
 import { calendarsOf, type CalendarConfig } from "../time/calendar-config.ts";
 import { deliverAtFromOptions } from "../time/delay.ts";
@@ -36,6 +37,8 @@ export interface FakeServicesOptions {
   onEmit: (event: EmittedEvent) => void;
   /** The config's business-hours calendars, for ctx.emit's `within`. */
   calendars?: Record<string, CalendarConfig>;
+  /** The faked telephony workstations behind ctx.oktell, and whether the plugin declared `oktell: true`. */
+  workstations?: { fake: FakeWorkstations; declared: () => boolean };
 }
 
 export function fakeServices(options: FakeServicesOptions): HostServices {
@@ -63,6 +66,12 @@ export function fakeServices(options: FakeServicesOptions): HostServices {
       return { id: emitted.id };
     },
     fetch: (caller, url, init) => fetchService.fetch({ plugin: caller.plugin, runId: caller.runId, url, init, policy: caller.fetchPolicy, signal: caller.signal }),
+    // ctx.oktell, checked as the daemon checks it and answered by the fake workstations.
+    oktell: async (caller, method, user, argument) => {
+      const workstations = options.workstations;
+      if (!workstations) throw new HookdError("HOOKD_OKTELL_UNAVAILABLE", ["no workstation bridge serves this host"]);
+      return workstations.fake.serve({ plugin: caller.plugin, runId: caller.runId, method, user, argument, signal: caller.signal }, workstations.declared());
+    },
   };
 }
 

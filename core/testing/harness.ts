@@ -25,6 +25,7 @@ import { FakeNetwork, type OutboundCall } from "./fake-network.ts";
 
 export type { EmittedEvent } from "./fake-services.ts";
 import { MemoryKv, type KvWrite } from "./memory-kv.ts";
+import { FakeWorkstations, type WorkstationCall } from "./fake-workstations.ts";
 
 export interface LoadPluginOptions {
   /**
@@ -69,6 +70,8 @@ export interface RunReport {
   emitted: EmittedEvent[];
   kvWrites: KvWrite[];
   fetches: OutboundCall[];
+  /** The ctx.oktell calls of the run, as the workstations' bridges would have received them. */
+  oktellCalls: WorkstationCall[];
 }
 
 /** Loads a plugin file into a real isolate. Relative paths start at the working directory. */
@@ -95,6 +98,8 @@ export class PluginHarness {
   readonly kv: MemoryKv;
   /** The fake network: `plugin.fetch.respond(pattern, reply)`; `plugin.fetch.calls` lists requests. */
   readonly fetch = new FakeNetwork();
+  /** The faked telephony workstations: `plugin.oktell.respond(method, answer)`; `plugin.oktell.calls` lists calls. */
+  readonly oktell = new FakeWorkstations();
   /** Every ctx.log line of every run. */
   readonly logs: LogEntry[] = [];
   /** Every ctx.emit of every run. */
@@ -126,6 +131,7 @@ export class PluginHarness {
         network: this.fetch,
         secrets,
         calendars,
+        workstations: { fake: this.oktell, declared: () => this.loaded?.options.oktell === true },
         onLog: (record) => this.logs.push(toLogEntry(record)),
         onEmit: (event) => this.emitted.push(event),
       }),
@@ -195,6 +201,7 @@ export class PluginHarness {
     this.emitted.length = 0;
     this.kv.writes.length = 0;
     this.fetch.calls.length = 0;
+    this.oktell.calls.length = 0;
   }
 
   /** Disposes the isolate. */
@@ -204,7 +211,7 @@ export class PluginHarness {
 
   private execute(kind: "event" | "action", name: string, payload: unknown, eventName: string, options: SendOptions): Promise<RunReport> {
     const report = this.queue.then(async (): Promise<RunReport> => {
-      const mark = { logs: this.logs.length, emitted: this.emitted.length, kv: this.kv.writes.length, calls: this.fetch.calls.length };
+      const mark = { logs: this.logs.length, emitted: this.emitted.length, kv: this.kv.writes.length, calls: this.fetch.calls.length, oktell: this.oktell.calls.length };
       const meta: RunMeta = {
         eventId: options.id ?? randomUUID(),
         eventName,
@@ -221,6 +228,7 @@ export class PluginHarness {
         emitted: this.emitted.slice(mark.emitted),
         kvWrites: this.kv.writes.slice(mark.kv),
         fetches: this.fetch.calls.slice(mark.calls),
+        oktellCalls: this.oktell.calls.slice(mark.oktell),
       };
     });
     this.queue = report.catch(() => undefined);

@@ -15,3 +15,4 @@
 export { loadPlugin, PluginHarness, type EmittedEvent, type LoadPluginOptions, type LogEntry, type RunReport, type SendOptions } from "./harness.ts";
 export { FakeNetwork, type FakeReply, type FakeResponse, type OutboundCall, type RespondOptions } from "./fake-network.ts";
 export { MemoryKv, type KvWrite } from "./memory-kv.ts";
+export { FakeWorkstations, type WorkstationAnswer, type WorkstationCall } from "./fake-workstations.ts";

@@ -59,6 +59,24 @@ const definitions = {
   HOOKD_OKTELL_MALFORMED: { status: 400, message: "the XML body is not well-formed: %s" },
   HOOKD_OKTELL_NO_EVENT: { status: 400, message: "no <event> in the body: %s" },
 
+  // the telephony workstation bridge (core/integrations/oktell: /oktell/commands, ctx.oktell)
+  HOOKD_OKTELL_USER_MISSING: { status: 400, message: "%s needs the workstation's user: ?user=<login> or the x-oktell-user header" },
+  HOOKD_OKTELL_USER_INVALID: { status: 400, message: "the workstation user %s is not a login: 1 to 128 characters, no control characters" },
+  HOOKD_OKTELL_COMMAND_UNKNOWN: { status: 404, message: "no workstation command %s (GET /api/oktell/commands lists them)" },
+  HOOKD_OKTELL_COMMAND_NOT_PENDING: { status: 409, message: "command %s is %s: only a command sent to its bridge and not answered takes a result" },
+  HOOKD_OKTELL_COMMAND_EXPIRED: { status: 410, message: "command %s expired (oktell.commandTtlMs) before it was answered" },
+  HOOKD_OKTELL_WRONG_USER: { status: 403, message: "command %s is for the bridge of user %s, not of %s" },
+  HOOKD_OKTELL_RESULT_INVALID: { status: 400, message: "the result of command %s: %s" },
+  HOOKD_OKTELL_ANSWER_MISMATCH: { status: 400, message: "the answer to %s is %s; expected %s" },
+  HOOKD_OKTELL_ANSWER_INVALID: { status: 400, message: "the answer document %s does not decode: %s" },
+  HOOKD_OKTELL_TOO_MANY_POLLS: { status: 429, message: "%s" },
+  HOOKD_OKTELL_BAD_ARGUMENT: { status: 400, message: "ctx.oktell.%s: %s" },
+  HOOKD_OKTELL_NOT_DECLARED: { status: 403, message: "plugin %s calls ctx.oktell.%s without declaring plugin({ oktell: true })" },
+  HOOKD_OKTELL_USER_NOT_CONNECTED: { status: 503, message: "no workstation bridge of user %s has polled for commands in the last %s s" },
+  HOOKD_OKTELL_COMMAND_TIMEOUT: { status: 504, message: "command %s (%s for user %s) was not answered within %s ms" },
+  HOOKD_OKTELL_METHOD_FAILED: { status: 502, message: "%s on the workstation of user %s failed: %s" },
+  HOOKD_OKTELL_UNAVAILABLE: { status: 503, message: "ctx.oktell is not available here: %s" },
+
   // outbound webhooks
   HOOKD_WEBHOOK_FAILED: { status: 502, message: "webhook %s %s failed: %s" },
   HOOKD_WEBHOOK_NOT_FOUND: { status: 404, message: "no webhook endpoint %s (GET /api/webhooks lists them)" },

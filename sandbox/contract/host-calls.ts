@@ -20,6 +20,8 @@ export interface DaemonCalls {
   /** `options`: ctx.emit's third argument as the plugin gave it (`{ delay }` or `{ at }`), checked by the daemon. */
   emit: { args: [name: string, payload: unknown, options?: unknown]; result: { id: string } };
   fetch: { args: [url: string, init: PluginFetchInit]; result: PluginFetchReply };
+  /** ctx.oktell: a telephony workstation's method, answered when its bridge answers (core/integrations/oktell/bridge.ts checks user and argument). */
+  oktell: { args: [method: string, user: unknown, argument: unknown]; result: unknown };
 }
 
 /** Calls the isolate host answers itself: bytes travel as base64. */
@@ -37,7 +39,7 @@ export type HostCallArgs<K extends HostCallName> = HostCalls[K]["args"];
 export type HostCallResult<K extends HostCallName> = HostCalls[K]["result"];
 
 /** The daemon's calls by name (the channel and the daemon check names against it). */
-export const DAEMON_CALLS: readonly DaemonCallName[] = ["kv.get", "kv.set", "kv.delete", "kv.list", "emit", "fetch"];
+export const DAEMON_CALLS: readonly DaemonCallName[] = ["kv.get", "kv.set", "kv.delete", "kv.list", "emit", "fetch", "oktell"];
 
 export function isDaemonCall(name: unknown): name is DaemonCallName {
   return typeof name === "string" && (DAEMON_CALLS as readonly string[]).includes(name);

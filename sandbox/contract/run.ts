@@ -50,6 +50,8 @@ export interface RunMeta {
   receivedAt: number;
   attempt: number;
   depth: number;
+  /** `ctx.event.source`: the channel, and the telephony workstation's user for its events. */
+  source?: { channel: string; user?: string } | undefined;
 }
 
 /**

@@ -9,6 +9,7 @@ import { aesGcm, digest, hmac } from "./crypto.ts";
 import { emit } from "./emit.ts";
 import { fetch } from "./fetch.ts";
 import { kvDelete, kvGet, kvList, kvSet } from "./kv.ts";
+import { oktell } from "./oktell.ts";
 import type { CheckContext, HostCallSpec } from "./spec.ts";
 
 export type { CheckContext, HostCallSpec, RunUsage } from "./spec.ts";
@@ -20,6 +21,7 @@ const HOST_CALLS: { readonly [K in HostCallName]: HostCallSpec<K> } = {
   "kv.list": kvList,
   emit,
   fetch,
+  oktell,
   "crypto.digest": digest,
   "crypto.hmac": hmac,
   "crypto.aesgcm": aesGcm,

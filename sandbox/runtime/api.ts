@@ -108,10 +108,62 @@ export type EmitOptions = (
   within?: string;
 };
 
+/** User states of the Oktell telephony server (seed 002 `EUserState`). */
+export type EUserState = "usDisconnected" | "usReady" | "usLunch" | "usOff" | "usFullbusy" | "usReserved" | "usWOphone";
+/** Line states of the Oktell telephony server (seed 002 `ELineState`). */
+export type ELineState =
+  | "lsDisconnected" | "lsOff" | "lsReady" | "lsHookUp" | "lsIncomingCall" | "lsCommutated" | "lsWait"
+  | "lsFlash" | "lsWaitDown" | "lsListenBusy" | "lsUndefined" | "lsReserved" | "lsReservedByTask";
+/** Answers to a TMInterfaceConfirm (121): confirm the call, skip it, or take the subscriber off the list. */
+export type OktellConfirmResult = "ok" | "skip" | "delete";
+
+/**
+ * The telephony workstation's methods (the Oktell client component's, seed 002), performed by the
+ * operator's workstation bridge (see README, "The telephony workstation bridge"). `user` is the
+ * operator's login as the bridge gives it (`ctx.event.source.user` of that workstation's events).
+ * A command its bridge does not answer within `oktell.commandTtlMs` (or the run's time) rejects with
+ * HOOKD_OKTELL_COMMAND_TIMEOUT; a user whose bridge is not polling with HOOKD_OKTELL_USER_NOT_CONNECTED.
+ * Needs `plugin({ oktell: true })`.
+ */
+export interface OktellApi {
+  /** SetUserState: ask the server to change the operator's state (it may refuse: watch oktell.userstatechanged). */
+  setUserState(user: string, options: { state: EUserState; description?: string; redirect?: boolean }): Promise<void>;
+  /** GetUserState: the operator's state, its code, and whether forwarding is on. */
+  getUserState(user: string): Promise<{ state: EUserState; stateCode: number; redirect?: boolean }>;
+  /** GetLineState: the state of the operator's (first) line. */
+  getLineState(user: string): Promise<{ state: ELineState; stateCode: number }>;
+  /** GetCurrentUserFullInfo: the operator's description and rights, decoded (names beside codes; never the password). */
+  getCurrentUserFullInfo(user: string): Promise<{ id: string } & Record<string, unknown>>;
+  /** TM_SetTaskActive: activate or deactivate a call-centre task; `errormessage` says why the server refused. */
+  setTaskActive(user: string, options: { tasktype: "call" | "text"; idtask: string; active: boolean }): Promise<{ success: boolean; errormessage?: string }>;
+  /** TM_SetConfirmUsage: true makes the integration answer every TMInterfaceConfirm (121) itself. */
+  setConfirmUsage(user: string, on: boolean): Promise<void>;
+  /** TM_SetConfirmResult: answer a TMInterfaceConfirm; true when the server was waiting for it. */
+  confirmResult(user: string, result: OktellConfirmResult): Promise<boolean>;
+  /** CallCenter_Enter: true when the operator got a call-centre licence. */
+  callCenterEnter(user: string): Promise<boolean>;
+  /** CallCenter_Exit. */
+  callCenterExit(user: string): Promise<void>;
+  /** CallCenter_IsInside. */
+  callCenterIsInside(user: string): Promise<boolean>;
+  /** CallCenter_SetBusyInExternalTask: reserve the operator for external (CRM) work; false if already reserved. */
+  setBusyInExternalTask(user: string): Promise<boolean>;
+  /** CallCenter_SetFreeInExternalTask: end that reservation; false if there was none. */
+  freeBusyInExternalTask(user: string): Promise<boolean>;
+  /** CallCenter_CheckBusyInExternalTask. */
+  checkBusyInExternalTask(user: string): Promise<boolean>;
+}
+
+/** Where the event came from: the channel, and for the telephony bridge's events the workstation's user. */
+export interface EventSourceInfo {
+  readonly channel: "http" | "emit" | "action" | "oktell" | "replay";
+  readonly user?: string;
+}
+
 /** Everything a handler can reach besides its payload. */
 export interface Ctx {
   /** The event this run handles; `attempt` starts at 1. */
-  readonly event: { readonly id: string; readonly name: string; readonly receivedAt: string; readonly attempt: number };
+  readonly event: { readonly id: string; readonly name: string; readonly receivedAt: string; readonly attempt: number; readonly source: EventSourceInfo };
   readonly log: PluginLogger;
   /** Only the secrets the plugin declared in `plugin({ secrets })`. */
   readonly secrets: Readonly<Record<string, string | undefined>>;
@@ -123,6 +175,12 @@ export interface Ctx {
    * `{ at }` its handlers run later (cancel it with `POST /api/events/{id}/cancel`).
    */
   emit<K extends EventName>(name: K, payload: EventInput<K>, options?: EmitOptions): Promise<{ id: string }>;
+
+  fetch(url: string, init?: FetchInit): Promise<FetchResponse>;
+  /** Publishes a new event through the same validation as the HTTP ingress. */
+  emit<K extends EventName>(name: K, payload: EventInput<K>): Promise<{ id: string }>;
+  /** The telephony workstation's methods; only with `plugin({ oktell: true })`. */
+  readonly oktell: OktellApi;
 }
 
 export interface PluginOptions {
@@ -160,6 +218,8 @@ export interface PluginOptions {
    * attempts before a run is dead-lettered, first retry delay (doubling, with jitter), and cap.
    */
   retry?: { maxAttempts?: number; backoffMs?: number; maxBackoffMs?: number };
+  /** `ctx.oktell`: method calls on the operators' telephony workstations through their bridges. */
+  oktell?: boolean;
 }
 
 type Awaitable<T> = T | Promise<T>;

@@ -37,7 +37,7 @@ interface RunRequestJson {
   kind: "event" | "action";
   name: string;
   payload: unknown;
-  meta: { eventId: string; eventName: string; receivedAt: number; attempt: number; depth: number };
+  meta: { eventId: string; eventName: string; receivedAt: number; attempt: number; depth: number; source?: { channel: string; user?: string } };
   /** The limits the runtime enforces itself, so a flood stops here instead of at the host. */
   limits?: { maxLogLinesPerRun?: number; maxLogBytesPerRun?: number; maxEmitsPerRun?: number; maxHostCallsInFlight?: number };
 }
@@ -342,6 +342,21 @@ export function install(host: HostReference, memoryMb = 64, syncHost?: SyncHostR
     return freeze({ debug: write("debug"), info: write("info"), warn: write("warn"), error: write("error") });
   }
 
+  // --- ctx.oktell (see core/integrations/oktell/methods.ts for what each does; the host checks every argument) ---
+  const OKTELL_METHOD_NAMES = [
+    "setUserState", "getUserState", "getLineState", "getCurrentUserFullInfo", "callCenterEnter", "callCenterExit", "callCenterIsInside",
+    "setBusyInExternalTask", "freeBusyInExternalTask", "checkBusyInExternalTask", "setTaskActive", "setConfirmUsage", "confirmResult",
+  ] as const;
+  function makeOktell(runId: string, budget: RunBudget) {
+    const methods: Record<string, (user: unknown, argument?: unknown) => Promise<unknown>> = {};
+    for (let i = 0; i < OKTELL_METHOD_NAMES.length; i++) {
+      const name = OKTELL_METHOD_NAMES[i]!;
+      methods[name] = (user: unknown, argument?: unknown) => callHost("oktell", runId, [name, user, argument === undefined ? null : argument], budget);
+    }
+    return freeze(methods);
+  }
+  // --- end ctx.oktell ---
+
   function makeContext(request: RunRequestJson) {
     const runId = request.runId;
     const limits = request.limits ?? {};
@@ -368,6 +383,7 @@ export function install(host: HostReference, memoryMb = 64, syncHost?: SyncHostR
         name: request.meta.eventName,
         receivedAt: new Date(request.meta.receivedAt).toISOString(),
         attempt: request.meta.attempt,
+        source: freeze(request.meta.source === undefined ? { channel: "http" } : { ...request.meta.source }),
       }),
       log,
       secrets,
@@ -377,6 +393,9 @@ export function install(host: HostReference, memoryMb = 64, syncHost?: SyncHostR
         delete: (key: string) => callHost("kv.delete", runId, [key], budget),
         list: (prefix = "", limit = 100) => callHost("kv.list", runId, [prefix, limit], budget),
       }),
+      // --- ctx.oktell: the telephony workstation's methods, one host call "oktell" [method, user, argument] ---
+      oktell: makeOktell(runId, budget),
+      // --- end ctx.oktell ---
       emit: (name: string, payload: unknown, options?: unknown) => {
         if (++budget.emits > budget.maxEmits) {
           return PromiseCtor.reject(hostError({ code: "HOOKD_RUN_EMIT_LIMIT", message: `run emitted more than ${budget.maxEmits} events`, retriable: false }));

@@ -4,6 +4,7 @@
  * test cares about replaced. `kv` serves all four kv calls with one function, by operation.
  */
 import type { HostCaller, HostServices } from "../../sandbox/contract/host-calls.ts";
+import { HookdError } from "../../sandbox/contract/errors.ts";
 import type { PluginLogRecord } from "../../sandbox/contract/run.ts";
 
 export type KvOp = "get" | "set" | "delete" | "list";
@@ -24,6 +25,9 @@ export function testServices(options: TestServicesOptions = {}): HostServices {
     "kv.list": kvCall("list", []) as HostServices["kv.list"],
     emit: async () => ({ id: "emitted" }),
     fetch: async () => ({ status: 200, statusText: "OK", headers: {}, body: "", url: "" }),
+    oktell: async () => {
+      throw new HookdError("HOOKD_OKTELL_UNAVAILABLE", ["no workstation bridge serves this host"]);
+    },
     ...calls,
   };
 }

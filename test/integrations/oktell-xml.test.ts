@@ -1,9 +1,9 @@
 // The telephony XML channel without a daemon: bytes -> text -> events -> catalog payloads.
 import { describe, expect, it } from "vitest";
 import { catalog } from "../../core/catalog/index.ts";
-import { readOktellBody } from "../../core/ingress/oktell.ts";
-import { decodeXmlBody, detectXmlEncoding } from "../../core/ingress/oktell-decode.ts";
-import { oktellDateTimeToZonedIso } from "../../core/ingress/oktell-time.ts";
+import { readOktellBody } from "../../core/integrations/oktell/ingest.ts";
+import { decodeXmlBody, detectXmlEncoding } from "../../core/integrations/oktell/decode.ts";
+import { oktellDateTimeToZonedIso } from "../../core/integrations/oktell/time.ts";
 import { isValidTimezone } from "../../core/base/time-zone.ts";
 import { seed002Events, seed002NotEvents, seed003, TMINTERFACECONFIRM_TEXT_START, tminterfacereserve, utf16be, utf16le } from "./seed-samples.ts";
 

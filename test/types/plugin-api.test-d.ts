@@ -47,3 +47,25 @@ on("user.operator_status.changed", (event, ctx) => {
 type Closed = EventPayload<"deal.close">;
 const sample: Closed = { did: 1, autor: 2, summa: "10.00", status: "won" };
 void sample;
+
+// ctx.oktell: the telephony workstation's methods, with typed enums.
+on("oktell.tminterfaceconfirm", async (_confirm, ctx) => {
+  const source: { readonly channel: string; readonly user?: string } = ctx.event.source;
+  const user = source.user ?? "A";
+  await ctx.oktell.setUserState(user, { state: "usLunch", description: "Ушел на обед", redirect: false });
+  // @ts-expect-error a state outside EUserState is a type error
+  await ctx.oktell.setUserState(user, { state: "usNap" });
+  const accepted: boolean = await ctx.oktell.confirmResult(user, "skip");
+  // @ts-expect-error a confirm result other than ok/skip/delete is a type error
+  await ctx.oktell.confirmResult(user, "maybe");
+  const line = await ctx.oktell.getLineState(user);
+  // @ts-expect-error line states are ELineState names, not user states
+  const wrong: "usReady" = line.state;
+  const { success, errormessage }: { success: boolean; errormessage?: string } = await ctx.oktell.setTaskActive(user, { tasktype: "call", idtask: "x", active: true });
+  // @ts-expect-error tasktype is call or text
+  await ctx.oktell.setTaskActive(user, { tasktype: "sms", idtask: "x", active: true });
+  void accepted;
+  void wrong;
+  void success;
+  void errormessage;
+});

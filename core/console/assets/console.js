@@ -93,7 +93,7 @@ function errorBlock(error) {
 function route() {
   const hash = decodeURIComponent(location.hash.replace(/^#/, ""));
   const [view, rest = ""] = hash.split(/[/?](.*)/s);
-  state.view = ["plugins", "events", "runs", "dead", "time", "catalog"].includes(view) ? view : "plugins";
+  state.view = ["plugins", "events", "runs", "dead", "time", "catalog", "oktell"].includes(view) ? view : "plugins";
   state.runsEvent = state.view === "runs" && rest.startsWith("event=") ? rest.slice("event=".length) : "";
   if (state.view === "catalog") state.catalogEvent = rest;
   for (const section of document.querySelectorAll("[data-view]")) section.hidden = section.dataset.view !== state.view;
@@ -101,6 +101,39 @@ function route() {
   if (state.view === "runs") void loadRuns();
   if (state.view === "catalog") void showCatalog();
   if (state.view === "time") void loadTime();
+  watchOktellCommands(state.view === "oktell");
+}
+
+// ---- workstation commands (the telephony bridge) ------------------------------------------------
+
+let oktellTimer;
+/** One refresh timer, only while the view is open. */
+function watchOktellCommands(open) {
+  clearInterval(oktellTimer);
+  oktellTimer = undefined;
+  if (!open) return;
+  void loadOktellCommands();
+  oktellTimer = setInterval(() => void loadOktellCommands(), 2000);
+}
+
+async function loadOktellCommands() {
+  const { ok, body } = await api("/api/oktell/commands?limit=100");
+  if (!ok) return;
+  const rows = body.commands.map((command) =>
+    h(
+      "tr",
+      { dataset: { commandId: command.id, state: command.state } },
+      h("td", { class: "mono", title: command.id }, time(command.createdAt)),
+      h("td", { class: "mono" }, command.user),
+      h("td", { class: "mono" }, command.method),
+      h("td", { class: "mono" }, command.requestedBy),
+      h("td", {}, h("span", { class: `badge ${command.state}` }, command.state)),
+      h("td", {}, String(command.attempts)),
+      h("td", { class: "mono" }, command.error ?? (command.answer === null ? "" : JSON.stringify(command.answer))),
+    ),
+  );
+  $("oktell-commands").replaceChildren(...rows);
+  $("oktell-empty").hidden = rows.length > 0;
 }
 
 function renderPlugins() {
@@ -157,7 +190,7 @@ function eventRow(event, fresh) {
     { class: fresh ? "fresh" : "", dataset: { eventId: event.id, eventName: event.name } },
     h("td", { class: "mono" }, time(event.receivedAt)),
     h("td", { class: "mono" }, event.name),
-    h("td", {}, event.source),
+    h("td", {}, event.origin?.user ? `${event.source} (${event.origin.user})` : event.source),
     h("td", { class: "mono", title: event.id }, shortId(event.id)),
     h("td", {}, h("details", { class: "payload-full" }, h("summary", { class: "payload mono" }, payload), h("pre", {}, JSON.stringify(event.payload, null, 2)))),
     h("td", {}, h("a", { href: `#runs?event=${encodeURIComponent(event.id)}` }, "runs")),

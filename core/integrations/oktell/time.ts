@@ -4,8 +4,8 @@
  * (daylight saving included), so handlers can compare them with other systems' times; without
  * it they stay zone-less, which is all the server says.
  */
-import { oktellDateTimeToIso } from "../catalog/oktell.ts";
-import { formatOffset, offsetMinutesAtLocal } from "../base/time-zone.ts";
+import { oktellDateTimeToIso } from "./catalog.ts";
+import { formatOffset, offsetMinutesAtLocal } from "../../base/time-zone.ts";
 
 /** "12.07.2008 18:35:06" -> "2008-07-12T18:35:06" (no zone) or "...+04:00"; undefined if not a date. */
 export function oktellDateTimeToZonedIso(value: string, timezone: string | undefined): string | undefined {

@@ -12,8 +12,8 @@
  * nested properties, so events whose fields the seeds do not describe lose nothing.
  */
 import { XMLParser, XMLValidator } from "fast-xml-parser";
-import { DEFAULT_MAX_DEPTH } from "../base/depth.ts";
-import { HookdError } from "../../sandbox/contract/errors.ts";
+import { HookdError } from "../../../sandbox/contract/errors.ts";
+import { DEFAULT_MAX_DEPTH } from "../../base/depth.ts";
 
 /** One property of an event: a value (with the name of a coded value), a set, or a collection. */
 export type RawProperty =
@@ -78,8 +78,8 @@ function xmlTooDeep(text: string, maxDepth: number): boolean {
 
 type Node = Record<string, unknown>;
 
-/** Parses the text of a body; throws HOOKD_OKTELL_MALFORMED or HOOKD_OKTELL_NO_EVENT. */
-export function parseOktellXml(text: string, maxDepth = DEFAULT_MAX_DEPTH): RawOktellEvent[] {
+/** The `<oktellcommapper>` documents of a text, checked and parsed; throws HOOKD_OKTELL_MALFORMED. */
+function parseDocuments(text: string, maxDepth: number): Node[] {
   // Entity declarations are the one way XML text can make the parser do unbounded work;
   // the server never sends a DOCTYPE.
   if (/<!DOCTYPE/i.test(text)) throw new HookdError("HOOKD_OKTELL_MALFORMED", ["a DOCTYPE is not accepted"]);
@@ -112,8 +112,14 @@ export function parseOktellXml(text: string, maxDepth = DEFAULT_MAX_DEPTH): RawO
     throw new HookdError("HOOKD_OKTELL_MALFORMED", [`expected <oktellcommapper> documents, found <${stray[0]}>`]);
   }
 
+  return list(root.oktellcommapper);
+}
+
+/** Parses the text of a body; throws HOOKD_OKTELL_MALFORMED or HOOKD_OKTELL_NO_EVENT. */
+export function parseOktellXml(text: string, maxDepth = DEFAULT_MAX_DEPTH): RawOktellEvent[] {
+  const documents = parseDocuments(text, maxDepth);
   const events: RawOktellEvent[] = [];
-  for (const document of list(root.oktellcommapper)) {
+  for (const document of documents) {
     for (const data of list(document.data)) {
       for (const event of list(data.event)) {
         events.push({ index: events.length, id: attr(event, "id"), name: attr(event, "name"), properties: propertiesOf(event) });
@@ -121,17 +127,30 @@ export function parseOktellXml(text: string, maxDepth = DEFAULT_MAX_DEPTH): RawO
     }
   }
   if (events.length === 0) {
-    const documents = list(root.oktellcommapper);
     const names = documents.flatMap((d) => list(d.data)).map((d) => attr(d, "name")).filter((n) => n !== undefined);
     throw new HookdError("HOOKD_OKTELL_NO_EVENT", [
       documents.length === 0
         ? "the body holds no <oktellcommapper> document"
         : names.length > 0
-          ? `<data name="${names[0]}"> is a method's answer, not an event`
+          ? `<data name="${names[0]}"> is a method's answer, not an event (a workstation bridge posts it to /oktell/commands/{id}/result)`
           : "the <oktellcommapper> document has no <data><event>",
     ]);
   }
   return events;
+}
+
+/** One `<data name="...">` of a method's document (seed 002: `userstate`, `settaskactiveresult`, ...). */
+export interface RawOktellData {
+  name: string | undefined;
+  properties: RawProperty[];
+}
+
+/**
+ * The `<data>` elements of method documents (an answer posted by a workstation bridge), with
+ * their properties as written; the same checks as for events. Throws HOOKD_OKTELL_MALFORMED.
+ */
+export function parseOktellData(text: string, maxDepth = DEFAULT_MAX_DEPTH): RawOktellData[] {
+  return parseDocuments(text, maxDepth).flatMap((document) => list(document.data).map((data) => ({ name: attr(data, "name"), properties: propertiesOf(data) })));
 }
 
 function propertiesOf(node: Node): RawProperty[] {

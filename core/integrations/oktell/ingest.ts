@@ -1,15 +1,16 @@
 /**
  * `POST /ingest/oktell`: the telephony server's service events as `<oktellcommapper>` XML.
- * bytes -> text (oktell-decode) -> `<event>` elements (oktell-xml) -> catalog payloads
- * (oktell-convert) -> validated all together -> stored all or none -> `202 {"ids":[...]}`.
+ * bytes -> text (decode.ts) -> `<event>` elements (xml.ts) -> catalog payloads
+ * (convert.ts) -> validated all together -> stored all or none -> `202 {"ids":[...]}`.
  */
 import type { FastifyInstance, FastifyRequest } from "fastify";
-import { HookdError, isHookdError } from "../../sandbox/contract/errors.ts";
-import type { Logger } from "../base/log.ts";
-import type { EventIntake } from "./intake.ts";
-import { convertOktellEvent, type ConvertedOktellEvent } from "./oktell-convert.ts";
-import { decodeXmlBody } from "./oktell-decode.ts";
-import { parseOktellXml } from "./oktell-xml.ts";
+import { HookdError, isHookdError } from "../../../sandbox/contract/errors.ts";
+import type { Logger } from "../../base/log.ts";
+import type { EventIntake } from "../../ingress/intake.ts";
+import { convertOktellEvent, type ConvertedOktellEvent } from "./convert.ts";
+import { decodeXmlBody } from "./decode.ts";
+import { parseOktellXml } from "./xml.ts";
+import { checkUser } from "./bridge.ts";
 
 export interface OktellIngressOptions {
   intake: EventIntake;
@@ -19,6 +20,8 @@ export interface OktellIngressOptions {
   stopping: () => boolean;
   /** Config `server.maxDepth`: deepest element nesting of the XML's properties. */
   maxDepth?: () => number;
+  /** After the events are stored: the confirm guard's look at them (bridge.ts). */
+  onStored?: (user: string | undefined, events: ReadonlyArray<{ id: string; name: string; body: Record<string, unknown>; duplicate: boolean }>) => Promise<void>;
 }
 
 /** Registers the route in its own fastify scope, where every body is read as raw bytes. */
@@ -38,6 +41,8 @@ export function oktellIngress(options: OktellIngressOptions) {
         },
       },
       async (request, reply) => {
+        // The workstation the events came from (its bridge says so): every event carries it as ctx.event.source.user.
+        const user = workstationUserOf(request);
         const events = readOktellBody(request.body, options.timezone(), options.maxDepth?.());
         for (const event of events) {
           if (event.mismatch) {
@@ -51,10 +56,12 @@ export function oktellIngress(options: OktellIngressOptions) {
             name: event.name,
             body: event.body,
             source: "oktell" as const,
+            sourceUser: user,
             // One key per event of the request, so a repeated request returns the same ids.
             idempotencyKey: key === undefined ? undefined : `${key}#${event.index}`,
           })),
         );
+        await options.onStored?.(user, events.map((event, i) => ({ id: accepted[i]!.id, name: event.name, body: event.body, duplicate: accepted[i]!.duplicate })));
         if (accepted.every((a) => a.duplicate)) reply.header("idempotent-replayed", "true");
         return reply.code(202).send({ ids: accepted.map((a) => a.id) });
       },
@@ -94,6 +101,15 @@ function validateAll(intake: EventIntake, events: readonly ConvertedOktellEvent[
     cause: worst,
     issues: failures.flatMap((f) => f.issues ?? []),
   });
+}
+
+/** `?user=<login>` or the `x-oktell-user` header; absent for a sender that is not a workstation bridge. */
+function workstationUserOf(request: FastifyRequest): string | undefined {
+  const query = (request.query as Record<string, unknown> | undefined)?.user;
+  const header = request.headers["x-oktell-user"];
+  const user = query ?? (Array.isArray(header) ? header[0] : header);
+  if (user === undefined) return undefined;
+  return checkUser(user, () => new HookdError("HOOKD_OKTELL_USER_INVALID", [JSON.stringify(user)]));
 }
 
 function idempotencyKeyOf(request: FastifyRequest): string | undefined {

@@ -1,6 +1,6 @@
 /**
  * One `<event>` of the telephony XML -> the payload of its catalog event `oktell.<name>`, by
- * the conventions in core/catalog/oktell.ts:
+ * the conventions in core/integrations/oktell/catalog.ts:
  * - a coded value becomes its name, the number stays beside it as `<key>Code` (the XML carries
  *   both as `value` and `name`; without a `name`, the code table of a described field names it);
  * - 0/1 flags become booleans and dates ISO-8601, for the fields the seeds describe;
@@ -17,10 +17,10 @@ import {
   oktellEventIdByName,
   oktellEventIds,
   type OktellXmlEventName,
-} from "../catalog/oktell.ts";
-import { HookdError } from "../../sandbox/contract/errors.ts";
-import { oktellDateTimeToZonedIso } from "./oktell-time.ts";
-import type { RawOktellEvent, RawProperty } from "./oktell-xml.ts";
+} from "./catalog.ts";
+import { HookdError } from "../../../sandbox/contract/errors.ts";
+import { oktellDateTimeToZonedIso } from "./time.ts";
+import type { RawOktellEvent, RawProperty } from "./xml.ts";
 
 type FieldRule = "flag" | "datetime" | { codes: Readonly<Record<number, string>> };
 
@@ -78,7 +78,7 @@ export function resolveEventName(raw: RawOktellEvent): { name: string; mismatch?
   throw new HookdError("HOOKD_EVENT_UNKNOWN", [`oktell.? (event #${raw.index} has no name and its id ${JSON.stringify(id ?? null)} is unknown)`]);
 }
 
-function convertProperties(properties: readonly RawProperty[], rules: Record<string, FieldRule>, timezone: string | undefined): Record<string, unknown> {
+export function convertProperties(properties: readonly RawProperty[], rules: Record<string, FieldRule>, timezone: string | undefined): Record<string, unknown> {
   // A repeated key becomes a list, so nothing the server sent is dropped.
   const values = new Map<string, unknown[]>();
   const add = (key: string, value: unknown) => values.set(key, [...(values.get(key) ?? []), value]);

@@ -6,7 +6,7 @@
  * charset, which relays get wrong. A declared encoding that is neither UTF-16 nor UTF-8
  * (windows-1251, say) is refused rather than misread.
  */
-import { HookdError } from "../../sandbox/contract/errors.ts";
+import { HookdError } from "../../../sandbox/contract/errors.ts";
 
 export type XmlEncoding = "utf-16le" | "utf-16be" | "utf-8";
 
