@@ -8,7 +8,7 @@ import { crmEvents } from "../integrations/crm/catalog.ts";
 import { oktellEvents } from "../integrations/oktell/catalog.ts";
 import { operatorEvents } from "./operators.ts";
 
-export * from "./fields.ts";
+export * from "../base/catalog-fields.ts";
 export * from "../integrations/crm/catalog.ts";
 export * from "./operators.ts";
 export * from "../integrations/oktell/catalog.ts";

@@ -14,7 +14,7 @@
  * names no payload, so the session events keep to what every session has.
  */
 import { z } from "zod";
-import { id, isoDateTime } from "./fields.ts";
+import { id, isoDateTime } from "../base/catalog-fields.ts";
 
 /** Why an operator's status changed (seed 000); every reason but "manual" sets Offline. */
 export const OperatorStatusReason = {

@@ -8,6 +8,7 @@ import type { EventCatalog, RouteConfig, WebhookConfig } from "./define.ts";
 import { parseAllowHost } from "../fetch/plugin-fetch.ts";
 import { catalogOrderBy, DEFAULT_RETRY_SCHEDULE_MS } from "../routing/index.ts";
 import { isValidTimezone } from "../base/time-zone.ts";
+import { oktellSettingsSchema } from "../integrations/oktell/settings.ts";
 import { scheduleConfigSchema, type ScheduleConfig } from "../time/schedules.ts";
 import { calendarsSchema, type CalendarConfig } from "../time/calendar-config.ts";
 
@@ -49,26 +50,7 @@ export const settingsSchema = z.object({
     })
     .prefault({}),
   // The telephony ingress: the zone of the server's local dates (none: dates stay zone-less).
-  oktell: z
-    .object({
-      timezone: z.string().refine(isValidTimezone, "expected an IANA time zone (Europe/Moscow), UTC, or an offset like +03:00").optional(),
-      // The workstation bridge (core/integrations/oktell): how long a command waits to be
-      // answered, how long a poll holds one before it goes again, how many polls wait at once.
-      commandTtlMs: z.number().int().min(100).max(24 * 3_600_000).default(60_000),
-      commandLeaseMs: z.number().int().min(100).max(600_000).default(15_000),
-      maxPollers: z.number().int().min(1).max(10_000).default(256),
-      // A bridge that polled within this long counts as connected (ctx.oktell refuses users without one).
-      bridgeSeenMs: z.number().int().min(1_000).max(3_600_000).default(90_000),
-      // The confirm guard: every TMInterfaceConfirm (121) no handler answered within answerAfterMs
-      // gets `result` by TM_SetConfirmResult, so no operator stays reserved (unset: off).
-      confirm: z
-        .strictObject({
-          answerAfterMs: z.number().int().min(0).max(600_000),
-          result: z.enum(["ok", "skip", "delete"]).default("ok"),
-        })
-        .optional(),
-    })
-    .prefault({}),
+  oktell: oktellSettingsSchema,
   server: z
     .object({
       host: z.string().min(1).default("127.0.0.1"),

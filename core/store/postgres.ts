@@ -30,7 +30,7 @@ import { migrate } from "./postgres-schema.ts";
 import { PostgresWakeup } from "./postgres-wakeup.ts";
 import { deliveryValues, eventValues, RUN_COLUMNS, toEventRecord, toKvValue, toRunRecord, toStatusCounts, type EventRow, type RunRow } from "./rows.ts";
 import { assertRetriable, clampPageLimit, emitBudgetSpent, eventsQuery, nothingToClaim, repeatOutcome, runsQuery } from "./rules.ts";
-import { PostgresOktellCommands } from "../integrations/oktell/command-store-postgres.ts";
+import { PostgresOktellCommands } from "./oktell-commands-postgres.ts";
 import type {
   AcceptOutcome,
   AddedDeliveries,

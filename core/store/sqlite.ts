@@ -24,7 +24,7 @@ import Database from "better-sqlite3";
 import { RUN_COLUMNS, toClaimedDelivery, toEventRecord, toKvValue, toRunRecord, toStatusCounts, type ClaimRow, type EventRow, type RunRow } from "./rows.ts";
 import { clampPageLimit, eventsQuery, nothingToClaim, runsQuery } from "./rules.ts";
 import { configureConnection, ensureSchema, PLUGINS_WITH_PENDING_SQL, type Synchronous } from "./sqlite-schema.ts";
-import { SqliteOktellCommands } from "../integrations/oktell/command-store.ts";
+import { SqliteOktellCommands } from "./oktell-commands.ts";
 import { inlineWriter, threadWriter, type Writer } from "./sqlite-writer.ts";
 import { reviveError, type WriteOp } from "./sqlite-writes.ts";
 import type {

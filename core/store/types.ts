@@ -17,7 +17,7 @@
  * - an emitted event counts against its root event's `maxDescendants` in the transaction that
  *   stores it: the check and the count are one atomic step, whatever runs beside it.
  */
-import type { OktellCommandStore } from "../integrations/oktell/command-store.ts";
+import type { OktellCommandStore } from "./oktell-commands.ts";
 
 export type EventSource = "http" | "emit" | "action" | "oktell" | "replay" | "schedule";
 

@@ -16,7 +16,7 @@
  *   lists it without a qualifier; it may be "" (an employee with no external UID) or null.
  */
 import { z } from "zod";
-import { decimal, int, intList, maybeInt, nullableStr, params, str } from "../../catalog/fields.ts";
+import { decimal, int, intList, maybeInt, nullableStr, params, str } from "../../base/catalog-fields.ts";
 
 /** entry.status codes: `['0' => 'Новое', '1' => 'Обработано', '2' => 'Отменено']`. */
 export const EntryStatus = { 0: "new", 1: "processed", 2: "cancelled" } as const;

@@ -12,11 +12,11 @@
  *   cancels it. Nothing but the row has to survive a plugin that throws, pauses or reloads.
  */
 import { randomUUID } from "node:crypto";
-import type { Settings } from "../../config/settings.ts";
+import type { OktellSettings } from "./settings.ts";
 import { HookdError } from "../../../sandbox/contract/errors.ts";
 import type { Logger } from "../../base/log.ts";
 import type { Store } from "../../store/types.ts";
-import type { OktellCommandRecord, OktellCommandStore } from "./command-store.ts";
+import type { OktellCommandRecord, OktellCommandStore } from "../../store/oktell-commands.ts";
 import { decodeXmlBody } from "./decode.ts";
 import { confirmResultArgument, decodeAnswer, isOktellApiMethod, OKTELL_METHODS, specOfComponentMethod } from "./methods.ts";
 import { parseOktellData } from "./xml.ts";
@@ -50,7 +50,7 @@ const SWEEP_MS = 1_000;
 
 export interface OktellBridgeOptions {
   store: Store;
-  settings: () => Settings["oktell"];
+  settings: () => OktellSettings;
   maxDepth: () => number;
   /** Whether a plugin declared `plugin({ oktell: true })`. */
   declaresOktell: (plugin: string) => boolean;

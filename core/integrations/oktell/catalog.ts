@@ -20,7 +20,7 @@
  * ELineState) like 111 does, when they carry one.
  */
 import { z } from "zod";
-import { enumOf, flag, id, int, isoLocalDateTime, str } from "../../catalog/fields.ts";
+import { enumOf, flag, id, int, isoLocalDateTime, str } from "../../base/catalog-fields.ts";
 
 /** Event type ids of the service channel (OnCommunicate), with the seed's spelling. */
 export const EOktellEvent = {

@@ -6,14 +6,24 @@
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import { HookdError, isHookdError } from "../../../sandbox/contract/errors.ts";
 import type { Logger } from "../../base/log.ts";
-import type { EventIntake } from "../../ingress/intake.ts";
 import { convertOktellEvent, type ConvertedOktellEvent } from "./convert.ts";
 import { decodeXmlBody } from "./decode.ts";
 import { parseOktellXml } from "./xml.ts";
 import { checkUser } from "./bridge.ts";
 
+/**
+ * What the telephony ingest needs of the daemon's intake (core/ingress/intake.ts, which stands
+ * above this room): the catalog check, and storing a request's events in one go.
+ */
+export interface OktellIntake {
+  validate(name: string, body: unknown): unknown;
+  acceptAll(
+    requests: ReadonlyArray<{ name: string; body: unknown; source: "oktell"; sourceUser?: string | undefined; idempotencyKey?: string | undefined }>,
+  ): Promise<Array<{ id: string; duplicate: boolean }>>;
+}
+
 export interface OktellIngressOptions {
-  intake: EventIntake;
+  intake: OktellIntake;
   logger: Logger;
   /** Config `oktell.timezone`, read per request so a config reload applies. */
   timezone: () => string | undefined;
@@ -77,7 +87,7 @@ export function readOktellBody(body: unknown, timezone: string | undefined, maxD
 }
 
 /** Every event is checked before any is stored; the answer lists the issues of all of them. */
-function validateAll(intake: EventIntake, events: readonly ConvertedOktellEvent[]): void {
+function validateAll(intake: OktellIntake, events: readonly ConvertedOktellEvent[]): void {
   const failures: HookdError[] = [];
   for (const event of events) {
     try {

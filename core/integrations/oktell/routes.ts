@@ -13,7 +13,7 @@ import { HookdError } from "../../../sandbox/contract/errors.ts";
 import { jsonTextTooDeep } from "../../base/depth.ts";
 import type { OktellBridge, BridgeResult } from "./bridge.ts";
 import { MAX_POLL_WAIT_SECONDS } from "./bridge.ts";
-import type { OktellCommandRecord, OktellCommandState } from "./command-store.ts";
+import type { OktellCommandRecord, OktellCommandState } from "../../store/oktell-commands.ts";
 import { describeMethods } from "./methods.ts";
 
 const STATES = new Set<OktellCommandState>(["queued", "sent", "answered", "failed", "expired", "cancelled"]);

@@ -5,7 +5,7 @@
  * the command is `sent` (one UPDATE), whichever instance the bridge posts it to.
  */
 import type pg from "pg";
-import { clamp, commandValues, INSERT_COLUMNS, toCommandRecord, type NewOktellCommand, type OktellCommandFilter, type OktellCommandRecord, type OktellCommandRow, type OktellCommandStore } from "./command-store.ts";
+import { clamp, commandValues, INSERT_COLUMNS, toCommandRecord, type NewOktellCommand, type OktellCommandFilter, type OktellCommandRecord, type OktellCommandRow, type OktellCommandStore } from "./oktell-commands.ts";
 
 export class PostgresOktellCommands implements OktellCommandStore {
   constructor(private readonly pool: pg.Pool) {}

@@ -13,14 +13,14 @@
  * power loss before it can only make a command go to its bridge again, which at-least-once allows).
  */
 import type Database from "better-sqlite3";
-import type { OktellComponentMethod } from "./methods.ts";
 
 export type OktellCommandState = "queued" | "sent" | "answered" | "failed" | "expired" | "cancelled";
 
 export interface NewOktellCommand {
   id: string;
   user: string;
-  method: OktellComponentMethod;
+  /** The component method (`SetUserState`, ...), as core/integrations/oktell/methods.ts names them. */
+  method: string;
   xml: string | null;
   arg: boolean | null;
   /** The plugin that asked, or `$confirm-guard`. */
@@ -98,7 +98,7 @@ export function toCommandRecord(row: OktellCommandRow): OktellCommandRecord & { 
     seq: Number(row.seq),
     id: row.id,
     user: row.user_login,
-    method: row.method as OktellComponentMethod,
+    method: row.method,
     xml: row.xml,
     arg: row.arg === null ? null : row.arg === 1,
     state: row.state,
