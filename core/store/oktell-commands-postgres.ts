@@ -1,5 +1,5 @@
 /**
- * Workstation commands on PostgreSQL (see command-store.ts for the contract). Several instances
+ * Workstation commands on PostgreSQL (see oktell-commands.ts for the contract). Several instances
  * share the table: a claim takes rows `FOR UPDATE SKIP LOCKED`, so two polls of one bridge on two
  * instances never both get one command inside its lease, and an answer is recorded only while
  * the command is `sent` (one UPDATE), whichever instance the bridge posts it to.

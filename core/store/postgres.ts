@@ -76,7 +76,7 @@ export class PostgresStore implements Store {
   /** Claims, finishes, lease renewals and ctx.kv: commits that do not wait for the WAL flush (see the header). */
   private readonly bookkeeping: pg.Pool;
   private readonly wakeup: PostgresWakeup;
-  /** The telephony workstation commands (core/integrations/oktell/command-store-postgres.ts). */
+  /** The telephony workstation commands (core/store/oktell-commands-postgres.ts). */
   readonly oktellCommands: PostgresOktellCommands;
   private closed = false;
 

@@ -60,7 +60,7 @@ CREATE TABLE IF NOT EXISTS kv (
   updated_at INTEGER NOT NULL,
   PRIMARY KEY (plugin, key)
 ) WITHOUT ROWID;
--- Schema 5: the telephony workstation commands (core/integrations/oktell/command-store.ts).
+-- Schema 5: the telephony workstation commands (core/store/oktell-commands.ts).
 CREATE TABLE IF NOT EXISTS oktell_commands (
   seq INTEGER PRIMARY KEY AUTOINCREMENT,
   id TEXT NOT NULL UNIQUE,

@@ -73,7 +73,7 @@ export class SqliteStore implements Store {
   private readonly committing = new Set<Promise<void>>();
   private closed = false;
   private readonly statements;
-  /** The telephony workstation commands (core/integrations/oktell/command-store.ts). */
+  /** The telephony workstation commands (core/store/oktell-commands.ts). */
   readonly oktellCommands: SqliteOktellCommands;
 
   constructor(options: SqliteStoreOptions) {

@@ -303,7 +303,7 @@ export interface Store {
    */
   onRemoteWork?(callback: () => void): () => void;
 
-  /** The telephony workstation commands (core/integrations/oktell/command-store.ts), in the same database. */
+  /** The telephony workstation commands (core/store/oktell-commands.ts), in the same database. */
   readonly oktellCommands?: OktellCommandStore;
 
   close(): Promise<void>;

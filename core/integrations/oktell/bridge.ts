@@ -2,7 +2,7 @@
  * The telephony workstation bridge, daemon side: a relay beside each operator's Oktell client
  * long-polls for the method calls hookd has for that operator, performs them on the component
  * and posts what they returned. Everything a command goes through is in the store
- * (command-store.ts), so it survives a restart and any instance on PostgreSQL can serve either
+ * (core/store/oktell-commands.ts), so it survives a restart and any instance on PostgreSQL can serve either
  * half; in-process wake-ups only make it faster, and every wait also re-reads the store.
  *
  * - ctx.oktell calls land in `call()`: checked, queued, answered when the bridge answers (the
