@@ -33,6 +33,10 @@ import { createSandbox, SecretResolver, warnOnceIfMissing } from "../sandbox/ind
 import type { Sandbox } from "../sandbox/contract/sandbox.ts";
 import { daemonServices } from "./host/services.ts";
 import { PluginWatcher } from "./plugins/watcher.ts";
+import { RunDetail } from "./runs/run-detail.ts";
+import { runDetailApi } from "./api/run-detail.ts";
+import { eventDetailApi } from "./api/event-detail.ts";
+import { boundRunError } from "./ingress/http.ts";
 
 /** What the closing steps of a stop get beyond the drain budget (see Daemon.stop). */
 const STOP_MARGIN_MS = 5000;
@@ -112,7 +116,20 @@ export class Daemon {
       ownEndpoints: () => (this.http.server.listening ? [this.address] : [{ host: this.config.server.host, port: this.config.server.port }]),
       secret: (plugin, name) => new SecretResolver({ configured: this.secrets(), environment: process.env }).resolve(plugin, name),
     });
-    const services = daemonServices({ store, intake: () => this.intake, fetchService, pluginLog });
+    // Run detail: what each attempt did, gathered by the services and the webhook sender, stored with its finish.
+    const runDetail = new RunDetail({
+      limits: (plugin) => {
+        const declared = this.plugins?.declaredOptions(plugin);
+        return {
+          maxLogLines: declared?.maxLogLinesPerRun ?? this.config.sandbox.maxLogLinesPerRun,
+          maxEmits: declared?.maxEmitsPerRun ?? this.config.sandbox.maxEmitsPerRun,
+          maxFieldChars: this.config.log.maxFieldChars,
+        };
+      },
+      root: () => pluginsRoot(this.config),
+      entryFile: (plugin) => this.plugins?.known(plugin)?.file,
+    });
+    const services = daemonServices({ store, intake: () => this.intake, fetchService, pluginLog, activity: runDetail.recorder });
 
     this.sandbox = createSandbox({
       mode: options.sandbox === "inline" ? "inline" : "process",
@@ -173,6 +190,7 @@ export class Daemon {
       settings: () => this.config.webhookDelivery,
       logger: options.logger,
       onEndpointsChanged: () => this.dispatcher?.wake(),
+      activity: runDetail.recorder,
     });
 
     this.intake = new EventIntake({
@@ -209,6 +227,7 @@ export class Daemon {
         this.console.runFinished(info);
       },
       webhooks: this.webhooks,
+      activity: runDetail,
     });
 
     this.replayer = new Replayer({ store, intake: this.intake, plugins: this.plugins, onScheduled: () => this.dispatcher.wake() });
@@ -236,6 +255,8 @@ export class Daemon {
         oktellIngress({ intake: this.intake, logger: options.logger, timezone: () => this.config.oktell.timezone, stopping: () => this.stopping !== undefined, maxDepth: () => this.config.server.maxDepth }),
         webhookApi(this.webhooks),
         consoleRoutes({ hub: this.console, token: () => this.config.server.token }),
+        runDetailApi(store),
+        eventDetailApi({ store, boundRun: (run) => boundRunError(run, this.config.server.listItemBytes) }),
       ],
       onRetried: (run) => {
         this.metrics.retries.inc({ plugin: run.plugin, trigger: "manual" });

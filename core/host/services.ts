@@ -2,11 +2,14 @@
  * The daemon's side of the host-call table (sandbox/contract/host-calls.ts): what a plugin's
  * ctx reaches once the sandbox checked the call. The caller is the trusted side's record of the
  * run (plugin, run meta, limits, fetch policy), never what the isolate said of itself.
+ * Every log line, kv write, emit and fetch of a run is also told to the run detail's recorder
+ * (core/runs/activity.ts), when there is one.
  */
 import type { HostServices } from "../../sandbox/contract/host-calls.ts";
 import type { FetchService } from "../fetch/fetch-service.ts";
 import type { EventIntake } from "../ingress/intake.ts";
 import type { Logger } from "../log.ts";
+import type { RunActivityRecorder } from "../runs/activity.ts";
 import type { Store } from "../store/types.ts";
 
 export interface DaemonServicesOptions {
@@ -16,21 +19,58 @@ export interface DaemonServicesOptions {
   fetchService: FetchService;
   /** The daemon's log, component "plugin". */
   pluginLog: Logger;
+  /** Run detail: what each run did. */
+  activity?: RunActivityRecorder | undefined;
 }
 
-export function daemonServices({ store, intake, fetchService, pluginLog }: DaemonServicesOptions): HostServices {
+export function daemonServices({ store, intake, fetchService, pluginLog, activity }: DaemonServicesOptions): HostServices {
+  const failure = (error: unknown) => (error instanceof Error ? `${(error as { code?: string }).code ?? error.name}: ${error.message}` : String(error));
   return {
     log: (record) => {
       const fields = { ...record.fields, plugin: record.plugin, event: record.event, eventId: record.eventId, runId: record.runId };
       pluginLog[record.level](fields, record.msg);
+      activity?.log(record.runId, record.level, record.msg, record.fields);
     },
     "kv.get": (caller, key) => store.kvGet(caller.plugin, key),
     // The key limit goes with the write: the store counts and writes in one step.
-    "kv.set": (caller, key, value) => store.kvSet(caller.plugin, key, value, { maxKeys: caller.kvMaxKeys }),
-    "kv.delete": (caller, key) => store.kvDelete(caller.plugin, key),
+    "kv.set": async (caller, key, value) => {
+      const bytes = Buffer.byteLength(JSON.stringify(value) ?? "");
+      try {
+        await store.kvSet(caller.plugin, key, value, { maxKeys: caller.kvMaxKeys });
+        activity?.kvWrite(caller.runId, "set", key, bytes);
+      } catch (error) {
+        activity?.kvWrite(caller.runId, "set", key, bytes, failure(error));
+        throw error;
+      }
+    },
+    "kv.delete": async (caller, key) => {
+      const deleted = await store.kvDelete(caller.plugin, key);
+      activity?.kvWrite(caller.runId, "delete", key, 0);
+      return deleted;
+    },
     "kv.list": (caller, prefix, limit) => store.kvList(caller.plugin, prefix, limit),
-    emit: (caller, name, payload) =>
-      intake().accept({ name, body: payload, source: "emit", parent: { eventId: caller.meta.eventId, depth: caller.meta.depth } }).then(({ id }) => ({ id })),
-    fetch: (caller, url, init) => fetchService.fetch({ plugin: caller.plugin, runId: caller.runId, url, init, policy: caller.fetchPolicy, signal: caller.signal }),
+    emit: async (caller, name, payload) => {
+      try {
+        const { id } = await intake().accept({ name, body: payload, source: "emit", parent: { eventId: caller.meta.eventId, depth: caller.meta.depth } });
+        activity?.emit(caller.runId, name, id);
+        return { id };
+      } catch (error) {
+        activity?.emit(caller.runId, name, undefined, failure(error));
+        throw error;
+      }
+    },
+    fetch: async (caller, url, init) => {
+      const started = performance.now();
+      const at = Date.now();
+      const method = (init.method ?? "GET").toUpperCase();
+      try {
+        const reply = await fetchService.fetch({ plugin: caller.plugin, runId: caller.runId, url, init, policy: caller.fetchPolicy, signal: caller.signal });
+        activity?.fetch(caller.runId, { at, method, url, status: reply.status, durationMs: performance.now() - started, bytes: Buffer.byteLength(reply.body) });
+        return reply;
+      } catch (error) {
+        activity?.fetch(caller.runId, { at, method, url, durationMs: performance.now() - started, error: failure(error) });
+        throw error;
+      }
+    },
   };
 }

@@ -7,6 +7,7 @@
  * instances starting together wait for each other instead of racing on CREATE TABLE.
  */
 import type pg from "pg";
+import { PG_RUN_ATTEMPTS_MIGRATION } from "./run-attempts.ts";
 
 /** Each entry brings the schema from version `index` to `index + 1`; append, never edit. */
 const MIGRATIONS: readonly string[] = [
@@ -70,6 +71,8 @@ const MIGRATIONS: readonly string[] = [
   ALTER TABLE events ADD COLUMN descendants integer NOT NULL DEFAULT 0;
   CREATE INDEX deliveries_pending_by_plugin ON deliveries(plugin, suspect, next_at, id) WHERE status = 'pending';
   `,
+  // Run detail: each attempt of a run with what it did; an event's children by parent.
+  PG_RUN_ATTEMPTS_MIGRATION,
 ];
 
 export const PG_SCHEMA_VERSION = MIGRATIONS.length;

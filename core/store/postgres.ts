@@ -28,6 +28,7 @@ import pg from "pg";
 import { HookdError } from "../errors.ts";
 import { migrate, quoteIdent } from "./postgres-schema.ts";
 import { kvLimit } from "./kv-limit.ts";
+import { MAX_ATTEMPTS_LISTED, MAX_CHILDREN_LISTED, runAttemptValues, toRunAttemptRecord, type RunAttemptRow } from "./run-attempts.ts";
 import { eventValues, RUN_COLUMNS, toClaimedDelivery, toEventRecord, toRunRecord, type ClaimRow, type EventRow, type RunRow } from "./sqlite-schema.ts";
 import type {
   AcceptOutcome,
@@ -44,6 +45,7 @@ import type {
   ListRunsFilter,
   NewEvent,
   PruneOptions,
+  RunAttemptRecord,
   Store,
 } from "./types.ts";
 
@@ -227,13 +229,23 @@ export class PostgresStore implements Store {
 
   async finishDelivery(id: number, leaseToken: string, result: DeliveryResult): Promise<boolean> {
     // Finishing a keyed delivery frees its key; a retry becomes due later: both may be another instance's work.
+    // Run detail: the attempt's activity goes in the same statement, only if the lease held.
+    const attempt = result.attempt ? runAttemptValues(result.attempt) : null;
     const { rows } = await this.bookkeeping.query<{ order_key: string | null }>(
-      `UPDATE deliveries
-          SET status = $3, next_at = $5, last_error = $6, lease_token = NULL, lease_until = NULL,
-              updated_at = $4, finished_at = $7, duration_ms = $8,
-              attempts = attempts - $9, suspect = COALESCE($10, suspect)
-        WHERE id = $1 AND lease_token = $2 AND status = 'running'
-       RETURNING order_key`,
+      `WITH finished AS (
+         UPDATE deliveries
+            SET status = $3, next_at = $5, last_error = $6, lease_token = NULL, lease_until = NULL,
+                updated_at = $4, finished_at = $7, duration_ms = $8,
+                attempts = attempts - $9, suspect = COALESCE($10, suspect)
+          WHERE id = $1 AND lease_token = $2 AND status = 'running'
+         RETURNING id, order_key),
+       attempt AS (
+         INSERT INTO run_attempts (delivery_id, attempt, started_at, duration_ms, status, code, error, activity)
+         SELECT id, $11, $12, $13, $14, $15, $16, $17 FROM finished WHERE $11::integer IS NOT NULL
+         ON CONFLICT (delivery_id, attempt) DO UPDATE
+           SET started_at = excluded.started_at, duration_ms = excluded.duration_ms, status = excluded.status,
+               code = excluded.code, error = excluded.error, activity = excluded.activity)
+       SELECT order_key FROM finished`,
       [
         id,
         leaseToken,
@@ -245,6 +257,7 @@ export class PostgresStore implements Store {
         Math.round(result.durationMs),
         result.refundAttempt ? 1 : 0,
         result.suspect === undefined ? null : result.suspect ? 1 : 0,
+        ...(attempt ?? [null, null, null, null, null, null, null]),
       ],
     );
     if (rows.length === 0) return false;
@@ -352,6 +365,25 @@ export class PostgresStore implements Store {
       [Math.max(options.doneBefore, options.deadBefore), options.doneBefore, options.deadBefore, options.limit],
     );
     return rowCount ?? 0;
+  }
+
+  // --- Run detail (core/store/run-attempts.ts) ---
+  async getRun(id: number): Promise<DeliveryRecord | null> {
+    const { rows } = await this.pool.query<RunRow>(`SELECT ${RUN_COLUMNS} WHERE d.id = $1`, [id]);
+    return rows[0] ? toRunRecord(rows[0]) : null;
+  }
+
+  async listRunAttempts(deliveryId: number): Promise<RunAttemptRecord[]> {
+    const { rows } = await this.pool.query<RunAttemptRow>(
+      "SELECT attempt, started_at, duration_ms, status, code, error, activity FROM run_attempts WHERE delivery_id = $1 ORDER BY attempt LIMIT $2",
+      [deliveryId, MAX_ATTEMPTS_LISTED],
+    );
+    return rows.map(toRunAttemptRecord);
+  }
+
+  async listChildEvents(parentId: string, limit: number): Promise<EventRecord[]> {
+    const { rows } = await this.pool.query<EventRow>("SELECT * FROM events WHERE parent_id = $1 ORDER BY seq LIMIT $2", [parentId, Math.min(Math.max(limit, 1), MAX_CHILDREN_LISTED)]);
+    return rows.map(toEventRecord);
   }
 
   async getEvent(id: string): Promise<EventRecord | null> {

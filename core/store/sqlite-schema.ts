@@ -3,9 +3,10 @@
  * the store (reads, in the daemon's thread) and its writer (writes, in a thread of its own).
  */
 import type Database from "better-sqlite3";
+import { SQLITE_RUN_ATTEMPTS_TABLE } from "./run-attempts.ts";
 import type { ClaimedDelivery, DeliveryRecord, DeliveryStatus, EventRecord, NewEvent } from "./types.ts";
 
-export const SCHEMA_VERSION = 3;
+export const SCHEMA_VERSION = 4;
 
 export type Synchronous = "FULL" | "NORMAL" | "OFF";
 
@@ -88,6 +89,8 @@ export function ensureSchema(db: Database.Database): void {
   db.exec(SCHEMA);
   migrate(db);
   db.exec(INDEXES);
+  // Schema 4: run detail (each attempt with what it did), children of an event by parent.
+  db.exec(SQLITE_RUN_ATTEMPTS_TABLE);
   db.prepare("INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', ?)").run(String(SCHEMA_VERSION));
 }
 

@@ -8,6 +8,7 @@ import { randomUUID } from "node:crypto";
 import type Database from "better-sqlite3";
 import { HookdError, type HookdErrorCode } from "../errors.ts";
 import { kvLimit } from "./kv-limit.ts";
+import { runAttemptValues } from "./run-attempts.ts";
 import { eventValues, PLUGINS_WITH_PENDING_SQL, RUN_COLUMNS, toRunRecord, type ClaimRow, type RunRow, type Synchronous } from "./sqlite-schema.ts";
 import type { AcceptOutcome, AddedDeliveries, ClaimOptions, DeliveryResult, DeliveryTarget, NewEvent, PruneOptions } from "./types.ts";
 
@@ -80,6 +81,8 @@ export function createWriteExecutor(db: Database.Database, synchronous: Synchron
           refund: result.refundAttempt ? 1 : 0,
           suspect: result.suspect === undefined ? null : result.suspect ? 1 : 0,
         });
+        // Run detail: the attempt's activity commits with its outcome, and only if the lease held.
+        if (info.changes === 1 && result.attempt) s.saveAttempt.run(op.id, ...runAttemptValues(result.attempt));
         return info.changes === 1;
       }
       case "renew":
@@ -290,6 +293,9 @@ function prepareWriteStatements(db: Database.Database) {
       `UPDATE deliveries SET status = 'pending', attempts = attempts - 1, lease_token = NULL, lease_until = NULL,
               next_at = @now, updated_at = @now
         WHERE id = @id AND lease_token = @token AND status = 'running'`,
+    ),
+    saveAttempt: db.prepare(
+      `INSERT OR REPLACE INTO run_attempts (delivery_id, attempt, started_at, duration_ms, status, code, error, activity) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
     ),
     renew: db.prepare("UPDATE deliveries SET lease_until = ? WHERE id = ? AND lease_token = ? AND status = 'running'"),
     expiredLeases: db.prepare(

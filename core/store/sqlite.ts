@@ -39,8 +39,10 @@ import type {
   ListRunsFilter,
   NewEvent,
   PruneOptions,
+  RunAttemptRecord,
   Store,
 } from "./types.ts";
+import { MAX_ATTEMPTS_LISTED, MAX_CHILDREN_LISTED, toRunAttemptRecord, type RunAttemptRow } from "./run-attempts.ts";
 
 export interface SqliteStoreOptions {
   /** Path of the database file, or `:memory:`. */
@@ -159,6 +161,20 @@ export class SqliteStore implements Store {
   async getEvent(id: string): Promise<EventRecord | null> {
     const row = this.statements.eventById.get(id) as EventRow | undefined;
     return row ? toEventRecord(row) : null;
+  }
+
+  // --- Run detail (core/store/run-attempts.ts) ---
+  async getRun(id: number): Promise<DeliveryRecord | null> {
+    const row = this.statements.runById.get(id) as RunRow | undefined;
+    return row ? toRunRecord(row) : null;
+  }
+
+  async listRunAttempts(deliveryId: number): Promise<RunAttemptRecord[]> {
+    return (this.statements.runAttempts.all(deliveryId, MAX_ATTEMPTS_LISTED) as RunAttemptRow[]).map(toRunAttemptRecord);
+  }
+
+  async listChildEvents(parentId: string, limit: number): Promise<EventRecord[]> {
+    return (this.statements.childEvents.all(parentId, Math.min(Math.max(limit, 1), MAX_CHILDREN_LISTED)) as EventRow[]).map(toEventRecord);
   }
 
   async listEvents(filter: ListEventsFilter): Promise<EventRecord[]> {
@@ -325,6 +341,9 @@ function prepareReadStatements(db: Database.Database) {
           AND (@before IS NULL OR d.id < @before)
         ORDER BY d.id DESC LIMIT @limit`,
     ),
+    runById: db.prepare(`SELECT ${RUN_COLUMNS} WHERE d.id = ?`),
+    runAttempts: db.prepare("SELECT attempt, started_at, duration_ms, status, code, error, activity FROM run_attempts WHERE delivery_id = ? ORDER BY attempt LIMIT ?"),
+    childEvents: db.prepare("SELECT * FROM events WHERE parent_id = ? ORDER BY seq LIMIT ?"),
     countByStatus: db.prepare("SELECT status, COUNT(*) AS n FROM deliveries GROUP BY status"),
     countReplayByStatus: db.prepare("SELECT status, COUNT(*) AS n FROM deliveries WHERE replay_id = ? GROUP BY status"),
     oldestPending: db.prepare("SELECT MIN(created_at) AS oldest FROM deliveries WHERE status = 'pending'"),

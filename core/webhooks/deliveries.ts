@@ -6,6 +6,7 @@
  * attempt and tells it when to try again (the retry schedule, or later if `Retry-After` says so).
  */
 import type { Logger } from "../log.ts";
+import type { RunActivityRecorder } from "../runs/activity.ts";
 import { mapInput } from "../ingress/intake.ts";
 import type { ClaimedDelivery, DeliveryTarget, RunOutcome, Store } from "../store/types.ts";
 import { EndpointStates, endpointId, type EndpointState } from "./endpoints.ts";
@@ -49,6 +50,8 @@ export interface WebhookDeliveriesOptions {
   fetch?: typeof fetch;
   /** The set of endpoints taking deliveries changed (the dispatcher's claim keys). */
   onEndpointsChanged?: () => void;
+  /** Run detail: each attempt's request and answer (core/runs/activity.ts). */
+  activity?: Pick<RunActivityRecorder, "fetch"> | undefined;
 }
 
 /** What a webhook delivery stores: where and how to send; the fields only when mapped. */
@@ -146,8 +149,18 @@ export class WebhookDeliveries {
       this.signerFor(delivery.event.name, input),
       new Date(this.now()),
     );
+    const sentAt = Date.now();
     const result = await sendWebhook(request, { timeoutMs: this.options.settings().timeoutMs, now: this.now, fetch: this.options.fetch });
     const durationMs = performance.now() - started;
+    this.options.activity?.fetch(String(delivery.id), {
+      at: sentAt,
+      method: input.method,
+      url: input.url,
+      durationMs,
+      ...(result.status === undefined ? {} : { status: result.status }),
+      ...(result.excerpt === undefined ? {} : { response: result.excerpt }),
+      ...(result.ok ? {} : { error: result.message }),
+    });
     if (result.ok) {
       await this.states.recordSuccess(id, input.url, this.now()).catch((error: unknown) => this.log.warn({ err: error, endpoint: id }, "recording a webhook success failed"));
       return { ok: true, durationMs };
