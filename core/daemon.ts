@@ -37,6 +37,8 @@ import { RunDetail } from "./runs/run-detail.ts";
 import { runDetailApi } from "./api/run-detail.ts";
 import { eventDetailApi } from "./api/event-detail.ts";
 import { boundRunError } from "./ingress/http.ts";
+import { NOOP_TRACING, startTracing, type Tracing } from "./telemetry/tracing.ts";
+import { PACKAGE_JSON } from "./locate.ts";
 
 /** What the closing steps of a stop get beyond the drain budget (see Daemon.stop). */
 const STOP_MARGIN_MS = 5000;
@@ -94,7 +96,7 @@ export class Daemon {
   private ready = false;
   private stopping: Promise<void> | undefined;
 
-  private constructor(private readonly options: DaemonOptions, store: Store) {
+  private constructor(private readonly options: DaemonOptions, store: Store, private readonly tracing: Tracing = NOOP_TRACING) {
     const config = options.config;
     this.currentConfig = config;
     this.store = store;
@@ -128,8 +130,10 @@ export class Daemon {
       },
       root: () => pluginsRoot(this.config),
       entryFile: (plugin) => this.plugins?.known(plugin)?.file,
+      tracing: () => this.tracing,
+      store,
     });
-    const services = daemonServices({ store, intake: () => this.intake, fetchService, pluginLog, activity: runDetail.recorder });
+    const services = daemonServices({ store, intake: () => this.intake, fetchService, pluginLog, activity: runDetail.recorder, tracing: () => this.tracing });
 
     this.sandbox = createSandbox({
       mode: options.sandbox === "inline" ? "inline" : "process",
@@ -191,6 +195,7 @@ export class Daemon {
       logger: options.logger,
       onEndpointsChanged: () => this.dispatcher?.wake(),
       activity: runDetail.recorder,
+      tracing: () => this.tracing,
     });
 
     this.intake = new EventIntake({
@@ -201,6 +206,7 @@ export class Daemon {
       routes: () => this.config.routes,
       delivery: () => this.config.delivery,
       limits: () => ({ maxDepth: this.config.server.maxDepth, maxBytes: this.config.server.bodyLimit }),
+      tracing: () => this.tracing,
       onAccepted: ({ name, id, source }) => {
         this.metrics.eventsAccepted.inc({ event: name, source });
         this.console.eventAccepted(id);
@@ -268,7 +274,12 @@ export class Daemon {
   /** Starts everything and listens; resolves once the daemon takes events. */
   static async start(options: DaemonOptions): Promise<Daemon> {
     const store = await openStore(options.config.store);
-    const daemon = new Daemon(options, store);
+    // Traces out, only when OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT asks: the SDK is loaded only then.
+    const tracing = await startTracing(process.env, PACKAGE_JSON.version).catch((error: unknown) => {
+      options.logger.warn({ err: error }, "OpenTelemetry export could not start; running without traces");
+      return NOOP_TRACING;
+    });
+    const daemon = new Daemon(options, store, tracing);
     try {
       await daemon.boot();
     } catch (error) {
@@ -331,6 +342,7 @@ export class Daemon {
       await this.stopStep("the HTTP server", deadline, () => this.http.close());
       await this.stopStep("the sandbox", deadline, () => this.sandbox.close());
       await this.stopStep("the store", deadline, () => this.store.close());
+      await this.stopStep("the trace export", deadline, () => this.tracing.shutdown());
       this.log.info("hookd stopped");
     })();
     return this.stopping;

@@ -56,8 +56,10 @@ export interface DispatcherOptions {
 
 /** Run detail's side of the dispatcher: open an attempt, take what it did, add source context to an error. */
 export interface RunActivitySink {
-  begin(runId: string, plugin: string): void;
-  take(runId: string): RunActivity;
+  /** Before the attempt (a run span starts here when traces are on). */
+  begin(runId: string, plugin: string, delivery: ClaimedDelivery): void | Promise<void>;
+  /** After it: what it did (and its span ends with the outcome). */
+  take(runId: string, outcome?: RunOutcome): RunActivity;
   describeError?(plugin: string, error: RunError): RunAttemptError;
 }
 
@@ -348,7 +350,7 @@ export class Dispatcher {
     const unreadable = this.unreadable(delivery, isAction);
     const startedAt = this.now();
     const activity = this.options.activity;
-    activity?.begin(String(delivery.id), plugin ?? delivery.plugin);
+    await activity?.begin(String(delivery.id), plugin ?? delivery.plugin, delivery);
     const outcome: RunOutcome = boundError(
       unreadable !== undefined
         ? { ok: false, retriable: false, durationMs: 0, error: { code: "HOOKD_STORE_UNREADABLE", message: `delivery ${delivery.id}: ${unreadable}` } }
@@ -370,7 +372,7 @@ export class Dispatcher {
 
   /** The attempt as run detail stores it: its time, outcome, error with source context, activity. */
   private attemptRecord(delivery: ClaimedDelivery, plugin: string, outcome: RunOutcome, startedAt: number, sink: RunActivitySink): DeliveryResult["attempt"] {
-    const activity = sink.take(String(delivery.id));
+    const activity = sink.take(String(delivery.id), outcome);
     let error: RunAttemptError | null = null;
     if (!outcome.ok) {
       try {

@@ -9,7 +9,8 @@ import type { HostServices } from "../../sandbox/contract/host-calls.ts";
 import type { FetchService } from "../fetch/fetch-service.ts";
 import type { EventIntake } from "../ingress/intake.ts";
 import type { Logger } from "../log.ts";
-import type { RunActivityRecorder } from "../runs/activity.ts";
+import { redactUrl, type RunActivityRecorder } from "../runs/activity.ts";
+import { NOOP_TRACING, type Tracing } from "../telemetry/tracing.ts";
 import type { Store } from "../store/types.ts";
 
 export interface DaemonServicesOptions {
@@ -21,9 +22,11 @@ export interface DaemonServicesOptions {
   pluginLog: Logger;
   /** Run detail: what each run did. */
   activity?: RunActivityRecorder | undefined;
+  /** Traces out: a span per fetch under its run (its traceparent sent along), emits continue the run's trace. */
+  tracing?: () => Tracing;
 }
 
-export function daemonServices({ store, intake, fetchService, pluginLog, activity }: DaemonServicesOptions): HostServices {
+export function daemonServices({ store, intake, fetchService, pluginLog, activity, tracing = () => NOOP_TRACING }: DaemonServicesOptions): HostServices {
   const failure = (error: unknown) => (error instanceof Error ? `${(error as { code?: string }).code ?? error.name}: ${error.message}` : String(error));
   return {
     log: (record) => {
@@ -51,7 +54,8 @@ export function daemonServices({ store, intake, fetchService, pluginLog, activit
     "kv.list": (caller, prefix, limit) => store.kvList(caller.plugin, prefix, limit),
     emit: async (caller, name, payload) => {
       try {
-        const { id } = await intake().accept({ name, body: payload, source: "emit", parent: { eventId: caller.meta.eventId, depth: caller.meta.depth } });
+        const traceparent = tracing().enabled ? tracing().runTraceparent(caller.runId) : undefined;
+        const { id } = await intake().accept({ name, body: payload, source: "emit", parent: { eventId: caller.meta.eventId, depth: caller.meta.depth }, traceparent });
         activity?.emit(caller.runId, name, id);
         return { id };
       } catch (error) {
@@ -63,12 +67,16 @@ export function daemonServices({ store, intake, fetchService, pluginLog, activit
       const started = performance.now();
       const at = Date.now();
       const method = (init.method ?? "GET").toUpperCase();
+      const span = tracing().enabled ? tracing().start(`hookd.fetch ${method}`, tracing().runTraceparent(caller.runId), { "http.request.method": method, "url.full": redactUrl(url), "hookd.plugin": caller.plugin, "hookd.run.id": caller.runId }, "client") : undefined;
+      const sent = span?.traceparent ? { ...init, headers: { ...init.headers, traceparent: span.traceparent } } : init;
       try {
-        const reply = await fetchService.fetch({ plugin: caller.plugin, runId: caller.runId, url, init, policy: caller.fetchPolicy, signal: caller.signal });
+        const reply = await fetchService.fetch({ plugin: caller.plugin, runId: caller.runId, url, init: sent, policy: caller.fetchPolicy, signal: caller.signal });
         activity?.fetch(caller.runId, { at, method, url, status: reply.status, durationMs: performance.now() - started, bytes: Buffer.byteLength(reply.body) });
+        span?.end({ attributes: { "http.response.status_code": reply.status } });
         return reply;
       } catch (error) {
         activity?.fetch(caller.runId, { at, method, url, durationMs: performance.now() - started, error: failure(error) });
+        span?.end({ code: (error as { code?: string }).code ?? "HOOKD_FETCH_FAILED", error: failure(error) });
         throw error;
       }
     },

@@ -19,6 +19,7 @@ import type { EventIntake } from "./intake.ts";
 import { DEFAULT_MAX_DEPTH, jsonTextTooDeep } from "./depth.ts";
 import { truncateText } from "../truncate.ts";
 import type { Replayer } from "../delivery/replay.ts";
+import { validTraceparent } from "../telemetry/tracing.ts";
 
 /** Which daemon answers: `HOOKD_INSTANCE_ID`, or hostname:pid. */
 export const INSTANCE_ID = process.env.HOOKD_INSTANCE_ID || `${hostname()}:${process.pid}`;
@@ -158,6 +159,8 @@ export function createHttpServer(deps: HttpDeps): FastifyInstance {
         body: await readPayload(request),
         source: "http",
         idempotencyKey: idempotencyKeyOf(request),
+        // Traces out: the sender's trace context, if it sent a valid one (core/telemetry/tracing.ts).
+        traceparent: validTraceparent(headerOf(request, "traceparent")),
       });
       if (accepted.duplicate) reply.header("idempotent-replayed", "true");
       return reply.code(202).send({ id: accepted.id });
@@ -354,6 +357,11 @@ function bearerMatches(header: string | undefined, token: string): boolean {
   const given = createHash("sha256").update(match[1]!.trim()).digest();
   const expected = createHash("sha256").update(token).digest();
   return timingSafeEqual(given, expected);
+}
+
+function headerOf(request: FastifyRequest, name: string): string | undefined {
+  const header = request.headers[name];
+  return Array.isArray(header) ? header[0] : header;
 }
 
 function idempotencyKeyOf(request: FastifyRequest): string | undefined {

@@ -14,6 +14,7 @@ import { retryPolicyFor } from "../delivery/retry-policy.ts";
 import { checkActionInput } from "./action-input.ts";
 import { assertDepth, DEFAULT_MAX_DEPTH } from "./depth.ts";
 import { readPath } from "./payload-path.ts";
+import type { Tracing } from "../telemetry/tracing.ts";
 
 export interface IntakeOptions {
   store: Store;
@@ -32,6 +33,8 @@ export interface IntakeOptions {
    * bounded in bytes before parsing; ctx.emit payloads and action inputs are measured here.
    */
   limits?: () => { maxDepth: number; maxBytes: number };
+  /** Traces out (core/telemetry/tracing.ts): an ingress span per event, its context stored with it. */
+  tracing?: () => Tracing;
 }
 
 export interface AcceptRequest {
@@ -40,6 +43,8 @@ export interface AcceptRequest {
   source: EventSource;
   idempotencyKey?: string | undefined;
   parent?: { eventId: string; depth: number } | undefined;
+  /** The trace this event continues: the sender's `traceparent`, or the emitting run's. */
+  traceparent?: string | undefined;
 }
 
 export interface Accepted {
@@ -86,9 +91,12 @@ export class EventIntake {
       throw new HookdError("HOOKD_EVENT_EMIT_DEPTH", [maxEmitDepth, request.name]);
     }
     const id = randomUUID();
+    const tracing = this.options.tracing?.();
+    const span = tracing?.enabled ? tracing.start(`hookd.ingress ${request.name}`, request.traceparent, { "hookd.event": request.name, "hookd.event.id": id, "hookd.source": request.source }, request.source === "emit" ? "internal" : "server") : undefined;
     const outcome = await this.options.store.acceptEvent(
       {
         id,
+        traceparent: span?.traceparent,
         name: request.name,
         payload,
         receivedAt: Date.now(),
@@ -103,8 +111,10 @@ export class EventIntake {
       this.deliveriesFor(request.name, payload),
     ).catch((error: unknown) => {
       if (isHookdError(error, "HOOKD_EVENT_EMIT_BUDGET")) this.options.onRejected?.({ name: request.name, reason: "emit_budget" });
+      span?.end({ code: isHookdError(error) ? error.code : "HOOKD_DAEMON_INTERNAL", error: error instanceof Error ? error.message : String(error) });
       throw error;
     });
+    span?.end(outcome.kind === "stored" ? undefined : { attributes: { "hookd.accept": outcome.kind } });
     if (outcome.kind === "conflict") {
       this.options.onRejected?.({ name: request.name, reason: "idempotency_conflict" });
       throw new HookdError("HOOKD_EVENT_IDEMPOTENCY_CONFLICT", [request.idempotencyKey ?? "", outcome.id]);

@@ -164,13 +164,13 @@ export class PostgresStore implements Store {
     // inserts nothing and finds the first below.
     const { rows } = await on.query<{ seq: number }>(
       `WITH ev AS (
-         INSERT INTO events (id, name, payload, received_at, source, parent_id, depth, idempotency_key, body_hash, root_id)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $19)
+         INSERT INTO events (id, name, payload, received_at, source, parent_id, depth, idempotency_key, body_hash, root_id, traceparent)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $19, $20)
          ${event.idempotencyKey === undefined ? "" : "ON CONFLICT (idempotency_key) DO NOTHING"}
          RETURNING seq),
        ${DELIVERY_INSERT_CTES("(SELECT seq FROM ev)", 10)}
        SELECT seq FROM ev`,
-      [...eventValues(event), ...deliveryParams(deliveries, event.receivedAt, null), root],
+      [...eventValues(event), ...deliveryParams(deliveries, event.receivedAt, null), root, event.traceparent ?? null],
     );
     if (rows.length === 0) {
       const found = await on.query<{ id: string; body_hash: string | null }>("SELECT id, body_hash FROM events WHERE idempotency_key = $1", [event.idempotencyKey]);
@@ -384,6 +384,11 @@ export class PostgresStore implements Store {
   async listChildEvents(parentId: string, limit: number): Promise<EventRecord[]> {
     const { rows } = await this.pool.query<EventRow>("SELECT * FROM events WHERE parent_id = $1 ORDER BY seq LIMIT $2", [parentId, Math.min(Math.max(limit, 1), MAX_CHILDREN_LISTED)]);
     return rows.map(toEventRecord);
+  }
+
+  async eventTraceparent(id: string): Promise<string | null> {
+    const { rows } = await this.pool.query<{ traceparent: string | null }>("SELECT traceparent FROM events WHERE id = $1", [id]);
+    return rows[0]?.traceparent ?? null;
   }
 
   async getEvent(id: string): Promise<EventRecord | null> {

@@ -34,6 +34,7 @@ export const PG_RUN_ATTEMPTS_MIGRATION = `
     PRIMARY KEY (delivery_id, attempt)
   );
   CREATE INDEX events_by_parent ON events(parent_id) WHERE parent_id IS NOT NULL;
+  ALTER TABLE events ADD COLUMN traceparent text;
   `;
 
 export interface RunAttemptRow {

@@ -107,6 +107,8 @@ function migrate(db: Database.Database): void {
   const addedToEvents: Array<[string, string]> = [
     ["root_id", "TEXT"],
     ["descendants", "INTEGER NOT NULL DEFAULT 0"],
+    // Schema 4: the trace context of the event's ingress (tracing on).
+    ["traceparent", "TEXT"],
   ];
   for (const [name, type] of addedToEvents) if (!eventColumns.has(name)) db.exec(`ALTER TABLE events ADD COLUMN ${name} ${type}`);
   // The ready index gained the suspect column: rebuild it under the same name.

@@ -181,7 +181,7 @@ function accept(s: WriteStatements, event: NewEvent, deliveries: readonly Delive
     }
   }
   const root = event.parentId === undefined ? null : countDescendant(s, event);
-  const { lastInsertRowid: seq } = s.insertEvent.run(...eventValues(event, payloadJson), root);
+  const { lastInsertRowid: seq } = s.insertEvent.run(...eventValues(event, payloadJson), root, event.traceparent ?? null);
   for (const d of deliveries) insertDelivery(s, Number(seq), d, event.receivedAt, null);
   return { kind: "stored", id: event.id, deliveries: deliveries.length };
 }
@@ -245,8 +245,8 @@ function prepareWriteStatements(db: Database.Database) {
   return {
     eventByIdempotencyKey: db.prepare("SELECT id, body_hash FROM events WHERE idempotency_key = ?"),
     insertEvent: db.prepare(
-      `INSERT INTO events (id, name, payload, received_at, source, parent_id, depth, idempotency_key, body_hash, root_id)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      `INSERT INTO events (id, name, payload, received_at, source, parent_id, depth, idempotency_key, body_hash, root_id, traceparent)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     ),
     rootOf: db.prepare("SELECT COALESCE(root_id, id) AS root FROM events WHERE id = ?"),
     countDescendant: db.prepare("UPDATE events SET descendants = descendants + 1 WHERE id = ? AND descendants < ?"),

@@ -177,6 +177,10 @@ export class SqliteStore implements Store {
     return (this.statements.childEvents.all(parentId, Math.min(Math.max(limit, 1), MAX_CHILDREN_LISTED)) as EventRow[]).map(toEventRecord);
   }
 
+  async eventTraceparent(id: string): Promise<string | null> {
+    return (this.statements.eventTraceparent.get(id) as { traceparent: string | null } | undefined)?.traceparent ?? null;
+  }
+
   async listEvents(filter: ListEventsFilter): Promise<EventRecord[]> {
     const params = {
       name: filter.name ?? null,
@@ -342,6 +346,7 @@ function prepareReadStatements(db: Database.Database) {
         ORDER BY d.id DESC LIMIT @limit`,
     ),
     runById: db.prepare(`SELECT ${RUN_COLUMNS} WHERE d.id = ?`),
+    eventTraceparent: db.prepare("SELECT traceparent FROM events WHERE id = ?"),
     runAttempts: db.prepare("SELECT attempt, started_at, duration_ms, status, code, error, activity FROM run_attempts WHERE delivery_id = ? ORDER BY attempt LIMIT ?"),
     childEvents: db.prepare("SELECT * FROM events WHERE parent_id = ? ORDER BY seq LIMIT ?"),
     countByStatus: db.prepare("SELECT status, COUNT(*) AS n FROM deliveries GROUP BY status"),

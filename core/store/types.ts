@@ -41,6 +41,8 @@ export interface NewEvent {
   idempotencyKey?: string | undefined;
   /** Hash of the request body, to tell a repeat from a different body under the same key. */
   bodyHash?: string | undefined;
+  /** W3C trace context of the event's ingress span (tracing on): its runs continue that trace. */
+  traceparent?: string | undefined;
 }
 
 /** Who must run for an accepted event. */
@@ -285,6 +287,8 @@ export interface Store {
   listRunAttempts(deliveryId: number): Promise<RunAttemptRecord[]>;
   /** Events emitted by the runs of `parentId`, oldest first, at most `limit`. */
   listChildEvents(parentId: string, limit: number): Promise<EventRecord[]>;
+  /** The trace context stored with an event (`NewEvent.traceparent`), or null. */
+  eventTraceparent(id: string): Promise<string | null>;
   listEvents(filter: ListEventsFilter): Promise<EventRecord[]>;
   listRuns(filter: ListRunsFilter): Promise<DeliveryRecord[]>;
   countEvents(filter: Pick<ListEventsFilter, "name" | "since" | "until">): Promise<number>;

@@ -7,6 +7,7 @@
  */
 import type { Logger } from "../log.ts";
 import type { RunActivityRecorder } from "../runs/activity.ts";
+import type { Tracing } from "../telemetry/tracing.ts";
 import { mapInput } from "../ingress/intake.ts";
 import type { ClaimedDelivery, DeliveryTarget, RunOutcome, Store } from "../store/types.ts";
 import { EndpointStates, endpointId, type EndpointState } from "./endpoints.ts";
@@ -52,6 +53,8 @@ export interface WebhookDeliveriesOptions {
   onEndpointsChanged?: () => void;
   /** Run detail: each attempt's request and answer (core/runs/activity.ts). */
   activity?: Pick<RunActivityRecorder, "fetch"> | undefined;
+  /** Traces out: a span per attempt under its run, its traceparent sent along. */
+  tracing?: () => Tracing;
 }
 
 /** What a webhook delivery stores: where and how to send; the fields only when mapped. */
@@ -150,6 +153,11 @@ export class WebhookDeliveries {
       new Date(this.now()),
     );
     const sentAt = Date.now();
+    const tracing = this.options.tracing?.();
+    const span = tracing?.enabled
+      ? tracing.start(`hookd.webhook ${input.method}`, tracing.runTraceparent(String(delivery.id)), { "http.request.method": input.method, "url.full": input.url, "hookd.webhook.endpoint": id, "hookd.attempt": delivery.attempt }, "client")
+      : undefined;
+    if (span?.traceparent) request.headers.traceparent = span.traceparent;
     const result = await sendWebhook(request, { timeoutMs: this.options.settings().timeoutMs, now: this.now, fetch: this.options.fetch });
     const durationMs = performance.now() - started;
     this.options.activity?.fetch(String(delivery.id), {
@@ -161,6 +169,7 @@ export class WebhookDeliveries {
       ...(result.excerpt === undefined ? {} : { response: result.excerpt }),
       ...(result.ok ? {} : { error: result.message }),
     });
+    span?.end({ ...(result.status === undefined ? {} : { attributes: { "http.response.status_code": result.status } }), ...(result.ok ? {} : { code: "HOOKD_WEBHOOK_FAILED", error: result.message }) });
     if (result.ok) {
       await this.states.recordSuccess(id, input.url, this.now()).catch((error: unknown) => this.log.warn({ err: error, endpoint: id }, "recording a webhook success failed"));
       return { ok: true, durationMs };
