@@ -1,6 +1,8 @@
 // The hookd console: plain DOM, no framework, no build. Lists come from the JSON API; the live
 // parts arrive as server-sent events on /api/stream. Data is only ever put in the page as text.
 
+import { showEvent, showRun } from "./detail.js";
+
 const MAX_EVENTS = 200;
 const state = {
   plugins: [],
@@ -91,13 +93,17 @@ function errorBlock(error) {
 function route() {
   const hash = decodeURIComponent(location.hash.replace(/^#/, ""));
   const [view, rest = ""] = hash.split(/[/?](.*)/s);
-  state.view = ["plugins", "events", "runs", "dead", "catalog"].includes(view) ? view : "plugins";
+  state.view = ["plugins", "events", "runs", "dead", "catalog", "run", "event"].includes(view) ? view : "plugins";
   state.runsEvent = state.view === "runs" && rest.startsWith("event=") ? rest.slice("event=".length) : "";
   if (state.view === "catalog") state.catalogEvent = rest;
   for (const section of document.querySelectorAll("[data-view]")) section.hidden = section.dataset.view !== state.view;
   for (const link of document.querySelectorAll("[data-view-link]")) link.classList.toggle("active", link.dataset.viewLink === state.view);
   if (state.view === "runs") void loadRuns();
   if (state.view === "catalog") void showCatalog();
+  // The detail pages (detail.js) share this file's helpers.
+  const ui = { h, api, time, duration, shortId, errorBlock, runTarget };
+  if (state.view === "run") void showRun($("run-detail"), rest, ui);
+  if (state.view === "event") void showEvent($("event-detail"), rest, ui);
 }
 
 function renderPlugins() {
@@ -157,7 +163,7 @@ function eventRow(event, fresh) {
     h("td", {}, event.source),
     h("td", { class: "mono", title: event.id }, shortId(event.id)),
     h("td", {}, h("details", { class: "payload-full" }, h("summary", { class: "payload mono" }, payload), h("pre", {}, JSON.stringify(event.payload, null, 2)))),
-    h("td", {}, h("a", { href: `#runs?event=${encodeURIComponent(event.id)}` }, "runs")),
+    h("td", {}, h("a", { href: `#event/${encodeURIComponent(event.id)}`, class: "open-event" }, "open"), " · ", h("a", { href: `#runs?event=${encodeURIComponent(event.id)}` }, "runs")),
   );
 }
 
@@ -189,7 +195,7 @@ function renderRuns() {
     h(
       "tr",
       { dataset: { runId: run.id, status: run.status } },
-      h("td", { class: "mono" }, `#${run.id}`),
+      h("td", { class: "mono" }, h("a", { href: `#run/${run.id}` }, `#${run.id}`)),
       h("td", {}, h("span", { class: "mono" }, run.eventName), h("br"), h("small", { class: "mono hint", title: run.eventId }, shortId(run.eventId))),
       h("td", { class: "mono" }, runTarget(run)),
       h("td", {}, h("span", { class: `badge ${run.status}` }, run.status)),
@@ -371,7 +377,7 @@ function buildSendForm(name, schema) {
     const answer = await api(`/events/${encodeURIComponent(name)}`, { method: "POST", body });
     send.disabled = false;
     if (answer.ok) {
-      const link = h("a", { href: `#runs?event=${encodeURIComponent(answer.body.id)}` }, "see its runs");
+      const link = h("a", { href: `#event/${encodeURIComponent(answer.body.id)}` }, "open the event");
       showResult(result, true, [h("span", {}, "Accepted: ", h("code", { class: "event-id" }, answer.body.id), " · ", link)]);
     } else {
       const error = answer.body?.error ?? { code: `HTTP ${answer.status}`, message: "" };

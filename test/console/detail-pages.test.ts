@@ -1,0 +1,131 @@
+// The console's detail pages in headless Chromium, against the real daemon: an event that fans
+// out to a plugin run, a route's action and a webhook is opened from the events list; its page
+// shows all three with their details (the webhook's answer, the emitted child), and the plugin
+// run's page shows both attempts as a timeline with the first one's TypeScript line. Screenshots
+// go to test/artifacts/ (console-event.png, console-run.png).
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { createServer } from "node:http";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { chromium, type BrowserContext, type Page } from "playwright-core";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { REPO, TestDaemon, TestProject } from "../helpers/daemon.ts";
+import { waitUntil } from "../helpers/wait.ts";
+
+const CHROMIUM = process.env.HOOKD_CHROMIUM ?? "/usr/bin/chromium";
+const ARTIFACTS = path.join(REPO, "test/artifacts");
+const TOKEN = "console-detail-token";
+const hasChromium = existsSync(CHROMIUM);
+if (!hasChromium) console.warn(`test/console/detail-pages.test.ts skipped: no Chromium at ${CHROMIUM}`);
+const CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"];
+
+const receiver = createServer((request, response) => {
+  request.resume();
+  response.setHeader("content-type", "application/json");
+  response.end(request.url === "/hook" ? '{"crm":"thanks"}' : '{"stock":3}');
+});
+await new Promise<void>((resolve) => receiver.listen(0, "127.0.0.1", resolve));
+const origin = `http://127.0.0.1:${(receiver.address() as { port: number }).port}`;
+
+const CONFIG = `
+import { defineConfig, z } from "hookd/config";
+export default defineConfig({
+  events: { "shop.order": z.object({ orderId: z.string(), qty: z.number().int() }), "shop.reserved": z.object({ orderId: z.string() }) },
+  routes: [{ on: "shop.order", run: "notify-buyer", input: { order: "orderId" } }],
+  webhooks: [{ on: "shop.order", url: "${origin}/hook" }],
+  delivery: { backoffMs: 50, maxBackoffMs: 100, maxAttempts: 3 },
+  sandbox: { fetchAllowHosts: ["127.0.0.1"] },
+});
+`;
+const PLUGIN = `import { action, on, plugin, z } from "hookd";
+
+plugin({ fetch: ["${origin}/*"] });
+
+on("shop.order", async (order, ctx) => {
+  ctx.log.info({ orderId: order.orderId }, "reserving stock");
+  const stock = await ctx.fetch("${origin}/stock?sku=" + order.orderId);
+  await ctx.kv.set("order:" + order.orderId, { qty: order.qty, stock: stock.status });
+  await ctx.emit("shop.reserved", { orderId: order.orderId });
+  if (ctx.event.attempt === 1) throw new Error("warehouse API flaked");
+});
+
+action("notify-buyer", { input: z.object({ order: z.string() }) }, async (input, ctx) => {
+  ctx.log.info({ order: input.order }, "buyer notified");
+});
+`;
+
+afterAll(() => new Promise<void>((resolve) => receiver.close(() => resolve())));
+
+describe.skipIf(!hasChromium)("the console's event and run pages", () => {
+  const project = new TestProject({ config: CONFIG, files: { "shop.ts": PLUGIN } });
+  const daemon = new TestDaemon(project);
+  const userDataDir = mkdtempSync(path.join(tmpdir(), "hookd-chromium-"));
+  const auth = { authorization: `Bearer ${TOKEN}` };
+  let context: BrowserContext;
+  let page: Page;
+
+  beforeAll(async () => {
+    mkdirSync(ARTIFACTS, { recursive: true });
+    await daemon.start({ env: { HOOKD_TOKEN: TOKEN } });
+    context = await chromium.launchPersistentContext(userDataDir, { executablePath: CHROMIUM, headless: true, args: CHROMIUM_FLAGS, viewport: { width: 1360, height: 860 } });
+    page = context.pages()[0] ?? (await context.newPage());
+    page.setDefaultTimeout(15_000);
+  }, 90_000);
+  afterAll(async () => {
+    await context?.close();
+    await daemon.stop();
+    project.remove();
+    rmSync(userDataDir, { recursive: true, force: true });
+  });
+
+  it("follows one event end to end: its runs, route action, webhook answer and child, then a run's timeline", async () => {
+    await page.goto(`${daemon.url}/?token=${TOKEN}`);
+    await page.locator("body[data-loaded]").waitFor({ state: "attached" });
+    const posted = await daemon.post("shop.order", { orderId: "A-17", qty: 2 }, auth);
+    expect(posted.status).toBe(202);
+    await waitUntil(
+      async () => {
+        const { runs } = (await daemon.getJson(`/api/runs?eventId=${posted.body.id}`, auth)) as { runs: Array<{ status: string }> };
+        return runs.length === 3 && runs.every((run) => run.status === "done");
+      },
+      { what: "the order's plugin run, route action and webhook done" },
+    );
+
+    await page.evaluate(`location.hash = "events"`);
+    await page.locator(`tr[data-event-id="${posted.body.id}"] a.open-event`).click();
+    const detail = page.locator("#event-detail");
+    await detail.locator("#event-runs tr[data-kind]").nth(1).waitFor();
+    await expect(detail.locator("h2").textContent()).resolves.toContain("shop.order");
+    await expect(detail.locator(".payload-full pre").textContent()).resolves.toContain('"orderId": "A-17"');
+    await expect(detail.locator(".source-of-event").textContent()).resolves.toBe("http");
+    await expect(detail.locator('#event-runs tr[data-kind="handler"]').textContent()).resolves.toContain("shop");
+    await expect(detail.locator('#event-runs tr[data-kind="route"]').textContent()).resolves.toContain("route notify-buyer");
+    const webhook = detail.locator("#event-webhooks .webhook");
+    await expect(webhook.textContent()).resolves.toContain(`${origin}/hook`);
+    await expect(webhook.locator("pre.excerpt").textContent()).resolves.toBe('{"crm":"thanks"}');
+    await expect(webhook.locator("tbody tr td").nth(2).textContent()).resolves.toBe("200");
+    await expect(detail.locator("#event-children li").count()).resolves.toBe(2);
+    await expect(detail.locator("#event-children").textContent()).resolves.toContain("shop.reserved");
+    await page.screenshot({ path: path.join(ARTIFACTS, "console-event.png"), fullPage: true });
+
+    await detail.locator('#event-runs tr[data-kind="handler"] a').click();
+    const run = page.locator("#run-detail");
+    await run.locator(".timeline .attempt").nth(1).waitFor();
+    await expect(run.locator(".attempt.failed h3").textContent()).resolves.toContain("Attempt 1");
+    await expect(run.locator(".attempt.failed .thrown").textContent()).resolves.toContain('throw new Error("warehouse API flaked")');
+    await expect(run.locator(".attempt.done h3").textContent()).resolves.toContain("Attempt 2");
+    for (const attempt of [run.locator(".attempt.failed"), run.locator(".attempt.done")]) {
+      await expect(attempt.locator('tr[data-kind="log"]').textContent()).resolves.toContain("reserving stock");
+      await expect(attempt.locator('tr[data-kind="fetch"]').textContent()).resolves.toContain(`GET ${origin}/stock?sku=… → 200`);
+      await expect(attempt.locator('tr[data-kind="kv"]').textContent()).resolves.toContain("order:A-17");
+      await expect(attempt.locator('tr[data-kind="emit"]').textContent()).resolves.toContain("shop.reserved");
+    }
+    await page.screenshot({ path: path.join(ARTIFACTS, "console-run.png"), fullPage: true });
+
+    // The emit's link leads to the child, whose page names the run that emitted it.
+    await run.locator('.attempt.done tr[data-kind="emit"] a').click();
+    const source = page.locator("#event-detail .source-of-event");
+    await page.locator("#event-detail .source-of-event a").first().waitFor();
+    await expect(source.textContent()).resolves.toMatch(/^emit from event \S+ by run #\d+ \(shop\)$/);
+  }, 120_000);
+});
