@@ -36,6 +36,7 @@ import { PluginWatcher } from "./plugins/watcher.ts";
 import { RunDetail } from "./runs/run-detail.ts";
 import { runDetailApi } from "./api/run-detail.ts";
 import { eventDetailApi } from "./api/event-detail.ts";
+import { repairApi } from "./api/repair.ts";
 import { boundRunError } from "./ingress/http.ts";
 import { NOOP_TRACING, startTracing, type Tracing } from "./telemetry/tracing.ts";
 import { PACKAGE_JSON } from "./locate.ts";
@@ -263,12 +264,16 @@ export class Daemon {
         consoleRoutes({ hub: this.console, token: () => this.config.server.token }),
         runDetailApi(store),
         eventDetailApi({ store, boundRun: (run) => boundRunError(run, this.config.server.listItemBytes) }),
+        repairApi({ store, plugins: this.plugins, onRetried: (run) => this.retried(run) }),
       ],
-      onRetried: (run) => {
-        this.metrics.retries.inc({ plugin: run.plugin, trigger: "manual" });
-        this.dispatcher.wake();
-      },
+      onRetried: (run) => this.retried(run),
     });
+  }
+
+  /** A manual retry (one, or a bulk one from the console) put a delivery back to pending. */
+  private retried(run: { plugin: string }): void {
+    this.metrics.retries.inc({ plugin: run.plugin, trigger: "manual" });
+    this.dispatcher.wake();
   }
 
   /** Starts everything and listens; resolves once the daemon takes events. */

@@ -30,14 +30,18 @@ const origin = `http://127.0.0.1:${(receiver.address() as { port: number }).port
 const CONFIG = `
 import { defineConfig, z } from "hookd/config";
 export default defineConfig({
-  events: { "shop.order": z.object({ orderId: z.string(), qty: z.number().int() }), "shop.reserved": z.object({ orderId: z.string() }) },
+  events: {
+    "shop.order": z.object({ orderId: z.string(), qty: z.number().int() }),
+    "shop.reserved": z.object({ orderId: z.string() }),
+    "shop.refund": z.object({ orderId: z.string() }),
+  },
   routes: [{ on: "shop.order", run: "notify-buyer", input: { order: "orderId" } }],
   webhooks: [{ on: "shop.order", url: "${origin}/hook" }],
   delivery: { backoffMs: 50, maxBackoffMs: 100, maxAttempts: 3 },
   sandbox: { fetchAllowHosts: ["127.0.0.1"] },
 });
 `;
-const PLUGIN = `import { action, on, plugin, z } from "hookd";
+const PLUGIN = `import { action, NonRetriableError, on, plugin, z } from "hookd";
 
 plugin({ fetch: ["${origin}/*"] });
 
@@ -51,6 +55,13 @@ on("shop.order", async (order, ctx) => {
 
 action("notify-buyer", { input: z.object({ order: z.string() }) }, async (input, ctx) => {
   ctx.log.info({ order: input.order }, "buyer notified");
+  // A buyer notified by hand opens the refund desk (the dead refunds can then be retried).
+  if (input.order === "by-hand") await ctx.kv.set("refunds-open", true);
+});
+
+on("shop.refund", async (refund, ctx) => {
+  if (!(await ctx.kv.get("refunds-open"))) throw new NonRetriableError("refund " + refund.orderId + ": the desk is closed");
+  ctx.log.info({ orderId: refund.orderId }, "refunded");
 });
 `;
 
@@ -128,4 +139,44 @@ describe.skipIf(!hasChromium)("the console's event and run pages", () => {
     await page.locator("#event-detail .source-of-event a").first().waitFor();
     await expect(source.textContent()).resolves.toMatch(/^emit from event \S+ by run #\d+ \(shop\)$/);
   }, 120_000);
+
+  const runsOf = async (eventId: string) => ((await daemon.getJson(`/api/runs?eventId=${eventId}`, auth)) as { runs: Array<{ id: number; status: string }> }).runs;
+
+  it("starts an action from the form its input schema makes, then bulk-retries the dead letters it unblocks", async () => {
+    const refunds = [await daemon.post("shop.refund", { orderId: "R-1" }, auth), await daemon.post("shop.refund", { orderId: "R-2" }, auth)];
+    await waitUntil(async () => (await Promise.all(refunds.map((r) => runsOf(r.body.id)))).every((runs) => runs[0]?.status === "dead"), { what: "both refunds dead-lettered" });
+
+    await page.evaluate(`location.hash = "actions/notify-buyer"`);
+    const form = page.locator('form.start-action[data-action="notify-buyer"]');
+    await form.waitFor();
+    await expect(page.locator("#actions-detail pre.schema").textContent()).resolves.toContain('"order"');
+    await form.locator('input[name="order"]').fill("by-hand");
+    await page.screenshot({ path: path.join(ARTIFACTS, "console-action.png"), fullPage: true });
+    await form.getByRole("button", { name: "Start action" }).click();
+    // The form opens the run it started.
+    await page.waitForURL(/#run\/\d+$/);
+    const run = page.locator("#run-detail");
+    await run.locator('.attempt.done tr[data-kind="log"]').waitFor();
+    await expect(run.locator('.attempt.done tr[data-kind="log"]').textContent()).resolves.toContain("buyer notified");
+    await expect(run.locator("h2").textContent()).resolves.toContain("done");
+
+    await page.evaluate(`location.hash = "dead"`);
+    await page.locator("#dead-event").fill("shop.refund");
+    for (const refund of refunds) await page.locator(`#dead tr[data-run-id="${(await runsOf(refund.body.id))[0]!.id}"]`).waitFor();
+    await page.screenshot({ path: path.join(ARTIFACTS, "console-dead-letters-bulk.png"), fullPage: true });
+    await page.locator("#dead-retry-all").click();
+    await page.locator("#dead-bulk-result", { hasText: "2 dead letters back in the queue" }).waitFor();
+    await waitUntil(async () => (await Promise.all(refunds.map((r) => runsOf(r.body.id)))).every((runs) => runs[0]?.status === "done"), { what: "both refunds done after the bulk retry" });
+  }, 120_000);
+
+  it("asks for the console header or a bearer token on a bulk retry", async () => {
+    // The browser's cookie without the console's header: refused like any other change.
+    const cookies = await context.cookies();
+    const cookie = cookies.map((c) => `${c.name}=${c.value}`).join("; ");
+    const refused = await daemon.fetch("/api/dead-letters/retry", { method: "POST", headers: { cookie, "content-type": "application/json" }, body: "{}" });
+    expect(refused.status).toBe(401);
+    const bad = await daemon.fetch("/api/dead-letters/retry", { method: "POST", headers: { ...auth, "content-type": "application/json" }, body: JSON.stringify({ since: "not a time" }) });
+    expect(bad.status).toBe(400);
+    expect(((await bad.json()) as { error: { code: string } }).error.code).toBe("HOOKD_HTTP_BAD_REQUEST");
+  });
 });

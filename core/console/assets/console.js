@@ -93,7 +93,7 @@ function errorBlock(error) {
 function route() {
   const hash = decodeURIComponent(location.hash.replace(/^#/, ""));
   const [view, rest = ""] = hash.split(/[/?](.*)/s);
-  state.view = ["plugins", "events", "runs", "dead", "catalog", "run", "event"].includes(view) ? view : "plugins";
+  state.view = ["plugins", "events", "runs", "dead", "catalog", "actions", "run", "event"].includes(view) ? view : "plugins";
   state.runsEvent = state.view === "runs" && rest.startsWith("event=") ? rest.slice("event=".length) : "";
   if (state.view === "catalog") state.catalogEvent = rest;
   for (const section of document.querySelectorAll("[data-view]")) section.hidden = section.dataset.view !== state.view;
@@ -102,6 +102,7 @@ function route() {
   if (state.view === "catalog") void showCatalog();
   // The detail pages (detail.js) share this file's helpers.
   const ui = { h, api, time, duration, shortId, errorBlock, runTarget };
+  if (state.view === "actions") void showActions(rest);
   if (state.view === "run") void showRun($("run-detail"), rest, ui);
   if (state.view === "event") void showEvent($("event-detail"), rest, ui);
 }
@@ -211,7 +212,7 @@ function renderRuns() {
 }
 
 function renderDead() {
-  const rows = state.dead.map((run) => {
+  const rows = state.dead.filter(deadMatches).map((run) => {
     const button = h("button", { type: "button", dataset: { retry: run.id } }, "Retry");
     button.addEventListener("click", () => retryRun(run, button));
     return h(
@@ -323,7 +324,11 @@ function exampleFor(field, required) {
   return field.numeric ? "1" : "test";
 }
 
-function buildSendForm(name, schema) {
+/**
+ * A form generated from a JSON Schema. By default it sends a test event `name`; with `target` it
+ * posts elsewhere (a manual action start) and hands the accepted id to `target.accepted`.
+ */
+function buildSendForm(name, schema, target) {
   const properties = schema.properties ?? {};
   const required = new Set(schema.required ?? []);
   const fields = Object.entries(properties).map(([key, propertySchema]) => {
@@ -348,7 +353,7 @@ function buildSendForm(name, schema) {
     if (rawBox.open) raw.value = JSON.stringify(collect(), null, 2);
   });
   const result = h("div", { class: "result", hidden: true });
-  const send = h("button", { type: "submit" }, "Send event");
+  const send = h("button", { type: "submit" }, target?.label ?? "Send event");
 
   function collect() {
     const payload = {};
@@ -374,9 +379,12 @@ function buildSendForm(name, schema) {
       return;
     }
     send.disabled = true;
-    const answer = await api(`/events/${encodeURIComponent(name)}`, { method: "POST", body });
+    const answer = await api(target?.path ?? `/events/${encodeURIComponent(name)}`, { method: "POST", body });
     send.disabled = false;
-    if (answer.ok) {
+    if (answer.ok && target?.accepted) {
+      showResult(result, true, [h("span", {}, "Started: ", h("code", { class: "event-id" }, answer.body.id))]);
+      target.accepted(answer.body.id);
+    } else if (answer.ok) {
       const link = h("a", { href: `#event/${encodeURIComponent(answer.body.id)}` }, "open the event");
       showResult(result, true, [h("span", {}, "Accepted: ", h("code", { class: "event-id" }, answer.body.id), " · ", link)]);
     } else {
@@ -400,6 +408,69 @@ function showResult(box, ok, children) {
   box.className = `result ${ok ? "ok" : "bad"}`;
   box.replaceChildren(...children);
   box.hidden = false;
+}
+
+// ---- actions started by hand, dead letters repaired in bulk -----------------------------------
+
+async function showActions(selected) {
+  const { ok, body } = await api("/api/actions");
+  if (!ok) return;
+  const names = Object.keys(body.actions).sort();
+  $("actions-list").replaceChildren(
+    ...names.map((name) => h("li", {}, h("a", { href: `#actions/${encodeURIComponent(name)}`, class: name === selected ? "active" : "", dataset: { action: name } }, name), " ", h("small", { class: "hint" }, body.actions[name].plugin))),
+  );
+  const action = body.actions[selected];
+  if (!action) {
+    $("actions-detail").replaceChildren(h("p", { class: "empty" }, names.length ? "Pick an action to start it by hand." : "No plugin declares an action."));
+    return;
+  }
+  // Started through POST /actions/{name} (checked against the same schema); the run opens once it exists.
+  const form = buildSendForm(selected, action.input, {
+    path: `/actions/${encodeURIComponent(selected)}`,
+    label: "Start action",
+    accepted: async (eventId) => {
+      for (let tries = 0; tries < 100; tries++) {
+        const runs = await api(`/api/runs?eventId=${encodeURIComponent(eventId)}`);
+        const run = runs.body?.runs?.[0];
+        if (run) {
+          location.hash = `run/${run.id}`;
+          return;
+        }
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+    },
+  });
+  form.classList.add("start-action");
+  form.dataset.action = selected;
+  $("actions-detail").replaceChildren(
+    h("h3", {}, selected, " ", h("small", { class: "hint" }, `in ${action.plugin}`)),
+    h("div", { class: "columns" }, h("div", {}, h("h4", {}, "Start it by hand"), form), h("div", {}, h("h4", {}, "Input JSON Schema"), h("pre", { class: "schema mono" }, JSON.stringify(action.input, null, 2)))),
+  );
+}
+
+async function retryAllMatching() {
+  const filter = {};
+  for (const key of ["plugin", "event", "code"]) {
+    const value = $(`dead-${key}`).value.trim();
+    if (value) filter[key] = value;
+  }
+  const since = $("dead-since").value;
+  if (since) filter.since = new Date(since).toISOString();
+  const button = $("dead-retry-all");
+  button.disabled = true;
+  const { ok, body } = await api("/api/dead-letters/retry", { method: "POST", body: JSON.stringify(filter) });
+  button.disabled = false;
+  $("dead-bulk-result").textContent = ok ? `${body.retried} dead letter${body.retried === 1 ? "" : "s"} back in the queue${body.more ? " (more match: run it again)" : ""}.` : `${body?.error?.code ?? "error"} ${body?.error?.message ?? ""}`;
+  refreshRuns();
+}
+
+/** The dead letters shown: those matching the filter's fields (the same ones the bulk retry takes). */
+function deadMatches(run) {
+  const plugin = $("dead-plugin").value.trim();
+  const event = $("dead-event").value.trim();
+  const code = $("dead-code").value.trim();
+  const since = $("dead-since").value ? new Date($("dead-since").value).getTime() : undefined;
+  return (!plugin || run.plugin === plugin) && (!event || run.eventName === event) && (!code || run.lastError?.code === code) && (since === undefined || run.createdAt >= since);
 }
 
 // ---- loading and the live stream --------------------------------------------------------------
@@ -477,6 +548,8 @@ function loadAll() {
 }
 
 $("runs-status").addEventListener("change", () => void loadRuns());
+for (const key of ["plugin", "event", "code", "since"]) $(`dead-${key}`).addEventListener("input", () => renderDead());
+$("dead-retry-all").addEventListener("click", () => void retryAllMatching());
 $("catalog-filter").addEventListener("input", () => renderCatalogList());
 window.addEventListener("hashchange", route);
 connectStream();

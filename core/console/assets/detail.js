@@ -3,16 +3,24 @@
 // the detail endpoints (GET /api/runs/{id}, GET /api/events/{id}); the page helpers (element
 // builder, API call, formatting) come from console.js, so both files render the same way.
 
-/** Fills `box` with run `id`'s page. */
-export async function showRun(box, id, ui) {
+/** How often an unfinished run's page reads it again, while it stays open. */
+const RUN_REFRESH_MS = 500;
+
+/** Fills `box` with run `id`'s page (again every RUN_REFRESH_MS while the run is unfinished). */
+export async function showRun(box, id, ui, refresh = false) {
   const { h, api } = ui;
-  box.replaceChildren(h("p", { class: "hint" }, `loading run #${id}…`));
+  if (!refresh) box.replaceChildren(h("p", { class: "hint" }, `loading run #${id}…`));
   const { ok, body } = await api(`/api/runs/${encodeURIComponent(id)}`);
   if (!ok) {
     box.replaceChildren(h("p", { class: "empty" }, `Run #${id}: ${body?.error?.code ?? "not found"} ${body?.error?.message ?? ""}`));
     return;
   }
   const { run } = body;
+  if (run.status === "pending" || run.status === "running") {
+    setTimeout(() => {
+      if (location.hash === `#run/${id}`) void showRun(box, id, ui, true);
+    }, RUN_REFRESH_MS);
+  }
   const byAttempt = (list, attempt) => list.filter((item) => item.attempt === attempt);
   box.replaceChildren(
     h("h2", {}, `Run #${run.id} `, h("span", { class: `badge ${run.status}` }, run.status)),
