@@ -37,6 +37,7 @@ import { RunDetail } from "./runs/run-detail.ts";
 import { runDetailApi } from "./api/run-detail.ts";
 import { eventDetailApi } from "./api/event-detail.ts";
 import { repairApi } from "./api/repair.ts";
+import { statsApi } from "./api/stats.ts";
 import { boundRunError } from "./ingress/http.ts";
 import { NOOP_TRACING, startTracing, type Tracing } from "./telemetry/tracing.ts";
 import { PACKAGE_JSON } from "./locate.ts";
@@ -265,6 +266,7 @@ export class Daemon {
         runDetailApi(store),
         eventDetailApi({ store, boundRun: (run) => boundRunError(run, this.config.server.listItemBytes) }),
         repairApi({ store, plugins: this.plugins, onRetried: (run) => this.retried(run) }),
+        statsApi(store),
       ],
       onRetried: (run) => this.retried(run),
     });

@@ -8,6 +8,7 @@
  */
 import type pg from "pg";
 import { PG_RUN_ATTEMPTS_MIGRATION } from "./run-attempts.ts";
+import { PG_RUN_STATS_INDEXES } from "./run-stats.ts";
 
 /** Each entry brings the schema from version `index` to `index + 1`; append, never edit. */
 const MIGRATIONS: readonly string[] = [
@@ -73,6 +74,8 @@ const MIGRATIONS: readonly string[] = [
   `,
   // Run detail: each attempt of a run with what it did; an event's children by parent.
   PG_RUN_ATTEMPTS_MIGRATION,
+  // The console's charts: attempts and dead letters by time.
+  PG_RUN_STATS_INDEXES,
 ];
 
 export const PG_SCHEMA_VERSION = MIGRATIONS.length;

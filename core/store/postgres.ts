@@ -28,6 +28,7 @@ import pg from "pg";
 import { HookdError } from "../errors.ts";
 import { migrate, quoteIdent } from "./postgres-schema.ts";
 import { kvLimit } from "./kv-limit.ts";
+import { RUN_STATS_SQL, toRunStats } from "./run-stats.ts";
 import { MAX_ATTEMPTS_LISTED, MAX_CHILDREN_LISTED, runAttemptValues, toRunAttemptRecord, type RunAttemptRow } from "./run-attempts.ts";
 import { eventValues, RUN_COLUMNS, toClaimedDelivery, toEventRecord, toRunRecord, type ClaimRow, type EventRow, type RunRow } from "./sqlite-schema.ts";
 import type {
@@ -46,6 +47,7 @@ import type {
   NewEvent,
   PruneOptions,
   RunAttemptRecord,
+  RunStatsRows,
   Store,
 } from "./types.ts";
 
@@ -384,6 +386,11 @@ export class PostgresStore implements Store {
   async listChildEvents(parentId: string, limit: number): Promise<EventRecord[]> {
     const { rows } = await this.pool.query<EventRow>("SELECT * FROM events WHERE parent_id = $1 ORDER BY seq LIMIT $2", [parentId, Math.min(Math.max(limit, 1), MAX_CHILDREN_LISTED)]);
     return rows.map(toEventRecord);
+  }
+
+  async runStats(since: number): Promise<RunStatsRows> {
+    const [perMinute, durations, accepted, dead] = await Promise.all(Object.values(RUN_STATS_SQL).map((sql) => this.pool.query(sql, [since])));
+    return toRunStats({ perMinute: perMinute!.rows, durations: durations!.rows, accepted: accepted!.rows, dead: dead!.rows });
   }
 
   async eventTraceparent(id: string): Promise<string | null> {

@@ -4,6 +4,7 @@
  */
 import type Database from "better-sqlite3";
 import { SQLITE_RUN_ATTEMPTS_TABLE } from "./run-attempts.ts";
+import { SQLITE_RUN_STATS_INDEXES } from "./run-stats.ts";
 import type { ClaimedDelivery, DeliveryRecord, DeliveryStatus, EventRecord, NewEvent } from "./types.ts";
 
 export const SCHEMA_VERSION = 4;
@@ -91,6 +92,7 @@ export function ensureSchema(db: Database.Database): void {
   db.exec(INDEXES);
   // Schema 4: run detail (each attempt with what it did), children of an event by parent.
   db.exec(SQLITE_RUN_ATTEMPTS_TABLE);
+  db.exec(SQLITE_RUN_STATS_INDEXES);
   db.prepare("INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', ?)").run(String(SCHEMA_VERSION));
 }
 

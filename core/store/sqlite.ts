@@ -40,8 +40,10 @@ import type {
   NewEvent,
   PruneOptions,
   RunAttemptRecord,
+  RunStatsRows,
   Store,
 } from "./types.ts";
+import { RUN_STATS_SQL, sqliteStatsSql, toRunStats } from "./run-stats.ts";
 import { MAX_ATTEMPTS_LISTED, MAX_CHILDREN_LISTED, toRunAttemptRecord, type RunAttemptRow } from "./run-attempts.ts";
 
 export interface SqliteStoreOptions {
@@ -175,6 +177,11 @@ export class SqliteStore implements Store {
 
   async listChildEvents(parentId: string, limit: number): Promise<EventRecord[]> {
     return (this.statements.childEvents.all(parentId, Math.min(Math.max(limit, 1), MAX_CHILDREN_LISTED)) as EventRow[]).map(toEventRecord);
+  }
+
+  async runStats(since: number): Promise<RunStatsRows> {
+    const s = this.statements;
+    return toRunStats({ perMinute: s.statsPerMinute.all(since), durations: s.statsDurations.all(since), accepted: s.statsAccepted.all(since), dead: s.statsDead.all(since) });
   }
 
   async eventTraceparent(id: string): Promise<string | null> {
@@ -347,6 +354,10 @@ function prepareReadStatements(db: Database.Database) {
     ),
     runById: db.prepare(`SELECT ${RUN_COLUMNS} WHERE d.id = ?`),
     eventTraceparent: db.prepare("SELECT traceparent FROM events WHERE id = ?"),
+    statsPerMinute: db.prepare(sqliteStatsSql(RUN_STATS_SQL.perMinute)),
+    statsDurations: db.prepare(sqliteStatsSql(RUN_STATS_SQL.durations)),
+    statsAccepted: db.prepare(sqliteStatsSql(RUN_STATS_SQL.accepted)),
+    statsDead: db.prepare(sqliteStatsSql(RUN_STATS_SQL.dead)),
     runAttempts: db.prepare("SELECT attempt, started_at, duration_ms, status, code, error, activity FROM run_attempts WHERE delivery_id = ? ORDER BY attempt LIMIT ?"),
     childEvents: db.prepare("SELECT * FROM events WHERE parent_id = ? ORDER BY seq LIMIT ?"),
     countByStatus: db.prepare("SELECT status, COUNT(*) AS n FROM deliveries GROUP BY status"),

@@ -211,6 +211,8 @@ export interface DeliveryCountFilter {
 }
 
 // --- Run detail: each attempt of a run with what it did (core/runs/activity.ts). ---
+import type { RunStatsRows } from "./run-stats.ts";
+export type { RunStatsRows };
 
 export interface RunLogRecord {
   at: number;
@@ -287,6 +289,8 @@ export interface Store {
   listRunAttempts(deliveryId: number): Promise<RunAttemptRecord[]>;
   /** Events emitted by the runs of `parentId`, oldest first, at most `limit`. */
   listChildEvents(parentId: string, limit: number): Promise<EventRecord[]>;
+  /** The console's charts: attempts, failures, durations, accepted events and dead letters since `since` (core/store/run-stats.ts). */
+  runStats(since: number): Promise<RunStatsRows>;
   /** The trace context stored with an event (`NewEvent.traceparent`), or null. */
   eventTraceparent(id: string): Promise<string | null>;
   listEvents(filter: ListEventsFilter): Promise<EventRecord[]>;

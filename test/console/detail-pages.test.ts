@@ -169,6 +169,31 @@ describe.skipIf(!hasChromium)("the console's event and run pages", () => {
     await waitUntil(async () => (await Promise.all(refunds.map((r) => runsOf(r.body.id)))).every((runs) => runs[0]?.status === "done"), { what: "both refunds done after the bulk retry" });
   }, 120_000);
 
+  it("draws each plugin's runs and failures of the last hour, and the overview of events and dead letters", async () => {
+    const stats = (await daemon.getJson("/api/stats?minutes=60", auth)) as { plugins: Array<{ plugin: string; runs: number[]; failed: number[]; p50: number; p99: number }>; overview: { accepted: number[]; dead: number[] } };
+    const shop = stats.plugins.find((p) => p.plugin === "shop")!;
+    const sum = (values: number[]) => values.reduce((a, b) => a + b, 0);
+    // shop: the order's 2 attempts, the two refunds' 2 each (dead, then done after the retry).
+    expect(sum(shop.runs)).toBe(6);
+    expect(sum(shop.failed)).toBe(3);
+    expect(shop.runs).toHaveLength(60);
+    expect(shop.p99).toBeGreaterThanOrEqual(shop.p50);
+    expect(sum(stats.overview.accepted)).toBeGreaterThanOrEqual(5);
+    // The refunds were dead once; the retry made them done, so no dead letter is left to count.
+    expect(sum(stats.overview.dead)).toBe(0);
+
+    await page.evaluate(`location.hash = "plugins"`);
+    await page.evaluate("location.reload()");
+    const chart = page.locator('[data-chart-plugin="shop"] svg.chart');
+    await chart.waitFor();
+    await expect(chart.getAttribute("data-totals")).resolves.toBe("6,3");
+    await expect(page.locator('[data-chart-plugin="shop"] .chart-legend').textContent()).resolves.toMatch(/^last hour: 6 runs · 3 failed · p50 \d+ ms · p99 \d+ ms$/);
+    await page.locator("#overview svg.chart").waitFor();
+    await page.screenshot({ path: path.join(ARTIFACTS, "console-charts.png"), fullPage: true });
+    const bad = await daemon.fetch("/api/stats?minutes=0", { headers: auth });
+    expect(bad.status).toBe(400);
+  }, 60_000);
+
   it("asks for the console header or a bearer token on a bulk retry", async () => {
     // The browser's cookie without the console's header: refused like any other change.
     const cookies = await context.cookies();

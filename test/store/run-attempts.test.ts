@@ -78,4 +78,23 @@ describe.each(factories)("run attempts ($name store)", (factory) => {
     expect(await store.getEvent("root")).toBeNull();
     expect(await store.listRunAttempts(run.id)).toEqual([]);
   });
+
+  it("counts attempts and failures per plugin and minute, accepted events and dead letters, for the charts", async () => {
+    await store.acceptEvent(event("s1"), [{ kind: "handler", plugin: "a", target: "deal.close", maxAttempts: 1 }]);
+    await store.acceptEvent(event("s2", { receivedAt: T0 + 60_000 }), [{ kind: "handler", plugin: "a", target: "deal.close", maxAttempts: 1 }]);
+    const first = await claimOne(T0);
+    await finish(first.id, first.leaseToken, { status: "done", now: T0 + 5, attempt: { ...attempt(1, "done", "x"), startedAt: T0, durationMs: 40 } });
+    const second = await claimOne(T0 + 60_000);
+    await finish(second.id, second.leaseToken, { status: "dead", now: T0 + 60_010, error: { code: "HOOKD_RUN_FAILED", message: "boom" }, attempt: { ...attempt(1, "failed", "y"), startedAt: T0 + 60_000, durationMs: 90 } });
+    const stats = await store.runStats(T0);
+    const minute = T0 / 60_000;
+    expect(stats.perMinute.sort((x, y) => x.minute - y.minute)).toEqual([
+      { plugin: "a", minute, runs: 1, failed: 0 },
+      { plugin: "a", minute: minute + 1, runs: 1, failed: 1 },
+    ]);
+    expect(stats.durations.map((d) => d.durationMs).sort()).toEqual([40, 90]);
+    expect(stats.accepted.sort((x, y) => x.minute - y.minute)).toEqual([{ minute, n: 1 }, { minute: minute + 1, n: 1 }]);
+    expect(stats.dead).toEqual([{ minute: minute + 1, n: 1 }]);
+    expect((await store.runStats(T0 + 120_000)).perMinute).toEqual([]);
+  });
 });

@@ -2,6 +2,7 @@
 // parts arrive as server-sent events on /api/stream. Data is only ever put in the page as text.
 
 import { showEvent, showRun } from "./detail.js";
+import { barChart } from "./charts.js";
 
 const MAX_EVENTS = 200;
 const state = {
@@ -13,6 +14,7 @@ const state = {
   view: "plugins",
   runsEvent: "",
   catalogEvent: "",
+  stats: null,
 };
 
 // ---- small helpers ----------------------------------------------------------------------------
@@ -131,6 +133,7 @@ function renderPlugins() {
           ),
           plugin.pendingRuns !== undefined && plugin.pendingRuns !== null ? [h("dt", {}, "pending runs"), h("dd", {}, plugin.pendingRuns)] : "",
         ),
+        pluginChart(plugin.name),
         error
           ? h(
               "div",
@@ -152,6 +155,32 @@ function renderPlugins() {
   $("plugins").replaceChildren(state.plugins.length ? list : h("p", { class: "empty" }, "No plugins in the plugins folder."));
   const failing = state.plugins.filter((p) => p.lastError).length;
   $("count-plugins").textContent = failing ? `${failing} failing` : String(state.plugins.length || "");
+}
+
+/** A plugin's last hour: runs (and failures over them) per minute, p50/p99 duration. */
+function pluginChart(name) {
+  const stats = state.stats?.plugins.find((p) => p.plugin === name);
+  if (!stats) return h("div", { class: "plugin-chart empty-chart", dataset: { chartPlugin: name } }, h("small", { class: "hint" }, "no runs in the last hour"));
+  const runs = stats.runs.reduce((a, b) => a + b, 0);
+  const failed = stats.failed.reduce((a, b) => a + b, 0);
+  return h(
+    "div",
+    { class: "plugin-chart", dataset: { chartPlugin: name } },
+    barChart([stats.runs, stats.failed], { label: `${name}: runs and failures per minute, last hour` }),
+    h("small", { class: "hint chart-legend" }, `last hour: ${runs} runs · ${failed} failed · p50 ${duration(stats.p50)} · p99 ${duration(stats.p99)}`),
+  );
+}
+
+function renderOverview() {
+  const stats = state.stats;
+  if (!stats) return;
+  const accepted = stats.overview.accepted.reduce((a, b) => a + b, 0);
+  const dead = stats.overview.dead.reduce((a, b) => a + b, 0);
+  $("overview").replaceChildren(
+    h("h3", {}, "Last hour"),
+    barChart([stats.overview.accepted, stats.overview.dead], { width: 720, height: 64, label: "events accepted and dead letters per minute, last hour", colors: ["#2b8a3e", "#c92a2a"] }),
+    h("small", { class: "hint chart-legend" }, `${accepted} events accepted · ${dead} dead letters`),
+  );
 }
 
 function eventRow(event, fresh) {
@@ -476,10 +505,12 @@ function deadMatches(run) {
 // ---- loading and the live stream --------------------------------------------------------------
 
 async function loadPlugins() {
-  const { ok, body } = await api("/api/plugins");
+  const [{ ok, body }, stats] = await Promise.all([api("/api/plugins"), api("/api/stats?minutes=60")]);
   if (!ok) return;
   state.plugins = body.plugins;
+  if (stats.ok) state.stats = stats.body;
   renderPlugins();
+  renderOverview();
 }
 
 async function loadEvents() {
