@@ -12,7 +12,7 @@ export interface RunStatsRows {
   dead: Array<{ minute: number; n: number }>;
 }
 
-export const MAX_DURATION_SAMPLES = 20_000;
+export const MAX_DURATION_SAMPLES = 5000;
 
 export const SQLITE_RUN_STATS_INDEXES = `
 CREATE INDEX IF NOT EXISTS run_attempts_by_time ON run_attempts(started_at);

@@ -205,7 +205,9 @@ export class SqliteStore implements Store {
   }
 
   async listRuns(filter: ListRunsFilter): Promise<DeliveryRecord[]> {
-    const rows = this.statements.listRuns.all({
+    // One event's runs (its page, the console's run filter) seek its deliveries by the event's seq.
+    const statement = filter.eventId === undefined ? this.statements.listRuns : this.statements.listRunsOfEvent;
+    const rows = statement.all({
       status: filter.status === "failed" ? "pending" : (filter.status ?? null),
       failedOnly: filter.status === "failed" ? 1 : 0,
       plugin: filter.plugin ?? null,
@@ -348,6 +350,15 @@ function prepareReadStatements(db: Database.Database) {
         WHERE (@status IS NULL OR d.status = @status) AND (@failedOnly = 0 OR d.last_error IS NOT NULL)
           AND (@plugin IS NULL OR d.plugin = @plugin) AND (@event IS NULL OR e.name = @event)
           AND (@eventId IS NULL OR e.id = @eventId) AND (@replayId IS NULL OR d.replay_id = @replayId)
+          AND (@since IS NULL OR d.created_at >= @since) AND (@until IS NULL OR d.created_at < @until)
+          AND (@before IS NULL OR d.id < @before)
+        ORDER BY d.id DESC LIMIT @limit`,
+    ),
+    listRunsOfEvent: db.prepare(
+      `SELECT ${RUN_COLUMNS}
+        WHERE (@status IS NULL OR d.status = @status) AND (@failedOnly = 0 OR d.last_error IS NOT NULL)
+          AND (@plugin IS NULL OR d.plugin = @plugin) AND (@event IS NULL OR e.name = @event)
+          AND d.event_seq = (SELECT seq FROM events WHERE id = @eventId) AND (@replayId IS NULL OR d.replay_id = @replayId)
           AND (@since IS NULL OR d.created_at >= @since) AND (@until IS NULL OR d.created_at < @until)
           AND (@before IS NULL OR d.id < @before)
         ORDER BY d.id DESC LIMIT @limit`,

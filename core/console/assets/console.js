@@ -504,11 +504,17 @@ function deadMatches(run) {
 
 // ---- loading and the live stream --------------------------------------------------------------
 
+/** The charts are read again at most this often (the plugin list itself follows every run). */
+const STATS_EVERY_MS = 15_000;
+let statsReadAt = 0;
+
 async function loadPlugins() {
-  const [{ ok, body }, stats] = await Promise.all([api("/api/plugins"), api("/api/stats?minutes=60")]);
+  const fresh = Date.now() - statsReadAt >= STATS_EVERY_MS;
+  if (fresh) statsReadAt = Date.now();
+  const [{ ok, body }, stats] = await Promise.all([api("/api/plugins"), fresh ? api("/api/stats?minutes=60") : Promise.resolve(null)]);
   if (!ok) return;
   state.plugins = body.plugins;
-  if (stats.ok) state.stats = stats.body;
+  if (stats?.ok) state.stats = stats.body;
   renderPlugins();
   renderOverview();
 }
