@@ -19,8 +19,15 @@ const hasChromium = existsSync(CHROMIUM);
 if (!hasChromium) console.warn(`test/console/detail-pages.test.ts skipped: no Chromium at ${CHROMIUM}`);
 const CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"];
 
+let downHits = 0;
 const receiver = createServer((request, response) => {
   request.resume();
+  if (request.url === "/down") {
+    downHits++;
+    response.statusCode = 500;
+    response.end("audit store offline");
+    return;
+  }
   response.setHeader("content-type", "application/json");
   response.end(request.url === "/hook" ? '{"crm":"thanks"}' : '{"stock":3}');
 });
@@ -34,9 +41,11 @@ export default defineConfig({
     "shop.order": z.object({ orderId: z.string(), qty: z.number().int() }),
     "shop.reserved": z.object({ orderId: z.string() }),
     "shop.refund": z.object({ orderId: z.string() }),
+    "shop.audit": z.object({ orderId: z.string() }),
   },
   routes: [{ on: "shop.order", run: "notify-buyer", input: { order: "orderId" } }],
-  webhooks: [{ on: "shop.order", url: "${origin}/hook" }],
+  webhooks: [{ on: "shop.order", url: "${origin}/hook" }, { on: "shop.audit", url: "${origin}/down" }],
+  webhookDelivery: { retryScheduleMs: [50] },
   delivery: { backoffMs: 50, maxBackoffMs: 100, maxAttempts: 3 },
   sandbox: { fetchAllowHosts: ["127.0.0.1"] },
 });
@@ -204,4 +213,33 @@ describe.skipIf(!hasChromium)("the console's event and run pages", () => {
     expect(bad.status).toBe(400);
     expect(((await bad.json()) as { error: { code: string } }).error.code).toBe("HOOKD_HTTP_BAD_REQUEST");
   });
+
+  it("lists the webhook endpoints with their recent deliveries and answers, and retries a dead one", async () => {
+    const audit = await daemon.post("shop.audit", { orderId: "A-17" }, auth);
+    await waitUntil(async () => (await runsOf(audit.body.id))[0]?.status === "dead", { timeoutMs: 30_000, what: async () => `the audit webhook dead after its two attempts: ${JSON.stringify(await runsOf(audit.body.id))} (${downHits} requests)` });
+    expect(downHits).toBe(2);
+    await page.evaluate(`location.hash = "webhooks"`);
+    const hook = page.locator(`.webhook-endpoint:has-text("${origin}/hook")`);
+    await hook.locator("tbody tr").first().waitFor();
+    await expect(hook.locator(".badge").first().textContent()).resolves.toBe("enabled");
+    await expect(hook.locator("tbody tr td.answer").first().textContent()).resolves.toBe("200");
+    await expect(hook.locator("tbody pre.excerpt").first().textContent()).resolves.toBe('{"crm":"thanks"}');
+    const down = page.locator(`.webhook-endpoint:has-text("${origin}/down")`);
+    const row = down.locator('tbody tr[data-status="dead"]');
+    await row.waitFor();
+    await expect(row.locator("td.answer").textContent()).resolves.toBe("500");
+    await expect(row.locator("pre.excerpt").textContent()).resolves.toBe("audit store offline");
+    await expect(down.locator("dl").textContent()).resolves.toContain("answered 500");
+    await page.screenshot({ path: path.join(ARTIFACTS, "console-webhooks.png"), fullPage: true });
+    // Its message used up its whole schedule: the endpoint is disabled, and says why.
+    await expect(down.locator(".webhook-head .badge").textContent()).resolves.toBe("disabled");
+    await expect(down.locator("dl").textContent()).resolves.toContain("every attempt of a message failed");
+    // Retried, the delivery waits for its endpoint; re-enabled, it goes out again.
+    await row.getByRole("button", { name: "Retry" }).click();
+    await down.locator('tbody tr[data-status="pending"]').waitFor();
+    expect(downHits).toBe(2);
+    await down.getByRole("button", { name: "Re-enable" }).click();
+    await page.locator(`.webhook-endpoint:has-text("${origin}/down") .webhook-head .badge`, { hasText: "enabled" }).waitFor();
+    await waitUntil(() => downHits >= 3, { timeoutMs: 30_000, what: "the retried webhook sent again once its endpoint was re-enabled" });
+  }, 60_000);
 });

@@ -3,6 +3,7 @@
 
 import { showEvent, showRun } from "./detail.js";
 import { barChart } from "./charts.js";
+import { showWebhooks } from "./webhooks.js";
 
 const MAX_EVENTS = 200;
 const state = {
@@ -95,7 +96,7 @@ function errorBlock(error) {
 function route() {
   const hash = decodeURIComponent(location.hash.replace(/^#/, ""));
   const [view, rest = ""] = hash.split(/[/?](.*)/s);
-  state.view = ["plugins", "events", "runs", "dead", "catalog", "actions", "run", "event"].includes(view) ? view : "plugins";
+  state.view = ["plugins", "events", "runs", "dead", "catalog", "actions", "webhooks", "run", "event"].includes(view) ? view : "plugins";
   state.runsEvent = state.view === "runs" && rest.startsWith("event=") ? rest.slice("event=".length) : "";
   if (state.view === "catalog") state.catalogEvent = rest;
   for (const section of document.querySelectorAll("[data-view]")) section.hidden = section.dataset.view !== state.view;
@@ -105,6 +106,7 @@ function route() {
   // The detail pages (detail.js) share this file's helpers.
   const ui = { h, api, time, duration, shortId, errorBlock, runTarget };
   if (state.view === "actions") void showActions(rest);
+  if (state.view === "webhooks") void showWebhooks($("webhooks"), ui);
   if (state.view === "run") void showRun($("run-detail"), rest, ui);
   if (state.view === "event") void showEvent($("event-detail"), rest, ui);
 }
