@@ -56,8 +56,15 @@ export class RunActivityRecorder {
     const attempt = runId === undefined ? undefined : this.open.get(runId);
     if (!attempt) return;
     const max = attempt.limits.maxFieldChars;
-    const entry: RunLogRecord = { at: Date.now(), level, ...(msg === undefined ? {} : { msg: truncateText(msg, max) }), ...(fields && Object.keys(fields).length > 0 ? { fields: boundFields(fields, max) } : {}) };
-    this.add(attempt, attempt.activity.logs, entry, attempt.limits.maxLogLines);
+    if (attempt.activity.logs.length >= attempt.limits.maxLogLines) {
+      attempt.activity.dropped++;
+      return;
+    }
+    const bounded = fields && Object.keys(fields).length > 0 ? boundFields(fields, max) : undefined;
+    const text = msg === undefined ? undefined : truncateText(msg, max);
+    const entry: RunLogRecord = { at: Date.now(), level, ...(text === undefined ? {} : { msg: text }), ...(bounded ? { fields: bounded.value } : {}) };
+    // Sized from the parts already measured: no second serialization of the line.
+    this.add(attempt, attempt.activity.logs, entry, attempt.limits.maxLogLines, 48 + (text?.length ?? 0) + (bounded?.chars ?? 0));
   }
 
   fetch(runId: string, record: RunFetchRecord): void {
@@ -83,8 +90,9 @@ export class RunActivityRecorder {
     this.add(attempt, attempt.activity.kvWrites, entry, MAX_CALLS_PER_KIND);
   }
 
-  private add<T>(attempt: OpenAttempt, list: T[], entry: T, maxEntries: number): void {
-    const bytes = Buffer.byteLength(JSON.stringify(entry)) + 1;
+  private add<T>(attempt: OpenAttempt, list: T[], entry: T, maxEntries: number, size?: number): void {
+    // Characters, not bytes, when the caller sized it: close enough for a bound on what is kept.
+    const bytes = size ?? JSON.stringify(entry).length + 1;
     if (list.length >= maxEntries || attempt.bytes + bytes > MAX_ACTIVITY_BYTES) {
       attempt.activity.dropped++;
       return;
@@ -117,15 +125,25 @@ export function redactUrl(url: string): string {
   return names.length === 0 ? parsed.toString() : `${parsed.toString()}?${names.map((name) => `${encodeURIComponent(name)}=…`).join("&")}`;
 }
 
-function boundFields(fields: Record<string, unknown>, maxChars: number): Record<string, unknown> {
+/** The fields with long strings cut, and their size as JSON; the object itself when nothing was cut. */
+function boundFields(fields: Record<string, unknown>, maxChars: number): { value: Record<string, unknown>; chars: number } {
   let text: string;
+  let cut = false;
   try {
-    text = JSON.stringify(fields, (_key, value: unknown) => (typeof value === "string" && value.length > maxChars ? truncateText(value, maxChars) : value));
+    text = JSON.stringify(fields, (_key, value: unknown) => {
+      if (typeof value !== "string" || value.length <= maxChars) return value;
+      cut = true;
+      return truncateText(value, maxChars);
+    });
   } catch {
-    return { unserializable: true };
+    return { value: { unserializable: true }, chars: 24 };
   }
-  if (text === undefined) return {};
-  return text.length > maxChars * 4 ? { truncated: truncateText(text, maxChars) } : (JSON.parse(text) as Record<string, unknown>);
+  if (text === undefined) return { value: {}, chars: 2 };
+  if (text.length > maxChars * 4) {
+    const truncated = truncateText(text, maxChars);
+    return { value: { truncated }, chars: truncated.length + 16 };
+  }
+  return { value: cut ? (JSON.parse(text) as Record<string, unknown>) : fields, chars: text.length };
 }
 
 export const DEFAULT_ACTIVITY_LIMITS: ActivityLimits = { maxLogLines: 1000, maxEmits: 100, maxFieldChars: DEFAULT_MAX_TEXT_CHARS };
