@@ -42,6 +42,14 @@ import { isOpenDay } from "./time/calendar.ts";
 import { scheduleApi } from "./time/routes.ts";
 import { Scheduler } from "./time/scheduler.ts";
 import { configSchedules, pluginSchedules, tickRecord } from "./time/schedules.ts";
+import { RunDetail } from "./runs/run-detail.ts";
+import { runDetailApi } from "./api/run-detail.ts";
+import { eventDetailApi } from "./api/event-detail.ts";
+import { repairApi } from "./api/repair.ts";
+import { statsApi } from "./api/stats.ts";
+import { boundRunError } from "./api/routes.ts";
+import { NOOP_TRACING, startTracing, type Tracing } from "./telemetry/tracing.ts";
+import { PACKAGE_JSON } from "../sandbox/contract/locate.ts";
 
 /** What the closing steps of a stop get beyond the drain budget (see Daemon.stop). */
 const STOP_MARGIN_MS = 5000;
@@ -102,7 +110,7 @@ export class Daemon {
   private ready = false;
   private stopping: Promise<void> | undefined;
 
-  private constructor(private readonly options: DaemonOptions, store: Store) {
+  private constructor(private readonly options: DaemonOptions, store: Store, private readonly tracing: Tracing = NOOP_TRACING) {
     const config = options.config;
     this.currentConfig = config;
     this.store = store;
@@ -124,6 +132,21 @@ export class Daemon {
       ownEndpoints: () => (this.http.server.listening ? [this.address] : [{ host: this.config.server.host, port: this.config.server.port }]),
       secret: (plugin, name) => new SecretResolver({ configured: this.secrets(), environment: process.env }).resolve(plugin, name),
     });
+    // Run detail: what each attempt did, gathered by the services and the webhook sender, stored with its finish.
+    const runDetail = new RunDetail({
+      limits: (plugin) => {
+        const declared = this.plugins?.declaredOptions(plugin);
+        return {
+          maxLogLines: declared?.maxLogLinesPerRun ?? this.config.sandbox.maxLogLinesPerRun,
+          maxEmits: declared?.maxEmitsPerRun ?? this.config.sandbox.maxEmitsPerRun,
+          maxFieldChars: this.config.log.maxFieldChars,
+        };
+      },
+      root: () => pluginsRoot(this.config),
+      entryFile: (plugin) => this.plugins?.known(plugin)?.file,
+      tracing: () => this.tracing,
+      store,
+    });
     const services = daemonServices({
       store,
       intake: () => this.intake,
@@ -131,6 +154,8 @@ export class Daemon {
       pluginLog,
       calendars: (name) => calendarsOf(this.config.calendars).get(name),
       oktell: () => this.oktellBridge,
+      activity: runDetail.recorder,
+      tracing: () => this.tracing,
     });
 
     this.sandbox = createSandbox({
@@ -196,6 +221,8 @@ export class Daemon {
       settings: () => this.config.webhookDelivery,
       logger: options.logger,
       onEndpointsChanged: () => this.dispatcher?.wake(),
+      activity: runDetail.recorder,
+      tracing: () => this.tracing,
     });
 
     this.intake = new EventIntake({
@@ -206,6 +233,7 @@ export class Daemon {
       routes: () => this.config.routes,
       delivery: () => this.config.delivery,
       limits: () => ({ maxDepth: this.config.server.maxDepth, maxBytes: this.config.server.bodyLimit }),
+      tracing: () => this.tracing,
       onAccepted: ({ name, id, source, deliverAt }) => {
         this.metrics.eventsAccepted.inc({ event: name, source });
         this.console.eventAccepted(id);
@@ -234,6 +262,7 @@ export class Daemon {
         this.console.runFinished(info);
       },
       webhooks: this.webhooks,
+      activity: runDetail,
     });
 
     this.oktellBridge = new OktellBridge({
@@ -296,18 +325,30 @@ export class Daemon {
         webhookApi(this.webhooks),
         scheduleApi(() => this.scheduler),
         consoleRoutes({ hub: this.console, token: () => this.config.server.token }),
+        runDetailApi(store),
+        eventDetailApi({ store, boundRun: (run) => boundRunError(run, this.config.server.listItemBytes) }),
+        repairApi({ store, plugins: this.plugins, onRetried: (run) => this.retried(run) }),
+        statsApi(store),
       ],
-      onRetried: (run) => {
-        this.metrics.retries.inc({ plugin: run.plugin, trigger: "manual" });
-        this.dispatcher.wake();
-      },
+      onRetried: (run) => this.retried(run),
     });
+  }
+
+  /** A manual retry (one, or a bulk one from the console) put a delivery back to pending. */
+  private retried(run: { plugin: string }): void {
+    this.metrics.retries.inc({ plugin: run.plugin, trigger: "manual" });
+    this.dispatcher.wake();
   }
 
   /** Starts everything and listens; resolves once the daemon takes events. */
   static async start(options: DaemonOptions): Promise<Daemon> {
     const store = await openStore(options.config.store);
-    const daemon = new Daemon(options, store);
+    // Traces out, only when OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT asks: the SDK is loaded only then.
+    const tracing = await startTracing(process.env, PACKAGE_JSON.version).catch((error: unknown) => {
+      options.logger.warn({ err: error }, "OpenTelemetry export could not start; running without traces");
+      return NOOP_TRACING;
+    });
+    const daemon = new Daemon(options, store, tracing);
     try {
       await daemon.boot();
     } catch (error) {
@@ -372,6 +413,7 @@ export class Daemon {
       await this.stopStep("the HTTP server", deadline, () => this.http.close());
       await this.stopStep("the sandbox", deadline, () => this.sandbox.close());
       await this.stopStep("the store", deadline, () => this.store.close());
+      await this.stopStep("the trace export", deadline, () => this.tracing.shutdown());
       this.log.info("hookd stopped");
     })();
     return this.stopping;

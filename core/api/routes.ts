@@ -79,13 +79,7 @@ function registerApi(app: FastifyInstance, deps: ApiRoutesDeps): void {
     return { events, next: nextPage("/api/events", q, more ? events.at(-1)?.seq : undefined) };
   });
 
-  // One event whole (the list shows large payloads as a marker), with its runs.
-  app.get<{ Params: { id: string } }>("/api/events/:id", async (request) => {
-    const event = await deps.store.getEvent(request.params.id);
-    if (!event) throw new HookdError("HOOKD_HTTP_NOT_FOUND", ["GET", request.url]);
-    const runs = await deps.store.listRuns({ eventId: event.id, limit: 1000 });
-    return { event, runs: runs.map((run) => boundRunError(run, pageBounds().item)) };
-  });
+  // One event whole (GET /api/events/{id}) and one run (GET /api/runs/{id}): core/api/event-detail.ts, core/api/run-detail.ts.
 
   // A delayed event's runs that have not started are cancelled (status `cancelled`); 409 when none is left.
   app.post<{ Params: { id: string } }>("/api/events/:id/cancel", async (request) => {
@@ -206,7 +200,7 @@ function fitPage<T>(items: readonly T[], budget: number): T[] {
 }
 
 /** A run as listed: an error message over the item bound is cut, saying so (GET /api/runs/{id} has it whole). */
-function boundRunError(run: DeliveryRecord, maxChars: number): DeliveryRecord {
+export function boundRunError(run: DeliveryRecord, maxChars: number): DeliveryRecord {
   const error = run.lastError;
   if (error === null || typeof error !== "object") return run;
   const long = (value: unknown): value is string => typeof value === "string" && value.length > maxChars;

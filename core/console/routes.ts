@@ -18,6 +18,9 @@ export interface ConsoleRoutesOptions {
 const ASSETS: Record<string, { file: string; type: string }> = {
   "console.js": { file: "console.js", type: "text/javascript; charset=utf-8" },
   "console.css": { file: "console.css", type: "text/css; charset=utf-8" },
+  "detail.js": { file: "detail.js", type: "text/javascript; charset=utf-8" },
+  "charts.js": { file: "charts.js", type: "text/javascript; charset=utf-8" },
+  "webhooks.js": { file: "webhooks.js", type: "text/javascript; charset=utf-8" },
 };
 
 /** The console as a route group of the HTTP server (its auth hook and error handler apply). */

@@ -12,7 +12,7 @@ import type { Settings } from "../config/settings.ts";
 import type { Logger } from "../base/log.ts";
 import type { PluginManager } from "../plugins/manager.ts";
 import { ACTION_KEY_PREFIX, retryDelayMs, type RetryPolicy } from "../routing/index.ts";
-import type { ClaimedDelivery, ClaimOptions, DeliveryResult, RunOutcome, Store } from "../store/types.ts";
+import type { ClaimedDelivery, ClaimOptions, DeliveryResult, RunActivity, RunAttemptError, RunError, RunOutcome, Store } from "../store/types.ts";
 import type { RunRequest } from "../../sandbox/contract/run.ts";
 import type { Sandbox } from "../../sandbox/contract/sandbox.ts";
 import { valueTooDeep } from "../base/depth.ts";
@@ -49,6 +49,17 @@ export interface DispatcherOptions {
   maxPayloadDepth?: () => number;
   /** Config `delivery.maxErrorChars`: a run's error message is stored and logged up to this. */
   maxErrorChars?: () => number;
+  /** Run detail: gathers what each attempt did (core/runs/activity.ts), stored with its finish. */
+  activity?: RunActivitySink | undefined;
+}
+
+/** Run detail's side of the dispatcher: open an attempt, take what it did, add source context to an error. */
+export interface RunActivitySink {
+  /** Before the attempt (a run span starts here when traces are on). */
+  begin(runId: string, plugin: string, delivery: ClaimedDelivery): void | Promise<void>;
+  /** After it: what it did (and its span ends with the outcome). */
+  take(runId: string, outcome?: RunOutcome): RunActivity;
+  describeError?(plugin: string, error: RunError): RunAttemptError;
 }
 
 const LEASE_SWEEP_MS = 5000;
@@ -337,6 +348,9 @@ export class Dispatcher {
             },
           };
     const unreadable = this.unreadable(delivery, isAction);
+    const startedAt = this.now();
+    const activity = this.options.activity;
+    await activity?.begin(String(delivery.id), plugin ?? delivery.plugin, delivery);
     const outcome: RunOutcome = boundError(
       unreadable !== undefined
         ? { ok: false, retriable: false, durationMs: 0, error: { code: "HOOKD_STORE_UNREADABLE", message: `delivery ${delivery.id}: ${unreadable}` } }
@@ -344,6 +358,7 @@ export class Dispatcher {
       this.options.maxErrorChars?.() ?? DEFAULT_MAX_TEXT_CHARS,
     );
     const result = this.decide(delivery, plugin ?? delivery.plugin, outcome);
+    if (activity) result.attempt = this.attemptRecord(delivery, plugin ?? delivery.plugin, outcome, startedAt, activity);
     if (result.suspect) this.suspectDueAt = undefined;
     const finishing = this.options.store
       .finishDelivery(delivery.id, delivery.leaseToken, result)
@@ -353,6 +368,20 @@ export class Dispatcher {
       )
       .finally(() => this.finishing.delete(finishing));
     this.finishing.add(finishing);
+  }
+
+  /** The attempt as run detail stores it: its time, outcome, error with source context, activity. */
+  private attemptRecord(delivery: ClaimedDelivery, plugin: string, outcome: RunOutcome, startedAt: number, sink: RunActivitySink): DeliveryResult["attempt"] {
+    const activity = sink.take(String(delivery.id), outcome);
+    let error: RunAttemptError | null = null;
+    if (!outcome.ok) {
+      try {
+        error = sink.describeError ? sink.describeError(plugin, outcome.error) : outcome.error;
+      } catch {
+        error = outcome.error;
+      }
+    }
+    return { attempt: delivery.attempt, startedAt, durationMs: outcome.durationMs, status: outcome.ok ? "done" : "failed", code: outcome.ok ? null : outcome.error.code, error, activity };
   }
 
   /** Why a claimed delivery cannot be handed to a run (it is dead-lettered), if it cannot. */

@@ -16,6 +16,7 @@ import { HookdError, isHookdError } from "../../sandbox/contract/errors.ts";
 import type { Metrics } from "../base/metrics.ts";
 import type { EventIntake } from "./intake.ts";
 import { deliverAtFromHeaders, type CalendarLookup } from "../time/delay.ts";
+import { validTraceparent } from "../telemetry/tracing.ts";
 
 /** What the server needs; the `/api/*` group (core/api/routes.ts) gets its part of it. */
 export interface HttpDeps extends ApiRoutesDeps {
@@ -148,6 +149,8 @@ export function createHttpServer(deps: HttpDeps): FastifyInstance {
         source: "http",
         idempotencyKey: idempotencyKeyOf(request),
         deliverAt,
+        // Traces out: the sender's trace context, if it sent a valid one (core/telemetry/tracing.ts).
+        traceparent: validTraceparent(headerOf(request, "traceparent")),
       });
       if (accepted.duplicate) reply.header("idempotent-replayed", "true");
       return reply.code(202).send(deliverAt === undefined || accepted.duplicate ? { id: accepted.id } : { id: accepted.id, deliverAt: new Date(deliverAt).toISOString() });
@@ -240,6 +243,11 @@ function bearerMatches(header: string | undefined, token: string): boolean {
   const given = createHash("sha256").update(match[1]!.trim()).digest();
   const expected = createHash("sha256").update(token).digest();
   return timingSafeEqual(given, expected);
+}
+
+function headerOf(request: FastifyRequest, name: string): string | undefined {
+  const header = request.headers[name];
+  return Array.isArray(header) ? header[0] : header;
 }
 
 function idempotencyKeyOf(request: FastifyRequest): string | undefined {

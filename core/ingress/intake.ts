@@ -12,6 +12,7 @@ import type { PluginManager } from "../plugins/manager.ts";
 import { actionDelivery, actionKey, deliveriesFor, type EventRouting } from "../routing/index.ts";
 import type { DeliveryTarget, EventSource, Store } from "../store/types.ts";
 import { checkActionInput } from "./action-input.ts";
+import type { Tracing } from "../telemetry/tracing.ts";
 
 export interface IntakeOptions {
   store: Store;
@@ -30,6 +31,8 @@ export interface IntakeOptions {
    * bounded in bytes before parsing; ctx.emit payloads and action inputs are measured here.
    */
   limits?: () => { maxDepth: number; maxBytes: number };
+  /** Traces out (core/telemetry/tracing.ts): an ingress span per event, its context stored with it. */
+  tracing?: () => Tracing;
 }
 
 export interface AcceptRequest {
@@ -42,6 +45,8 @@ export interface AcceptRequest {
   parent?: { eventId: string; depth: number } | undefined;
   /** A delayed event's due time (core/time/delay.ts); absent: delivered at once. */
   deliverAt?: number | undefined;
+  /** The trace this event continues: the sender's `traceparent`, or the emitting run's. */
+  traceparent?: string | undefined;
 }
 
 export interface Accepted {
@@ -88,9 +93,12 @@ export class EventIntake {
       throw new HookdError("HOOKD_EVENT_EMIT_DEPTH", [maxEmitDepth, request.name]);
     }
     const id = randomUUID();
+    const tracing = this.options.tracing?.();
+    const span = tracing?.enabled ? tracing.start(`hookd.ingress ${request.name}`, request.traceparent, { "hookd.event": request.name, "hookd.event.id": id, "hookd.source": request.source }, request.source === "emit" ? "internal" : "server") : undefined;
     const outcome = await this.options.store.acceptEvent(
       {
         id,
+        traceparent: span?.traceparent,
         name: request.name,
         payload,
         receivedAt: Date.now(),
@@ -109,8 +117,10 @@ export class EventIntake {
       this.deliveriesFor(request.name, payload).map((target) => (request.deliverAt === undefined ? target : { ...target, orderKey: undefined })),
     ).catch((error: unknown) => {
       if (isHookdError(error, "HOOKD_EVENT_EMIT_BUDGET")) this.options.onRejected?.({ name: request.name, reason: "emit_budget" });
+      span?.end({ code: isHookdError(error) ? error.code : "HOOKD_DAEMON_INTERNAL", error: error instanceof Error ? error.message : String(error) });
       throw error;
     });
+    span?.end(outcome.kind === "stored" ? undefined : { attributes: { "hookd.accept": outcome.kind } });
     if (outcome.kind === "conflict") {
       this.options.onRejected?.({ name: request.name, reason: "idempotency_conflict" });
       throw new HookdError("HOOKD_EVENT_IDEMPOTENCY_CONFLICT", [request.idempotencyKey ?? "", outcome.id]);

@@ -5,6 +5,7 @@
  * calls these on its bookkeeping pool and wakes the other instances after what they change; the
  * rules (which shares a claim takes, what a lost last attempt records) are rules.ts.
  */
+import { runAttemptValues } from "./run-attempts.ts";
 import { randomUUID } from "node:crypto";
 import type pg from "pg";
 import { finishValues, toClaimedDelivery, type ClaimRow } from "./rows.ts";
@@ -61,14 +62,24 @@ export async function claimDeliveries(on: Queryable, options: ClaimOptions): Pro
 /** Records a run's outcome under its lease; null when the lease was lost, else the delivery's order key. */
 export async function finishDelivery(on: Queryable, id: number, leaseToken: string, result: DeliveryResult): Promise<{ orderKey: string | null } | null> {
   const v = finishValues(result);
+  // Run detail: the attempt's activity goes in the same statement, only if the lease held.
+  const attempt = result.attempt ? runAttemptValues(result.attempt) : null;
   const { rows } = await on.query<{ order_key: string | null }>(
-    `UPDATE deliveries
-        SET status = $3, next_at = $5, last_error = $6, lease_token = NULL, lease_until = NULL,
-            updated_at = $4, finished_at = $7, duration_ms = $8,
-            attempts = attempts - $9, suspect = COALESCE($10, suspect)
-      WHERE id = $1 AND lease_token = $2 AND status = 'running'
-     RETURNING order_key`,
-    [id, leaseToken, v.status, v.now, v.nextAt, v.error, v.finishedAt, v.durationMs, v.refund, v.suspect],
+    `WITH finished AS (
+       UPDATE deliveries
+          SET status = $3, next_at = $5, last_error = $6, lease_token = NULL, lease_until = NULL,
+              updated_at = $4, finished_at = $7, duration_ms = $8,
+              attempts = attempts - $9, suspect = COALESCE($10, suspect)
+        WHERE id = $1 AND lease_token = $2 AND status = 'running'
+       RETURNING id, order_key),
+     attempt AS (
+       INSERT INTO run_attempts (delivery_id, attempt, started_at, duration_ms, status, code, error, activity)
+       SELECT id, $11, $12, $13, $14, $15, $16, $17 FROM finished WHERE $11::integer IS NOT NULL
+       ON CONFLICT (delivery_id, attempt) DO UPDATE
+         SET started_at = excluded.started_at, duration_ms = excluded.duration_ms, status = excluded.status,
+             code = excluded.code, error = excluded.error, activity = excluded.activity)
+     SELECT order_key FROM finished`,
+    [id, leaseToken, v.status, v.now, v.nextAt, v.error, v.finishedAt, v.durationMs, v.refund, v.suspect, ...(attempt ?? [null, null, null, null, null, null, null])],
   );
   return rows.length === 0 ? null : { orderKey: rows[0]!.order_key };
 }

@@ -7,6 +7,8 @@
  * instances starting together wait for each other instead of racing on CREATE TABLE.
  */
 import type pg from "pg";
+import { PG_RUN_ATTEMPTS_MIGRATION } from "./run-attempts.ts";
+import { PG_RUN_STATS_INDEXES } from "./run-stats.ts";
 
 /** Each entry brings the schema from version `index` to `index + 1`; append, never edit. */
 const MIGRATIONS: readonly string[] = [
@@ -104,6 +106,10 @@ const MIGRATIONS: readonly string[] = [
   CREATE INDEX oktell_commands_open ON oktell_commands(user_login, seq) WHERE state IN ('queued', 'sent');
   CREATE INDEX oktell_commands_finished ON oktell_commands(finished_at) WHERE finished_at IS NOT NULL;
   `,
+  // Run detail: each attempt of a run with what it did; an event's children by parent.
+  PG_RUN_ATTEMPTS_MIGRATION,
+  // The console's charts: attempts and dead letters by time.
+  PG_RUN_STATS_INDEXES,
 ];
 
 export const PG_SCHEMA_VERSION = MIGRATIONS.length;

@@ -31,6 +31,8 @@ import { PostgresWakeup } from "./postgres-wakeup.ts";
 import { deliveryValues, eventValues, RUN_COLUMNS, toEventRecord, toKvValue, toRunRecord, toStatusCounts, type EventRow, type RunRow } from "./rows.ts";
 import { assertRetriable, clampPageLimit, emitBudgetSpent, eventsQuery, nothingToClaim, repeatOutcome, runsQuery } from "./rules.ts";
 import { PostgresOktellCommands } from "./oktell-commands-postgres.ts";
+import { RUN_STATS_SQL, toRunStats } from "./run-stats.ts";
+import { MAX_ATTEMPTS_LISTED, MAX_CHILDREN_LISTED, toRunAttemptRecord, type RunAttemptRow } from "./run-attempts.ts";
 import type {
   AcceptOutcome,
   AddedDeliveries,
@@ -47,6 +49,8 @@ import type {
   ListScheduledFilter,
   NewEvent,
   PruneOptions,
+  RunAttemptRecord,
+  RunStatsRows,
   Store,
 } from "./types.ts";
 
@@ -149,13 +153,13 @@ export class PostgresStore implements Store {
     // inserts nothing and finds the first below.
     const { rows } = await on.query<{ seq: number }>(
       `WITH ev AS (
-         INSERT INTO events (id, name, payload, received_at, source, parent_id, depth, idempotency_key, body_hash, root_id, deliver_at, source_user)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $20, $21, $22)
+         INSERT INTO events (id, name, payload, received_at, source, parent_id, depth, idempotency_key, body_hash, root_id, deliver_at, source_user, traceparent)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $20, $21, $22, $23)
          ${event.idempotencyKey === undefined ? "" : "ON CONFLICT (idempotency_key) DO NOTHING"}
          RETURNING seq),
        ${DELIVERY_INSERT_CTES("(SELECT seq FROM ev)", 10)}
        SELECT seq FROM ev`,
-      [...eventValues(event), ...deliveryParams(deliveries, event.receivedAt, null, event.deliverAt), root, event.deliverAt ?? null, event.sourceUser ?? null],
+      [...eventValues(event), ...deliveryParams(deliveries, event.receivedAt, null, event.deliverAt), root, event.deliverAt ?? null, event.sourceUser ?? null, event.traceparent ?? null],
     );
     if (rows.length === 0) {
       const found = await on.query<{ id: string; body_hash: string | null }>("SELECT id, body_hash FROM events WHERE idempotency_key = $1", [event.idempotencyKey]);
@@ -301,6 +305,35 @@ export class PostgresStore implements Store {
       [Math.max(options.doneBefore, options.deadBefore), options.doneBefore, options.deadBefore, options.limit],
     );
     return rowCount ?? 0;
+  }
+
+  // --- Run detail (core/store/run-attempts.ts) ---
+  async getRun(id: number): Promise<DeliveryRecord | null> {
+    const { rows } = await this.pool.query<RunRow>(`SELECT ${RUN_COLUMNS} WHERE d.id = $1`, [id]);
+    return rows[0] ? toRunRecord(rows[0]) : null;
+  }
+
+  async listRunAttempts(deliveryId: number): Promise<RunAttemptRecord[]> {
+    const { rows } = await this.pool.query<RunAttemptRow>(
+      "SELECT attempt, started_at, duration_ms, status, code, error, activity FROM run_attempts WHERE delivery_id = $1 ORDER BY attempt LIMIT $2",
+      [deliveryId, MAX_ATTEMPTS_LISTED],
+    );
+    return rows.map(toRunAttemptRecord);
+  }
+
+  async listChildEvents(parentId: string, limit: number): Promise<EventRecord[]> {
+    const { rows } = await this.pool.query<EventRow>("SELECT * FROM events WHERE parent_id = $1 ORDER BY seq LIMIT $2", [parentId, Math.min(Math.max(limit, 1), MAX_CHILDREN_LISTED)]);
+    return rows.map(toEventRecord);
+  }
+
+  async runStats(since: number): Promise<RunStatsRows> {
+    const [perMinute, durations, accepted, dead] = await Promise.all(Object.values(RUN_STATS_SQL).map((sql) => this.pool.query(sql, [since])));
+    return toRunStats({ perMinute: perMinute!.rows, durations: durations!.rows, accepted: accepted!.rows, dead: dead!.rows });
+  }
+
+  async eventTraceparent(id: string): Promise<string | null> {
+    const { rows } = await this.pool.query<{ traceparent: string | null }>("SELECT traceparent FROM events WHERE id = $1", [id]);
+    return rows[0]?.traceparent ?? null;
   }
 
   async getEvent(id: string): Promise<EventRecord | null> {

@@ -5,7 +5,10 @@
  */
 import type Database from "better-sqlite3";
 
-export const SCHEMA_VERSION = 5;
+import { SQLITE_RUN_ATTEMPTS_TABLE } from "./run-attempts.ts";
+import { SQLITE_RUN_STATS_INDEXES } from "./run-stats.ts";
+
+export const SCHEMA_VERSION = 6;
 
 export type Synchronous = "FULL" | "NORMAL" | "OFF";
 
@@ -115,6 +118,9 @@ export function ensureSchema(db: Database.Database): void {
   db.exec(SCHEMA);
   migrate(db);
   db.exec(INDEXES);
+  // Schema 6: run detail (each attempt with what it did), children of an event by parent.
+  db.exec(SQLITE_RUN_ATTEMPTS_TABLE);
+  db.exec(SQLITE_RUN_STATS_INDEXES);
   db.prepare("INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', ?)").run(String(SCHEMA_VERSION));
 }
 
@@ -135,6 +141,8 @@ function migrate(db: Database.Database): void {
     ["deliver_at", "INTEGER"],
     // Schema 5: the telephony workstation's user that sent the event (ctx.event.source.user).
     ["source_user", "TEXT"],
+    // Schema 6: the trace context of the event's ingress (tracing on).
+    ["traceparent", "TEXT"],
   ];
   for (const [name, type] of addedToEvents) if (!eventColumns.has(name)) db.exec(`ALTER TABLE events ADD COLUMN ${name} ${type}`);
   // The ready index gained the suspect column: rebuild it under the same name.

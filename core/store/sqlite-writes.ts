@@ -11,6 +11,7 @@ import { kvLimit } from "./kv-limit.ts";
 import { deliveryValues, eventValues, finishValues, RUN_COLUMNS, toRunRecord, type ClaimRow, type RunRow } from "./rows.ts";
 import { assertRetriable, claimShares, emitBudgetSpent, LEASE_LOST_ON_LAST_ATTEMPT_JSON, repeatOutcome } from "./rules.ts";
 import { PLUGINS_WITH_PENDING_SQL, type Synchronous } from "./sqlite-schema.ts";
+import { runAttemptValues } from "./run-attempts.ts";
 import type { AcceptOutcome, AddedDeliveries, ClaimOptions, DeliveryResult, DeliveryTarget, NewEvent, PruneOptions } from "./types.ts";
 
 export type WriteOp =
@@ -70,8 +71,12 @@ export function createWriteExecutor(db: Database.Database, synchronous: Synchron
         // payload nested a few thousand deep failed to arrive (a `messageerror`), and the claim
         // of its whole batch never settled.
         return claim(s, op.options);
-      case "finish":
-        return s.finish.run({ id: op.id, token: op.leaseToken, ...finishValues(op.result) }).changes === 1;
+      case "finish": {
+        const info = s.finish.run({ id: op.id, token: op.leaseToken, ...finishValues(op.result) });
+        // Run detail: the attempt's activity commits with its outcome, and only if the lease held.
+        if (info.changes === 1 && op.result.attempt) s.saveAttempt.run(op.id, ...runAttemptValues(op.result.attempt));
+        return info.changes === 1;
+      }
       case "renew":
         return s.renew.run(op.until, op.id, op.leaseToken).changes === 1;
       case "releaseExpired": {
@@ -178,7 +183,7 @@ function accept(s: WriteStatements, event: NewEvent, deliveries: readonly Delive
     if (existing) return repeatOutcome(existing, event);
   }
   const root = event.parentId === undefined ? null : countDescendant(s, event);
-  const { lastInsertRowid: seq } = s.insertEvent.run(...eventValues(event, payloadJson), root, event.deliverAt ?? null, event.sourceUser ?? null);
+  const { lastInsertRowid: seq } = s.insertEvent.run(...eventValues(event, payloadJson), root, event.deliverAt ?? null, event.sourceUser ?? null, event.traceparent ?? null);
   for (const d of deliveries) insertDelivery(s, Number(seq), d, event.receivedAt, null, event.deliverAt);
   return { kind: "stored", id: event.id, deliveries: deliveries.length };
 }
@@ -237,8 +242,8 @@ function prepareWriteStatements(db: Database.Database) {
   return {
     eventByIdempotencyKey: db.prepare("SELECT id, body_hash FROM events WHERE idempotency_key = ?"),
     insertEvent: db.prepare(
-      `INSERT INTO events (id, name, payload, received_at, source, parent_id, depth, idempotency_key, body_hash, root_id, deliver_at, source_user)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      `INSERT INTO events (id, name, payload, received_at, source, parent_id, depth, idempotency_key, body_hash, root_id, deliver_at, source_user, traceparent)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     ),
     rootOf: db.prepare("SELECT COALESCE(root_id, id) AS root FROM events WHERE id = ?"),
     countDescendant: db.prepare("UPDATE events SET descendants = descendants + 1 WHERE id = ? AND descendants < ?"),
@@ -287,6 +292,9 @@ function prepareWriteStatements(db: Database.Database) {
       `UPDATE deliveries SET status = 'pending', attempts = attempts - 1, lease_token = NULL, lease_until = NULL,
               next_at = @now, updated_at = @now
         WHERE id = @id AND lease_token = @token AND status = 'running'`,
+    ),
+    saveAttempt: db.prepare(
+      `INSERT OR REPLACE INTO run_attempts (delivery_id, attempt, started_at, duration_ms, status, code, error, activity) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
     ),
     renew: db.prepare("UPDATE deliveries SET lease_until = ? WHERE id = ? AND lease_token = ? AND status = 'running'"),
     expiredLeases: db.prepare(

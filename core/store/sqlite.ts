@@ -43,8 +43,12 @@ import type {
   ListScheduledFilter,
   NewEvent,
   PruneOptions,
+  RunAttemptRecord,
+  RunStatsRows,
   Store,
 } from "./types.ts";
+import { RUN_STATS_SQL, sqliteStatsSql, toRunStats } from "./run-stats.ts";
+import { MAX_ATTEMPTS_LISTED, MAX_CHILDREN_LISTED, toRunAttemptRecord, type RunAttemptRow } from "./run-attempts.ts";
 
 export interface SqliteStoreOptions {
   /** Path of the database file, or `:memory:`. */
@@ -192,6 +196,29 @@ export class SqliteStore implements Store {
     return row ? toEventRecord(row) : null;
   }
 
+  // --- Run detail (core/store/run-attempts.ts) ---
+  async getRun(id: number): Promise<DeliveryRecord | null> {
+    const row = this.statements.runById.get(id) as RunRow | undefined;
+    return row ? toRunRecord(row) : null;
+  }
+
+  async listRunAttempts(deliveryId: number): Promise<RunAttemptRecord[]> {
+    return (this.statements.runAttempts.all(deliveryId, MAX_ATTEMPTS_LISTED) as RunAttemptRow[]).map(toRunAttemptRecord);
+  }
+
+  async listChildEvents(parentId: string, limit: number): Promise<EventRecord[]> {
+    return (this.statements.childEvents.all(parentId, Math.min(Math.max(limit, 1), MAX_CHILDREN_LISTED)) as EventRow[]).map(toEventRecord);
+  }
+
+  async runStats(since: number): Promise<RunStatsRows> {
+    const s = this.statements;
+    return toRunStats({ perMinute: s.statsPerMinute.all(since), durations: s.statsDurations.all(since), accepted: s.statsAccepted.all(since), dead: s.statsDead.all(since) });
+  }
+
+  async eventTraceparent(id: string): Promise<string | null> {
+    return (this.statements.eventTraceparent.get(id) as { traceparent: string | null } | undefined)?.traceparent ?? null;
+  }
+
   async listEvents(filter: ListEventsFilter): Promise<EventRecord[]> {
     const { ascending, maxPayloadBytes, ...params } = eventsQuery(filter);
     if (maxPayloadBytes !== undefined) {
@@ -202,9 +229,11 @@ export class SqliteStore implements Store {
   }
 
   async listRuns(filter: ListRunsFilter): Promise<DeliveryRecord[]> {
+    // One event's runs (its page, the console's run filter) seek its deliveries by the event's seq.
+    const statement = filter.eventId === undefined ? this.statements.listRuns : this.statements.listRunsOfEvent;
     const query = runsQuery(filter);
     // SQLite binds no booleans.
-    const rows = this.statements.listRuns.all({ ...query, failedOnly: query.failedOnly ? 1 : 0 }) as RunRow[];
+    const rows = statement.all({ ...query, failedOnly: query.failedOnly ? 1 : 0 }) as RunRow[];
     return rows.map(toRunRecord);
   }
 
@@ -337,6 +366,23 @@ function prepareReadStatements(db: Database.Database) {
           AND (@before IS NULL OR d.id < @before)
         ORDER BY d.id DESC LIMIT @limit`,
     ),
+    listRunsOfEvent: db.prepare(
+      `SELECT ${RUN_COLUMNS}
+        WHERE (@status IS NULL OR d.status = @status) AND (@failedOnly = 0 OR d.last_error IS NOT NULL)
+          AND (@plugin IS NULL OR d.plugin = @plugin) AND (@event IS NULL OR e.name = @event)
+          AND d.event_seq = (SELECT seq FROM events WHERE id = @eventId) AND (@replayId IS NULL OR d.replay_id = @replayId)
+          AND (@since IS NULL OR d.created_at >= @since) AND (@until IS NULL OR d.created_at < @until)
+          AND (@before IS NULL OR d.id < @before)
+        ORDER BY d.id DESC LIMIT @limit`,
+    ),
+    runById: db.prepare(`SELECT ${RUN_COLUMNS} WHERE d.id = ?`),
+    eventTraceparent: db.prepare("SELECT traceparent FROM events WHERE id = ?"),
+    statsPerMinute: db.prepare(sqliteStatsSql(RUN_STATS_SQL.perMinute)),
+    statsDurations: db.prepare(sqliteStatsSql(RUN_STATS_SQL.durations)),
+    statsAccepted: db.prepare(sqliteStatsSql(RUN_STATS_SQL.accepted)),
+    statsDead: db.prepare(sqliteStatsSql(RUN_STATS_SQL.dead)),
+    runAttempts: db.prepare("SELECT attempt, started_at, duration_ms, status, code, error, activity FROM run_attempts WHERE delivery_id = ? ORDER BY attempt LIMIT ?"),
+    childEvents: db.prepare("SELECT * FROM events WHERE parent_id = ? ORDER BY seq LIMIT ?"),
     countByStatus: db.prepare("SELECT status, COUNT(*) AS n FROM deliveries GROUP BY status"),
     countReplayByStatus: db.prepare("SELECT status, COUNT(*) AS n FROM deliveries WHERE replay_id = ? GROUP BY status"),
     // A delivery that has never run waits from its due time: a delayed one's wait starts then.

@@ -53,6 +53,8 @@ export interface NewEvent {
   bodyHash?: string | undefined;
   /** A delayed event (core/time/delay.ts): its deliveries are due then, not at `receivedAt`. */
   deliverAt?: number | undefined;
+  /** W3C trace context of the event's ingress span (tracing on): its runs continue that trace. */
+  traceparent?: string | undefined;
 }
 
 /** Who must run for an accepted event. */
@@ -108,6 +110,8 @@ export interface DeliveryResult {
   refundAttempt?: boolean | undefined;
   /** Mark the delivery a crash suspect: from now on it is claimed only on its own. */
   suspect?: boolean | undefined;
+  /** What this attempt did (run detail): stored with the finish, only if the lease still held. */
+  attempt?: RunAttemptRecord | undefined;
 }
 
 export interface DeliveryRecord {
@@ -233,6 +237,56 @@ export interface DeliveryCountFilter {
   replayId?: string | undefined;
 }
 
+// --- Run detail: each attempt of a run with what it did (core/runs/activity.ts). ---
+import type { RunStatsRows } from "./run-stats.ts";
+export type { RunStatsRows };
+
+export interface RunLogRecord {
+  at: number;
+  level: "debug" | "info" | "warn" | "error";
+  msg?: string;
+  fields?: Record<string, unknown>;
+}
+
+export interface RunFetchRecord {
+  at: number;
+  method: string;
+  /** Without user info or query values (core/runs/activity.ts redactUrl). */
+  url: string;
+  /** HTTP status; absent when no answer came (see `error`). */
+  status?: number;
+  durationMs: number;
+  /** Bytes of the answer's body. */
+  bytes?: number;
+  error?: string;
+  /** The start of the answer's body (webhook deliveries keep one for the event's page). */
+  response?: string;
+}
+
+export interface RunActivity {
+  logs: RunLogRecord[];
+  fetches: RunFetchRecord[];
+  emits: Array<{ at: number; name: string; eventId?: string; error?: string }>;
+  kvWrites: Array<{ at: number; op: "set" | "delete"; key: string; bytes: number; error?: string }>;
+  /** Entries left out by the bounds. */
+  dropped: number;
+}
+
+/** The error of an attempt with the lines of TypeScript around where it was thrown. */
+export interface RunAttemptError extends RunError {
+  source?: { file: string; line: number; lines: Array<{ line: number; text: string }> } | undefined;
+}
+
+export interface RunAttemptRecord {
+  attempt: number;
+  startedAt: number;
+  durationMs: number;
+  status: "done" | "failed";
+  code: string | null;
+  error: RunAttemptError | null;
+  activity: RunActivity;
+}
+
 export interface Store {
   /** Stores an event and its deliveries durably (the promise settles after the commit). */
   acceptEvent(event: NewEvent, deliveries: readonly DeliveryTarget[]): Promise<AcceptOutcome>;
@@ -273,6 +327,16 @@ export interface Store {
   pruneEvents(options: PruneOptions): Promise<number>;
 
   getEvent(id: string): Promise<EventRecord | null>;
+  /** One run (delivery) by id, or null. */
+  getRun(id: number): Promise<DeliveryRecord | null>;
+  /** A run's recorded attempts, oldest first (run detail). */
+  listRunAttempts(deliveryId: number): Promise<RunAttemptRecord[]>;
+  /** Events emitted by the runs of `parentId`, oldest first, at most `limit`. */
+  listChildEvents(parentId: string, limit: number): Promise<EventRecord[]>;
+  /** The console's charts: attempts, failures, durations, accepted events and dead letters since `since` (core/store/run-stats.ts). */
+  runStats(since: number): Promise<RunStatsRows>;
+  /** The trace context stored with an event (`NewEvent.traceparent`), or null. */
+  eventTraceparent(id: string): Promise<string | null>;
   listEvents(filter: ListEventsFilter): Promise<EventRecord[]>;
   listRuns(filter: ListRunsFilter): Promise<DeliveryRecord[]>;
   countEvents(filter: Pick<ListEventsFilter, "name" | "since" | "until">): Promise<number>;

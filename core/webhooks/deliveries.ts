@@ -7,6 +7,8 @@
  */
 import type { Logger } from "../base/log.ts";
 import { attemptsFor, endpointId, nextAttemptDelayMs, WEBHOOK_KEY_PREFIX, webhookTargets, type WebhookInput, type WebhookRule } from "../routing/index.ts";
+import type { RunActivityRecorder } from "../runs/activity.ts";
+import type { Tracing } from "../telemetry/tracing.ts";
 import type { ClaimedDelivery, DeliveryTarget, RunOutcome, Store } from "../store/types.ts";
 import { EndpointStates, type EndpointState } from "./endpoints.ts";
 import { prepareWebhookRequest, sendWebhook } from "./request.ts";
@@ -41,6 +43,10 @@ export interface WebhookDeliveriesOptions {
   fetch?: typeof fetch;
   /** The set of endpoints taking deliveries changed (the dispatcher's claim keys). */
   onEndpointsChanged?: () => void;
+  /** Run detail: each attempt's request and answer (core/runs/activity.ts). */
+  activity?: Pick<RunActivityRecorder, "fetch"> | undefined;
+  /** Traces out: a span per attempt under its run, its traceparent sent along. */
+  tracing?: () => Tracing;
 }
 
 /** One endpoint as `GET /api/webhooks` shows it. */
@@ -118,8 +124,24 @@ export class WebhookDeliveries {
       this.signerFor(delivery.event.name, input),
       new Date(this.now()),
     );
+    const sentAt = Date.now();
+    const tracing = this.options.tracing?.();
+    const span = tracing?.enabled
+      ? tracing.start(`hookd.webhook ${input.method}`, tracing.runTraceparent(String(delivery.id)), { "http.request.method": input.method, "url.full": input.url, "hookd.webhook.endpoint": id, "hookd.attempt": delivery.attempt }, "client")
+      : undefined;
+    if (span?.traceparent) request.headers.traceparent = span.traceparent;
     const result = await sendWebhook(request, { timeoutMs: this.options.settings().timeoutMs, now: this.now, fetch: this.options.fetch });
     const durationMs = performance.now() - started;
+    this.options.activity?.fetch(String(delivery.id), {
+      at: sentAt,
+      method: input.method,
+      url: input.url,
+      durationMs,
+      ...(result.status === undefined ? {} : { status: result.status }),
+      ...(result.excerpt === undefined ? {} : { response: result.excerpt }),
+      ...(result.ok ? {} : { error: result.message }),
+    });
+    span?.end({ ...(result.status === undefined ? {} : { attributes: { "http.response.status_code": result.status } }), ...(result.ok ? {} : { code: "HOOKD_WEBHOOK_FAILED", error: result.message }) });
     if (result.ok) {
       await this.states.recordSuccess(id, input.url, this.now()).catch((error: unknown) => this.log.warn({ err: error, endpoint: id }, "recording a webhook success failed"));
       return { ok: true, durationMs };

@@ -27,9 +27,16 @@ export interface PreparedRequest {
   body?: string;
 }
 
-export type SendResult =
+export type SendResult = (
   | { ok: true; status: number }
-  | { ok: false; status?: number; message: string; retryAfterMs?: number };
+  | { ok: false; status?: number; message: string; retryAfterMs?: number }
+) & {
+  /** The start of the answer's body (at most RESPONSE_EXCERPT_BYTES), for the event's page. */
+  excerpt?: string;
+};
+
+/** How much of an answer's body is read (and kept with the attempt); the rest is never read. */
+export const RESPONSE_EXCERPT_BYTES = 1024;
 
 const USER_AGENT = "hookd-webhooks/1";
 
@@ -79,15 +86,37 @@ export async function sendWebhook(
     const reason = err.name === "TimeoutError" ? `no answer within ${options.timeoutMs} ms` : (err.cause?.code ?? err.cause?.message ?? err.message);
     return { ok: false, message: reason };
   }
-  // The body is not needed; cancelling frees the connection without reading a large answer.
-  await response.body?.cancel().catch(() => undefined);
-  if (response.status >= 200 && response.status < 300) return { ok: true, status: response.status };
+  // Only the start of the body is read (shown with the attempt); cancelling the rest frees the
+  // connection without reading a large answer.
+  const excerpt = await readExcerpt(response, RESPONSE_EXCERPT_BYTES);
+  if (response.status >= 200 && response.status < 300) return { ok: true, status: response.status, excerpt };
   const retryAfterMs = parseRetryAfter(response.headers.get("retry-after"), options.now());
   const message =
     response.status >= 300 && response.status < 400
       ? `answered ${response.status} (redirect to ${response.headers.get("location") ?? "?"}, not followed)`
       : `answered ${response.status}`;
-  return { ok: false, status: response.status, message, ...(retryAfterMs === undefined ? {} : { retryAfterMs }) };
+  return { ok: false, status: response.status, message, excerpt, ...(retryAfterMs === undefined ? {} : { retryAfterMs }) };
+}
+
+/** Up to `maxBytes` of a body as text; the rest is cancelled unread. */
+async function readExcerpt(response: Response, maxBytes: number): Promise<string> {
+  const reader = response.body?.getReader();
+  if (!reader) return "";
+  const chunks: Uint8Array[] = [];
+  let bytes = 0;
+  try {
+    while (bytes < maxBytes) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      chunks.push(value);
+      bytes += value.byteLength;
+    }
+  } catch {
+    // A body that breaks off: what arrived is the excerpt.
+  } finally {
+    await reader.cancel().catch(() => undefined);
+  }
+  return Buffer.concat(chunks).subarray(0, maxBytes).toString("utf8");
 }
 
 /** PHP-style query string (`a[]=1&a[]=2`, `m[k]=v`); booleans as 1/0, nulls left out. */

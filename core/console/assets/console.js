@@ -1,6 +1,10 @@
 // The hookd console: plain DOM, no framework, no build. Lists come from the JSON API; the live
 // parts arrive as server-sent events on /api/stream. Data is only ever put in the page as text.
 
+import { showEvent, showRun } from "./detail.js";
+import { barChart } from "./charts.js";
+import { showWebhooks } from "./webhooks.js";
+
 const MAX_EVENTS = 200;
 const state = {
   plugins: [],
@@ -13,6 +17,7 @@ const state = {
   view: "plugins",
   runsEvent: "",
   catalogEvent: "",
+  stats: null,
 };
 
 // ---- small helpers ----------------------------------------------------------------------------
@@ -93,7 +98,7 @@ function errorBlock(error) {
 function route() {
   const hash = decodeURIComponent(location.hash.replace(/^#/, ""));
   const [view, rest = ""] = hash.split(/[/?](.*)/s);
-  state.view = ["plugins", "events", "runs", "dead", "time", "catalog", "oktell"].includes(view) ? view : "plugins";
+  state.view = ["plugins", "events", "runs", "dead", "time", "catalog", "oktell", "actions", "webhooks", "run", "event"].includes(view) ? view : "plugins";
   state.runsEvent = state.view === "runs" && rest.startsWith("event=") ? rest.slice("event=".length) : "";
   if (state.view === "catalog") state.catalogEvent = rest;
   for (const section of document.querySelectorAll("[data-view]")) section.hidden = section.dataset.view !== state.view;
@@ -102,6 +107,12 @@ function route() {
   if (state.view === "catalog") void showCatalog();
   if (state.view === "time") void loadTime();
   watchOktellCommands(state.view === "oktell");
+  // The detail pages (detail.js) share this file's helpers.
+  const ui = { h, api, time, duration, shortId, errorBlock, runTarget };
+  if (state.view === "actions") void showActions(rest);
+  if (state.view === "webhooks") void showWebhooks($("webhooks"), ui);
+  if (state.view === "run") void showRun($("run-detail"), rest, ui);
+  if (state.view === "event") void showEvent($("event-detail"), rest, ui);
 }
 
 // ---- workstation commands (the telephony bridge) ------------------------------------------------
@@ -160,6 +171,7 @@ function renderPlugins() {
           ),
           plugin.pendingRuns !== undefined && plugin.pendingRuns !== null ? [h("dt", {}, "pending runs"), h("dd", {}, plugin.pendingRuns)] : "",
         ),
+        pluginChart(plugin.name),
         error
           ? h(
               "div",
@@ -183,6 +195,32 @@ function renderPlugins() {
   $("count-plugins").textContent = failing ? `${failing} failing` : String(state.plugins.length || "");
 }
 
+/** A plugin's last hour: runs (and failures over them) per minute, p50/p99 duration. */
+function pluginChart(name) {
+  const stats = state.stats?.plugins.find((p) => p.plugin === name);
+  if (!stats) return h("div", { class: "plugin-chart empty-chart", dataset: { chartPlugin: name } }, h("small", { class: "hint" }, "no runs in the last hour"));
+  const runs = stats.runs.reduce((a, b) => a + b, 0);
+  const failed = stats.failed.reduce((a, b) => a + b, 0);
+  return h(
+    "div",
+    { class: "plugin-chart", dataset: { chartPlugin: name } },
+    barChart([stats.runs, stats.failed], { label: `${name}: runs and failures per minute, last hour` }),
+    h("small", { class: "hint chart-legend" }, `last hour: ${runs} runs · ${failed} failed · p50 ${duration(stats.p50)} · p99 ${duration(stats.p99)}`),
+  );
+}
+
+function renderOverview() {
+  const stats = state.stats;
+  if (!stats) return;
+  const accepted = stats.overview.accepted.reduce((a, b) => a + b, 0);
+  const dead = stats.overview.dead.reduce((a, b) => a + b, 0);
+  $("overview").replaceChildren(
+    h("h3", {}, "Last hour"),
+    barChart([stats.overview.accepted, stats.overview.dead], { width: 720, height: 64, label: "events accepted and dead letters per minute, last hour", colors: ["#2b8a3e", "#c92a2a"] }),
+    h("small", { class: "hint chart-legend" }, `${accepted} events accepted · ${dead} dead letters`),
+  );
+}
+
 function eventRow(event, fresh) {
   const payload = JSON.stringify(event.payload);
   return h(
@@ -193,7 +231,7 @@ function eventRow(event, fresh) {
     h("td", {}, event.origin?.user ? `${event.source} (${event.origin.user})` : event.source),
     h("td", { class: "mono", title: event.id }, shortId(event.id)),
     h("td", {}, h("details", { class: "payload-full" }, h("summary", { class: "payload mono" }, payload), h("pre", {}, JSON.stringify(event.payload, null, 2)))),
-    h("td", {}, h("a", { href: `#runs?event=${encodeURIComponent(event.id)}` }, "runs")),
+    h("td", {}, h("a", { href: `#event/${encodeURIComponent(event.id)}`, class: "open-event" }, "open"), " · ", h("a", { href: `#runs?event=${encodeURIComponent(event.id)}` }, "runs")),
   );
 }
 
@@ -225,7 +263,7 @@ function renderRuns() {
     h(
       "tr",
       { dataset: { runId: run.id, status: run.status } },
-      h("td", { class: "mono" }, `#${run.id}`),
+      h("td", { class: "mono" }, h("a", { href: `#run/${run.id}` }, `#${run.id}`)),
       h("td", {}, h("span", { class: "mono" }, run.eventName), h("br"), h("small", { class: "mono hint", title: run.eventId }, shortId(run.eventId))),
       h("td", { class: "mono" }, runTarget(run)),
       h("td", {}, h("span", { class: `badge ${run.status}` }, run.status)),
@@ -241,7 +279,7 @@ function renderRuns() {
 }
 
 function renderDead() {
-  const rows = state.dead.map((run) => {
+  const rows = state.dead.filter(deadMatches).map((run) => {
     const button = h("button", { type: "button", dataset: { retry: run.id } }, "Retry");
     button.addEventListener("click", () => retryRun(run, button));
     return h(
@@ -402,7 +440,11 @@ function exampleFor(field, required) {
   return field.numeric ? "1" : "test";
 }
 
-function buildSendForm(name, schema) {
+/**
+ * A form generated from a JSON Schema. By default it sends a test event `name`; with `target` it
+ * posts elsewhere (a manual action start) and hands the accepted id to `target.accepted`.
+ */
+function buildSendForm(name, schema, target) {
   const properties = schema.properties ?? {};
   const required = new Set(schema.required ?? []);
   const fields = Object.entries(properties).map(([key, propertySchema]) => {
@@ -427,7 +469,7 @@ function buildSendForm(name, schema) {
     if (rawBox.open) raw.value = JSON.stringify(collect(), null, 2);
   });
   const result = h("div", { class: "result", hidden: true });
-  const send = h("button", { type: "submit" }, "Send event");
+  const send = h("button", { type: "submit" }, target?.label ?? "Send event");
 
   function collect() {
     const payload = {};
@@ -453,10 +495,13 @@ function buildSendForm(name, schema) {
       return;
     }
     send.disabled = true;
-    const answer = await api(`/events/${encodeURIComponent(name)}`, { method: "POST", body });
+    const answer = await api(target?.path ?? `/events/${encodeURIComponent(name)}`, { method: "POST", body });
     send.disabled = false;
-    if (answer.ok) {
-      const link = h("a", { href: `#runs?event=${encodeURIComponent(answer.body.id)}` }, "see its runs");
+    if (answer.ok && target?.accepted) {
+      showResult(result, true, [h("span", {}, "Started: ", h("code", { class: "event-id" }, answer.body.id))]);
+      target.accepted(answer.body.id);
+    } else if (answer.ok) {
+      const link = h("a", { href: `#event/${encodeURIComponent(answer.body.id)}` }, "open the event");
       showResult(result, true, [h("span", {}, "Accepted: ", h("code", { class: "event-id" }, answer.body.id), " · ", link)]);
     } else {
       const error = answer.body?.error ?? { code: `HTTP ${answer.status}`, message: "" };
@@ -481,13 +526,84 @@ function showResult(box, ok, children) {
   box.hidden = false;
 }
 
+// ---- actions started by hand, dead letters repaired in bulk -----------------------------------
+
+async function showActions(selected) {
+  const { ok, body } = await api("/api/actions");
+  if (!ok) return;
+  const names = Object.keys(body.actions).sort();
+  $("actions-list").replaceChildren(
+    ...names.map((name) => h("li", {}, h("a", { href: `#actions/${encodeURIComponent(name)}`, class: name === selected ? "active" : "", dataset: { action: name } }, name), " ", h("small", { class: "hint" }, body.actions[name].plugin))),
+  );
+  const action = body.actions[selected];
+  if (!action) {
+    $("actions-detail").replaceChildren(h("p", { class: "empty" }, names.length ? "Pick an action to start it by hand." : "No plugin declares an action."));
+    return;
+  }
+  // Started through POST /actions/{name} (checked against the same schema); the run opens once it exists.
+  const form = buildSendForm(selected, action.input, {
+    path: `/actions/${encodeURIComponent(selected)}`,
+    label: "Start action",
+    accepted: async (eventId) => {
+      for (let tries = 0; tries < 100; tries++) {
+        const runs = await api(`/api/runs?eventId=${encodeURIComponent(eventId)}`);
+        const run = runs.body?.runs?.[0];
+        if (run) {
+          location.hash = `run/${run.id}`;
+          return;
+        }
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+    },
+  });
+  form.classList.add("start-action");
+  form.dataset.action = selected;
+  $("actions-detail").replaceChildren(
+    h("h3", {}, selected, " ", h("small", { class: "hint" }, `in ${action.plugin}`)),
+    h("div", { class: "columns" }, h("div", {}, h("h4", {}, "Start it by hand"), form), h("div", {}, h("h4", {}, "Input JSON Schema"), h("pre", { class: "schema mono" }, JSON.stringify(action.input, null, 2)))),
+  );
+}
+
+async function retryAllMatching() {
+  const filter = {};
+  for (const key of ["plugin", "event", "code"]) {
+    const value = $(`dead-${key}`).value.trim();
+    if (value) filter[key] = value;
+  }
+  const since = $("dead-since").value;
+  if (since) filter.since = new Date(since).toISOString();
+  const button = $("dead-retry-all");
+  button.disabled = true;
+  const { ok, body } = await api("/api/dead-letters/retry", { method: "POST", body: JSON.stringify(filter) });
+  button.disabled = false;
+  $("dead-bulk-result").textContent = ok ? `${body.retried} dead letter${body.retried === 1 ? "" : "s"} back in the queue${body.more ? " (more match: run it again)" : ""}.` : `${body?.error?.code ?? "error"} ${body?.error?.message ?? ""}`;
+  refreshRuns();
+}
+
+/** The dead letters shown: those matching the filter's fields (the same ones the bulk retry takes). */
+function deadMatches(run) {
+  const plugin = $("dead-plugin").value.trim();
+  const event = $("dead-event").value.trim();
+  const code = $("dead-code").value.trim();
+  const since = $("dead-since").value ? new Date($("dead-since").value).getTime() : undefined;
+  return (!plugin || run.plugin === plugin) && (!event || run.eventName === event) && (!code || run.lastError?.code === code) && (since === undefined || run.createdAt >= since);
+}
+
 // ---- loading and the live stream --------------------------------------------------------------
 
+/** The charts are read again at most this often (the plugin list itself follows every run). */
+const STATS_EVERY_MS = 15_000;
+let statsReadAt = 0;
+
 async function loadPlugins() {
-  const { ok, body } = await api("/api/plugins");
+  const fresh = Date.now() - statsReadAt >= STATS_EVERY_MS;
+  if (fresh) statsReadAt = Date.now();
+  const [{ ok, body }, stats] = await Promise.all([api("/api/plugins"), fresh ? api("/api/stats?minutes=60") : Promise.resolve(null)]);
   if (!ok) return;
   state.plugins = body.plugins;
+  if (stats?.ok) state.stats = stats.body;
   renderPlugins();
+  renderOverview();
 }
 
 async function loadEvents() {
@@ -558,6 +674,8 @@ function loadAll() {
 }
 
 $("runs-status").addEventListener("change", () => void loadRuns());
+for (const key of ["plugin", "event", "code", "since"]) $(`dead-${key}`).addEventListener("input", () => renderDead());
+$("dead-retry-all").addEventListener("click", () => void retryAllMatching());
 $("catalog-filter").addEventListener("input", () => renderCatalogList());
 window.addEventListener("hashchange", route);
 connectStream();
