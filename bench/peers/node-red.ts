@@ -7,7 +7,7 @@
  * reported as unavailable; the rest of the bench goes on.
  */
 import { spawn, spawnSync } from "node:child_process";
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -21,13 +21,22 @@ const NODE_RED_DIR = path.join(PEERS_DIR, "node_modules", "node-red");
 const FLOW = path.join(HERE, "node-red-flow.json");
 const SETTINGS = path.join(HERE, "node-red-settings.cjs");
 const INSTALL_SPEC = "node-red@4";
+/**
+ * Written once an install finished: an install killed half way (a module's time bound, Ctrl-C)
+ * leaves a node_modules that has node-red's package.json but not all of its dependencies, and
+ * Node-RED then fails at start; without the marker the folder is removed and installed again.
+ */
+const INSTALLED_MARKER = path.join(PEERS_DIR, "installed-node-red.json");
 
 export type PeerInstall = { available: true; version: string; installedNow: boolean; installMs: number } | { available: false; reason: string };
 
 /** Installs Node-RED 4 into bench/.peers unless it is there already. Never throws. */
 export function ensureNodeRed(timeoutMs = 180_000): PeerInstall {
-  const present = installedVersion();
+  const present = existsSync(INSTALLED_MARKER) ? installedVersion() : undefined;
   if (present?.startsWith("4.")) return { available: true, version: present, installedNow: false, installMs: 0 };
+  // Not there, or not known to be whole: start from an empty folder.
+  rmSync(path.join(PEERS_DIR, "node_modules"), { recursive: true, force: true });
+  rmSync(INSTALLED_MARKER, { force: true });
   mkdirSync(PEERS_DIR, { recursive: true });
   const started = performance.now();
   const npmArgs = ["install", "--prefix", PEERS_DIR, INSTALL_SPEC, "--no-audit", "--no-fund", "--loglevel=error", "--fetch-retries=1"];
@@ -41,6 +50,7 @@ export function ensureNodeRed(timeoutMs = 180_000): PeerInstall {
     const why = result.error?.message ?? (result.stderr || result.stdout || `npm exited with ${result.status}`).trim().split("\n").slice(-3).join(" ");
     return { available: false, reason: `npm install ${INSTALL_SPEC} into bench/.peers failed: ${why}` };
   }
+  writeFileSync(INSTALLED_MARKER, JSON.stringify({ spec: INSTALL_SPEC, version }) + "\n");
   return { available: true, version, installedNow: true, installMs: performance.now() - started };
 }
 
