@@ -4,7 +4,10 @@
  *   manual start, `POST /actions/{name}`, is checked against), for the console's start form;
  * - `POST /api/dead-letters/retry` with `{ plugin?, event?, code?, since?, until? }`: puts every
  *   matching dead letter back in the queue at once (at most MAX_BULK per call; `more` says
- *   whether some are left), as a manual retry of each one would.
+ *   whether some are left), as a manual retry of each one would;
+ * - `POST /api/dead-letters/discard` with the same filter: marks every matching dead letter
+ *   `discarded` (same bound and `more`), finished and never claimed again, but kept in history
+ *   (`GET /api/runs?status=discarded`) with its error and attempts.
  * Both sit behind the API's auth (bearer token, or the console's cookie and header).
  */
 import type { FastifyInstance } from "fastify";
@@ -62,6 +65,13 @@ export function repairApi(options: RepairApiOptions) {
         retried.push(run.id);
       }
       return reply.code(202).send({ retried: retried.length, ids: retried, more: matching.length > MAX_BULK });
+    });
+
+    scope.post<{ Body: Record<string, unknown> | undefined }>("/api/dead-letters/discard", async (request) => {
+      const filter = filterOf(request.body ?? {});
+      const matching = await matchingDeadLetters(options.store, filter, MAX_BULK + 1);
+      const discarded = await options.store.discardDeliveries(matching.slice(0, MAX_BULK).map((run) => run.id), Date.now());
+      return { discarded: discarded.length, ids: discarded, more: matching.length > MAX_BULK };
     });
   };
 }

@@ -192,6 +192,18 @@ describe.each(factories)("$name store", (factory) => {
       await expect(store.retryDelivery(b!.id, T0 + 5)).rejects.toMatchObject({ code: "HOOKD_RUN_NOT_RETRIABLE" });
       await expect(store.retryDelivery(9999, T0 + 5)).rejects.toMatchObject({ code: "HOOKD_RUN_NOT_FOUND" });
     });
+
+    it("discards only dead letters, keeping them in history, counted, and never claimed again", async () => {
+      await store.acceptEvent(event(), [handler("a", { maxAttempts: 1 }), handler("b")]);
+      const { a, b } = byPlugin(await claim(T0));
+      await store.finishDelivery(a!.id, a!.leaseToken, { status: "dead", now: T0, durationMs: 1, error: { code: "HOOKD_RUN_FAILED", message: "no" } });
+      await store.finishDelivery(b!.id, b!.leaseToken, { status: "pending", now: T0, nextAt: T0, durationMs: 1, error: { code: "HOOKD_RUN_FAILED", message: "no" } });
+      expect(await store.discardDeliveries([b!.id, a!.id, 9999], T0 + 5)).toEqual([a!.id]);
+      expect(await store.listRuns({ status: "discarded" })).toMatchObject([{ id: a!.id, status: "discarded", attempts: 1, lastError: { code: "HOOKD_RUN_FAILED" } }]);
+      expect(await store.countByStatus()).toMatchObject({ discarded: 1, dead: 0, pending: 1 });
+      expect((await claim(T0 + 10)).map((run) => run.id)).toEqual([b!.id]);
+      expect(await store.discardDeliveries([a!.id], T0 + 20)).toEqual([]);
+    });
   });
 
   describe("per-key order", () => {
