@@ -3,7 +3,7 @@
 // delivery to a webhook endpoint. Each is a change, so each asks for a bearer token or the
 // console's cookie with its header.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { TestDaemon, TestProject } from "../helpers/daemon.ts";
+import { storedEventCount, TestDaemon, TestProject } from "../helpers/daemon.ts";
 import { waitUntil } from "../helpers/wait.ts";
 
 const TOKEN = "console-repair-token";
@@ -14,6 +14,7 @@ export default defineConfig({
   events: {
     "shop.refund": z.object({ orderId: z.string() }),
     "shop.audit": z.object({ orderId: z.string() }),
+    "shop.order": z.object({ orderId: z.string(), qty: z.number().int().positive() }),
   },
   delivery: { backoffMs: 50, maxBackoffMs: 100, maxAttempts: 2 },
 });
@@ -26,6 +27,10 @@ on("shop.refund", async (refund) => {
 
 on("shop.audit", async (audit) => {
   throw new NonRetriableError("audit " + audit.orderId + " refused");
+});
+
+on("shop.order", async (order, ctx) => {
+  ctx.log.info({ qty: order.qty, source: ctx.event.source.channel }, "order " + order.orderId + " reserved");
 });
 `;
 
@@ -86,5 +91,41 @@ describe("the console's repair API", () => {
     const retryOne = await post(`/api/runs/${refundRuns[0]!.id}/retry`, {});
     expect(retryOne.status).toBe(409);
     expect((await runsOf(refunds[0]!.body.id))[0]!.status).toBe("discarded");
+  }, 60_000);
+
+  it("replays an event with an edited payload as a new event beside the original, checked against the catalog", async () => {
+    const original = await daemon.post("shop.order", { orderId: "O-9", qty: 2 }, auth);
+    expect(original.status).toBe(202);
+    await waitUntil(async () => (await runsOf(original.body.id))[0]?.status === "done", { what: "the original order's run done" });
+
+    const before = await storedEventCount(daemon, auth);
+    expect((await post(`/api/events/${original.body.id}/replay`, { payload: { orderId: "O-9", qty: 5 } }, { cookie })).status).toBe(401);
+    const invalid = await post(`/api/events/${original.body.id}/replay`, { payload: { orderId: "O-9", qty: -1 } });
+    expect(invalid.status).toBe(400);
+    const refusal = (await invalid.json()) as { error: { code: string; issues?: Array<{ path: string[] }> } };
+    expect(refusal.error.code).toBe("HOOKD_EVENT_INVALID");
+    expect(refusal.error.issues?.map((issue) => issue.path.join("."))).toEqual(["qty"]);
+    expect((await post(`/api/events/${original.body.id}/replay`, { orderId: "O-9" })).status).toBe(400);
+    const unknown = await post("/api/events/no-such-event/replay", { payload: { orderId: "O-9", qty: 5 } });
+    expect(unknown.status).toBe(404);
+    expect(((await unknown.json()) as { error: { code: string } }).error.code).toBe("HOOKD_EVENT_NOT_FOUND");
+    expect(await storedEventCount(daemon, auth)).toBe(before);
+
+    const replay = await post(`/api/events/${original.body.id}/replay`, { payload: { orderId: "O-9", qty: 5 } }, { cookie, "x-hookd-console": "1" });
+    expect(replay.status).toBe(202);
+    const replayed = (await replay.json()) as { id: string; parentId: string };
+    expect(replayed.parentId).toBe(original.body.id);
+    expect(replayed.id).not.toBe(original.body.id);
+    await waitUntil(async () => (await runsOf(replayed.id))[0]?.status === "done", { what: async () => `the replayed order's run done: ${JSON.stringify(await runsOf(replayed.id))}` });
+
+    const detail = (await daemon.getJson(`/api/events/${replayed.id}`, auth)) as { event: { source: string; parentId: string; payload: unknown } };
+    expect(detail.event).toMatchObject({ source: "replay", parentId: original.body.id, payload: { orderId: "O-9", qty: 5 } });
+    const parent = (await daemon.getJson(`/api/events/${original.body.id}`, auth)) as { event: { payload: unknown }; children: Array<{ id: string; source: string }> };
+    expect(parent.event.payload).toEqual({ orderId: "O-9", qty: 2 });
+    expect(parent.children).toEqual([expect.objectContaining({ id: replayed.id, source: "replay" })]);
+    // The handler ran with the edit.
+    const run = (await runsOf(replayed.id))[0]!;
+    const runDetail = (await daemon.getJson(`/api/runs/${run.id}`, auth)) as { logs: Array<{ msg?: string; message?: string; fields?: unknown }> };
+    expect(JSON.stringify(runDetail.logs)).toContain('"qty":5');
   }, 60_000);
 });
