@@ -5,6 +5,9 @@
 // hookd.test message there now (POST /api/webhooks/{id}/test) and shows the answer; it is not
 // stored as a delivery. Helpers come from console.js.
 
+/** The last test delivery's answer per endpoint, kept across the view's re-renders. */
+const lastTests = new Map();
+
 /** Recent deliveries shown per endpoint. */
 const RECENT = 10;
 
@@ -30,16 +33,20 @@ async function endpointCard(endpoint, ui, refresh) {
     await api(`/api/webhooks/${encodeURIComponent(endpoint.id)}/enable`, { method: "POST" });
     await refresh();
   });
-  const testResult = h("span", { class: "test-result hint" });
+  const testResult = h("span", { class: "test-result hint" }, lastTests.get(endpoint.id) ?? "");
   const sendTest = h("button", { type: "button", class: "send-test" }, "Send test");
   sendTest.addEventListener("click", async () => {
     sendTest.disabled = true;
     testResult.textContent = "sending…";
     const { ok, body } = await api(`/api/webhooks/${encodeURIComponent(endpoint.id)}/test`, { method: "POST" });
     sendTest.disabled = false;
-    testResult.textContent = ok
+    const text = ok
       ? `${body.ok ? "answered" : "failed:"} ${body.status ?? body.error ?? ""} in ${ui.duration(body.latencyMs)}${body.response ? ` · ${body.response.slice(0, 200)}` : ""}`
       : `${body?.error?.code ?? "error"} ${body?.error?.message ?? ""}`;
+    // The view may have been drawn again meanwhile (a delivery changed): show it on the card shown now.
+    lastTests.set(endpoint.id, text);
+    testResult.textContent = text;
+    for (const shown of document.querySelectorAll(`.webhook-endpoint[data-endpoint="${endpoint.id}"] .test-result`)) shown.textContent = text;
   });
   return h(
     "article",
