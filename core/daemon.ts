@@ -327,7 +327,7 @@ export class Daemon {
         consoleRoutes({ hub: this.console, token: () => this.config.server.token }),
         runDetailApi(store),
         eventDetailApi({ store, boundRun: (run) => boundRunError(run, this.config.server.listItemBytes) }),
-        repairApi({ store, plugins: this.plugins, onRetried: (run) => this.retried(run) }),
+        repairApi({ store, plugins: this.plugins, intake: this.intake, onRetried: (run) => this.retried(run) }),
         statsApi(store),
       ],
       onRetried: (run) => this.retried(run),

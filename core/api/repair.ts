@@ -4,11 +4,19 @@
  *   manual start, `POST /actions/{name}`, is checked against), for the console's start form;
  * - `POST /api/dead-letters/retry` with `{ plugin?, event?, code?, since?, until? }`: puts every
  *   matching dead letter back in the queue at once (at most MAX_BULK per call; `more` says
- *   whether some are left), as a manual retry of each one would.
- * Both sit behind the API's auth (bearer token, or the console's cookie and header).
+ *   whether some are left), as a manual retry of each one would;
+ * - `POST /api/dead-letters/discard` with the same filter: marks every matching dead letter
+ *   `discarded` (same bound and `more`), finished and never claimed again, but kept in history
+ *   (`GET /api/runs?status=discarded`) with its error and attempts;
+ * - `POST /api/events/{id}/replay` with `{ payload }`: the event again with an edited payload,
+ *   checked against the catalog and accepted as a new event (source `replay`, the original as
+ *   its parent, so the edit is kept beside the original and listed among its children), delivered
+ *   to whoever subscribes to the event now, as any accepted event is.
+ * All sit behind the API's auth (bearer token, or the console's cookie and header).
  */
 import type { FastifyInstance } from "fastify";
 import { HookdError } from "../../sandbox/contract/errors.ts";
+import type { EventIntake } from "../ingress/intake.ts";
 import type { PluginManager } from "../plugins/manager.ts";
 import type { DeliveryRecord, Store } from "../store/types.ts";
 
@@ -20,6 +28,8 @@ export interface RepairApiOptions {
   plugins: Pick<PluginManager, "list" | "actionInputSchema">;
   /** A delivery went back to pending (metrics, a dispatcher wake). */
   onRetried: (run: DeliveryRecord) => void;
+  /** Where an edited replay gets in: validated, stored and delivered like any event. */
+  intake: Pick<EventIntake, "accept">;
 }
 
 export interface DeadLetterFilter {
@@ -62,6 +72,27 @@ export function repairApi(options: RepairApiOptions) {
         retried.push(run.id);
       }
       return reply.code(202).send({ retried: retried.length, ids: retried, more: matching.length > MAX_BULK });
+    });
+
+    scope.post<{ Body: Record<string, unknown> | undefined }>("/api/dead-letters/discard", async (request) => {
+      const filter = filterOf(request.body ?? {});
+      const matching = await matchingDeadLetters(options.store, filter, MAX_BULK + 1);
+      const discarded = await options.store.discardDeliveries(matching.slice(0, MAX_BULK).map((run) => run.id), Date.now());
+      return { discarded: discarded.length, ids: discarded, more: matching.length > MAX_BULK };
+    });
+
+    scope.post<{ Params: { id: string }; Body: unknown }>("/api/events/:id/replay", async (request, reply) => {
+      const body = request.body;
+      if (typeof body !== "object" || body === null || !Object.hasOwn(body, "payload")) throw new HookdError("HOOKD_HTTP_BAD_REQUEST", ["the body must be { payload }"]);
+      const original = await options.store.getEvent(request.params.id);
+      if (!original) throw new HookdError("HOOKD_EVENT_NOT_FOUND", [request.params.id]);
+      const accepted = await options.intake.accept({
+        name: original.name,
+        body: (body as { payload: unknown }).payload,
+        source: "replay",
+        parent: { eventId: original.id, depth: original.depth },
+      });
+      return reply.code(202).send({ id: accepted.id, name: original.name, parentId: original.id });
     });
   };
 }

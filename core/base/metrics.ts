@@ -118,7 +118,7 @@ export function createMetrics(sources: MetricsSources) {
   const counts = shareInFlight(sources.deliveriesByStatus);
   new Gauge({
     name: "hookd_deliveries",
-    help: "Deliveries in the store by status (pending, running, done, dead, cancelled)",
+    help: "Deliveries in the store by status (pending, running, done, dead, cancelled, discarded)",
     labelNames: ["status"] as const,
     registers,
     async collect() {

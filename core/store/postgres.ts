@@ -215,6 +215,17 @@ export class PostgresStore implements Store {
     return record;
   }
 
+  async discardDeliveries(ids: readonly number[], now: number): Promise<number[]> {
+    if (ids.length === 0) return [];
+    // Only dead letters: their error and attempts stay as history.
+    const { rows } = await this.pool.query<{ id: string | number }>(
+      "UPDATE deliveries SET status = 'discarded', updated_at = $2 WHERE id = ANY($1::bigint[]) AND status = 'dead' RETURNING id",
+      [ids, now],
+    );
+    const discarded = new Set(rows.map((row) => Number(row.id)));
+    return ids.filter((id) => discarded.has(id));
+  }
+
   nextDueAt(plugins: readonly string[], suspects = false): Promise<number | null> {
     if (plugins.length === 0) return Promise.resolve(null);
     return leases.nextDueAt(this.pool, plugins, suspects);

@@ -207,7 +207,7 @@ export function toKvValue(row: { value: string } | undefined): unknown {
 
 /** `status, COUNT(*)` rows as a count for every status, the ones without deliveries at 0. */
 export function toStatusCounts(rows: ReadonlyArray<{ status: DeliveryStatus; n: number }>): Record<DeliveryStatus, number> {
-  const counts: Record<DeliveryStatus, number> = { pending: 0, running: 0, done: 0, dead: 0, cancelled: 0 };
+  const counts: Record<DeliveryStatus, number> = { pending: 0, running: 0, done: 0, dead: 0, cancelled: 0, discarded: 0 };
   for (const row of rows) counts[row.status] = row.n;
   return counts;
 }

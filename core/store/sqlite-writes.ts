@@ -24,6 +24,7 @@ export type WriteOp =
   | { op: "releaseExpired"; now: number; expiredBefore: number }
   | { op: "release"; leases: ReadonlyArray<{ id: number; leaseToken: string }>; now: number }
   | { op: "retry"; id: number; now: number }
+  | { op: "discard"; ids: readonly number[]; now: number }
   | { op: "addDeliveries"; items: readonly AddedDeliveries[]; now: number; replayId: string | null }
   | { op: "prune"; options: PruneOptions }
   | { op: "kvSet"; plugin: string; key: string; json: string; now: number; maxKeys?: number | null }
@@ -32,7 +33,7 @@ export type WriteOp =
   | { op: "claimTick"; scheduleId: string; at: number; event: NewEvent; payloadJson: string; deliveries: readonly DeliveryTarget[] };
 
 /** Writes whose callers were promised durability: a commit carrying one fsyncs. */
-const PROMISED: ReadonlySet<WriteOp["op"]> = new Set(["accept", "retry", "addDeliveries", "cancelScheduled", "claimTick"]);
+const PROMISED: ReadonlySet<WriteOp["op"]> = new Set(["accept", "retry", "discard", "addDeliveries", "cancelScheduled", "claimTick"]);
 
 /** An error as data, to cross a thread and become the same error again on the other side. */
 export interface WriteError {
@@ -94,6 +95,11 @@ export function createWriteExecutor(db: Database.Database, synchronous: Synchron
         // A fresh budget as large as the last one; the attempt count goes on (ctx.event.attempt).
         s.retry.run({ now: op.now, id: op.id });
         return toRunRecord(s.runById.get(op.id) as RunRow);
+      }
+      case "discard": {
+        const discarded: number[] = [];
+        for (const id of op.ids) if (s.discard.run({ now: op.now, id }).changes === 1) discarded.push(id);
+        return discarded;
       }
       case "addDeliveries": {
         let added = 0;
@@ -311,6 +317,8 @@ function prepareWriteStatements(db: Database.Database) {
               next_at = @now, updated_at = @now, finished_at = NULL
         WHERE id = @id`,
     ),
+    // Only a dead letter: its error and attempts stay as history.
+    discard: db.prepare(`UPDATE deliveries SET status = 'discarded', updated_at = @now WHERE id = @id AND status = 'dead'`),
     runById: db.prepare(`SELECT ${RUN_COLUMNS} WHERE d.id = ?`),
     // Oldest first, through the time index; events with unfinished deliveries are never touched.
     prune: db.prepare(

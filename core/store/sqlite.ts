@@ -133,6 +133,11 @@ export class SqliteStore implements Store {
     return this.write({ op: "retry", id, now });
   }
 
+  discardDeliveries(ids: readonly number[], now: number): Promise<number[]> {
+    if (ids.length === 0) return Promise.resolve([]);
+    return this.write({ op: "discard", ids: [...ids], now });
+  }
+
   addDeliveries(items: readonly AddedDeliveries[], now: number, replayId?: string): Promise<number> {
     return this.write({ op: "addDeliveries", items, now, replayId: replayId ?? null });
   }

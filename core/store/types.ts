@@ -27,8 +27,11 @@ export interface EventOrigin {
   user?: string;
 }
 export type DeliveryKind = "handler" | "route" | "action" | "webhook";
-/** `cancelled`: a delayed event's delivery, cancelled before it ran (POST /api/events/{id}/cancel). */
-export type DeliveryStatus = "pending" | "running" | "done" | "dead" | "cancelled";
+/**
+ * `cancelled`: a delayed event's delivery, cancelled before it ran (POST /api/events/{id}/cancel).
+ * `discarded`: a dead letter an operator gave up on (POST /api/dead-letters/discard); finished, kept in history.
+ */
+export type DeliveryStatus = "pending" | "running" | "done" | "dead" | "cancelled" | "discarded";
 
 export interface NewEvent {
   id: string;
@@ -302,6 +305,8 @@ export interface Store {
   releaseDeliveries(leases: ReadonlyArray<{ id: number; leaseToken: string }>, now: number): Promise<number>;
   /** Puts a failed or dead delivery back to pending, due now, with a fresh attempt budget. */
   retryDelivery(id: number, now: number): Promise<DeliveryRecord>;
+  /** Marks these dead letters discarded (finished, never claimed again); returns the ids that were dead. */
+  discardDeliveries(ids: readonly number[], now: number): Promise<number[]>;
   /** Earliest next_at among pending deliveries of these plugins (regular ones, or crash suspects). */
   nextDueAt(plugins: readonly string[], suspects?: boolean): Promise<number | null>;
   /** Adds deliveries to stored events (replay), all in one transaction; returns how many. */

@@ -5,6 +5,7 @@
  * The dispatcher claims them by `webhook:<endpoint id>` and hands them to `run`, which sends one
  * attempt and tells it when to try again (the retry schedule, or later if `Retry-After` says so).
  */
+import { randomUUID } from "node:crypto";
 import type { Logger } from "../base/log.ts";
 import { attemptsFor, endpointId, nextAttemptDelayMs, WEBHOOK_KEY_PREFIX, webhookTargets, type WebhookInput, type WebhookRule } from "../routing/index.ts";
 import type { RunActivityRecorder } from "../runs/activity.ts";
@@ -13,6 +14,9 @@ import type { ClaimedDelivery, DeliveryTarget, RunOutcome, Store } from "../stor
 import { EndpointStates, type EndpointState } from "./endpoints.ts";
 import { prepareWebhookRequest, sendWebhook } from "./request.ts";
 import { createSigner, type WebhookSigner } from "./signing.ts";
+
+/** The event name of a test delivery's message (`hookd-event` header and body `type`). */
+export const TEST_EVENT = "hookd.test";
 
 /** How often endpoint state written by other instances is read back. */
 const REFRESH_MS = 10_000;
@@ -47,6 +51,17 @@ export interface WebhookDeliveriesOptions {
   activity?: Pick<RunActivityRecorder, "fetch"> | undefined;
   /** Traces out: a span per attempt under its run, its traceparent sent along. */
   tracing?: () => Tracing;
+}
+
+/** What a test delivery (`POST /api/webhooks/{id}/test`) got back; it is not stored. */
+export interface TestDeliveryAnswer {
+  ok: boolean;
+  status: number | null;
+  latencyMs: number;
+  /** The start of the answer's body (RESPONSE_EXCERPT_BYTES at most). */
+  response: string | null;
+  error?: string | undefined;
+  request: { method: string; url: string; msgId: string };
 }
 
 /** One endpoint as `GET /api/webhooks` shows it. */
@@ -183,6 +198,35 @@ export class WebhookDeliveries {
       });
     }
     return reports;
+  }
+
+  /**
+   * Sends one `hookd.test` message to a configured endpoint now, disabled or not, signed and sent
+   * as real deliveries are (same request builder, signer and sender); nothing is stored and the
+   * endpoint's failure count is left alone. Undefined when the config names no such endpoint.
+   */
+  async sendTest(id: string): Promise<TestDeliveryAnswer | undefined> {
+    const hook = this.options.webhooks().find((candidate) => endpointId(candidate.url) === id);
+    if (!hook) return undefined;
+    const testId = `test_${randomUUID()}`;
+    const input: WebhookInput = { url: hook.url, method: hook.method, format: hook.format, ordinal: 0 };
+    const request = prepareWebhookRequest(
+      { msgId: `msg_${testId}`, url: hook.url, method: hook.method, format: hook.format, fields: { type: TEST_EVENT, endpoint: id, sentAt: new Date(this.now()).toISOString() }, event: { id: testId, name: TEST_EVENT } },
+      this.signerFor(TEST_EVENT, input),
+      new Date(this.now()),
+    );
+    const started = performance.now();
+    const result = await sendWebhook(request, { timeoutMs: this.options.settings().timeoutMs, now: this.now, fetch: this.options.fetch });
+    const latencyMs = Math.round((performance.now() - started) * 10) / 10;
+    this.log.info({ endpoint: id, url: hook.url, status: result.status, ok: result.ok }, "webhook test delivery sent");
+    return {
+      ok: result.ok,
+      status: result.status ?? null,
+      latencyMs,
+      response: result.excerpt ?? null,
+      ...(result.ok ? {} : { error: result.message }),
+      request: { method: hook.method, url: request.url, msgId: `msg_${testId}` },
+    };
   }
 
   /** Re-enables an endpoint; its waiting messages go out again. Undefined for an unknown id. */

@@ -242,4 +242,40 @@ describe.skipIf(!hasChromium)("the console's event and run pages", () => {
     await page.locator(`.webhook-endpoint:has-text("${origin}/down") .webhook-head .badge`, { hasText: "enabled" }).waitFor();
     await waitUntil(() => downHits >= 3, { timeoutMs: 30_000, what: "the retried webhook sent again once its endpoint was re-enabled" });
   }, 60_000);
+
+  it("replays an event with an edited payload, sends a webhook test, and discards the matching dead letters", async () => {
+    const order = await daemon.post("shop.order", { orderId: "E-5", qty: 1 }, auth);
+    await waitUntil(async () => (await runsOf(order.body.id)).length === 3 && (await runsOf(order.body.id)).every((run) => run.status === "done"), { what: "the order's runs done" });
+    await page.evaluate(`location.hash = "event/${order.body.id}"`);
+    const detail = page.locator("#event-detail");
+    await detail.locator(".edit-replay summary").click();
+    await expect(detail.locator("#replay-payload").inputValue()).resolves.toContain('"orderId": "E-5"');
+    await detail.locator("#replay-payload").fill('{"orderId": "E-5", "qty": "three"}');
+    await detail.getByRole("button", { name: "Replay as a new event" }).click();
+    await detail.locator("#replay-result", { hasText: "HOOKD_EVENT_INVALID" }).waitFor();
+    await expect(detail.locator("#replay-result").textContent()).resolves.toContain("qty:");
+    await detail.locator("#replay-payload").fill('{"orderId": "E-5", "qty": 3}');
+    await detail.getByRole("button", { name: "Replay as a new event" }).click();
+    await page.locator("#event-detail .source-of-event", { hasText: `replay from event ${order.body.id.slice(0, 8)}` }).waitFor();
+    await expect(page.locator("#event-detail .payload-full pre").textContent()).resolves.toContain('"qty": 3');
+
+    await page.evaluate(`location.hash = "webhooks"`);
+    const hook = page.locator(`.webhook-endpoint:has-text("${origin}/hook")`);
+    await hook.getByRole("button", { name: "Send test" }).click();
+    await hook.locator(".test-result", { hasText: "answered 200" }).waitFor();
+    await expect(hook.locator(".test-result").textContent()).resolves.toContain('{"crm":"thanks"}');
+
+    // The audit webhook retried by hand used up its new budget: a dead letter again, then discarded.
+    const dead = async () => ((await daemon.getJson("/api/runs?status=dead&event=shop.audit", auth)) as { runs: Array<{ id: number }> }).runs;
+    await waitUntil(async () => (await dead()).length === 1, { timeoutMs: 30_000, what: async () => `one dead audit webhook: ${JSON.stringify(await dead())}` });
+    const [letter] = await dead();
+    await page.evaluate(`location.hash = "dead"`);
+    await page.locator("#dead-event").fill("shop.audit");
+    await page.locator(`#dead tr[data-run-id="${letter!.id}"]`).waitFor();
+    page.once("dialog", (dialog) => void dialog.accept());
+    await page.locator("#dead-discard-all").click();
+    await page.locator("#dead-bulk-result", { hasText: "1 dead letter discarded" }).waitFor();
+    const discarded = ((await daemon.getJson("/api/runs?status=discarded", auth)) as { runs: Array<{ id: number }> }).runs;
+    expect(discarded.map((run) => run.id)).toEqual([letter!.id]);
+  }, 90_000);
 });

@@ -85,7 +85,7 @@ describe.each(factories)("$name store", (factory) => {
       expect(first!.leaseToken).toMatch(/^[0-9a-f-]{36}$/);
       expect(await claim(T0 + 1000)).toEqual([]);
       expect((await store.listRuns({ eventId: "ev-1" }))[0]).toMatchObject({ status: "running", attempts: 1 });
-      expect(await store.countByStatus()).toEqual({ pending: 0, running: 1, done: 0, dead: 0, cancelled: 0 });
+      expect(await store.countByStatus()).toEqual({ pending: 0, running: 1, done: 0, dead: 0, cancelled: 0, discarded: 0 });
     });
 
     it("claims only deliveries of the given plugins, only when due, and at most the limit", async () => {
@@ -192,6 +192,18 @@ describe.each(factories)("$name store", (factory) => {
       await expect(store.retryDelivery(b!.id, T0 + 5)).rejects.toMatchObject({ code: "HOOKD_RUN_NOT_RETRIABLE" });
       await expect(store.retryDelivery(9999, T0 + 5)).rejects.toMatchObject({ code: "HOOKD_RUN_NOT_FOUND" });
     });
+
+    it("discards only dead letters, keeping them in history, counted, and never claimed again", async () => {
+      await store.acceptEvent(event(), [handler("a", { maxAttempts: 1 }), handler("b")]);
+      const { a, b } = byPlugin(await claim(T0));
+      await store.finishDelivery(a!.id, a!.leaseToken, { status: "dead", now: T0, durationMs: 1, error: { code: "HOOKD_RUN_FAILED", message: "no" } });
+      await store.finishDelivery(b!.id, b!.leaseToken, { status: "pending", now: T0, nextAt: T0, durationMs: 1, error: { code: "HOOKD_RUN_FAILED", message: "no" } });
+      expect(await store.discardDeliveries([b!.id, a!.id, 9999], T0 + 5)).toEqual([a!.id]);
+      expect(await store.listRuns({ status: "discarded" })).toMatchObject([{ id: a!.id, status: "discarded", attempts: 1, lastError: { code: "HOOKD_RUN_FAILED" } }]);
+      expect(await store.countByStatus()).toMatchObject({ discarded: 1, dead: 0, pending: 1 });
+      expect((await claim(T0 + 10)).map((run) => run.id)).toEqual([b!.id]);
+      expect(await store.discardDeliveries([a!.id], T0 + 20)).toEqual([]);
+    });
   });
 
   describe("per-key order", () => {
@@ -237,7 +249,7 @@ describe.each(factories)("$name store", (factory) => {
       }
       expect(seen.size).toBe(80);
       expect([...seen.values()].every((n) => n === 1)).toBe(true);
-      expect(await second.countByStatus()).toEqual({ pending: 0, running: 0, done: 80, dead: 0, cancelled: 0 });
+      expect(await second.countByStatus()).toEqual({ pending: 0, running: 0, done: 80, dead: 0, cancelled: 0, discarded: 0 });
     });
   });
 
@@ -255,7 +267,7 @@ describe.each(factories)("$name store", (factory) => {
         "replay-1",
       );
       expect(added).toBe(3);
-      expect(await store.countByStatus({ replayId: "replay-1" })).toEqual({ pending: 3, running: 0, done: 0, dead: 0, cancelled: 0 });
+      expect(await store.countByStatus({ replayId: "replay-1" })).toEqual({ pending: 3, running: 0, done: 0, dead: 0, cancelled: 0, discarded: 0 });
       expect((await store.listRuns({ replayId: "replay-1" })).every((r) => r.replayId === "replay-1")).toBe(true);
       expect(await store.countByStatus()).toMatchObject({ pending: 5 });
       expect(await store.oldestPendingAt()).toBe(T0);

@@ -564,7 +564,8 @@ async function showActions(selected) {
   );
 }
 
-async function retryAllMatching() {
+/** The dead-letters view's filter, as the bulk retry and discard take it. */
+function deadFilter() {
   const filter = {};
   for (const key of ["plugin", "event", "code"]) {
     const value = $(`dead-${key}`).value.trim();
@@ -572,11 +573,29 @@ async function retryAllMatching() {
   }
   const since = $("dead-since").value;
   if (since) filter.since = new Date(since).toISOString();
+  return filter;
+}
+
+async function retryAllMatching() {
+  const filter = deadFilter();
   const button = $("dead-retry-all");
   button.disabled = true;
   const { ok, body } = await api("/api/dead-letters/retry", { method: "POST", body: JSON.stringify(filter) });
   button.disabled = false;
   $("dead-bulk-result").textContent = ok ? `${body.retried} dead letter${body.retried === 1 ? "" : "s"} back in the queue${body.more ? " (more match: run it again)" : ""}.` : `${body?.error?.code ?? "error"} ${body?.error?.message ?? ""}`;
+  refreshRuns();
+}
+
+/** Discards every matching dead letter after a confirm; they stay in history as `discarded`. */
+async function discardAllMatching() {
+  const filter = deadFilter();
+  const shown = $("dead").querySelectorAll("tr[data-run-id]").length;
+  if (!confirm(`Discard all dead letters matching this filter (${shown} shown)? They are kept in history as discarded and never run again.`)) return;
+  const button = $("dead-discard-all");
+  button.disabled = true;
+  const { ok, body } = await api("/api/dead-letters/discard", { method: "POST", body: JSON.stringify(filter) });
+  button.disabled = false;
+  $("dead-bulk-result").textContent = ok ? `${body.discarded} dead letter${body.discarded === 1 ? "" : "s"} discarded${body.more ? " (more match: run it again)" : ""}.` : `${body?.error?.code ?? "error"} ${body?.error?.message ?? ""}`;
   refreshRuns();
 }
 
@@ -676,6 +695,7 @@ function loadAll() {
 $("runs-status").addEventListener("change", () => void loadRuns());
 for (const key of ["plugin", "event", "code", "since"]) $(`dead-${key}`).addEventListener("input", () => renderDead());
 $("dead-retry-all").addEventListener("click", () => void retryAllMatching());
+$("dead-discard-all").addEventListener("click", () => void discardAllMatching());
 $("catalog-filter").addEventListener("input", () => renderCatalogList());
 window.addEventListener("hashchange", route);
 connectStream();

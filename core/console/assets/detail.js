@@ -113,6 +113,7 @@ export async function showEvent(box, id, ui) {
       ),
     ),
     h("details", { class: "payload-full", open: true }, h("summary", {}, "payload"), h("pre", { class: "mono" }, JSON.stringify(event.payload, null, 2))),
+    editAndReplay(h, api, event),
     h("h3", {}, `Runs and route actions (${others.length})`),
     h(
       "table",
@@ -138,7 +139,40 @@ export async function showEvent(box, id, ui) {
         ),
       ),
     ),
-    h("h3", {}, `Emitted events (${children.length})`),
+    h("h3", {}, `Emitted and replayed events (${children.length})`),
     h("ul", { id: "event-children" }, children.map((child) => h("li", {}, h("a", { href: `#event/${encodeURIComponent(child.id)}`, class: "mono" }, `${child.name} · ${ui.shortId(child.id)}`), child.runId ? [" by run ", runLink({ id: child.runId })] : ""))),
+  );
+}
+
+/**
+ * "Edit and replay": the payload in a textarea; submitting posts it to POST /api/events/{id}/replay
+ * (checked against the catalog there) and opens the new event, or shows what was refused.
+ */
+function editAndReplay(h, api, event) {
+  const text = h("textarea", { id: "replay-payload", class: "mono", rows: 8, spellcheck: "false" });
+  text.value = JSON.stringify(event.payload, null, 2);
+  const result = h("p", { id: "replay-result", class: "hint" });
+  const submit = async (e) => {
+    e.preventDefault();
+    let payload;
+    try {
+      payload = JSON.parse(text.value);
+    } catch (error) {
+      result.textContent = `not JSON: ${error.message}`;
+      return;
+    }
+    const { ok, body } = await api(`/api/events/${encodeURIComponent(event.id)}/replay`, { method: "POST", body: JSON.stringify({ payload }) });
+    if (ok) {
+      location.hash = `event/${body.id}`;
+      return;
+    }
+    const issues = (body?.error?.issues ?? []).map((issue) => `${issue.path.join(".") || "(payload)"}: ${issue.message}`);
+    result.textContent = [`${body?.error?.code ?? "error"} ${body?.error?.message ?? ""}`, ...issues].join(" · ");
+  };
+  return h(
+    "details",
+    { class: "edit-replay" },
+    h("summary", {}, "Edit and replay"),
+    h("form", { id: "replay-form", class: "send", onsubmit: submit }, text, h("div", {}, h("button", { type: "submit" }, "Replay as a new event"), " ", h("span", { class: "hint" }, "stored beside this one, delivered to its subscribers")), result),
   );
 }

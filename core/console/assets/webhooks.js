@@ -1,7 +1,12 @@
 // The console's webhooks view (#webhooks): every endpoint from the config with its state
 // (enabled, or disabled and why), its failure count and last error, "Re-enable" for a disabled
 // one, and its recent deliveries with their answer (status, latency, the start of the response,
-// from each run's detail) and "Retry" for a failed or dead one. Helpers come from console.js.
+// from each run's detail) and "Retry" for a failed or dead one. "Send test" posts one signed
+// hookd.test message there now (POST /api/webhooks/{id}/test) and shows the answer; it is not
+// stored as a delivery. Helpers come from console.js.
+
+/** The last test delivery's answer per endpoint, kept across the view's re-renders. */
+const lastTests = new Map();
 
 /** Recent deliveries shown per endpoint. */
 const RECENT = 10;
@@ -28,10 +33,25 @@ async function endpointCard(endpoint, ui, refresh) {
     await api(`/api/webhooks/${encodeURIComponent(endpoint.id)}/enable`, { method: "POST" });
     await refresh();
   });
+  const testResult = h("span", { class: "test-result hint" }, lastTests.get(endpoint.id) ?? "");
+  const sendTest = h("button", { type: "button", class: "send-test" }, "Send test");
+  sendTest.addEventListener("click", async () => {
+    sendTest.disabled = true;
+    testResult.textContent = "sending…";
+    const { ok, body } = await api(`/api/webhooks/${encodeURIComponent(endpoint.id)}/test`, { method: "POST" });
+    sendTest.disabled = false;
+    const text = ok
+      ? `${body.ok ? "answered" : "failed:"} ${body.status ?? body.error ?? ""} in ${ui.duration(body.latencyMs)}${body.response ? ` · ${body.response.slice(0, 200)}` : ""}`
+      : `${body?.error?.code ?? "error"} ${body?.error?.message ?? ""}`;
+    // The view may have been drawn again meanwhile (a delivery changed): show it on the card shown now.
+    lastTests.set(endpoint.id, text);
+    testResult.textContent = text;
+    for (const shown of document.querySelectorAll(`.webhook-endpoint[data-endpoint="${endpoint.id}"] .test-result`)) shown.textContent = text;
+  });
   return h(
     "article",
     { class: `webhook-endpoint ${endpoint.state}`, dataset: { endpoint: endpoint.id } },
-    h("div", { class: "webhook-head" }, h("span", { class: "mono" }, endpoint.url), h("span", { class: `badge ${endpoint.state === "enabled" ? "loaded" : "dead"}` }, endpoint.state), endpoint.state === "disabled" ? enable : ""),
+    h("div", { class: "webhook-head" }, h("span", { class: "mono" }, endpoint.url), h("span", { class: `badge ${endpoint.state === "enabled" ? "loaded" : "dead"}` }, endpoint.state), endpoint.state === "disabled" ? enable : "", endpoint.configured ? [sendTest, testResult] : ""),
     h(
       "dl",
       { class: "facts" },
