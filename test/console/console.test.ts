@@ -2,31 +2,19 @@
 // arrives, a broken plugin shows its error with file and line, a dead letter is retried from its
 // button, and a test event goes out from the catalog's form. Each page is kept as a screenshot in
 // test/artifacts/ (gitignored).
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { chromium, type BrowserContext, type Page } from "playwright-core";
+import type { BrowserContext, Page } from "playwright-core";
+import { CHROMIUM, hasChromium, openConsoleBrowser } from "../helpers/browser.ts";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { REPO, TestDaemon, TestProject } from "../helpers/daemon.ts";
 import { waitUntil } from "../helpers/wait.ts";
 
-const CHROMIUM = process.env.HOOKD_CHROMIUM ?? "/usr/bin/chromium";
 const ARTIFACTS = path.join(REPO, "test/artifacts");
 const TOKEN = "console-browser-token";
-const hasChromium = existsSync(CHROMIUM);
 if (!hasChromium) console.warn(`test/console/console.test.ts skipped: no Chromium at ${CHROMIUM} (apt-get install chromium, or set HOOKD_CHROMIUM)`);
 
-// The flags that let Debian's Chromium run headless in a container without network access.
-const CHROMIUM_FLAGS = [
-  "--headless",
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-quic",
-  "--no-first-run",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-];
 
 const CONFIG = `
 import { defineConfig, z } from "hookd/config";
@@ -85,9 +73,7 @@ describe.skipIf(!hasChromium)("the console in a browser", () => {
   beforeAll(async () => {
     mkdirSync(ARTIFACTS, { recursive: true });
     await daemon.start({ env: { HOOKD_TOKEN: TOKEN } });
-    context = await chromium.launchPersistentContext(userDataDir, { executablePath: CHROMIUM, headless: true, args: CHROMIUM_FLAGS, viewport: { width: 1360, height: 860 } });
-    page = context.pages()[0] ?? (await context.newPage());
-    page.setDefaultTimeout(15_000);
+    ({ context, page } = await openConsoleBrowser(userDataDir));
   });
 
   afterAll(async () => {

@@ -3,21 +3,19 @@
 // shows all three with their details (the webhook's answer, the emitted child), and the plugin
 // run's page shows both attempts as a timeline with the first one's TypeScript line. Screenshots
 // go to test/artifacts/ (console-event.png, console-run.png).
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { createServer } from "node:http";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { chromium, type BrowserContext, type Page } from "playwright-core";
+import type { BrowserContext, Page } from "playwright-core";
+import { CHROMIUM, hasChromium, openConsoleBrowser } from "../helpers/browser.ts";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { REPO, TestDaemon, TestProject } from "../helpers/daemon.ts";
 import { waitUntil } from "../helpers/wait.ts";
 
-const CHROMIUM = process.env.HOOKD_CHROMIUM ?? "/usr/bin/chromium";
 const ARTIFACTS = path.join(REPO, "test/artifacts");
 const TOKEN = "console-detail-token";
-const hasChromium = existsSync(CHROMIUM);
 if (!hasChromium) console.warn(`test/console/detail-pages.test.ts skipped: no Chromium at ${CHROMIUM}`);
-const CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"];
 
 let downHits = 0;
 const receiver = createServer((request, response) => {
@@ -87,9 +85,7 @@ describe.skipIf(!hasChromium)("the console's event and run pages", () => {
   beforeAll(async () => {
     mkdirSync(ARTIFACTS, { recursive: true });
     await daemon.start({ env: { HOOKD_TOKEN: TOKEN } });
-    context = await chromium.launchPersistentContext(userDataDir, { executablePath: CHROMIUM, headless: true, args: CHROMIUM_FLAGS, viewport: { width: 1360, height: 860 } });
-    page = context.pages()[0] ?? (await context.newPage());
-    page.setDefaultTimeout(15_000);
+    ({ context, page } = await openConsoleBrowser(userDataDir));
   }, 90_000);
   afterAll(async () => {
     await context?.close();

@@ -12,7 +12,8 @@ import { retryDelayMs, retryPolicyFor } from "../../core/routing/retry-policy.ts
 import { SqliteStore } from "../../core/store/sqlite.ts";
 import type { DeliveryRecord, RunOutcome } from "../../core/store/types.ts";
 import type { RunRequest } from "../../sandbox/contract/run.ts";
-import type { Sandbox, SandboxStatus } from "../../sandbox/contract/sandbox.ts";
+import type { Sandbox } from "../../sandbox/contract/sandbox.ts";
+import { StubSandbox } from "../helpers/sandboxes.ts";
 import { pause, waitUntil } from "../helpers/wait.ts";
 
 const T0 = Date.parse("2026-11-21T10:00:00Z");
@@ -30,18 +31,12 @@ const delivery: Settings["delivery"] = {
 
 type Script = (request: RunRequest) => Promise<RunOutcome>;
 
-class ScriptedSandbox implements Sandbox {
+class ScriptedSandbox extends StubSandbox {
   readonly requests: RunRequest[] = [];
   inflight = 0;
-  constructor(public script: Script) {}
-  async start(): Promise<void> {}
-  status(): SandboxStatus {
-    return { mode: "inline", running: true, restarts: 0 };
+  constructor(public script: Script) {
+    super();
   }
-  async load(): Promise<never> {
-    throw new Error("not used");
-  }
-  async unload(): Promise<void> {}
   async run(request: RunRequest): Promise<RunOutcome> {
     this.requests.push(request);
     this.inflight++;
@@ -51,10 +46,6 @@ class ScriptedSandbox implements Sandbox {
       this.inflight--;
     }
   }
-  async heapUsage() {
-    return [];
-  }
-  async close(): Promise<void> {}
 }
 
 const plugins = {

@@ -31,3 +31,11 @@ export function testServices(options: TestServicesOptions = {}): HostServices {
     ...calls,
   };
 }
+
+/** `kv` for testServices that keeps each plugin's ctx.kv.set values in `stored` (key `plugin:key`) and reads nothing back. */
+export function storingKv(stored: Map<string, unknown>): NonNullable<TestServicesOptions["kv"]> {
+  return async (op, caller, args) => {
+    if (op === "set") stored.set(`${caller.plugin}:${String(args[0])}`, args[1]);
+    return op === "list" ? [] : null;
+  };
+}

@@ -9,7 +9,7 @@ import { compilePlugin } from "../../core/compile/compile-plugin.ts";
 import type { RunOutcome } from "../../core/store/types.ts";
 import { IsolateHost } from "../../sandbox/isolate-host.ts";
 import type { PluginLimits, RunRequest } from "../../sandbox/contract/run.ts";
-import { testServices } from "../helpers/services.ts";
+import { storingKv, testServices } from "../helpers/services.ts";
 import type { FetchCall, PluginFetchReply } from "../../sandbox/contract/fetch.ts";
 import { FIXTURES } from "../helpers/daemon.ts";
 
@@ -40,10 +40,7 @@ beforeAll(async () => {
   host = new IsolateHost({
     environmentSecrets: false,
     services: testServices({
-      kv: async (op, caller, args) => {
-        if (op === "set") stored.set(`${caller.plugin}:${String(args[0])}`, args[1]);
-        return null;
-      },
+      kv: storingKv(stored),
       fetch: async (_caller, url, init): Promise<PluginFetchReply> => {
         const call = { url, init };
         fetched.push(call);

@@ -12,7 +12,7 @@ import { compilePlugin } from "../../core/compile/compile-plugin.ts";
 import type { RunOutcome } from "../../core/store/types.ts";
 import { IsolateHost } from "../../sandbox/isolate-host.ts";
 import type { PluginLimits, PluginLogRecord, PluginSpec, RunRequest } from "../../sandbox/contract/run.ts";
-import { testServices } from "../helpers/services.ts";
+import { storingKv, testServices } from "../helpers/services.ts";
 import { FIXTURES, TestDaemon, TestProject } from "../helpers/daemon.ts";
 import { readBody, startLocalServer, type LocalServer } from "../helpers/http.ts";
 import { runRequest } from "../helpers/run-request.ts";
@@ -40,10 +40,7 @@ describe("the web platform inside the isolate", () => {
       environmentSecrets: false,
       services: testServices({
         log: (record) => logs.push(record),
-        kv: async (op, caller, args) => {
-          if (op === "set") stored.set(`${caller.plugin}:${String(args[0])}`, args[1]);
-          return op === "list" ? [] : null;
-        },
+        kv: storingKv(stored),
       }),
     });
     for (const name of ["probe", "leaky"]) await host.load(await specOf(name));
@@ -274,10 +271,7 @@ describe("URL and URLSearchParams (whatwg-url, evaluated on first use)", () => {
     host = new IsolateHost({
       environmentSecrets: false,
       services: testServices({
-        kv: async (op, caller, args) => {
-          if (op === "set") stored.set(`${caller.plugin}:${String(args[0])}`, args[1]);
-          return null;
-        },
+        kv: storingKv(stored),
       }),
     });
     await host.load(await specOf("probe"));

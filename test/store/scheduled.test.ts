@@ -4,7 +4,7 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { isHookdError } from "../../sandbox/contract/errors.ts";
 import type { DeliveryTarget, NewEvent, Store } from "../../core/store/types.ts";
-import { postgresFactory, postgresUnavailable, sqliteFactory, type StoreFactory, type StoreFixture } from "./stores.ts";
+import { postgresFactory, postgresUnavailable, sqliteFactory, type StoreFactory, type StoreFixture, useStore } from "./stores.ts";
 
 const T0 = Date.parse("2026-12-01T10:00:00Z");
 const HOUR = 3600_000;
@@ -15,24 +15,9 @@ const factories: StoreFactory[] = postgresDown ? [sqliteFactory] : [sqliteFactor
 if (postgresDown) describe.skip(`postgres scheduled-event matrix skipped: ${postgresDown}`, () => it("needs PostgreSQL", () => undefined));
 
 describe.each(factories)("$name store: delayed events", (factory) => {
-  let fixture: StoreFixture;
   let store: Store;
-  let nextEvent = 0;
-
-  beforeEach(async () => {
-    nextEvent = 0;
-    fixture = await factory.create();
-    store = fixture.store;
-  });
-  afterEach(async () => {
-    await fixture.dispose();
-  });
-
-  function event(overrides: Partial<NewEvent> = {}): NewEvent {
-    nextEvent++;
-    return { id: `ev-${nextEvent}`, name: "deal.close", payload: { did: nextEvent }, receivedAt: T0, source: "http", depth: 0, ...overrides };
-  }
-  const handler = (plugin: string, overrides: Partial<DeliveryTarget> = {}): DeliveryTarget => ({ kind: "handler", plugin, target: "deal.close", maxAttempts: 3, ...overrides });
+  let fixture: StoreFixture;
+  const { event, handler } = useStore(factory, T0, (opened) => ((fixture = opened), (store = opened.store)));
   const claim = (now: number, on: Store = store) => on.claimDeliveries({ limit: 10, leaseMs: LEASE, now, plugins: ["a", "b"] });
 
   it("holds a delayed event's deliveries until their time, and says when that is", async () => {

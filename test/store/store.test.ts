@@ -3,7 +3,7 @@
 // writer threads, schema upgrades) is in test/store/sqlite.test.ts and sqlite-writer-thread.test.ts.
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { DeliveryTarget, NewEvent, Store } from "../../core/store/types.ts";
-import { postgresFactory, postgresUnavailable, sqliteFactory, type StoreFactory, type StoreFixture } from "./stores.ts";
+import { postgresFactory, postgresUnavailable, sqliteFactory, type StoreFactory, type StoreFixture, useStore } from "./stores.ts";
 
 const T0 = Date.parse("2026-11-21T10:00:00Z");
 const LEASE = 30_000;
@@ -13,24 +13,9 @@ const factories: StoreFactory[] = postgresDown ? [sqliteFactory] : [sqliteFactor
 if (postgresDown) describe.skip(`postgres store matrix skipped: ${postgresDown}`, () => it("needs PostgreSQL", () => undefined));
 
 describe.each(factories)("$name store", (factory) => {
-  let fixture: StoreFixture;
   let store: Store;
-  let nextEvent = 0;
-
-  beforeEach(async () => {
-    nextEvent = 0;
-    fixture = await factory.create();
-    store = fixture.store;
-  });
-  afterEach(async () => {
-    await fixture.dispose();
-  });
-
-  function event(overrides: Partial<NewEvent> = {}): NewEvent {
-    nextEvent++;
-    return { id: `ev-${nextEvent}`, name: "deal.close", payload: { did: nextEvent }, receivedAt: T0, source: "http", depth: 0, ...overrides };
-  }
-  const handler = (plugin: string, overrides: Partial<DeliveryTarget> = {}): DeliveryTarget => ({ kind: "handler", plugin, target: "deal.close", maxAttempts: 3, ...overrides });
+  let fixture: StoreFixture;
+  const { event, handler } = useStore(factory, T0, (opened) => ((fixture = opened), (store = opened.store)));
   const keyed = (plugin: string, key: string, target = "deal.close") => handler(plugin, { orderKey: key, target });
   const claim = (now: number, plugins: string[] = ["a", "b"], limit = 10, on: Store = store) => on.claimDeliveries({ limit, leaseMs: LEASE, now, plugins });
   const byPlugin = <T extends { plugin: string }>(items: T[]) => Object.fromEntries(items.map((i) => [i.plugin, i]));

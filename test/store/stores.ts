@@ -7,9 +7,10 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import pg from "pg";
+import { afterEach, beforeEach } from "vitest";
 import { PostgresStore } from "../../core/store/postgres.ts";
 import { SqliteStore } from "../../core/store/sqlite.ts";
-import type { Store } from "../../core/store/types.ts";
+import type { DeliveryTarget, NewEvent, Store } from "../../core/store/types.ts";
 
 /** The test server (trust auth, database `test`); HOOKD_TEST_PG_URL overrides it. */
 export const PG_URL = process.env.HOOKD_TEST_PG_URL ?? "postgres://postgres@127.0.0.1:5432/test";
@@ -111,3 +112,45 @@ export const postgresFactory: StoreFactory = {
     }
   },
 };
+
+/** A describe block's store: a fresh one per test, and the events and deliveries the tests accept. */
+export interface StoreUnderTest {
+  readonly fixture: StoreFixture;
+  readonly store: Store;
+  /** The next event `ev-1`, `ev-2`, ... (numbered per test), received at `t0`, with overrides. */
+  event(overrides?: Partial<NewEvent>): NewEvent;
+  /** A handler delivery of `deal.close` for `plugin`, three attempts, with overrides. */
+  handler(plugin: string, overrides?: Partial<DeliveryTarget>): DeliveryTarget;
+}
+
+/** `opened` gets each test's fresh fixture (for a describe block's own `store` and `fixture` variables). */
+export function useStore(factory: StoreFactory, t0: number, opened?: (fixture: StoreFixture) => void): StoreUnderTest {
+  let fixture: StoreFixture | undefined;
+  let nextEvent = 0;
+  beforeEach(async () => {
+    nextEvent = 0;
+    fixture = await factory.create();
+    opened?.(fixture);
+  });
+  afterEach(async () => {
+    await fixture?.dispose();
+    fixture = undefined;
+  });
+  const current = (): StoreFixture => {
+    if (!fixture) throw new Error("the store exists only inside a test");
+    return fixture;
+  };
+  return {
+    get fixture() {
+      return current();
+    },
+    get store() {
+      return current().store;
+    },
+    event(overrides = {}) {
+      nextEvent++;
+      return { id: `ev-${nextEvent}`, name: "deal.close", payload: { did: nextEvent }, receivedAt: t0, source: "http", depth: 0, ...overrides };
+    },
+    handler: (plugin, overrides = {}) => ({ kind: "handler", plugin, target: "deal.close", maxAttempts: 3, ...overrides }),
+  };
+}

@@ -12,7 +12,8 @@ import type { PluginManager } from "../../core/plugins/manager.ts";
 import { SqliteStore } from "../../core/store/sqlite.ts";
 import type { RunOutcome } from "../../core/store/types.ts";
 import type { RunRequest } from "../../sandbox/contract/run.ts";
-import type { Sandbox, SandboxStatus } from "../../sandbox/contract/sandbox.ts";
+import type { Sandbox } from "../../sandbox/contract/sandbox.ts";
+import { StubSandbox } from "../helpers/sandboxes.ts";
 import { waitUntil } from "../helpers/wait.ts";
 
 const delivery: Settings["delivery"] = {
@@ -27,24 +28,12 @@ const delivery: Settings["delivery"] = {
   retention: { doneMs: 0, deadMs: 0 },
 };
 
-class RecordingSandbox implements Sandbox {
+class RecordingSandbox extends StubSandbox {
   readonly started: Array<{ eventId: string; at: number }> = [];
-  async start(): Promise<void> {}
-  status(): SandboxStatus {
-    return { mode: "inline", running: true, restarts: 0 };
-  }
-  async load(): Promise<never> {
-    throw new Error("not used");
-  }
-  async unload(): Promise<void> {}
   async run(request: RunRequest): Promise<RunOutcome> {
     this.started.push({ eventId: request.meta.eventId, at: Date.now() });
     return { ok: true, durationMs: 1 };
   }
-  async heapUsage() {
-    return [];
-  }
-  async close(): Promise<void> {}
 }
 
 const plugins = { claimKeys: () => ["a"], currentVersion: () => 1, actionOwner: () => undefined } as unknown as PluginManager;
