@@ -16,7 +16,6 @@
  */
 import type { FastifyInstance } from "fastify";
 import { HookdError } from "../../sandbox/contract/errors.ts";
-import type { EventIntake } from "../ingress/intake.ts";
 import type { PluginManager } from "../plugins/manager.ts";
 import type { DeliveryRecord, Store } from "../store/types.ts";
 
@@ -29,7 +28,8 @@ export interface RepairApiOptions {
   /** A delivery went back to pending (metrics, a dispatcher wake). */
   onRetried: (run: DeliveryRecord) => void;
   /** Where an edited replay gets in: validated, stored and delivered like any event. */
-  intake: Pick<EventIntake, "accept">;
+  /** The daemon's intake (core/ingress/intake.ts, a room above this one): the edited replay goes through it. */
+  intake: { accept(request: { name: string; body: unknown; source: "replay"; parent: { eventId: string; depth: number } }): Promise<{ id: string }> };
 }
 
 export interface DeadLetterFilter {
