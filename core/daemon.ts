@@ -320,7 +320,7 @@ export class Daemon {
       stopping: () => this.stopping !== undefined,
       calendars: (name) => calendarsOf(this.config.calendars).get(name),
       routeGroups: [
-        oktellIngress({ intake: this.intake, logger: options.logger, timezone: () => this.config.oktell.timezone, stopping: () => this.stopping !== undefined, maxDepth: () => this.config.server.maxDepth, onStored: (user, events) => this.oktellBridge.eventsAccepted(user, events) }),
+        oktellIngress({ intake: this.intake, logger: options.logger, timezone: () => this.config.oktell.timezone, stopping: () => this.stopping !== undefined, maxDepth: () => this.config.server.maxDepth, onStored: (user, events, arrivedAt) => this.oktellBridge.eventsAccepted(user, events, arrivedAt) }),
         oktellBridgeRoutes(this.oktellBridge, { stopping: () => this.stopping !== undefined, maxDepth: () => this.config.server.maxDepth }),
         webhookApi(this.webhooks),
         scheduleApi(() => this.scheduler),

@@ -186,7 +186,7 @@ export class OktellBridge {
   }
 
   /** After a telephony request's events are stored: the confirm guard queues or cancels default answers. */
-  async eventsAccepted(user: string | undefined, events: ReadonlyArray<{ id: string; name: string; body: Record<string, unknown>; duplicate: boolean }>): Promise<void> {
+  async eventsAccepted(user: string | undefined, events: ReadonlyArray<{ id: string; name: string; body: Record<string, unknown>; duplicate: boolean }>, arrivedAt = Date.now()): Promise<void> {
     const confirm = this.options.settings().confirm;
     if (user === undefined || confirm === undefined) return;
     const settings = this.options.settings();
@@ -208,6 +208,13 @@ export class OktellBridge {
           expiresAt: notBefore + settings.commandTtlMs,
           guardTask: task ?? "",
         });
+        // The confirm's handlers may have answered before the guard was stored (on PostgreSQL the
+        // run is claimed as soon as its event commits): a handler's answer since the request
+        // arrived takes the guard's place, as it does when it comes later.
+        const handlers = await this.commands.list({ user, limit: 100 });
+        if (handlers.some((c) => c.method === "TM_SetConfirmResult" && c.requestedBy !== CONFIRM_GUARD && c.createdAt >= arrivedAt)) {
+          await this.commands.cancelGuards(user, Date.now(), task);
+        }
         this.wakePolls(user);
       } else if (event.name === "oktell.tminterfaceclose" && !event.duplicate) {
         await this.commands.cancelGuards(user, now, task);

@@ -31,7 +31,7 @@ export interface OktellIngressOptions {
   /** Config `server.maxDepth`: deepest element nesting of the XML's properties. */
   maxDepth?: () => number;
   /** After the events are stored: the confirm guard's look at them (bridge.ts). */
-  onStored?: (user: string | undefined, events: ReadonlyArray<{ id: string; name: string; body: Record<string, unknown>; duplicate: boolean }>) => Promise<void>;
+  onStored?: (user: string | undefined, events: ReadonlyArray<{ id: string; name: string; body: Record<string, unknown>; duplicate: boolean }>, arrivedAt: number) => Promise<void>;
 }
 
 /** Registers the route in its own fastify scope, where every body is read as raw bytes. */
@@ -51,6 +51,8 @@ export function oktellIngress(options: OktellIngressOptions) {
         },
       },
       async (request, reply) => {
+        // Before anything is stored: what the events' handlers do from here on may be quicker than onStored.
+        const arrivedAt = Date.now();
         // The workstation the events came from (its bridge says so): every event carries it as ctx.event.source.user.
         const user = workstationUserOf(request);
         const events = readOktellBody(request.body, options.timezone(), options.maxDepth?.());
@@ -71,7 +73,7 @@ export function oktellIngress(options: OktellIngressOptions) {
             idempotencyKey: key === undefined ? undefined : `${key}#${event.index}`,
           })),
         );
-        await options.onStored?.(user, events.map((event, i) => ({ id: accepted[i]!.id, name: event.name, body: event.body, duplicate: accepted[i]!.duplicate })));
+        await options.onStored?.(user, events.map((event, i) => ({ id: accepted[i]!.id, name: event.name, body: event.body, duplicate: accepted[i]!.duplicate })), arrivedAt);
         if (accepted.every((a) => a.duplicate)) reply.header("idempotent-replayed", "true");
         return reply.code(202).send({ ids: accepted.map((a) => a.id) });
       },
