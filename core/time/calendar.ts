@@ -13,6 +13,7 @@
  * ends a day; rules apart by `,` or `;`). The grammar is two token kinds, read by one regular
  * expression each: no parser library reads this shape (opening_hours is OpenStreetMap's, `Mo-Fr`).
  */
+import { isIanaTimeZone } from "../base/time-zone.ts";
 import { HookdError } from "../../sandbox/contract/errors.ts";
 
 export interface CalendarConfig {
@@ -41,7 +42,7 @@ const SEARCH_DAYS = 3 * 366;
 /** Reads a calendar; throws HOOKD_CALENDAR_INVALID naming what is wrong. */
 export function parseCalendar(name: string, config: CalendarConfig): Calendar {
   const fail = (why: string) => new HookdError("HOOKD_CALENDAR_INVALID", [name, why]);
-  if (!isTimeZone(config.tz)) throw fail(`tz "${config.tz}" is not an IANA time zone (Europe/Moscow) or UTC`);
+  if (!isIanaTimeZone(config.tz)) throw fail(`tz "${config.tz}" is not an IANA time zone (Europe/Moscow) or UTC`);
   const week: Array<Array<[number, number]>> = DAYS.map(() => []);
   let days: Set<number> | undefined;
   let ranged = false;
@@ -173,13 +174,4 @@ function offsetAt(at: number, tz: string): number {
   const p = localParts(at, tz);
   const asUtc = Date.UTC(p.year, p.month - 1, p.day, p.hour, p.minute, p.second);
   return asUtc - Math.floor(at / 1000) * 1000;
-}
-
-function isTimeZone(tz: string): boolean {
-  try {
-    new Intl.DateTimeFormat("en-US", { timeZone: tz });
-    return true;
-  } catch {
-    return false;
-  }
 }

@@ -9,6 +9,7 @@
  * at most MAX_CATCH_UP_TICKS of them (the latest ones), so a per-second cron after a day down
  * does not flood the queue.
  */
+import { isIanaTimeZone } from "../base/time-zone.ts";
 import { Cron } from "croner";
 import { HookdError } from "../../sandbox/contract/errors.ts";
 
@@ -38,7 +39,7 @@ export function cronProblem(spec: CronSpec): string | undefined {
   if (typeof spec.cron !== "string" || spec.cron.trim().length === 0) return "the cron expression is empty";
   const fields = spec.cron.trim().split(/\s+/).length;
   if (fields < 5 || fields > 6) return `"${spec.cron}" has ${fields} fields: a cron has 5 (minute hour day month weekday) or 6 (seconds first)`;
-  if (spec.tz !== undefined && !isTimeZone(spec.tz)) return `"${spec.tz}" is not an IANA time zone (Europe/Moscow) or UTC`;
+  if (spec.tz !== undefined && !isIanaTimeZone(spec.tz)) return `"${spec.tz}" is not an IANA time zone (Europe/Moscow) or UTC`;
   try {
     new Cron(spec.cron.trim(), { paused: true, timezone: spec.tz ?? "UTC" }).nextRun(new Date(0));
   } catch (error) {
@@ -72,13 +73,4 @@ export function ticksDue(cron: CompiledCron, last: number | null, now: number, c
   // costs as many steps as ticks it runs, not 86,400. `keep` drops ticks on a calendar's closed days.
   const missed = cron.previous(now, MAX_CATCH_UP_TICKS).filter((at) => at > last && keep(at));
   return catchUp === "one" ? missed.slice(0, 1) : missed.reverse();
-}
-
-function isTimeZone(tz: string): boolean {
-  try {
-    new Intl.DateTimeFormat("en-US", { timeZone: tz });
-    return true;
-  } catch {
-    return false;
-  }
 }

@@ -8,6 +8,7 @@
  * A body is held whole (bytes, a Blob or a stream read whole on first use), at most
  * MAX_BLOB_BYTES, inside the isolate's heap limit.
  */
+import type { PluginFetchReply } from "../contract/fetch.ts";
 
 /** The largest Blob, File or body a plugin can build in one piece (a fetch answer is 1 MiB by default). */
 export const MAX_BLOB_BYTES = 16 * 1024 * 1024;
@@ -55,16 +56,8 @@ export interface FetchDeps {
   loadedPackages(): FetchPackages | undefined;
 }
 
-/** A host reply to op "fetch" (sandbox/contract/fetch.ts, PluginFetchReply). */
-export interface HostFetchReply {
-  status: number;
-  statusText: string;
-  headers: Record<string, string>;
-  body: string;
-  /** A body that is not UTF-8, as base64 (then `body` is ""). */
-  bodyBase64?: string;
-  url: string;
-}
+/** A host reply to op "fetch": the contract's PluginFetchReply. */
+export type HostFetchReply = PluginFetchReply;
 
 export interface FetchClasses {
   Request: unknown;
