@@ -33,7 +33,7 @@ export interface ApiRoutesDeps {
   replayer: Replayer;
 }
 
-const RUN_STATUSES = new Set(["pending", "running", "done", "dead", "failed", "cancelled", "discarded"]);
+const RUN_STATUSES = new Set(["pending", "running", "done", "dead", "failed", "cancelled", "discarded", "skipped"]);
 
 const DEFAULT_PAGE_BYTES = 4 * 1024 * 1024;
 const DEFAULT_LIST_ITEM_BYTES = 64 * 1024;

@@ -253,7 +253,15 @@ export class Dispatcher {
   }
 
   private async claim(keys: readonly string[], limit: number, suspects: boolean, shares?: ClaimOptions["shares"]): Promise<ClaimedDelivery[]> {
-    const claimed = await this.options.store.claimDeliveries({ limit, leaseMs: this.options.leaseMs(), now: this.now(), plugins: keys, suspects, shares });
+    const claimed = await this.options.store.claimDeliveries({
+      limit,
+      leaseMs: this.options.leaseMs(),
+      now: this.now(),
+      plugins: keys,
+      suspects,
+      shares,
+      flowControlled: this.options.plugins.hasFlowRules?.() ?? false,
+    });
     if (!this.stopped || claimed.length === 0) return claimed;
     // Stopped while the claim was committing: hand them straight back.
     await this.options.store.releaseDeliveries(claimed, this.now());

@@ -16,7 +16,7 @@ import type { EventCatalog } from "../config/define.ts";
 import type { CompileOptions } from "../compile/compile-plugin.ts";
 import { HookdError } from "../../sandbox/contract/errors.ts";
 import type { Logger } from "../base/log.ts";
-import { actionKey, routeInputErrors, SubscriberIndex, type RouteInputError, type RouteRule, type ServingVersion } from "../routing/index.ts";
+import { actionKey, parseFlowRules, routeInputErrors, SubscriberIndex, type FlowRules, type FlowRuleSet, type RouteInputError, type RouteRule, type ServingVersion } from "../routing/index.ts";
 import type { RunError } from "../store/types.ts";
 import type { PluginLimits, PluginManifest, PluginSpec } from "../../sandbox/contract/run.ts";
 import type { Sandbox } from "../../sandbox/contract/sandbox.ts";
@@ -48,6 +48,8 @@ interface LoadedVersion {
   inputs: string[];
   loadedAt: Date;
   compileMs: number;
+  /** Its handlers' flow control, checked (`on(event, options, fn)`). */
+  flow: FlowRuleSet;
 }
 
 type Intent = "load" | "remove";
@@ -106,6 +108,8 @@ export class PluginManager {
   private readonly plugins = new Map<string, ManagedPlugin>();
   /** Which serving plugin handles what (core/routing), rebuilt whenever the serving versions change. */
   private index = SubscriberIndex.EMPTY;
+  // Whether a serving version declares flow control (kept with the index, read on every claim).
+  private flowDeclared = false;
   private readonly log: Logger;
   private stopped = false;
 
@@ -219,6 +223,16 @@ export class PluginManager {
   /** What the current version declared with `plugin({...})` (its retry policy, limits). */
   declaredOptions(plugin: string): PluginManifest["options"] | undefined {
     return this.plugins.get(plugin)?.current?.manifest.options;
+  }
+
+  /** The flow control of the current version's handler of `event`, if it declared any. */
+  flowRules(plugin: string, event: string): FlowRules | undefined {
+    return this.plugins.get(plugin)?.current?.flow.get(event);
+  }
+
+  /** Whether a serving version declares flow control (the claim then looks for its deliveries). */
+  hasFlowRules(): boolean {
+    return this.flowDeclared;
   }
 
   /** What the current versions declare with `schedule(...)` (core/time/scheduler.ts runs them). */
@@ -358,9 +372,16 @@ export class PluginManager {
         await this.options.sandbox.unload(name, version);
         throw new HookdError("HOOKD_SCHEDULE_INVALID", [spec.file, badSchedule]);
       }
+      let flow: FlowRuleSet;
+      try {
+        flow = parseFlowRules(spec.file, manifest.flow, this.options.catalog());
+      } catch (error) {
+        await this.options.sandbox.unload(name, version);
+        throw error;
+      }
       // The swap: one synchronous step, so every run is sent to exactly one version.
       const old = managed.current;
-      managed.current = { version, manifest, inputs: compiled.inputs, loadedAt: new Date(), compileMs };
+      managed.current = { version, manifest, inputs: compiled.inputs, loadedAt: new Date(), compileMs, flow };
       managed.state = "loaded";
       managed.lastError = null;
       managed.failedInputs = [];
@@ -407,6 +428,7 @@ export class PluginManager {
     this.index = SubscriberIndex.build(this.servingVersions(), (action, plugins) =>
       this.log.warn({ action, plugins: [...plugins] }, "two plugins declare the same action; the first one runs it"),
     );
+    this.flowDeclared = [...this.plugins.values()].some((managed) => managed.current !== undefined && managed.current.flow.size > 0);
     this.options.onChange?.();
   }
 

@@ -40,6 +40,7 @@ export {
   type RouteInputError,
   type RouteRule,
 } from "./route-input.ts";
+export { deliveryFlow, parseFlowRules, type FlowRules, type FlowRuleSet } from "./flow-rules.ts";
 export {
   ACTION_KEY_PREFIX,
   actionKey,

@@ -8,6 +8,7 @@
  * by `action:<name>` (the action runs wherever it is declared when it runs, so it follows a move
  * from one plugin to another); a webhook's by `webhook:<endpoint id>`.
  */
+import type { FlowRules } from "./flow-rules.ts";
 
 /** Deliveries of routes and manual starts are claimed by action name, not by plugin. */
 export const ACTION_KEY_PREFIX = "action:";
@@ -35,6 +36,8 @@ export interface SubscriberLookup {
   actionOwner(action: string): string | undefined;
   /** What the current version declared with `plugin({...})`: its `retry` overrides, among others. */
   declaredOptions(plugin: string): { retry?: unknown } | undefined;
+  /** The flow control the current version declared for its handler of an event (`on(event, options, fn)`). */
+  flowRules?(plugin: string, event: string): FlowRules | undefined;
 }
 
 /** Two serving plugins declare one action; the first one (in load order) keeps it. */

@@ -1,12 +1,14 @@
 /**
  * Who must run for an event: the deliveries intake stores with it and replay stores again. One
  * per subscribed handler, per route to an action, per configured webhook; each with its attempt
- * budget (the runner's retry policy) and the event's order key (config `delivery.orderBy`).
+ * budget (the runner's retry policy), the event's order key (config `delivery.orderBy`) and, for a
+ * handler declared with flow control, its rules' scopes read from the payload (flow-rules.ts).
  *
  * Computed from what is serving now, so a replayed event reaches today's subscribers.
  */
 import { createHash } from "node:crypto";
 import type { DeliveryTarget } from "../store/types.ts";
+import { deliveryFlow } from "./flow-rules.ts";
 import { orderKeyFor, type OrderBy } from "./order-key.ts";
 import { retryPolicyFor, type RetryPolicy } from "./retry-policy.ts";
 import { mapInput, routeInput, type RouteRule } from "./route-input.ts";
@@ -31,7 +33,8 @@ export function deliveriesFor(routing: EventRouting, name: string, payload: unkn
   const orderKey = orderKeyFor(routing.delivery.orderBy, name, payload);
   return eventTargets(routing, name, payload).map((target) => {
     const runner = target.kind === "handler" ? target.plugin : target.kind === "route" ? routing.lookup.actionOwner(target.target) : undefined;
-    return { ...target, maxAttempts: runner === undefined ? target.maxAttempts : maxAttemptsOf(routing, runner), orderKey };
+    const flow = target.kind === "handler" ? deliveryFlow(routing.lookup.flowRules?.(target.plugin, name), name, payload) : undefined;
+    return { ...target, maxAttempts: runner === undefined ? target.maxAttempts : maxAttemptsOf(routing, runner), orderKey, ...(flow ? { flow } : {}) };
   });
 }
 

@@ -8,6 +8,7 @@
 import { runAttemptValues } from "./run-attempts.ts";
 import { randomUUID } from "node:crypto";
 import type pg from "pg";
+import { firstStart, readStoredFlow, readWindow, RUNNING_IN_SCOPE_SQL, windowIdsOf } from "./flow-windows.ts";
 import { finishValues, toClaimedDelivery, type ClaimRow } from "./rows.ts";
 import { claimShares, LEASE_LOST_ON_LAST_ATTEMPT_JSON } from "./rules.ts";
 import type { ClaimedDelivery, ClaimOptions, DeliveryResult } from "./types.ts";
@@ -28,6 +29,7 @@ export async function claimDeliveries(on: Queryable, options: ClaimOptions): Pro
        SELECT r.id, r.next_at, k.grp, k.lim FROM keys k CROSS JOIN LATERAL (
          SELECT d.id, d.next_at FROM deliveries d
           WHERE d.plugin = k.plugin AND d.status = 'pending' AND d.suspect = $1 AND d.next_at <= $2
+            AND d.flow IS NULL AND d.concurrency_key IS NULL
             AND (d.order_key IS NULL OR NOT EXISTS (
                   SELECT 1 FROM deliveries e
                    WHERE e.plugin = d.plugin AND e.order_key = d.order_key AND e.id < d.id
@@ -59,29 +61,143 @@ export async function claimDeliveries(on: Queryable, options: ClaimOptions): Pro
   return rows.map(toClaimedDelivery);
 }
 
+/**
+ * The flow-controlled deliveries' claim (flow-windows.ts), in a transaction of its own: the ready
+ * ones are locked (SKIP LOCKED), then their concurrency scopes' advisory locks are taken in hash
+ * order and the running ones counted again in a statement after them (so two instances cannot
+ * both take a scope's last slot), then their windows' rows are locked in id order; each delivery
+ * is claimed, throttled, skipped or left waiting, and the windows saved, before the commit.
+ */
+export async function claimFlowControlled(client: pg.PoolClient, options: ClaimOptions): Promise<ClaimedDelivery[]> {
+  const plugins = [...new Set(claimShares(options).flatMap((share) => share.plugins))];
+  if (plugins.length === 0 || options.limit <= 0) return [];
+  const { rows: ready } = await client.query<{ id: number; plugin: string; flow: string | null; concurrency_key: string | null; concurrency_limit: number | null }>(
+    `SELECT r.id, r.plugin, r.flow, r.concurrency_key, r.concurrency_limit FROM unnest($3::text[]) AS k(plugin) CROSS JOIN LATERAL (
+       SELECT d.id, d.plugin, d.next_at, d.flow, d.concurrency_key, d.concurrency_limit FROM deliveries d
+        WHERE d.plugin = k.plugin AND d.status = 'pending' AND d.suspect = $1 AND d.next_at <= $2
+          AND (d.flow IS NOT NULL OR d.concurrency_key IS NOT NULL)
+          AND (d.order_key IS NULL OR NOT EXISTS (
+                SELECT 1 FROM deliveries e
+                 WHERE e.plugin = d.plugin AND e.order_key = d.order_key AND e.id < d.id
+                   AND e.status IN ('pending', 'running')))
+          AND (d.concurrency_key IS NULL OR ${RUNNING_IN_SCOPE_SQL} < d.concurrency_limit)
+        ORDER BY d.next_at, d.id
+        LIMIT $4
+        FOR UPDATE SKIP LOCKED) r
+     ORDER BY r.next_at, r.id`,
+    [options.suspects ? 1 : 0, options.now, plugins, options.limit * 2],
+  );
+  if (ready.length === 0) return [];
+  const scopes = [...new Set(ready.flatMap((row) => (row.concurrency_key === null ? [] : [JSON.stringify([row.plugin, row.concurrency_key])])))];
+  const running = new Map<string, number>();
+  if (scopes.length > 0) {
+    await client.query(
+      `SELECT pg_advisory_xact_lock(hashtext('hookd.concurrency.' || current_schema()), h)
+         FROM (SELECT DISTINCT hashtext(k) AS h FROM unnest($1::text[]) AS k ORDER BY h) AS keys`,
+      [scopes],
+    );
+    const pairs = scopes.map((scope) => JSON.parse(scope) as [string, string]);
+    const { rows } = await client.query<{ plugin: string; concurrency_key: string; n: number }>(
+      `SELECT d.plugin, d.concurrency_key, COUNT(*)::int AS n FROM deliveries d
+         JOIN unnest($1::text[], $2::text[]) AS k(plugin, key) ON d.plugin = k.plugin AND d.concurrency_key = k.key
+        WHERE d.status = 'running' GROUP BY d.plugin, d.concurrency_key`,
+      [pairs.map((pair) => pair[0]), pairs.map((pair) => pair[1])],
+    );
+    for (const row of rows) running.set(JSON.stringify([row.plugin, row.concurrency_key]), row.n);
+  }
+  const flows = new Map(ready.map((row) => [row.id, readStoredFlow(row.flow)] as const));
+  const ids = [...new Set(ready.flatMap((row) => { const flow = flows.get(row.id); return flow ? windowIdsOf(row.plugin, flow) : []; }))].sort();
+  const windows = new Map<string, number[]>();
+  if (ids.length > 0) {
+    await client.query("INSERT INTO flow_windows (id, starts, updated_at) SELECT id, '[]', $2 FROM unnest($1::text[]) AS w(id) ORDER BY id ON CONFLICT (id) DO NOTHING", [ids, options.now]);
+    const { rows } = await client.query<{ id: string; starts: string }>("SELECT id, starts FROM flow_windows WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE", [ids]);
+    for (const row of rows) windows.set(row.id, readWindow(row.starts));
+  }
+  const changed = new Set<string>();
+  const take: number[] = [];
+  const skipped: Array<{ id: number; error: string }> = [];
+  const throttled: Array<{ id: number; until: number }> = [];
+  for (const row of ready) {
+    if (take.length >= options.limit) break;
+    const scope = row.concurrency_key === null ? undefined : JSON.stringify([row.plugin, row.concurrency_key]);
+    if (scope !== undefined && (running.get(scope) ?? 0) >= row.concurrency_limit!) continue;
+    const flow = flows.get(row.id);
+    const decision = flow === undefined ? ({ kind: "start" } as const) : firstStart(row.plugin, flow, windows, changed, options.now);
+    if (decision.kind === "skip") skipped.push({ id: row.id, error: decision.error });
+    else if (decision.kind === "wait") throttled.push({ id: row.id, until: decision.until });
+    else {
+      take.push(row.id);
+      if (scope !== undefined) running.set(scope, (running.get(scope) ?? 0) + 1);
+    }
+  }
+  if (changed.size > 0) {
+    const saved = [...changed];
+    await client.query(
+      "UPDATE flow_windows w SET starts = v.starts, updated_at = $3 FROM unnest($1::text[], $2::text[]) AS v(id, starts) WHERE w.id = v.id",
+      [saved, saved.map((id) => JSON.stringify(windows.get(id))), options.now],
+    );
+  }
+  if (skipped.length > 0) {
+    await client.query(
+      `UPDATE deliveries d SET status = 'skipped', flow = NULL, waiting = NULL, last_error = v.error, updated_at = $3, finished_at = $3
+         FROM unnest($1::bigint[], $2::text[]) AS v(id, error) WHERE d.id = v.id AND d.status = 'pending'`,
+      [skipped.map((row) => row.id), skipped.map((row) => row.error), options.now],
+    );
+  }
+  if (throttled.length > 0) {
+    await client.query(
+      `UPDATE deliveries d SET next_at = v.until, waiting = 'throttled', flow = NULL, updated_at = $3
+         FROM unnest($1::bigint[], $2::bigint[]) AS v(id, until) WHERE d.id = v.id AND d.status = 'pending'`,
+      [throttled.map((row) => row.id), throttled.map((row) => row.until), options.now],
+    );
+  }
+  if (take.length === 0) return [];
+  const { rows } = await client.query<ClaimRow>(
+    `WITH claimed AS (
+       UPDATE deliveries d
+          SET status = 'running', attempts = d.attempts + 1, lease_token = $2, lease_until = $3, updated_at = $4, flow = NULL, waiting = NULL
+         FROM unnest($1::bigint[]) WITH ORDINALITY AS t(id, n) WHERE d.id = t.id AND d.status = 'pending'
+       RETURNING d.id, d.kind, d.plugin, d.target, d.attempts, d.max_attempts, d.lease_token, d.suspect, d.input, d.event_seq, t.n)
+     SELECT c.*, e.id AS event_id, e.name AS event_name, e.payload, e.received_at, e.depth, e.source, e.source_user
+       FROM claimed c JOIN events e ON e.seq = c.event_seq ORDER BY c.n`,
+    [take, randomUUID(), options.now + options.leaseMs, options.now],
+  );
+  return rows.map(toClaimedDelivery);
+}
+
+/** Whether ready flow-controlled deliveries of these plugins may be waiting (one seek of deliveries_pending_flow per plugin). */
+export async function flowControlledPending(on: Queryable, plugins: readonly string[]): Promise<boolean> {
+  const { rows } = await on.query<{ found: boolean }>(
+    `SELECT EXISTS (SELECT 1 FROM unnest($1::text[]) AS k(plugin) CROSS JOIN LATERAL (
+       SELECT 1 FROM deliveries d WHERE d.plugin = k.plugin AND d.status = 'pending' AND (d.flow IS NOT NULL OR d.concurrency_key IS NOT NULL) LIMIT 1) f) AS found`,
+    [plugins],
+  );
+  return rows[0]!.found;
+}
+
 /** Records a run's outcome under its lease; null when the lease was lost, else the delivery's order key. */
-export async function finishDelivery(on: Queryable, id: number, leaseToken: string, result: DeliveryResult): Promise<{ orderKey: string | null } | null> {
+export async function finishDelivery(on: Queryable, id: number, leaseToken: string, result: DeliveryResult): Promise<{ orderKey: string | null; concurrencyKey: string | null } | null> {
   const v = finishValues(result);
   // Run detail: the attempt's activity goes in the same statement, only if the lease held.
   const attempt = result.attempt ? runAttemptValues(result.attempt) : null;
-  const { rows } = await on.query<{ order_key: string | null }>(
+  const { rows } = await on.query<{ order_key: string | null; concurrency_key: string | null }>(
     `WITH finished AS (
        UPDATE deliveries
           SET status = $3, next_at = $5, last_error = $6, lease_token = NULL, lease_until = NULL,
               updated_at = $4, finished_at = $7, duration_ms = $8,
               attempts = attempts - $9, suspect = COALESCE($10, suspect)
         WHERE id = $1 AND lease_token = $2 AND status = 'running'
-       RETURNING id, order_key),
+       RETURNING id, order_key, concurrency_key),
      attempt AS (
        INSERT INTO run_attempts (delivery_id, attempt, started_at, duration_ms, status, code, error, activity)
        SELECT id, $11, $12, $13, $14, $15, $16, $17 FROM finished WHERE $11::integer IS NOT NULL
        ON CONFLICT (delivery_id, attempt) DO UPDATE
          SET started_at = excluded.started_at, duration_ms = excluded.duration_ms, status = excluded.status,
              code = excluded.code, error = excluded.error, activity = excluded.activity)
-     SELECT order_key FROM finished`,
+     SELECT order_key, concurrency_key FROM finished`,
     [id, leaseToken, v.status, v.now, v.nextAt, v.error, v.finishedAt, v.durationMs, v.refund, v.suspect, ...(attempt ?? [null, null, null, null, null, null, null])],
   );
-  return rows.length === 0 ? null : { orderKey: rows[0]!.order_key };
+  return rows.length === 0 ? null : { orderKey: rows[0]!.order_key, concurrencyKey: rows[0]!.concurrency_key };
 }
 
 export async function renewLease(on: Queryable, id: number, leaseToken: string, until: number): Promise<boolean> {

@@ -110,6 +110,18 @@ const MIGRATIONS: readonly string[] = [
   PG_RUN_ATTEMPTS_MIGRATION,
   // The console's charts: attempts and dead letters by time.
   PG_RUN_STATS_INDEXES,
+  // Flow control (core/store/flow-windows.ts): each delivery's rules and why it waits, the
+  // running deliveries of a concurrency scope, the pending one of a debounce scope, the ready
+  // flow-controlled ones (claimed apart, under locks), and each throttle's or rate limit's window.
+  `
+  ALTER TABLE deliveries ADD COLUMN flow text, ADD COLUMN concurrency_key text, ADD COLUMN concurrency_limit integer,
+    ADD COLUMN debounce_key text, ADD COLUMN waiting text;
+  CREATE INDEX deliveries_running_by_concurrency ON deliveries(plugin, concurrency_key) WHERE status = 'running' AND concurrency_key IS NOT NULL;
+  CREATE INDEX deliveries_pending_by_debounce ON deliveries(plugin, debounce_key) WHERE status = 'pending' AND debounce_key IS NOT NULL;
+  CREATE INDEX deliveries_pending_flow ON deliveries(plugin, suspect, next_at, id)
+    WHERE status = 'pending' AND (flow IS NOT NULL OR concurrency_key IS NOT NULL);
+  CREATE TABLE flow_windows (id text PRIMARY KEY, starts text NOT NULL, updated_at bigint NOT NULL);
+  `,
 ];
 
 export const PG_SCHEMA_VERSION = MIGRATIONS.length;

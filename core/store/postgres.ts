@@ -24,6 +24,7 @@
  */
 import pg from "pg";
 import { HookdError } from "../../sandbox/contract/errors.ts";
+import { debouncedError, dueAtOf, flowColumns } from "./flow-windows.ts";
 import { kvLimit } from "./kv-limit.ts";
 import * as leases from "./postgres-claims.ts";
 import { migrate } from "./postgres-schema.ts";
@@ -69,6 +70,9 @@ export interface PostgresStoreOptions {
 }
 
 /** bigint (int8) columns hold epoch ms and ids: well inside a double's exact range. */
+/** How often a claim without declared flow rules looks for flow-controlled deliveries left over. */
+const FLOW_RECHECK_MS = 5000;
+
 const TYPES = {
   getTypeParser: ((oid: number, format?: "text" | "binary") =>
     oid === 20 ? (value: string) => Number(value) : pg.types.getTypeParser(oid, format as "text")) as typeof pg.types.getTypeParser,
@@ -83,6 +87,9 @@ export class PostgresStore implements Store {
   /** The telephony workstation commands (core/store/oktell-commands-postgres.ts). */
   readonly oktellCommands: PostgresOktellCommands;
   private closed = false;
+  // Flow-controlled deliveries left of a version that declared rules (see mayHaveFlowControlled).
+  private flowCheckedAt = 0;
+  private flowLeft = true;
 
   private constructor(options: PostgresStoreOptions) {
     const url = new URL(options.url);
@@ -137,10 +144,17 @@ export class PostgresStore implements Store {
   async acceptEvent(event: NewEvent, deliveries: readonly DeliveryTarget[]): Promise<AcceptOutcome> {
     if (this.closed) throw new Error("store is closed");
     // An emitted event: its root's count first, in the same transaction (see countDescendant).
+    // A debounced delivery skips the earlier one of its scope in the same transaction too.
+    const debounced = deliveries.some((d) => d.flow?.debounce);
     const outcome =
-      event.parentId === undefined
+      event.parentId === undefined && !debounced
         ? await this.insertEvent(this.pool, event, deliveries, null)
-        : await this.transaction(async (client) => this.insertEvent(client, event, deliveries, await countDescendant(client, event)));
+        : await this.transaction(async (client) => {
+            const root = event.parentId === undefined ? null : await countDescendant(client, event);
+            const stored = await this.insertEvent(client, event, deliveries, root);
+            if (stored.kind === "stored" && debounced) await debounceEarlier(client, event.id, deliveries, event.receivedAt);
+            return stored;
+          });
     // After the commit: the others must find the work when they look.
     if (outcome.kind === "stored" && deliveries.length > 0) this.wakeup.notify();
     return outcome;
@@ -154,7 +168,7 @@ export class PostgresStore implements Store {
     const { rows } = await on.query<{ seq: number }>(
       `WITH ev AS (
          INSERT INTO events (id, name, payload, received_at, source, parent_id, depth, idempotency_key, body_hash, root_id, deliver_at, source_user, traceparent)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $20, $21, $22, $23)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $25, $26, $27, $28)
          ${event.idempotencyKey === undefined ? "" : "ON CONFLICT (idempotency_key) DO NOTHING"}
          RETURNING seq),
        ${DELIVERY_INSERT_CTES("(SELECT seq FROM ev)", 10)}
@@ -170,14 +184,35 @@ export class PostgresStore implements Store {
 
   async claimDeliveries(options: ClaimOptions): Promise<ClaimedDelivery[]> {
     if (nothingToClaim(options)) return [];
-    return leases.claimDeliveries(this.bookkeeping, options);
+    // Flow-controlled deliveries are claimed apart, under their locks (postgres-claims.ts), first:
+    // what their rules allow is little, and the ordinary claim then fills the rest.
+    if (!(await this.mayHaveFlowControlled(options))) return leases.claimDeliveries(this.bookkeeping, options);
+    const governed = await inTransaction(this.bookkeeping, (client) => leases.claimFlowControlled(client, options));
+    if (governed.length >= options.limit) return governed;
+    return [...governed, ...(await leases.claimDeliveries(this.bookkeeping, { ...options, limit: options.limit - governed.length }))];
+  }
+
+  /**
+   * Whether the flow-controlled claim is worth its round trips: always while a serving plugin
+   * declares flow rules (`ClaimOptions.flowControlled`), else when a look at the partial index,
+   * at most every few seconds, finds such deliveries left (of a version that declared rules).
+   */
+  private async mayHaveFlowControlled(options: ClaimOptions): Promise<boolean> {
+    if (options.flowControlled) return true;
+    const now = Date.now();
+    if (now - this.flowCheckedAt >= FLOW_RECHECK_MS) {
+      this.flowCheckedAt = now;
+      this.flowLeft = await leases.flowControlledPending(this.bookkeeping, options.plugins);
+    }
+    return this.flowLeft;
   }
 
   async finishDelivery(id: number, leaseToken: string, result: DeliveryResult): Promise<boolean> {
     const finished = await leases.finishDelivery(this.bookkeeping, id, leaseToken, result);
     if (finished === null) return false;
     // Finishing a keyed delivery frees its key; a retry becomes due later: both may be another instance's work.
-    if (finished.orderKey !== null || result.status === "pending") this.wakeup.notify();
+    // So does finishing a run of a concurrency scope: its slot is free.
+    if (finished.orderKey !== null || finished.concurrencyKey !== null || result.status === "pending") this.wakeup.notify();
     return true;
   }
 
@@ -238,6 +273,7 @@ export class PostgresStore implements Store {
         const { rows } = await client.query<{ seq: number }>("SELECT seq FROM events WHERE id = $1", [item.eventId]);
         if (rows.length === 0) continue; // pruned meanwhile
         await this.insertDeliveries(client, rows[0]!.seq, item.targets, now, replayId ?? null);
+        if (item.targets.some((d) => d.flow?.debounce)) await debounceEarlier(client, item.eventId, item.targets, now, rows[0]!.seq);
         added += item.targets.length;
       }
       return added;
@@ -257,6 +293,7 @@ export class PostgresStore implements Store {
       );
       if (!rowCount) return false;
       await this.insertEvent(client, event, deliveries, null);
+      if (deliveries.some((d) => d.flow?.debounce)) await debounceEarlier(client, event.id, deliveries, event.receivedAt);
       return true;
     });
     if (claimed && deliveries.length > 0 && event.deliverAt === undefined) this.wakeup.notify();
@@ -533,11 +570,14 @@ function DELIVERY_INSERT_CTES(seq: string, first: number): string {
          SELECT pg_advisory_xact_lock(hashtext('hookd.order.' || current_schema()), h) AS locked
            FROM (SELECT DISTINCT hashtext(k) AS h FROM unnest(${p(0)}::text[]) AS k WHERE k IS NOT NULL ORDER BY h) AS keys),
        ins AS (
-         INSERT INTO deliveries (event_seq, kind, plugin, target, input, order_key, status, max_attempts, next_at, created_at, updated_at, replay_id)
-         SELECT s.seq, t.kind, t.plugin, t.target, t.input, t.order_key, 'pending', t.max_attempts, COALESCE(${p(9)}::bigint, ${p(1)}), ${p(1)}, ${p(1)}, ${p(2)}
+         INSERT INTO deliveries (event_seq, kind, plugin, target, input, order_key, status, max_attempts, next_at, created_at, updated_at, replay_id,
+                                 flow, concurrency_key, concurrency_limit, debounce_key, waiting)
+         SELECT s.seq, t.kind, t.plugin, t.target, t.input, t.order_key, 'pending', t.max_attempts, t.next_at, ${p(1)}, ${p(1)}, ${p(2)},
+                t.flow, t.concurrency_key, t.concurrency_limit, t.debounce_key, t.waiting
            FROM (SELECT ${seq} AS seq) AS s,
-                unnest(${p(3)}::text[], ${p(4)}::text[], ${p(5)}::text[], ${p(6)}::text[], ${p(7)}::text[], ${p(8)}::int[]) WITH ORDINALITY
-                  AS t(kind, plugin, target, input, order_key, max_attempts, n)
+                unnest(${p(3)}::text[], ${p(4)}::text[], ${p(5)}::text[], ${p(6)}::text[], ${p(7)}::text[], ${p(8)}::int[], ${p(9)}::bigint[],
+                       ${p(10)}::text[], ${p(11)}::text[], ${p(12)}::int[], ${p(13)}::text[], ${p(14)}::text[]) WITH ORDINALITY
+                  AS t(kind, plugin, target, input, order_key, max_attempts, next_at, flow, concurrency_key, concurrency_limit, debounce_key, waiting, n)
           WHERE s.seq IS NOT NULL AND (SELECT count(*) FROM held) >= 0
           ORDER BY t.n
          RETURNING 1)`;
@@ -546,12 +586,37 @@ function DELIVERY_INSERT_CTES(seq: string, first: number): string {
 /** `dueAt`: a delayed event's due time (its deliveries' next_at); absent, they are due `now`. */
 function deliveryParams(targets: readonly DeliveryTarget[], now: number, replayId: string | null, dueAt?: number): unknown[] {
   const values = targets.map(deliveryValues);
+  const flows = targets.map((t) => flowColumns(t.flow));
   return [
     targets.map((t) => (t.orderKey === undefined ? null : JSON.stringify([t.plugin, t.orderKey]))),
     now,
     replayId,
     // kind, plugin, target, input, order_key, max_attempts: one array per column.
     ...[0, 1, 2, 3, 4, 5].map((column) => values.map((row) => row[column])),
-    dueAt ?? null,
+    targets.map((t) => dueAtOf(t, dueAt ?? now)),
+    // flow, concurrency_key, concurrency_limit, debounce_key, waiting (flow-windows.ts).
+    ...[0, 1, 2, 3, 4].map((column) => flows.map((row) => row[column])),
   ];
+}
+
+/**
+ * Debounce (flow-windows.ts): the plugin's earlier delivery of each debounced scope that has not
+ * started is skipped, once the new event is stored. The scopes' advisory locks are taken first,
+ * in hash order, and the UPDATE is a statement of its own after them, so it sees what a
+ * concurrent accept of the same scope committed while this one waited.
+ */
+async function debounceEarlier(client: pg.PoolClient, eventId: string, targets: readonly DeliveryTarget[], now: number, seq?: number): Promise<void> {
+  const scopes = targets.flatMap((t) => (t.flow?.debounce ? [{ plugin: t.plugin, key: t.flow.debounce.scope }] : []));
+  await client.query(
+    `SELECT pg_advisory_xact_lock(hashtext('hookd.debounce.' || current_schema()), h)
+       FROM (SELECT DISTINCT hashtext(k) AS h FROM unnest($1::text[]) AS k ORDER BY h) AS keys`,
+    [scopes.map((scope) => JSON.stringify([scope.plugin, scope.key]))],
+  );
+  await client.query(
+    `UPDATE deliveries d SET status = 'skipped', waiting = NULL, last_error = $3, updated_at = $4, finished_at = $4
+       FROM unnest($1::text[], $2::text[]) AS k(plugin, key)
+      WHERE d.plugin = k.plugin AND d.debounce_key = k.key AND d.status = 'pending' AND d.attempts = 0
+        AND d.event_seq <> COALESCE($5::bigint, (SELECT seq FROM events WHERE id = $6))`,
+    [scopes.map((scope) => scope.plugin), scopes.map((scope) => scope.key), debouncedError(eventId), now, seq ?? null, eventId],
+  );
 }

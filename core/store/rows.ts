@@ -4,6 +4,8 @@
  * integers, `suspect` as 0/1; see sqlite-schema.ts and postgres-schema.ts). A store keeps only
  * its SQL; what it reads back is turned into EventRecord, DeliveryRecord and ClaimedDelivery here.
  */
+import { RUNNING_IN_SCOPE_SQL } from "./flow-windows.ts";
+import type { FlowWaiting } from "./types.ts";
 import type { ClaimedDelivery, DeliveryRecord, DeliveryResult, DeliveryStatus, DeliveryTarget, EventOrigin, EventRecord, EventSource, NewEvent } from "./types.ts";
 
 export interface ClaimRow {
@@ -62,10 +64,18 @@ export interface RunRow {
   replay_id: string | null;
   event_source?: string;
   source_user?: string | null;
+  waiting?: FlowWaiting | null;
+  /** 1 for a pending delivery whose concurrency scope is full (RUN_COLUMNS counts it). */
+  concurrency_full?: number | boolean | null;
 }
 
-/** SELECT of a run with its event's id and name, for DeliveryRecord. */
-export const RUN_COLUMNS = "d.*, e.id AS event_id, e.name AS event_name, e.source AS event_source, e.source_user FROM deliveries d JOIN events e ON e.seq = d.event_seq";
+/**
+ * SELECT of a run with its event's id and name, for DeliveryRecord; a pending delivery with a
+ * concurrency scope is checked for a full scope (`waiting: concurrency limit`).
+ */
+export const RUN_COLUMNS = `d.*, e.id AS event_id, e.name AS event_name, e.source AS event_source, e.source_user,
+  CASE WHEN d.status = 'pending' AND d.concurrency_key IS NOT NULL THEN ${RUNNING_IN_SCOPE_SQL} >= d.concurrency_limit END AS concurrency_full
+  FROM deliveries d JOIN events e ON e.seq = d.event_seq`;
 
 export function toClaimedDelivery(row: ClaimRow): ClaimedDelivery {
   // One row that does not parse must not fail the claim of its batch neighbours.
@@ -159,7 +169,15 @@ export function toRunRecord(row: RunRow): DeliveryRecord {
     suspect: row.suspect === 1,
     replayId: row.replay_id,
     ...(row.event_source === undefined ? {} : { eventSource: eventSourceOf(row.event_source, row.source_user) }),
+    ...waitingOf(row),
   };
+}
+
+/** Why a pending delivery waits for flow control, if it does. */
+function waitingOf(row: RunRow): { waiting?: FlowWaiting } {
+  if (row.status !== "pending") return {};
+  if (row.concurrency_full === 1 || row.concurrency_full === true) return { waiting: "concurrency" };
+  return row.waiting ? { waiting: row.waiting } : {};
 }
 
 /**
@@ -207,7 +225,7 @@ export function toKvValue(row: { value: string } | undefined): unknown {
 
 /** `status, COUNT(*)` rows as a count for every status, the ones without deliveries at 0. */
 export function toStatusCounts(rows: ReadonlyArray<{ status: DeliveryStatus; n: number }>): Record<DeliveryStatus, number> {
-  const counts: Record<DeliveryStatus, number> = { pending: 0, running: 0, done: 0, dead: 0, cancelled: 0, discarded: 0 };
+  const counts: Record<DeliveryStatus, number> = { pending: 0, running: 0, done: 0, dead: 0, cancelled: 0, discarded: 0, skipped: 0 };
   for (const row of rows) counts[row.status] = row.n;
   return counts;
 }

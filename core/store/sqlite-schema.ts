@@ -8,7 +8,7 @@ import type Database from "better-sqlite3";
 import { SQLITE_RUN_ATTEMPTS_TABLE } from "./run-attempts.ts";
 import { SQLITE_RUN_STATS_INDEXES } from "./run-stats.ts";
 
-export const SCHEMA_VERSION = 6;
+export const SCHEMA_VERSION = 7;
 
 export type Synchronous = "FULL" | "NORMAL" | "OFF";
 
@@ -56,6 +56,8 @@ CREATE TABLE IF NOT EXISTS deliveries (
 CREATE INDEX IF NOT EXISTS deliveries_by_event ON deliveries(event_seq);
 -- Each schedule's last claimed tick (core/time/scheduler.ts): claiming a tick is moving it forward.
 CREATE TABLE IF NOT EXISTS schedule_ticks (schedule_id TEXT PRIMARY KEY, last_tick_at INTEGER NOT NULL) WITHOUT ROWID;
+-- Schema 7: flow control's windows (core/store/flow-windows.ts): each throttle's or rate limit's last starts.
+CREATE TABLE IF NOT EXISTS flow_windows (id TEXT PRIMARY KEY, starts TEXT NOT NULL, updated_at INTEGER NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS kv (
   plugin TEXT NOT NULL,
   key TEXT NOT NULL,
@@ -99,6 +101,12 @@ CREATE INDEX IF NOT EXISTS deliveries_by_replay ON deliveries(replay_id) WHERE r
 -- Claims and due times ask per plugin: a seek to that plugin's pending rows, so another plugin's
 -- backlog (or an unloaded plugin's) is never walked past.
 CREATE INDEX IF NOT EXISTS deliveries_pending_by_plugin ON deliveries(plugin, suspect, next_at, id) WHERE status = 'pending';
+-- Flow control: the running deliveries of a concurrency scope (counted at every claim of one),
+-- and the pending delivery of a debounce scope (skipped when a later event comes).
+CREATE INDEX IF NOT EXISTS deliveries_running_by_concurrency ON deliveries(plugin, concurrency_key)
+  WHERE status = 'running' AND concurrency_key IS NOT NULL;
+CREATE INDEX IF NOT EXISTS deliveries_pending_by_debounce ON deliveries(plugin, debounce_key)
+  WHERE status = 'pending' AND debounce_key IS NOT NULL;
 -- Delayed events by due time (the scheduled list); events delivered at once are not in it.
 CREATE INDEX IF NOT EXISTS events_scheduled ON events(deliver_at) WHERE deliver_at IS NOT NULL;
 `;
@@ -130,6 +138,12 @@ function migrate(db: Database.Database): void {
     ["suspect", "INTEGER NOT NULL DEFAULT 0"],
     ["attempt_base", "INTEGER NOT NULL DEFAULT 0"],
     ["replay_id", "TEXT"],
+    // Schema 7: flow control (core/store/flow-windows.ts).
+    ["flow", "TEXT"],
+    ["concurrency_key", "TEXT"],
+    ["concurrency_limit", "INTEGER"],
+    ["debounce_key", "TEXT"],
+    ["waiting", "TEXT"],
   ];
   for (const [name, type] of added) if (!columns.has(name)) db.exec(`ALTER TABLE deliveries ADD COLUMN ${name} ${type}`);
   // Schema 3: the emit budget (root_id on every emitted event, the count on its root).

@@ -7,6 +7,7 @@
 import { randomUUID } from "node:crypto";
 import type Database from "better-sqlite3";
 import { HookdError, type HookdErrorCode } from "../../sandbox/contract/errors.ts";
+import { debouncedError, dueAtOf, firstStart, flowColumns, MAX_FLOW_PERIOD_MS, readStoredFlow, readWindow, RUNNING_IN_SCOPE_SQL, windowIdsOf } from "./flow-windows.ts";
 import { kvLimit } from "./kv-limit.ts";
 import { deliveryValues, eventValues, finishValues, RUN_COLUMNS, toRunRecord, type ClaimRow, type RunRow } from "./rows.ts";
 import { assertRetriable, claimShares, emitBudgetSpent, LEASE_LOST_ON_LAST_ATTEMPT_JSON, repeatOutcome } from "./rules.ts";
@@ -106,12 +107,14 @@ export function createWriteExecutor(db: Database.Database, synchronous: Synchron
         for (const item of op.items) {
           const event = s.eventSeqById.get(item.eventId) as { seq: number } | undefined;
           if (!event) continue; // pruned meanwhile
-          for (const d of item.targets) insertDelivery(s, event.seq, d, op.now, op.replayId);
+          for (const d of item.targets) insertDelivery(s, event.seq, item.eventId, d, op.now, op.replayId);
           added += item.targets.length;
         }
         return added;
       }
       case "prune":
+        // A window untouched for longer than any period counts nothing any more.
+        s.pruneWindows.run(Date.now() - MAX_FLOW_PERIOD_MS);
         return s.prune.run({ ...op.options, oldest: Math.max(op.options.doneBefore, op.options.deadBefore) }).changes;
       case "kvSet":
         // Counted and written in one step of the writer, which runs one write at a time: no
@@ -190,7 +193,7 @@ function accept(s: WriteStatements, event: NewEvent, deliveries: readonly Delive
   }
   const root = event.parentId === undefined ? null : countDescendant(s, event);
   const { lastInsertRowid: seq } = s.insertEvent.run(...eventValues(event, payloadJson), root, event.deliverAt ?? null, event.sourceUser ?? null, event.traceparent ?? null);
-  for (const d of deliveries) insertDelivery(s, Number(seq), d, event.receivedAt, null, event.deliverAt);
+  for (const d of deliveries) insertDelivery(s, Number(seq), event.id, d, event.receivedAt, null, event.deliverAt);
   return { kind: "stored", id: event.id, deliveries: deliveries.length };
 }
 
@@ -218,30 +221,68 @@ function countDescendant(s: WriteStatements, event: NewEvent): string | null {
 function claim(s: WriteStatements, options: ClaimOptions): ClaimRow[] {
   const shares = claimShares(options);
   const suspect = options.suspects ? 1 : 0;
-  const ranked: Array<{ id: number; nextAt: number; rank: number }> = [];
+  const ranked: Array<{ row: ReadyRow; rank: number }> = [];
   const pending = new Set((s.pluginsWithPending.all() as Array<{ plugin: string }>).map((row) => row.plugin));
   for (const share of shares) {
-    const ready: Array<{ id: number; next_at: number }> = [];
+    const ready: ReadyRow[] = [];
     for (const plugin of share.plugins) {
       if (!pending.has(plugin)) continue;
-      ready.push(...(s.readyOfPlugin.all({ plugin, suspect, now: options.now, limit: share.limit }) as Array<{ id: number; next_at: number }>));
+      ready.push(...(s.readyOfPlugin.all({ plugin, suspect, now: options.now, limit: share.limit }) as ReadyRow[]));
     }
     if (share.plugins.length > 1) ready.sort((a, b) => a.next_at - b.next_at || a.id - b.id);
-    ready.slice(0, share.limit).forEach((row, rank) => ranked.push({ id: row.id, nextAt: row.next_at, rank }));
+    ready.slice(0, share.limit).forEach((row, rank) => ranked.push({ row, rank }));
   }
-  ranked.sort((a, b) => a.rank - b.rank || a.nextAt - b.nextAt || a.id - b.id);
+  ranked.sort((a, b) => a.rank - b.rank || a.row.next_at - b.row.next_at || a.row.id - b.row.id);
   const token = randomUUID();
   const claimed: ClaimRow[] = [];
-  for (const { id } of ranked.slice(0, options.limit)) {
-    const row = s.claimOne.get({ id, now: options.now, until: options.now + options.leaseMs, token }) as ClaimRow | undefined;
+  for (const { row: ready } of ranked) {
+    if (claimed.length >= options.limit) break;
+    if (!passesFlow(s, ready, options.now)) continue;
+    const row = s.claimOne.get({ id: ready.id, now: options.now, until: options.now + options.leaseMs, token }) as ClaimRow | undefined;
     if (row) claimed.push(row);
   }
   return claimed;
 }
 
-/** A delivery due at `now`, or at `dueAt` (a delayed event's). */
-function insertDelivery(s: WriteStatements, seq: number, d: DeliveryTarget, now: number, replayId: string | null, dueAt?: number): void {
-  s.insertDelivery.run(seq, ...deliveryValues(d), dueAt ?? now, now, now, replayId);
+/** A ready delivery as the claim reads it: flow columns only matter for flow-controlled handlers. */
+interface ReadyRow {
+  id: number;
+  plugin: string;
+  next_at: number;
+  flow: string | null;
+  concurrency_key: string | null;
+  concurrency_limit: number | null;
+}
+
+/**
+ * Flow control at the claim (see flow-windows.ts): the concurrency count again (a delivery this
+ * claim took may have filled the scope), then, on the first start, the rate limit and throttle.
+ * A skipped or throttled delivery is written here, in the claim's transaction.
+ */
+function passesFlow(s: WriteStatements, row: ReadyRow, now: number): boolean {
+  if (row.concurrency_key !== null && row.concurrency_limit !== null) {
+    const { n } = s.runningInScope.get(row.plugin, row.concurrency_key) as { n: number };
+    if (n >= row.concurrency_limit) return false;
+  }
+  const flow = readStoredFlow(row.flow);
+  if (flow === undefined) return true;
+  const windows = new Map<string, number[]>();
+  const changed = new Set<string>();
+  for (const id of windowIdsOf(row.plugin, flow)) windows.set(id, readWindow((s.windowOf.get(id) as { starts: string } | undefined)?.starts));
+  const decision = firstStart(row.plugin, flow, windows, changed, now);
+  for (const id of changed) s.saveWindow.run(id, JSON.stringify(windows.get(id)), now);
+  if (decision.kind === "skip") s.skipDelivery.run({ id: row.id, error: decision.error, now });
+  else if (decision.kind === "wait") s.throttleDelivery.run({ id: row.id, until: decision.until, now });
+  return decision.kind === "start";
+}
+
+/**
+ * A delivery due at `now`, or at `dueAt` (a delayed event's). A debounced one first skips the
+ * plugin's delivery of the same scope that has not started yet, and is due a period later.
+ */
+function insertDelivery(s: WriteStatements, seq: number, eventId: string, d: DeliveryTarget, now: number, replayId: string | null, dueAt?: number): void {
+  if (d.flow?.debounce) s.debounce.run({ plugin: d.plugin, key: d.flow.debounce.scope, error: debouncedError(eventId), now });
+  s.insertDelivery.run(seq, ...deliveryValues(d), dueAtOf(d, dueAt ?? now), now, now, replayId, ...flowColumns(d.flow));
 }
 
 function prepareWriteStatements(db: Database.Database) {
@@ -254,8 +295,9 @@ function prepareWriteStatements(db: Database.Database) {
     rootOf: db.prepare("SELECT COALESCE(root_id, id) AS root FROM events WHERE id = ?"),
     countDescendant: db.prepare("UPDATE events SET descendants = descendants + 1 WHERE id = ? AND descendants < ?"),
     insertDelivery: db.prepare(
-      `INSERT INTO deliveries (event_seq, kind, plugin, target, input, order_key, status, max_attempts, next_at, created_at, updated_at, replay_id)
-       VALUES (?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?)`,
+      `INSERT INTO deliveries (event_seq, kind, plugin, target, input, order_key, status, max_attempts, next_at, created_at, updated_at, replay_id,
+                               flow, concurrency_key, concurrency_limit, debounce_key, waiting)
+       VALUES (?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     ),
     eventSeqById: db.prepare("SELECT seq FROM events WHERE id = ?"),
     // One plugin's ready deliveries, oldest first, through the index that leads with the plugin.
@@ -263,12 +305,13 @@ function prepareWriteStatements(db: Database.Database) {
     // or running (the partial index holds only those).
     pluginsWithPending: db.prepare(PLUGINS_WITH_PENDING_SQL),
     readyOfPlugin: db.prepare(
-      `SELECT d.id, d.next_at FROM deliveries d
+      `SELECT d.id, d.plugin, d.next_at, d.flow, d.concurrency_key, d.concurrency_limit FROM deliveries d
         WHERE d.plugin = @plugin AND d.status = 'pending' AND d.suspect = @suspect AND d.next_at <= @now
           AND (d.order_key IS NULL OR NOT EXISTS (
                 SELECT 1 FROM deliveries e
                  WHERE e.plugin = d.plugin AND e.order_key = d.order_key AND e.id < d.id
                    AND e.status IN ('pending', 'running')))
+          AND (d.concurrency_key IS NULL OR ${RUNNING_IN_SCOPE_SQL} < d.concurrency_limit)
         ORDER BY d.next_at, d.id
         LIMIT @limit`,
     ),
@@ -276,7 +319,7 @@ function prepareWriteStatements(db: Database.Database) {
     // still used up an attempt.
     claimOne: db.prepare(
       `UPDATE deliveries
-          SET status = 'running', attempts = attempts + 1, lease_token = @token, lease_until = @until, updated_at = @now
+          SET status = 'running', attempts = attempts + 1, lease_token = @token, lease_until = @until, updated_at = @now, flow = NULL, waiting = NULL
         WHERE id = @id AND status = 'pending'
        RETURNING id, kind, plugin, target, attempts, max_attempts, lease_token, suspect, input,
                  (SELECT id FROM events WHERE seq = event_seq) AS event_id,
@@ -350,6 +393,20 @@ function prepareWriteStatements(db: Database.Database) {
         WHERE event_seq = @seq AND status = 'pending' AND attempts = 0`,
     ),
     kvExists: db.prepare("SELECT 1 FROM kv WHERE plugin = ? AND key = ?"),
+    // Flow control (flow-windows.ts).
+    runningInScope: db.prepare("SELECT COUNT(*) AS n FROM deliveries WHERE plugin = ? AND concurrency_key = ? AND status = 'running'"),
+    windowOf: db.prepare("SELECT starts FROM flow_windows WHERE id = ?"),
+    saveWindow: db.prepare("INSERT OR REPLACE INTO flow_windows (id, starts, updated_at) VALUES (?, ?, ?)"),
+    skipDelivery: db.prepare(
+      `UPDATE deliveries SET status = 'skipped', flow = NULL, waiting = NULL, last_error = @error, updated_at = @now, finished_at = @now
+        WHERE id = @id AND status = 'pending'`,
+    ),
+    throttleDelivery: db.prepare(`UPDATE deliveries SET next_at = @until, waiting = 'throttled', flow = NULL, updated_at = @now WHERE id = @id AND status = 'pending'`),
+    debounce: db.prepare(
+      `UPDATE deliveries SET status = 'skipped', waiting = NULL, last_error = @error, updated_at = @now, finished_at = @now
+        WHERE plugin = @plugin AND debounce_key = @key AND status = 'pending' AND attempts = 0`,
+    ),
+    pruneWindows: db.prepare("DELETE FROM flow_windows WHERE updated_at < ?"),
     // Counts up to the limit only: enough to tell whether one more key fits.
     kvCount: db.prepare("SELECT COUNT(*) AS n FROM (SELECT 1 FROM kv WHERE plugin = ? LIMIT ?)"),
   };

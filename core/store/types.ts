@@ -30,8 +30,10 @@ export type DeliveryKind = "handler" | "route" | "action" | "webhook";
 /**
  * `cancelled`: a delayed event's delivery, cancelled before it ran (POST /api/events/{id}/cancel).
  * `discarded`: a dead letter an operator gave up on (POST /api/dead-letters/discard); finished, kept in history.
+ * `skipped`: flow control kept it from running (a rate limit, a later event of a debounce); its
+ * `lastError` says which (HOOKD_FLOW_RATE_LIMITED, HOOKD_FLOW_DEBOUNCED). Finished, never retried.
  */
-export type DeliveryStatus = "pending" | "running" | "done" | "dead" | "cancelled" | "discarded";
+export type DeliveryStatus = "pending" | "running" | "done" | "dead" | "cancelled" | "discarded" | "skipped";
 
 export interface NewEvent {
   id: string;
@@ -72,7 +74,24 @@ export interface DeliveryTarget {
   maxAttempts: number;
   /** Deliveries of one plugin with the same key run one at a time, in acceptance order. */
   orderKey?: string | undefined;
+  /** The handler's flow control (core/routing/flow-rules.ts), its keys read from this event. */
+  flow?: DeliveryFlow | undefined;
 }
+
+/**
+ * What a flow-controlled delivery is stored with: each rule's scope (the event name and the key's
+ * value, so two events' rules never share a count) and its numbers. The store adds the plugin to
+ * each scope. How the stores enforce them: flow-windows.ts.
+ */
+export interface DeliveryFlow {
+  concurrency?: { scope: string; limit: number } | undefined;
+  throttle?: { scope: string; limit: number; periodMs: number } | undefined;
+  rateLimit?: { scope: string; limit: number; periodMs: number } | undefined;
+  debounce?: { scope: string; periodMs: number } | undefined;
+}
+
+/** Why a pending delivery is not running yet, in run records (`waiting: throttled until ...`). */
+export type FlowWaiting = "throttled" | "debounced" | "concurrency";
 
 export type AcceptOutcome =
   | { kind: "stored"; id: string; deliveries: number }
@@ -139,6 +158,8 @@ export interface DeliveryRecord {
   replayId: string | null;
   /** Where its event came from (`ctx.event.source`), in run lists. */
   eventSource?: EventOrigin;
+  /** A pending delivery held by flow control: why, and until when (`nextAt`) for a throttle or debounce. */
+  waiting?: FlowWaiting;
 }
 
 export interface EventRecord {
@@ -177,6 +198,11 @@ export interface ClaimOptions {
    * push another's work behind it.
    */
   shares?: ReadonlyArray<{ plugins: readonly string[]; limit: number }> | undefined;
+  /**
+   * A serving plugin declares flow control (core/routing/flow-rules.ts): a store that claims
+   * flow-controlled deliveries apart (PostgreSQL) should look for them on this claim.
+   */
+  flowControlled?: boolean | undefined;
 }
 
 export interface ListRunsFilter {

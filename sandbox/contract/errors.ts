@@ -44,6 +44,10 @@ const definitions = {
   HOOKD_EVENT_NOT_SCHEDULED: { status: 409, message: "event %s cannot be cancelled: %s" },
   // schedules (core/time)
   HOOKD_SCHEDULE_INVALID: { status: 500, message: "schedule of %s: %s" },
+  // Flow control (core/routing/flow-rules.ts): a load error, and why a delivery did not run.
+  HOOKD_FLOW_INVALID: { status: 500, message: "flow options of %s: %s" },
+  HOOKD_FLOW_RATE_LIMITED: { status: 409, message: "skipped: rate limit of %s runs per %s reached" },
+  HOOKD_FLOW_DEBOUNCED: { status: 409, message: "skipped: debounced, event %s came after it" },
   HOOKD_CALENDAR_INVALID: { status: 500, message: "calendar %s: %s" },
   HOOKD_ACTION_UNKNOWN: { status: 404, message: "unknown action %s: no loaded plugin declares it" },
   HOOKD_RUN_NOT_FOUND: { status: 404, message: "no run %s" },

@@ -90,6 +90,11 @@ export interface PluginManifest {
   actionInputs?: Record<string, unknown>;
   /** `schedule(cron, { tz, catchUp }, handler)` declarations; `key` is the name the handler runs under. */
   schedules?: Array<{ key: string; cron: string; tz?: string | undefined; catchUp?: string | undefined; calendar?: string | undefined }>;
+  /**
+   * `on(event, { concurrency, throttle, rateLimit, debounce }, handler)`: each event's flow
+   * options as the plugin wrote them (JSON data); the host checks them at load.
+   */
+  flow?: Record<string, unknown>;
 }
 
 export interface PluginLogRecord {

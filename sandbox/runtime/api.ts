@@ -224,8 +224,31 @@ export interface PluginOptions {
 
 type Awaitable<T> = T | Promise<T>;
 
+/** A span of time: "500ms", "10s", "5m", "1h", "1d", or milliseconds. */
+export type Duration = string | number;
+
+/**
+ * How often and how many at once this plugin's deliveries of one event run. A `key` is a dotted
+ * payload path (`did`, `client.id`): the rule then holds per value of that field; without one it
+ * holds for all of the handler's deliveries. Every rule is kept in the store, so it holds across
+ * restarts and across instances sharing a PostgreSQL store. Throttle and rate limit count a run's
+ * first attempt; retries follow the retry policy.
+ */
+export interface FlowOptions {
+  /** At most `limit` runs at once per key; the rest wait (`waiting: concurrency limit`). */
+  concurrency?: { key?: string; limit: number };
+  /** At most `limit` starts in any `period` per key; the rest wait their turn (`waiting: throttled until ...`), none is dropped. */
+  throttle?: { key?: string; limit: number; period: Duration };
+  /** At most `limit` runs in any `period` per key; the rest are skipped and recorded as such (`skipped: rate limit`). */
+  rateLimit?: { key?: string; limit: number; period: Duration };
+  /** A burst runs once, with its last event, `period` after the last one; the earlier ones are skipped (`skipped: debounced`). */
+  debounce?: { key?: string; period: Duration };
+}
+
 /** Subscribes a handler to a catalog event. */
 export declare function on<K extends EventName>(name: K, handler: (event: EventPayload<K>, ctx: Ctx) => Awaitable<void>): void;
+/** Subscribes a handler with flow control: `on("deal.edit", { debounce: { key: "did", period: "10s" } }, handler)`. */
+export declare function on<K extends EventName>(name: K, options: FlowOptions, handler: (event: EventPayload<K>, ctx: Ctx) => Awaitable<void>): void;
 
 /** Declares an action: started by a route, by hand (`POST /actions/{name}`), or by a handler. */
 export declare function action<S extends z.ZodType>(

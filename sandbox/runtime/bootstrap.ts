@@ -79,6 +79,7 @@ export function install(host: HostReference, memoryMb = 64, syncHost?: SyncHostR
   const mapHas = Map.prototype.has;
   const mapKeys = Map.prototype.keys;
   const arrayFrom = Array.from;
+  const objectFrom = Object.fromEntries;
   const promiseAll = Promise.all.bind(Promise);
   const stringOf = String;
   // Errors the runtime itself made from a host reply, with the code the host gave them. A code
@@ -100,6 +101,8 @@ export function install(host: HostReference, memoryMb = 64, syncHost?: SyncHostR
   const COPY_IN_OUT = plainObject({ result: plainObject({ promise: true }) });
 
   const handlers = new MapCtor<string, AnyHandler[]>();
+  // on(name, options, handler): each event's flow options, as JSON data.
+  const flow = new MapCtor<string, unknown>();
   const actions = new MapCtor<string, { input?: SafeParseSchema; fn: AnyHandler }>();
   // schedule(cron, { tz, catchUp }, handler), by key: `schedule:<cron>[@tz][#n]` (the run's name).
   const schedules = new MapCtor<string, { cron: string; tz?: string; catchUp?: string; calendar?: string; fn: AnyHandler }>();
@@ -120,10 +123,20 @@ export function install(host: HostReference, memoryMb = 64, syncHost?: SyncHostR
     if (!loading) throw new ErrorCtor(`${what} must be called at the top level of the plugin, not inside a handler`);
   }
 
-  function on(name: unknown, fn: unknown): void {
+  /**
+   * on(name, handler) or on(name, { concurrency, throttle, rateLimit, debounce }, handler). The
+   * flow options cross as JSON; the host checks them (core/routing/flow-rules.ts) at load. They
+   * govern the plugin's deliveries of the event, so one handler of an event declares them.
+   */
+  function on(name: unknown, spec: unknown, handler?: unknown): void {
     assertLoading("on()");
     if (typeof name !== "string" || name.length === 0) throw new TypeError("on(name, handler): name must be an event name");
+    const fn = typeof spec === "function" ? spec : handler;
     if (typeof fn !== "function") throw new TypeError(`on("${name}", handler): handler must be a function`);
+    if (typeof spec === "object" && spec !== null) {
+      if (apply(mapHas, flow, [name])) throw new ErrorCtor(`on("${name}", options, handler): another handler of "${name}" declared flow options already; declare them once per event`);
+      apply(mapSet, flow, [name, parse(stringify(spec))]);
+    } else if (spec !== undefined && typeof spec !== "function") throw new TypeError(`on("${name}", options, handler): options must be an object`);
     const list = apply(mapGet, handlers, [name]) ?? [];
     list[list.length] = fn as AnyHandler;
     apply(mapSet, handlers, [name, list]);
@@ -502,6 +515,7 @@ export function install(host: HostReference, memoryMb = 64, syncHost?: SyncHostR
       }),
       options,
       actionInputs,
+      flow: objectFrom(arrayFrom(apply(mapKeys, flow, []) as Iterable<string>, (key) => [key, apply(mapGet, flow, [key])] as const)),
     });
   }
 

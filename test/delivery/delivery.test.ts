@@ -112,7 +112,7 @@ describe("retries, dead letters, retry and replay", () => {
       const body = await daemon.getJson(`/api/replays/${page.replayId}`);
       return body.runs.done === 7 && body;
     });
-    expect(progress.runs).toEqual({ pending: 0, running: 0, done: 7, dead: 0, cancelled: 0, discarded: 0 });
+    expect(progress.runs).toEqual({ pending: 0, running: 0, done: 7, dead: 0, cancelled: 0, discarded: 0, skipped: 0 });
   });
 
   it("refuses a replay to a plugin that is not loaded or does not handle the event", async () => {

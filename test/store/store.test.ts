@@ -70,7 +70,7 @@ describe.each(factories)("$name store", (factory) => {
       expect(first!.leaseToken).toMatch(/^[0-9a-f-]{36}$/);
       expect(await claim(T0 + 1000)).toEqual([]);
       expect((await store.listRuns({ eventId: "ev-1" }))[0]).toMatchObject({ status: "running", attempts: 1 });
-      expect(await store.countByStatus()).toEqual({ pending: 0, running: 1, done: 0, dead: 0, cancelled: 0, discarded: 0 });
+      expect(await store.countByStatus()).toEqual({ pending: 0, running: 1, done: 0, dead: 0, cancelled: 0, discarded: 0, skipped: 0 });
     });
 
     it("claims only deliveries of the given plugins, only when due, and at most the limit", async () => {
@@ -234,7 +234,7 @@ describe.each(factories)("$name store", (factory) => {
       }
       expect(seen.size).toBe(80);
       expect([...seen.values()].every((n) => n === 1)).toBe(true);
-      expect(await second.countByStatus()).toEqual({ pending: 0, running: 0, done: 80, dead: 0, cancelled: 0, discarded: 0 });
+      expect(await second.countByStatus()).toEqual({ pending: 0, running: 0, done: 80, dead: 0, cancelled: 0, discarded: 0, skipped: 0 });
     });
   });
 
@@ -252,7 +252,7 @@ describe.each(factories)("$name store", (factory) => {
         "replay-1",
       );
       expect(added).toBe(3);
-      expect(await store.countByStatus({ replayId: "replay-1" })).toEqual({ pending: 3, running: 0, done: 0, dead: 0, cancelled: 0, discarded: 0 });
+      expect(await store.countByStatus({ replayId: "replay-1" })).toEqual({ pending: 3, running: 0, done: 0, dead: 0, cancelled: 0, discarded: 0, skipped: 0 });
       expect((await store.listRuns({ replayId: "replay-1" })).every((r) => r.replayId === "replay-1")).toBe(true);
       expect(await store.countByStatus()).toMatchObject({ pending: 5 });
       expect(await store.oldestPendingAt()).toBe(T0);
