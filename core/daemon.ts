@@ -118,6 +118,7 @@ export class Daemon {
     this.metrics = createMetrics({
       deliveriesByStatus: () => store.countByStatus(),
       oldestPendingAt: () => store.oldestPendingAt(),
+      flowCounts: () => store.flowCounts(),
       isolateHeap: () => isolateHeapOf(this.sandbox),
       pluginStates: () => this.plugins.list(),
     });

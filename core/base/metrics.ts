@@ -18,6 +18,8 @@ export interface MetricsSources {
   isolateHeap?: () => Promise<ReadonlyArray<{ plugin: string; bytes: number }>>;
   /** Each known plugin's state (`loaded`, `failed`, ...). */
   pluginStates?: () => ReadonlyArray<{ state: string }>;
+  /** Deliveries flow control holds or held, by plugin and state (core/store/flow-windows.ts). */
+  flowCounts?: () => Promise<ReadonlyArray<{ plugin: string; state: string; n: number }>>;
   now?: () => number;
 }
 
@@ -161,6 +163,16 @@ export function createMetrics(sources: MetricsSources) {
       const byPlugin = new Map<string, number>();
       for (const { plugin, bytes } of usage) byPlugin.set(plugin, (byPlugin.get(plugin) ?? 0) + bytes);
       for (const [plugin, bytes] of byPlugin) this.set({ plugin }, bytes);
+    },
+  });
+  new Gauge({
+    name: "hookd_flow_deliveries",
+    help: "Deliveries held by flow control (waiting_throttled, waiting_debounced, waiting_concurrency) or skipped by it (skipped_rate_limit, skipped_debounced), by plugin",
+    labelNames: ["plugin", "state"] as const,
+    registers,
+    async collect() {
+      this.reset();
+      for (const { plugin, state, n } of (await sources.flowCounts?.().catch(() => [])) ?? []) this.set({ plugin, state }, Number(n));
     },
   });
   new Gauge({

@@ -30,6 +30,29 @@ export const MAX_FLOW_PERIOD_MS = 7 * 24 * 60 * 60 * 1000;
 export const RUNNING_IN_SCOPE_SQL =
   "(SELECT COUNT(*) FROM deliveries c WHERE c.plugin = d.plugin AND c.concurrency_key = d.concurrency_key AND c.status = 'running')";
 
+/**
+ * The deliveries flow control holds or held, by plugin and state (/metrics): waiting for a
+ * throttle's turn, a debounce's quiet period or a concurrency slot, and skipped by a rate limit
+ * or a debounce. Scrape-time SQL, the same on both stores.
+ */
+export const FLOW_COUNTS_SQL = `
+  SELECT plugin, 'waiting_' || waiting AS state, CAST(COUNT(*) AS INTEGER) AS n FROM deliveries
+   WHERE status = 'pending' AND waiting IS NOT NULL GROUP BY plugin, waiting
+  UNION ALL
+  SELECT d.plugin, 'waiting_concurrency' AS state, CAST(COUNT(*) AS INTEGER) AS n FROM deliveries d
+   WHERE d.status = 'pending' AND d.concurrency_key IS NOT NULL AND ${RUNNING_IN_SCOPE_SQL} >= d.concurrency_limit GROUP BY d.plugin
+  UNION ALL
+  SELECT plugin, CASE WHEN last_error LIKE '%HOOKD_FLOW_RATE_LIMITED%' THEN 'skipped_rate_limit' ELSE 'skipped_debounced' END AS state,
+         CAST(COUNT(*) AS INTEGER) AS n FROM deliveries
+   WHERE status = 'skipped' GROUP BY plugin, CASE WHEN last_error LIKE '%HOOKD_FLOW_RATE_LIMITED%' THEN 'skipped_rate_limit' ELSE 'skipped_debounced' END`;
+
+/** One row of FLOW_COUNTS_SQL. */
+export interface FlowCount {
+  plugin: string;
+  state: string;
+  n: number;
+}
+
 /** What the claim-time rules need, as stored in `deliveries.flow` (cleared once they are applied). */
 export interface StoredFlow {
   throttle?: { scope: string; limit: number; periodMs: number } | undefined;

@@ -24,7 +24,7 @@
  */
 import pg from "pg";
 import { HookdError } from "../../sandbox/contract/errors.ts";
-import { debouncedError, dueAtOf, flowColumns } from "./flow-windows.ts";
+import { debouncedError, dueAtOf, FLOW_COUNTS_SQL, flowColumns, type FlowCount } from "./flow-windows.ts";
 import { kvLimit } from "./kv-limit.ts";
 import * as leases from "./postgres-claims.ts";
 import { migrate } from "./postgres-schema.ts";
@@ -438,6 +438,10 @@ export class PostgresStore implements Store {
       [filter.replayId ?? null],
     );
     return toStatusCounts(rows);
+  }
+
+  async flowCounts(): Promise<FlowCount[]> {
+    return (await this.pool.query<FlowCount>(FLOW_COUNTS_SQL)).rows;
   }
 
   async oldestPendingAt(): Promise<number | null> {

@@ -21,6 +21,7 @@
 import { mkdirSync } from "node:fs";
 import path from "node:path";
 import Database from "better-sqlite3";
+import { FLOW_COUNTS_SQL, type FlowCount } from "./flow-windows.ts";
 import { RUN_COLUMNS, toClaimedDelivery, toEventRecord, toKvValue, toRunRecord, toStatusCounts, type ClaimRow, type EventRow, type RunRow } from "./rows.ts";
 import { clampPageLimit, eventsQuery, nothingToClaim, runsQuery } from "./rules.ts";
 import { configureConnection, ensureSchema, PLUGINS_WITH_PENDING_SQL, type Synchronous } from "./sqlite-schema.ts";
@@ -247,6 +248,10 @@ export class SqliteStore implements Store {
     return toStatusCounts(rows as Array<{ status: DeliveryStatus; n: number }>);
   }
 
+  async flowCounts(): Promise<FlowCount[]> {
+    return this.statements.flowCounts.all() as FlowCount[];
+  }
+
   async oldestPendingAt(): Promise<number | null> {
     return (this.statements.oldestPending.get() as { oldest: number | null }).oldest;
   }
@@ -389,6 +394,7 @@ function prepareReadStatements(db: Database.Database) {
     runAttempts: db.prepare("SELECT attempt, started_at, duration_ms, status, code, error, activity FROM run_attempts WHERE delivery_id = ? ORDER BY attempt LIMIT ?"),
     childEvents: db.prepare("SELECT * FROM events WHERE parent_id = ? ORDER BY seq LIMIT ?"),
     countByStatus: db.prepare("SELECT status, COUNT(*) AS n FROM deliveries GROUP BY status"),
+    flowCounts: db.prepare(FLOW_COUNTS_SQL),
     countReplayByStatus: db.prepare("SELECT status, COUNT(*) AS n FROM deliveries WHERE replay_id = ? GROUP BY status"),
     // A delivery that has never run waits from its due time: a delayed one's wait starts then.
     oldestPending: db.prepare("SELECT MIN(CASE WHEN attempts = 0 THEN MAX(created_at, next_at) ELSE created_at END) AS oldest FROM deliveries WHERE status = 'pending'"),

@@ -377,6 +377,8 @@ export interface Store {
    * queue's age. A delayed delivery waits from its due time (a future time while it is not due).
    */
   oldestPendingAt(): Promise<number | null>;
+  /** Deliveries flow control holds or held, by plugin and state (core/store/flow-windows.ts FLOW_COUNTS_SQL), for /metrics. */
+  flowCounts(): Promise<Array<{ plugin: string; state: string; n: number }>>;
   /**
    * Resolves once a tiny write committed; rejects with the reason when the store cannot take
    * writes (read-only file system, disk full, a foreign lock). Readiness and the watchdog use it.

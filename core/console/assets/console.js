@@ -108,7 +108,7 @@ function route() {
   if (state.view === "time") void loadTime();
   watchOktellCommands(state.view === "oktell");
   // The detail pages (detail.js) share this file's helpers.
-  const ui = { h, api, time, duration, shortId, errorBlock, runTarget };
+  const ui = { h, api, time, duration, shortId, errorBlock, runTarget, runState };
   if (state.view === "actions") void showActions(rest);
   if (state.view === "webhooks") void showWebhooks($("webhooks"), ui);
   if (state.view === "run") void showRun($("run-detail"), rest, ui);
@@ -258,6 +258,18 @@ function runTarget(run) {
   return `${run.kind} ${run.target}`;
 }
 
+/**
+ * A run's state as the badge shows it: flow control's holds and skips spelled out
+ * (`waiting: throttled until 10:04:05`, `skipped: rate limit`), else the status.
+ */
+function runState(run) {
+  if (run.status === "pending" && run.waiting === "throttled") return `waiting: throttled until ${time(run.nextAt)}`;
+  if (run.status === "pending" && run.waiting === "debounced") return `waiting: debounce until ${time(run.nextAt)}`;
+  if (run.status === "pending" && run.waiting === "concurrency") return "waiting: concurrency limit";
+  if (run.status === "skipped") return run.lastError?.code === "HOOKD_FLOW_RATE_LIMITED" ? "skipped: rate limit" : run.lastError?.code === "HOOKD_FLOW_DEBOUNCED" ? "skipped: debounced" : "skipped";
+  return run.status;
+}
+
 function renderRuns() {
   const rows = state.runs.map((run) =>
     h(
@@ -266,7 +278,7 @@ function renderRuns() {
       h("td", { class: "mono" }, h("a", { href: `#run/${run.id}` }, `#${run.id}`)),
       h("td", {}, h("span", { class: "mono" }, run.eventName), h("br"), h("small", { class: "mono hint", title: run.eventId }, shortId(run.eventId))),
       h("td", { class: "mono" }, runTarget(run)),
-      h("td", {}, h("span", { class: `badge ${run.status}` }, run.status)),
+      h("td", {}, h("span", { class: `badge ${run.status}` }, runState(run))),
       h("td", {}, `${run.attempts}/${run.maxAttempts}`),
       h("td", {}, duration(run.durationMs)),
       h("td", { class: "mono" }, time(run.finishedAt ?? run.updatedAt)),

@@ -23,7 +23,7 @@ export async function showRun(box, id, ui, refresh = false) {
   }
   const byAttempt = (list, attempt) => list.filter((item) => item.attempt === attempt);
   box.replaceChildren(
-    h("h2", {}, `Run #${run.id} `, h("span", { class: `badge ${run.status}` }, run.status)),
+    h("h2", {}, `Run #${run.id} `, h("span", { class: `badge ${run.status}` }, ui.runState(run))),
     h(
       "dl",
       { class: "facts" },
@@ -119,7 +119,7 @@ export async function showEvent(box, id, ui) {
       "table",
       { class: "grid", id: "event-runs" },
       h("thead", {}, h("tr", {}, h("th", {}, "run"), h("th", {}, "kind"), h("th", {}, "runs in"), h("th", {}, "status"), h("th", {}, "attempts"), h("th", {}, "duration"), h("th", {}, "error"))),
-      h("tbody", {}, others.map((run) => h("tr", { dataset: { runId: run.id, kind: run.kind } }, h("td", {}, runLink(run)), h("td", {}, run.kind), h("td", { class: "mono" }, ui.runTarget(run)), h("td", {}, h("span", { class: `badge ${run.status}` }, run.status)), h("td", {}, `${run.attempts}/${run.maxAttempts}`), h("td", {}, ui.duration(run.durationMs)), h("td", {}, ui.errorBlock(run.lastError))))),
+      h("tbody", {}, others.map((run) => h("tr", { dataset: { runId: run.id, kind: run.kind } }, h("td", {}, runLink(run)), h("td", {}, run.kind), h("td", { class: "mono" }, ui.runTarget(run)), h("td", {}, h("span", { class: `badge ${run.status}` }, ui.runState(run))), h("td", {}, `${run.attempts}/${run.maxAttempts}`), h("td", {}, ui.duration(run.durationMs)), h("td", {}, ui.errorBlock(run.lastError))))),
     ),
     h("h3", {}, `Webhook deliveries (${webhooks.length})`),
     h(
