@@ -70,7 +70,7 @@ export class RetentionPruner {
     if (doneBefore <= 0 && deadBefore <= 0) return 0;
     let total = 0;
     for (;;) {
-      const deleted = await this.options.store.pruneEvents({ doneBefore, deadBefore, limit: BATCH });
+      const deleted = await this.options.store.pruneEvents({ doneBefore, deadBefore, limit: BATCH, now });
       total += deleted;
       if (deleted < BATCH) break;
     }

@@ -8,6 +8,7 @@
  * they hold across restarts and across instances. A delivery keeps the rules it was accepted
  * under; a reload with other rules governs the events accepted after it.
  */
+import { createHash } from "node:crypto";
 import ms from "ms";
 import { z } from "zod";
 import { HookdError } from "../../sandbox/contract/errors.ts";
@@ -84,9 +85,17 @@ export function deliveryFlow(rules: FlowRules | undefined, event: string, payloa
   return flow;
 }
 
-/** A key's value as text: events without the field (or with an empty one) share the key "". */
+/** Longest key value kept as it is in a scope; a longer one is kept as its SHA-256. */
+const MAX_KEY_TEXT = 64;
+
+/**
+ * A key's value as text: events without the field (or with an empty one) share the key "".
+ * Scopes go into indexes and window ids, so their size is bounded whatever the payload holds:
+ * a value over MAX_KEY_TEXT characters (a 12 KB string would not fit a PostgreSQL index row,
+ * and would fail every claim after it) becomes `#sha256:<hex>`.
+ */
 function keyValue(value: unknown): string {
   if (value === undefined || value === null) return "";
-  if (typeof value === "object") return JSON.stringify(value);
-  return String(value);
+  const text = typeof value === "object" ? JSON.stringify(value) : String(value);
+  return text.length <= MAX_KEY_TEXT ? text : `#sha256:${createHash("sha256").update(text).digest("hex")}`;
 }

@@ -2,17 +2,21 @@
  * How both stores enforce a handler's flow control (core/routing/flow-rules.ts), on what each
  * delivery was stored with (`DeliveryTarget.flow`):
  *
- * - **debounce**, when an event is accepted: in the accepting transaction, the plugin's earlier
- *   delivery of the same scope that has not started is skipped (HOOKD_FLOW_DEBOUNCED), and the new
- *   one is due `period` after its own time (`waiting = 'debounced'`). A burst runs once, with its
- *   last event.
- * - **rate limit** and **throttle**, when a delivery is first claimed (its first attempt, so
- *   retries are not counted twice): each scope has a window (table `flow_windows`) holding the
- *   times of its last `limit` starts. A rate limit skips the delivery (HOOKD_FLOW_RATE_LIMITED)
- *   when `limit` starts fall in the last `period`; a throttle gives it the first time at which a
- *   start keeps every `period` to at most `limit` starts, reserves that time in the window, and
- *   leaves it pending until then (`waiting = 'throttled'`): each waiting delivery is handled once,
- *   and the reserved times queue the backlog in order.
+ * - **debounce**, when an event is accepted: in the accepting transaction, the plugin's deliveries
+ *   of the same scope from earlier events that have not started are skipped
+ *   (HOOKD_FLOW_DEBOUNCED), and the new one is due `period` after its own time
+ *   (`waiting = 'debounced'`); if a later event's delivery is pending already (PostgreSQL, two
+ *   accepts at once), the new one is the one skipped. A burst runs once, with its last event. A
+ *   delayed event and a replay take no part: a debounce is about a burst as it arrives, and a
+ *   delayed event (or an old one replayed) would otherwise skip the burst, or be skipped by it.
+ * - **throttle**, when a delivery is first claimed (its first attempt, so retries are not counted
+ *   again): the scope's turns (table `flow_windows`) give it the first time at which a start keeps
+ *   every `period` to at most `limit` starts; that turn is booked and the delivery left pending
+ *   until then (`waiting = 'throttled'`), so each waiting one is handled once and the backlog keeps
+ *   its order. At its turn, the starts that really happened decide again (a turn taken late, say
+ *   after a restart, must not crowd the next ones): too soon, it waits for the window to open.
+ * - **rate limit**, at the start (after the throttle, if both): when `limit` starts of the scope
+ *   fall in the last `period`, the delivery is skipped (HOOKD_FLOW_RATE_LIMITED).
  * - **concurrency**, at every claim: a delivery is ready only while fewer than `limit` deliveries
  *   of its plugin and scope are running (the claim re-counts after each one it takes).
  *
@@ -64,7 +68,8 @@ export type FlowColumns = [string | null, string | null, number | null, string |
 
 export const NO_FLOW: FlowColumns = [null, null, null, null, null];
 
-export function flowColumns(flow: DeliveryFlow | undefined): FlowColumns {
+/** `debounced`: whether this insert takes part in its debounce (an immediate event's, not a replay's). */
+export function flowColumns(flow: DeliveryFlow | undefined, debounced: boolean): FlowColumns {
   if (flow === undefined) return NO_FLOW;
   const stored: StoredFlow = {};
   if (flow.throttle) stored.throttle = flow.throttle;
@@ -73,14 +78,14 @@ export function flowColumns(flow: DeliveryFlow | undefined): FlowColumns {
     stored.throttle || stored.rateLimit ? JSON.stringify(stored) : null,
     flow.concurrency?.scope ?? null,
     flow.concurrency?.limit ?? null,
-    flow.debounce?.scope ?? null,
-    flow.debounce ? "debounced" : null,
+    debounced ? (flow.debounce?.scope ?? null) : null,
+    debounced && flow.debounce ? "debounced" : null,
   ];
 }
 
 /** When a new delivery is due: a debounced one `period` after its event's time. */
-export function dueAtOf(target: DeliveryTarget, due: number): number {
-  return target.flow?.debounce ? due + target.flow.debounce.periodMs : due;
+export function dueAtOf(target: DeliveryTarget, due: number, debounced: boolean): number {
+  return debounced && target.flow?.debounce ? due + target.flow.debounce.periodMs : due;
 }
 
 /** The error a debounced delivery is skipped with: the event that came after it. */
@@ -89,7 +94,7 @@ export function debouncedError(laterEventId: string): string {
 }
 
 /** A window's row key: the rule, the plugin and the scope, unambiguous whatever the key's text. */
-export function windowId(rule: "throttle" | "rateLimit", plugin: string, scope: string): string {
+export function windowId(rule: "throttle" | "throttleStarts" | "rateLimit", plugin: string, scope: string): string {
   return JSON.stringify([rule, plugin, scope]);
 }
 
@@ -97,7 +102,7 @@ export function windowId(rule: "throttle" | "rateLimit", plugin: string, scope: 
 export function windowIdsOf(plugin: string, flow: StoredFlow): string[] {
   const ids: string[] = [];
   if (flow.rateLimit) ids.push(windowId("rateLimit", plugin, flow.rateLimit.scope));
-  if (flow.throttle) ids.push(windowId("throttle", plugin, flow.throttle.scope));
+  if (flow.throttle) ids.push(windowId("throttle", plugin, flow.throttle.scope), windowId("throttleStarts", plugin, flow.throttle.scope));
   return ids;
 }
 
@@ -105,11 +110,27 @@ export function windowIdsOf(plugin: string, flow: StoredFlow): string[] {
 export type FirstStart = { kind: "start" } | { kind: "wait"; until: number } | { kind: "skip"; error: string };
 
 /**
- * Applies a delivery's rate limit, then its throttle, at `now`. `windows` holds the windows of
- * the scopes involved (a missing one is empty); the ones this changes are written back into it
- * and listed in `changed`, for the store to save in the same transaction.
+ * Applies a delivery's throttle, then its rate limit, at `now`; `booked` when it waited for a
+ * throttle turn already (`waiting = 'throttled'`). `windows` holds the windows of the scopes
+ * involved (a missing one is empty); the ones this changes are written back into it and listed in
+ * `changed` with their period, for the store to save (and later prune) in the same transaction.
  */
-export function firstStart(plugin: string, flow: StoredFlow, windows: Map<string, number[]>, changed: Set<string>, now: number): FirstStart {
+export function firstStart(plugin: string, flow: StoredFlow, booked: boolean, windows: Map<string, number[]>, changed: Map<string, number>, now: number): FirstStart {
+  if (flow.throttle) {
+    const { scope, limit, periodMs } = flow.throttle;
+    if (!booked) {
+      const id = windowId("throttle", plugin, scope);
+      const turns = windows.get(id) ?? [];
+      // The limit-th turn before this one must lie a whole period back: then no period holds
+      // more than `limit` turns. Turns only grow, so the backlog keeps its order.
+      const at = turns.length < limit ? now : Math.max(now, turns[turns.length - limit]! + periodMs);
+      windows.set(id, keepLast([...turns, at], limit));
+      changed.set(id, periodMs);
+      if (at > now) return { kind: "wait", until: at };
+    }
+    const started = windows.get(windowId("throttleStarts", plugin, scope)) ?? [];
+    if (started.length >= limit && started[started.length - limit]! > now - periodMs) return { kind: "wait", until: started[started.length - limit]! + periodMs };
+  }
   if (flow.rateLimit) {
     const { scope, limit, periodMs } = flow.rateLimit;
     const id = windowId("rateLimit", plugin, scope);
@@ -118,20 +139,19 @@ export function firstStart(plugin: string, flow: StoredFlow, windows: Map<string
       return { kind: "skip", error: skipError(new HookdError("HOOKD_FLOW_RATE_LIMITED", [String(limit), ms(periodMs)])) };
     }
     windows.set(id, keepLast([...starts, now], limit));
-    changed.add(id);
+    changed.set(id, periodMs);
   }
   if (flow.throttle) {
-    const { scope, limit, periodMs } = flow.throttle;
-    const id = windowId("throttle", plugin, scope);
-    const starts = windows.get(id) ?? [];
-    // The limit-th start before this one must lie a whole period back: then no period holds more
-    // than `limit` starts. Reserved times only grow, so the backlog keeps its order.
-    const at = starts.length < limit ? now : Math.max(now, starts[starts.length - limit]! + periodMs);
-    windows.set(id, keepLast([...starts, at], limit));
-    changed.add(id);
-    if (at > now) return { kind: "wait", until: at };
+    const id = windowId("throttleStarts", plugin, flow.throttle.scope);
+    windows.set(id, keepLast([...(windows.get(id) ?? []), now], flow.throttle.limit));
+    changed.set(id, flow.throttle.periodMs);
   }
   return { kind: "start" };
+}
+
+/** When a saved window counts nothing any more (its latest time a period past): the prune's mark. */
+export function windowExpiresAt(times: readonly number[], periodMs: number): number {
+  return (times.length === 0 ? 0 : Math.max(...times)) + periodMs;
 }
 
 /** A window's stored text back as times; a row that does not parse counts as empty. */

@@ -8,7 +8,7 @@
 import { runAttemptValues } from "./run-attempts.ts";
 import { randomUUID } from "node:crypto";
 import type pg from "pg";
-import { firstStart, readStoredFlow, readWindow, RUNNING_IN_SCOPE_SQL, windowIdsOf } from "./flow-windows.ts";
+import { firstStart, readStoredFlow, readWindow, RUNNING_IN_SCOPE_SQL, windowExpiresAt, windowIdsOf } from "./flow-windows.ts";
 import { finishValues, toClaimedDelivery, type ClaimRow } from "./rows.ts";
 import { claimShares, LEASE_LOST_ON_LAST_ATTEMPT_JSON } from "./rules.ts";
 import type { ClaimedDelivery, ClaimOptions, DeliveryResult } from "./types.ts";
@@ -66,14 +66,18 @@ export async function claimDeliveries(on: Queryable, options: ClaimOptions): Pro
  * ones are locked (SKIP LOCKED), then their concurrency scopes' advisory locks are taken in hash
  * order and the running ones counted again in a statement after them (so two instances cannot
  * both take a scope's last slot), then their windows' rows are locked in id order; each delivery
- * is claimed, throttled, skipped or left waiting, and the windows saved, before the commit.
+ * is claimed, throttled, skipped or left waiting, and the windows saved, before the commit. Each
+ * share (ClaimOptions.shares) gets at most its limit, as in the ordinary claim.
  */
 export async function claimFlowControlled(client: pg.PoolClient, options: ClaimOptions): Promise<ClaimedDelivery[]> {
-  const plugins = [...new Set(claimShares(options).flatMap((share) => share.plugins))];
+  const shares = claimShares(options);
+  const shareOf = new Map<string, number>();
+  shares.forEach((share, index) => share.plugins.forEach((plugin) => shareOf.set(plugin, index)));
+  const plugins = [...shareOf.keys()];
   if (plugins.length === 0 || options.limit <= 0) return [];
-  const { rows: ready } = await client.query<{ id: number; plugin: string; flow: string | null; concurrency_key: string | null; concurrency_limit: number | null }>(
-    `SELECT r.id, r.plugin, r.flow, r.concurrency_key, r.concurrency_limit FROM unnest($3::text[]) AS k(plugin) CROSS JOIN LATERAL (
-       SELECT d.id, d.plugin, d.next_at, d.flow, d.concurrency_key, d.concurrency_limit FROM deliveries d
+  const { rows: ready } = await client.query<{ id: number; plugin: string; flow: string | null; waiting: string | null; concurrency_key: string | null; concurrency_limit: number | null }>(
+    `SELECT r.id, r.plugin, r.flow, r.waiting, r.concurrency_key, r.concurrency_limit FROM unnest($3::text[]) AS k(plugin) CROSS JOIN LATERAL (
+       SELECT d.id, d.plugin, d.next_at, d.flow, d.waiting, d.concurrency_key, d.concurrency_limit FROM deliveries d
         WHERE d.plugin = k.plugin AND d.status = 'pending' AND d.suspect = $1 AND d.next_at <= $2
           AND (d.flow IS NOT NULL OR d.concurrency_key IS NOT NULL)
           AND (d.order_key IS NULL OR NOT EXISTS (
@@ -109,32 +113,36 @@ export async function claimFlowControlled(client: pg.PoolClient, options: ClaimO
   const ids = [...new Set(ready.flatMap((row) => { const flow = flows.get(row.id); return flow ? windowIdsOf(row.plugin, flow) : []; }))].sort();
   const windows = new Map<string, number[]>();
   if (ids.length > 0) {
-    await client.query("INSERT INTO flow_windows (id, starts, updated_at) SELECT id, '[]', $2 FROM unnest($1::text[]) AS w(id) ORDER BY id ON CONFLICT (id) DO NOTHING", [ids, options.now]);
+    await client.query("INSERT INTO flow_windows (id, starts, expires_at) SELECT id, '[]', 0 FROM unnest($1::text[]) AS w(id) ORDER BY id ON CONFLICT (id) DO NOTHING", [ids]);
     const { rows } = await client.query<{ id: string; starts: string }>("SELECT id, starts FROM flow_windows WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE", [ids]);
     for (const row of rows) windows.set(row.id, readWindow(row.starts));
   }
-  const changed = new Set<string>();
+  const changed = new Map<string, number>();
+  const taken = shares.map(() => 0);
   const take: number[] = [];
   const skipped: Array<{ id: number; error: string }> = [];
   const throttled: Array<{ id: number; until: number }> = [];
   for (const row of ready) {
     if (take.length >= options.limit) break;
+    const share = shareOf.get(row.plugin)!;
+    if (taken[share]! >= shares[share]!.limit) continue;
     const scope = row.concurrency_key === null ? undefined : JSON.stringify([row.plugin, row.concurrency_key]);
     if (scope !== undefined && (running.get(scope) ?? 0) >= row.concurrency_limit!) continue;
     const flow = flows.get(row.id);
-    const decision = flow === undefined ? ({ kind: "start" } as const) : firstStart(row.plugin, flow, windows, changed, options.now);
+    const decision = flow === undefined ? ({ kind: "start" } as const) : firstStart(row.plugin, flow, row.waiting === "throttled", windows, changed, options.now);
     if (decision.kind === "skip") skipped.push({ id: row.id, error: decision.error });
     else if (decision.kind === "wait") throttled.push({ id: row.id, until: decision.until });
     else {
       take.push(row.id);
+      taken[share]!++;
       if (scope !== undefined) running.set(scope, (running.get(scope) ?? 0) + 1);
     }
   }
   if (changed.size > 0) {
     const saved = [...changed];
     await client.query(
-      "UPDATE flow_windows w SET starts = v.starts, updated_at = $3 FROM unnest($1::text[], $2::text[]) AS v(id, starts) WHERE w.id = v.id",
-      [saved, saved.map((id) => JSON.stringify(windows.get(id))), options.now],
+      "UPDATE flow_windows w SET starts = v.starts, expires_at = v.expires FROM unnest($1::text[], $2::text[], $3::bigint[]) AS v(id, starts, expires) WHERE w.id = v.id",
+      [saved.map(([id]) => id), saved.map(([id]) => JSON.stringify(windows.get(id) ?? [])), saved.map(([id, periodMs]) => windowExpiresAt(windows.get(id) ?? [], periodMs))],
     );
   }
   if (skipped.length > 0) {
@@ -146,7 +154,7 @@ export async function claimFlowControlled(client: pg.PoolClient, options: ClaimO
   }
   if (throttled.length > 0) {
     await client.query(
-      `UPDATE deliveries d SET next_at = v.until, waiting = 'throttled', flow = NULL, updated_at = $3
+      `UPDATE deliveries d SET next_at = v.until, waiting = 'throttled', updated_at = $3
          FROM unnest($1::bigint[], $2::bigint[]) AS v(id, until) WHERE d.id = v.id AND d.status = 'pending'`,
       [throttled.map((row) => row.id), throttled.map((row) => row.until), options.now],
     );

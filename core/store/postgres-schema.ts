@@ -120,7 +120,9 @@ const MIGRATIONS: readonly string[] = [
   CREATE INDEX deliveries_pending_by_debounce ON deliveries(plugin, debounce_key) WHERE status = 'pending' AND debounce_key IS NOT NULL;
   CREATE INDEX deliveries_pending_flow ON deliveries(plugin, suspect, next_at, id)
     WHERE status = 'pending' AND (flow IS NOT NULL OR concurrency_key IS NOT NULL);
-  CREATE TABLE flow_windows (id text PRIMARY KEY, starts text NOT NULL, updated_at bigint NOT NULL);
+  CREATE INDEX deliveries_skipped ON deliveries(plugin) WHERE status = 'skipped';
+  CREATE TABLE flow_windows (id text PRIMARY KEY, starts text NOT NULL, expires_at bigint NOT NULL);
+  CREATE INDEX flow_windows_expiry ON flow_windows(expires_at);
   `,
 ];
 

@@ -30,7 +30,7 @@ import * as leases from "./postgres-claims.ts";
 import { migrate } from "./postgres-schema.ts";
 import { PostgresWakeup } from "./postgres-wakeup.ts";
 import { deliveryValues, eventValues, RUN_COLUMNS, toEventRecord, toKvValue, toRunRecord, toStatusCounts, type EventRow, type RunRow } from "./rows.ts";
-import { assertRetriable, clampPageLimit, emitBudgetSpent, eventsQuery, nothingToClaim, repeatOutcome, runsQuery } from "./rules.ts";
+import { assertRetriable, claimShares, clampPageLimit, emitBudgetSpent, eventsQuery, nothingToClaim, repeatOutcome, runsQuery } from "./rules.ts";
 import { PostgresOktellCommands } from "./oktell-commands-postgres.ts";
 import { RUN_STATS_SQL, toRunStats } from "./run-stats.ts";
 import { MAX_ATTEMPTS_LISTED, MAX_CHILDREN_LISTED, toRunAttemptRecord, type RunAttemptRow } from "./run-attempts.ts";
@@ -145,7 +145,8 @@ export class PostgresStore implements Store {
     if (this.closed) throw new Error("store is closed");
     // An emitted event: its root's count first, in the same transaction (see countDescendant).
     // A debounced delivery skips the earlier one of its scope in the same transaction too.
-    const debounced = deliveries.some((d) => d.flow?.debounce);
+    // (A delayed event takes no part in debounces: flow-windows.ts.)
+    const debounced = event.deliverAt === undefined && deliveries.some((d) => d.flow?.debounce);
     const outcome =
       event.parentId === undefined && !debounced
         ? await this.insertEvent(this.pool, event, deliveries, null)
@@ -173,7 +174,7 @@ export class PostgresStore implements Store {
          RETURNING seq),
        ${DELIVERY_INSERT_CTES("(SELECT seq FROM ev)", 10)}
        SELECT seq FROM ev`,
-      [...eventValues(event), ...deliveryParams(deliveries, event.receivedAt, null, event.deliverAt), root, event.deliverAt ?? null, event.sourceUser ?? null, event.traceparent ?? null],
+      [...eventValues(event), ...deliveryParams(deliveries, event.receivedAt, null, event.deliverAt, event.deliverAt === undefined), root, event.deliverAt ?? null, event.sourceUser ?? null, event.traceparent ?? null],
     );
     if (rows.length === 0) {
       const found = await on.query<{ id: string; body_hash: string | null }>("SELECT id, body_hash FROM events WHERE idempotency_key = $1", [event.idempotencyKey]);
@@ -189,7 +190,12 @@ export class PostgresStore implements Store {
     if (!(await this.mayHaveFlowControlled(options))) return leases.claimDeliveries(this.bookkeeping, options);
     const governed = await inTransaction(this.bookkeeping, (client) => leases.claimFlowControlled(client, options));
     if (governed.length >= options.limit) return governed;
-    return [...governed, ...(await leases.claimDeliveries(this.bookkeeping, { ...options, limit: options.limit - governed.length }))];
+    // Each share has what the flow-controlled claim left of it.
+    const shares = claimShares(options)
+      .map((share) => ({ plugins: share.plugins, limit: share.limit - governed.filter((d) => share.plugins.includes(d.plugin)).length }))
+      .filter((share) => share.limit > 0);
+    if (shares.length === 0) return governed;
+    return [...governed, ...(await leases.claimDeliveries(this.bookkeeping, { ...options, shares, limit: options.limit - governed.length }))];
   }
 
   /**
@@ -273,7 +279,6 @@ export class PostgresStore implements Store {
         const { rows } = await client.query<{ seq: number }>("SELECT seq FROM events WHERE id = $1", [item.eventId]);
         if (rows.length === 0) continue; // pruned meanwhile
         await this.insertDeliveries(client, rows[0]!.seq, item.targets, now, replayId ?? null);
-        if (item.targets.some((d) => d.flow?.debounce)) await debounceEarlier(client, item.eventId, item.targets, now, rows[0]!.seq);
         added += item.targets.length;
       }
       return added;
@@ -293,7 +298,7 @@ export class PostgresStore implements Store {
       );
       if (!rowCount) return false;
       await this.insertEvent(client, event, deliveries, null);
-      if (deliveries.some((d) => d.flow?.debounce)) await debounceEarlier(client, event.id, deliveries, event.receivedAt);
+      if (event.deliverAt === undefined && deliveries.some((d) => d.flow?.debounce)) await debounceEarlier(client, event.id, deliveries, event.receivedAt);
       return true;
     });
     if (claimed && deliveries.length > 0 && event.deliverAt === undefined) this.wakeup.notify();
@@ -337,6 +342,8 @@ export class PostgresStore implements Store {
   }
 
   async pruneEvents(options: PruneOptions): Promise<number> {
+    // A flow-control window whose latest time is a period past counts nothing any more.
+    await this.pool.query("DELETE FROM flow_windows WHERE expires_at < $1", [options.now ?? Date.now()]);
     // Oldest first; events with unfinished deliveries are never touched.
     const { rowCount } = await this.pool.query(
       `DELETE FROM events WHERE seq IN (
@@ -519,7 +526,8 @@ export class PostgresStore implements Store {
   /** Inserts deliveries for a stored event, holding each order key first (see the header). */
   private async insertDeliveries(client: pg.PoolClient, seq: number, targets: readonly DeliveryTarget[], now: number, replayId: string | null): Promise<void> {
     if (targets.length === 0) return;
-    await client.query(`WITH ${DELIVERY_INSERT_CTES("$1::bigint", 2)} SELECT 1`, [seq, ...deliveryParams(targets, now, replayId)]);
+    // A replay takes no part in debounces (flow-windows.ts).
+    await client.query(`WITH ${DELIVERY_INSERT_CTES("$1::bigint", 2)} SELECT 1`, [seq, ...deliveryParams(targets, now, replayId, undefined, false)]);
   }
 
   private async transaction<T>(work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
@@ -588,39 +596,56 @@ function DELIVERY_INSERT_CTES(seq: string, first: number): string {
 }
 
 /** `dueAt`: a delayed event's due time (its deliveries' next_at); absent, they are due `now`. */
-function deliveryParams(targets: readonly DeliveryTarget[], now: number, replayId: string | null, dueAt?: number): unknown[] {
+function deliveryParams(targets: readonly DeliveryTarget[], now: number, replayId: string | null, dueAt: number | undefined, debounced: boolean): unknown[] {
   const values = targets.map(deliveryValues);
-  const flows = targets.map((t) => flowColumns(t.flow));
+  const flows = targets.map((t) => flowColumns(t.flow, debounced));
   return [
     targets.map((t) => (t.orderKey === undefined ? null : JSON.stringify([t.plugin, t.orderKey]))),
     now,
     replayId,
     // kind, plugin, target, input, order_key, max_attempts: one array per column.
     ...[0, 1, 2, 3, 4, 5].map((column) => values.map((row) => row[column])),
-    targets.map((t) => dueAtOf(t, dueAt ?? now)),
+    targets.map((t) => dueAtOf(t, dueAt ?? now, debounced)),
     // flow, concurrency_key, concurrency_limit, debounce_key, waiting (flow-windows.ts).
     ...[0, 1, 2, 3, 4].map((column) => flows.map((row) => row[column])),
   ];
 }
 
 /**
- * Debounce (flow-windows.ts): the plugin's earlier delivery of each debounced scope that has not
- * started is skipped, once the new event is stored. The scopes' advisory locks are taken first,
- * in hash order, and the UPDATE is a statement of its own after them, so it sees what a
- * concurrent accept of the same scope committed while this one waited.
+ * Debounce (flow-windows.ts), once the new event is stored: the plugin's deliveries of each
+ * debounced scope from earlier events (a smaller seq) that have not started are skipped, and if a
+ * later event's is pending already (an accept that committed while this one waited for the
+ * lock), the new one is skipped instead: whatever the order the locks were taken in, the event
+ * stored last is the one that runs. The scopes' advisory locks are taken first, in hash order,
+ * and the UPDATEs are statements of their own after them, so they see what a concurrent accept
+ * of the same scope committed meanwhile.
  */
-async function debounceEarlier(client: pg.PoolClient, eventId: string, targets: readonly DeliveryTarget[], now: number, seq?: number): Promise<void> {
+async function debounceEarlier(client: pg.PoolClient, eventId: string, targets: readonly DeliveryTarget[], now: number): Promise<void> {
   const scopes = targets.flatMap((t) => (t.flow?.debounce ? [{ plugin: t.plugin, key: t.flow.debounce.scope }] : []));
   await client.query(
     `SELECT pg_advisory_xact_lock(hashtext('hookd.debounce.' || current_schema()), h)
        FROM (SELECT DISTINCT hashtext(k) AS h FROM unnest($1::text[]) AS k ORDER BY h) AS keys`,
     [scopes.map((scope) => JSON.stringify([scope.plugin, scope.key]))],
   );
+  const mine = (await client.query<{ seq: number }>("SELECT seq FROM events WHERE id = $1", [eventId])).rows[0]!.seq;
   await client.query(
     `UPDATE deliveries d SET status = 'skipped', waiting = NULL, last_error = $3, updated_at = $4, finished_at = $4
        FROM unnest($1::text[], $2::text[]) AS k(plugin, key)
-      WHERE d.plugin = k.plugin AND d.debounce_key = k.key AND d.status = 'pending' AND d.attempts = 0
-        AND d.event_seq <> COALESCE($5::bigint, (SELECT seq FROM events WHERE id = $6))`,
-    [scopes.map((scope) => scope.plugin), scopes.map((scope) => scope.key), debouncedError(eventId), now, seq ?? null, eventId],
+      WHERE d.plugin = k.plugin AND d.debounce_key = k.key AND d.status = 'pending' AND d.attempts = 0 AND d.event_seq < $5`,
+    [scopes.map((scope) => scope.plugin), scopes.map((scope) => scope.key), debouncedError(eventId), now, mine],
   );
+  const { rows: overtaken } = await client.query<{ id: number; later: string }>(
+    `SELECT d.id, (SELECT e.id FROM deliveries n JOIN events e ON e.seq = n.event_seq
+                    WHERE n.plugin = d.plugin AND n.debounce_key = d.debounce_key AND n.status = 'pending' AND n.event_seq > d.event_seq
+                    ORDER BY n.event_seq DESC LIMIT 1) AS later
+       FROM deliveries d WHERE d.event_seq = $1 AND d.debounce_key IS NOT NULL AND d.status = 'pending'`,
+    [mine],
+  );
+  for (const row of overtaken) {
+    if (row.later === null) continue;
+    await client.query(
+      "UPDATE deliveries SET status = 'skipped', waiting = NULL, last_error = $2, updated_at = $3, finished_at = $3 WHERE id = $1 AND status = 'pending'",
+      [row.id, debouncedError(row.later), now],
+    );
+  }
 }

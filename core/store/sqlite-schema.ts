@@ -57,7 +57,8 @@ CREATE INDEX IF NOT EXISTS deliveries_by_event ON deliveries(event_seq);
 -- Each schedule's last claimed tick (core/time/scheduler.ts): claiming a tick is moving it forward.
 CREATE TABLE IF NOT EXISTS schedule_ticks (schedule_id TEXT PRIMARY KEY, last_tick_at INTEGER NOT NULL) WITHOUT ROWID;
 -- Schema 7: flow control's windows (core/store/flow-windows.ts): each throttle's or rate limit's last starts.
-CREATE TABLE IF NOT EXISTS flow_windows (id TEXT PRIMARY KEY, starts TEXT NOT NULL, updated_at INTEGER NOT NULL) WITHOUT ROWID;
+-- expires_at: when the window counts nothing any more (its latest time plus the period), for the prune.
+CREATE TABLE IF NOT EXISTS flow_windows (id TEXT PRIMARY KEY, starts TEXT NOT NULL, expires_at INTEGER NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS kv (
   plugin TEXT NOT NULL,
   key TEXT NOT NULL,
@@ -107,6 +108,8 @@ CREATE INDEX IF NOT EXISTS deliveries_running_by_concurrency ON deliveries(plugi
   WHERE status = 'running' AND concurrency_key IS NOT NULL;
 CREATE INDEX IF NOT EXISTS deliveries_pending_by_debounce ON deliveries(plugin, debounce_key)
   WHERE status = 'pending' AND debounce_key IS NOT NULL;
+-- Skipped deliveries by plugin, for /metrics (hookd_flow_deliveries).
+CREATE INDEX IF NOT EXISTS deliveries_skipped ON deliveries(plugin) WHERE status = 'skipped';
 -- Delayed events by due time (the scheduled list); events delivered at once are not in it.
 CREATE INDEX IF NOT EXISTS events_scheduled ON events(deliver_at) WHERE deliver_at IS NOT NULL;
 `;

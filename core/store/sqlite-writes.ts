@@ -7,7 +7,7 @@
 import { randomUUID } from "node:crypto";
 import type Database from "better-sqlite3";
 import { HookdError, type HookdErrorCode } from "../../sandbox/contract/errors.ts";
-import { debouncedError, dueAtOf, firstStart, flowColumns, MAX_FLOW_PERIOD_MS, readStoredFlow, readWindow, RUNNING_IN_SCOPE_SQL, windowIdsOf } from "./flow-windows.ts";
+import { debouncedError, dueAtOf, firstStart, flowColumns, readStoredFlow, readWindow, RUNNING_IN_SCOPE_SQL, windowExpiresAt, windowIdsOf } from "./flow-windows.ts";
 import { kvLimit } from "./kv-limit.ts";
 import { deliveryValues, eventValues, finishValues, RUN_COLUMNS, toRunRecord, type ClaimRow, type RunRow } from "./rows.ts";
 import { assertRetriable, claimShares, emitBudgetSpent, LEASE_LOST_ON_LAST_ATTEMPT_JSON, repeatOutcome } from "./rules.ts";
@@ -107,14 +107,15 @@ export function createWriteExecutor(db: Database.Database, synchronous: Synchron
         for (const item of op.items) {
           const event = s.eventSeqById.get(item.eventId) as { seq: number } | undefined;
           if (!event) continue; // pruned meanwhile
-          for (const d of item.targets) insertDelivery(s, event.seq, item.eventId, d, op.now, op.replayId);
+          // A replay takes no part in debounces (flow-windows.ts).
+          for (const d of item.targets) insertDelivery(s, event.seq, item.eventId, d, op.now, op.replayId, undefined, false);
           added += item.targets.length;
         }
         return added;
       }
       case "prune":
-        // A window untouched for longer than any period counts nothing any more.
-        s.pruneWindows.run(Date.now() - MAX_FLOW_PERIOD_MS);
+        // A window whose latest time is a period past counts nothing any more.
+        s.pruneWindows.run(op.options.now ?? Date.now());
         return s.prune.run({ ...op.options, oldest: Math.max(op.options.doneBefore, op.options.deadBefore) }).changes;
       case "kvSet":
         // Counted and written in one step of the writer, which runs one write at a time: no
@@ -193,7 +194,8 @@ function accept(s: WriteStatements, event: NewEvent, deliveries: readonly Delive
   }
   const root = event.parentId === undefined ? null : countDescendant(s, event);
   const { lastInsertRowid: seq } = s.insertEvent.run(...eventValues(event, payloadJson), root, event.deliverAt ?? null, event.sourceUser ?? null, event.traceparent ?? null);
-  for (const d of deliveries) insertDelivery(s, Number(seq), event.id, d, event.receivedAt, null, event.deliverAt);
+  // A delayed event takes no part in debounces (flow-windows.ts).
+  for (const d of deliveries) insertDelivery(s, Number(seq), event.id, d, event.receivedAt, null, event.deliverAt, event.deliverAt === undefined);
   return { kind: "stored", id: event.id, deliveries: deliveries.length };
 }
 
@@ -250,6 +252,7 @@ interface ReadyRow {
   plugin: string;
   next_at: number;
   flow: string | null;
+  waiting: string | null;
   concurrency_key: string | null;
   concurrency_limit: number | null;
 }
@@ -267,10 +270,13 @@ function passesFlow(s: WriteStatements, row: ReadyRow, now: number): boolean {
   const flow = readStoredFlow(row.flow);
   if (flow === undefined) return true;
   const windows = new Map<string, number[]>();
-  const changed = new Set<string>();
+  const changed = new Map<string, number>();
   for (const id of windowIdsOf(row.plugin, flow)) windows.set(id, readWindow((s.windowOf.get(id) as { starts: string } | undefined)?.starts));
-  const decision = firstStart(row.plugin, flow, windows, changed, now);
-  for (const id of changed) s.saveWindow.run(id, JSON.stringify(windows.get(id)), now);
+  const decision = firstStart(row.plugin, flow, row.waiting === "throttled", windows, changed, now);
+  for (const [id, periodMs] of changed) {
+    const times = windows.get(id) ?? [];
+    s.saveWindow.run(id, JSON.stringify(times), windowExpiresAt(times, periodMs));
+  }
   if (decision.kind === "skip") s.skipDelivery.run({ id: row.id, error: decision.error, now });
   else if (decision.kind === "wait") s.throttleDelivery.run({ id: row.id, until: decision.until, now });
   return decision.kind === "start";
@@ -280,9 +286,10 @@ function passesFlow(s: WriteStatements, row: ReadyRow, now: number): boolean {
  * A delivery due at `now`, or at `dueAt` (a delayed event's). A debounced one first skips the
  * plugin's delivery of the same scope that has not started yet, and is due a period later.
  */
-function insertDelivery(s: WriteStatements, seq: number, eventId: string, d: DeliveryTarget, now: number, replayId: string | null, dueAt?: number): void {
-  if (d.flow?.debounce) s.debounce.run({ plugin: d.plugin, key: d.flow.debounce.scope, error: debouncedError(eventId), now });
-  s.insertDelivery.run(seq, ...deliveryValues(d), dueAtOf(d, dueAt ?? now), now, now, replayId, ...flowColumns(d.flow));
+function insertDelivery(s: WriteStatements, seq: number, eventId: string, d: DeliveryTarget, now: number, replayId: string | null, dueAt: number | undefined, debounced: boolean): void {
+  // The writer stores one event at a time, so every pending delivery of the scope is an earlier event's.
+  if (debounced && d.flow?.debounce) s.debounce.run({ plugin: d.plugin, key: d.flow.debounce.scope, error: debouncedError(eventId), now });
+  s.insertDelivery.run(seq, ...deliveryValues(d), dueAtOf(d, dueAt ?? now, debounced), now, now, replayId, ...flowColumns(d.flow, debounced));
 }
 
 function prepareWriteStatements(db: Database.Database) {
@@ -305,7 +312,7 @@ function prepareWriteStatements(db: Database.Database) {
     // or running (the partial index holds only those).
     pluginsWithPending: db.prepare(PLUGINS_WITH_PENDING_SQL),
     readyOfPlugin: db.prepare(
-      `SELECT d.id, d.plugin, d.next_at, d.flow, d.concurrency_key, d.concurrency_limit FROM deliveries d
+      `SELECT d.id, d.plugin, d.next_at, d.flow, d.waiting, d.concurrency_key, d.concurrency_limit FROM deliveries d
         WHERE d.plugin = @plugin AND d.status = 'pending' AND d.suspect = @suspect AND d.next_at <= @now
           AND (d.order_key IS NULL OR NOT EXISTS (
                 SELECT 1 FROM deliveries e
@@ -396,17 +403,18 @@ function prepareWriteStatements(db: Database.Database) {
     // Flow control (flow-windows.ts).
     runningInScope: db.prepare("SELECT COUNT(*) AS n FROM deliveries WHERE plugin = ? AND concurrency_key = ? AND status = 'running'"),
     windowOf: db.prepare("SELECT starts FROM flow_windows WHERE id = ?"),
-    saveWindow: db.prepare("INSERT OR REPLACE INTO flow_windows (id, starts, updated_at) VALUES (?, ?, ?)"),
+    saveWindow: db.prepare("INSERT OR REPLACE INTO flow_windows (id, starts, expires_at) VALUES (?, ?, ?)"),
     skipDelivery: db.prepare(
       `UPDATE deliveries SET status = 'skipped', flow = NULL, waiting = NULL, last_error = @error, updated_at = @now, finished_at = @now
         WHERE id = @id AND status = 'pending'`,
     ),
-    throttleDelivery: db.prepare(`UPDATE deliveries SET next_at = @until, waiting = 'throttled', flow = NULL, updated_at = @now WHERE id = @id AND status = 'pending'`),
+    // The rules stay: at its turn the delivery is checked again (flow-windows.ts firstStart).
+    throttleDelivery: db.prepare(`UPDATE deliveries SET next_at = @until, waiting = 'throttled', updated_at = @now WHERE id = @id AND status = 'pending'`),
     debounce: db.prepare(
       `UPDATE deliveries SET status = 'skipped', waiting = NULL, last_error = @error, updated_at = @now, finished_at = @now
         WHERE plugin = @plugin AND debounce_key = @key AND status = 'pending' AND attempts = 0`,
     ),
-    pruneWindows: db.prepare("DELETE FROM flow_windows WHERE updated_at < ?"),
+    pruneWindows: db.prepare("DELETE FROM flow_windows WHERE expires_at < ?"),
     // Counts up to the limit only: enough to tell whether one more key fits.
     kvCount: db.prepare("SELECT COUNT(*) AS n FROM (SELECT 1 FROM kv WHERE plugin = ? LIMIT ?)"),
   };

@@ -251,6 +251,8 @@ export interface PruneOptions {
   deadBefore: number;
   /** Events per transaction, so pruning never holds the writer for long. */
   limit: number;
+  /** The prune's clock: flow control's windows that expired before it go too (default: the wall clock). */
+  now?: number | undefined;
 }
 
 /** Delayed events still waiting, soonest first (core/time). */

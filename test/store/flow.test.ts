@@ -62,7 +62,9 @@ describe.each(factories)("$name store: flow control", (factory) => {
     expect(await claim(T0 + MINUTE - 1)).toEqual([]);
     expect(await store.nextDueAt(["a"])).toBe(T0 + MINUTE);
     expect(dids(await claim(T0 + MINUTE))).toEqual([3, 4]);
-    expect(dids(await claim(T0 + 3 * MINUTE))).toEqual([5, 6, 7]);
+    // 5 and 6 start late, at 3m: 7's turn (3m) would make three starts in a minute, so it waits.
+    expect(dids(await claim(T0 + 3 * MINUTE))).toEqual([5, 6]);
+    expect(dids(await claim(T0 + 4 * MINUTE))).toEqual([7]);
     expect((await store.countByStatus()).skipped).toBe(0);
   });
 
@@ -143,6 +145,53 @@ describe.each(factories)("$name store: flow control", (factory) => {
     expect(await claim(T0 + 1000, other)).toEqual([]);
     expect((await other.listRuns({ status: "pending" }))[0]).toMatchObject({ waiting: "throttled", nextAt: T0 + MINUTE });
     expect((await claim(T0 + MINUTE, other)).length).toBe(1);
+  });
+
+  it("checks a throttle turn taken late against the starts that happened, so a backlog after a pause does not run at once", async () => {
+    for (let i = 0; i < 6; i++) await accept({ throttle: { scope: "deal.close", limit: 1, periodMs: MINUTE } });
+    expect(dids(await claim(T0))).toEqual([1]);
+    // Nothing claimed for ten minutes (a restart, a full dispatcher): every booked turn has passed.
+    expect(dids(await claim(T0 + 10 * MINUTE))).toEqual([2]);
+    expect(await claim(T0 + 10 * MINUTE + 1000)).toEqual([]);
+    expect(dids(await claim(T0 + 11 * MINUTE))).toEqual([3]);
+  });
+
+  it("gives each fair share at most its limit of flow-controlled deliveries", async () => {
+    for (let i = 0; i < 3; i++) await accept({ concurrency: { scope: `deal.close=${i}`, limit: 1 } }, {}, "a");
+    for (let i = 0; i < 3; i++) await accept({ concurrency: { scope: `deal.close=${i}`, limit: 1 } }, {}, "b");
+    const claimed = await store.claimDeliveries({
+      limit: 2,
+      leaseMs: LEASE,
+      now: T0,
+      plugins: ["a", "b"],
+      flowControlled: true,
+      shares: [
+        { plugins: ["a"], limit: 1 },
+        { plugins: ["b"], limit: 1 },
+      ],
+    });
+    expect(claimed.map((d) => d.plugin).sort()).toEqual(["a", "b"]);
+  });
+
+  it("leaves delayed events and replays out of a debounce: neither skips a burst nor is skipped by it", async () => {
+    const flow = { debounce: { scope: "deal.close", periodMs: 1000 } };
+    await accept(flow, { deliverAt: T0 + 3600_000 });
+    await accept(flow);
+    await store.addDeliveries([{ eventId: "ev-1", targets: [handler("a", { flow })] }], T0 + 10);
+    expect((await store.countByStatus()).skipped).toBe(0);
+    expect((await claim(T0 + 1000)).map((d) => d.event.id).sort()).toEqual(["ev-1", "ev-2"]);
+  });
+
+  it("keeps a throttle's booked turns through a prune until they are a period past", async () => {
+    const DAY = 24 * 3600_000;
+    const flow = { throttle: { scope: "deal.close", limit: 1, periodMs: DAY } };
+    for (let i = 0; i < 3; i++) await accept(flow);
+    expect((await claim(T0)).length).toBe(1);
+    await store.pruneEvents({ doneBefore: 0, deadBefore: 0, limit: 10, now: T0 + 1.5 * DAY });
+    await accept(flow, { receivedAt: T0 + 1.5 * DAY });
+    // ev-2's turn (a day in) has come; ev-4 is booked after ev-3's, not at once.
+    expect((await claim(T0 + 1.5 * DAY)).map((d) => d.event.id)).toEqual(["ev-2"]);
+    expect((await store.listRuns({ eventId: "ev-4" }))[0]).toMatchObject({ waiting: "throttled", nextAt: T0 + 3 * DAY });
   });
 
   it("leaves deliveries without rules as they were, beside flow-controlled ones of the same plugin", async () => {

@@ -69,3 +69,14 @@ on("oktell.tminterfaceconfirm", async (_confirm, ctx) => {
   void success;
   void errormessage;
 });
+
+// Flow control: typed rules beside the handler, the payload typed as without them.
+on("deal.edit", { concurrency: { key: "did", limit: 1 }, debounce: { key: "did", period: "10s" } }, (deal) => {
+  const did: number = deal.did;
+  void did;
+});
+on("client.add", { throttle: { limit: 5, period: 60_000 }, rateLimit: { key: "clid", limit: 100, period: "1h" } }, () => undefined);
+// @ts-expect-error a throttle needs its period
+on("client.add", { throttle: { limit: 5 } }, () => undefined);
+// @ts-expect-error an unknown rule is a type error
+on("client.add", { prority: 1 }, () => undefined);
