@@ -127,7 +127,7 @@ export class PluginIsolate {
       // A run queued before retire() still finishes on this version, rebuilding it if a
       // limit disposed the isolate meanwhile.
       if (!this.dispatch || this.generation?.reason) await this.start();
-      return await this.runInIsolate(request, started, payloadJson ?? JSON.stringify(request.payload) ?? "null");
+      return await this.runInIsolate(request, started, payloadJson ?? request.payloadJson ?? JSON.stringify(request.payload) ?? "null");
     } catch (error) {
       // The isolate could not be (re)built: the run fails and is retried later.
       const raw = error as { code?: unknown; message?: unknown };
@@ -301,7 +301,7 @@ export class PluginIsolate {
     this.watchCpu();
 
     // The payload is spliced in as text: it may arrive as JSON already, and is never parsed here.
-    const { payload: _payload, ...rest } = request;
+    const { payload: _payload, payloadJson: _payloadJson, ...rest } = request;
     const payload = `{"payload":${payloadJson},${JSON.stringify({ ...rest, limits: runtimeLimits(this.limits, this.spec.limits.maxHostCallsInFlight) }).slice(1)}`;
     try {
       dispatch.apply(undefined, [payload], STRING_IN_PROMISED_STRING_OUT).then(

@@ -8,6 +8,7 @@
 import type { FastifyInstance } from "fastify";
 import { HookdError } from "../../sandbox/contract/errors.ts";
 import type { DeliveryRecord, EventRecord, Store } from "../store/types.ts";
+import { recordedAttempts } from "../store/run-attempts.ts";
 
 /** Deliveries of one event listed at most (an event has one per handler, route and webhook). */
 const MAX_RUNS = 1000;
@@ -46,7 +47,7 @@ export async function eventDetail({ store, boundRun = (run) => run }: EventDetai
   // Which of this event's runs emitted each child: the emits its attempts recorded.
   const emitter = new Map<string, number>();
   for (const run of runs) {
-    const attempts = await store.listRunAttempts(run.id);
+    const attempts = recordedAttempts(run, await store.listRunAttempts(run.id));
     for (const attempt of attempts) for (const emit of attempt.activity.emits) if (emit.eventId) emitter.set(emit.eventId, run.id);
     if (run.kind !== "webhook") continue;
     webhooks.push({

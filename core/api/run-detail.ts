@@ -5,6 +5,7 @@
  */
 import type { FastifyInstance } from "fastify";
 import { HookdError } from "../../sandbox/contract/errors.ts";
+import { recordedAttempts } from "../store/run-attempts.ts";
 import type { DeliveryRecord, RunAttemptRecord, Store } from "../store/types.ts";
 
 export interface RunDetailAnswer {
@@ -19,7 +20,7 @@ export interface RunDetailAnswer {
 export async function runDetail(store: Store, id: number): Promise<RunDetailAnswer | null> {
   const run = await store.getRun(id);
   if (!run) return null;
-  const recorded = await store.listRunAttempts(id);
+  const recorded = recordedAttempts(run, await store.listRunAttempts(id));
   const answer: RunDetailAnswer = { run, attempts: [], logs: [], fetches: [], emits: [], kvWrites: [] };
   for (const { activity, ...attempt } of recorded) {
     answer.attempts.push({ ...attempt, dropped: activity.dropped });

@@ -201,10 +201,20 @@ export function createMetrics(sources: MetricsSources) {
    * Counts a finished run: its outcome, its duration, and a scheduled retry. Webhook sends are
    * deliveries too (kind `webhook`, target = endpoint id): they are counted here as well.
    */
+  // Each label set's child, made once: prom-client hashes a label object on every inc() and
+  // observe(), which was work on every run. The sets are bounded (plugins x handlers x outcomes).
+  const runCounters = new Map<string, { inc(): void }>();
+  const runTimers = new Map<string, { observe(value: number): void }>();
   const recordRun = (info: RunMetric): void => {
     const outcome = info.status === "pending" ? "retry" : info.status;
-    runs.inc({ plugin: info.plugin, kind: info.delivery.kind, handler: info.delivery.target, outcome });
-    runDuration.observe({ plugin: info.plugin, handler: info.delivery.target }, info.outcome.durationMs / 1000);
+    const handlerKey = `${info.plugin}\u0000${info.delivery.target}`;
+    const counterKey = `${handlerKey}\u0000${info.delivery.kind}\u0000${outcome}`;
+    let counter = runCounters.get(counterKey);
+    if (!counter) runCounters.set(counterKey, (counter = runs.labels({ plugin: info.plugin, kind: info.delivery.kind, handler: info.delivery.target, outcome })));
+    counter.inc();
+    let timer = runTimers.get(handlerKey);
+    if (!timer) runTimers.set(handlerKey, (timer = runDuration.labels({ plugin: info.plugin, handler: info.delivery.target })));
+    timer.observe(info.outcome.durationMs / 1000);
     if (outcome === "retry") retries.inc({ plugin: info.plugin, trigger: "backoff" });
     if (info.delivery.kind === "webhook") {
       recordWebhookDelivery({ endpoint: info.delivery.target, outcome: outcome === "done" ? "ok" : outcome === "retry" ? "retry" : "dead", durationMs: info.outcome.durationMs });

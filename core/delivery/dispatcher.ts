@@ -12,10 +12,11 @@ import type { Settings } from "../config/settings.ts";
 import type { Logger } from "../base/log.ts";
 import type { PluginManager } from "../plugins/manager.ts";
 import { ACTION_KEY_PREFIX, retryDelayMs, type RetryPolicy } from "../routing/index.ts";
-import type { ClaimedDelivery, ClaimOptions, DeliveryResult, RunActivity, RunAttemptError, RunError, RunOutcome, Store } from "../store/types.ts";
+import type { ClaimedDelivery, ClaimOptions, DeliveryResult, RunActivity, RunAttemptError, RunAttemptRecord, RunError, RunOutcome, Store } from "../store/types.ts";
 import type { RunRequest } from "../../sandbox/contract/run.ts";
 import type { Sandbox } from "../../sandbox/contract/sandbox.ts";
 import { valueTooDeep } from "../base/depth.ts";
+import { attemptWorthStoring } from "../store/run-attempts.ts";
 import { DEFAULT_MAX_TEXT_CHARS, truncateText } from "../base/truncate.ts";
 
 export interface RunFinished {
@@ -346,6 +347,7 @@ export class Dispatcher {
             kind: isAction ? "action" : "event",
             name: delivery.target,
             payload: isAction ? delivery.input : delivery.event.payload,
+            ...(isAction || delivery.event.payloadJson === undefined ? {} : { payloadJson: delivery.event.payloadJson }),
             meta: {
               eventId: delivery.event.id,
               eventName: delivery.event.name,
@@ -366,7 +368,10 @@ export class Dispatcher {
       this.options.maxErrorChars?.() ?? DEFAULT_MAX_TEXT_CHARS,
     );
     const result = this.decide(delivery, plugin ?? delivery.plugin, outcome);
-    if (activity) result.attempt = this.attemptRecord(delivery, plugin ?? delivery.plugin, outcome, startedAt, activity);
+    if (activity) {
+      const attempt = this.attemptRecord(delivery, plugin ?? delivery.plugin, outcome, startedAt, activity);
+      if (attemptWorthStoring(attempt)) result.attempt = attempt;
+    }
     if (result.suspect) this.suspectDueAt = undefined;
     const finishing = this.options.store
       .finishDelivery(delivery.id, delivery.leaseToken, result)
@@ -379,7 +384,7 @@ export class Dispatcher {
   }
 
   /** The attempt as run detail stores it: its time, outcome, error with source context, activity. */
-  private attemptRecord(delivery: ClaimedDelivery, plugin: string, outcome: RunOutcome, startedAt: number, sink: RunActivitySink): DeliveryResult["attempt"] {
+  private attemptRecord(delivery: ClaimedDelivery, plugin: string, outcome: RunOutcome, startedAt: number, sink: RunActivitySink): RunAttemptRecord {
     const activity = sink.take(String(delivery.id), outcome);
     let error: RunAttemptError | null = null;
     if (!outcome.ok) {

@@ -106,6 +106,9 @@ export function toClaimedDelivery(row: ClaimRow): ClaimedDelivery {
       id: row.event_id,
       name: row.event_name,
       payload,
+      // Passed on as it is only when it parsed (one JSON value, nothing spliced after it) and holds
+      // no line break (the sandbox channel is line-framed; hookd's own JSON never has one).
+      ...(unreadable === undefined && !row.payload.includes("\n") ? { payloadJson: row.payload } : {}),
       receivedAt: row.received_at,
       depth: row.depth,
       ...(row.source === undefined ? {} : { source: eventSourceOf(row.source, row.source_user) }),

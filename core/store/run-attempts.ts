@@ -4,7 +4,47 @@
  * so retention pruning an event takes its runs' attempts with it. Both stores create it and map
  * its rows through here; the SQLite and PostgreSQL column types differ only in spelling.
  */
-import type { RunAttemptRecord } from "./types.ts";
+import type { DeliveryRecord, RunAttemptRecord } from "./types.ts";
+
+/**
+ * Whether an attempt is worth a row of its own: not a first attempt that went well and did
+ * nothing to record (no log line, fetch, emit or kv write). Most runs are that, and their row
+ * was an insert and a copy to the writer thread on every event; the run's own row says all there
+ * is (see `recordedAttempts`).
+ */
+export function attemptWorthStoring(attempt: RunAttemptRecord): boolean {
+  const { activity } = attempt;
+  return !(
+    attempt.attempt === 1 &&
+    attempt.status === "done" &&
+    activity.logs.length === 0 &&
+    activity.fetches.length === 0 &&
+    activity.emits.length === 0 &&
+    activity.kvWrites.length === 0 &&
+    activity.dropped === 0
+  );
+}
+
+/**
+ * A run's attempts as recorded, with the quiet first attempt that was not stored (see
+ * attemptWorthStoring) put back from the run's own row: done on its first attempt, its duration,
+ * started that long before it finished.
+ */
+export function recordedAttempts(run: DeliveryRecord, stored: RunAttemptRecord[]): RunAttemptRecord[] {
+  if (stored.length > 0 || run.status !== "done" || run.attempts !== 1 || run.finishedAt === null) return stored;
+  const durationMs = run.durationMs ?? 0;
+  return [
+    {
+      attempt: 1,
+      startedAt: run.finishedAt - durationMs,
+      durationMs,
+      status: "done",
+      code: null,
+      error: null,
+      activity: { logs: [], fetches: [], emits: [], kvWrites: [], dropped: 0 },
+    },
+  ];
+}
 
 export const SQLITE_RUN_ATTEMPTS_TABLE = `
 CREATE TABLE IF NOT EXISTS run_attempts (

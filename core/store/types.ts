@@ -109,7 +109,8 @@ export interface ClaimedDelivery {
   /** Claimed on its own (see `ClaimOptions.suspects`); a crash now is its own doing. */
   suspect: boolean;
   input: unknown;
-  event: { id: string; name: string; payload: unknown; receivedAt: number; depth: number; source?: EventOrigin };
+  /** `payloadJson`: the payload as stored (JSON text), handed to the sandbox as it is. */
+  event: { id: string; name: string; payload: unknown; payloadJson?: string; receivedAt: number; depth: number; source?: EventOrigin };
   /**
    * Why the stored payload or input could not be read (not JSON): the delivery is claimed anyway,
    * so the dispatcher dead-letters it instead of the whole claim failing over and over.

@@ -40,6 +40,11 @@ export interface RunRequest {
   name: string;
   /** Event payload, or action input. */
   payload: unknown;
+  /**
+   * The payload as JSON text, when the caller has it already (the store's bytes): the hops that
+   * send the payload on use it as it is instead of serializing `payload` again.
+   */
+  payloadJson?: string | undefined;
   meta: RunMeta;
 }
 
