@@ -3,6 +3,7 @@ import { describe, expect, it } from "vitest";
 import { discoverModules, runModule } from "../bench/lib/modules.ts";
 import { renderMarkdown, type BenchRun } from "../bench/lib/report.ts";
 import { figure, median, percentile, ratio } from "../bench/lib/stats.ts";
+import { serverCpuBetween, type ServerCpuSnapshot } from "../bench/lib/pg-server-cpu.ts";
 import { checkTargets } from "../bench/lib/targets.ts";
 import { FIXTURES } from "./helpers/daemon.ts";
 
@@ -33,25 +34,97 @@ describe("bench targets", () => {
     const checks = checkTargets({
       core: {
         ratios: {
-          dispatchVsIsolatedVm: { ratio: 0.35, of: "" },
+          dispatchVsIsolatedVm: { ratio: 0.25, of: "" },
           e2eVsBareFastify: { ratio: 0.6, of: "" },
           idlePluginsRate: { ratio: 0.95, of: "" },
         },
+        cpuPerEvent: { hookd1: figure([60, 70, 80], "µs CPU/event") },
         baselines: { nodeRed: { unavailable: "no network" } },
-        hookd: { memoryPerIdlePluginMb: 4.5, startupMs: { "100": figure([900, 1000, 1100], "ms") } },
+        hookd: {
+          memoryPerIdlePluginMb: 4.5,
+          startupMs: { "100": figure([900, 1000, 1100], "ms") },
+          latencyAtHalfPeak: { rate: 3000, completionP99: figure([8], "ms") },
+        },
         settings: { largestPluginCount: 1000 },
       },
+      postgres: { ratios: { postgres1VsSqlite1: { ratio: 0.3, of: "" } } },
+      time: { delayedBurst: { events: 3000, lastAfterDueMs: figure([800], "ms") }, ratios: { withVsWithoutSchedules: { ratio: 0.9, of: "" } } },
     });
     const byId = Object.fromEntries(checks.map((c) => [c.id, c]));
-    expect(byId["core-dispatch"]).toMatchObject({ holds: false, measured: 0.35 });
+    expect(byId["core-dispatch"]).toMatchObject({ holds: false, measured: 0.25 });
     expect(byId["core-dispatch"]!.verdict).toContain("2.00x short");
     expect(byId["e2e-vs-fastify"]).toMatchObject({ holds: true });
     expect(byId["e2e-vs-node-red"]).toMatchObject({ holds: null, measured: null });
     expect(byId["e2e-vs-node-red"]!.verdict).toContain("no network");
+    expect(byId["cpu-per-event"]).toMatchObject({ holds: false, measured: 70 });
+    expect(byId["cpu-per-event"]!.verdict).toContain("1.40x over");
     expect(byId["idle-plugins"]).toMatchObject({ holds: true });
+    expect(byId["latency-half-peak"]).toMatchObject({ holds: true, measured: 8 });
+    expect(byId["latency-half-peak"]!.verdict).toContain("at 3,000 events/s");
+    expect(byId["postgres-vs-sqlite"]).toMatchObject({ holds: false, measured: 0.3 });
     expect(byId["memory-per-plugin"]).toMatchObject({ holds: false });
     expect(byId["memory-per-plugin"]!.verdict).toContain("1.50x over");
     expect(byId["startup-100"]).toMatchObject({ holds: true, measured: 1 });
+    expect(byId["delayed-burst"]).toMatchObject({ holds: true, measured: 800 });
+    expect(byId["delayed-burst"]!.verdict).toContain("a burst of 3,000 events, not 10,000");
+    expect(byId["schedules"]).toMatchObject({ holds: false });
+  });
+
+  it("holds a strict bar strictly and says why a skipped module's target is not measured", () => {
+    const checks = checkTargets({
+      core: { hookd: { startupMs: { "100": figure([1500], "ms") } } },
+      postgres: { skipped: "PostgreSQL at 127.0.0.1 cannot be reached" },
+    });
+    const byId = Object.fromEntries(checks.map((c) => [c.id, c]));
+    expect(byId["startup-100"]).toMatchObject({ holds: false, measured: 1.5 });
+    expect(byId["postgres-vs-sqlite"]).toMatchObject({ holds: null });
+    expect(byId["postgres-vs-sqlite"]!.verdict).toContain("cannot be reached");
+  });
+});
+
+describe("PostgreSQL server CPU", () => {
+  const snapshot = (processes: Array<{ pid: number; ticks: number; clientPort?: number }>, hookd: number[], bench: number[]): ServerCpuSnapshot => ({
+    processes: new Map(processes.map((p) => [p.pid, p])),
+    ports: { hookd: new Set(hookd), bench: new Set(bench) },
+  });
+
+  it("counts a window's time by whom it served, keeping the time of backends that ended in it", () => {
+    const before = snapshot(
+      [
+        { pid: 1, ticks: 1000 }, // the postmaster: its cutime grows with every backend it reaps
+        { pid: 2, ticks: 50 }, // the WAL writer
+        { pid: 10, ticks: 20, clientPort: 4001 }, // a hookd backend that ends during the window
+        { pid: 11, ticks: 5, clientPort: 4002 }, // a hookd backend
+        { pid: 12, ticks: 7, clientPort: 5000 }, // the bench's polling
+        { pid: 13, ticks: 100, clientPort: 6000 }, // another client
+      ],
+      [4001, 4002],
+      [5000],
+    );
+    const after = snapshot(
+      [
+        { pid: 1, ticks: 1000 + 60 }, // pid 10 ended with 60 ticks, 40 of them in the window
+        { pid: 2, ticks: 70 },
+        { pid: 11, ticks: 105, clientPort: 4002 },
+        { pid: 12, ticks: 9, clientPort: 5000 },
+        { pid: 13, ticks: 130, clientPort: 6000 },
+        { pid: 14, ticks: 30, clientPort: 4003 }, // opened by hookd during the window
+      ],
+      [4002, 4003],
+      [5000],
+    );
+    const window = serverCpuBetween(before, after);
+    // Ticks are 10 ms: 40 + 20 + 100 + 2 + 30 + 30 = 222 ticks in all.
+    expect(window.totalMs).toBe(2220);
+    expect(window.benchMs).toBe(20);
+    expect(window.otherClientsMs).toBe(300);
+    expect(window.hookdMs).toBe(1900);
+    expect(window.attributed).toBe(true);
+  });
+
+  it("says when no connection of hookd was found", () => {
+    const empty = snapshot([{ pid: 1, ticks: 10 }], [], []);
+    expect(serverCpuBetween(empty, snapshot([{ pid: 1, ticks: 20 }], [], [])).attributed).toBe(false);
   });
 });
 

@@ -13,8 +13,11 @@ import type { ModuleOutcome } from "./report.ts";
 
 const CHILD = fileURLToPath(new URL("./module-child.ts", import.meta.url));
 
-/** Modules the issues promise; one that is absent is reported as missing, not silently skipped. */
-export const EXPECTED_MODULES = ["core", "delivery", "reload", "sandbox"];
+/**
+ * Modules the issues promise, and those the summary's targets read (postgres, time); one that is
+ * absent is reported as missing, not silently skipped.
+ */
+export const EXPECTED_MODULES = ["core", "delivery", "postgres", "reload", "sandbox", "time"];
 
 export interface ModuleFile {
   name: string;
