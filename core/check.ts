@@ -16,6 +16,7 @@ import type { PluginManifest } from "../sandbox/contract/run.ts";
 import { FakeNetwork } from "./testing/fake-network.ts";
 import { fakeServices } from "./testing/fake-services.ts";
 import { MemoryKv } from "./testing/memory-kv.ts";
+import { parseFlowRules } from "./routing/flow-rules.ts";
 
 // The editor types live in env-types.ts (no TypeScript compiler needed to write them).
 export { envDeclarationPath, writeEnvDeclaration } from "./env-types.ts";
@@ -80,6 +81,11 @@ export async function checkProject(options: LoadConfigOptions, out: NodeJS.Writa
             limits: config.sandbox,
           });
           manifests.set(name, manifest);
+          try {
+            parseFlowRules(path.relative(root, entry.file), manifest.flow, config.events);
+          } catch (error) {
+            problems.push({ where: path.relative(root, entry.file), code: "HOOKD_FLOW_INVALID", message: (error as Error).message });
+          }
           for (const event of manifest.events) {
             if (!(event in config.events)) {
               problems.push({ where: path.relative(root, entry.file), code: "HOOKD_PLUGIN_UNKNOWN_EVENT", message: `subscribes to unknown event ${event}` });

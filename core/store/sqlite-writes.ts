@@ -147,6 +147,19 @@ export function createWriteExecutor(db: Database.Database, synchronous: Synchron
     }
   };
 
+  // Made once: better-sqlite3's transaction() builds four wrapped functions and their properties
+  // on every call, which was a third of the writer thread's time when it ran once per write.
+  const inSavepoint = db.transaction(run);
+  const commitAll = db.transaction((ops: readonly WriteOp[], results: WriteResult[]) => {
+    for (const op of ops) {
+      try {
+        results.push({ ok: true, value: inSavepoint(op) });
+      } catch (error) {
+        results.push({ ok: false, error: describeError(error) });
+      }
+    }
+  });
+
   return {
     commit(ops) {
       if (synchronous === "FULL") {
@@ -159,15 +172,7 @@ export function createWriteExecutor(db: Database.Database, synchronous: Synchron
       }
       const results: WriteResult[] = [];
       const started = performance.now();
-      db.transaction(() => {
-        for (const op of ops) {
-          try {
-            results.push({ ok: true, value: db.transaction(run)(op) });
-          } catch (error) {
-            results.push({ ok: false, error: describeError(error) });
-          }
-        }
-      }).immediate();
+      commitAll.immediate(ops, results);
       return { results, synchronous: current, durationMs: performance.now() - started };
     },
   };

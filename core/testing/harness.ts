@@ -10,6 +10,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { catalog as shippedCatalog } from "../catalog/index.ts";
 import { compilePlugin } from "../compile/compile-plugin.ts";
+import { parseFlowRules } from "../routing/flow-rules.ts";
 import type { EventCatalog } from "../config/define.ts";
 import { loadConfig } from "../config/load.ts";
 import { settingsSchema } from "../config/settings.ts";
@@ -161,6 +162,13 @@ export class PluginHarness {
     if (unknown.length > 0) {
       await this.host.close();
       throw new HookdError("HOOKD_PLUGIN_UNKNOWN_EVENT", [spec.file, unknown.join(", ")]);
+    }
+    // Flow options the daemon would refuse at load (HOOKD_FLOW_INVALID) fail here too.
+    try {
+      parseFlowRules(spec.file, this.loaded.flow, this.catalog);
+    } catch (error) {
+      await this.host.close();
+      throw error;
     }
   }
 

@@ -63,3 +63,30 @@ describe("hookd/testing and schedules", () => {
     await expect(plugin.tick()).rejects.toMatchObject({ code: "HOOKD_RUN_NO_HANDLER" });
   });
 });
+
+describe("hookd/testing and flow control", () => {
+  let dir: string;
+  beforeAll(() => {
+    dir = mkdtempSync(path.join(tmpdir(), "hookd-kit-flow-"));
+    mkdirSync(path.join(dir, "plugins"));
+    writeFileSync(path.join(dir, "events.config.ts"), CONFIG);
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it("runs a handler declared with flow options as the daemon would run it", async () => {
+    writeFileSync(path.join(dir, "plugins", "sync.ts"), `import { on } from "hookd";\non("deal.edit", { concurrency: { key: "did", limit: 1 } }, (deal, ctx) => ctx.log.info({ did: deal.did }, "synced"));`);
+    const plugin = await loadPlugin(path.join(dir, "plugins", "sync.ts"));
+    try {
+      const run = await plugin.send("deal.edit", { did: 5, autor: 1, user: 1, newparam: {} } as never);
+      expect(run.ok).toBe(true);
+      expect(run.logs[0]).toMatchObject({ msg: "synced", fields: { did: 5 } });
+    } finally {
+      await plugin.close();
+    }
+  });
+
+  it("refuses flow options the daemon would refuse, naming the rule", async () => {
+    writeFileSync(path.join(dir, "plugins", "bad.ts"), `import { on } from "hookd";\non("deal.edit", { debounce: { key: "deal", period: "10s" } }, () => {});`);
+    await expect(loadPlugin(path.join(dir, "plugins", "bad.ts"))).rejects.toMatchObject({ code: "HOOKD_FLOW_INVALID", message: expect.stringContaining("debounce.key") });
+  });
+});
