@@ -126,7 +126,14 @@ describe.each([
     // The throttle spaces the three starts a second apart.
     const edits = await d.waitForLogs((line) => line.msg === "ping spaced", 3, 60_000);
     expect(edits).toHaveLength(3);
-    const { runs } = await d.getJson("/api/runs?plugin=limited&event=test.ping&status=done");
+    // A run's log line can come before its finish is stored.
+    const runs = await waitUntil(
+      async () => {
+        const done = (await d.getJson("/api/runs?plugin=limited&event=test.ping&status=done")).runs;
+        return done.length === 3 && done;
+      },
+      { timeoutMs: 30_000, what: "the three throttled runs recorded done" },
+    );
     const starts = (await Promise.all(runs.map(async (run: { id: number }) => (await d.getJson(`/api/runs/${run.id}`)).attempts[0].startedAt))).sort((a, b) => a - b);
     expect(starts).toHaveLength(3);
     expect(starts[1] - starts[0]).toBeGreaterThanOrEqual(990);
