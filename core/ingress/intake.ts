@@ -3,7 +3,7 @@
  * or a manual action start: validate against the catalog, work out who must run for it
  * (core/routing), store the event and its deliveries in one transaction, wake the dispatcher.
  */
-import { createHash, randomUUID } from "node:crypto";
+import { createHash } from "node:crypto";
 import type { EventCatalog, RouteConfig } from "../config/define.ts";
 import type { Settings } from "../config/settings.ts";
 import { assertDepth, DEFAULT_MAX_DEPTH } from "../base/depth.ts";
@@ -13,6 +13,7 @@ import { actionDelivery, actionKey, deliveriesFor, type EventRouting } from "../
 import type { DeliveryTarget, EventSource, Store } from "../store/types.ts";
 import { checkActionInput } from "./action-input.ts";
 import type { Tracing } from "../telemetry/tracing.ts";
+import { newEventId } from "../base/event-id.ts";
 
 export interface IntakeOptions {
   store: Store;
@@ -92,7 +93,7 @@ export class EventIntake {
       this.options.onRejected?.({ name: request.name, reason: "emit_depth" });
       throw new HookdError("HOOKD_EVENT_EMIT_DEPTH", [maxEmitDepth, request.name]);
     }
-    const id = randomUUID();
+    const id = newEventId();
     const tracing = this.options.tracing?.();
     const span = tracing?.enabled ? tracing.start(`hookd.ingress ${request.name}`, request.traceparent, { "hookd.event": request.name, "hookd.event.id": id, "hookd.source": request.source }, request.source === "emit" ? "internal" : "server") : undefined;
     const outcome = await this.options.store.acceptEvent(
@@ -144,7 +145,7 @@ export class EventIntake {
     // A bad manual input is the caller's 400 now, not a dead run later.
     this.checkBounds(`action ${action}`, input, "action");
     checkActionInput(action, this.options.plugins.actionInputSchema(action), input ?? null);
-    const id = randomUUID();
+    const id = newEventId();
     const name = actionKey(action);
     const outcome = await this.options.store.acceptEvent(
       {

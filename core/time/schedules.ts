@@ -8,12 +8,12 @@
  * follows it across restarts and reloads, and an edited cron is a new schedule that starts from
  * now instead of "catching up" ticks of a cron that never ran.
  */
-import { randomUUID } from "node:crypto";
 import { z } from "zod";
 import type { DeliveryTarget, NewEvent } from "../store/types.ts";
 import { CATCH_UP_MODES, cronProblem, type CatchUp } from "./cron.ts";
 import type { ScheduleDefinition, TickRecord } from "./scheduler.ts";
 import type { ScheduleConfig } from "./schedule-config.ts";
+import { newEventId } from "../base/event-id.ts";
 
 export type { ScheduleConfig } from "./schedule-config.ts";
 
@@ -108,7 +108,7 @@ export interface TickBuilderOptions {
 
 /** The event and deliveries of one tick. */
 export function tickRecord(definition: ScheduleDefinition, at: number, options: TickBuilderOptions): TickRecord {
-  const base: Omit<NewEvent, "name" | "payload"> = { id: randomUUID(), receivedAt: options.now(), source: "schedule", depth: 0 };
+  const base: Omit<NewEvent, "name" | "payload"> = { id: newEventId(), receivedAt: options.now(), source: "schedule", depth: 0 };
   if (definition.source === "config") {
     const { payload, deliveries } = options.emitted(definition.emit!, definition.payload);
     return { event: { ...base, name: definition.emit!, payload }, deliveries };
