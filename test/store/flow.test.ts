@@ -194,6 +194,23 @@ describe.each(factories)("$name store: flow control", (factory) => {
     expect((await store.listRuns({ eventId: "ev-4" }))[0]).toMatchObject({ waiting: "throttled", nextAt: T0 + 3 * DAY });
   });
 
+  it("holds a rate limit and a debounce between two instances working at once", async () => {
+    const other = await fixture.open();
+    const limited = { rateLimit: { scope: "deal.close", limit: 3, periodMs: MINUTE } };
+    for (let i = 0; i < 10; i++) await accept(limited);
+    const [mine, theirs] = await Promise.all([claim(T0), claim(T0, other)]);
+    expect(mine.length + theirs.length).toBe(3);
+    expect((await store.countByStatus()).skipped).toBe(7);
+    // Eight edits of one deal accepted by both instances at once: one of them is left to run.
+    const debounced = { debounce: { scope: "deal.close=x", periodMs: 1000 } };
+    await Promise.all(
+      Array.from({ length: 8 }, (_, i) => (i % 2 === 0 ? store : other).acceptEvent(event(), [handler("b", { flow: debounced })])),
+    );
+    const left = (await store.listRuns({ plugin: "b" })).filter((run) => run.status === "pending");
+    expect(left).toHaveLength(1);
+    expect((await store.listRuns({ plugin: "b", status: "skipped" })).length).toBe(7);
+  });
+
   it("leaves deliveries without rules as they were, beside flow-controlled ones of the same plugin", async () => {
     for (let i = 0; i < 3; i++) await accept({ concurrency: { scope: "deal.close", limit: 1 } });
     await store.acceptEvent(event(), [handler("a")]);
