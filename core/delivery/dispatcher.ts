@@ -79,6 +79,8 @@ export class Dispatcher {
   /** Finishes queued and not committed yet (their runs' slots are free already). */
   private readonly finishing = new Set<Promise<void>>();
   private pumping = false;
+  // Claim keys grouped by owner, for as long as the keys are the same array (see ownersOf).
+  private ownersCache: { keys: readonly string[]; owners: Map<string, string[]> } | undefined;
   private pumpScheduled = false;
   private again = false;
   /** A crash suspect is running: nothing else is claimed until it finishes. */
@@ -219,13 +221,7 @@ export class Dispatcher {
     const { concurrency } = this.options.delivery();
     let free = concurrency - this.inflight.size;
     if (free <= 0 || this.stopped) return false;
-    const owners = new Map<string, string[]>();
-    for (const key of keys) {
-      const owner = this.ownerOf(key);
-      const list = owners.get(owner);
-      if (list) list.push(key);
-      else owners.set(owner, [key]);
-    }
+    const owners = this.ownersOf(keys);
     const share = Math.max(1, Math.floor(concurrency / owners.size));
     const fair = [...owners].map(([owner, plugins]) => ({ plugins, limit: share - (this.inflightByOwner.get(owner) ?? 0) })).filter((s) => s.limit > 0);
     let filled = false;
@@ -246,6 +242,24 @@ export class Dispatcher {
     const borrowed = await this.claim(keys, free, false, lent);
     for (const delivery of borrowed) this.execute(delivery);
     return borrowed.length < free;
+  }
+
+  /**
+   * The claim keys grouped by owner. Kept while the keys are the same array (the subscriber
+   * index hands out one until the serving versions change): with 1,000 plugins the grouping was
+   * rebuilt on every claim.
+   */
+  private ownersOf(keys: readonly string[]): Map<string, string[]> {
+    if (this.ownersCache?.keys === keys) return this.ownersCache.owners;
+    const owners = new Map<string, string[]>();
+    for (const key of keys) {
+      const owner = this.ownerOf(key);
+      const list = owners.get(owner);
+      if (list) list.push(key);
+      else owners.set(owner, [key]);
+    }
+    this.ownersCache = { keys, owners };
+    return owners;
   }
 
   /** Who a claim key's runs count against: an action's plugin, else the key (a plugin, a webhook endpoint). */

@@ -23,7 +23,7 @@ import path from "node:path";
 import Database from "better-sqlite3";
 import { FLOW_COUNTS_SQL, type FlowCount } from "./flow-windows.ts";
 import { RUN_COLUMNS, toClaimedDelivery, toEventRecord, toKvValue, toRunRecord, toStatusCounts, type ClaimRow, type EventRow, type RunRow } from "./rows.ts";
-import { clampPageLimit, eventsQuery, nothingToClaim, runsQuery } from "./rules.ts";
+import { claimShares, clampPageLimit, eventsQuery, nothingToClaim, runsQuery } from "./rules.ts";
 import { configureConnection, ensureSchema, PLUGINS_WITH_PENDING_SQL, type Synchronous } from "./sqlite-schema.ts";
 import { SqliteOktellCommands } from "./oktell-commands.ts";
 import { inlineWriter, threadWriter, type Writer } from "./sqlite-writer.ts";
@@ -108,9 +108,23 @@ export class SqliteStore implements Store {
     return this.write({ op: "accept", event: { ...event, payload: null }, payloadJson, deliveries });
   }
 
+  /**
+   * Only the shares of plugins with pending deliveries go to the writer thread: with 1,000 loaded
+   * plugins and one busy, every claim copied 1,000 shares to the thread and walked them there.
+   * The plugins with pending deliveries come from a read of what is committed (one index seek
+   * each, see PLUGINS_WITH_PENDING_SQL); a delivery still being committed is not missed, since
+   * its accept wakes the dispatcher once it commits, and the writer checks again in its claim.
+   */
   claimDeliveries(options: ClaimOptions): Promise<ClaimedDelivery[]> {
     if (nothingToClaim(options)) return Promise.resolve([]);
-    return this.write<ClaimRow[]>({ op: "claim", options }).then((rows) => rows.map(toClaimedDelivery));
+    const pending = new Set((this.statements.pluginsWithPending.all() as Array<{ plugin: string }>).map((row) => row.plugin));
+    const shares = claimShares(options).flatMap((share) => {
+      const plugins = share.plugins.filter((plugin) => pending.has(plugin));
+      return plugins.length === 0 ? [] : [{ plugins, limit: share.limit }];
+    });
+    if (shares.length === 0) return Promise.resolve([]);
+    const asked: ClaimOptions = { ...options, plugins: shares.flatMap((share) => share.plugins), shares };
+    return this.write<ClaimRow[]>({ op: "claim", options: asked }).then((rows) => rows.map(toClaimedDelivery));
   }
 
   finishDelivery(id: number, leaseToken: string, result: DeliveryResult): Promise<boolean> {
