@@ -25,6 +25,8 @@ export default defineConfig({
     "console.greeting": z.object({ name: z.string().min(1), times: z.number().int().positive().optional() }),
     "console.order": z.object({ orderId: z.string().min(1) }),
     "console.unblock": z.object({}),
+    "console.sms": z.object({ to: z.string() }),
+    "console.reminder": z.object({ name: z.string() }),
   },
   delivery: { backoffMs: 50, maxBackoffMs: 200, maxAttempts: 2 },
 });
@@ -57,13 +59,19 @@ on("console.order", async (order, ctx) => {
 });
 `;
 
+// Flow control: one SMS an hour (the rest skipped), one reminder start an hour (the rest wait).
+const LIMITED = `import { on } from "hookd";
+on("console.sms", { rateLimit: { limit: 1, period: "1h" } }, (sms, ctx) => ctx.log.info({ to: sms.to }, "sms sent"));
+on("console.reminder", { throttle: { limit: 1, period: "1h" } }, (reminder, ctx) => ctx.log.info({ name: reminder.name }, "reminded"));
+`;
+
 // A schedule that does not tick while the test runs: the Time view lists it with its next tick.
 const NEW_YEAR = `import { schedule } from "hookd";
 schedule("0 0 1 1 *", { tz: "Europe/Moscow" }, async (_tick, ctx) => ctx.log.info("happy new year"));
 `;
 
 describe.skipIf(!hasChromium)("the console in a browser", () => {
-  const project = new TestProject({ config: CONFIG, files: { "greeter.ts": GREETER, "orders.ts": ORDERS, "new-year.ts": NEW_YEAR } });
+  const project = new TestProject({ config: CONFIG, files: { "greeter.ts": GREETER, "orders.ts": ORDERS, "new-year.ts": NEW_YEAR, "limited.ts": LIMITED } });
   const daemon = new TestDaemon(project);
   const userDataDir = mkdtempSync(path.join(tmpdir(), "hookd-chromium-"));
   let context: BrowserContext;
@@ -181,6 +189,34 @@ describe.skipIf(!hasChromium)("the console in a browser", () => {
     await row.getByRole("button", { name: "Cancel" }).click();
     await row.waitFor({ state: "detached" });
     expect((await runsOf(delayed.body.id)).map((run) => run.status)).toEqual(["cancelled"]);
+  });
+
+  it("shows a run skipped by a rate limit and one waiting for its throttle turn, in the list and on its page", async () => {
+    const first = await daemon.post("console.sms", { to: "+100" }, auth);
+    await waitForRun(first.body.id, "done");
+    const second = await daemon.post("console.sms", { to: "+200" }, auth);
+    const skipped = await waitForRun(second.body.id, "skipped");
+    const reminded = await daemon.post("console.reminder", { name: "one" }, auth);
+    await waitForRun(reminded.body.id, "done");
+    const later = await daemon.post("console.reminder", { name: "two" }, auth);
+    // Pending from the start: wait until the claim has given it its turn.
+    const waiting = await waitUntil(
+      async () => {
+        const { run } = (await daemon.getJson(`/api/runs/${(await runsOf(later.body.id))[0]?.id ?? 0}`, auth).catch(() => ({ run: undefined }))) as { run?: { id: number; waiting?: string } };
+        return run?.waiting === "throttled" && run;
+      },
+      { timeoutMs: 15_000, what: "the second reminder waiting for its throttle turn" },
+    );
+    await show("runs");
+    const skippedRow = page.locator(`#runs tr[data-run-id="${skipped.id}"]`);
+    await skippedRow.waitFor();
+    await expect(skippedRow.locator(".badge").textContent()).resolves.toBe("skipped: rate limit");
+    const waitingRow = page.locator(`#runs tr[data-run-id="${waiting.id}"]`);
+    await waitingRow.waitFor();
+    await expect(waitingRow.locator(".badge").textContent()).resolves.toMatch(/^waiting: throttled until \S+/);
+    await screenshot("runs-flow");
+    await show(`run/${waiting.id}`);
+    await expect(page.locator("h2 .badge").first().textContent()).resolves.toMatch(/^waiting: throttled until/);
   });
 
   it("sends a test event from the catalog's form and shows the schema it is checked against", async () => {
