@@ -22,6 +22,9 @@ const CHANGE_EVENTS = {
 } as const;
 type ChangeEvent = (typeof CHANGE_EVENTS)[keyof typeof CHANGE_EVENTS];
 
+/** When a new folder (or a file in one that is no plugin yet) is looked at again (see lookAgainAtFolder). */
+const FOLDER_RECHECK_MS = 150;
+
 /** Files a plugin can consist of; editors' temp and backup files (`x.ts~`, `x.ts.swp`) are not. */
 const SOURCE_FILE = /\.(m?[jt]s|json)$/;
 
@@ -35,6 +38,9 @@ export interface PluginWatcherOptions {
 export class PluginWatcher {
   private watcher: FSWatcher | undefined;
   private readonly timers = new Map<string, { timer: NodeJS.Timeout; files: Set<string> }>();
+  private readonly folderChecks = new Set<NodeJS.Timeout>();
+  // Plugins whose change is being applied (between the quiet period's end and the manager taking it).
+  private readonly applying = new Set<string>();
   private readonly missed = new MissedChangeCheck((file) => this.onChange("change", file));
   private readonly log: Logger;
   private closed = false;
@@ -66,6 +72,8 @@ export class PluginWatcher {
     this.closed = true;
     for (const { timer } of this.timers.values()) clearTimeout(timer);
     this.timers.clear();
+    for (const timer of this.folderChecks) clearTimeout(timer);
+    this.folderChecks.clear();
     this.missed.close();
     await this.watcher?.close();
   }
@@ -76,6 +84,23 @@ export class PluginWatcher {
     const affected = this.affectedPlugins(event, file);
     for (const entry of affected) this.schedule(entry, file);
     if (!isDir && event !== "unlink" && affected.length > 0) this.missed.arm(file);
+    if ((event === "add" || event === "addDir") && affected.length === 0) this.lookAgainAtFolder(file);
+  }
+
+  /**
+   * A new folder, or a file in a folder that is no plugin yet (its index.ts not written): look at
+   * the folder once more a moment later. chokidar starts watching a new folder only once it has
+   * seen it, and a file written into it before that (the index.ts right after a helper module)
+   * was seen on a busy machine as nothing at all: the folder plugin never loaded.
+   */
+  private lookAgainAtFolder(file: string): void {
+    const timer = setTimeout(() => {
+      this.folderChecks.delete(timer);
+      if (this.closed) return;
+      const entry = this.folderPluginOf(file);
+      if (entry && !this.timers.has(entry.name) && !this.applying.has(entry.name) && this.options.plugins.known(entry.name) === undefined) this.schedule(entry, file);
+    }, FOLDER_RECHECK_MS);
+    this.folderChecks.add(timer);
   }
 
   /** The plugin a file is, the folder plugin it is in, and every plugin that bundles it. */
@@ -105,7 +130,10 @@ export class PluginWatcher {
     const timer = setTimeout(() => {
       this.timers.delete(entry.name);
       for (const changed of files) this.missed.reading(changed);
-      this.apply(entry.name).catch((error: unknown) => this.log.error({ err: error, plugin: entry.name }, "reloading a plugin failed"));
+      this.applying.add(entry.name);
+      this.apply(entry.name)
+        .catch((error: unknown) => this.log.error({ err: error, plugin: entry.name }, "reloading a plugin failed"))
+        .finally(() => this.applying.delete(entry.name));
     }, this.options.debounceMs ?? 20);
     this.timers.set(entry.name, { timer, files });
   }
