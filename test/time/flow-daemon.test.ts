@@ -136,8 +136,12 @@ describe.each([
     );
     const starts = (await Promise.all(runs.map(async (run: { id: number }) => (await d.getJson(`/api/runs/${run.id}`)).attempts[0].startedAt))).sort((a, b) => a - b);
     expect(starts).toHaveLength(3);
-    expect(starts[1] - starts[0]).toBeGreaterThanOrEqual(990);
-    expect(starts[2] - starts[1]).toBeGreaterThanOrEqual(990);
+    // The throttle spaces the claims a period apart (exactly so on the store tests' clock); an
+    // attempt's recorded start comes after its claim by a dispatch delay that varies under load
+    // (978 ms was seen between two starts claimed 1 s apart). Started together would be ~0 ms.
+    expect(starts[1] - starts[0]).toBeGreaterThanOrEqual(500);
+    expect(starts[2] - starts[1]).toBeGreaterThanOrEqual(500);
+    expect(starts[2] - starts[0]).toBeGreaterThanOrEqual(1500);
   });
 
   it.skipIf(skip)("refuses to load a plugin with wrong flow options, naming the rule", { timeout: 60_000 }, async () => {
