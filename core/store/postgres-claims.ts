@@ -10,7 +10,7 @@ import { randomUUID } from "node:crypto";
 import type pg from "pg";
 import { firstStart, readStoredFlow, readWindow, RUNNING_IN_SCOPE_SQL, windowExpiresAt, windowIdsOf } from "./flow-windows.ts";
 import { finishValues, toClaimedDelivery, type ClaimRow } from "./rows.ts";
-import { claimShares, LEASE_LOST_ON_LAST_ATTEMPT_JSON } from "./rules.ts";
+import { claimShares, LEASE_LOST_ON_LAST_ATTEMPT_JSON, ORDER_KEY_FREE_SQL } from "./rules.ts";
 import type { ClaimedDelivery, ClaimOptions, DeliveryResult } from "./types.ts";
 
 type Queryable = pg.Pool | pg.PoolClient;
@@ -30,10 +30,7 @@ export async function claimDeliveries(on: Queryable, options: ClaimOptions): Pro
          SELECT d.id, d.next_at FROM deliveries d
           WHERE d.plugin = k.plugin AND d.status = 'pending' AND d.suspect = $1 AND d.next_at <= $2
             AND d.flow IS NULL AND d.concurrency_key IS NULL
-            AND (d.order_key IS NULL OR NOT EXISTS (
-                  SELECT 1 FROM deliveries e
-                   WHERE e.plugin = d.plugin AND e.order_key = d.order_key AND e.id < d.id
-                     AND e.status IN ('pending', 'running')))
+            AND ${ORDER_KEY_FREE_SQL}
           ORDER BY d.next_at, d.id
           LIMIT k.lim
           FOR UPDATE SKIP LOCKED) r),
@@ -80,10 +77,7 @@ export async function claimFlowControlled(client: pg.PoolClient, options: ClaimO
        SELECT d.id, d.plugin, d.next_at, d.flow, d.waiting, d.concurrency_key, d.concurrency_limit FROM deliveries d
         WHERE d.plugin = k.plugin AND d.status = 'pending' AND d.suspect = $1 AND d.next_at <= $2
           AND (d.flow IS NOT NULL OR d.concurrency_key IS NOT NULL)
-          AND (d.order_key IS NULL OR NOT EXISTS (
-                SELECT 1 FROM deliveries e
-                 WHERE e.plugin = d.plugin AND e.order_key = d.order_key AND e.id < d.id
-                   AND e.status IN ('pending', 'running')))
+          AND ${ORDER_KEY_FREE_SQL}
           AND (d.concurrency_key IS NULL OR ${RUNNING_IN_SCOPE_SQL} < d.concurrency_limit)
         ORDER BY d.next_at, d.id
         LIMIT $4

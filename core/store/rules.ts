@@ -36,6 +36,15 @@ export function assertRetriable(id: number, row: { status: DeliveryStatus; last_
 }
 
 /** True when a claim cannot take anything: no loaded plugins, or no room. */
+/**
+ * SQL: delivery `d` holds no order key, or no earlier delivery of its plugin and key is pending or
+ * running (per-key order; index deliveries_unfinished_by_key). Both stores' claims use it.
+ */
+export const ORDER_KEY_FREE_SQL = `(d.order_key IS NULL OR NOT EXISTS (
+      SELECT 1 FROM deliveries e
+       WHERE e.plugin = d.plugin AND e.order_key = d.order_key AND e.id < d.id
+         AND e.status IN ('pending', 'running')))`;
+
 export function nothingToClaim(options: ClaimOptions): boolean {
   return options.plugins.length === 0 || options.limit <= 0;
 }

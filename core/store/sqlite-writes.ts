@@ -10,7 +10,7 @@ import { HookdError, type HookdErrorCode } from "../../sandbox/contract/errors.t
 import { debouncedError, dueAtOf, firstStart, flowColumns, readStoredFlow, readWindow, RUNNING_IN_SCOPE_SQL, windowExpiresAt, windowIdsOf } from "./flow-windows.ts";
 import { kvLimit } from "./kv-limit.ts";
 import { deliveryValues, eventValues, finishValues, RUN_COLUMNS, toRunRecord, type ClaimRow, type RunRow } from "./rows.ts";
-import { assertRetriable, claimShares, emitBudgetSpent, LEASE_LOST_ON_LAST_ATTEMPT_JSON, repeatOutcome } from "./rules.ts";
+import { assertRetriable, claimShares, emitBudgetSpent, LEASE_LOST_ON_LAST_ATTEMPT_JSON, ORDER_KEY_FREE_SQL, repeatOutcome } from "./rules.ts";
 import { PLUGINS_WITH_PENDING_SQL, type Synchronous } from "./sqlite-schema.ts";
 import { runAttemptValues } from "./run-attempts.ts";
 import type { AcceptOutcome, AddedDeliveries, ClaimOptions, DeliveryResult, DeliveryTarget, NewEvent, PruneOptions } from "./types.ts";
@@ -319,10 +319,7 @@ function prepareWriteStatements(db: Database.Database) {
     readyOfPlugin: db.prepare(
       `SELECT d.id, d.plugin, d.next_at, d.flow, d.waiting, d.concurrency_key, d.concurrency_limit FROM deliveries d
         WHERE d.plugin = @plugin AND d.status = 'pending' AND d.suspect = @suspect AND d.next_at <= @now
-          AND (d.order_key IS NULL OR NOT EXISTS (
-                SELECT 1 FROM deliveries e
-                 WHERE e.plugin = d.plugin AND e.order_key = d.order_key AND e.id < d.id
-                   AND e.status IN ('pending', 'running')))
+          AND ${ORDER_KEY_FREE_SQL}
           AND (d.concurrency_key IS NULL OR ${RUNNING_IN_SCOPE_SQL} < d.concurrency_limit)
         ORDER BY d.next_at, d.id
         LIMIT @limit`,
