@@ -235,13 +235,15 @@ export class Daemon {
       delivery: () => this.config.delivery,
       limits: () => ({ maxDepth: this.config.server.maxDepth, maxBytes: this.config.server.bodyLimit }),
       tracing: () => this.tracing,
-      onAccepted: ({ name, id, source, deliverAt }) => {
+      onAccepted: ({ name, id, source, deliverAt, waiting }) => {
         this.metrics.eventsAccepted.inc({ event: name, source });
         this.console.eventAccepted(id);
         // A delayed event: a timer for its due time, whatever the dispatcher is busy with now.
         if (deliverAt !== undefined) this.dispatcher.wakeAtTime(deliverAt);
-        this.dispatcher.wake();
+        // Every delivery started at accept: nothing for a claim to find.
+        if (waiting !== 0) this.dispatcher.wake();
       },
+      startAtAccept: { reserve: (targets) => this.dispatcher.reserve(targets) },
       onRejected: ({ name, reason }) => this.metrics.eventsRejected.inc({ event: name, reason }),
     });
 

@@ -8,11 +8,25 @@
  * beside them: the innocent ones pass, and the run that kills the process again is the only one
  * charged for it, until it is dead-lettered.
  */
+import { randomUUID } from "node:crypto";
 import type { Settings } from "../config/settings.ts";
 import type { Logger } from "../base/log.ts";
 import type { PluginManager } from "../plugins/manager.ts";
 import { ACTION_KEY_PREFIX, retryDelayMs, type RetryPolicy } from "../routing/index.ts";
-import type { ClaimedDelivery, ClaimOptions, DeliveryResult, RunActivity, RunAttemptError, RunAttemptRecord, RunError, RunOutcome, Store } from "../store/types.ts";
+import type { AcceptReservation, StartAtAccept } from "./start-at-accept.ts";
+import type {
+  AcceptOutcome,
+  ClaimedDelivery,
+  ClaimOptions,
+  DeliveryResult,
+  DeliveryTarget,
+  RunActivity,
+  RunAttemptError,
+  RunAttemptRecord,
+  RunError,
+  RunOutcome,
+  Store,
+} from "../store/types.ts";
 import type { RunRequest } from "../../sandbox/contract/run.ts";
 import type { Sandbox } from "../../sandbox/contract/sandbox.ts";
 import { valueTooDeep } from "../base/depth.ts";
@@ -72,13 +86,25 @@ const IDLE_RECHECK_MS = 250;
 
 const NOT_THE_HANDLERS_FAULT = new Set(["HOOKD_SANDBOX_UNAVAILABLE", "HOOKD_PLUGIN_NOT_LOADED", "HOOKD_RUN_NEIGHBOUR_LIMIT"]);
 
-export class Dispatcher {
+export class Dispatcher implements StartAtAccept {
   private readonly inflight = new Map<number, { delivery: ClaimedDelivery; done: Promise<void> }>();
   /** Runs in flight per owner (see ownerOf), for the fair shares. */
   private readonly inflightByOwner = new Map<string, number>();
   /** Finishes queued and not committed yet (their runs' slots are free already). */
   private readonly finishing = new Set<Promise<void>>();
   private pumping = false;
+  /** Slots reserved for deliveries started at accept (start-at-accept.ts), their accept still committing. */
+  private reserved = 0;
+  private readonly reservedByOwner = new Map<string, number>();
+  private reservationsSettled: (() => void) | undefined;
+  /**
+   * Whether the store may hold deliveries this dispatcher has not claimed. Only a look that found
+   * none pending at all (pump) clears it, and every wake from outside sets it: a run that ends
+   * then has nothing to claim after it, and its end looks for nothing (with runs started at
+   * accept, that look was two reads of the store per run, for nothing).
+   */
+  private backlog = true;
+  private wakes = 0;
   // Claim keys grouped by owner, for as long as the keys are the same array (see ownersOf).
   private ownersCache: { keys: readonly string[]; owners: Map<string, string[]> } | undefined;
   private pumpScheduled = false;
@@ -116,6 +142,8 @@ export class Dispatcher {
 
   /** Something may be ready: new events, a finished run, a loaded plugin, a due retry. */
   wake(): void {
+    this.backlog = true;
+    this.wakes++;
     if (this.stopped) return;
     if (this.pumping) {
       this.again = true;
@@ -131,6 +159,12 @@ export class Dispatcher {
     });
   }
 
+  /** A run ended (or its finish committed): its slot may take what waits, if anything may. */
+  private wakeAfterRun(): void {
+    // suspectDueAt undefined: a crash suspect's state changed, the store must be asked.
+    if (this.backlog || this.suspectDueAt === undefined) this.wake();
+  }
+
   /**
    * Stops claiming; waits up to `budgetMs` for runs in flight, then gives the leases of runs
    * still going back to the store (pending, attempt not counted), so they run again at the next
@@ -140,6 +174,12 @@ export class Dispatcher {
     this.stopped = true;
     clearTimeout(this.dueTimer);
     clearInterval(this.sweepTimer);
+    // Accepts that reserved slots settle first: what they started is released below, with the rest.
+    if (this.reserved > 0) {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([new Promise<void>((resolve) => (this.reservationsSettled = resolve)), new Promise((resolve) => (timer = setTimeout(resolve, budgetMs)))]);
+      clearTimeout(timer);
+    }
     if (this.inflight.size === 0) {
       await Promise.allSettled([...this.finishing]);
       return 0;
@@ -189,7 +229,10 @@ export class Dispatcher {
       } while (this.again && !this.stopped);
       if ((this.dueCheck || idleSlots) && !this.stopped) {
         this.dueCheck = false;
+        const wakes = this.wakes;
         const next = await this.options.store.nextDueAt(this.claimKeys());
+        // Nothing pending at all, and no wake since the look: runs ending need not look again.
+        if (next === null && wakes === this.wakes && !this.again) this.backlog = false;
         if (next !== null && next > this.now()) this.wakeAt(next);
         // Due already but not claimed while slots stay free: a share's claim came up short (rows
         // skipped while another transaction held them, events committed after the claim read),
@@ -219,11 +262,11 @@ export class Dispatcher {
   /** Returns true when it left slots free (beyond the kept one) that ready work might take. */
   private async claimFairly(keys: readonly string[]): Promise<boolean> {
     const { concurrency } = this.options.delivery();
-    let free = concurrency - this.inflight.size;
+    let free = concurrency - this.inflight.size - this.reserved;
     if (free <= 0 || this.stopped) return false;
     const owners = this.ownersOf(keys);
     const share = Math.max(1, Math.floor(concurrency / owners.size));
-    const fair = [...owners].map(([owner, plugins]) => ({ plugins, limit: share - (this.inflightByOwner.get(owner) ?? 0) })).filter((s) => s.limit > 0);
+    const fair = [...owners].map(([owner, plugins]) => ({ plugins, limit: share - this.runningOf(owner) })).filter((s) => s.limit > 0);
     let filled = false;
     if (fair.length > 0) {
       const claimed = await this.claim(keys, free, false, fair);
@@ -235,7 +278,7 @@ export class Dispatcher {
       filled = fair.length < owners.size || fair.some((s) => claimed.filter((d) => s.plugins.includes(d.plugin)).length === s.limit);
     } else filled = true;
     const reserve = concurrency > 1 && owners.size > 1 ? 1 : 0;
-    free = concurrency - this.inflight.size - reserve;
+    free = concurrency - this.inflight.size - this.reserved - reserve;
     if (free <= 0 || this.stopped) return false;
     if (!filled) return true;
     const lent = [...owners.values()].map((plugins) => ({ plugins, limit: free }));
@@ -293,11 +336,99 @@ export class Dispatcher {
     return this.suspectDueAt !== null && this.suspectDueAt <= this.now();
   }
 
+  /** Runs in flight and slots reserved at accept, of one owner. */
+  private runningOf(owner: string): number {
+    return (this.inflightByOwner.get(owner) ?? 0) + (this.reservedByOwner.get(owner) ?? 0);
+  }
+
+  /**
+   * Slots for an event's deliveries, to start as its accept commits (start-at-accept.ts): a
+   * plugin's handler with no order key and no flow rules, serving and not paused, while no crash
+   * suspect is due, within the concurrency and, with other owners about, the fair-share rule of
+   * claimFairly (an owner at its share never takes the last free slot).
+   */
+  reserve(targets: readonly DeliveryTarget[]): AcceptReservation | undefined {
+    // suspectDueAt is null only once the store said no suspect is due (undefined: not asked yet).
+    if (this.stopped || this.suspectRunning || this.suspectDueAt !== null) return undefined;
+    const { concurrency } = this.options.delivery();
+    const owners = this.ownersCache?.owners.size ?? 1;
+    const share = Math.max(1, Math.floor(concurrency / owners));
+    let leased: DeliveryTarget[] | undefined;
+    let until = 0;
+    targets.forEach((target, index) => {
+      if (target.kind !== "handler" || target.orderKey !== undefined || target.flow !== undefined) return;
+      const free = concurrency - this.inflight.size - this.reserved;
+      if (free <= 0 || (owners > 1 && free <= 1 && this.runningOf(target.plugin) >= share)) return;
+      if (this.options.isPaused?.(target.plugin) || this.options.plugins.currentVersion(target.plugin) === undefined) return;
+      if (leased === undefined) {
+        leased = [...targets];
+        until = this.now() + this.options.leaseMs();
+      }
+      // A token of its own: the store tells which target it started by it.
+      leased[index] = { ...target, lease: { token: randomUUID(), until } };
+      this.reserved++;
+      this.reservedByOwner.set(target.plugin, (this.reservedByOwner.get(target.plugin) ?? 0) + 1);
+    });
+    if (leased === undefined) return undefined;
+    const reservedTargets: readonly DeliveryTarget[] = leased;
+    let settled = false;
+    return {
+      targets: reservedTargets,
+      settle: (outcome, event) => {
+        if (settled) return;
+        settled = true;
+        this.settleReservation(reservedTargets, outcome, event);
+      },
+    };
+  }
+
+  private settleReservation(targets: readonly DeliveryTarget[], outcome: AcceptOutcome | undefined, event: ClaimedDelivery["event"]): void {
+    const started = outcome?.kind === "stored" ? outcome.started : undefined;
+    const toRelease: Array<{ id: number; leaseToken: string }> = [];
+    targets.forEach((target, index) => {
+      if (target.lease === undefined) return;
+      this.reserved--;
+      const left = (this.reservedByOwner.get(target.plugin) ?? 1) - 1;
+      if (left > 0) this.reservedByOwner.set(target.plugin, left);
+      else this.reservedByOwner.delete(target.plugin);
+      const id = started?.find((s) => s.index === index)?.id;
+      if (id === undefined) return;
+      const delivery: ClaimedDelivery = {
+        id,
+        kind: target.kind,
+        plugin: target.plugin,
+        target: target.target,
+        attempt: 1,
+        maxAttempts: target.maxAttempts,
+        leaseToken: target.lease.token,
+        suspect: false,
+        input: undefined,
+        event,
+      };
+      if (this.stopped) toRelease.push({ id, leaseToken: delivery.leaseToken });
+      else this.execute(delivery);
+    });
+    if (toRelease.length > 0) {
+      // Stopped while the accept committed: back to pending, the attempt not counted, as a claim that lands after the stop.
+      const releasing: Promise<void> = this.options.store
+        .releaseDeliveries(toRelease, this.now())
+        .then(
+          () => undefined,
+          (error: unknown) => this.log.warn({ err: error }, "releasing leases at stop failed; they expire on their own"),
+        )
+        .finally(() => this.finishing.delete(releasing));
+      this.finishing.add(releasing);
+    }
+    if (this.reserved === 0) this.reservationsSettled?.();
+  }
+
   private claimKeys(): readonly string[] {
     const webhooks = this.options.webhooks?.claimKeys() ?? [];
     const keys = webhooks.length === 0 ? this.options.plugins.claimKeys() : [...this.options.plugins.claimKeys(), ...webhooks];
     const isPaused = this.options.isPaused;
     if (!isPaused) return keys;
+    // The same array while nothing is paused: ownersOf keeps its grouping for as long as it is.
+    if (!keys.some((key) => isPaused(key.startsWith(ACTION_KEY_PREFIX) ? (this.options.plugins.actionOwner(key.slice(ACTION_KEY_PREFIX.length)) ?? "") : key))) return keys;
     return keys.filter((key) => !isPaused(key.startsWith(ACTION_KEY_PREFIX) ? (this.options.plugins.actionOwner(key.slice(ACTION_KEY_PREFIX.length)) ?? "") : key));
   }
 
@@ -317,7 +448,7 @@ export class Dispatcher {
           this.suspectRunning = false;
           this.suspectDueAt = undefined;
         }
-        this.wake();
+        this.wakeAfterRun();
       });
     this.inflight.set(delivery.id, { delivery, done: run });
   }
@@ -445,7 +576,7 @@ export class Dispatcher {
     if (kept && (result.suspect || delivery.suspect)) this.suspectDueAt = undefined;
     if (kept && result.status === "pending") this.wakeAt(result.nextAt!);
     // Deliveries waiting for this one's key (or a crash suspect) can go now.
-    if (kept) this.wake();
+    if (kept) this.wakeAfterRun();
     const fields = {
       plugin,
       event: delivery.event.name,

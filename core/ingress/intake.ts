@@ -10,7 +10,9 @@ import { assertDepth, DEFAULT_MAX_DEPTH } from "../base/depth.ts";
 import { HookdError, isHookdError } from "../../sandbox/contract/errors.ts";
 import type { PluginManager } from "../plugins/manager.ts";
 import { actionDelivery, actionKey, deliveriesFor, type EventRouting } from "../routing/index.ts";
-import type { DeliveryTarget, EventSource, Store } from "../store/types.ts";
+import type { AcceptOutcome, ClaimedDelivery, DeliveryTarget, EventSource, NewEvent, Store } from "../store/types.ts";
+import type { StartAtAccept } from "../delivery/start-at-accept.ts";
+import { eventSourceOf } from "../store/rows.ts";
 import { checkActionInput } from "./action-input.ts";
 import type { Tracing } from "../telemetry/tracing.ts";
 import { newEventId } from "../base/event-id.ts";
@@ -24,8 +26,10 @@ export interface IntakeOptions {
   delivery: () => Settings["delivery"];
   /** The webhook deliveries of an event (core/webhooks), stored with its other deliveries. */
   webhookTargets?: (name: string, payload: unknown) => DeliveryTarget[];
-  /** Called after a commit that created deliveries. */
-  onAccepted: (info: { name: string; id: string; source: EventSource; deliverAt?: number | undefined }) => void;
+  /** Called after a commit that created deliveries; `waiting`: how many of them were not started at accept. */
+  onAccepted: (info: { name: string; id: string; source: EventSource; deliverAt?: number | undefined; waiting?: number }) => void;
+  /** The dispatcher's free slots, for deliveries started in the accepting transaction. */
+  startAtAccept?: StartAtAccept | undefined;
   onRejected?: (info: { name: string; reason: string }) => void;
   /**
    * Bounds on what comes in (config `server.maxDepth`, `server.bodyLimit`). HTTP bodies are
@@ -96,37 +100,48 @@ export class EventIntake {
     const id = newEventId();
     const tracing = this.options.tracing?.();
     const span = tracing?.enabled ? tracing.start(`hookd.ingress ${request.name}`, request.traceparent, { "hookd.event": request.name, "hookd.event.id": id, "hookd.source": request.source }, request.source === "emit" ? "internal" : "server") : undefined;
-    const outcome = await this.options.store.acceptEvent(
-      {
-        id,
-        traceparent: span?.traceparent,
-        name: request.name,
-        payload,
-        receivedAt: Date.now(),
-        source: request.source,
-        ...(request.sourceUser === undefined ? {} : { sourceUser: request.sourceUser }),
-        parentId: request.parent?.eventId,
-        depth,
-        // The width bound beside the depth one: the store counts it against the chain's root.
-        maxDescendants: request.parent ? maxDescendants : undefined,
-        idempotencyKey: request.idempotencyKey,
-        bodyHash: request.idempotencyKey === undefined ? undefined : hashBody(request.name, request.body),
-        deliverAt: request.deliverAt,
-      },
-      // A delayed event keeps no order key: waiting for its time, it would hold back every later
-      // event of its key until then.
-      this.deliveriesFor(request.name, payload).map((target) => (request.deliverAt === undefined ? target : { ...target, orderKey: undefined })),
-    ).catch((error: unknown) => {
+    const event: NewEvent = {
+      id,
+      traceparent: span?.traceparent,
+      name: request.name,
+      payload,
+      // Serialized once: stored as it is, and handed to a run started at accept as it is.
+      payloadJson: jsonOf(payload),
+      receivedAt: Date.now(),
+      source: request.source,
+      ...(request.sourceUser === undefined ? {} : { sourceUser: request.sourceUser }),
+      parentId: request.parent?.eventId,
+      depth,
+      // The width bound beside the depth one: the store counts it against the chain's root.
+      maxDescendants: request.parent ? maxDescendants : undefined,
+      idempotencyKey: request.idempotencyKey,
+      bodyHash: request.idempotencyKey === undefined ? undefined : hashBody(request.name, request.body),
+      deliverAt: request.deliverAt,
+    };
+    // A delayed event keeps no order key: waiting for its time, it would hold back every later
+    // event of its key until then.
+    const targets = this.deliveriesFor(request.name, payload).map((target) => (request.deliverAt === undefined ? target : { ...target, orderKey: undefined }));
+    // Deliveries a free slot can take start in the accepting transaction (core/delivery/start-at-accept.ts).
+    const reservation = request.deliverAt === undefined && event.payloadJson !== undefined ? this.options.startAtAccept?.reserve(targets) : undefined;
+    let outcome: AcceptOutcome;
+    try {
+      outcome = await this.options.store.acceptEvent(event, reservation?.targets ?? targets);
+    } catch (error) {
+      reservation?.settle(undefined, startedEvent(event));
       if (isHookdError(error, "HOOKD_EVENT_EMIT_BUDGET")) this.options.onRejected?.({ name: request.name, reason: "emit_budget" });
       span?.end({ code: isHookdError(error) ? error.code : "HOOKD_DAEMON_INTERNAL", error: error instanceof Error ? error.message : String(error) });
       throw error;
-    });
+    }
+    reservation?.settle(outcome, startedEvent(event));
     span?.end(outcome.kind === "stored" ? undefined : { attributes: { "hookd.accept": outcome.kind } });
     if (outcome.kind === "conflict") {
       this.options.onRejected?.({ name: request.name, reason: "idempotency_conflict" });
       throw new HookdError("HOOKD_EVENT_IDEMPOTENCY_CONFLICT", [request.idempotencyKey ?? "", outcome.id]);
     }
-    if (outcome.kind === "stored") this.options.onAccepted({ name: request.name, id: outcome.id, source: request.source, deliverAt: request.deliverAt });
+    if (outcome.kind === "stored") {
+      const waiting = targets.length - (outcome.started?.length ?? 0);
+      this.options.onAccepted({ name: request.name, id: outcome.id, source: request.source, deliverAt: request.deliverAt, waiting });
+    }
     return { id: outcome.id, duplicate: outcome.kind === "duplicate" };
   }
 
@@ -198,6 +213,28 @@ export class EventIntake {
       throw new HookdError("HOOKD_EVENT_TOO_LARGE", [name, bytes, maxBytes]);
     }
   }
+}
+
+/** The payload as JSON text; undefined when it has none (the store reports why). */
+function jsonOf(payload: unknown): string | undefined {
+  try {
+    return JSON.stringify(payload);
+  } catch {
+    return undefined;
+  }
+}
+
+/** The event as a run started at accept sees it: what a claim would have read back from the store. */
+function startedEvent(event: NewEvent): ClaimedDelivery["event"] {
+  return {
+    id: event.id,
+    name: event.name,
+    payload: event.payload,
+    ...(event.payloadJson === undefined ? {} : { payloadJson: event.payloadJson }),
+    receivedAt: event.receivedAt,
+    depth: event.depth,
+    source: eventSourceOf(event.source, event.sourceUser),
+  };
 }
 
 function hashBody(name: string, body: unknown): string {

@@ -157,7 +157,8 @@ export class PostgresStore implements Store {
             return stored;
           });
     // After the commit: the others must find the work when they look.
-    if (outcome.kind === "stored" && deliveries.length > 0) this.wakeup.notify();
+    // (Not for deliveries started at accept: there is nothing of them to claim.)
+    if (outcome.kind === "stored" && deliveries.length > (outcome.started?.length ?? 0)) this.wakeup.notify();
     return outcome;
   }
 
@@ -166,21 +167,30 @@ export class PostgresStore implements Store {
     // the deliveries (the lock subquery gates the insert, so ids are drawn only once the keys are
     // held). A repeat of an idempotency key being stored right now waits for that commit, then
     // inserts nothing and finds the first below.
-    const { rows } = await on.query<{ seq: number }>(
+    const { rows } = await on.query<{ seq: number; started: string[] }>(
       `WITH ev AS (
          INSERT INTO events (id, name, payload, received_at, source, parent_id, depth, idempotency_key, body_hash, root_id, deliver_at, source_user, traceparent)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $25, $26, $27, $28)
          ${event.idempotencyKey === undefined ? "" : "ON CONFLICT (idempotency_key) DO NOTHING"}
          RETURNING seq),
-       ${DELIVERY_INSERT_CTES("(SELECT seq FROM ev)", 10)}
-       SELECT seq FROM ev`,
-      [...eventValues(event), ...deliveryParams(deliveries, event.receivedAt, null, event.deliverAt, event.deliverAt === undefined), root, event.deliverAt ?? null, event.sourceUser ?? null, event.traceparent ?? null],
+       ${DELIVERY_INSERT_CTES("(SELECT seq FROM ev)", 10, 29)}
+       SELECT seq, ARRAY(SELECT ins.id || ' ' || ins.lease_token FROM ins WHERE ins.status = 'running') AS started FROM ev`,
+      [
+        ...eventValues(event),
+        ...deliveryParams(deliveries, event.receivedAt, null, event.deliverAt, event.deliverAt === undefined),
+        root,
+        event.deliverAt ?? null,
+        event.sourceUser ?? null,
+        event.traceparent ?? null,
+        ...leaseParams(deliveries, event),
+      ],
     );
     if (rows.length === 0) {
       const found = await on.query<{ id: string; body_hash: string | null }>("SELECT id, body_hash FROM events WHERE idempotency_key = $1", [event.idempotencyKey]);
       return repeatOutcome(found.rows[0]!, event);
     }
-    return { kind: "stored", id: event.id, deliveries: deliveries.length };
+    const started = startedAtAccept(deliveries, rows[0]!.started);
+    return { kind: "stored", id: event.id, deliveries: deliveries.length, ...(started.length > 0 ? { started } : {}) };
   }
 
   async claimDeliveries(options: ClaimOptions): Promise<ClaimedDelivery[]> {
@@ -527,7 +537,7 @@ export class PostgresStore implements Store {
   private async insertDeliveries(client: pg.PoolClient, seq: number, targets: readonly DeliveryTarget[], now: number, replayId: string | null): Promise<void> {
     if (targets.length === 0) return;
     // A replay takes no part in debounces (flow-windows.ts).
-    await client.query(`WITH ${DELIVERY_INSERT_CTES("$1::bigint", 2)} SELECT 1`, [seq, ...deliveryParams(targets, now, replayId, undefined, false)]);
+    await client.query(`WITH ${DELIVERY_INSERT_CTES("$1::bigint", 2, 17)} SELECT 1`, [seq, ...deliveryParams(targets, now, replayId, undefined, false), ...leaseParams([], undefined)]);
   }
 
   private async transaction<T>(work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
@@ -576,23 +586,47 @@ async function countDescendant(client: pg.PoolClient, event: NewEvent): Promise<
  * seq expression, the parameters (see deliveryParams) start at `$first`. The locks are taken in
  * hash order (two accepts cannot deadlock), and the insert waits for them through its WHERE.
  */
-function DELIVERY_INSERT_CTES(seq: string, first: number): string {
+function DELIVERY_INSERT_CTES(seq: string, first: number, leaseAt: number): string {
   const p = (i: number) => `$${first + i}`;
+  // A delivery given a lease (start-at-accept.ts) is stored running under it, its first attempt
+  // counted, unless its plugin has ready deliveries waiting (they were accepted first) or a rule
+  // holds it (an order key, flow control, a due time ahead): the claim takes it in turn then.
   return `held AS MATERIALIZED (
          SELECT pg_advisory_xact_lock(hashtext('hookd.order.' || current_schema()), h) AS locked
            FROM (SELECT DISTINCT hashtext(k) AS h FROM unnest(${p(0)}::text[]) AS k WHERE k IS NOT NULL ORDER BY h) AS keys),
        ins AS (
          INSERT INTO deliveries (event_seq, kind, plugin, target, input, order_key, status, max_attempts, next_at, created_at, updated_at, replay_id,
-                                 flow, concurrency_key, concurrency_limit, debounce_key, waiting)
-         SELECT s.seq, t.kind, t.plugin, t.target, t.input, t.order_key, 'pending', t.max_attempts, t.next_at, ${p(1)}, ${p(1)}, ${p(2)},
-                t.flow, t.concurrency_key, t.concurrency_limit, t.debounce_key, t.waiting
+                                 flow, concurrency_key, concurrency_limit, debounce_key, waiting, attempts, lease_token, lease_until)
+         SELECT s.seq, t.kind, t.plugin, t.target, t.input, t.order_key, CASE WHEN t.start THEN 'running' ELSE 'pending' END, t.max_attempts, t.next_at,
+                ${p(1)}, ${p(1)}, ${p(2)}, t.flow, t.concurrency_key, t.concurrency_limit, t.debounce_key, t.waiting,
+                CASE WHEN t.start THEN 1 ELSE 0 END, CASE WHEN t.start THEN t.lease_token END, CASE WHEN t.start THEN t.lease_until END
            FROM (SELECT ${seq} AS seq) AS s,
-                unnest(${p(3)}::text[], ${p(4)}::text[], ${p(5)}::text[], ${p(6)}::text[], ${p(7)}::text[], ${p(8)}::int[], ${p(9)}::bigint[],
-                       ${p(10)}::text[], ${p(11)}::text[], ${p(12)}::int[], ${p(13)}::text[], ${p(14)}::text[]) WITH ORDINALITY
-                  AS t(kind, plugin, target, input, order_key, max_attempts, next_at, flow, concurrency_key, concurrency_limit, debounce_key, waiting, n)
+                (SELECT u.*, (u.lease_token IS NOT NULL AND u.order_key IS NULL AND u.flow IS NULL AND u.concurrency_key IS NULL
+                              AND u.debounce_key IS NULL AND u.next_at <= ${p(1)}
+                              AND NOT EXISTS (SELECT 1 FROM deliveries w WHERE w.plugin = u.plugin AND w.status = 'pending' AND w.next_at <= ${p(1)})) AS start
+                   FROM unnest(${p(3)}::text[], ${p(4)}::text[], ${p(5)}::text[], ${p(6)}::text[], ${p(7)}::text[], ${p(8)}::int[], ${p(9)}::bigint[],
+                               ${p(10)}::text[], ${p(11)}::text[], ${p(12)}::int[], ${p(13)}::text[], ${p(14)}::text[], $${leaseAt}::text[], $${leaseAt + 1}::bigint[])
+                        WITH ORDINALITY
+                        AS u(kind, plugin, target, input, order_key, max_attempts, next_at, flow, concurrency_key, concurrency_limit, debounce_key, waiting,
+                             lease_token, lease_until, n)) AS t
           WHERE s.seq IS NOT NULL AND (SELECT count(*) FROM held) >= 0
           ORDER BY t.n
-         RETURNING 1)`;
+         RETURNING id, status, lease_token)`;
+}
+
+/** The lease columns of the targets (DeliveryTarget.lease), one array each; none for a delayed event. */
+function leaseParams(targets: readonly DeliveryTarget[], event: NewEvent | undefined): [Array<string | null>, Array<number | null>] {
+  const leased = (t: DeliveryTarget) => (event?.deliverAt === undefined ? t.lease : undefined);
+  return [targets.map((t) => leased(t)?.token ?? null), targets.map((t) => leased(t)?.until ?? null)];
+}
+
+/** Which targets the insert started (`id token` of each running row): each target's lease token is its own. */
+function startedAtAccept(targets: readonly DeliveryTarget[], started: readonly string[]): Array<{ index: number; id: number }> {
+  return started.flatMap((row) => {
+    const [id, token] = row.split(" ");
+    const index = targets.findIndex((t) => t.lease?.token === token);
+    return index < 0 ? [] : [{ index, id: Number(id) }];
+  });
 }
 
 /** `dueAt`: a delayed event's due time (its deliveries' next_at); absent, they are due `now`. */

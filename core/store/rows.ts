@@ -124,7 +124,7 @@ export function eventValues(event: NewEvent, payloadJson?: string): [string, str
   return [
     event.id,
     event.name,
-    payloadJson ?? JSON.stringify(event.payload),
+    payloadJson ?? event.payloadJson ?? JSON.stringify(event.payload),
     event.receivedAt,
     event.source,
     event.parentId ?? null,

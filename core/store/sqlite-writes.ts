@@ -199,9 +199,26 @@ function accept(s: WriteStatements, event: NewEvent, deliveries: readonly Delive
   }
   const root = event.parentId === undefined ? null : countDescendant(s, event);
   const { lastInsertRowid: seq } = s.insertEvent.run(...eventValues(event, payloadJson), root, event.deliverAt ?? null, event.sourceUser ?? null, event.traceparent ?? null);
-  // A delayed event takes no part in debounces (flow-windows.ts).
-  for (const d of deliveries) insertDelivery(s, Number(seq), event.id, d, event.receivedAt, null, event.deliverAt, event.deliverAt === undefined);
-  return { kind: "stored", id: event.id, deliveries: deliveries.length };
+  let started: Array<{ index: number; id: number }> | undefined;
+  deliveries.forEach((d, index) => {
+    if (mayStartAtAccept(s, d, event)) {
+      const { lastInsertRowid: id } = s.insertStarted.run(Number(seq), ...deliveryValues(d), event.receivedAt, event.receivedAt, event.receivedAt, d.lease!.token, d.lease!.until);
+      (started ??= []).push({ index, id: Number(id) });
+      // A delayed event takes no part in debounces (flow-windows.ts).
+    } else insertDelivery(s, Number(seq), event.id, d, event.receivedAt, null, event.deliverAt, event.deliverAt === undefined);
+  });
+  return { kind: "stored", id: event.id, deliveries: deliveries.length, ...(started ? { started } : {}) };
+}
+
+/**
+ * A delivery given a lease at accept (start-at-accept.ts) is stored running unless its plugin has
+ * ready deliveries waiting: those were accepted first and go first, through the claim. The
+ * dispatcher gives leases only to deliveries no rule holds back (no order key, no flow control,
+ * not delayed); checked again here, since a held one stored running would skip its rule.
+ */
+function mayStartAtAccept(s: WriteStatements, d: DeliveryTarget, event: NewEvent): boolean {
+  if (d.lease === undefined || d.orderKey !== undefined || d.flow !== undefined || event.deliverAt !== undefined) return false;
+  return s.readyWaiting.get(d.plugin, event.receivedAt) === undefined;
 }
 
 /**
@@ -310,6 +327,17 @@ function prepareWriteStatements(db: Database.Database) {
       `INSERT INTO deliveries (event_seq, kind, plugin, target, input, order_key, status, max_attempts, next_at, created_at, updated_at, replay_id,
                                flow, concurrency_key, concurrency_limit, debounce_key, waiting)
        VALUES (?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    ),
+    // Started at accept (mayStartAtAccept): running under the lease, its first attempt counted, as a claim leaves it.
+    insertStarted: db.prepare(
+      `INSERT INTO deliveries (event_seq, kind, plugin, target, input, order_key, status, max_attempts, next_at, created_at, updated_at,
+                               attempts, lease_token, lease_until)
+       VALUES (?, ?, ?, ?, ?, ?, 'running', ?, ?, ?, ?, 1, ?, ?)`,
+    ),
+    // Any ready delivery of the plugin waiting (crash suspects too): one seek of the pending index.
+    readyWaiting: db.prepare(
+      `SELECT 1 FROM deliveries INDEXED BY deliveries_pending_by_plugin
+        WHERE plugin = ? AND status = 'pending' AND suspect IN (0, 1) AND next_at <= ? LIMIT 1`,
     ),
     eventSeqById: db.prepare("SELECT seq FROM events WHERE id = ?"),
     // One plugin's ready deliveries, oldest first, through the index that leads with the plugin.

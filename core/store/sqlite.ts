@@ -110,11 +110,11 @@ export class SqliteStore implements Store {
   acceptEvent(event: NewEvent, deliveries: readonly DeliveryTarget[]): Promise<AcceptOutcome> {
     let payloadJson: string;
     try {
-      payloadJson = JSON.stringify(event.payload);
+      payloadJson = event.payloadJson ?? JSON.stringify(event.payload);
     } catch (error) {
       return Promise.reject(error);
     }
-    return this.write({ op: "accept", event: { ...event, payload: null }, payloadJson, deliveries });
+    return this.write({ op: "accept", event: { ...event, payload: null, payloadJson: undefined }, payloadJson, deliveries });
   }
 
   /**

@@ -39,6 +39,8 @@ export interface NewEvent {
   id: string;
   name: string;
   payload: unknown;
+  /** The payload as JSON text, when the caller has it already (stored as it is, not serialized again). */
+  payloadJson?: string | undefined;
   receivedAt: number;
   source: EventSource;
   /** The telephony workstation's user (`POST /ingest/oktell?user=`), stored with the event. */
@@ -76,6 +78,12 @@ export interface DeliveryTarget {
   orderKey?: string | undefined;
   /** The handler's flow control (core/routing/flow-rules.ts), its keys read from this event. */
   flow?: DeliveryFlow | undefined;
+  /**
+   * Start in the accepting transaction (core/delivery/start-at-accept.ts): the delivery is stored
+   * `running` under this lease, its first attempt counted, unless the plugin has ready deliveries
+   * waiting already (they go first: it is stored pending then, and the claim takes it in turn).
+   */
+  lease?: { token: string; until: number } | undefined;
 }
 
 /**
@@ -94,7 +102,13 @@ export interface DeliveryFlow {
 export type FlowWaiting = "throttled" | "debounced" | "concurrency";
 
 export type AcceptOutcome =
-  | { kind: "stored"; id: string; deliveries: number }
+  | {
+      kind: "stored";
+      id: string;
+      deliveries: number;
+      /** The deliveries stored running under the lease they were given (DeliveryTarget.lease): their index in the targets, their id. */
+      started?: Array<{ index: number; id: number }>;
+    }
   | { kind: "duplicate"; id: string }
   | { kind: "conflict"; id: string };
 

@@ -10,7 +10,8 @@ import { createLogger } from "../../core/base/log.ts";
 import type { PluginManager } from "../../core/plugins/manager.ts";
 import { retryDelayMs, retryPolicyFor } from "../../core/routing/retry-policy.ts";
 import { SqliteStore } from "../../core/store/sqlite.ts";
-import type { DeliveryRecord, RunOutcome } from "../../core/store/types.ts";
+import type { DeliveryRecord, DeliveryTarget, RunOutcome } from "../../core/store/types.ts";
+import type { AcceptReservation } from "../../core/delivery/start-at-accept.ts";
 import type { RunRequest } from "../../sandbox/contract/run.ts";
 import type { Sandbox } from "../../sandbox/contract/sandbox.ts";
 import { StubSandbox } from "../helpers/sandboxes.ts";
@@ -261,5 +262,90 @@ describe("ok path", () => {
     const ids = await Promise.all(Array.from({ length: 30 }, (_, i) => accept(i % 2 ? "a" : "b")));
     await until(async () => (await store.countByStatus()).done === 30);
     for (const id of ids.slice(0, 3)) expect(await runOf(id)).toMatchObject({ status: "done", attempts: 1 });
+  });
+});
+
+describe("started at accept", () => {
+  const target = (plugin: string, extra: Partial<DeliveryTarget> = {}): DeliveryTarget => ({ kind: "handler", plugin, target: "deal.close", maxAttempts: 3, ...extra });
+  const startedEvent = (id: string) => ({ id, name: "deal.close", payload: { did: 7 }, payloadJson: '{"did":7}', receivedAt: now, depth: 0, source: { channel: "http" as const } });
+
+  /** The first reservation once the dispatcher has looked at the store (it gives none before). */
+  async function firstReservation(d: Dispatcher, targets: DeliveryTarget[]): Promise<AcceptReservation> {
+    return until(async () => d.reserve(targets));
+  }
+
+  /** Accepts an event through a reservation, as the intake does, and settles it. */
+  async function acceptReserved(reservation: AcceptReservation, id = `ev-${++eventCount}`): Promise<string> {
+    const outcome = await store.acceptEvent({ id, name: "deal.close", payload: { did: 7 }, receivedAt: now, source: "http", depth: 0 }, reservation.targets);
+    reservation.settle(outcome, startedEvent(id));
+    return id;
+  }
+
+  it("runs a delivery the accept started, with the stored bytes, and never claims it", async () => {
+    const sandbox = new ScriptedSandbox(ok);
+    const d = startDispatcher(sandbox);
+    const claimed: number[] = [];
+    const claimDeliveries = store.claimDeliveries.bind(store);
+    store.claimDeliveries = async (options) => {
+      const rows = await claimDeliveries(options);
+      claimed.push(rows.length);
+      return rows;
+    };
+    const reservation = await firstReservation(d, [target("a")]);
+    expect(reservation.targets[0]!.lease).toMatchObject({ until: now + 60_000 });
+    const id = await acceptReserved(reservation);
+    await until(async () => (await runOf(id)).status === "done");
+    expect(sandbox.requests).toHaveLength(1);
+    expect(sandbox.requests[0]).toMatchObject({ plugin: "a", payloadJson: '{"did":7}', meta: { eventId: id, attempt: 1 } });
+    expect(await runOf(id)).toMatchObject({ status: "done", attempts: 1 });
+    expect(claimed.reduce((a, b) => a + b, 0)).toBe(0);
+  });
+
+  it("gives no lease to what a rule holds, nor past the concurrency, nor an owner's last slot past its share", async () => {
+    let release: (() => void) | undefined;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    const sandbox = new ScriptedSandbox(async () => (await held, { ok: true, durationMs: 1 }));
+    const d = startDispatcher(sandbox);
+    const first = await firstReservation(d, [target("a"), target("b", { orderKey: "k" }), target("b", { flow: { concurrency: { scope: "s", limit: 1 } } }), { ...target("a"), kind: "action" }]);
+    expect(first.targets.map((t) => t.lease !== undefined)).toEqual([true, false, false, false]);
+    first.settle(undefined, startedEvent("none"));
+    // Concurrency 8, owners a and b: a share of 4. Plugin a runs 7 (borrowed slots), so the last
+    // free slot is b's to take, never a's.
+    for (let i = 0; i < 7; i++) await acceptReserved(d.reserve([target("a")])!);
+    await until(async () => sandbox.requests.length === 7);
+    expect(d.reserve([target("a")])).toBeUndefined();
+    const b = d.reserve([target("b")]);
+    expect(b?.targets[0]!.lease).toBeDefined();
+    await acceptReserved(b!);
+    await until(async () => sandbox.requests.length === 8);
+    // Full: the next event is stored pending, and runs once a slot frees.
+    expect(d.reserve([target("b")])).toBeUndefined();
+    const waiting = await accept("b");
+    expect((await runOf(waiting)).status).toBe("pending");
+    release!();
+    await until(async () => (await runOf(waiting)).status === "done");
+    expect((await store.countByStatus()).done).toBe(9);
+  });
+
+  it("frees the slots of an accept that failed or started nothing", async () => {
+    const d = startDispatcher(new ScriptedSandbox(ok));
+    const reservations = [await firstReservation(d, [target("a")])];
+    for (let i = 1; i < delivery.concurrency; i++) reservations.push(d.reserve([target(i % 2 ? "b" : "a")])!);
+    expect(reservations.every(Boolean)).toBe(true);
+    expect(d.reserve([target("a")])).toBeUndefined();
+    for (const r of reservations) r.settle(undefined, startedEvent("failed"));
+    expect(d.reserve([target("a")])).toBeDefined();
+  });
+
+  it("gives the lease back when it stopped while the accept committed", async () => {
+    const sandbox = new ScriptedSandbox(ok);
+    const d = startDispatcher(sandbox);
+    const reservation = await firstReservation(d, [target("a")]);
+    const stopping = d.stop(5_000);
+    const id = await acceptReserved(reservation);
+    expect(await stopping).toBe(0);
+    expect(sandbox.requests).toHaveLength(0);
+    expect(await runOf(id)).toMatchObject({ status: "pending", attempts: 0 });
+    dispatcher = undefined;
   });
 });

@@ -82,8 +82,11 @@ describe.each([
     // The event and its run carry the workstation's user, in both lists.
     const { event } = await daemon.getJson(`/api/events/${eventId}`, AUTH);
     expect(event.origin).toEqual({ channel: "oktell", user: "A" });
-    const { runs } = await daemon.getJson(`/api/runs?eventId=${eventId}`, AUTH);
-    expect(runs[0]).toMatchObject({ status: "done", eventSource: { channel: "oktell", user: "A" } });
+    // The run's finish commits after the plugin's answer went out: waited for, not assumed.
+    const run = await waitUntil(async () => (await daemon.getJson(`/api/runs?eventId=${eventId}`, AUTH)).runs.find((r: { status: string }) => r.status === "done"), {
+      what: "the answering run to be recorded done",
+    });
+    expect(run).toMatchObject({ status: "done", eventSource: { channel: "oktell", user: "A" } });
   });
 
   it.skipIf(skip)("when the plugin crashes, the guard answers A's confirm with the default result after answerAfterMs", async () => {

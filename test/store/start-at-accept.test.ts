@@ -1,0 +1,89 @@
+// Deliveries started in the accepting transaction (core/delivery/start-at-accept.ts), on SQLite and
+// PostgreSQL alike: stored running under the lease they were given, their first attempt counted,
+// fenced by that lease as a claimed delivery is; stored pending instead when the plugin has ready
+// deliveries waiting (they go first) or a rule holds the delivery back.
+import { describe, expect, it } from "vitest";
+import type { DeliveryTarget, Store } from "../../core/store/types.ts";
+import { postgresFactory, postgresUnavailable, sqliteFactory, type StoreFactory, type StoreFixture, useStore } from "./stores.ts";
+
+const T0 = Date.parse("2026-12-01T10:00:00Z");
+const LEASE = 30_000;
+
+const postgresDown = await postgresUnavailable();
+const factories: StoreFactory[] = postgresDown ? [sqliteFactory] : [sqliteFactory, postgresFactory];
+if (postgresDown) describe.skip(`postgres start-at-accept matrix skipped: ${postgresDown}`, () => it("needs PostgreSQL", () => undefined));
+
+describe.each(factories)("$name store: deliveries started at accept", (factory) => {
+  let store: Store;
+  let fixture: StoreFixture;
+  const { event, handler } = useStore(factory, T0, (opened) => ((fixture = opened), (store = opened.store)));
+  let tokens = 0;
+  const leased = (plugin: string, overrides: Partial<DeliveryTarget> = {}): DeliveryTarget =>
+    handler(plugin, { lease: { token: `lease-${++tokens}`, until: T0 + LEASE }, ...overrides });
+  const claim = (now: number, on: Store = store) => on.claimDeliveries({ limit: 50, leaseMs: LEASE, now, plugins: ["a", "b"] });
+
+  it("stores a leased delivery running, attempt 1, and finishes it only with its lease", async () => {
+    const outcome = await store.acceptEvent(event(), [leased("a"), handler("b")]);
+    expect(outcome.kind).toBe("stored");
+    const started = outcome.kind === "stored" ? outcome.started : undefined;
+    expect(started).toHaveLength(1);
+    expect(started![0]!.index).toBe(0);
+    const run = await store.getRun(started![0]!.id);
+    expect(run).toMatchObject({ plugin: "a", status: "running", attempts: 1 });
+    // Not claimable again; the other plugin's delivery is.
+    const claimed = await claim(T0 + 1);
+    expect(claimed.map((d) => d.plugin)).toEqual(["b"]);
+    expect(await store.finishDelivery(started![0]!.id, "someone-else", { status: "done", now: T0 + 2, durationMs: 1 })).toBe(false);
+    expect(await store.finishDelivery(started![0]!.id, "lease-1", { status: "done", now: T0 + 2, durationMs: 1 })).toBe(true);
+    expect(await store.getRun(started![0]!.id)).toMatchObject({ status: "done", attempts: 1 });
+  });
+
+  it("stores it pending when the plugin has ready deliveries waiting: the older one is claimed first", async () => {
+    await store.acceptEvent(event({ payload: { did: 1 } }), [handler("a")]);
+    const outcome = await store.acceptEvent(event({ payload: { did: 2 } }), [leased("a")]);
+    expect(outcome.kind === "stored" && outcome.started).toBeFalsy();
+    const first = await claim(T0 + 1);
+    expect(first.map((d) => (d.event.payload as { did: number }).did)).toEqual([1, 2]);
+    // A retry in backoff is not waiting yet: it does not hold a new event back.
+    await store.finishDelivery(first[0]!.id, first[0]!.leaseToken, { status: "pending", now: T0 + 2, durationMs: 1, nextAt: T0 + 60_000, error: { code: "HOOKD_RUN_FAILED", message: "x" } });
+    await store.finishDelivery(first[1]!.id, first[1]!.leaseToken, { status: "done", now: T0 + 2, durationMs: 1 });
+    const later = await store.acceptEvent(event({ payload: { did: 3 }, receivedAt: T0 + 3 }), [leased("a")]);
+    expect(later.kind === "stored" && later.started).toHaveLength(1);
+  });
+
+  it("never starts a delivery a rule holds back: an order key, flow control, a delayed event", async () => {
+    const held = [
+      await store.acceptEvent(event(), [leased("a", { orderKey: "deal-1" })]),
+      await store.acceptEvent(event(), [leased("b", { flow: { concurrency: { scope: "deal.close=1", limit: 1 } } })]),
+      await store.acceptEvent(event({ deliverAt: T0 + 60_000 }), [leased("a")]),
+    ];
+    for (const outcome of held) expect(outcome.kind === "stored" && outcome.started).toBeFalsy();
+    expect((await store.countByStatus()).running).toBe(0);
+    expect((await store.countByStatus()).pending).toBe(3);
+  });
+
+  it("runs a started delivery again when its lease expires (a crash between accept and finish)", async () => {
+    const outcome = await store.acceptEvent(event(), [leased("a")]);
+    const id = outcome.kind === "stored" ? outcome.started![0]!.id : -1;
+    expect(await store.releaseExpiredLeases(T0 + LEASE + 1)).toBe(1);
+    const again = await claim(T0 + LEASE + 2);
+    expect(again.map((d) => ({ id: d.id, attempt: d.attempt }))).toEqual([{ id, attempt: 2 }]);
+  });
+
+  it("holds for a second instance: a delivery started by one is not claimed by the other", async () => {
+    const other = await fixture.open();
+    await store.acceptEvent(event(), [leased("a")]);
+    expect(await claim(T0 + 1, other)).toEqual([]);
+    // And the second instance's own leased accept sees nothing waiting either.
+    const second = await other.acceptEvent(event(), [leased("a")]);
+    expect(second.kind === "stored" && second.started).toHaveLength(1);
+  });
+
+  it("starts nothing for a repeated idempotency key", async () => {
+    const first = await store.acceptEvent(event({ idempotencyKey: "k-1" }), [leased("a")]);
+    const repeat = await store.acceptEvent({ ...event({ idempotencyKey: "k-1" }), id: "ev-other" }, [leased("a")]);
+    expect(first.kind === "stored" && first.started).toHaveLength(1);
+    expect(repeat.kind).toBe("duplicate");
+    expect((await store.countByStatus()).running).toBe(1);
+  });
+});
