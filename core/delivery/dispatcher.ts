@@ -98,10 +98,11 @@ export class Dispatcher implements StartAtAccept {
   private readonly reservedByOwner = new Map<string, number>();
   private reservationsSettled: (() => void) | undefined;
   /**
-   * Whether the store may hold deliveries this dispatcher has not claimed. Only a look that found
-   * none pending at all (pump) clears it, and every wake from outside sets it: a run that ends
-   * then has nothing to claim after it, and its end looks for nothing (with runs started at
-   * accept, that look was two reads of the store per run, for nothing).
+   * Whether the store may hold due deliveries this dispatcher has not claimed. Only a look that
+   * found none due (pump) clears it, and every wake sets it: while it is clear, a run that ends
+   * has nothing to claim after it and looks for nothing (with runs started at accept, that look
+   * was two reads of the store per run, for nothing), and new deliveries may start at accept
+   * (start-at-accept.ts) without passing any that wait.
    */
   private backlog = true;
   private wakes = 0;
@@ -231,8 +232,9 @@ export class Dispatcher implements StartAtAccept {
         this.dueCheck = false;
         const wakes = this.wakes;
         const next = await this.options.store.nextDueAt(this.claimKeys());
-        // Nothing pending at all, and no wake since the look: runs ending need not look again.
-        if (next === null && wakes === this.wakes && !this.again) this.backlog = false;
+        // Nothing pending that is due, and no wake since the look: runs ending need not look
+        // again (what is due later has its timer, which wakes the dispatcher then).
+        if ((next === null || next > this.now()) && wakes === this.wakes && !this.again) this.backlog = false;
         if (next !== null && next > this.now()) this.wakeAt(next);
         // Due already but not claimed while slots stay free: a share's claim came up short (rows
         // skipped while another transaction held them, events committed after the claim read),
@@ -349,7 +351,9 @@ export class Dispatcher implements StartAtAccept {
    */
   reserve(targets: readonly DeliveryTarget[]): AcceptReservation | undefined {
     // suspectDueAt is null only once the store said no suspect is due (undefined: not asked yet).
-    if (this.stopped || this.suspectRunning || this.suspectDueAt !== null) return undefined;
+    // While the store may hold deliveries waiting (backlog), they go first, through the claim:
+    // PostgreSQL relies on this alone; SQLite also checks the plugin's pending ones in the accept.
+    if (this.stopped || this.backlog || this.suspectRunning || this.suspectDueAt !== null) return undefined;
     const { concurrency } = this.options.delivery();
     const owners = this.ownersCache?.owners.size ?? 1;
     const share = Math.max(1, Math.floor(concurrency / owners));

@@ -10,8 +10,9 @@
  * expiring after a crash), the attempt counted before the run, the concurrency and each owner's
  * fair share (a slot is reserved before the accept, as a claim would take it), per-key order and
  * flow control (deliveries with an order key or flow rules are never started this way), queue
- * order (the store stores the delivery pending when the plugin has ready deliveries waiting:
- * those were accepted first), crash suspects (none start this way while one is due or running),
+ * order (no lease while the store may hold deliveries the dispatcher has not claimed, and SQLite
+ * stores the delivery pending when the plugin has ready deliveries waiting: those were accepted
+ * first), crash suspects (none start this way while one is due or running),
  * and the drain (a dispatcher that stopped while the accept committed gives the lease back).
  */
 import type { AcceptOutcome, ClaimedDelivery, DeliveryTarget } from "../store/types.ts";

@@ -182,8 +182,10 @@ export async function finishDelivery(on: Queryable, id: number, leaseToken: stri
   const v = finishValues(result);
   // Run detail: the attempt's activity goes in the same statement, only if the lease held.
   const attempt = result.attempt ? runAttemptValues(result.attempt) : null;
-  const { rows } = await on.query<{ order_key: string | null; concurrency_key: string | null }>(
-    `WITH finished AS (
+  // Not named (planned at each call): a generic plan of it walked the partial index of running
+  // deliveries, dead entries and all, instead of the primary key.
+  const { rows } = await on.query<{ order_key: string | null; concurrency_key: string | null }>({
+    text: `WITH finished AS (
        UPDATE deliveries
           SET status = $3, next_at = $5, last_error = $6, lease_token = NULL, lease_until = NULL,
               updated_at = $4, finished_at = $7, duration_ms = $8,
@@ -197,8 +199,8 @@ export async function finishDelivery(on: Queryable, id: number, leaseToken: stri
          SET started_at = excluded.started_at, duration_ms = excluded.duration_ms, status = excluded.status,
              code = excluded.code, error = excluded.error, activity = excluded.activity)
      SELECT order_key, concurrency_key FROM finished`,
-    [id, leaseToken, v.status, v.now, v.nextAt, v.error, v.finishedAt, v.durationMs, v.refund, v.suspect, ...(attempt ?? [null, null, null, null, null, null, null])],
-  );
+    values: [id, leaseToken, v.status, v.now, v.nextAt, v.error, v.finishedAt, v.durationMs, v.refund, v.suspect, ...(attempt ?? [null, null, null, null, null, null, null])],
+  });
   return rows.length === 0 ? null : { orderKey: rows[0]!.order_key, concurrencyKey: rows[0]!.concurrency_key };
 }
 

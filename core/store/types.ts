@@ -80,8 +80,9 @@ export interface DeliveryTarget {
   flow?: DeliveryFlow | undefined;
   /**
    * Start in the accepting transaction (core/delivery/start-at-accept.ts): the delivery is stored
-   * `running` under this lease, its first attempt counted, unless the plugin has ready deliveries
-   * waiting already (they go first: it is stored pending then, and the claim takes it in turn).
+   * `running` under this lease, its first attempt counted, unless a rule holds it back (an order
+   * key, flow rules, a delayed event) or, on SQLite, the plugin has ready deliveries waiting
+   * already (they go first: it is stored pending then, and the claim takes it in turn).
    */
   lease?: { token: string; until: number } | undefined;
 }

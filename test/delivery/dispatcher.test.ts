@@ -349,3 +349,27 @@ describe("started at accept", () => {
     dispatcher = undefined;
   });
 });
+
+describe("started at accept, behind waiting deliveries", () => {
+  it("gives no lease while a due delivery waits to be claimed, and gives them again once none does", async () => {
+    let releaseHolder: (() => void) | undefined;
+    const holder = new Promise<void>((resolve) => (releaseHolder = resolve));
+    const sandbox = new ScriptedSandbox(async (request) => (request.meta.eventId === "keyed-1" ? (await holder, { ok: true, durationMs: 1 }) : { ok: true, durationMs: 1 }));
+    const d = startDispatcher(sandbox);
+    const keyed = (id: string) => store.acceptEvent({ id, name: "deal.close", payload: {}, receivedAt: now, source: "http", depth: 0 }, [{ kind: "handler", plugin: "a", target: "deal.close", maxAttempts: 3, orderKey: "deal-1" }]);
+    await keyed("keyed-1");
+    d.wake();
+    await until(async () => sandbox.requests.length === 1);
+    // The second of the key waits for the first: due, pending, not claimable.
+    await keyed("keyed-2");
+    d.wake();
+    await until(async () => (await runOf("keyed-2")).status === "pending" && sandbox.requests.length === 1);
+    await pause(50); // the dispatcher's look at the store after the wake (an absence has no signal to wait on)
+    expect(d.reserve([{ kind: "handler", plugin: "b", target: "deal.close", maxAttempts: 3 }])).toBeUndefined();
+    releaseHolder!();
+    await until(async () => (await runOf("keyed-2")).status === "done");
+    const reservation = await until(async () => d.reserve([{ kind: "handler", plugin: "b", target: "deal.close", maxAttempts: 3 }]));
+    expect(reservation.targets[0]!.lease).toBeDefined();
+    reservation.settle(undefined, { id: "none", name: "deal.close", payload: {}, receivedAt: now, depth: 0 });
+  });
+});

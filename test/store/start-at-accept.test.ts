@@ -38,7 +38,9 @@ describe.each(factories)("$name store: deliveries started at accept", (factory) 
     expect(await store.getRun(started![0]!.id)).toMatchObject({ status: "done", attempts: 1 });
   });
 
-  it("stores it pending when the plugin has ready deliveries waiting: the older one is claimed first", async () => {
+  // PostgreSQL leaves this to the dispatcher, which gives no lease while deliveries may wait (see dispatcher.test.ts).
+  if (factory.name === "sqlite")
+    it("stores it pending when the plugin has ready deliveries waiting: the older one is claimed first", async () => {
     await store.acceptEvent(event({ payload: { did: 1 } }), [handler("a")]);
     const outcome = await store.acceptEvent(event({ payload: { did: 2 } }), [leased("a")]);
     expect(outcome.kind === "stored" && outcome.started).toBeFalsy();
