@@ -431,9 +431,9 @@ export class Dispatcher implements StartAtAccept {
     const keys = webhooks.length === 0 ? this.options.plugins.claimKeys() : [...this.options.plugins.claimKeys(), ...webhooks];
     const isPaused = this.options.isPaused;
     if (!isPaused) return keys;
+    const paused = (key: string) => isPaused(key.startsWith(ACTION_KEY_PREFIX) ? (this.options.plugins.actionOwner(key.slice(ACTION_KEY_PREFIX.length)) ?? "") : key);
     // The same array while nothing is paused: ownersOf keeps its grouping for as long as it is.
-    if (!keys.some((key) => isPaused(key.startsWith(ACTION_KEY_PREFIX) ? (this.options.plugins.actionOwner(key.slice(ACTION_KEY_PREFIX.length)) ?? "") : key))) return keys;
-    return keys.filter((key) => !isPaused(key.startsWith(ACTION_KEY_PREFIX) ? (this.options.plugins.actionOwner(key.slice(ACTION_KEY_PREFIX.length)) ?? "") : key));
+    return keys.some(paused) ? keys.filter((key) => !paused(key)) : keys;
   }
 
   private execute(delivery: ClaimedDelivery): void {
