@@ -351,9 +351,11 @@ export class Dispatcher implements StartAtAccept {
    */
   reserve(targets: readonly DeliveryTarget[]): AcceptReservation | undefined {
     // suspectDueAt is null only once the store said no suspect is due (undefined: not asked yet).
-    // While the store may hold deliveries waiting (backlog), they go first, through the claim:
-    // PostgreSQL relies on this alone; SQLite also checks the plugin's pending ones in the accept.
-    if (this.stopped || this.backlog || this.suspectRunning || this.suspectDueAt !== null) return undefined;
+    // While the store may hold deliveries waiting (backlog), they go first, through the claim: a
+    // store that checks for them in the accept itself (SQLite) is left to do so, since this flag
+    // stays set for as long as deliveries keep arriving behind a backlog.
+    if (this.stopped || this.suspectRunning || this.suspectDueAt !== null) return undefined;
+    if (this.backlog && !this.options.store.checksWaitingAtAccept) return undefined;
     const { concurrency } = this.options.delivery();
     const owners = this.ownersCache?.owners.size ?? 1;
     const share = Math.max(1, Math.floor(concurrency / owners));

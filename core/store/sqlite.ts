@@ -79,6 +79,8 @@ export class SqliteStore implements Store {
   readonly db: Database.Database;
   /** How the last commit went: how many writes it carried, and whether it was fsynced (FULL). */
   lastCommit: { writes: number; synchronous: Synchronous } | undefined;
+  /** See Store: the accept looks for the plugin's ready deliveries (sqlite-writes.ts mayStartAtAccept). */
+  readonly checksWaitingAtAccept = true;
   commits = 0;
   private readonly writer: Writer;
   private queue: QueuedWrite[] = [];

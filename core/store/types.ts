@@ -335,6 +335,12 @@ export interface RunAttemptRecord {
 }
 
 export interface Store {
+  /**
+   * True when an accept stores a leased delivery pending if its plugin has ready deliveries
+   * waiting (DeliveryTarget.lease): the dispatcher then gives leases even while it knows of a
+   * backlog. SQLite checks in the accepting transaction; PostgreSQL leaves it to the dispatcher.
+   */
+  readonly checksWaitingAtAccept?: boolean;
   /** Stores an event and its deliveries durably (the promise settles after the commit). */
   acceptEvent(event: NewEvent, deliveries: readonly DeliveryTarget[]): Promise<AcceptOutcome>;
   /** Leases up to `limit` ready deliveries, writing their attempt count first. */
