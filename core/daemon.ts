@@ -236,7 +236,7 @@ export class Daemon {
       limits: () => ({ maxDepth: this.config.server.maxDepth, maxBytes: this.config.server.bodyLimit }),
       tracing: () => this.tracing,
       onAccepted: ({ name, id, source, deliverAt, waiting }) => {
-        this.metrics.eventsAccepted.inc({ event: name, source });
+        this.metrics.countAccepted(name, source);
         this.console.eventAccepted(id);
         // A delayed event: a timer for its due time, whatever the dispatcher is busy with now.
         if (deliverAt !== undefined) this.dispatcher.wakeAtTime(deliverAt);

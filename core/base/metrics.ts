@@ -221,9 +221,19 @@ export function createMetrics(sources: MetricsSources) {
     }
   };
 
+  // The accepted counter's children, made once per event name and source (see runCounters).
+  const acceptedCounters = new Map<string, { inc(): void }>();
+  const countAccepted = (event: string, source: string): void => {
+    const key = `${event}\u0000${source}`;
+    let counter = acceptedCounters.get(key);
+    if (!counter) acceptedCounters.set(key, (counter = eventsAccepted.labels({ event, source })));
+    counter.inc();
+  };
+
   return {
     registry,
     eventsAccepted,
+    countAccepted,
     eventsRejected,
     runs,
     runDuration,

@@ -583,6 +583,11 @@ export class Dispatcher implements StartAtAccept {
     if (kept && result.status === "pending") this.wakeAt(result.nextAt!);
     // Deliveries waiting for this one's key (or a crash suspect) can go now.
     if (kept) this.wakeAfterRun();
+    // A run that went well is logged at debug only: its line's fields are not even built otherwise.
+    if (kept && outcome.ok && !this.log.isLevelEnabled("debug")) {
+      this.options.onRunFinished?.({ delivery, plugin, outcome, status: result.status });
+      return;
+    }
     const fields = {
       plugin,
       event: delivery.event.name,

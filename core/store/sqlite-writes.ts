@@ -153,7 +153,7 @@ export function createWriteExecutor(db: Database.Database, synchronous: Synchron
   const commitAll = db.transaction((ops: readonly WriteOp[], results: WriteResult[]) => {
     for (const op of ops) {
       try {
-        results.push({ ok: true, value: inSavepoint(op) });
+        results.push({ ok: true, value: oneStatement(op) ? run(op) : inSavepoint(op) });
       } catch (error) {
         results.push({ ok: false, error: describeError(error) });
       }
@@ -176,6 +176,14 @@ export function createWriteExecutor(db: Database.Database, synchronous: Synchron
       return { results, synchronous: current, durationMs: performance.now() - started };
     },
   };
+}
+
+/**
+ * A write that is one statement: SQLite undoes a failing statement by itself, so it needs no
+ * savepoint of its own (a savepoint is two more statements, SAVEPOINT and RELEASE, per write).
+ */
+function oneStatement(op: WriteOp): boolean {
+  return (op.op === "finish" && op.result.attempt === undefined) || op.op === "renew" || op.op === "kvDelete";
 }
 
 /** The error a write failed with, as its caller sees it. */

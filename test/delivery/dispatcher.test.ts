@@ -351,7 +351,10 @@ describe("started at accept", () => {
 });
 
 describe("started at accept, behind waiting deliveries", () => {
-  it("gives no lease while a due delivery waits to be claimed, and gives them again once none does", async () => {
+  it("with a store that does not look for waiting deliveries in the accept (PostgreSQL), gives no lease while a due one waits, and again once none does", async () => {
+    // SQLite looks in the accept itself (test/store/start-at-accept.test.ts); switched off here,
+    // the dispatcher's own knowledge of a backlog is what holds new deliveries back.
+    (store as { checksWaitingAtAccept: boolean }).checksWaitingAtAccept = false;
     let releaseHolder: (() => void) | undefined;
     const holder = new Promise<void>((resolve) => (releaseHolder = resolve));
     const sandbox = new ScriptedSandbox(async (request) => (request.meta.eventId === "keyed-1" ? (await holder, { ok: true, durationMs: 1 }) : { ok: true, durationMs: 1 }));
@@ -366,6 +369,12 @@ describe("started at accept, behind waiting deliveries", () => {
     await until(async () => (await runOf("keyed-2")).status === "pending" && sandbox.requests.length === 1);
     await pause(50); // the dispatcher's look at the store after the wake (an absence has no signal to wait on)
     expect(d.reserve([{ kind: "handler", plugin: "b", target: "deal.close", maxAttempts: 3 }])).toBeUndefined();
+    // A store that looks in the accept gets the lease: it holds back only the plugin whose deliveries wait.
+    (store as { checksWaitingAtAccept: boolean }).checksWaitingAtAccept = true;
+    const checked = d.reserve([{ kind: "handler", plugin: "b", target: "deal.close", maxAttempts: 3 }]);
+    expect(checked?.targets[0]!.lease).toBeDefined();
+    checked!.settle(undefined, { id: "none", name: "deal.close", payload: {}, receivedAt: now, depth: 0 });
+    (store as { checksWaitingAtAccept: boolean }).checksWaitingAtAccept = false;
     releaseHolder!();
     await until(async () => (await runOf("keyed-2")).status === "done");
     const reservation = await until(async () => d.reserve([{ kind: "handler", plugin: "b", target: "deal.close", maxAttempts: 3 }]));
