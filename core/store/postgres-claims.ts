@@ -182,15 +182,18 @@ export async function finishDelivery(on: Queryable, id: number, leaseToken: stri
   const v = finishValues(result);
   // Run detail: the attempt's activity goes in the same statement, only if the lease held.
   const attempt = result.attempt ? runAttemptValues(result.attempt) : null;
-  // Not named (planned at each call): a generic plan of it walked the partial index of running
-  // deliveries, dead entries and all, instead of the primary key.
+  // Named: parsed and planned once per connection. The lease token alone fences the row (only a
+  // running delivery has one: a claim or a start at accept sets it, every way out of running
+  // clears it); with `status = 'running'` beside it, the generic plan walked the partial index of
+  // running deliveries, dead entries and all, instead of the primary key.
   const { rows } = await on.query<{ order_key: string | null; concurrency_key: string | null }>({
+    name: "hookd.finish",
     text: `WITH finished AS (
        UPDATE deliveries
           SET status = $3, next_at = $5, last_error = $6, lease_token = NULL, lease_until = NULL,
               updated_at = $4, finished_at = $7, duration_ms = $8,
               attempts = attempts - $9, suspect = COALESCE($10, suspect)
-        WHERE id = $1 AND lease_token = $2 AND status = 'running'
+        WHERE id = $1 AND lease_token = $2
        RETURNING id, order_key, concurrency_key),
      attempt AS (
        INSERT INTO run_attempts (delivery_id, attempt, started_at, duration_ms, status, code, error, activity)
