@@ -106,6 +106,12 @@ export class Dispatcher implements StartAtAccept {
    */
   private backlog = true;
   private wakes = 0;
+  /**
+   * The last claim took every ready delivery it could see (it came up short of the free slots),
+   * and no wake came since: nothing waits that a new delivery could pass, even while `backlog`
+   * stays set because deliveries keep arriving (start-at-accept.ts, on PostgreSQL).
+   */
+  private caughtUp = false;
   // Claim keys grouped by owner, for as long as the keys are the same array (see ownersOf).
   private ownersCache: { keys: readonly string[]; owners: Map<string, string[]> } | undefined;
   private pumpScheduled = false;
@@ -144,6 +150,7 @@ export class Dispatcher implements StartAtAccept {
   /** Something may be ready: new events, a finished run, a loaded plugin, a due retry. */
   wake(): void {
     this.backlog = true;
+    this.caughtUp = false;
     this.wakes++;
     if (this.stopped) return;
     if (this.pumping) {
@@ -226,7 +233,11 @@ export class Dispatcher implements StartAtAccept {
             continue;
           }
         }
-        if (await this.claimFairly(keys)) idleSlots = true;
+        const wakes = this.wakes;
+        if (await this.claimFairly(keys)) {
+          idleSlots = true;
+          if (wakes === this.wakes) this.caughtUp = true;
+        }
       } while (this.again && !this.stopped);
       if ((this.dueCheck || idleSlots) && !this.stopped) {
         this.dueCheck = false;
@@ -355,7 +366,7 @@ export class Dispatcher implements StartAtAccept {
     // store that checks for them in the accept itself (SQLite) is left to do so, since this flag
     // stays set for as long as deliveries keep arriving behind a backlog.
     if (this.stopped || this.suspectRunning || this.suspectDueAt !== null) return undefined;
-    if (this.backlog && !this.options.store.checksWaitingAtAccept) return undefined;
+    if (this.backlog && !this.caughtUp && !this.options.store.checksWaitingAtAccept) return undefined;
     const { concurrency } = this.options.delivery();
     const owners = this.ownersCache?.owners.size ?? 1;
     const share = Math.max(1, Math.floor(concurrency / owners));
