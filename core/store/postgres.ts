@@ -593,8 +593,8 @@ function DELIVERY_INSERT_CTES(seq: string, first: number, leaseAt: number): stri
   const p = (i: number) => `$${first + i}`;
   // A delivery given a lease (start-at-accept.ts) is stored running under it, its first attempt
   // counted, unless a rule holds it (an order key, flow control, a due time ahead): the claim
-  // takes it in turn then. Whether the plugin has deliveries waiting is the dispatcher's check
-  // (it gives no lease while the store may hold any): asked here, the partial index of pending
+  // takes it in turn then. Whether deliveries wait is the dispatcher's check (it gives no lease
+  // while it knows of any its claim has not taken): asked here, the partial index of pending
   // deliveries was walked past every entry left by a delivery that started since the last
   // vacuum, twice the buffer reads of the whole accept.
   return `held AS MATERIALIZED (

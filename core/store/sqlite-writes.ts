@@ -212,8 +212,10 @@ function accept(s: WriteStatements, event: NewEvent, deliveries: readonly Delive
     if (mayStartAtAccept(s, d, event)) {
       const { lastInsertRowid: id } = s.insertStarted.run(Number(seq), ...deliveryValues(d), event.receivedAt, event.receivedAt, event.receivedAt, d.lease!.token, d.lease!.until);
       (started ??= []).push({ index, id: Number(id) });
+    } else {
       // A delayed event takes no part in debounces (flow-windows.ts).
-    } else insertDelivery(s, Number(seq), event.id, d, event.receivedAt, null, event.deliverAt, event.deliverAt === undefined);
+      insertDelivery(s, Number(seq), event.id, d, event.receivedAt, null, event.deliverAt, event.deliverAt === undefined);
+    }
   });
   return { kind: "stored", id: event.id, deliveries: deliveries.length, ...(started ? { started } : {}) };
 }
