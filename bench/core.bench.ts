@@ -21,6 +21,9 @@ import { pause } from "../test/helpers/wait.ts";
 import { closedLoop, interleave } from "./lib/repeat.ts";
 import { startBareFastify, type RunningServer } from "./lib/servers.ts";
 import { figure, percentile, ratio, round, type Figure } from "./lib/stats.ts";
+import { progressFor } from "./lib/progress.ts";
+
+const progress = progressFor("core");
 
 interface Settings {
   rounds: number;
@@ -456,6 +459,3 @@ async function withEnv<T>(extra: Record<string, string> | undefined, fn: () => P
   }
 }
 
-function progress(line: string): void {
-  process.stderr.write(`[core ${new Date().toISOString().slice(11, 19)}] ${line}\n`);
-}

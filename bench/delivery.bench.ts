@@ -27,6 +27,9 @@ import { pause } from "../test/helpers/wait.ts";
 import { interleave } from "./lib/repeat.ts";
 import { startBareFastify, type RunningServer } from "./lib/servers.ts";
 import { median, ratio, round } from "./lib/stats.ts";
+import { progressFor } from "./lib/progress.ts";
+
+const progress = progressFor("delivery");
 
 interface Settings {
   rounds: number;
@@ -154,10 +157,6 @@ function amount(events: number | undefined): { amount?: number } {
 
 function bareLoad(bare: RunningServer, durationSec: number, connections: number) {
   return runLoad({ url: bare.url, path: `${bare.eventsPath}${BENCH_EVENT}`, body: JSON.stringify(benchEvent()), connections, durationSec });
-}
-
-function progress(line: string): void {
-  process.stderr.write(`[delivery ${new Date().toISOString().slice(11, 19)}] ${line}\n`);
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(path.resolve(process.argv[1])).href) {

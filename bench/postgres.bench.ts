@@ -30,6 +30,9 @@ import { pause, waitUntil } from "../test/helpers/wait.ts";
 import { serverCpuBetween, serverCpuUnavailable, snapshotServerCpu, type ServerCpuWindow } from "./lib/pg-server-cpu.ts";
 import { descendants, reapFamily } from "./lib/proc.ts";
 import { figure, ratio, round, type Figure } from "./lib/stats.ts";
+import { progressFor } from "./lib/progress.ts";
+
+const progress = progressFor("postgres");
 
 /**
  * `budgetMs` counts from the module's start: a step that would begin later is skipped and said
@@ -325,10 +328,6 @@ async function serverSetting(name: string): Promise<string> {
   } finally {
     await client.end();
   }
-}
-
-function progress(line: string): void {
-  process.stderr.write(`[postgres ${new Date().toISOString().slice(11, 19)}] ${line}\n`);
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(path.resolve(process.argv[1])).href) {

@@ -86,10 +86,8 @@ const TARGETS: Target[] = [
     kind: "max",
     limit: 10,
     read: (r) => {
-      const latency = (r.core?.hookd as Record<string, unknown> | undefined)?.latencyAtHalfPeak as Record<string, unknown> | undefined;
-      const p99 = latency?.completionP99;
-      const rate = typeof latency?.rate === "number" ? latency.rate : undefined;
-      return { value: isFigure(p99) ? p99.median : undefined, ...(rate !== undefined ? { note: `at ${Math.round(rate).toLocaleString("en-US")} events/s` } : {}) };
+      const rate = numberAt(r.core, "hookd", "latencyAtHalfPeak", "rate");
+      return { value: medianAt(r.core, "hookd", "latencyAtHalfPeak", "completionP99"), ...(rate !== undefined ? { note: `at ${Math.round(rate).toLocaleString("en-US")} events/s` } : {}) };
     },
   },
   {
@@ -118,9 +116,8 @@ const TARGETS: Target[] = [
     kind: "below",
     limit: 1.5,
     read: (r) => {
-      const startup = (r.core?.hookd as Record<string, unknown> | undefined)?.startupMs as Record<string, unknown> | undefined;
-      const figure = startup?.["100"];
-      return { value: isFigure(figure) ? figure.median / 1000 : undefined };
+      const ms = medianAt(r.core, "hookd", "startupMs", "100");
+      return { value: ms === undefined ? undefined : ms / 1000 };
     },
   },
   {
@@ -166,24 +163,31 @@ function verdict(t: Target, value: number, holds: boolean): string {
   return `misses: ${fmt(value)} ${t.unit} against ${fmt(t.limit)} (${fmt(value / t.limit)}x over)`;
 }
 
-function ratioAt(result: Record<string, unknown> | undefined, section: string, key: string): number | undefined {
-  const value = (result?.[section] as Record<string, unknown> | undefined)?.[key];
+/** What a module's result holds at a path of keys (`"hookd", "startupMs", "100"`), if anything. */
+function valueAt(result: Record<string, unknown> | undefined, path: readonly string[]): unknown {
+  let value: unknown = result;
+  for (const key of path) value = (value as Record<string, unknown> | undefined)?.[key];
+  return value;
+}
+
+function ratioAt(result: Record<string, unknown> | undefined, ...path: string[]): number | undefined {
+  const value = valueAt(result, path);
   return isRatio(value) ? value.ratio : undefined;
 }
 
-function medianAt(result: Record<string, unknown> | undefined, section: string, key: string): number | undefined {
-  const value = (result?.[section] as Record<string, unknown> | undefined)?.[key];
+function medianAt(result: Record<string, unknown> | undefined, ...path: string[]): number | undefined {
+  const value = valueAt(result, path);
   return isFigure(value) ? value.median : undefined;
 }
 
-function numberAt(result: Record<string, unknown> | undefined, section: string, key: string): number | undefined {
-  const value = (result?.[section] as Record<string, unknown> | undefined)?.[key];
+function numberAt(result: Record<string, unknown> | undefined, ...path: string[]): number | undefined {
+  const value = valueAt(result, path);
   return typeof value === "number" ? value : undefined;
 }
 
 function peerNote(result: Record<string, unknown> | undefined): string | undefined {
-  const peer = (result?.baselines as Record<string, unknown> | undefined)?.nodeRed as { unavailable?: string } | undefined;
-  return peer?.unavailable ? `Node-RED unavailable: ${peer.unavailable}` : undefined;
+  const unavailable = valueAt(result, ["baselines", "nodeRed", "unavailable"]);
+  return typeof unavailable === "string" && unavailable ? `Node-RED unavailable: ${unavailable}` : undefined;
 }
 
 function fmt(value: number): string {

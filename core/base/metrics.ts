@@ -208,13 +208,10 @@ export function createMetrics(sources: MetricsSources) {
   const recordRun = (info: RunMetric): void => {
     const outcome = info.status === "pending" ? "retry" : info.status;
     const handlerKey = `${info.plugin}\u0000${info.delivery.target}`;
-    const counterKey = `${handlerKey}\u0000${info.delivery.kind}\u0000${outcome}`;
-    let counter = runCounters.get(counterKey);
-    if (!counter) runCounters.set(counterKey, (counter = runs.labels({ plugin: info.plugin, kind: info.delivery.kind, handler: info.delivery.target, outcome })));
-    counter.inc();
-    let timer = runTimers.get(handlerKey);
-    if (!timer) runTimers.set(handlerKey, (timer = runDuration.labels({ plugin: info.plugin, handler: info.delivery.target })));
-    timer.observe(info.outcome.durationMs / 1000);
+    labelChild(runCounters, `${handlerKey}\u0000${info.delivery.kind}\u0000${outcome}`, () =>
+      runs.labels({ plugin: info.plugin, kind: info.delivery.kind, handler: info.delivery.target, outcome }),
+    ).inc();
+    labelChild(runTimers, handlerKey, () => runDuration.labels({ plugin: info.plugin, handler: info.delivery.target })).observe(info.outcome.durationMs / 1000);
     if (outcome === "retry") retries.inc({ plugin: info.plugin, trigger: "backoff" });
     if (info.delivery.kind === "webhook") {
       recordWebhookDelivery({ endpoint: info.delivery.target, outcome: outcome === "done" ? "ok" : outcome === "retry" ? "retry" : "dead", durationMs: info.outcome.durationMs });
@@ -224,10 +221,7 @@ export function createMetrics(sources: MetricsSources) {
   // The accepted counter's children, made once per event name and source (see runCounters).
   const acceptedCounters = new Map<string, { inc(): void }>();
   const countAccepted = (event: string, source: string): void => {
-    const key = `${event}\u0000${source}`;
-    let counter = acceptedCounters.get(key);
-    if (!counter) acceptedCounters.set(key, (counter = eventsAccepted.labels({ event, source })));
-    counter.inc();
+    labelChild(acceptedCounters, `${event}\u0000${source}`, () => eventsAccepted.labels({ event, source })).inc();
   };
 
   return {
@@ -262,4 +256,11 @@ function shareInFlight<T>(read: () => Promise<T>): () => Promise<T> {
     inFlight = current;
     return current;
   };
+}
+
+/** A metric's child for one label set, made the first time and kept in `cache` (keyed by the joined labels). */
+function labelChild<T>(cache: Map<string, T>, key: string, make: () => T): T {
+  let child = cache.get(key);
+  if (child === undefined) cache.set(key, (child = make()));
+  return child;
 }

@@ -35,7 +35,6 @@ export function assertRetriable(id: number, row: { status: DeliveryStatus; last_
   if (row.status !== "dead" && !failed) throw new HookdError("HOOKD_RUN_NOT_RETRIABLE", [id, row.status]);
 }
 
-/** True when a claim cannot take anything: no loaded plugins, or no room. */
 /**
  * SQL: delivery `d` holds no order key, or no earlier delivery of its plugin and key is pending or
  * running (per-key order; index deliveries_unfinished_by_key). Both stores' claims use it.
@@ -45,6 +44,7 @@ export const ORDER_KEY_FREE_SQL = `(d.order_key IS NULL OR NOT EXISTS (
        WHERE e.plugin = d.plugin AND e.order_key = d.order_key AND e.id < d.id
          AND e.status IN ('pending', 'running')))`;
 
+/** True when a claim cannot take anything: no loaded plugins, or no room. */
 export function nothingToClaim(options: ClaimOptions): boolean {
   return options.plugins.length === 0 || options.limit <= 0;
 }
