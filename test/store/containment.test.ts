@@ -5,14 +5,12 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { isHookdError } from "../../sandbox/contract/errors.ts";
 import type { DeliveryTarget, NewEvent, Store } from "../../core/store/types.ts";
-import { postgresFactory, postgresUnavailable, sqliteFactory, type StoreFactory, type StoreFixture } from "./stores.ts";
+import { matrixFactories, type StoreFixture } from "./stores.ts";
 
 const T0 = Date.parse("2026-11-21T10:00:00Z");
 const LEASE = 30_000;
 
-const postgresDown = await postgresUnavailable();
-const factories: StoreFactory[] = postgresDown ? [sqliteFactory] : [sqliteFactory, postgresFactory];
-if (postgresDown) describe.skip(`postgres half skipped: ${postgresDown}`, () => it("needs PostgreSQL", () => undefined));
+const factories = await matrixFactories("half");
 
 describe.each(factories)("$name store", (factory) => {
   let fixture: StoreFixture;

@@ -4,15 +4,13 @@
 // burst runs once, with its last event), each holding for a second instance on the same data.
 import { describe, expect, it } from "vitest";
 import type { ClaimedDelivery, DeliveryFlow, Store } from "../../core/store/types.ts";
-import { postgresFactory, postgresUnavailable, sqliteFactory, type StoreFactory, type StoreFixture, useStore } from "./stores.ts";
+import { matrixFactories, type StoreFixture, useStore } from "./stores.ts";
 
 const T0 = Date.parse("2026-12-01T10:00:00Z");
 const LEASE = 30_000;
 const MINUTE = 60_000;
 
-const postgresDown = await postgresUnavailable();
-const factories: StoreFactory[] = postgresDown ? [sqliteFactory] : [sqliteFactory, postgresFactory];
-if (postgresDown) describe.skip(`postgres flow-control matrix skipped: ${postgresDown}`, () => it("needs PostgreSQL", () => undefined));
+const factories = await matrixFactories("flow-control matrix");
 
 describe.each(factories)("$name store: flow control", (factory) => {
   let store: Store;

@@ -4,13 +4,11 @@
 // are found by parent.
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { DeliveryResult, NewEvent, RunAttemptRecord, Store } from "../../core/store/types.ts";
-import { postgresFactory, postgresUnavailable, sqliteFactory, type StoreFactory, type StoreFixture } from "./stores.ts";
+import { matrixFactories, type StoreFixture } from "./stores.ts";
 
 const T0 = Date.parse("2026-11-21T10:00:00Z");
 
-const postgresDown = await postgresUnavailable();
-const factories: StoreFactory[] = postgresDown ? [sqliteFactory] : [sqliteFactory, postgresFactory];
-if (postgresDown) describe.skip(`postgres half skipped: ${postgresDown}`, () => it("needs PostgreSQL", () => undefined));
+const factories = await matrixFactories("half");
 
 describe.each(factories)("run attempts ($name store)", (factory) => {
   let fixture: StoreFixture;

@@ -4,15 +4,13 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { isHookdError } from "../../sandbox/contract/errors.ts";
 import type { DeliveryTarget, NewEvent, Store } from "../../core/store/types.ts";
-import { postgresFactory, postgresUnavailable, sqliteFactory, type StoreFactory, type StoreFixture, useStore } from "./stores.ts";
+import { matrixFactories, type StoreFixture, useStore } from "./stores.ts";
 
 const T0 = Date.parse("2026-12-01T10:00:00Z");
 const HOUR = 3600_000;
 const LEASE = 30_000;
 
-const postgresDown = await postgresUnavailable();
-const factories: StoreFactory[] = postgresDown ? [sqliteFactory] : [sqliteFactory, postgresFactory];
-if (postgresDown) describe.skip(`postgres scheduled-event matrix skipped: ${postgresDown}`, () => it("needs PostgreSQL", () => undefined));
+const factories = await matrixFactories("scheduled-event matrix");
 
 describe.each(factories)("$name store: delayed events", (factory) => {
   let store: Store;

@@ -4,14 +4,12 @@
 // deliveries waiting (they go first) or a rule holds the delivery back.
 import { describe, expect, it } from "vitest";
 import type { DeliveryTarget, Store } from "../../core/store/types.ts";
-import { postgresFactory, postgresUnavailable, sqliteFactory, type StoreFactory, type StoreFixture, useStore } from "./stores.ts";
+import { matrixFactories, type StoreFixture, useStore } from "./stores.ts";
 
 const T0 = Date.parse("2026-12-01T10:00:00Z");
 const LEASE = 30_000;
 
-const postgresDown = await postgresUnavailable();
-const factories: StoreFactory[] = postgresDown ? [sqliteFactory] : [sqliteFactory, postgresFactory];
-if (postgresDown) describe.skip(`postgres start-at-accept matrix skipped: ${postgresDown}`, () => it("needs PostgreSQL", () => undefined));
+const factories = await matrixFactories("start-at-accept matrix");
 
 describe.each(factories)("$name store: deliveries started at accept", (factory) => {
   let store: Store;

@@ -3,14 +3,12 @@
 // writer threads, schema upgrades) is in test/store/sqlite.test.ts and sqlite-writer-thread.test.ts.
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { DeliveryTarget, NewEvent, Store } from "../../core/store/types.ts";
-import { postgresFactory, postgresUnavailable, sqliteFactory, type StoreFactory, type StoreFixture, useStore } from "./stores.ts";
+import { matrixFactories, type StoreFixture, useStore } from "./stores.ts";
 
 const T0 = Date.parse("2026-11-21T10:00:00Z");
 const LEASE = 30_000;
 
-const postgresDown = await postgresUnavailable();
-const factories: StoreFactory[] = postgresDown ? [sqliteFactory] : [sqliteFactory, postgresFactory];
-if (postgresDown) describe.skip(`postgres store matrix skipped: ${postgresDown}`, () => it("needs PostgreSQL", () => undefined));
+const factories = await matrixFactories("store matrix");
 
 describe.each(factories)("$name store", (factory) => {
   let store: Store;

@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import pg from "pg";
-import { afterEach, beforeEach } from "vitest";
+import { afterEach, beforeEach, describe, it } from "vitest";
 import { PostgresStore } from "../../core/store/postgres.ts";
 import { SqliteStore } from "../../core/store/sqlite.ts";
 import type { DeliveryTarget, NewEvent, Store } from "../../core/store/types.ts";
@@ -112,6 +112,16 @@ export const postgresFactory: StoreFactory = {
     }
   },
 };
+
+/**
+ * The stores a matrix file runs against: SQLite always, PostgreSQL when it answers. Without it,
+ * the file says so in a skipped block named after `matrix` rather than passing quietly.
+ */
+export async function matrixFactories(matrix: string): Promise<StoreFactory[]> {
+  const postgresDown = await postgresUnavailable();
+  if (postgresDown) describe.skip(`postgres ${matrix} skipped: ${postgresDown}`, () => it("needs PostgreSQL", () => undefined));
+  return postgresDown ? [sqliteFactory] : [sqliteFactory, postgresFactory];
+}
 
 /** A describe block's store: a fresh one per test, and the events and deliveries the tests accept. */
 export interface StoreUnderTest {
