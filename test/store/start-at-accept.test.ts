@@ -86,4 +86,38 @@ describe.each(factories)("$name store: deliveries started at accept", (factory) 
     expect(repeat.kind).toBe("duplicate");
     expect((await store.countByStatus()).running).toBe(1);
   });
+  // PostgreSQL stores an event with one delivery that no rule holds back by a statement of its
+  // own (postgres.ts insertPlainEvent): what it stores must be what the general one stores.
+  it("stores an event with one delivery as it stores one with several: the same columns, started or not", async () => {
+    const shape = (n: number) =>
+      event({ payload: { deal: 7 }, idempotencyKey: `key-${n}`, bodyHash: "hash", sourceUser: "operator", traceparent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", source: "oktell" });
+    const targets = (lease: boolean): DeliveryTarget[] => [
+      { kind: "action", plugin: "a", target: "crm.note", input: { text: "hi", n: 1 }, maxAttempts: 5, ...(lease ? { lease: { token: `lease-${++tokens}`, until: T0 + LEASE } } : {}) },
+    ];
+    // Started ones first: on SQLite a pending delivery of "a" would keep the next one from starting.
+    const startedOnes = [await store.acceptEvent(shape(1), targets(true)), await store.acceptEvent(shape(3), [...targets(true), handler("b")])];
+    const pendingOnes = [await store.acceptEvent(shape(2), targets(false)), await store.acceptEvent(shape(4), [...targets(false), handler("b")])];
+    const alone = [startedOnes[0], pendingOnes[0]];
+    const beside = [startedOnes[1], pendingOnes[1]];
+    const runOf = async (outcome: Awaited<ReturnType<Store["acceptEvent"]>>) => {
+      expect(outcome.kind).toBe("stored");
+      const id = outcome.kind === "stored" ? outcome.id : "";
+      const runs = await store.listRuns({ eventId: id, limit: 10 });
+      const run = runs.find((r) => r.plugin === "a")!;
+      const { id: _run, eventId: _event, leaseToken: _token, ...rest } = run as typeof run & { leaseToken?: unknown };
+      const record = await store.getEvent(id);
+      const { id: _id, seq: _seq, ...stored } = record!;
+      return { started: outcome.kind === "stored" ? (outcome.started ?? []).map((s) => s.index) : null, run: rest, event: stored, traceparent: await store.eventTraceparent(id) };
+    };
+    const [startedAlone, pendingAlone, startedBeside, pendingBeside] = [await runOf(alone[0]!), await runOf(alone[1]!), await runOf(beside[0]!), await runOf(beside[1]!)];
+    expect(startedAlone).toEqual(startedBeside);
+    expect(pendingAlone).toEqual(pendingBeside);
+    expect(startedAlone.run).toMatchObject({ status: "running", attempts: 1, kind: "action", target: "crm.note" });
+    expect(pendingAlone.run).toMatchObject({ status: "pending", attempts: 0 });
+    expect(startedAlone.event).toMatchObject({ source: "oktell", payload: { deal: 7 }, origin: { user: "operator" } });
+    expect(startedAlone.traceparent).toMatch(/^00-0af7/);
+    // A repeat of the key under the one-delivery statement starts nothing and stores nothing.
+    expect(await store.acceptEvent(shape(1), targets(true))).toMatchObject({ kind: "duplicate" });
+    expect((await store.listRuns({ plugin: "a", limit: 10 })).length).toBe(4);
+  });
 });
