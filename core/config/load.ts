@@ -78,6 +78,7 @@ export async function loadConfig(options: LoadConfigOptions = {}): Promise<Resol
       url: resolveStoreUrl(settings.store.url, base, chosenDataDir === undefined ? undefined : dataDir, Boolean(env.HOOKD_STORE_URL)),
       synchronous: settings.store.synchronous,
       statementTimeoutMs: settings.store.statementTimeoutMs,
+      maxConnections: settings.store.maxConnections,
     },
     dataDir,
     delivery: settings.delivery,

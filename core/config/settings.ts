@@ -159,6 +159,9 @@ export const settingsSchema = z.object({
       // PostgreSQL: longest one store statement may wait (on a lock, a stalled server) before it
       // fails: the dispatcher retries its calls, an accept answers 5xx; unset: 30000.
       statementTimeoutMs: z.number().int().min(100).max(3_600_000).optional(),
+      // PostgreSQL: connections per instance for accepts and reads (claims, results and ctx.kv
+      // get half as many more); unset: 8. See the README on sizing max_connections.
+      maxConnections: z.number().int().min(2).max(500).optional(),
     })
     .prefault({}),
   delivery: z
@@ -216,7 +219,7 @@ export interface ResolvedConfig {
   server: Settings["server"];
   plugins: Settings["plugins"];
   sandbox: Settings["sandbox"];
-  store: { url: string; synchronous: "FULL" | "NORMAL" | "OFF"; statementTimeoutMs?: number | undefined };
+  store: { url: string; synchronous: "FULL" | "NORMAL" | "OFF"; statementTimeoutMs?: number | undefined; maxConnections?: number | undefined };
   dataDir: string;
   delivery: Settings["delivery"];
   log: Settings["log"];

@@ -3,7 +3,12 @@ import { HookdError } from "../../sandbox/contract/errors.ts";
 import { SqliteStore } from "./sqlite.ts";
 import type { Store } from "./types.ts";
 
-export async function openStore(settings: { url: string; synchronous: "FULL" | "NORMAL" | "OFF"; statementTimeoutMs?: number | undefined }): Promise<Store> {
+export async function openStore(settings: {
+  url: string;
+  synchronous: "FULL" | "NORMAL" | "OFF";
+  statementTimeoutMs?: number | undefined;
+  maxConnections?: number | undefined;
+}): Promise<Store> {
   if (settings.url.startsWith("sqlite:")) {
     const store = new SqliteStore({ file: settings.url.slice("sqlite:".length), synchronous: settings.synchronous });
     // One daemon owns a SQLite file: runs a killed process left `running` are free again. Not
@@ -18,7 +23,7 @@ export async function openStore(settings: { url: string; synchronous: "FULL" | "
     // Loaded only for a PostgreSQL URL: pg and its type parsers cost a SQLite daemon's start-up
     // tens of milliseconds and about 10 MB for nothing.
     const { PostgresStore } = await import("./postgres.ts");
-    const store = await PostgresStore.open({ url: settings.url, statementTimeoutMs: settings.statementTimeoutMs });
+    const store = await PostgresStore.open({ url: settings.url, statementTimeoutMs: settings.statementTimeoutMs, maxConnections: settings.maxConnections });
     await store.recoverAfterRestart(Date.now());
     return store;
   }

@@ -23,8 +23,9 @@ export async function claimDeliveries(on: Queryable, options: ClaimOptions): Pro
   // Round-robin across the shares (see ClaimOptions.shares): each plugin's oldest ready rows
   // through its own index seek (LATERAL), ranked within their share, then every share's first
   // before any share's second. Rows locked here and not claimed are free again at the commit.
-  const { rows } = await on.query<ClaimRow & { next_at: number; rank: number }>(
-    `WITH keys AS (SELECT * FROM unnest($3::text[], $7::int[], $8::int[]) AS k(plugin, grp, lim)),
+  const { rows } = await on.query<ClaimRow & { next_at: number; rank: number }>({
+    name: "hookd.claim",
+    text: `WITH keys AS (SELECT * FROM unnest($3::text[], $7::int[], $8::int[]) AS k(plugin, grp, lim)),
      candidates AS (
        SELECT r.id, r.next_at, k.grp, k.lim FROM keys k CROSS JOIN LATERAL (
          SELECT d.id, d.next_at FROM deliveries d
@@ -44,7 +45,7 @@ export async function claimDeliveries(on: Queryable, options: ClaimOptions): Pro
      SELECT c.*, e.id AS event_id, e.name AS event_name, e.payload, e.received_at, e.depth, e.source, e.source_user
        FROM claimed c JOIN events e ON e.seq = c.event_seq
       ORDER BY c.rank, c.next_at, c.id`,
-    [
+    values: [
       options.suspects ? 1 : 0,
       options.now,
       keys.map((k) => k.plugin),
@@ -54,7 +55,7 @@ export async function claimDeliveries(on: Queryable, options: ClaimOptions): Pro
       keys.map((k) => k.group),
       keys.map((k) => k.limit),
     ],
-  );
+  });
   return rows.map(toClaimedDelivery);
 }
 

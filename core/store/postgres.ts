@@ -60,14 +60,26 @@ export interface PostgresStoreOptions {
   url: string;
   /** Overrides the URL's `schema`. */
   schema?: string;
-  /** Pool size per instance (default 10). */
-  maxConnections?: number;
+  /**
+   * Connections per instance for accepts and reads (default DEFAULT_MAX_CONNECTIONS); claims,
+   * results, lease renewals and ctx.kv have a pool of half as many more.
+   */
+  maxConnections?: number | undefined;
   /**
    * `statement_timeout` of the store's connections (default 30 s): a claim, finish, renewal or
    * kv call stuck on a lock fails and is retried instead of holding the dispatcher for good.
    */
   statementTimeoutMs?: number | undefined;
 }
+
+/**
+ * Accepts in flight at once, per instance: each holds its connection through its commit's WAL
+ * flush, so the pool bounds an instance's accept rate at about size / commit time. 16 did not
+ * beat 8 in alternating runs of the postgres bench on a 2-core machine (server and instances on
+ * the same cores; three instances were slower with 16), so 8 it stays; store.maxConnections
+ * changes it where the server has cores to spare.
+ */
+const DEFAULT_MAX_CONNECTIONS = 8;
 
 /** bigint (int8) columns hold epoch ms and ids: well inside a double's exact range. */
 /** How often a claim without declared flow rules looks for flow-controlled deliveries left over. */
@@ -101,8 +113,9 @@ export class PostgresStore implements Store {
     // and its caller retries (the dispatcher) or answers 5xx (an accept, which the sender retries).
     const statementTimeout = Math.floor(options.statementTimeoutMs ?? 30_000);
     const connection: pg.ClientConfig = { connectionString: url.toString(), options: `-c search_path=${schema}`, types: TYPES, application_name: "hookd", statement_timeout: statementTimeout };
-    this.pool = new pg.Pool({ ...connection, max: options.maxConnections ?? 8 });
-    this.bookkeeping = new pg.Pool({ ...connection, options: `${connection.options} -c synchronous_commit=off`, max: Math.max(2, Math.ceil((options.maxConnections ?? 8) / 2)) });
+    const max = options.maxConnections ?? DEFAULT_MAX_CONNECTIONS;
+    this.pool = new pg.Pool({ ...connection, max });
+    this.bookkeeping = new pg.Pool({ ...connection, options: `${connection.options} -c synchronous_commit=off`, max: Math.max(2, Math.ceil(max / 2)) });
     this.wakeup = new PostgresWakeup(connection, `hookd_work_${schema}`.slice(0, 63), this.pool);
     // An idle connection the server dropped: the pool replaces it; a query on it fails on its own.
     this.pool.on("error", () => undefined);

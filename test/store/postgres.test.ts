@@ -1,10 +1,12 @@
 // What only a shared store does: instances starting together, waking each other, restarting
 // without stealing the live leases of the others.
+import pg from "pg";
 import { afterEach, describe, expect, it } from "vitest";
 import { PostgresStore } from "../../core/store/postgres.ts";
 import { openStore } from "../../core/store/open.ts";
 import type { Store } from "../../core/store/types.ts";
-import { dropSchema, postgresUnavailable, schemaUrl, testSchemaName } from "./stores.ts";
+import { waitUntil } from "../helpers/wait.ts";
+import { dropSchema, PG_URL, postgresUnavailable, schemaUrl, testSchemaName } from "./stores.ts";
 
 const T0 = Date.parse("2026-11-21T10:00:00Z");
 const postgresDown = await postgresUnavailable();
@@ -24,6 +26,32 @@ suite("postgres store with several instances", () => {
     for (const store of stores) await store.close();
     stores = [];
     if (schema) await dropSchema(schema);
+  });
+
+  it("holds at most store.maxConnections accepts in flight; the others wait for a connection, then commit", async () => {
+    schema = testSchemaName();
+    const store = await openStore({ url: schemaUrl(schema), synchronous: "FULL", maxConnections: 3 });
+    stores.push(store);
+    const locker = new pg.Client({ connectionString: PG_URL });
+    await locker.connect();
+    try {
+      await locker.query("BEGIN");
+      await locker.query(`LOCK TABLE "${schema}".events IN ACCESS EXCLUSIVE MODE`);
+      const accepts = Array.from({ length: 10 }, (_, i) =>
+        store.acceptEvent({ id: `held-${i}`, name: "deal.close", payload: { i }, receivedAt: T0, source: "http", depth: 0 }, [{ kind: "handler", plugin: "a", target: "deal.close", maxAttempts: 3 }]),
+      );
+      const waitingOnLock = async () =>
+        Number((await locker.query<{ n: string }>(`SELECT count(*) AS n FROM pg_locks WHERE NOT granted AND relation = '"${schema}".events'::regclass`)).rows[0]!.n);
+      // Three statements reach the server and wait on the lock; seven wait in the pool for a connection.
+      const pool = (store as unknown as { pool: pg.Pool }).pool;
+      await waitUntil(async () => (await waitingOnLock()) === 3 && pool.waitingCount === 7, { timeoutMs: 10_000, intervalMs: 20, what: "3 accepts on the lock and 7 waiting for a connection" });
+      expect(pool.totalCount).toBe(3);
+      await locker.query("ROLLBACK");
+      expect((await Promise.all(accepts)).map((o) => o.kind)).toEqual(Array(10).fill("stored"));
+      expect(await store.countEvents({})).toBe(10);
+    } finally {
+      await locker.end();
+    }
   });
 
   it("creates the schema once when instances start together, and reopens it", async () => {
