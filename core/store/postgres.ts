@@ -27,6 +27,7 @@ import { HookdError } from "../../sandbox/contract/errors.ts";
 import { debouncedError, dueAtOf, FLOW_COUNTS_SQL, flowColumns, type FlowCount } from "./flow-windows.ts";
 import { kvLimit } from "./kv-limit.ts";
 import * as leases from "./postgres-claims.ts";
+import { FinishBatcher } from "./postgres-finishes.ts";
 import { migrate } from "./postgres-schema.ts";
 import { PostgresWakeup } from "./postgres-wakeup.ts";
 import { deliveryValues, eventValues, RUN_COLUMNS, toEventRecord, toKvValue, toRunRecord, toStatusCounts, type EventRow, type RunRow } from "./rows.ts";
@@ -96,6 +97,8 @@ export class PostgresStore implements Store {
   /** Claims, finishes, lease renewals and ctx.kv: commits that do not wait for the WAL flush (see the header). */
   private readonly bookkeeping: pg.Pool;
   private readonly wakeup: PostgresWakeup;
+  /** Results without run detail, written together (postgres-finishes.ts). */
+  private readonly finishes: FinishBatcher;
   /** The telephony workstation commands (core/store/oktell-commands-postgres.ts). */
   readonly oktellCommands: PostgresOktellCommands;
   private closed = false;
@@ -117,6 +120,7 @@ export class PostgresStore implements Store {
     this.pool = new pg.Pool({ ...connection, max });
     this.bookkeeping = new pg.Pool({ ...connection, options: `${connection.options} -c synchronous_commit=off`, max: Math.max(2, Math.ceil(max / 2)) });
     this.wakeup = new PostgresWakeup(connection, `hookd_work_${schema}`.slice(0, 63), this.pool);
+    this.finishes = new FinishBatcher(this.bookkeeping);
     // An idle connection the server dropped: the pool replaces it; a query on it fails on its own.
     this.pool.on("error", () => undefined);
     this.bookkeeping.on("error", () => undefined);
@@ -283,7 +287,7 @@ export class PostgresStore implements Store {
   }
 
   async finishDelivery(id: number, leaseToken: string, result: DeliveryResult): Promise<boolean> {
-    const finished = await leases.finishDelivery(this.bookkeeping, id, leaseToken, result);
+    const finished = result.attempt === undefined ? await this.finishes.finish(id, leaseToken, result) : await leases.finishDelivery(this.bookkeeping, id, leaseToken, result);
     if (finished === null) return false;
     // Finishing a keyed delivery frees its key; a retry becomes due later: both may be another instance's work.
     // So does finishing a run of a concurrency scope: its slot is free.

@@ -111,6 +111,34 @@ describe.each(factories)("$name store", (factory) => {
       expect((await store.listRuns({ eventId: "ev-1" }))[0]).toMatchObject({ status: "done", attempts: 2, finishedAt: T0 + LEASE + 4, durationMs: 5 });
     });
 
+    // PostgreSQL writes results that arrive in one turn by one statement (postgres-finishes.ts):
+    // each row is still fenced by its own lease, and each result still reads as its own.
+    it("records results that arrive together each by its own lease: done, retried, refunded, suspect, and stale ones refused", async () => {
+      for (let i = 0; i < 6; i++) await store.acceptEvent(event(), [handler("a")]);
+      const runs = await claim(T0, ["a"]);
+      expect(runs).toHaveLength(6);
+      const [done, retried, refunded, suspect, stale, dead] = runs as [(typeof runs)[number], ...typeof runs];
+      const error = { code: "HOOKD_RUN_FAILED", message: "boom" } as const;
+      const answers = await Promise.all([
+        store.finishDelivery(done.id, done.leaseToken, { status: "done", now: T0 + 1, durationMs: 7 }),
+        store.finishDelivery(retried!.id, retried!.leaseToken, { status: "pending", now: T0 + 2, durationMs: 8, nextAt: T0 + 60_000, error }),
+        store.finishDelivery(refunded!.id, refunded!.leaseToken, { status: "pending", now: T0 + 3, durationMs: 0, refundAttempt: true, error }),
+        store.finishDelivery(suspect!.id, suspect!.leaseToken, { status: "pending", now: T0 + 4, durationMs: 9, suspect: true, error }),
+        store.finishDelivery(stale!.id, "not-its-lease", { status: "done", now: T0 + 5, durationMs: 1 }),
+        store.finishDelivery(dead!.id, dead!.leaseToken, { status: "dead", now: T0 + 6, durationMs: 10, error }),
+      ]);
+      expect(answers).toEqual([true, true, true, true, false, true]);
+      const get = async (id: number) => (await store.getRun(id))!;
+      expect(await get(done.id)).toMatchObject({ status: "done", attempts: 1, finishedAt: T0 + 1, durationMs: 7, lastError: null });
+      expect(await get(retried!.id)).toMatchObject({ status: "pending", attempts: 1, nextAt: T0 + 60_000, finishedAt: null, lastError: { code: "HOOKD_RUN_FAILED" } });
+      expect(await get(refunded!.id)).toMatchObject({ status: "pending", attempts: 0, nextAt: T0 + 3 });
+      expect(await get(suspect!.id)).toMatchObject({ status: "pending", suspect: true });
+      expect(await get(stale!.id)).toMatchObject({ status: "running", attempts: 1 });
+      expect(await get(dead!.id)).toMatchObject({ status: "dead", finishedAt: T0 + 6, durationMs: 10 });
+      // A finished lease is spent: the same result again changes nothing.
+      expect(await store.finishDelivery(done.id, done.leaseToken, { status: "done", now: T0 + 9, durationMs: 1 })).toBe(false);
+    });
+
     it("dead-letters a delivery whose lease expires on its last attempt", async () => {
       await store.acceptEvent(event(), [handler("a", { maxAttempts: 1 })]);
       await claim(T0);
