@@ -41,6 +41,8 @@ interface Settings {
   largestStartupAllowanceSec: number;
   /** Measure HTTP rates at every plugin count, or only at 1 and the largest (quick runs). */
   httpAtEveryCount: boolean;
+  /** Measure Node-RED 5 beside 4 (full runs: a quick run has no time for a second peer's install and loads). */
+  nodeRed5: boolean;
 }
 
 const SETTINGS: Record<"quick" | "full", Settings> = {
@@ -57,6 +59,7 @@ const SETTINGS: Record<"quick" | "full", Settings> = {
     startupRepeats: () => 1,
     largestStartupAllowanceSec: 25,
     httpAtEveryCount: false,
+    nodeRed5: false,
   },
   full: {
     rounds: 5,
@@ -71,6 +74,7 @@ const SETTINGS: Record<"quick" | "full", Settings> = {
     startupRepeats: (plugins) => (plugins >= 1000 ? 2 : 3),
     largestStartupAllowanceSec: Number.POSITIVE_INFINITY,
     httpAtEveryCount: true,
+    nodeRed5: true,
   },
 };
 
@@ -95,7 +99,7 @@ export async function run(opts: { quick: boolean }): Promise<Record<string, unkn
   const servers: Array<{ stop: () => Promise<void> }> = [];
   const daemons = new Map<number, BenchHookd>();
   try {
-    progress("starting the bare fastify route and Node-RED");
+    progress(`starting the bare fastify route and Node-RED${s.nodeRed5 ? " 4 and 5" : ""}`);
     const fastify = await startBareFastify();
     servers.push(fastify);
     const peer = ensureNodeRed();
@@ -106,6 +110,16 @@ export async function run(opts: { quick: boolean }): Promise<Record<string, unkn
         servers.push(nodeRed);
       } catch (error) {
         note("Node-RED start", error);
+      }
+    }
+    const peer5 = s.nodeRed5 ? ensureNodeRed(5) : undefined;
+    let nodeRed5: (RunningServer & { startupMs: number }) | undefined;
+    if (peer5?.available) {
+      try {
+        nodeRed5 = await startNodeRed(5);
+        servers.push(nodeRed5);
+      } catch (error) {
+        note("Node-RED 5 start", error);
       }
     }
 
@@ -185,6 +199,10 @@ export async function run(opts: { quick: boolean }): Promise<Record<string, unkn
       steps.nodeRed = { unit: "req/s", measure: peerLoad(nodeRed, s.loadSec, cpuOf("nodeRed")) };
       warmups.push(peerLoad(nodeRed, s.warmupSec));
     }
+    if (nodeRed5) {
+      steps.nodeRed5 = { unit: "req/s", measure: peerLoad(nodeRed5, s.loadSec, cpuOf("nodeRed5")) };
+      warmups.push(peerLoad(nodeRed5, s.warmupSec));
+    }
     for (const [plugins, hookd] of daemons) {
       if (!s.httpAtEveryCount && plugins !== 1 && plugins !== top) continue;
       accepted[String(plugins)] = [];
@@ -246,6 +264,12 @@ export async function run(opts: { quick: boolean }): Promise<Record<string, unkn
         bareFastify: http.bareFastify,
         nodeRed: http.nodeRed ?? { unavailable: peer.available ? "did not start (see errors)" : peer.reason },
         ...(peer.available ? { nodeRedVersion: peer.version, ...(peer.installedNow ? { nodeRedInstallMs: Math.round(peer.installMs) } : {}) } : {}),
+        ...(peer5 === undefined
+          ? {}
+          : {
+              nodeRed5: http.nodeRed5 ?? { unavailable: peer5.available ? "did not start (see errors)" : peer5.reason },
+              ...(peer5.available ? { nodeRed5Version: peer5.version, ...(peer5.installedNow ? { nodeRed5InstallMs: Math.round(peer5.installMs) } : {}) } : {}),
+            }),
       },
       hookd: {
         coreDispatch: inProcess.coreDispatch,
@@ -264,10 +288,12 @@ export async function run(opts: { quick: boolean }): Promise<Record<string, unkn
         isolatedVmVsPlainFunction: ratio(inProcess.isolatedVmDirect, inProcess.plainFunction, "isolated-vm direct / plain function"),
         e2eVsBareFastify: ratio(e2e, http.bareFastify, "hookd end to end (1 plugin) / bare fastify route"),
         e2eVsNodeRed: ratio(e2e, http.nodeRed, "hookd end to end (1 plugin) / Node-RED"),
+        e2eVsNodeRed5: nodeRed5 ? ratio(e2e, http.nodeRed5, "hookd end to end (1 plugin) / Node-RED 5") : undefined,
         e2eVsCoreDispatch: ratio(e2e, inProcess.coreDispatch, "hookd end to end / core dispatch"),
         dispatchCpuVsIsolatedVm: ratio(inProcess.cpu?.coreDispatch, inProcess.cpu?.isolatedVmDirect, "core dispatch CPU per event / isolated-vm direct's"),
         cpuPerEventVsBareFastify: ratio(cpuPerEvent.hookd1, cpuPerEvent.bareFastify, "hookd CPU per event (1 plugin) / bare fastify's"),
         cpuPerEventVsNodeRed: ratio(cpuPerEvent.hookd1, cpuPerEvent.nodeRed, "hookd CPU per event (1 plugin) / Node-RED's"),
+        cpuPerEventVsNodeRed5: nodeRed5 ? ratio(cpuPerEvent.hookd1, cpuPerEvent.nodeRed5, "hookd CPU per event (1 plugin) / Node-RED 5's") : undefined,
         idle100Rate: ratio(http.hookd100, e2e, "rate with 100 plugins / with 1"),
         idlePluginsRate: top !== undefined && top > 1 ? ratio(http[`hookd${top}`], e2e, `rate with ${top} plugins / with 1`) : undefined,
       },
