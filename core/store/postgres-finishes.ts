@@ -48,10 +48,11 @@ export class FinishBatcher {
   private async write(batch: Waiting[]): Promise<void> {
     const values = batch.map((w) => finishValues(w.result));
     try {
-      // Named: parsed and planned once per connection, like the single finish. Ids are unique
-      // in a batch in practice; were one there twice, only a row whose token matches is
-      // updated, and a lease token belongs to one lease.
-      const { rows } = await this.pool.query<{ id: number; order_key: string | null; concurrency_key: string | null }>({
+      // Named: parsed and planned once per connection, like the single finish. One delivery can
+      // be in a batch twice (the late result of a lost lease beside its current one): only the
+      // row whose token matches is updated, and each result is answered by its id and token
+      // (a claim gives all its deliveries one token: the token alone tells nothing apart).
+      const { rows } = await this.pool.query<{ id: number; token: string; order_key: string | null; concurrency_key: string | null }>({
         name: "hookd.finish.batch",
         text: `UPDATE deliveries d
             SET status = v.status, next_at = v.next_at, last_error = v.error, lease_token = NULL, lease_until = NULL,
@@ -60,7 +61,7 @@ export class FinishBatcher {
            FROM unnest($1::bigint[], $2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::text[], $7::bigint[], $8::bigint[], $9::int[], $10::smallint[])
                 AS v(id, token, status, now, next_at, error, finished_at, duration_ms, refund, suspect)
           WHERE d.id = v.id AND d.lease_token = v.token
-          RETURNING d.id, d.order_key, d.concurrency_key`,
+          RETURNING d.id, v.token, d.order_key, d.concurrency_key`,
         values: [
           batch.map((w) => w.id),
           batch.map((w) => w.leaseToken),
@@ -74,8 +75,15 @@ export class FinishBatcher {
           values.map((v) => v.suspect),
         ],
       });
-      const finished = new Map(rows.map((row) => [Number(row.id), { orderKey: row.order_key, concurrencyKey: row.concurrency_key }]));
-      for (const w of batch) w.resolve(finished.get(w.id) ?? null);
+      const leaseOf = (id: number, token: string) => `${id} ${token}`;
+      const finished = new Map(rows.map((row) => [leaseOf(Number(row.id), row.token), { orderKey: row.order_key, concurrencyKey: row.concurrency_key }]));
+      // A lease's row was updated once: a second result under the same lease finds it spent.
+      for (const w of batch) {
+        const key = leaseOf(w.id, w.leaseToken);
+        const row = finished.get(key) ?? null;
+        finished.delete(key);
+        w.resolve(row);
+      }
     } catch (error) {
       // Nothing of the statement is stored: every run of it is recorded again as its lease expires.
       for (const w of batch) w.reject(error);

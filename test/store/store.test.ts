@@ -139,6 +139,20 @@ describe.each(factories)("$name store", (factory) => {
       expect(await store.finishDelivery(done.id, done.leaseToken, { status: "done", now: T0 + 9, durationMs: 1 })).toBe(false);
     });
 
+    it("tells a late result of a lost lease from the current one when both arrive together for one delivery", async () => {
+      await store.acceptEvent(event(), [handler("a")]);
+      const [stale] = await claim(T0, ["a"]);
+      await store.releaseExpiredLeases(T0 + LEASE + 1);
+      const [fresh] = await claim(T0 + LEASE + 2, ["a"]);
+      expect(fresh!.id).toBe(stale!.id);
+      const answers = await Promise.all([
+        store.finishDelivery(stale!.id, stale!.leaseToken, { status: "done", now: T0 + LEASE + 3, durationMs: 5 }),
+        store.finishDelivery(fresh!.id, fresh!.leaseToken, { status: "done", now: T0 + LEASE + 3, durationMs: 6 }),
+      ]);
+      expect(answers).toEqual([false, true]);
+      expect(await store.getRun(fresh!.id)).toMatchObject({ status: "done", attempts: 2, durationMs: 6 });
+    });
+
     it("dead-letters a delivery whose lease expires on its last attempt", async () => {
       await store.acceptEvent(event(), [handler("a", { maxAttempts: 1 })]);
       await claim(T0);
