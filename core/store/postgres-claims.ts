@@ -178,6 +178,14 @@ export async function flowControlledPending(on: Queryable, plugins: readonly str
   return rows[0]!.found;
 }
 
+/**
+ * What a result writes into its delivery `d`, from the columns of `v` (finishValues, one row per
+ * result): the single finish below and the batched one (postgres-finishes.ts) share it.
+ */
+export const FINISH_ASSIGNMENTS = `status = v.status, next_at = v.next_at, last_error = v.error, lease_token = NULL, lease_until = NULL,
+            updated_at = v.now, finished_at = v.finished_at, duration_ms = v.duration_ms,
+            attempts = d.attempts - v.refund, suspect = COALESCE(v.suspect, d.suspect)`;
+
 /** Records a run's outcome under its lease; null when the lease was lost, else the delivery's order key. */
 export async function finishDelivery(on: Queryable, id: number, leaseToken: string, result: DeliveryResult): Promise<{ orderKey: string | null; concurrencyKey: string | null } | null> {
   const v = finishValues(result);
@@ -190,12 +198,11 @@ export async function finishDelivery(on: Queryable, id: number, leaseToken: stri
   const { rows } = await on.query<{ order_key: string | null; concurrency_key: string | null }>({
     name: "hookd.finish",
     text: `WITH finished AS (
-       UPDATE deliveries
-          SET status = $3, next_at = $5, last_error = $6, lease_token = NULL, lease_until = NULL,
-              updated_at = $4, finished_at = $7, duration_ms = $8,
-              attempts = attempts - $9, suspect = COALESCE($10, suspect)
-        WHERE id = $1 AND lease_token = $2
-       RETURNING id, order_key, concurrency_key),
+       UPDATE deliveries d SET ${FINISH_ASSIGNMENTS}
+         FROM (SELECT $3::text AS status, $4::bigint AS now, $5::bigint AS next_at, $6::text AS error, $7::bigint AS finished_at,
+                      $8::bigint AS duration_ms, $9::int AS refund, $10::smallint AS suspect) AS v
+        WHERE d.id = $1 AND d.lease_token = $2
+       RETURNING d.id, d.order_key, d.concurrency_key),
      attempt AS (
        INSERT INTO run_attempts (delivery_id, attempt, started_at, duration_ms, status, code, error, activity)
        SELECT id, $11, $12, $13, $14, $15, $16, $17 FROM finished WHERE $11::integer IS NOT NULL

@@ -6,6 +6,7 @@
  * attempt's activity) still goes alone, in the statement that also inserts the attempt.
  */
 import type pg from "pg";
+import { FINISH_ASSIGNMENTS } from "./postgres-claims.ts";
 import { finishValues } from "./rows.ts";
 import type { DeliveryResult } from "./types.ts";
 
@@ -54,10 +55,7 @@ export class FinishBatcher {
       // (a claim gives all its deliveries one token: the token alone tells nothing apart).
       const { rows } = await this.pool.query<{ id: number; token: string; order_key: string | null; concurrency_key: string | null }>({
         name: "hookd.finish.batch",
-        text: `UPDATE deliveries d
-            SET status = v.status, next_at = v.next_at, last_error = v.error, lease_token = NULL, lease_until = NULL,
-                updated_at = v.now, finished_at = v.finished_at, duration_ms = v.duration_ms,
-                attempts = d.attempts - v.refund, suspect = COALESCE(v.suspect, d.suspect)
+        text: `UPDATE deliveries d SET ${FINISH_ASSIGNMENTS}
            FROM unnest($1::bigint[], $2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::text[], $7::bigint[], $8::bigint[], $9::int[], $10::smallint[])
                 AS v(id, token, status, now, next_at, error, finished_at, duration_ms, refund, suspect)
           WHERE d.id = v.id AND d.lease_token = v.token
