@@ -206,10 +206,7 @@ export class PostgresStore implements Store {
         ...leaseParams(deliveries, event),
       ],
     });
-    if (rows.length === 0) {
-      const found = await on.query<{ id: string; body_hash: string | null }>("SELECT id, body_hash FROM events WHERE idempotency_key = $1", [event.idempotencyKey]);
-      return repeatOutcome(found.rows[0]!, event);
-    }
+    if (rows.length === 0) return repeatOf(on, event);
     const started = startedAtAccept(deliveries, rows[0]!.started);
     return { kind: "stored", id: event.id, deliveries: deliveries.length, ...(started.length > 0 ? { started } : {}) };
   }
@@ -248,10 +245,7 @@ export class PostgresStore implements Store {
         target.lease?.until ?? null,
       ],
     });
-    if (rows.length === 0) {
-      const found = await on.query<{ id: string; body_hash: string | null }>("SELECT id, body_hash FROM events WHERE idempotency_key = $1", [event.idempotencyKey]);
-      return repeatOutcome(found.rows[0]!, event);
-    }
+    if (rows.length === 0) return repeatOf(on, event);
     const row = rows[0]!;
     return { kind: "stored", id: event.id, deliveries: 1, ...(row.lease_token === null ? {} : { started: [{ index: 0, id: row.id }] }) };
   }
@@ -677,6 +671,12 @@ function DELIVERY_INSERT_CTES(seq: string, first: number, leaseAt: number): stri
           WHERE s.seq IS NOT NULL AND (SELECT count(*) FROM held) >= 0
           ORDER BY t.n
          RETURNING id, status, lease_token)`;
+}
+
+/** The accept stored nothing: its idempotency key was taken. The first event under it says whether this is a repeat or a conflict. */
+async function repeatOf(on: pg.Pool | pg.PoolClient, event: NewEvent): Promise<AcceptOutcome> {
+  const found = await on.query<{ id: string; body_hash: string | null }>("SELECT id, body_hash FROM events WHERE idempotency_key = $1", [event.idempotencyKey]);
+  return repeatOutcome(found.rows[0]!, event);
 }
 
 /**
