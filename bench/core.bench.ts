@@ -10,7 +10,7 @@
  * Every hookd figure is also given as a ratio to the baseline measured in the same run.
  */
 import path from "node:path";
-import { ensureNodeRed, startNodeRed } from "./peers/node-red.ts";
+import { ensureNodeRed, startNodeRed, type NodeRedMajor } from "./peers/node-red.ts";
 import { startCoreDispatch, type CoreDispatch } from "./lib/dispatch.ts";
 import { isolatedVmDirect, nodeVm, plainFunction } from "./lib/handler-baselines.ts";
 import { BENCH_EVENT, benchEvent, measureCompletion, startHookd, type BenchHookd } from "./lib/hookd.ts";
@@ -102,26 +102,21 @@ export async function run(opts: { quick: boolean }): Promise<Record<string, unkn
     progress(`starting the bare fastify route and Node-RED${s.nodeRed5 ? " 4 and 5" : ""}`);
     const fastify = await startBareFastify();
     servers.push(fastify);
-    const peer = ensureNodeRed();
-    let nodeRed: (RunningServer & { startupMs: number }) | undefined;
-    if (peer.available) {
+    // Installed if missing, then started; a peer that fails to start is noted and left out.
+    const startPeer = async (major: NodeRedMajor, label: string) => {
+      const install = ensureNodeRed(major);
+      if (!install.available) return { install, server: undefined };
       try {
-        nodeRed = await startNodeRed();
-        servers.push(nodeRed);
+        const server = await startNodeRed(major);
+        servers.push(server);
+        return { install, server };
       } catch (error) {
-        note("Node-RED start", error);
+        note(`${label} start`, error);
+        return { install, server: undefined };
       }
-    }
-    const peer5 = s.nodeRed5 ? ensureNodeRed(5) : undefined;
-    let nodeRed5: (RunningServer & { startupMs: number }) | undefined;
-    if (peer5?.available) {
-      try {
-        nodeRed5 = await startNodeRed(5);
-        servers.push(nodeRed5);
-      } catch (error) {
-        note("Node-RED 5 start", error);
-      }
-    }
+    };
+    const { install: peer, server: nodeRed } = await startPeer(4, "Node-RED");
+    const { install: peer5, server: nodeRed5 } = s.nodeRed5 ? await startPeer(5, "Node-RED 5") : { install: undefined, server: undefined };
 
     progress("hookd start-up and memory");
     const startup: Record<string, Figure> = {};
