@@ -27,6 +27,7 @@ import { HookdError } from "../../sandbox/contract/errors.ts";
 import { debouncedError, dueAtOf, FLOW_COUNTS_SQL, flowColumns, type FlowCount } from "./flow-windows.ts";
 import { kvLimit } from "./kv-limit.ts";
 import * as leases from "./postgres-claims.ts";
+import { AcceptBatcher, isBatchable } from "./postgres-accepts.ts";
 import { FinishBatcher } from "./postgres-finishes.ts";
 import { migrate } from "./postgres-schema.ts";
 import { PostgresWakeup } from "./postgres-wakeup.ts";
@@ -97,6 +98,8 @@ export class PostgresStore implements Store {
   /** Claims, finishes, lease renewals and ctx.kv: commits that do not wait for the WAL flush (see the header). */
   private readonly bookkeeping: pg.Pool;
   private readonly wakeup: PostgresWakeup;
+  /** External events whose deliveries no rule holds back, inserted together (postgres-accepts.ts). */
+  private readonly accepts: AcceptBatcher;
   /** Results without run detail, written together (postgres-finishes.ts). */
   private readonly finishes: FinishBatcher;
   /** The telephony workstation commands (core/store/oktell-commands-postgres.ts). */
@@ -120,6 +123,7 @@ export class PostgresStore implements Store {
     this.pool = new pg.Pool({ ...connection, max });
     this.bookkeeping = new pg.Pool({ ...connection, options: `${connection.options} -c synchronous_commit=off`, max: Math.max(2, Math.ceil(max / 2)) });
     this.wakeup = new PostgresWakeup(connection, `hookd_work_${schema}`.slice(0, 63), this.pool);
+    this.accepts = new AcceptBatcher(this.pool, { repeatOf: (event) => repeatOf(this.pool, event), alone: (event, targets) => this.insertEvent(this.pool, event, targets, null) });
     this.finishes = new FinishBatcher(this.bookkeeping);
     // An idle connection the server dropped: the pool replaces it; a query on it fails on its own.
     this.pool.on("error", () => undefined);
@@ -164,9 +168,13 @@ export class PostgresStore implements Store {
     // A debounced delivery skips the earlier one of its scope in the same transaction too.
     // (A delayed event takes no part in debounces: flow-windows.ts.)
     const debounced = event.deliverAt === undefined && deliveries.some((d) => d.flow?.debounce);
+    // An external event that no rule holds back (nearly every event) goes with the others that
+    // arrive while earlier accepts commit: one statement and one WAL flush for all of them.
     const outcome =
       event.parentId === undefined && !debounced
-        ? await this.insertEvent(this.pool, event, deliveries, null)
+        ? isBatchable(event, deliveries)
+          ? await this.accepts.accept(event, deliveries)
+          : await this.insertEvent(this.pool, event, deliveries, null)
         : await this.transaction(async (client) => {
             const root = event.parentId === undefined ? null : await countDescendant(client, event);
             const stored = await this.insertEvent(client, event, deliveries, root);
@@ -215,7 +223,8 @@ export class PostgresStore implements Store {
    * The accept of an event with one delivery that no rule holds back (isPlainAccept): two plain
    * inserts in one statement, without the order-key locks and the column arrays of the general
    * one. Measured on the server (async commit, to leave the WAL flush out): 400-470 µs of CPU per
-   * accept for the general statement, 243-273 µs for this one.
+   * accept for the general statement, 243-273 µs for this one. (Outside a transaction, such
+   * accepts go many to a statement: postgres-accepts.ts; this is the statement for one alone.)
    */
   private async insertPlainEvent(on: pg.Pool | pg.PoolClient, event: NewEvent, target: DeliveryTarget, root: string | null): Promise<AcceptOutcome> {
     const [kind, plugin, name, input, , maxAttempts] = deliveryValues(target);

@@ -4,7 +4,7 @@ import pg from "pg";
 import { afterEach, describe, expect, it } from "vitest";
 import { PostgresStore } from "../../core/store/postgres.ts";
 import { openStore } from "../../core/store/open.ts";
-import type { Store } from "../../core/store/types.ts";
+import type { DeliveryTarget, NewEvent, Store } from "../../core/store/types.ts";
 import { waitUntil } from "../helpers/wait.ts";
 import { dropSchema, PG_URL, postgresUnavailable, schemaUrl, testSchemaName } from "./stores.ts";
 
@@ -37,8 +37,12 @@ suite("postgres store with several instances", () => {
     try {
       await locker.query("BEGIN");
       await locker.query(`LOCK TABLE "${schema}".events IN ACCESS EXCLUSIVE MODE`);
+      // Each with an order key: the accepts that take their key's lock go one to a statement
+      // (the others go together, see the batch tests below).
       const accepts = Array.from({ length: 10 }, (_, i) =>
-        store.acceptEvent({ id: `held-${i}`, name: "deal.close", payload: { i }, receivedAt: T0, source: "http", depth: 0 }, [{ kind: "handler", plugin: "a", target: "deal.close", maxAttempts: 3 }]),
+        store.acceptEvent({ id: `held-${i}`, name: "deal.close", payload: { i }, receivedAt: T0, source: "http", depth: 0 }, [
+          { kind: "handler", plugin: "a", target: "deal.close", maxAttempts: 3, orderKey: `deal-${i}` },
+        ]),
       );
       const waitingOnLock = async () =>
         Number((await locker.query<{ n: string }>(`SELECT count(*) AS n FROM pg_locks WHERE NOT granted AND relation = '"${schema}".events'::regclass`)).rows[0]!.n);
@@ -52,6 +56,74 @@ suite("postgres store with several instances", () => {
     } finally {
       await locker.end();
     }
+  });
+
+  it("stores accepts that arrive together in one transaction, in their order, each answered as it would be alone", async () => {
+    schema = testSchemaName();
+    const store = await open();
+    const handler = (plugin: string, lease?: string): DeliveryTarget => ({ kind: "handler", plugin, target: "deal.close", maxAttempts: 3, ...(lease ? { lease: { token: lease, until: T0 + 30_000 } } : {}) });
+    const event = (id: string, extra: Partial<NewEvent> = {}): NewEvent => ({ id, name: "deal.close", payload: { id }, receivedAt: T0, source: "http", depth: 0, ...extra });
+    // One turn of the event loop: every accept is queued before the first statement goes.
+    const outcomes = await Promise.all([
+      ...Array.from({ length: 20 }, (_, i) => store.acceptEvent(event(`plain-${i}`), [handler("a")])),
+      store.acceptEvent(event("started"), [handler("a", "lease-1"), handler("b")]),
+      store.acceptEvent(event("two-started"), [handler("a"), handler("b", "lease-2"), handler("c", "lease-3")]),
+      store.acceptEvent(event("nobody"), []),
+      store.acceptEvent(event("keyed", { idempotencyKey: "k-1", bodyHash: "h1" }), [handler("a")]),
+      store.acceptEvent(event("keyed-again", { idempotencyKey: "k-1", bodyHash: "h1" }), [handler("a")]),
+      store.acceptEvent(event("keyed-other-body", { idempotencyKey: "k-1", bodyHash: "h2" }), [handler("a")]),
+    ]);
+    expect(outcomes.slice(0, 20).every((o) => o.kind === "stored" && o.deliveries === 1 && o.started === undefined)).toBe(true);
+    expect(outcomes[20]).toMatchObject({ kind: "stored", id: "started", deliveries: 2, started: [{ index: 0 }] });
+    expect(outcomes[21]).toMatchObject({ kind: "stored", id: "two-started", deliveries: 3 });
+    expect((outcomes[21] as { started: Array<{ index: number }> }).started.map((s) => s.index).sort()).toEqual([1, 2]);
+    expect(outcomes[22]).toEqual({ kind: "stored", id: "nobody", deliveries: 0 });
+    expect(outcomes[23]).toMatchObject({ kind: "stored", id: "keyed" });
+    // The second of a key in the same batch is a repeat of the first, as after its commit.
+    expect(outcomes[24]).toMatchObject({ kind: "duplicate", id: "keyed" });
+    expect(outcomes[25]).toMatchObject({ kind: "conflict" });
+    const reader = new pg.Client({ connectionString: PG_URL });
+    await reader.connect();
+    try {
+      const { rows } = await reader.query<{ id: string; seq: string; tx: string }>(`SELECT id, seq, xmin::text AS tx FROM "${schema}".events ORDER BY seq`);
+      expect(rows.map((r) => r.id)).toEqual([...Array.from({ length: 20 }, (_, i) => `plain-${i}`), "started", "two-started", "nobody", "keyed"]);
+      // One transaction (one WAL flush) holds them all.
+      expect(new Set(rows.map((r) => r.tx)).size).toBe(1);
+      const { rows: deliveries } = await reader.query<{ event: string; plugin: string; status: string; attempts: number; lease_token: string | null }>(
+        `SELECT e.id AS event, d.plugin, d.status, d.attempts, d.lease_token FROM "${schema}".deliveries d JOIN "${schema}".events e ON e.seq = d.event_seq ORDER BY d.id`,
+      );
+      expect(deliveries).toHaveLength(20 + 2 + 3 + 1);
+      expect(deliveries.filter((d) => d.event === "two-started")).toEqual([
+        { event: "two-started", plugin: "a", status: "pending", attempts: 0, lease_token: null },
+        { event: "two-started", plugin: "b", status: "running", attempts: 1, lease_token: "lease-2" },
+        { event: "two-started", plugin: "c", status: "running", attempts: 1, lease_token: "lease-3" },
+      ]);
+    } finally {
+      await reader.end();
+    }
+    // What started at accept finishes under its lease, as a claimed delivery does.
+    const [started] = (outcomes[20] as { started: Array<{ id: number }> }).started;
+    expect(await store.finishDelivery(started!.id, "lease-1", { status: "done", now: T0 + 5, durationMs: 5 })).toBe(true);
+    expect(await store.getRun(started!.id)).toMatchObject({ plugin: "a", status: "done", attempts: 1 });
+  });
+
+  it("fails only the accept that cannot be stored: the others of its batch are stored", async () => {
+    schema = testSchemaName();
+    const store = await open();
+    const target: DeliveryTarget[] = [{ kind: "handler", plugin: "a", target: "deal.close", maxAttempts: 3 }];
+    const event = (id: string): NewEvent => ({ id, name: "deal.close", payload: { id }, receivedAt: T0, source: "http", depth: 0 });
+    await store.acceptEvent(event("taken"), target);
+    // An event id already stored breaks the batch's statement (a unique violation): nothing of it
+    // is stored, and each accept is tried again alone.
+    const settled = await Promise.allSettled([
+      ...Array.from({ length: 5 }, (_, i) => store.acceptEvent(event(`good-${i}`), target)),
+      store.acceptEvent(event("taken"), target),
+      store.acceptEvent(event("good-5"), target),
+    ]);
+    expect(settled.map((s) => s.status)).toEqual([...Array(5).fill("fulfilled"), "rejected", "fulfilled"]);
+    expect(String((settled[5] as PromiseRejectedResult).reason)).toMatch(/duplicate key|unique/);
+    expect(await store.countEvents({})).toBe(7);
+    expect((await store.listRuns({ limit: 50 })).length).toBe(7);
   });
 
   it("creates the schema once when instances start together, and reopens it", async () => {

@@ -1,0 +1,200 @@
+/**
+ * Accepts on PostgreSQL, many in one statement: the external events whose deliveries no rule
+ * holds back (no order key, no flow rules, not delayed: nearly every event) that reach the store
+ * while earlier accepts are still committing are inserted together, with their deliveries, by one
+ * statement over arrays: one round trip, one transaction and one WAL flush for all of them,
+ * instead of one each. A 202 still means on disk: each waiting accept is answered only after the
+ * commit that holds its rows.
+ *
+ * Batches form by themselves, without a timer: at most MAX_IN_FLIGHT statements are with the
+ * server at a time, and what arrives meanwhile waits for the next one. A lone event on a quiet
+ * daemon goes at once (the next turn of the event loop) in a batch of one.
+ *
+ * A bad row costs only itself: a batch whose statement fails stored nothing (one statement is
+ * one transaction), and each of its accepts is tried again alone, so the one that cannot be
+ * stored gets its own error and the others are stored.
+ */
+import type pg from "pg";
+import { deliveryValues, eventValues } from "./rows.ts";
+import type { AcceptOutcome, DeliveryTarget, NewEvent } from "./types.ts";
+
+/** Most events in one statement: a longer queue goes as several. */
+const MAX_BATCH = 128;
+
+/**
+ * Statements of accepts with the server at once. Two keep the server busy while a batch's
+ * answer travels back (and leave the pool to reads, claims and the other accepts); more would
+ * only make each batch smaller.
+ */
+const MAX_IN_FLIGHT = 2;
+
+/** Whether an accept can go in a batch: an external event, due now, whose deliveries take no order-key lock and no flow rule. */
+export function isBatchable(event: NewEvent, targets: readonly DeliveryTarget[]): boolean {
+  return event.parentId === undefined && event.deliverAt === undefined && targets.every((t) => t.orderKey === undefined && t.flow === undefined);
+}
+
+/** How the store answers what a batch could not: a taken idempotency key, and an accept of a failed batch (alone). */
+export interface AcceptFallbacks {
+  repeatOf(event: NewEvent): Promise<AcceptOutcome>;
+  alone(event: NewEvent, targets: readonly DeliveryTarget[]): Promise<AcceptOutcome>;
+}
+
+interface Waiting {
+  event: NewEvent;
+  targets: readonly DeliveryTarget[];
+  resolve: (outcome: AcceptOutcome | Promise<AcceptOutcome>) => void;
+  reject: (error: unknown) => void;
+}
+
+/** A stored event's deliveries as the statement returned them (id and lease token; none for an event without deliveries). */
+type StoredDeliveries = Array<{ id: number; leaseToken: string | null }>;
+
+export class AcceptBatcher {
+  private queue: Waiting[] = [];
+  private inFlight = 0;
+  private scheduled = false;
+
+  constructor(
+    private readonly pool: pg.Pool,
+    private readonly fallbacks: AcceptFallbacks,
+  ) {}
+
+  /** Stores a batchable accept (isBatchable) with the others of its batch. */
+  accept(event: NewEvent, targets: readonly DeliveryTarget[]): Promise<AcceptOutcome> {
+    return new Promise<AcceptOutcome>((resolve, reject) => {
+      this.queue.push({ event, targets, resolve, reject });
+      this.schedule();
+    });
+  }
+
+  private schedule(): void {
+    if (this.scheduled || this.inFlight >= MAX_IN_FLIGHT || this.queue.length === 0) return;
+    this.scheduled = true;
+    // The next turn: the accepts of this turn's requests go together.
+    setImmediate(() => {
+      this.scheduled = false;
+      this.flush();
+    });
+  }
+
+  private flush(): void {
+    while (this.inFlight < MAX_IN_FLIGHT && this.queue.length > 0) {
+      const batch = this.queue.splice(0, MAX_BATCH);
+      this.inFlight++;
+      void this.write(batch).finally(() => {
+        this.inFlight--;
+        this.schedule();
+      });
+    }
+  }
+
+  private async write(batch: Waiting[]): Promise<void> {
+    let stored: Map<string, StoredDeliveries>;
+    try {
+      stored = await this.insert(batch);
+    } catch (error) {
+      if (batch.length === 1) {
+        batch[0]!.reject(error);
+        return;
+      }
+      // Nothing of the batch is stored: each accept again on its own, so one that cannot be
+      // stored fails alone (its error is its own) and the others are stored.
+      await Promise.all(batch.map((w) => this.fallbacks.alone(w.event, w.targets).then(w.resolve, w.reject)));
+      return;
+    }
+    for (const w of batch) {
+      const deliveries = stored.get(w.event.id);
+      if (deliveries === undefined) w.resolve(this.fallbacks.repeatOf(w.event));
+      else w.resolve(storedOutcome(w.event, w.targets, deliveries));
+    }
+  }
+
+  /**
+   * One statement: the events (one whose idempotency key is taken stores nothing), then the
+   * deliveries of the stored ones; what comes back is each stored event's deliveries.
+   */
+  private async insert(batch: readonly Waiting[]): Promise<Map<string, StoredDeliveries>> {
+    const events = {
+      id: [] as string[], name: [] as string[], payload: [] as string[], receivedAt: [] as number[], source: [] as string[],
+      depth: [] as number[], idempotencyKey: [] as Array<string | null>, bodyHash: [] as Array<string | null>,
+      sourceUser: [] as Array<string | null>, traceparent: [] as Array<string | null>,
+    };
+    const deliveries = {
+      event: [] as number[], kind: [] as string[], plugin: [] as string[], target: [] as string[], input: [] as Array<string | null>,
+      maxAttempts: [] as number[], leaseToken: [] as Array<string | null>, leaseUntil: [] as Array<number | null>,
+    };
+    batch.forEach(({ event, targets }, index) => {
+      const [id, name, payload, receivedAt, source, , depth, idempotencyKey, bodyHash] = eventValues(event);
+      events.id.push(id);
+      events.name.push(name);
+      events.payload.push(payload);
+      events.receivedAt.push(receivedAt);
+      events.source.push(source);
+      events.depth.push(depth);
+      events.idempotencyKey.push(idempotencyKey);
+      events.bodyHash.push(bodyHash);
+      events.sourceUser.push(event.sourceUser ?? null);
+      events.traceparent.push(event.traceparent ?? null);
+      for (const target of targets) {
+        const [kind, plugin, name, input, , maxAttempts] = deliveryValues(target);
+        deliveries.event.push(index + 1);
+        deliveries.kind.push(kind);
+        deliveries.plugin.push(plugin);
+        deliveries.target.push(name);
+        deliveries.input.push(input);
+        deliveries.maxAttempts.push(maxAttempts);
+        deliveries.leaseToken.push(target.lease?.token ?? null);
+        deliveries.leaseUntil.push(target.lease?.until ?? null);
+      }
+    });
+    // Named: parsed and planned once per connection. Events and deliveries are inserted in the
+    // order they came (WITH ORDINALITY), so sequence numbers and ids keep the acceptance order.
+    // Two accepts of one idempotency key in one batch: the second stores nothing, as if it came
+    // after the first's commit. A delivery is due at its event's arrival, running under its lease
+    // (attempt 1) when it has one, as the single statements store it. RETURNING of an INSERT
+    // names only its own table: the deliveries find their event again by its sequence number.
+    const { rows } = await this.pool.query<{ event_id: string; id: number | null; lease_token: string | null }>({
+      name: "hookd.accept.batch",
+      text: `WITH e AS (
+         SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::int[], $7::text[], $8::text[], $9::text[], $10::text[])
+           WITH ORDINALITY AS e(id, name, payload, received_at, source, depth, idempotency_key, body_hash, source_user, traceparent, n)),
+       ev AS (
+         INSERT INTO events (id, name, payload, received_at, source, depth, idempotency_key, body_hash, source_user, traceparent)
+         SELECT id, name, payload, received_at, source, depth, idempotency_key, body_hash, source_user, traceparent FROM e ORDER BY n
+         ON CONFLICT (idempotency_key) DO NOTHING
+         RETURNING seq, id),
+       d AS (
+         SELECT * FROM unnest($11::int[], $12::text[], $13::text[], $14::text[], $15::text[], $16::int[], $17::text[], $18::bigint[])
+           WITH ORDINALITY AS d(n, kind, plugin, target, input, max_attempts, lease_token, lease_until, m)),
+       ins AS (
+         INSERT INTO deliveries (event_seq, kind, plugin, target, input, status, max_attempts, next_at, created_at, updated_at, attempts, lease_token, lease_until)
+         SELECT ev.seq, d.kind, d.plugin, d.target, d.input, CASE WHEN d.lease_token IS NULL THEN 'pending' ELSE 'running' END, d.max_attempts,
+                e.received_at, e.received_at, e.received_at, CASE WHEN d.lease_token IS NULL THEN 0 ELSE 1 END, d.lease_token, d.lease_until
+           FROM d JOIN e ON e.n = d.n JOIN ev ON ev.id = e.id ORDER BY d.m
+         RETURNING id, event_seq, lease_token)
+       SELECT ev.id AS event_id, ins.id, ins.lease_token FROM ev LEFT JOIN ins ON ins.event_seq = ev.seq`,
+      values: [
+        events.id, events.name, events.payload, events.receivedAt, events.source, events.depth, events.idempotencyKey, events.bodyHash,
+        events.sourceUser, events.traceparent,
+        deliveries.event, deliveries.kind, deliveries.plugin, deliveries.target, deliveries.input, deliveries.maxAttempts,
+        deliveries.leaseToken, deliveries.leaseUntil,
+      ],
+    });
+    const stored = new Map<string, StoredDeliveries>();
+    for (const row of rows) {
+      const of = stored.get(row.event_id) ?? [];
+      if (row.id !== null) of.push({ id: Number(row.id), leaseToken: row.lease_token });
+      stored.set(row.event_id, of);
+    }
+    return stored;
+  }
+}
+
+/** A stored event's outcome: which of its targets started at accept (each target's lease token is its own). */
+function storedOutcome(event: NewEvent, targets: readonly DeliveryTarget[], deliveries: StoredDeliveries): AcceptOutcome {
+  const started = deliveries.flatMap((d) => {
+    const index = d.leaseToken === null ? -1 : targets.findIndex((t) => t.lease?.token === d.leaseToken);
+    return index < 0 ? [] : [{ index, id: d.id }];
+  });
+  return { kind: "stored", id: event.id, deliveries: targets.length, ...(started.length > 0 ? { started } : {}) };
+}
