@@ -5,7 +5,7 @@
  * 2. start-up time and resident memory with 1, 100 and 1,000 plugins (one active, the rest idle);
  * 3. HTTP rates, interleaved per round: a bare fastify route, Node-RED, and hookd end to end
  *    (request -> stored -> handler completion recorded) with 1, 100 and 1,000 plugins loaded;
- * 4. request-to-completion latency at half of hookd's peak rate;
+ * 4. request-to-completion latency at half of hookd's peak rate (an evenly paced open-loop load, lib/paced-load.ts);
  * 5. with HOOKD_BENCH_PROFILE_DIR set (`npm run bench -- --profile`), CPU profiles of the gaps.
  * Every hookd figure is also given as a ratio to the baseline measured in the same run.
  */
@@ -306,6 +306,7 @@ export async function run(opts: { quick: boolean }): Promise<Record<string, unkn
     const p99: number[] = [];
     const acceptP50: number[] = [];
     const acceptP99: number[] = [];
+    const lagP99: number[] = [];
     let samples = 0;
     for (let i = 0; i < settings.latencyRepeats; i++) {
       const measured = await measureCompletion(hookd, { durationSec: settings.latencySec, connections: settings.connections, overallRate: rate });
@@ -315,6 +316,7 @@ export async function run(opts: { quick: boolean }): Promise<Record<string, unkn
       p99.push(percentile(latencies, 99));
       acceptP50.push(measured.load.latencyMs.p50);
       acceptP99.push(measured.load.latencyMs.p99);
+      lagP99.push(measured.load.lagMs?.p99 ?? Number.NaN);
     }
     return {
       rate,
@@ -323,6 +325,8 @@ export async function run(opts: { quick: boolean }): Promise<Record<string, unkn
       completionP99: figure(p99, "ms"),
       answerP50: figure(acceptP50, "ms"),
       answerP99: figure(acceptP99, "ms"),
+      // How late the paced sender's requests left against their schedule (bench/lib/paced-load.ts).
+      sendLagP99: figure(lagP99, "ms"),
     };
   }
 

@@ -22,7 +22,10 @@ export interface LoadOptions {
   durationSec: number;
   /** Stop after this many requests (still bounded by durationSec). */
   amount?: number;
-  /** Open-loop: requests per second across all connections. Unset: as fast as answers come. */
+  /**
+   * Open-loop: this many requests per second across all connections, evenly spaced (paced-load.ts;
+   * not autocannon's rate, which sends each second's quota in a burst). Unset: as fast as answers come (autocannon).
+   */
   overallRate?: number;
 }
 
@@ -40,6 +43,8 @@ export interface LoadResult {
   rps: number;
   /** Request to answer. */
   latencyMs: { p50: number; p90: number; p99: number; mean: number; max: number };
+  /** A paced load's sends against their schedule (paced-load.ts): how far the generator fell behind. */
+  lagMs?: { p50: number; p99: number; max: number };
 }
 
 /** Runs one load and resolves with its result; rejects if the worker fails or hangs. */
