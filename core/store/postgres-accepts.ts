@@ -10,16 +10,22 @@
  * server at a time, and what arrives meanwhile waits for the next one. A lone event on a quiet
  * daemon goes at once (the next turn of the event loop) in a batch of one.
  *
- * A bad row costs only itself: a batch whose statement fails stored nothing (one statement is
- * one transaction), and each of its accepts is tried again alone, so the one that cannot be
- * stored gets its own error and the others are stored.
+ * A bad row costs only itself: a batch whose statement fails on its data stored nothing (one
+ * statement is one transaction), and each of its accepts is tried again alone, so the one that
+ * cannot be stored gets its own error and the others are stored. A failure of the server or the
+ * connection (a timeout, a restart) is every accept's, as it would be alone: they all get it at
+ * once rather than each waiting for it again.
  */
 import type pg from "pg";
 import { deliveryValues, eventValues } from "./rows.ts";
 import type { AcceptOutcome, DeliveryTarget, NewEvent } from "./types.ts";
 
-/** Most events in one statement: a longer queue goes as several. */
+/**
+ * Most events in one statement, and most payload characters (a larger event still goes, alone):
+ * a longer queue goes as several, and no statement grows past a few megabytes.
+ */
 const MAX_BATCH = 128;
+const MAX_BATCH_CHARS = 4 * 1024 * 1024;
 
 /**
  * Statements of accepts with the server at once. Two keep the server busy while a batch's
@@ -41,6 +47,8 @@ export interface AcceptFallbacks {
 
 interface Waiting {
   event: NewEvent;
+  /** The payload as stored (serialized once, here, when the caller did not have it as text). */
+  payload: string;
   targets: readonly DeliveryTarget[];
   resolve: (outcome: AcceptOutcome | Promise<AcceptOutcome>) => void;
   reject: (error: unknown) => void;
@@ -53,6 +61,8 @@ export class AcceptBatcher {
   private queue: Waiting[] = [];
   private inFlight = 0;
   private scheduled = false;
+  /** Who waits in drain() for the next batch to end. */
+  private drained: Array<() => void> = [];
 
   constructor(
     private readonly pool: pg.Pool,
@@ -62,7 +72,7 @@ export class AcceptBatcher {
   /** Stores a batchable accept (isBatchable) with the others of its batch. */
   accept(event: NewEvent, targets: readonly DeliveryTarget[]): Promise<AcceptOutcome> {
     return new Promise<AcceptOutcome>((resolve, reject) => {
-      this.queue.push({ event, targets, resolve, reject });
+      this.queue.push({ event, payload: event.payloadJson ?? JSON.stringify(event.payload), targets, resolve, reject });
       this.schedule();
     });
   }
@@ -77,13 +87,19 @@ export class AcceptBatcher {
     });
   }
 
+  /** Resolves once every accept handed in so far is answered (the store's close). */
+  async drain(): Promise<void> {
+    while (this.queue.length > 0 || this.inFlight > 0) await new Promise<void>((resolve) => this.drained.push(resolve));
+  }
+
   private flush(): void {
     while (this.inFlight < MAX_IN_FLIGHT && this.queue.length > 0) {
-      const batch = this.queue.splice(0, MAX_BATCH);
+      const batch = this.queue.splice(0, batchLength(this.queue));
       this.inFlight++;
       void this.write(batch).finally(() => {
         this.inFlight--;
         this.schedule();
+        for (const resolve of this.drained.splice(0)) resolve();
       });
     }
   }
@@ -93,8 +109,8 @@ export class AcceptBatcher {
     try {
       stored = await this.insert(batch);
     } catch (error) {
-      if (batch.length === 1) {
-        batch[0]!.reject(error);
+      if (batch.length === 1 || !isRowError(error)) {
+        for (const w of batch) w.reject(error);
         return;
       }
       // Nothing of the batch is stored: each accept again on its own, so one that cannot be
@@ -123,8 +139,8 @@ export class AcceptBatcher {
       event: [] as number[], kind: [] as string[], plugin: [] as string[], target: [] as string[], input: [] as Array<string | null>,
       maxAttempts: [] as number[], leaseToken: [] as Array<string | null>, leaseUntil: [] as Array<number | null>,
     };
-    batch.forEach(({ event, targets }, index) => {
-      const [id, name, payload, receivedAt, source, , depth, idempotencyKey, bodyHash] = eventValues(event);
+    batch.forEach(({ event, payload: text, targets }, index) => {
+      const [id, name, payload, receivedAt, source, , depth, idempotencyKey, bodyHash] = eventValues(event, text);
       events.id.push(id);
       events.name.push(name);
       events.payload.push(payload);
@@ -147,12 +163,15 @@ export class AcceptBatcher {
         deliveries.leaseUntil.push(target.lease?.until ?? null);
       }
     });
-    // Named: parsed and planned once per connection. Events and deliveries are inserted in the
-    // order they came (WITH ORDINALITY), so sequence numbers and ids keep the acceptance order.
-    // Two accepts of one idempotency key in one batch: the second stores nothing, as if it came
-    // after the first's commit. A delivery is due at its event's arrival, running under its lease
-    // (attempt 1) when it has one, as the single statements store it. RETURNING of an INSERT
-    // names only its own table: the deliveries find their event again by its sequence number.
+    // Named: parsed and planned once per connection. Deliveries are inserted in the order they
+    // came (WITH ORDINALITY), so their ids (the order claims take them in) keep the acceptance
+    // order; so do the events' sequence numbers, but for events with an idempotency key, which
+    // go after the others of their batch, in the order of their keys: two batches in flight that
+    // hold the same keys lock them in the same order, one waits for the other's commit, and
+    // neither can deadlock. Two accepts of one key in one batch: the second stores nothing, as if
+    // it came after the first's commit. A delivery is due at its event's arrival, running under
+    // its lease (attempt 1) when it has one, as the single statements store it. RETURNING of an
+    // INSERT names only its own table: the deliveries find their event again by its sequence number.
     const { rows } = await this.pool.query<{ event_id: string; id: number | null; lease_token: string | null }>({
       name: "hookd.accept.batch",
       text: `WITH e AS (
@@ -160,7 +179,7 @@ export class AcceptBatcher {
            WITH ORDINALITY AS e(id, name, payload, received_at, source, depth, idempotency_key, body_hash, source_user, traceparent, n)),
        ev AS (
          INSERT INTO events (id, name, payload, received_at, source, depth, idempotency_key, body_hash, source_user, traceparent)
-         SELECT id, name, payload, received_at, source, depth, idempotency_key, body_hash, source_user, traceparent FROM e ORDER BY n
+         SELECT id, name, payload, received_at, source, depth, idempotency_key, body_hash, source_user, traceparent FROM e ORDER BY idempotency_key NULLS FIRST, n
          ON CONFLICT (idempotency_key) DO NOTHING
          RETURNING seq, id),
        d AS (
@@ -188,6 +207,27 @@ export class AcceptBatcher {
     }
     return stored;
   }
+}
+
+/** How many of the queue's first accepts the next batch takes: up to MAX_BATCH, and MAX_BATCH_CHARS of payload (at least one). */
+function batchLength(queue: readonly Waiting[]): number {
+  let chars = 0;
+  for (let i = 0; i < queue.length && i < MAX_BATCH; i++) {
+    chars += queue[i]!.payload.length;
+    if (i > 0 && chars > MAX_BATCH_CHARS) return i;
+  }
+  return Math.min(queue.length, MAX_BATCH);
+}
+
+/**
+ * Whether a failed batch may owe it to one of its rows: a data exception (class 22), an
+ * integrity constraint violation (class 23), or a deadlock or serialization failure (class 40)
+ * that its accepts alone would not meet. Anything else (a timeout, a lost connection, a server
+ * shutting down) would fail them alone too.
+ */
+function isRowError(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === "string" && /^(22|23|40)/.test(code);
 }
 
 /** A stored event's outcome: which of its targets started at accept (each target's lease token is its own). */

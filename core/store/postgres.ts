@@ -595,6 +595,8 @@ export class PostgresStore implements Store {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    // Accepts handed in before the close are answered, not cut off by the pool's end.
+    await this.accepts.drain();
     await this.wakeup.close();
     await Promise.all([this.pool.end(), this.bookkeeping.end()]);
   }

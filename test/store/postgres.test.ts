@@ -126,6 +126,74 @@ suite("postgres store with several instances", () => {
     expect((await store.listRuns({ limit: 50 })).length).toBe(7);
   });
 
+  it("stores any text a batch carries as it came: quotes, backslashes, braces, commas, the word NULL", async () => {
+    schema = testSchemaName();
+    const store = await open();
+    const target: DeliveryTarget[] = [{ kind: "handler", plugin: "a", target: "deal.close", maxAttempts: 3 }];
+    const tricky = ['NULL', '"', "\\", '{"a":[1,{}]}', "a,b", "{}", "line\nbreak", "tab\tthere", "эмодзи 🚀", "\u0001", ""];
+    const events: NewEvent[] = tricky.map((text, i) => ({
+      id: `tricky-${i}`, name: "deal.close", payload: { text, list: [text, null], nested: { [text || "empty"]: text } }, receivedAt: T0, source: "http", depth: 0,
+      idempotencyKey: i === 0 ? "NULL" : `key ${text} ${i}`, bodyHash: text || null, sourceUser: text,
+    } as NewEvent));
+    const outcomes = await Promise.all(events.map((e) => store.acceptEvent(e, target)));
+    expect(outcomes.map((o) => o.kind)).toEqual(tricky.map(() => "stored"));
+    for (const [i, e] of events.entries()) {
+      const stored = await store.getEvent(e.id);
+      expect(stored?.payload).toEqual(e.payload);
+      expect(stored?.origin).toMatchObject(e.sourceUser ? { user: e.sourceUser } : {});
+    }
+    // The key "NULL" is a key, not a missing one: its repeat is a duplicate.
+    expect(await store.acceptEvent({ ...events[0]!, id: "tricky-again" }, target)).toMatchObject({ kind: "duplicate", id: "tricky-0" });
+  });
+
+  it("answers repeats of the same keys in two batches in flight at once: each key stored once, the rest duplicates", async () => {
+    schema = testSchemaName();
+    const store = await open();
+    const target: DeliveryTarget[] = [{ kind: "handler", plugin: "a", target: "deal.close", maxAttempts: 3 }];
+    const keyed = (id: string, key: string): NewEvent => ({ id, name: "deal.close", payload: { key }, receivedAt: T0, source: "http", depth: 0, idempotencyKey: key, bodyHash: key });
+    const keys = Array.from({ length: 12 }, (_, i) => `k-${i}`);
+    const first = keys.map((key) => store.acceptEvent(keyed(`first-${key}`, key), target));
+    // The next turn: the first batch is with the server, this one goes beside it, its keys in the other order.
+    await new Promise((resolve) => setImmediate(resolve));
+    const second = [...keys].reverse().map((key) => store.acceptEvent(keyed(`second-${key}`, key), target));
+    const outcomes = await Promise.all([...first, ...second]);
+    for (const key of keys) {
+      const of = outcomes.filter((o) => o.kind === "stored" ? o.id.endsWith(`-${key}`) : o.kind === "duplicate" && o.id.endsWith(`-${key}`));
+      expect(of.map((o) => o.kind).sort()).toEqual(["duplicate", "stored"]);
+    }
+    expect(await store.countEvents({})).toBe(keys.length);
+  });
+
+  it("gives a failure of the server to every accept of the batch at once, without trying each again", async () => {
+    schema = testSchemaName();
+    const store = await openStore({ url: schemaUrl(schema), synchronous: "FULL", statementTimeoutMs: 500 });
+    stores.push(store);
+    const pool = (store as unknown as { pool: pg.Pool }).pool;
+    const statements: string[] = [];
+    const query = pool.query.bind(pool) as (...args: unknown[]) => unknown;
+    (pool as unknown as { query: (...args: unknown[]) => unknown }).query = (...args: unknown[]) => {
+      const config = args[0] as { name?: string } | string;
+      statements.push(typeof config === "string" ? config.slice(0, 20) : (config.name ?? "unnamed"));
+      return query(...args);
+    };
+    const locker = new pg.Client({ connectionString: PG_URL });
+    await locker.connect();
+    try {
+      await locker.query("BEGIN");
+      await locker.query(`LOCK TABLE "${schema}".events IN ACCESS EXCLUSIVE MODE`);
+      const settled = await Promise.allSettled(
+        Array.from({ length: 6 }, (_, i) => store.acceptEvent({ id: `late-${i}`, name: "deal.close", payload: { i }, receivedAt: T0, source: "http", depth: 0 }, [{ kind: "handler", plugin: "a", target: "deal.close", maxAttempts: 3 }])),
+      );
+      expect(settled.map((s) => s.status)).toEqual(Array(6).fill("rejected"));
+      expect(String((settled[0] as PromiseRejectedResult).reason)).toMatch(/statement timeout/);
+      // One statement for the six: none of them was tried again alone.
+      expect(statements).toEqual(["hookd.accept.batch"]);
+    } finally {
+      await locker.query("ROLLBACK");
+      await locker.end();
+    }
+  });
+
   it("creates the schema once when instances start together, and reopens it", async () => {
     schema = testSchemaName();
     const opened = await Promise.all([open(), open(), open()]);
