@@ -107,6 +107,37 @@ suite("postgres store with several instances", () => {
     expect(await store.getRun(started!.id)).toMatchObject({ plugin: "a", status: "done", attempts: 1 });
   });
 
+  it("stores an event in a batch as the statements for one event store it: the same columns, started or not", async () => {
+    schema = testSchemaName();
+    const store = await open();
+    const shape = (id: string, key: string): NewEvent => ({
+      id, name: "deal.close", payload: { deal: 7, note: 'a "quoted" \\ text' }, receivedAt: T0, source: "oktell", depth: 0,
+      idempotencyKey: key, bodyHash: "hash", sourceUser: "operator", traceparent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+    });
+    let tokens = 0;
+    const targets = (plugins: string[]): DeliveryTarget[] =>
+      plugins.map((plugin, i) => ({ kind: "action", plugin, target: "crm.note", input: { text: "hi", n: i }, maxAttempts: 5, ...(i === 0 ? { lease: { token: `lease-${++tokens}`, until: T0 + 30_000 } } : {}) }));
+    // In a batch: the accepts of one turn.
+    const [one, two] = await Promise.all([store.acceptEvent(shape("batched-1", "k1"), targets(["a"])), store.acceptEvent(shape("batched-2", "k2"), targets(["a", "b"]))]);
+    // Alone, in a transaction of their own: a schedule's tick stores its event by the one-delivery
+    // statement (one target) or the general one (two).
+    expect(await store.claimScheduleTick("tick-1", T0, shape("alone-1", "k3"), targets(["a"]))).toBe(true);
+    expect(await store.claimScheduleTick("tick-2", T0, shape("alone-2", "k4"), targets(["a", "b"]))).toBe(true);
+    expect(one).toMatchObject({ kind: "stored", deliveries: 1, started: [{ index: 0 }] });
+    expect(two).toMatchObject({ kind: "stored", deliveries: 2, started: [{ index: 0 }] });
+    const stored = async (id: string) => {
+      const { id: _id, seq: _seq, ...event } = (await store.getEvent(id))!;
+      const runs = (await store.listRuns({ eventId: id, limit: 10 })).map((run) => {
+        const { id: _run, eventId: _event, ...rest } = run as typeof run & { leaseToken?: unknown };
+        return rest;
+      });
+      return { event, runs: runs.sort((x, y) => x.plugin.localeCompare(y.plugin)), traceparent: await store.eventTraceparent(id) };
+    };
+    expect(await stored("batched-1")).toEqual(await stored("alone-1"));
+    expect(await stored("batched-2")).toEqual(await stored("alone-2"));
+    expect((await stored("batched-2")).runs.map((r) => [r.plugin, r.status, r.attempts])).toEqual([["a", "running", 1], ["b", "pending", 0]]);
+  });
+
   it("fails only the accept that cannot be stored: the others of its batch are stored", async () => {
     schema = testSchemaName();
     const store = await open();

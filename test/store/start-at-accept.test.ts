@@ -86,8 +86,8 @@ describe.each(factories)("$name store: deliveries started at accept", (factory) 
     expect(repeat.kind).toBe("duplicate");
     expect((await store.countByStatus()).running).toBe(1);
   });
-  // PostgreSQL stores an event with one delivery that no rule holds back by a statement of its
-  // own (postgres.ts insertPlainEvent): what it stores must be what the general one stores.
+  // An event with one delivery must be stored as one with several (on PostgreSQL both go in the
+  // accepts' batch statement here; postgres.test.ts compares that with the statements for one event).
   it("stores an event with one delivery as it stores one with several: the same columns, started or not", async () => {
     const shape = (n: number) =>
       event({ payload: { deal: 7 }, idempotencyKey: `key-${n}`, bodyHash: "hash", sourceUser: "operator", traceparent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", source: "oktell" });
