@@ -6,9 +6,12 @@
  * back as fast as answers come, then pauses until the next second, so "half the peak" is the
  * peak for half of each second and idle for the rest, and its latencies are those of a burst.
  *
- * Latency runs from the moment a request was sent to its answer; how late the sends went against
- * their schedule (the generator's own lag, or every connection busy) is reported beside it, so a
- * generator that could not keep the pace shows.
+ * Latency runs from the moment a request was handed to the HTTP client (a wait for a free
+ * connection counts in it) to the end of its answer, for the requests that were answered; the
+ * ones that failed or timed out are counted apart (`errors`, `timeouts`). How late the sends went
+ * against their schedule (the generator's own lag: its process waiting for a core) is reported
+ * beside it, so a generator that could not keep the pace shows. Bounded: a request gets 10 s,
+ * and the whole load ends GRACE_MS after its duration, what is still out counted as timed out.
  */
 import http from "node:http";
 import type { LoadOptions, LoadResult } from "./load.ts";
@@ -16,6 +19,8 @@ import { percentile, round } from "./stats.ts";
 
 /** Requests due are sent at least this often (a timer's resolution, about a millisecond). */
 const TICK_MS = 1;
+/** How long after its duration a load waits for its last answers (runLoad's own watchdog is 30 s). */
+const GRACE_MS = 15_000;
 
 export function runPaced(options: LoadOptions & { overallRate: number }, bodyAt: (sentAt: number) => string): Promise<LoadResult & { lagMs: { p50: number; p99: number; max: number } }> {
   const url = new URL(options.url);
@@ -34,7 +39,12 @@ export function runPaced(options: LoadOptions & { overallRate: number }, bodyAt:
   let sent = 0;
 
   return new Promise((resolve) => {
+    let finished = false;
     const finish = () => {
+      if (finished) return;
+      finished = true;
+      clearTimeout(deadline);
+      timeouts += outstanding;
       agent.destroy();
       const durationSec = (performance.now() - start) / 1000;
       const p = percentiles(latencies);
@@ -57,6 +67,19 @@ export function runPaced(options: LoadOptions & { overallRate: number }, bodyAt:
       lags.push(sentAt - dueAt);
       const body = bodyAt(performance.timeOrigin + sentAt);
       outstanding++;
+      // One of answered, failed or timed out, once: a response can end and then error, or error alone.
+      let settled = false;
+      const settle = (how: "answered" | "failed" | "timedOut", status?: number) => {
+        if (settled) return;
+        settled = true;
+        if (how === "answered") {
+          latencies.push(performance.now() - sentAt);
+          if (status !== undefined && status >= 200 && status < 300) ok++;
+          else non2xx++;
+        } else if (how === "failed") errors++;
+        else timeouts++;
+        done();
+      };
       const request = http.request(
         {
           agent,
@@ -69,29 +92,24 @@ export function runPaced(options: LoadOptions & { overallRate: number }, bodyAt:
         },
         (response) => {
           response.resume();
-          response.on("end", () => {
-            latencies.push(performance.now() - sentAt);
-            if (response.statusCode !== undefined && response.statusCode >= 200 && response.statusCode < 300) ok++;
-            else non2xx++;
-            done();
-          });
+          response.on("end", () => settle("answered", response.statusCode));
+          response.on("error", () => settle("failed"));
         },
       );
       request.on("timeout", () => {
-        timeouts++;
+        settle("timedOut");
         request.destroy(new Error("timeout"));
       });
-      request.on("error", () => {
-        errors++;
-        done();
-      });
+      request.on("error", () => settle("failed"));
       request.end(body);
     };
     const done = () => {
       outstanding--;
       if (sent >= limit && outstanding === 0) finish();
     };
+    const deadline = setTimeout(finish, options.durationSec * 1000 + GRACE_MS);
     const tick = () => {
+      if (finished) return;
       const now = performance.now();
       while (sent < limit && start + (sent * 1000) / options.overallRate <= now) sendOne(start + (sent++ * 1000) / options.overallRate);
       if (sent < limit) setTimeout(tick, TICK_MS);

@@ -12,17 +12,18 @@
  *
  * A bad row costs only itself: a batch whose statement fails on its data stored nothing (one
  * statement is one transaction), and each of its accepts is tried again alone, so the one that
- * cannot be stored gets its own error and the others are stored. A failure of the server or the
- * connection (a timeout, a restart) is every accept's, as it would be alone: they all get it at
- * once rather than each waiting for it again.
+ * cannot be stored gets its own error and the others are stored; so does a batch whose key
+ * waited too long on another transaction's uncommitted insert of it (see mayBeOneRowsFault). A
+ * failure of the server or the connection (a timeout, a restart) is every accept's, as it would
+ * be alone: they all get it at once rather than each waiting for it again.
  */
 import type pg from "pg";
 import { deliveryValues, eventValues } from "./rows.ts";
 import type { AcceptOutcome, DeliveryTarget, NewEvent } from "./types.ts";
 
 /**
- * Most events in one statement, and most payload characters (a larger event still goes, alone):
- * a longer queue goes as several, and no statement grows past a few megabytes.
+ * Most events in one statement, and most characters of payloads and inputs (a larger event still
+ * goes, alone): a longer queue goes as several, and no statement grows much past a few megabytes.
  */
 const MAX_BATCH = 128;
 const MAX_BATCH_CHARS = 4 * 1024 * 1024;
@@ -45,12 +46,28 @@ export interface AcceptFallbacks {
   alone(event: NewEvent, targets: readonly DeliveryTarget[]): Promise<AcceptOutcome>;
 }
 
+/** One accept's columns, serialized when it is handed in (a value that cannot be fails that accept alone, at once). */
+interface EventRow {
+  id: string;
+  name: string;
+  payload: string;
+  receivedAt: number;
+  source: string;
+  depth: number;
+  idempotencyKey: string | null;
+  bodyHash: string | null;
+  sourceUser: string | null;
+  traceparent: string | null;
+  deliveries: Array<{ kind: string; plugin: string; target: string; input: string | null; maxAttempts: number; leaseToken: string | null; leaseUntil: number | null }>;
+  /** Characters of text it adds to the statement (payload and inputs): what bounds a batch. */
+  chars: number;
+}
+
 interface Waiting {
   event: NewEvent;
-  /** The payload as stored (serialized once, here, when the caller did not have it as text). */
-  payload: string;
   targets: readonly DeliveryTarget[];
-  resolve: (outcome: AcceptOutcome | Promise<AcceptOutcome>) => void;
+  row: EventRow;
+  resolve: (outcome: AcceptOutcome) => void;
   reject: (error: unknown) => void;
 }
 
@@ -71,8 +88,12 @@ export class AcceptBatcher {
 
   /** Stores a batchable accept (isBatchable) with the others of its batch. */
   accept(event: NewEvent, targets: readonly DeliveryTarget[]): Promise<AcceptOutcome> {
+    const row = rowOf(event, targets);
+    // A payload or input with no JSON text (a transform's undefined, a BigInt): the statement for
+    // one event reports it, for this accept alone.
+    if (row === undefined) return this.fallbacks.alone(event, targets);
     return new Promise<AcceptOutcome>((resolve, reject) => {
-      this.queue.push({ event, payload: event.payloadJson ?? JSON.stringify(event.payload), targets, resolve, reject });
+      this.queue.push({ event, targets, row, resolve, reject });
       this.schedule();
     });
   }
@@ -104,25 +125,29 @@ export class AcceptBatcher {
     }
   }
 
+  /** Settles every accept of the batch (its repeats' lookups and retries included) before it resolves: drain() relies on it. */
   private async write(batch: Waiting[]): Promise<void> {
     let stored: Map<string, StoredDeliveries>;
     try {
       stored = await this.insert(batch);
     } catch (error) {
-      if (batch.length === 1 || !isRowError(error)) {
+      if (batch.length === 1 || !mayBeOneRowsFault(error, batch)) {
         for (const w of batch) w.reject(error);
         return;
       }
-      // Nothing of the batch is stored: each accept again on its own, so one that cannot be
-      // stored fails alone (its error is its own) and the others are stored.
-      await Promise.all(batch.map((w) => this.fallbacks.alone(w.event, w.targets).then(w.resolve, w.reject)));
+      // Nothing of the batch is stored: each accept again on its own, in the order they came (so
+      // the first of a key is still the one stored), so that one that cannot be stored fails alone
+      // with its own error and the others are stored.
+      for (const w of batch) await this.fallbacks.alone(w.event, w.targets).then(w.resolve, w.reject);
       return;
     }
-    for (const w of batch) {
-      const deliveries = stored.get(w.event.id);
-      if (deliveries === undefined) w.resolve(this.fallbacks.repeatOf(w.event));
-      else w.resolve(storedOutcome(w.event, w.targets, deliveries));
-    }
+    await Promise.all(
+      batch.map(async (w) => {
+        const deliveries = stored.get(w.event.id);
+        if (deliveries !== undefined) return w.resolve(storedOutcome(w.event, w.targets, deliveries));
+        await this.fallbacks.repeatOf(w.event).then(w.resolve, w.reject);
+      }),
+    );
   }
 
   /**
@@ -139,28 +164,26 @@ export class AcceptBatcher {
       event: [] as number[], kind: [] as string[], plugin: [] as string[], target: [] as string[], input: [] as Array<string | null>,
       maxAttempts: [] as number[], leaseToken: [] as Array<string | null>, leaseUntil: [] as Array<number | null>,
     };
-    batch.forEach(({ event, payload: text, targets }, index) => {
-      const [id, name, payload, receivedAt, source, , depth, idempotencyKey, bodyHash] = eventValues(event, text);
-      events.id.push(id);
-      events.name.push(name);
-      events.payload.push(payload);
-      events.receivedAt.push(receivedAt);
-      events.source.push(source);
-      events.depth.push(depth);
-      events.idempotencyKey.push(idempotencyKey);
-      events.bodyHash.push(bodyHash);
-      events.sourceUser.push(event.sourceUser ?? null);
-      events.traceparent.push(event.traceparent ?? null);
-      for (const target of targets) {
-        const [kind, plugin, name, input, , maxAttempts] = deliveryValues(target);
+    batch.forEach(({ row }, index) => {
+      events.id.push(row.id);
+      events.name.push(row.name);
+      events.payload.push(row.payload);
+      events.receivedAt.push(row.receivedAt);
+      events.source.push(row.source);
+      events.depth.push(row.depth);
+      events.idempotencyKey.push(row.idempotencyKey);
+      events.bodyHash.push(row.bodyHash);
+      events.sourceUser.push(row.sourceUser);
+      events.traceparent.push(row.traceparent);
+      for (const d of row.deliveries) {
         deliveries.event.push(index + 1);
-        deliveries.kind.push(kind);
-        deliveries.plugin.push(plugin);
-        deliveries.target.push(name);
-        deliveries.input.push(input);
-        deliveries.maxAttempts.push(maxAttempts);
-        deliveries.leaseToken.push(target.lease?.token ?? null);
-        deliveries.leaseUntil.push(target.lease?.until ?? null);
+        deliveries.kind.push(d.kind);
+        deliveries.plugin.push(d.plugin);
+        deliveries.target.push(d.target);
+        deliveries.input.push(d.input);
+        deliveries.maxAttempts.push(d.maxAttempts);
+        deliveries.leaseToken.push(d.leaseToken);
+        deliveries.leaseUntil.push(d.leaseUntil);
       }
     });
     // Named: parsed and planned once per connection. Deliveries are inserted in the order they
@@ -209,25 +232,47 @@ export class AcceptBatcher {
   }
 }
 
-/** How many of the queue's first accepts the next batch takes: up to MAX_BATCH, and MAX_BATCH_CHARS of payload (at least one). */
+/** An accept's columns as the statement takes them; undefined when its payload or an input has no JSON text. */
+function rowOf(event: NewEvent, targets: readonly DeliveryTarget[]): EventRow | undefined {
+  try {
+    const text = event.payloadJson ?? JSON.stringify(event.payload);
+    if (typeof text !== "string") return undefined;
+    const [id, name, payload, receivedAt, source, , depth, idempotencyKey, bodyHash] = eventValues(event, text);
+    let chars = payload.length;
+    const deliveries = targets.map((target) => {
+      const [kind, plugin, targetName, input, , maxAttempts] = deliveryValues(target);
+      chars += input?.length ?? 0;
+      return { kind, plugin, target: targetName, input, maxAttempts, leaseToken: target.lease?.token ?? null, leaseUntil: target.lease?.until ?? null };
+    });
+    return { id, name, payload, receivedAt, source, depth, idempotencyKey, bodyHash, sourceUser: event.sourceUser ?? null, traceparent: event.traceparent ?? null, deliveries, chars };
+  } catch {
+    return undefined;
+  }
+}
+
+/** How many of the queue's first accepts the next batch takes: up to MAX_BATCH, and MAX_BATCH_CHARS of text (at least one). */
 function batchLength(queue: readonly Waiting[]): number {
   let chars = 0;
   for (let i = 0; i < queue.length && i < MAX_BATCH; i++) {
-    chars += queue[i]!.payload.length;
+    chars += queue[i]!.row.chars;
     if (i > 0 && chars > MAX_BATCH_CHARS) return i;
   }
   return Math.min(queue.length, MAX_BATCH);
 }
 
 /**
- * Whether a failed batch may owe it to one of its rows: a data exception (class 22), an
- * integrity constraint violation (class 23), or a deadlock or serialization failure (class 40)
- * that its accepts alone would not meet. Anything else (a timeout, a lost connection, a server
- * shutting down) would fail them alone too.
+ * Whether a failed batch may owe it to one of its rows, so that its accepts alone would not all
+ * meet it: a data exception (class 22), an integrity constraint violation (class 23), a deadlock
+ * or serialization failure (class 40); and, in a batch with idempotency keys, a statement or lock
+ * timeout (57014, 55P03): one key's insert can wait on another transaction that stored the same
+ * key and has not committed, and the rest of the batch must not fail with it. Anything else (a
+ * lost connection, a server shutting down, a timeout with no key to wait on) fails them alone too.
  */
-function isRowError(error: unknown): boolean {
+function mayBeOneRowsFault(error: unknown, batch: readonly Waiting[]): boolean {
   const code = (error as { code?: unknown } | null)?.code;
-  return typeof code === "string" && /^(22|23|40)/.test(code);
+  if (typeof code !== "string") return false;
+  if (/^(22|23|40)/.test(code)) return true;
+  return (code === "57014" || code === "55P03") && batch.some((w) => w.row.idempotencyKey !== null);
 }
 
 /** A stored event's outcome: which of its targets started at accept (each target's lease token is its own). */

@@ -195,6 +195,47 @@ suite("postgres store with several instances", () => {
     expect(await store.countEvents({})).toBe(keys.length);
   });
 
+  it("fails alone, at once, an accept whose payload has no JSON text", async () => {
+    schema = testSchemaName();
+    const store = await open();
+    const target: DeliveryTarget[] = [{ kind: "handler", plugin: "a", target: "deal.close", maxAttempts: 3 }];
+    const event = (id: string, payload: unknown): NewEvent => ({ id, name: "deal.close", payload, receivedAt: T0, source: "http", depth: 0 });
+    const settled = await Promise.allSettled([
+      store.acceptEvent(event("fine-1", { a: 1 }), target),
+      store.acceptEvent(event("nothing", undefined), target),
+      store.acceptEvent(event("bigint", { n: 10n }), target),
+      store.acceptEvent(event("fine-2", { a: 2 }), target),
+    ]);
+    expect(settled.map((s) => s.status)).toEqual(["fulfilled", "rejected", "rejected", "fulfilled"]);
+    expect(await store.countEvents({})).toBe(2);
+  });
+
+  it("lets a key that waits on another transaction's uncommitted insert of it fail alone: the rest of its batch is stored", async () => {
+    schema = testSchemaName();
+    const store = await openStore({ url: schemaUrl(schema), synchronous: "FULL", statementTimeoutMs: 500 });
+    stores.push(store);
+    const target: DeliveryTarget[] = [{ kind: "handler", plugin: "a", target: "deal.close", maxAttempts: 3 }];
+    const event = (id: string, key?: string): NewEvent => ({ id, name: "deal.close", payload: { id }, receivedAt: T0, source: "http", depth: 0, ...(key ? { idempotencyKey: key, bodyHash: key } : {}) });
+    const holder = new pg.Client({ connectionString: PG_URL });
+    await holder.connect();
+    try {
+      await holder.query("BEGIN");
+      await holder.query(`INSERT INTO "${schema}".events (id, name, payload, received_at, source, idempotency_key) VALUES ('held', 'deal.close', '{}', 0, 'http', 'K')`);
+      const settled = await Promise.allSettled([
+        store.acceptEvent(event("plain-1"), target),
+        store.acceptEvent(event("waits", "K"), target),
+        store.acceptEvent(event("other-key", "L"), target),
+        store.acceptEvent(event("plain-2"), target),
+      ]);
+      expect(settled.map((s) => s.status)).toEqual(["fulfilled", "rejected", "fulfilled", "fulfilled"]);
+      expect(String((settled[1] as PromiseRejectedResult).reason)).toMatch(/statement timeout/);
+    } finally {
+      await holder.query("ROLLBACK");
+      await holder.end();
+    }
+    expect(await store.countEvents({})).toBe(3);
+  });
+
   it("gives a failure of the server to every accept of the batch at once, without trying each again", async () => {
     schema = testSchemaName();
     const store = await openStore({ url: schemaUrl(schema), synchronous: "FULL", statementTimeoutMs: 500 });
