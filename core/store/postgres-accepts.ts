@@ -1,6 +1,6 @@
 /**
- * Accepts on PostgreSQL, many in one statement: the external events whose deliveries no rule
- * holds back (no order key, no flow rules, not delayed: nearly every event) that reach the store
+ * Accepts on PostgreSQL, many in one statement: the external events with no flow rules that are
+ * due now (nearly every event, with or without order keys or idempotency keys) that reach the store
  * while earlier accepts are still committing are inserted together, with their deliveries, by one
  * statement over arrays: one round trip, one transaction and one WAL flush for all of them,
  * instead of one each. A 202 still means on disk: each waiting accept is answered only after the
@@ -35,9 +35,9 @@ const MAX_BATCH_CHARS = 4 * 1024 * 1024;
  */
 const MAX_IN_FLIGHT = 2;
 
-/** Whether an accept can go in a batch: an external event, due now, whose deliveries take no order-key lock and no flow rule. */
+/** Whether an accept can go in a batch: an external event, due now, whose deliveries have no flow rules. */
 export function isBatchable(event: NewEvent, targets: readonly DeliveryTarget[]): boolean {
-  return event.parentId === undefined && event.deliverAt === undefined && targets.every((t) => t.orderKey === undefined && t.flow === undefined);
+  return event.parentId === undefined && event.deliverAt === undefined && targets.every((t) => t.flow === undefined);
 }
 
 /** How the store answers what a batch could not: a taken idempotency key, and an accept of a failed batch (alone). */
@@ -58,7 +58,18 @@ interface EventRow {
   bodyHash: string | null;
   sourceUser: string | null;
   traceparent: string | null;
-  deliveries: Array<{ kind: string; plugin: string; target: string; input: string | null; maxAttempts: number; leaseToken: string | null; leaseUntil: number | null }>;
+  deliveries: Array<{
+    kind: string;
+    plugin: string;
+    target: string;
+    input: string | null;
+    orderKey: string | null;
+    /** The order key's lock: one per plugin and key, as the statements for one event take it. */
+    orderLock: string | null;
+    maxAttempts: number;
+    leaseToken: string | null;
+    leaseUntil: number | null;
+  }>;
   /** Characters of text it adds to the statement (payload and inputs): what bounds a batch. */
   chars: number;
 }
@@ -162,6 +173,7 @@ export class AcceptBatcher {
     };
     const deliveries = {
       event: [] as number[], kind: [] as string[], plugin: [] as string[], target: [] as string[], input: [] as Array<string | null>,
+      orderKey: [] as Array<string | null>, orderLock: [] as Array<string | null>,
       maxAttempts: [] as number[], leaseToken: [] as Array<string | null>, leaseUntil: [] as Array<number | null>,
     };
     batch.forEach(({ row }, index) => {
@@ -181,6 +193,8 @@ export class AcceptBatcher {
         deliveries.plugin.push(d.plugin);
         deliveries.target.push(d.target);
         deliveries.input.push(d.input);
+        deliveries.orderKey.push(d.orderKey);
+        deliveries.orderLock.push(d.orderLock);
         deliveries.maxAttempts.push(d.maxAttempts);
         deliveries.leaseToken.push(d.leaseToken);
         deliveries.leaseUntil.push(d.leaseUntil);
@@ -195,6 +209,11 @@ export class AcceptBatcher {
     // it came after the first's commit. A delivery is due at its event's arrival, running under
     // its lease (attempt 1) when it has one, as the single statements store it. RETURNING of an
     // INSERT names only its own table: the deliveries find their event again by its sequence number.
+    // Order keys: the batch holds every key's lock (in hash order, the order every accept takes
+    // them in) before any of its deliveries draws an id, so a key's deliveries get their ids in
+    // the order their batches commit, and within a batch in the order they came, as the
+    // statements for one event give them (DELIVERY_INSERT_CTES in postgres.ts). A delivery with an
+    // order key never starts at accept: the claim takes it once its key's earlier ones are done.
     const { rows } = await this.pool.query<{ event_id: string; id: number | null; lease_token: string | null }>({
       name: "hookd.accept.batch",
       text: `WITH e AS (
@@ -206,20 +225,25 @@ export class AcceptBatcher {
          ON CONFLICT (idempotency_key) DO NOTHING
          RETURNING seq, id),
        d AS (
-         SELECT * FROM unnest($11::int[], $12::text[], $13::text[], $14::text[], $15::text[], $16::int[], $17::text[], $18::bigint[])
-           WITH ORDINALITY AS d(n, kind, plugin, target, input, max_attempts, lease_token, lease_until, m)),
+         SELECT * FROM unnest($11::int[], $12::text[], $13::text[], $14::text[], $15::text[], $16::text[], $17::int[], $18::text[], $19::bigint[])
+           WITH ORDINALITY AS d(n, kind, plugin, target, input, order_key, max_attempts, lease_token, lease_until, m)),
+       held AS MATERIALIZED (
+         SELECT pg_advisory_xact_lock(hashtext('hookd.order.' || current_schema()), h) AS locked
+           FROM (SELECT DISTINCT hashtext(k) AS h FROM unnest($20::text[]) AS k WHERE k IS NOT NULL ORDER BY h) AS keys),
        ins AS (
-         INSERT INTO deliveries (event_seq, kind, plugin, target, input, status, max_attempts, next_at, created_at, updated_at, attempts, lease_token, lease_until)
-         SELECT ev.seq, d.kind, d.plugin, d.target, d.input, CASE WHEN d.lease_token IS NULL THEN 'pending' ELSE 'running' END, d.max_attempts,
+         INSERT INTO deliveries (event_seq, kind, plugin, target, input, order_key, status, max_attempts, next_at, created_at, updated_at, attempts, lease_token, lease_until)
+         SELECT ev.seq, d.kind, d.plugin, d.target, d.input, d.order_key, CASE WHEN d.lease_token IS NULL THEN 'pending' ELSE 'running' END, d.max_attempts,
                 e.received_at, e.received_at, e.received_at, CASE WHEN d.lease_token IS NULL THEN 0 ELSE 1 END, d.lease_token, d.lease_until
-           FROM d JOIN e ON e.n = d.n JOIN ev ON ev.id = e.id ORDER BY d.m
+           FROM d JOIN e ON e.n = d.n JOIN ev ON ev.id = e.id
+          WHERE (SELECT count(*) FROM held) >= 0
+          ORDER BY d.m
          RETURNING id, event_seq, lease_token)
        SELECT ev.id AS event_id, ins.id, ins.lease_token FROM ev LEFT JOIN ins ON ins.event_seq = ev.seq`,
       values: [
         events.id, events.name, events.payload, events.receivedAt, events.source, events.depth, events.idempotencyKey, events.bodyHash,
         events.sourceUser, events.traceparent,
-        deliveries.event, deliveries.kind, deliveries.plugin, deliveries.target, deliveries.input, deliveries.maxAttempts,
-        deliveries.leaseToken, deliveries.leaseUntil,
+        deliveries.event, deliveries.kind, deliveries.plugin, deliveries.target, deliveries.input, deliveries.orderKey, deliveries.maxAttempts,
+        deliveries.leaseToken, deliveries.leaseUntil, deliveries.orderLock,
       ],
     });
     const stored = new Map<string, StoredDeliveries>();
@@ -240,9 +264,14 @@ function rowOf(event: NewEvent, targets: readonly DeliveryTarget[]): EventRow | 
     const [id, name, payload, receivedAt, source, , depth, idempotencyKey, bodyHash] = eventValues(event, text);
     let chars = payload.length;
     const deliveries = targets.map((target) => {
-      const [kind, plugin, targetName, input, , maxAttempts] = deliveryValues(target);
+      const [kind, plugin, targetName, input, orderKey, maxAttempts] = deliveryValues(target);
       chars += input?.length ?? 0;
-      return { kind, plugin, target: targetName, input, maxAttempts, leaseToken: target.lease?.token ?? null, leaseUntil: target.lease?.until ?? null };
+      // A lease is for a delivery that starts at accept; one with an order key waits for the claim.
+      const lease = orderKey === null ? target.lease : undefined;
+      return {
+        kind, plugin, target: targetName, input, orderKey, orderLock: orderKey === null ? null : JSON.stringify([plugin, orderKey]),
+        maxAttempts, leaseToken: lease?.token ?? null, leaseUntil: lease?.until ?? null,
+      };
     });
     return { id, name, payload, receivedAt, source, depth, idempotencyKey, bodyHash, sourceUser: event.sourceUser ?? null, traceparent: event.traceparent ?? null, deliveries, chars };
   } catch {

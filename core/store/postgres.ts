@@ -98,7 +98,7 @@ export class PostgresStore implements Store {
   /** Claims, finishes, lease renewals and ctx.kv: commits that do not wait for the WAL flush (see the header). */
   private readonly bookkeeping: pg.Pool;
   private readonly wakeup: PostgresWakeup;
-  /** External events whose deliveries no rule holds back, inserted together (postgres-accepts.ts). */
+  /** External events due now with no flow rules, inserted together (postgres-accepts.ts). */
   private readonly accepts: AcceptBatcher;
   /** Results without run detail, written together (postgres-finishes.ts). */
   private readonly finishes: FinishBatcher;
@@ -168,8 +168,8 @@ export class PostgresStore implements Store {
     // A debounced delivery skips the earlier one of its scope in the same transaction too.
     // (A delayed event takes no part in debounces: flow-windows.ts.)
     const debounced = event.deliverAt === undefined && deliveries.some((d) => d.flow?.debounce);
-    // An external event that no rule holds back (nearly every event) goes with the others that
-    // arrive while earlier accepts commit: one statement and one WAL flush for all of them.
+    // An external event due now with no flow rules (nearly every event) goes with the others
+    // that arrive while earlier accepts commit: one statement and one WAL flush for all of them.
     const outcome =
       event.parentId === undefined && !debounced
         ? isBatchable(event, deliveries)

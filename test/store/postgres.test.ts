@@ -37,11 +37,10 @@ suite("postgres store with several instances", () => {
     try {
       await locker.query("BEGIN");
       await locker.query(`LOCK TABLE "${schema}".events IN ACCESS EXCLUSIVE MODE`);
-      // Each with an order key: the accepts that take their key's lock go one to a statement
-      // (the others go together, see the batch tests below).
+      // Delayed events: they go one to a statement (the others go together, see the batch tests below).
       const accepts = Array.from({ length: 10 }, (_, i) =>
-        store.acceptEvent({ id: `held-${i}`, name: "deal.close", payload: { i }, receivedAt: T0, source: "http", depth: 0 }, [
-          { kind: "handler", plugin: "a", target: "deal.close", maxAttempts: 3, orderKey: `deal-${i}` },
+        store.acceptEvent({ id: `held-${i}`, name: "deal.close", payload: { i }, receivedAt: T0, source: "http", depth: 0, deliverAt: T0 + 60_000 }, [
+          { kind: "handler", plugin: "a", target: "deal.close", maxAttempts: 3 },
         ]),
       );
       const waitingOnLock = async () =>
@@ -118,11 +117,17 @@ suite("postgres store with several instances", () => {
     const targets = (plugins: string[]): DeliveryTarget[] =>
       plugins.map((plugin, i) => ({ kind: "action", plugin, target: "crm.note", input: { text: "hi", n: i }, maxAttempts: 5, ...(i === 0 ? { lease: { token: `lease-${++tokens}`, until: T0 + 30_000 } } : {}) }));
     // In a batch: the accepts of one turn.
-    const [one, two] = await Promise.all([store.acceptEvent(shape("batched-1", "k1"), targets(["a"])), store.acceptEvent(shape("batched-2", "k2"), targets(["a", "b"]))]);
+    const keyedTargets = (): DeliveryTarget[] => targets(["a", "b"]).map((t, i) => (i === 1 ? { ...t, orderKey: "deal-7" } : t));
+    const [one, two] = await Promise.all([
+      store.acceptEvent(shape("batched-1", "k1"), targets(["a"])),
+      store.acceptEvent(shape("batched-2", "k2"), targets(["a", "b"])),
+      store.acceptEvent(shape("batched-3", "k5"), keyedTargets()),
+    ]);
     // Alone, in a transaction of their own: a schedule's tick stores its event by the one-delivery
-    // statement (one target) or the general one (two).
+    // statement (one target) or the general one (two, or an order key).
     expect(await store.claimScheduleTick("tick-1", T0, shape("alone-1", "k3"), targets(["a"]))).toBe(true);
     expect(await store.claimScheduleTick("tick-2", T0, shape("alone-2", "k4"), targets(["a", "b"]))).toBe(true);
+    expect(await store.claimScheduleTick("tick-3", T0, shape("alone-3", "k6"), keyedTargets())).toBe(true);
     expect(one).toMatchObject({ kind: "stored", deliveries: 1, started: [{ index: 0 }] });
     expect(two).toMatchObject({ kind: "stored", deliveries: 2, started: [{ index: 0 }] });
     const stored = async (id: string) => {
@@ -135,7 +140,40 @@ suite("postgres store with several instances", () => {
     };
     expect(await stored("batched-1")).toEqual(await stored("alone-1"));
     expect(await stored("batched-2")).toEqual(await stored("alone-2"));
+    expect(await stored("batched-3")).toEqual(await stored("alone-3"));
     expect((await stored("batched-2")).runs.map((r) => [r.plugin, r.status, r.attempts])).toEqual([["a", "running", 1], ["b", "pending", 0]]);
+  });
+
+  it("keeps a key's order across batches in flight at once: its deliveries are numbered in the order they came, and claimed one at a time", async () => {
+    schema = testSchemaName();
+    const store = await open();
+    const keyed = (id: string, key: string, lease = false): [NewEvent, DeliveryTarget[]] => [
+      { id, name: "deal.close", payload: { id }, receivedAt: T0, source: "http", depth: 0 },
+      [{ kind: "handler", plugin: "a", target: "deal.close", maxAttempts: 3, orderKey: key, ...(lease ? { lease: { token: `lease-${id}`, until: T0 + 30_000 } } : {}) }],
+    ];
+    const turn = (from: number) => Array.from({ length: 10 }, (_, i) => store.acceptEvent(...keyed(`e-${from + i}`, i % 2 === 0 ? "deal-1" : "deal-2", i === 0)));
+    const first = turn(0);
+    await new Promise((resolve) => setImmediate(resolve)); // the first batch is with the server
+    const second = turn(10);
+    const outcomes = await Promise.all([...first, ...second]);
+    // A lease given for a keyed delivery does not start it: the claim takes it in its key's turn.
+    expect(outcomes.every((o) => o.kind === "stored" && o.started === undefined)).toBe(true);
+    const reader = new pg.Client({ connectionString: PG_URL });
+    await reader.connect();
+    try {
+      const { rows } = await reader.query<{ event: string; order_key: string; status: string }>(
+        `SELECT e.id AS event, d.order_key, d.status FROM "${schema}".deliveries d JOIN "${schema}".events e ON e.seq = d.event_seq ORDER BY d.id`,
+      );
+      const order = (key: string) => rows.filter((r) => r.order_key === key).map((r) => Number(r.event.slice(2)));
+      expect(order("deal-1")).toEqual([0, 2, 4, 6, 8, 10, 12, 14, 16, 18]);
+      expect(order("deal-2")).toEqual([1, 3, 5, 7, 9, 11, 13, 15, 17, 19]);
+      expect(rows.every((r) => r.status === "pending")).toBe(true);
+    } finally {
+      await reader.end();
+    }
+    // One at a time per key: the claim takes each key's earliest only.
+    const claimed = await store.claimDeliveries({ limit: 50, leaseMs: 30_000, now: T0 + 1, plugins: ["a"] });
+    expect(claimed.map((d) => d.event.id).sort()).toEqual(["e-0", "e-1"]);
   });
 
   it("fails only the accept that cannot be stored: the others of its batch are stored", async () => {
