@@ -166,40 +166,10 @@ export class AcceptBatcher {
    * deliveries of the stored ones; what comes back is each stored event's deliveries.
    */
   private async insert(batch: readonly Waiting[]): Promise<Map<string, StoredDeliveries>> {
-    const events = {
-      id: [] as string[], name: [] as string[], payload: [] as string[], receivedAt: [] as number[], source: [] as string[],
-      depth: [] as number[], idempotencyKey: [] as Array<string | null>, bodyHash: [] as Array<string | null>,
-      sourceUser: [] as Array<string | null>, traceparent: [] as Array<string | null>,
-    };
-    const deliveries = {
-      event: [] as number[], kind: [] as string[], plugin: [] as string[], target: [] as string[], input: [] as Array<string | null>,
-      orderKey: [] as Array<string | null>, orderLock: [] as Array<string | null>,
-      maxAttempts: [] as number[], leaseToken: [] as Array<string | null>, leaseUntil: [] as Array<number | null>,
-    };
-    batch.forEach(({ row }, index) => {
-      events.id.push(row.id);
-      events.name.push(row.name);
-      events.payload.push(row.payload);
-      events.receivedAt.push(row.receivedAt);
-      events.source.push(row.source);
-      events.depth.push(row.depth);
-      events.idempotencyKey.push(row.idempotencyKey);
-      events.bodyHash.push(row.bodyHash);
-      events.sourceUser.push(row.sourceUser);
-      events.traceparent.push(row.traceparent);
-      for (const d of row.deliveries) {
-        deliveries.event.push(index + 1);
-        deliveries.kind.push(d.kind);
-        deliveries.plugin.push(d.plugin);
-        deliveries.target.push(d.target);
-        deliveries.input.push(d.input);
-        deliveries.orderKey.push(d.orderKey);
-        deliveries.orderLock.push(d.orderLock);
-        deliveries.maxAttempts.push(d.maxAttempts);
-        deliveries.leaseToken.push(d.leaseToken);
-        deliveries.leaseUntil.push(d.leaseUntil);
-      }
-    });
+    const events = batch.map((w) => w.row);
+    // Each delivery with the ordinal of its event in the batch (WITH ORDINALITY below counts from 1).
+    const deliveries = events.flatMap((row, index) => row.deliveries.map((d) => ({ ...d, event: index + 1 })));
+    const column = <T, K extends keyof T>(rows: readonly T[], key: K) => rows.map((row) => row[key]);
     // Named: parsed and planned once per connection. Deliveries are inserted in the order they
     // came (WITH ORDINALITY), so their ids (the order claims take them in) keep the acceptance
     // order; so do the events' sequence numbers, but for events with an idempotency key, which
@@ -227,9 +197,7 @@ export class AcceptBatcher {
        d AS (
          SELECT * FROM unnest($11::int[], $12::text[], $13::text[], $14::text[], $15::text[], $16::text[], $17::int[], $18::text[], $19::bigint[])
            WITH ORDINALITY AS d(n, kind, plugin, target, input, order_key, max_attempts, lease_token, lease_until, m)),
-       held AS MATERIALIZED (
-         SELECT pg_advisory_xact_lock(hashtext('hookd.order.' || current_schema()), h) AS locked
-           FROM (SELECT DISTINCT hashtext(k) AS h FROM unnest($20::text[]) AS k WHERE k IS NOT NULL ORDER BY h) AS keys),
+       held AS MATERIALIZED (${orderKeyLocksSql("$20")}),
        ins AS (
          INSERT INTO deliveries (event_seq, kind, plugin, target, input, order_key, status, max_attempts, next_at, created_at, updated_at, attempts, lease_token, lease_until)
          SELECT ev.seq, d.kind, d.plugin, d.target, d.input, d.order_key, CASE WHEN d.lease_token IS NULL THEN 'pending' ELSE 'running' END, d.max_attempts,
@@ -240,10 +208,8 @@ export class AcceptBatcher {
          RETURNING id, event_seq, lease_token)
        SELECT ev.id AS event_id, ins.id, ins.lease_token FROM ev LEFT JOIN ins ON ins.event_seq = ev.seq`,
       values: [
-        events.id, events.name, events.payload, events.receivedAt, events.source, events.depth, events.idempotencyKey, events.bodyHash,
-        events.sourceUser, events.traceparent,
-        deliveries.event, deliveries.kind, deliveries.plugin, deliveries.target, deliveries.input, deliveries.orderKey, deliveries.maxAttempts,
-        deliveries.leaseToken, deliveries.leaseUntil, deliveries.orderLock,
+        ...(["id", "name", "payload", "receivedAt", "source", "depth", "idempotencyKey", "bodyHash", "sourceUser", "traceparent"] as const).map((key) => column(events, key)),
+        ...(["event", "kind", "plugin", "target", "input", "orderKey", "maxAttempts", "leaseToken", "leaseUntil", "orderLock"] as const).map((key) => column(deliveries, key)),
       ],
     });
     const stored = new Map<string, StoredDeliveries>();
@@ -269,7 +235,7 @@ function rowOf(event: NewEvent, targets: readonly DeliveryTarget[]): EventRow | 
       // A lease is for a delivery that starts at accept; one with an order key waits for the claim.
       const lease = orderKey === null ? target.lease : undefined;
       return {
-        kind, plugin, target: targetName, input, orderKey, orderLock: orderKey === null ? null : JSON.stringify([plugin, orderKey]),
+        kind, plugin, target: targetName, input, orderKey, orderLock: orderKey === null ? null : orderLockKey(plugin, orderKey),
         maxAttempts, leaseToken: lease?.token ?? null, leaseUntil: lease?.until ?? null,
       };
     });
@@ -304,11 +270,35 @@ function mayBeOneRowsFault(error: unknown, batch: readonly Waiting[]): boolean {
   return (code === "57014" || code === "55P03") && batch.some((w) => w.row.idempotencyKey !== null);
 }
 
-/** A stored event's outcome: which of its targets started at accept (each target's lease token is its own). */
+/** A stored event's outcome: which of its targets started at accept. */
 function storedOutcome(event: NewEvent, targets: readonly DeliveryTarget[], deliveries: StoredDeliveries): AcceptOutcome {
-  const started = deliveries.flatMap((d) => {
+  const started = startedByLease(targets, deliveries);
+  return { kind: "stored", id: event.id, deliveries: targets.length, ...(started.length > 0 ? { started } : {}) };
+}
+
+/**
+ * Which targets an accept started, from the deliveries it stored: each target's lease token is
+ * its own, so a stored row's token tells its target. Every PostgreSQL accept answers with it.
+ */
+export function startedByLease(targets: readonly DeliveryTarget[], stored: ReadonlyArray<{ id: number; leaseToken: string | null }>): Array<{ index: number; id: number }> {
+  return stored.flatMap((d) => {
     const index = d.leaseToken === null ? -1 : targets.findIndex((t) => t.lease?.token === d.leaseToken);
     return index < 0 ? [] : [{ index, id: d.id }];
   });
-  return { kind: "stored", id: event.id, deliveries: targets.length, ...(started.length > 0 ? { started } : {}) };
+}
+
+/** The lock an order key takes while its deliveries are numbered: one per plugin and key (every PostgreSQL accept takes the same). */
+export function orderLockKey(plugin: string, orderKey: string): string {
+  return JSON.stringify([plugin, orderKey]);
+}
+
+/**
+ * SQL: takes the transaction-scoped advisory lock of every order key in the text array `param`
+ * (orderLockKey; nulls skipped), in hash order, so two accepts holding common keys cannot
+ * deadlock; one row per lock taken. A delivery insert gated on it numbers a key's deliveries
+ * in the order their accepts commit.
+ */
+export function orderKeyLocksSql(param: string): string {
+  return `SELECT pg_advisory_xact_lock(hashtext('hookd.order.' || current_schema()), h) AS locked
+           FROM (SELECT DISTINCT hashtext(k) AS h FROM unnest(${param}::text[]) AS k WHERE k IS NOT NULL ORDER BY h) AS keys`;
 }

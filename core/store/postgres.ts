@@ -27,7 +27,7 @@ import { HookdError } from "../../sandbox/contract/errors.ts";
 import { debouncedError, dueAtOf, FLOW_COUNTS_SQL, flowColumns, type FlowCount } from "./flow-windows.ts";
 import { kvLimit } from "./kv-limit.ts";
 import * as leases from "./postgres-claims.ts";
-import { AcceptBatcher, isBatchable } from "./postgres-accepts.ts";
+import { AcceptBatcher, isBatchable, orderKeyLocksSql, orderLockKey, startedByLease } from "./postgres-accepts.ts";
 import { FinishBatcher } from "./postgres-finishes.ts";
 import { migrate } from "./postgres-schema.ts";
 import { PostgresWakeup } from "./postgres-wakeup.ts";
@@ -170,11 +170,10 @@ export class PostgresStore implements Store {
     const debounced = event.deliverAt === undefined && deliveries.some((d) => d.flow?.debounce);
     // An external event due now with no flow rules (nearly every event) goes with the others
     // that arrive while earlier accepts commit: one statement and one WAL flush for all of them.
-    const outcome =
-      event.parentId === undefined && !debounced
-        ? isBatchable(event, deliveries)
-          ? await this.accepts.accept(event, deliveries)
-          : await this.insertEvent(this.pool, event, deliveries, null)
+    const outcome = isBatchable(event, deliveries)
+      ? await this.accepts.accept(event, deliveries)
+      : event.parentId === undefined && !debounced
+        ? await this.insertEvent(this.pool, event, deliveries, null)
         : await this.transaction(async (client) => {
             const root = event.parentId === undefined ? null : await countDescendant(client, event);
             const stored = await this.insertEvent(client, event, deliveries, root);
@@ -662,9 +661,7 @@ function DELIVERY_INSERT_CTES(seq: string, first: number, leaseAt: number): stri
   // while it knows of any its claim has not taken): asked here, the partial index of pending
   // deliveries was walked past every entry left by a delivery that started since the last
   // vacuum, twice the buffer reads of the whole accept.
-  return `held AS MATERIALIZED (
-         SELECT pg_advisory_xact_lock(hashtext('hookd.order.' || current_schema()), h) AS locked
-           FROM (SELECT DISTINCT hashtext(k) AS h FROM unnest(${p(0)}::text[]) AS k WHERE k IS NOT NULL ORDER BY h) AS keys),
+  return `held AS MATERIALIZED (${orderKeyLocksSql(p(0))}),
        ins AS (
          INSERT INTO deliveries (event_seq, kind, plugin, target, input, order_key, status, max_attempts, next_at, created_at, updated_at, replay_id,
                                  flow, concurrency_key, concurrency_limit, debounce_key, waiting, attempts, lease_token, lease_until)
@@ -707,13 +704,15 @@ function leaseParams(targets: readonly DeliveryTarget[], event: NewEvent | undef
   return [targets.map((t) => leased(t)?.token ?? null), targets.map((t) => leased(t)?.until ?? null)];
 }
 
-/** Which targets the insert started (`id token` of each running row): each target's lease token is its own. */
+/** Which targets the insert started, from `id token` of each running row (startedByLease). */
 function startedAtAccept(targets: readonly DeliveryTarget[], started: readonly string[]): Array<{ index: number; id: number }> {
-  return started.flatMap((row) => {
-    const [id, token] = row.split(" ");
-    const index = targets.findIndex((t) => t.lease?.token === token);
-    return index < 0 ? [] : [{ index, id: Number(id) }];
-  });
+  return startedByLease(
+    targets,
+    started.map((row) => {
+      const [id, token] = row.split(" ");
+      return { id: Number(id), leaseToken: token ?? null };
+    }),
+  );
 }
 
 /** `dueAt`: a delayed event's due time (its deliveries' next_at); absent, they are due `now`. */
@@ -721,7 +720,7 @@ function deliveryParams(targets: readonly DeliveryTarget[], now: number, replayI
   const values = targets.map(deliveryValues);
   const flows = targets.map((t) => flowColumns(t.flow, debounced));
   return [
-    targets.map((t) => (t.orderKey === undefined ? null : JSON.stringify([t.plugin, t.orderKey]))),
+    targets.map((t) => (t.orderKey === undefined ? null : orderLockKey(t.plugin, t.orderKey))),
     now,
     replayId,
     // kind, plugin, target, input, order_key, max_attempts: one array per column.
