@@ -184,8 +184,11 @@ export class AcceptBatcher {
     // the order their batches commit, and within a batch in the order they came, as the
     // statements for one event give them (DELIVERY_INSERT_CTES in postgres.ts). A delivery with an
     // order key never starts at accept: the claim takes it once its key's earlier ones are done.
+    // A batch without order keys leaves the locks' step out (the batches of nearly every event
+    // have none): two named statements, one per shape.
+    const keyed = deliveries.some((d) => d.orderLock !== null);
     const { rows } = await this.pool.query<{ event_id: string; id: number | null; lease_token: string | null }>({
-      name: "hookd.accept.batch",
+      name: keyed ? "hookd.accept.batch.ordered" : "hookd.accept.batch",
       text: `WITH e AS (
          SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::int[], $7::text[], $8::text[], $9::text[], $10::text[])
            WITH ORDINALITY AS e(id, name, payload, received_at, source, depth, idempotency_key, body_hash, source_user, traceparent, n)),
@@ -197,19 +200,20 @@ export class AcceptBatcher {
        d AS (
          SELECT * FROM unnest($11::int[], $12::text[], $13::text[], $14::text[], $15::text[], $16::text[], $17::int[], $18::text[], $19::bigint[])
            WITH ORDINALITY AS d(n, kind, plugin, target, input, order_key, max_attempts, lease_token, lease_until, m)),
-       held AS MATERIALIZED (${orderKeyLocksSql("$20")}),
+       ${keyed ? `held AS MATERIALIZED (${orderKeyLocksSql("$20")}),` : ""}
        ins AS (
          INSERT INTO deliveries (event_seq, kind, plugin, target, input, order_key, status, max_attempts, next_at, created_at, updated_at, attempts, lease_token, lease_until)
          SELECT ev.seq, d.kind, d.plugin, d.target, d.input, d.order_key, CASE WHEN d.lease_token IS NULL THEN 'pending' ELSE 'running' END, d.max_attempts,
                 e.received_at, e.received_at, e.received_at, CASE WHEN d.lease_token IS NULL THEN 0 ELSE 1 END, d.lease_token, d.lease_until
            FROM d JOIN e ON e.n = d.n JOIN ev ON ev.id = e.id
-          WHERE (SELECT count(*) FROM held) >= 0
+          ${keyed ? "WHERE (SELECT count(*) FROM held) >= 0" : ""}
           ORDER BY d.m
          RETURNING id, event_seq, lease_token)
        SELECT ev.id AS event_id, ins.id, ins.lease_token FROM ev LEFT JOIN ins ON ins.event_seq = ev.seq`,
       values: [
         ...(["id", "name", "payload", "receivedAt", "source", "depth", "idempotencyKey", "bodyHash", "sourceUser", "traceparent"] as const).map((key) => column(events, key)),
-        ...(["event", "kind", "plugin", "target", "input", "orderKey", "maxAttempts", "leaseToken", "leaseUntil", "orderLock"] as const).map((key) => column(deliveries, key)),
+        ...(["event", "kind", "plugin", "target", "input", "orderKey", "maxAttempts", "leaseToken", "leaseUntil"] as const).map((key) => column(deliveries, key)),
+        ...(keyed ? [column(deliveries, "orderLock")] : []),
       ],
     });
     const stored = new Map<string, StoredDeliveries>();
