@@ -62,6 +62,26 @@ describe("accepting events", () => {
     expect(store.lastCommit).toEqual({ writes: 51, synchronous: "FULL" });
   });
 
+  it("leaves no half of an accept that fails after its event row was written, and stores the rest of its commit", async () => {
+    // Hot accepts go without a savepoint each on the commit's first try. This one's event row
+    // goes in and its delivery's does not (NOT NULL on target): the first try is undone and the
+    // commit goes again a savepoint per write, so the failing accept leaves nothing behind.
+    const commitsBefore = store.commits;
+    const writes = Array.from({ length: 30 }, (_, i) =>
+      store.acceptEvent(event(i === 12 ? { id: "ev-broken" } : {}), [handler("a"), ...(i === 12 ? [handler("b", { target: null as unknown as string })] : [])]),
+    );
+    const results = await Promise.allSettled(writes);
+    const rejected = results.flatMap((r, i) => (r.status === "rejected" ? [{ i, error: r.reason as { code?: string } }] : []));
+    expect(rejected).toEqual([{ i: 12, error: expect.objectContaining({ code: "SQLITE_CONSTRAINT_NOTNULL" }) }]);
+    expect(await store.getEvent("ev-broken")).toBeNull();
+    expect(await store.countEvents({})).toBe(29);
+    const runs = await store.listRuns({ limit: 100 });
+    expect(runs).toHaveLength(29);
+    expect(runs.every((r) => r.plugin === "a" && r.status === "pending")).toBe(true);
+    expect(store.commits - commitsBefore).toBe(1);
+    expect(store.lastCommit).toEqual({ writes: 30, synchronous: "FULL" });
+  });
+
   it("uses synchronous=FULL unless told otherwise", async () => {
     await store.acceptEvent(event(), []);
     expect(store.lastCommit?.synchronous).toBe("FULL");

@@ -51,6 +51,29 @@ describe.each(factories)("$name store: deliveries started at accept", (factory) 
     expect(later.kind === "stored" && later.started).toHaveLength(1);
   });
 
+  if (factory.name === "sqlite")
+    it("within one commit too: a delivery that became pending earlier in the commit holds the next leased one back", async () => {
+      // The writer reads each plugin's earliest pending delivery once per commit; what the
+      // commit itself adds or moves back to pending must count all the same.
+      await store.acceptEvent(event({ payload: { did: 0 } }), [handler("a")]);
+      const [running] = await claim(T0);
+      // In this order, in one commit: b stored pending after b's front was read, a's running
+      // delivery back to pending, then a leased delivery of each behind them.
+      const sameCommit = await Promise.all([
+        store.acceptEvent(event({ payload: { did: 1 }, receivedAt: T0 + 1 }), [leased("a"), leased("b")]),
+        store.acceptEvent(event({ payload: { did: 2 }, receivedAt: T0 + 1 }), [handler("b")]),
+        store.acceptEvent(event({ payload: { did: 3 }, receivedAt: T0 + 1 }), [leased("b")]),
+        store.finishDelivery(running!.id, running!.leaseToken, { status: "pending", now: T0 + 1, durationMs: 1, nextAt: T0 + 1, refundAttempt: true, error: { code: "HOOKD_SANDBOX_UNAVAILABLE", message: "x" } }),
+        store.acceptEvent(event({ payload: { did: 4 }, receivedAt: T0 + 2 }), [leased("a")]),
+      ]);
+      const started = (outcome: unknown) => ((outcome as { started?: unknown[] }).started ?? []).length;
+      expect(sameCommit.map(started)).toEqual([2, 0, 0, 0, 0]);
+      expect(sameCommit[3]).toBe(true);
+      // What waits is claimed oldest first, the ones held back after it.
+      const next = await claim(T0 + 3);
+      expect(next.map((d) => `${d.plugin}${(d.event.payload as { did: number }).did}`)).toEqual(["a0", "b2", "b3", "a4"]);
+    });
+
   it("never starts a delivery a rule holds back: an order key, flow control, a delayed event", async () => {
     const held = [
       await store.acceptEvent(event(), [leased("a", { orderKey: "deal-1" })]),
