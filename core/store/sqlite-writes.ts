@@ -298,31 +298,34 @@ function mayStartAtAccept(front: PendingFront, d: DeliveryTarget, event: NewEven
 }
 
 /**
- * Within one commit, each plugin's earliest pending delivery (crash suspects too), read once: a
- * read per accept was a sixth of the writer's time for an accept. A write that may add or move
- * a pending delivery the front cannot follow clears it (keepsPendingFront); an accept that
- * stores one pending drops its plugin's entry. Cleared at every commit's start and end too.
+ * Within one commit, the plugins found with no pending delivery at all (crash suspects
+ * included): their accepts after the first read nothing more. A plugin with pending deliveries
+ * is asked at each accept whether one is ready, as before. A write that may add or move a
+ * pending delivery behind the front's back clears it (keepsPendingFront); an accept that stores
+ * one pending drops its plugin. Cleared at every commit's start and end too.
  */
 class PendingFront {
-  private readonly earliest = new Map<string, number>();
+  private readonly none = new Set<string>();
 
   constructor(private readonly s: WriteStatements) {}
 
   waitingAt(plugin: string, at: number): boolean {
-    let first = this.earliest.get(plugin);
+    if (this.none.has(plugin)) return false;
+    // The first pending delivery in the index's order: the earliest one that is no crash suspect.
+    const first = this.s.firstPending.get(plugin) as { next_at: number } | undefined;
     if (first === undefined) {
-      first = (this.s.firstPending.get({ plugin }) as { first: number | null }).first ?? Number.POSITIVE_INFINITY;
-      this.earliest.set(plugin, first);
+      this.none.add(plugin);
+      return false;
     }
-    return first <= at;
+    return first.next_at <= at || this.s.readyWaiting.get(plugin, at) !== undefined;
   }
 
   added(plugin: string): void {
-    this.earliest.delete(plugin);
+    this.none.delete(plugin);
   }
 
   forget(): void {
-    if (this.earliest.size > 0) this.earliest.clear();
+    if (this.none.size > 0) this.none.clear();
   }
 }
 
@@ -455,12 +458,17 @@ function prepareWriteStatements(db: Database.Database) {
                                attempts, lease_token, lease_until)
        VALUES (?, ?, ?, ?, ?, ?, 'running', ?, ?, ?, ?, 1, ?, ?)`,
     ),
-    // The plugin's earliest pending delivery (crash suspects too): a seek of the pending index per suspect value.
+    // Any pending delivery of the plugin (crash suspects too): the first in the pending index.
+    // (The index's order puts crash suspects last; `suspect IN (0, 1)` makes this one seek, where
+    // `suspect = 0 ORDER BY next_at` took four to six times as long.)
     firstPending: db.prepare(
-      `SELECT min(next_at) AS first FROM (
-         SELECT min(next_at) AS next_at FROM deliveries INDEXED BY deliveries_pending_by_plugin WHERE plugin = @plugin AND status = 'pending' AND suspect = 0
-         UNION ALL
-         SELECT min(next_at) FROM deliveries INDEXED BY deliveries_pending_by_plugin WHERE plugin = @plugin AND status = 'pending' AND suspect = 1)`,
+      `SELECT next_at FROM deliveries INDEXED BY deliveries_pending_by_plugin
+        WHERE plugin = ? AND status = 'pending' AND suspect IN (0, 1) LIMIT 1`,
+    ),
+    // Any ready delivery of the plugin waiting (crash suspects too): one seek of the pending index.
+    readyWaiting: db.prepare(
+      `SELECT 1 FROM deliveries INDEXED BY deliveries_pending_by_plugin
+        WHERE plugin = ? AND status = 'pending' AND suspect IN (0, 1) AND next_at <= ? LIMIT 1`,
     ),
     eventSeqById: db.prepare("SELECT seq FROM events WHERE id = ?"),
     // One plugin's ready deliveries, oldest first, through the index that leads with the plugin.
