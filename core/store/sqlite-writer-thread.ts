@@ -6,7 +6,8 @@ import { createRequire } from "node:module";
 import { parentPort, receiveMessageOnPort, workerData } from "node:worker_threads";
 import type Database from "better-sqlite3";
 import { configureConnection, type Synchronous } from "./sqlite-schema.ts";
-import { createWriteExecutor, type CommitOutcome, type WriteError, type WriteOp } from "./sqlite-writes.ts";
+import { createWriteExecutor, type CommitOutcome, type WriteError } from "./sqlite-writes.ts";
+import { decodeOps, encodeOutcome, type WireOp } from "./sqlite-write-wire.ts";
 
 /** What the writer thread is started with. */
 export interface WriterThreadData {
@@ -16,8 +17,9 @@ export interface WriterThreadData {
   requireFrom: string;
 }
 
-export type ToWriterThread = { id: number; ops: readonly WriteOp[] } | { close: true };
-export type FromWriterThread = { ready: true } | { closed: true } | { id: number; outcome: CommitOutcome } | { id: number; failed: WriteError };
+/** Writes and results in their wire form (sqlite-write-wire.ts). */
+export type ToWriterThread = { id: number; ops: readonly WireOp[] } | { close: true };
+export type FromWriterThread = { ready: true } | { closed: true } | { id: number; outcome: ReturnType<typeof encodeOutcome> } | { id: number; failed: WriteError };
 
 const data = workerData as WriterThreadData;
 const port = parentPort!;
@@ -43,7 +45,7 @@ port.on("message", (first: ToWriterThread) => {
 function commitTogether(commits: Array<Extract<ToWriterThread, { id: number }>>): void {
   let outcome: CommitOutcome;
   try {
-    outcome = executor.commit(commits.flatMap((c) => c.ops));
+    outcome = executor.commit(commits.flatMap((c) => decodeOps(c.ops)));
   } catch (error) {
     // The commit itself failed (disk full, read-only file): none of these writes is stored.
     const code = (error as { code?: unknown }).code;
@@ -55,7 +57,7 @@ function commitTogether(commits: Array<Extract<ToWriterThread, { id: number }>>)
   for (const c of commits) {
     const results = outcome.results.slice(offset, offset + c.ops.length);
     offset += c.ops.length;
-    answer(c.id, { id: c.id, outcome: { ...outcome, results } });
+    answer(c.id, { id: c.id, outcome: encodeOutcome({ ...outcome, results }) });
   }
 }
 

@@ -15,6 +15,7 @@ import type { Synchronous } from "./sqlite-schema.ts";
 import { HookdError } from "../../sandbox/contract/errors.ts";
 import type { FromWriterThread, ToWriterThread, WriterThreadData } from "./sqlite-writer-thread.ts";
 import { createWriteExecutor, type CommitOutcome, type WriteOp } from "./sqlite-writes.ts";
+import { decodeOutcome, encodeOps } from "./sqlite-write-wire.ts";
 
 export interface Writer {
   /** Commits a batch in one transaction; rejects when the commit itself failed. */
@@ -52,7 +53,7 @@ export function threadWriter(file: string, synchronous: Synchronous): Writer {
           const waiter = pending.get(message.id);
           pending.delete(message.id);
           if (pending.size === 0) worker.unref();
-          if ("outcome" in message) waiter?.resolve(message.outcome);
+          if ("outcome" in message) waiter?.resolve(decodeOutcome(message.outcome));
           else waiter?.reject(Object.assign(new Error(message.failed.message), { code: message.failed.code }));
         });
         // A reply that cannot be deserialized here arrives as `messageerror`, without its id.
@@ -90,7 +91,7 @@ export function threadWriter(file: string, synchronous: Synchronous): Writer {
         pending.set(id, { resolve, reject });
         // Held only while a commit is under way: an idle store does not keep a process alive.
         worker.ref();
-        worker.postMessage({ id, ops } satisfies ToWriterThread);
+        worker.postMessage({ id, ops: encodeOps(ops) } satisfies ToWriterThread);
       });
     },
     async close() {
