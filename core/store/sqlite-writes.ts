@@ -76,7 +76,8 @@ export function createWriteExecutor(db: Database.Database, synchronous: Synchron
         // of its whole batch never settled.
         return claim(s, op.options);
       case "finish": {
-        const info = s.finish.run({ id: op.id, token: op.leaseToken, ...finishValues(op.result) });
+        const v = finishValues(op.result);
+        const info = s.finish.run(v.status, v.nextAt, v.error, v.now, v.finishedAt, v.durationMs, v.refund, v.suspect, op.id, op.leaseToken);
         // Run detail: the attempt's activity commits with its outcome, and only if the lease held.
         if (info.changes === 1 && op.result.attempt) s.saveAttempt.run(op.id, ...runAttemptValues(op.result.attempt));
         return info.changes === 1;
@@ -386,7 +387,7 @@ function claim(s: WriteStatements, options: ClaimOptions): ClaimRow[] {
   for (const { row: ready } of ranked) {
     if (claimed.length >= options.limit) break;
     if (!passesFlow(s, ready, options.now)) continue;
-    const row = s.claimOne.get({ id: ready.id, now: options.now, until: options.now + options.leaseMs, token }) as ClaimRow | undefined;
+    const row = s.claimOne.get(token, options.now + options.leaseMs, options.now, ready.id) as ClaimRow | undefined;
     if (row) claimed.push(row);
   }
   return claimed;
@@ -485,10 +486,11 @@ function prepareWriteStatements(db: Database.Database) {
     ),
     // The attempt is counted here, before the run: a run that takes the process down with it
     // still used up an attempt.
+    // Positional, as finish below.
     claimOne: db.prepare(
       `UPDATE deliveries
-          SET status = 'running', attempts = attempts + 1, lease_token = @token, lease_until = @until, updated_at = @now, flow = NULL, waiting = NULL
-        WHERE id = @id AND status = 'pending'
+          SET status = 'running', attempts = attempts + 1, lease_token = ?, lease_until = ?, updated_at = ?, flow = NULL, waiting = NULL
+        WHERE id = ? AND status = 'pending'
        RETURNING id, kind, plugin, target, attempts, max_attempts, lease_token, suspect, input,
                  (SELECT id FROM events WHERE seq = event_seq) AS event_id,
                  (SELECT name FROM events WHERE seq = event_seq) AS event_name,
@@ -498,12 +500,14 @@ function prepareWriteStatements(db: Database.Database) {
                  (SELECT source FROM events WHERE seq = event_seq) AS source,
                  (SELECT source_user FROM events WHERE seq = event_seq) AS source_user`,
     ),
+    // Positional: better-sqlite3 binds named parameters from an object's keys, which took 2 µs
+    // more per finish (6.4-7.1 against 4.3-4.7 µs), and every run ends in one.
     finish: db.prepare(
       `UPDATE deliveries
-          SET status = @status, next_at = @nextAt, last_error = @error, lease_token = NULL, lease_until = NULL,
-              updated_at = @now, finished_at = @finishedAt, duration_ms = @durationMs,
-              attempts = attempts - @refund, suspect = COALESCE(@suspect, suspect)
-        WHERE id = @id AND lease_token = @token AND status = 'running'`,
+          SET status = ?, next_at = ?, last_error = ?, lease_token = NULL, lease_until = NULL,
+              updated_at = ?, finished_at = ?, duration_ms = ?,
+              attempts = attempts - ?, suspect = COALESCE(?, suspect)
+        WHERE id = ? AND lease_token = ? AND status = 'running'`,
     ),
     release: db.prepare(
       `UPDATE deliveries SET status = 'pending', attempts = attempts - 1, lease_token = NULL, lease_until = NULL,
