@@ -91,7 +91,14 @@ export function threadWriter(file: string, synchronous: Synchronous): Writer {
         pending.set(id, { resolve, reject });
         // Held only while a commit is under way: an idle store does not keep a process alive.
         worker.ref();
-        worker.postMessage({ id, ops: encodeOps(ops) } satisfies ToWriterThread);
+        try {
+          worker.postMessage({ id, ops: encodeOps(ops) } satisfies ToWriterThread);
+        } catch (error) {
+          // Not sent (a value structured clone refuses): nothing waits for its answer.
+          pending.delete(id);
+          if (pending.size === 0) worker.unref();
+          throw error;
+        }
       });
     },
     async close() {

@@ -157,6 +157,10 @@ export function createWriteExecutor(db: Database.Database, synchronous: Synchron
     try {
       results.push({ ok: true, value: guarded ? inSavepoint(op) : run(op) });
     } catch (error) {
+      // Some errors (a full disk, an I/O error, no memory) make SQLite roll back the whole
+      // transaction by itself: what follows would run outside of it, each statement committing
+      // on its own. The commit fails as a whole instead, with nothing of it stored.
+      if (!db.inTransaction) throw error;
       results.push({ ok: false, error: describeError(error) });
     }
   };
@@ -176,7 +180,7 @@ export function createWriteExecutor(db: Database.Database, synchronous: Synchron
       try {
         results.push({ ok: true, value: run(op) });
       } catch (error) {
-        throw new RetryGuarded(error);
+        throw db.inTransaction ? new RetryGuarded(error) : error;
       }
     }
   });

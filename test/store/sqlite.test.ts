@@ -82,6 +82,33 @@ describe("accepting events", () => {
     expect(store.lastCommit).toEqual({ writes: 30, synchronous: "FULL" });
   });
 
+  it("fails a commit as a whole when SQLite rolls its transaction back by itself, and stores nothing of it", async () => {
+    // A full disk or an I/O error makes SQLite roll back the whole transaction, not just the
+    // failing statement; RAISE(ROLLBACK) in a trigger does the same on purpose. Writes after it
+    // must not run outside the transaction, each committing on its own (half an accept stored).
+    store.db.exec(`CREATE TRIGGER stand_in_for_a_full_disk BEFORE INSERT ON kv WHEN NEW.key = 'boom'
+                   BEGIN SELECT RAISE(ROLLBACK, 'disk full (stand-in)'); END`);
+    const broken = (id: string) => event({ id }) satisfies NewEvent;
+    for (const order of ["kv first", "kv between"] as const) {
+      const accepts = [
+        () => store.acceptEvent(broken(`${order}-1`), [handler("a")]),
+        () => store.acceptEvent(broken(`${order}-2`), [handler("a"), handler("b", { target: null as unknown as string })]),
+      ];
+      const kv = () => store.kvSet("p", "boom", 1);
+      const writes = order === "kv first" ? [kv(), accepts[0]!(), accepts[1]!()] : [accepts[0]!(), kv(), accepts[1]!()];
+      const results = await Promise.allSettled(writes);
+      expect(results.map((r) => r.status)).toEqual(["rejected", "rejected", "rejected"]);
+      expect(results.map((r) => (r as PromiseRejectedResult).reason?.message)).toEqual(Array(3).fill("disk full (stand-in)"));
+    }
+    expect(await store.countEvents({})).toBe(0);
+    expect(await store.listRuns({ limit: 10 })).toEqual([]);
+    expect(await store.kvGet("p", "boom")).toBeUndefined();
+    // The store goes on once the cause is gone.
+    store.db.exec("DROP TRIGGER stand_in_for_a_full_disk");
+    expect((await store.acceptEvent(event(), [handler("a")])).kind).toBe("stored");
+    expect(await store.countEvents({})).toBe(1);
+  });
+
   it("uses synchronous=FULL unless told otherwise", async () => {
     await store.acceptEvent(event(), []);
     expect(store.lastCommit?.synchronous).toBe("FULL");
