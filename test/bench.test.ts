@@ -70,6 +70,19 @@ describe("bench targets", () => {
     expect(byId["schedules"]).toMatchObject({ holds: false });
   });
 
+  it("says what bounds the Node-RED and CPU targets on the machine: the bare route's rate, the route plus one isolate call", () => {
+    const checks = checkTargets({
+      core: {
+        ratios: { e2eVsNodeRed: { ratio: 0.6, of: "" } },
+        baselines: { bareFastify: figure([9000], "req/s"), nodeRed: figure([4000], "req/s") },
+        cpuPerEvent: { hookd1: figure([400], "µs CPU/event"), bareFastify: figure([95], "µs CPU/event"), isolatedVmDirect: figure([34], "µs CPU/event") },
+      },
+    });
+    const byId = Object.fromEntries(checks.map((c) => [c.id, c]));
+    expect(byId["e2e-vs-node-red"]!.verdict).toContain("the bare fastify route itself is 2.25 x Node-RED on this machine");
+    expect(byId["cpu-per-event"]!.verdict).toContain("the floor on this machine: bare route 95 + one isolate call 34 = 129 µs");
+  });
+
   it("holds a strict bar strictly and says why a skipped module's target is not measured", () => {
     const checks = checkTargets({
       core: { hookd: { startupMs: { "100": figure([1500], "ms") } } },

@@ -66,6 +66,8 @@ describe.each(factories)("$name store: deliveries started at accept", (factory) 
         store.finishDelivery(running!.id, running!.leaseToken, { status: "pending", now: T0 + 1, durationMs: 1, nextAt: T0 + 1, refundAttempt: true, error: { code: "HOOKD_SANDBOX_UNAVAILABLE", message: "x" } }),
         store.acceptEvent(event({ payload: { did: 4 }, receivedAt: T0 + 2 }), [leased("a")]),
       ]);
+      // All five in one commit (the writes of one turn go together).
+      expect((store as unknown as { lastCommit?: { writes: number } }).lastCommit?.writes).toBe(5);
       const started = (outcome: unknown) => ((outcome as { started?: unknown[] }).started ?? []).length;
       expect(sameCommit.map(started)).toEqual([2, 0, 0, 0, 0]);
       expect(sameCommit[3]).toBe(true);
