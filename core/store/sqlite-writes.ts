@@ -316,7 +316,8 @@ class PendingFront {
 
   waitingAt(plugin: string, at: number): boolean {
     if (this.none.has(plugin)) return false;
-    // The first pending delivery in the index's order: the earliest one that is no crash suspect.
+    // The first pending delivery in the index's order: the earliest that is no crash suspect (the
+    // earliest crash suspect when there are only those).
     const first = this.s.firstPending.get(plugin) as { next_at: number } | undefined;
     if (first === undefined) {
       this.none.add(plugin);
