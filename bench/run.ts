@@ -51,8 +51,9 @@ const { values } = parseArgs({
 });
 
 const mode: "quick" | "full" = values.quick && !values.full ? "quick" : "full";
-const bounds = values.profile ? withProfiling(BOUNDS[mode]) : BOUNDS[mode];
 const only = values.only?.split(",").map((s) => s.trim()).filter(Boolean);
+const found = discoverModules(BENCH_DIR).filter((m) => !only || only.includes(m.name));
+const bounds = values.profile ? withProfiling(BOUNDS[mode], found.length) : BOUNDS[mode];
 const command = `npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(" ")}` : ""}`;
 
 process.on("SIGINT", () => {
@@ -65,7 +66,6 @@ const deadline = Date.now() + bounds.total * 1000;
 const machine = describeMachine();
 const profileDir = values.profile ? path.join(values.out, `profiles-${stamp(startedAt)}`) : undefined;
 
-const found = discoverModules(BENCH_DIR).filter((m) => !only || only.includes(m.name));
 const missing = EXPECTED_MODULES.filter((name) => (!only || only.includes(name)) && !found.some((m) => m.name === name));
 log(`hookd bench, ${mode} mode: ${found.map((m) => m.name).join(", ") || "no modules"}${missing.length ? ` (missing: ${missing.join(", ")})` : ""}`);
 const boundsNote = boundsOverTotal(found.map((m) => m.name));
@@ -132,8 +132,7 @@ log(`targets: ${held} of ${run.targets.length} hold${unknown ? `, ${unknown} not
 process.exit(0);
 
 /** The bounds of a profiled run: each module's grows by what profiling adds, the run's by their sum. */
-function withProfiling(plain: (typeof BOUNDS)[keyof typeof BOUNDS]): (typeof BOUNDS)[keyof typeof BOUNDS] {
-  const modules = discoverModules(BENCH_DIR).length;
+function withProfiling(plain: (typeof BOUNDS)[keyof typeof BOUNDS], modules: number): (typeof BOUNDS)[keyof typeof BOUNDS] {
   return {
     ...plain,
     core: plain.core + PROFILE_ALLOWANCE.core,

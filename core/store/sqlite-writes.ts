@@ -62,7 +62,9 @@ export interface WriteExecutor {
 export function createWriteExecutor(db: Database.Database, synchronous: Synchronous): WriteExecutor {
   const s = prepareWriteStatements(db);
   let current: Synchronous = synchronous;
-  const front = new PendingFront(s);
+  // One per pass of a commit (a retried pass starts afresh): between commits another connection
+  // may write (the CLI's repair, a second store).
+  let front = new PendingFront(s);
 
   const run = (op: WriteOp): unknown => {
     if (!keepsPendingFront(op)) front.forget();
@@ -202,17 +204,14 @@ export function createWriteExecutor(db: Database.Database, synchronous: Synchron
       let results: WriteResult[] = [];
       const started = performance.now();
       try {
-        front.forget();
+        front = new PendingFront(s);
         commitUnguarded.immediate(ops, results);
       } catch (error) {
         // Anything else is the commit's own failure (BEGIN or COMMIT): no write of it is stored.
         if (!(error instanceof RetryGuarded)) throw error;
         results = [];
-        front.forget();
+        front = new PendingFront(s);
         commitGuarded.immediate(ops, results);
-      } finally {
-        // Another connection may write between commits (the CLI's repair, a second store).
-        front.forget();
       }
       return { results, synchronous: current, durationMs: performance.now() - started };
     },
@@ -307,7 +306,7 @@ function mayStartAtAccept(front: PendingFront, d: DeliveryTarget, event: NewEven
  * included): their accepts after the first read nothing more. A plugin with pending deliveries
  * is asked at each accept whether one is ready, as before. A write that may add or move a
  * pending delivery behind the front's back clears it (keepsPendingFront); an accept that stores
- * one pending drops its plugin. Cleared at every commit's start and end too.
+ * one pending drops its plugin. Each pass of a commit has its own.
  */
 class PendingFront {
   private readonly none = new Set<string>();
