@@ -1,5 +1,6 @@
 // The compiled build as the daemon runs it: bin/hookd.js and its sandbox process load dist/'s
 // JavaScript and never a TypeScript loader; the package's exports point at dist/ with types.
+import { execFileSync } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -48,6 +49,14 @@ describe("the compiled build", () => {
     for (const lines of traces) {
       expect(lines.filter((line) => /\/tsx\//.test(line) || /\.ts$/.test(line) && !line.includes("/plugins/") && !line.endsWith("events.config.ts"))).toEqual([]);
     }
+  });
+
+  it("loads the daemon's modules without Node's fetch implementation, which only a plugin's fetch needs", () => {
+    // An ES import of node:http builds its facade, which reads the lazy exports and loads undici:
+    // about 35 ms of every start-up (core/fetch/guarded-transport.ts takes node:http another way).
+    const script = `await import(${JSON.stringify(pathToFileURL(path.join(REPO, "dist/core/daemon.js")).href)}); process.stdout.write(JSON.stringify(process.moduleLoadList.filter((m) => m.includes("undici"))));`;
+    const loaded = execFileSync(process.execPath, ["--input-type=module", "-e", script], { encoding: "utf8", timeout: 60_000 });
+    expect(JSON.parse(loaded)).toEqual([]);
   });
 
   it("tells a missing build and a stale one apart from a current one", () => {

@@ -12,8 +12,16 @@ import { HookdError } from "../../sandbox/contract/errors.ts";
 // ajv-formats is CommonJS with `exports.default`; under ESM interop the function may sit one level down.
 const addFormats = ((addFormatsModule as unknown as { default?: unknown }).default ?? addFormatsModule) as typeof addFormatsModule;
 
-const ajv = new Ajv2020({ allErrors: true, strict: false, validateSchema: false });
-addFormats(ajv);
+// Made at the first action with an input schema: building it (its formats included) was about
+// 20 ms of every start-up, for daemons that may have no such action.
+let ajv: Ajv2020 | undefined;
+function validatorCompiler(): Ajv2020 {
+  if (!ajv) {
+    ajv = new Ajv2020({ allErrors: true, strict: false, validateSchema: false });
+    addFormats(ajv);
+  }
+  return ajv;
+}
 
 /** Compiled per schema object: a reloaded plugin brings a new object, an unchanged one is reused. */
 const compiled = new WeakMap<object, ValidateFunction | null>();
@@ -40,7 +48,7 @@ function compile(schema: unknown): ValidateFunction | undefined {
   if (!compiled.has(schema)) {
     let validate: ValidateFunction | null;
     try {
-      validate = ajv.compile(schema as object);
+      validate = validatorCompiler().compile(schema as object);
     } catch {
       // A schema ajv cannot compile leaves the check to the isolate.
       validate = null;
