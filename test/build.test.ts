@@ -52,8 +52,8 @@ describe("the compiled build", () => {
   });
 
   it("loads the daemon's modules without Node's fetch implementation, which only a plugin's fetch needs", () => {
-    // An ES import of node:http builds its facade, which reads the lazy exports and loads undici:
-    // about 35 ms of every start-up (core/fetch/guarded-transport.ts takes node:http another way).
+    // An ES import of node:http builds its facade, which reads the lazy exports and loads undici
+    // at every start-up (core/fetch/guarded-transport.ts takes node:http another way).
     const script = `await import(${JSON.stringify(pathToFileURL(path.join(REPO, "dist/core/daemon.js")).href)}); process.stdout.write(JSON.stringify(process.moduleLoadList.filter((m) => m.includes("undici"))));`;
     const loaded = execFileSync(process.execPath, ["--input-type=module", "-e", script], { encoding: "utf8", timeout: 60_000 });
     expect(JSON.parse(loaded)).toEqual([]);

@@ -20,8 +20,8 @@ import zlib from "node:zlib";
 import { HookdError } from "../../sandbox/contract/errors.ts";
 
 // Not `import http from "node:http"`: an ES import of node:http builds its module facade, which
-// reads the lazy exports too and so loads Node's whole fetch implementation (undici), about 35 ms
-// of every start-up, for a transport that serves only the plugins' fetches.
+// reads the lazy exports too and so loaded Node's whole fetch implementation (undici) at every
+// start-up, for a transport that serves only the plugins' fetches.
 const http = process.getBuiltinModule("node:http");
 
 /** Addresses only a host the config allows reaches: loopback, private, link-local, and the like. */

@@ -12,8 +12,8 @@ import { HookdError } from "../../sandbox/contract/errors.ts";
 // ajv-formats is CommonJS with `exports.default`; under ESM interop the function may sit one level down.
 const addFormats = ((addFormatsModule as unknown as { default?: unknown }).default ?? addFormatsModule) as typeof addFormatsModule;
 
-// Made at the first action with an input schema: building it (its formats included) was about
-// 20 ms of every start-up, for daemons that may have no such action.
+// Made at the first action with an input schema, not at every start-up (its formats included),
+// for daemons that may have no such action.
 let ajv: Ajv2020 | undefined;
 function validatorCompiler(): Ajv2020 {
   if (!ajv) {
