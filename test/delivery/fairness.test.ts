@@ -92,6 +92,10 @@ describe.each(stores)("fair share of the dispatcher (%s store)", (storeKind) => 
       posted.push(n);
     }
     await waitUntil(() => handledPings() >= PINGS, { timeoutMs: 120_000, what: () => `${PINGS} pings handled (have ${handledPings()})` });
+    // A handler's log line comes from inside its run; the run's outcome is recorded after it, with
+    // the next group commit. Wait for the state asserted below, not for the line.
+    let pingsDone = 0;
+    await waitUntil(async () => (pingsDone = (await runsOf("bystander", "done")).length) >= PINGS, { timeoutMs: 60_000, what: () => `${PINGS} ping runs recorded done (have ${pingsDone})` });
 
     // Every ping was done while no slow run had finished and the slow plugin never took the kept slot.
     expect(held.length).toBe(CONCURRENCY - 1);
